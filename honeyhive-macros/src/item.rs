@@ -1,0 +1,177 @@
+//! The annotated item: a function with a body, and what the expansions need to know of it.
+
+use proc_macro2::TokenStream;
+use syn::visit_mut::VisitMut;
+use syn::{Expr, FnArg, Ident, ItemFn, Pat, ReturnType, Stmt, Type};
+
+use crate::errors::Errors;
+
+/// A function an attribute was put on.
+pub(crate) struct Function {
+    pub(crate) item: ItemFn,
+}
+
+/// One named argument of the function.
+pub(crate) struct Arg {
+    pub(crate) ident: Ident,
+    /// The argument's type, for error messages at the user's tokens.
+    pub(crate) ty: Type,
+}
+
+impl Function {
+    /// Parses `tokens` as a function with a body, or says at the user's tokens why not.
+    pub(crate) fn parse(
+        macro_name: &str,
+        tokens: TokenStream,
+        errors: &mut Errors,
+    ) -> Option<Self> {
+        let item: ItemFn = match syn::parse2(tokens.clone()) {
+            Ok(item) => item,
+            Err(_) => {
+                let what = describe(&tokens);
+                errors.error(
+                    first_tokens(&tokens),
+                    format!(
+                        "#[{macro_name}] can only be applied to functions with a body, not {what}"
+                    ),
+                );
+                return None;
+            }
+        };
+        if let Some(constness) = &item.sig.constness {
+            errors.error(
+                constness,
+                format!("#[{macro_name}] cannot be applied to a `const fn`: spans are recorded at run time, and a const fn may run at compile time"),
+            );
+        }
+        if let Some(variadic) = &item.sig.variadic {
+            errors.error(
+                variadic,
+                format!("#[{macro_name}] cannot be applied to a variadic function"),
+            );
+        }
+        Some(Function { item })
+    }
+
+    pub(crate) fn is_async(&self) -> bool {
+        self.item.sig.asyncness.is_some()
+    }
+
+    /// The named arguments, in order; `self` and destructuring patterns are not included.
+    pub(crate) fn args(&self) -> Vec<Arg> {
+        self.item
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                FnArg::Typed(pt) => match &*pt.pat {
+                    Pat::Ident(pi) if pi.subpat.is_none() => Some(Arg {
+                        ident: pi.ident.clone(),
+                        ty: (*pt.ty).clone(),
+                    }),
+                    _ => None,
+                },
+                FnArg::Receiver(_) => None,
+            })
+            .collect()
+    }
+
+    /// The declared return type, if any.
+    pub(crate) fn return_type(&self) -> Option<&Type> {
+        match &self.item.sig.output {
+            ReturnType::Default => None,
+            ReturnType::Type(_, ty) => Some(ty),
+        }
+    }
+
+    /// Whether the body is `#[async_trait]`'s `Box::pin(async move { .. })`.
+    pub(crate) fn async_trait_block_ref(&self) -> bool {
+        let Some(Stmt::Expr(Expr::Call(call), None)) = self.item.block.stmts.last() else {
+            return false;
+        };
+        let Expr::Path(func) = &*call.func else {
+            return false;
+        };
+        let n = func.path.segments.len();
+        n >= 2
+            && func.path.segments[n - 2].ident == "Box"
+            && func.path.segments[n - 1].ident == "pin"
+            && call.args.len() == 1
+            && matches!(call.args.first(), Some(Expr::Async(block)) if block.capture.is_some())
+    }
+
+    /// The `async move { .. }` block of a method rewritten by `#[async_trait]`, which returns
+    /// `Box::pin(async move { .. })`: that block is what must be instrumented.
+    pub(crate) fn async_trait_block(&mut self) -> Option<&mut syn::ExprAsync> {
+        if !self.async_trait_block_ref() {
+            return None;
+        }
+        let Some(Stmt::Expr(Expr::Call(call), None)) = self.item.block.stmts.last_mut() else {
+            return None;
+        };
+        match call.args.first_mut() {
+            Some(Expr::Async(block)) => Some(block),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `ty` mentions `impl Trait` (which cannot be written in a `let` annotation).
+pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_impl_trait_mut(&mut self, _: &mut syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
+}
+
+/// The name a user would give the item, for "not a function" errors.
+fn describe(tokens: &TokenStream) -> String {
+    let words: Vec<String> = tokens
+        .clone()
+        .into_iter()
+        .filter_map(|tt| match tt {
+            proc_macro2::TokenTree::Ident(i) => Some(i.to_string()),
+            _ => None,
+        })
+        .collect();
+    let kinds = [
+        ("struct", "a struct"),
+        ("enum", "an enum"),
+        ("trait", "a trait"),
+        ("impl", "an impl block"),
+        ("mod", "a module"),
+        ("static", "a static"),
+        ("const", "a const item"),
+        ("type", "a type alias"),
+        ("union", "a union"),
+        ("use", "a use declaration"),
+        ("fn", "a function without a body"),
+    ];
+    for word in &words {
+        if let Some((_, what)) = kinds.iter().find(|(k, _)| k == word) {
+            return (*what).to_owned();
+        }
+    }
+    "this item".to_owned()
+}
+
+/// Where a "not a function" error is shown: the item's keyword and name (`struct Foo`), or the
+/// whole item when there is no keyword.
+fn first_tokens(tokens: &TokenStream) -> TokenStream {
+    let trees: Vec<proc_macro2::TokenTree> = tokens.clone().into_iter().collect();
+    let keywords = [
+        "struct", "enum", "trait", "impl", "mod", "static", "const", "type", "union", "use", "fn",
+    ];
+    let start = trees.iter().position(
+        |tt| matches!(tt, proc_macro2::TokenTree::Ident(i) if keywords.contains(&i.to_string().as_str())),
+    );
+    match start {
+        Some(i) => trees[i..trees.len().min(i + 2)].iter().cloned().collect(),
+        None => tokens.clone(),
+    }
+}

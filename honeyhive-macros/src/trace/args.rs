@@ -1,0 +1,323 @@
+//! The arguments of `#[trace(...)]`.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, Lit, LitStr, Token};
+
+use crate::errors::Errors;
+
+const KEYS: &[&str] = &[
+    "name",
+    "event_type",
+    "sample_rate",
+    "skip",
+    "skip_all",
+    "skip_output",
+    "metadata",
+    "crate",
+];
+
+/// HoneyHive's event types; the first four are HoneyHive's own, the rest are span kinds that
+/// OpenInference and Phoenix render.
+pub(crate) const EVENT_TYPES: &[(&str, &str)] = &[
+    ("model", "Model"),
+    ("tool", "Tool"),
+    ("chain", "Chain"),
+    ("session", "Session"),
+    ("agent", "Agent"),
+    ("retriever", "Retriever"),
+    ("embedding", "Embedding"),
+    ("evaluator", "Evaluator"),
+    ("guardrail", "Guardrail"),
+];
+
+/// One value, with the tokens it came from (for errors at the user's tokens).
+pub(crate) struct Spanned<T> {
+    pub(crate) tokens: TokenStream,
+    pub(crate) value: T,
+}
+
+/// An argument that may be given once; a second time is an error at the second.
+pub(crate) struct Once<T> {
+    key: &'static str,
+    value: Option<Spanned<T>>,
+}
+
+impl<T> Once<T> {
+    fn new(key: &'static str) -> Self {
+        Once { key, value: None }
+    }
+
+    fn set(&mut self, errors: &mut Errors, at: &Ident, value: T) {
+        if self.value.is_some() {
+            errors.error(at, format!("duplicate argument `{}`", self.key));
+        } else {
+            self.value = Some(Spanned {
+                tokens: at.to_token_stream(),
+                value,
+            });
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&Spanned<T>> {
+        self.value.as_ref()
+    }
+}
+
+/// A `metadata(key = expr)` entry.
+pub(crate) struct MetadataEntry {
+    pub(crate) key: Ident,
+    pub(crate) value: Expr,
+}
+
+pub(crate) struct TraceArgs {
+    pub(crate) name: Once<LitStr>,
+    /// The variant of `EventType`.
+    pub(crate) event_type: Once<&'static str>,
+    pub(crate) sample_rate: Once<f64>,
+    pub(crate) skip: Once<Vec<Ident>>,
+    pub(crate) skip_all: Once<()>,
+    pub(crate) skip_output: Once<()>,
+    pub(crate) metadata: Once<Vec<MetadataEntry>>,
+    pub(crate) krate: Once<syn::Path>,
+}
+
+/// What follows a key.
+enum Value {
+    None,
+    Eq(Expr),
+    List(TokenStream),
+}
+
+impl TraceArgs {
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Option<Self> {
+        let raw = match Parser::parse2(parse_raw, tokens) {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(e);
+                return None;
+            }
+        };
+        let mut args = TraceArgs {
+            name: Once::new("name"),
+            event_type: Once::new("event_type"),
+            sample_rate: Once::new("sample_rate"),
+            skip: Once::new("skip"),
+            skip_all: Once::new("skip_all"),
+            skip_output: Once::new("skip_output"),
+            metadata: Once::new("metadata"),
+            krate: Once::new("crate"),
+        };
+        for (key, value) in raw {
+            args.interpret(&key, value, errors);
+        }
+        Some(args)
+    }
+
+    fn interpret(&mut self, key: &Ident, value: Value, errors: &mut Errors) {
+        let k = key.to_string();
+        match (k.as_str(), value) {
+            ("name", Value::Eq(e)) => {
+                if let Some(s) = lit_str(&e, "name", errors) {
+                    if s.value().is_empty() {
+                        errors.error(&s, "the span name cannot be empty");
+                    }
+                    self.name.set(errors, key, s);
+                }
+            }
+            ("event_type", Value::Eq(e)) => {
+                if let Some(s) = lit_str(&e, "event_type", errors) {
+                    match EVENT_TYPES.iter().find(|(name, _)| *name == s.value()) {
+                        Some((_, variant)) => self.event_type.set(errors, key, variant),
+                        None => errors.error(&s, unknown_event_type(&s.value())),
+                    }
+                }
+            }
+            ("sample_rate", Value::Eq(e)) => {
+                if let Some(rate) = sample_rate(&e, errors) {
+                    self.sample_rate.set(errors, key, rate);
+                }
+            }
+            ("crate", Value::Eq(e)) => {
+                if let Some(s) = lit_str(&e, "crate", errors) {
+                    match s.parse::<syn::Path>() {
+                        Ok(path) => self.krate.set(errors, key, path),
+                        Err(_) => errors.error(
+                            &s,
+                            "`crate` must be a path, e.g. `crate = \"my_honeyhive\"`",
+                        ),
+                    }
+                }
+            }
+            ("skip", Value::List(list)) => {
+                match Parser::parse2(Punctuated::<Ident, Token![,]>::parse_terminated, list) {
+                    Ok(idents) => self.skip.set(errors, key, idents.into_iter().collect()),
+                    Err(e) => errors.push(syn::Error::new(
+                        e.span(),
+                        "expected argument names: `skip(a, b)`",
+                    )),
+                }
+            }
+            ("metadata", Value::List(list)) => match Parser::parse2(parse_metadata, list) {
+                Ok(entries) => self.metadata.set(errors, key, entries),
+                Err(e) => errors.push(e),
+            },
+            ("skip_all", Value::None) => self.skip_all.set(errors, key, ()),
+            ("skip_output", Value::None) => self.skip_output.set(errors, key, ()),
+            ("name" | "event_type" | "sample_rate" | "crate", _) => {
+                errors.error(key, format!("expected `{k} = <value>`"));
+            }
+            ("skip" | "metadata", _) => {
+                errors.error(key, format!("expected `{k}(...)`"));
+            }
+            ("skip_all" | "skip_output", _) => {
+                errors.error(key, format!("`{k}` takes no value"));
+            }
+            _ => errors.error(key, unknown_key(&k)),
+        }
+    }
+}
+
+fn unknown_key(key: &str) -> String {
+    let list = KEYS
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match did_you_mean(key, KEYS.iter().copied()) {
+        Some(guess) => {
+            format!("unknown argument `{key}`; did you mean `{guess}`? Expected one of {list}")
+        }
+        None => format!("unknown argument `{key}`; expected one of {list}"),
+    }
+}
+
+fn unknown_event_type(value: &str) -> String {
+    let list = EVENT_TYPES
+        .iter()
+        .map(|(k, _)| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match did_you_mean(value, EVENT_TYPES.iter().map(|(k, _)| *k)) {
+        Some(guess) => format!(
+            "unknown event type \"{value}\"; did you mean \"{guess}\"? Expected one of {list}"
+        ),
+        None => format!("unknown event type \"{value}\"; expected one of {list}"),
+    }
+}
+
+/// The closest candidate within a small edit distance.
+fn did_you_mean<'a>(input: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let input = input.to_ascii_lowercase();
+    candidates
+        .map(|c| (edit_distance(&input, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn lit_str(e: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr> {
+    if let Expr::Lit(lit) = e
+        && let Lit::Str(s) = &lit.lit
+    {
+        return Some(s.clone());
+    }
+    errors.error(
+        e,
+        format!("`{key}` must be a string literal, e.g. `{key} = \"...\"`"),
+    );
+    None
+}
+
+fn sample_rate(e: &Expr, errors: &mut Errors) -> Option<f64> {
+    let parsed = match e {
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Float(f) => f.base10_parse::<f64>().ok(),
+            Lit::Int(i) => i.base10_parse::<f64>().ok(),
+            _ => None,
+        },
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Some(-1.0),
+        _ => None,
+    };
+    match parsed {
+        Some(rate) if (0.0..=1.0).contains(&rate) => Some(rate),
+        Some(_) => {
+            errors.error(
+                e,
+                "`sample_rate` must be between 0 and 1, e.g. `sample_rate = 0.25`",
+            );
+            None
+        }
+        None => {
+            errors.error(
+                e,
+                "`sample_rate` must be a number literal between 0 and 1, e.g. `sample_rate = 0.25`",
+            );
+            None
+        }
+    }
+}
+
+fn parse_raw(input: ParseStream) -> syn::Result<Vec<(Ident, Value)>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        // `crate` is a keyword; accept it as a key like the others.
+        let key = Ident::parse_any(input).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected an argument: one of {}", KEYS.join(", ")),
+            )
+        })?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Value::Eq(input.parse::<Expr>()?)
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            Value::List(content.parse::<TokenStream>()?)
+        } else {
+            Value::None
+        };
+        out.push((key, value));
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(out)
+}
+
+fn parse_metadata(input: ParseStream) -> syn::Result<Vec<MetadataEntry>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let key: Ident = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected `key = <expression>` in `metadata(...)`")
+        })?;
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        out.push(MetadataEntry { key, value });
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(out)
+}

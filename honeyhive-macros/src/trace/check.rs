@@ -1,0 +1,116 @@
+//! Rules that involve both the arguments and the function; the result is a plan that
+//! `expand` follows without further checks.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Ident, LitStr, Type};
+
+use super::args::{MetadataEntry, TraceArgs};
+use crate::errors::Errors;
+use crate::item::Function;
+
+/// Everything the expansion needs, already validated.
+pub(crate) struct Plan<'a> {
+    pub(crate) krate: TokenStream,
+    pub(crate) name: LitStr,
+    pub(crate) event_type: Ident,
+    pub(crate) sample_rate: Option<f64>,
+    /// Arguments to record, with their types (for errors at the user's tokens).
+    pub(crate) inputs: Vec<(Ident, Type)>,
+    pub(crate) metadata: Vec<&'a MetadataEntry>,
+    pub(crate) record_output: bool,
+}
+
+pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut Errors) -> Plan<'a> {
+    let all_args = function.args();
+    let skip_all = args.skip_all.get().is_some();
+    let mut skipped: Vec<&Ident> = Vec::new();
+    if let Some(skip) = args.skip.get() {
+        if let Some(all) = args.skip_all.get() {
+            errors.error(
+                &all.tokens,
+                "`skip_all` already skips every argument; remove `skip(...)` or `skip_all`",
+            );
+        }
+        for ident in &skip.value {
+            if ident == "self" {
+                continue;
+            }
+            if all_args.iter().any(|a| a.ident == *ident) {
+                if skipped.contains(&ident) {
+                    errors.error(ident, format!("`{ident}` is skipped twice"));
+                }
+                skipped.push(ident);
+            } else {
+                let names: Vec<String> =
+                    all_args.iter().map(|a| format!("`{}`", a.ident)).collect();
+                let known = if names.is_empty() {
+                    "the function has no named arguments".to_owned()
+                } else {
+                    format!("arguments are {}", names.join(", "))
+                };
+                errors.error(
+                    ident,
+                    format!("cannot skip `{ident}`: there is no such argument; {known}"),
+                );
+            }
+        }
+    }
+    let inputs = if skip_all {
+        Vec::new()
+    } else {
+        all_args
+            .into_iter()
+            .filter(|a| !skipped.contains(&&a.ident) && !a.ident.to_string().starts_with('_'))
+            .map(|a| (a.ident, a.ty))
+            .collect()
+    };
+    let mut metadata: Vec<&MetadataEntry> = Vec::new();
+    if let Some(entries) = args.metadata.get() {
+        for entry in &entries.value {
+            if metadata.iter().any(|m| m.key == entry.key) {
+                errors.error(
+                    &entry.key,
+                    format!("duplicate metadata key `{}`", entry.key),
+                );
+            }
+            metadata.push(entry);
+        }
+    }
+    let krate = args.krate.get().map_or_else(
+        || quote!(::honeyhive_runtime),
+        |k| {
+            let path = &k.value;
+            quote!(#path)
+        },
+    );
+    let name = args.name.get().map_or_else(
+        || {
+            LitStr::new(
+                &unraw(&function.item.sig.ident),
+                function.item.sig.ident.span(),
+            )
+        },
+        |n| n.value.clone(),
+    );
+    let event_type = Ident::new(
+        args.event_type.get().map_or("Tool", |e| e.value),
+        proc_macro2::Span::call_site(),
+    );
+    Plan {
+        krate,
+        name,
+        event_type,
+        sample_rate: args.sample_rate.get().map(|r| r.value),
+        inputs,
+        metadata,
+        record_output: args.skip_output.get().is_none(),
+    }
+}
+
+/// `r#type` is recorded as `type`.
+pub(crate) fn unraw(ident: &Ident) -> String {
+    let s = ident.to_string();
+    s.strip_prefix("r#")
+        .map_or_else(|| s.clone(), str::to_owned)
+}

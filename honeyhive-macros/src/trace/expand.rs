@@ -1,0 +1,172 @@
+//! Code generation for `#[trace]`. Validates nothing: `check` did.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::args::TraceArgs;
+use super::check::{Plan, unraw};
+use crate::item::{Function, contains_impl_trait};
+
+pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
+    let krate = &plan.krate;
+    let meta = meta(plan);
+    let inputs = capture_inputs(plan);
+    let output = capture_output(
+        plan,
+        function.return_type().is_some() || function.async_trait_block_ref(),
+    );
+
+    if let Some(block) = function.async_trait_block() {
+        // `#[async_trait]` turned `async fn` into `fn -> Pin<Box<dyn Future>>` returning
+        // `Box::pin(async move { body })`: instrument that future, not its creation.
+        let inner = block.block.clone();
+        let attrs = &block.attrs;
+        let new_block: syn::ExprAsync = syn::parse_quote! {
+            #(#attrs)*
+            async move {
+                let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(__hh_span, async move #inner).await;
+                #output
+                __hh_ret
+            }
+        };
+        *block = new_block;
+        let item = &mut function.item;
+        let stmts = &item.block.stmts;
+        let body: syn::Block = syn::parse_quote! {{
+            #meta
+            let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+            #inputs
+            #(#stmts)*
+        }};
+        *item.block = body;
+        return quote!(#item);
+    }
+
+    let body = &function.item.block;
+    let ret_ty = function.return_type().filter(|ty| !contains_impl_trait(ty));
+    let new_body: TokenStream = if function.is_async() {
+        let fake_return = ret_ty.map(|ty| {
+            // Gives the async block the function's return type, so `?` infers its error type
+            // and a wrong return type is reported at the user's signature.
+            quote_spanned! {ty.span()=>
+                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value)]
+                if false {
+                    let __hh_fake_return: #ty = loop {};
+                    return __hh_fake_return;
+                }
+            }
+        });
+        quote! {
+            #meta
+            let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+            #inputs
+            let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(
+                __hh_span,
+                async move { #fake_return #body },
+            ).await;
+            #output
+            __hh_ret
+        }
+    } else {
+        let annotation = ret_ty.map(|ty| quote!(: #ty));
+        quote! {
+            #meta
+            let mut __hh_span = #krate::__private::Span::enter(&__HH_META);
+            #inputs
+            #[allow(clippy::semicolon_if_nothing_returned, clippy::unit_arg)]
+            let __hh_ret #annotation = #krate::__private::call_once(move || #body);
+            #output
+            __hh_ret
+        }
+    };
+    let item = &function.item;
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let sig = &item.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #new_body
+        }
+    }
+}
+
+fn meta(plan: &Plan<'_>) -> TokenStream {
+    let krate = &plan.krate;
+    let name = &plan.name;
+    let event_type = &plan.event_type;
+    let sample_rate = match plan.sample_rate {
+        Some(rate) => quote!(::core::option::Option::Some(#rate)),
+        None => quote!(::core::option::Option::None),
+    };
+    let capacity = plan.inputs.len() + plan.metadata.len() + 2;
+    quote! {
+        static __HH_META: #krate::__private::Meta = #krate::__private::Meta {
+            name: #name,
+            event_type: #krate::__private::EventType::#event_type,
+            sample_rate: #sample_rate,
+            attr_capacity: #capacity,
+        };
+    }
+}
+
+fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
+    if plan.inputs.is_empty() && plan.metadata.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = &plan.krate;
+    let inputs = plan.inputs.iter().map(|(ident, ty)| {
+        let key = format!("honeyhive_inputs.{}", unraw(ident));
+        // Spanned at the argument's type, so "does not implement Debug" points at it.
+        quote_spanned! {ty.span()=>
+            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#ident)).hh_kind().value(&#ident, __hh_cap));
+        }
+    });
+    let metadata = plan.metadata.iter().map(|m| {
+        let key = format!("honeyhive_metadata.{}", unraw(&m.key));
+        let value = &m.value;
+        let tmp = format_ident!("__hh_meta_{}", unraw(&m.key));
+        quote_spanned! {value.span()=>
+            let #tmp = #value;
+            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#tmp)).hh_kind().value(&#tmp, __hh_cap));
+        }
+    });
+    quote! {
+        if let ::core::option::Option::Some(__hh_rec) = __hh_span.recording() {
+            #[allow(unused_imports)]
+            use #krate::__private::{DebugProbe as _, NumberProbe as _, TextProbe as _};
+            let __hh_cap = __hh_rec.cap();
+            #(#inputs)*
+            #(#metadata)*
+        }
+    }
+}
+
+fn capture_output(plan: &Plan<'_>, returns_value: bool) -> TokenStream {
+    let krate = &plan.krate;
+    let ok = if plan.record_output && returns_value {
+        quote! {
+            __hh_rec.output((&&&&#krate::__private::Capture(__hh_ok)).hh_out_kind().out(__hh_ok, __hh_cap));
+        }
+    } else {
+        quote!(let _ = __hh_ok;)
+    };
+    quote! {
+        if let ::core::option::Option::Some(__hh_rec) = __hh_span.recording() {
+            #[allow(unused_imports)]
+            use #krate::__private::{
+                ErrDebugProbe as _, ErrDisplayProbe as _, ErrOpaqueProbe as _, OutDebugProbe as _,
+                OutNumberProbe as _, OutSkipProbe as _, OutTextProbe as _, PlainProbe as _,
+                ResultProbe as _,
+            };
+            let __hh_cap = __hh_rec.cap();
+            match (&&#krate::__private::Capture(&__hh_ret)).hh_result_kind().split(&__hh_ret) {
+                ::core::result::Result::Ok(__hh_ok) => { #ok }
+                ::core::result::Result::Err(__hh_err) => {
+                    __hh_rec.error((&&&#krate::__private::Capture(__hh_err)).hh_err_kind().describe(__hh_err, __hh_cap));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! `init()` and its builder: settings from code and from `HH_*` / `OTEL_*` variables.
+//!
+//! Precedence, highest first: what the builder was told, then the environment, then defaults.
+//! Resolution is a pure function ([`Builder::resolve`]) so every setting can be checked
+//! without starting anything.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanExporter;
+
+use crate::export::console::{ConsoleExporter, ConsoleTarget};
+use crate::export::{
+    DEFAULT_CAPTURE_CAP, DynSpanExporter, ExporterFactory, Pipeline, PipelineConfig, ShutdownReport,
+};
+use crate::sampling::{self, Sampler};
+
+/// HoneyHive's API, when `HH_API_URL` / [`Builder::server_url`] is not set.
+pub const DEFAULT_SERVER_URL: &str = "https://api.honeyhive.ai";
+
+/// Where spans go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExporterKind {
+    /// The console waterfall.
+    Console,
+    /// OTLP over HTTP with protobuf bodies.
+    OtlpHttp {
+        /// The full URL, including `/v1/traces`.
+        endpoint: String,
+        /// Extra request headers (e.g. `authorization`).
+        headers: BTreeMap<String, String>,
+    },
+    /// OTLP over gRPC (feature `grpc`).
+    OtlpGrpc {
+        /// The collector's URL, e.g. `http://localhost:4317`.
+        endpoint: String,
+        /// Extra metadata.
+        headers: BTreeMap<String, String>,
+    },
+    /// An exporter given to [`Builder::with_exporter`].
+    Custom,
+}
+
+/// Settings after resolving the builder against the environment.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// False when the kill switch is on (`OTEL_SDK_DISABLED=true` or [`Builder::disabled`]).
+    pub enabled: bool,
+    /// `service.name`.
+    pub service_name: String,
+    /// HoneyHive project (also `openinference.project.name`, the Phoenix project).
+    pub project: Option<String>,
+    /// HoneyHive source, e.g. `production`.
+    pub source: String,
+    /// Session name for the HoneyHive session.
+    pub session_name: Option<String>,
+    /// HoneyHive API key, if any.
+    pub api_key: Option<String>,
+    /// HoneyHive server URL.
+    pub server_url: String,
+    /// The exporters, in order.
+    pub exporters: Vec<ExporterKind>,
+    /// The global sampler.
+    pub sampler: Sampler,
+    /// Byte cap of one captured value.
+    pub capture_max_bytes: usize,
+    /// Spans that may wait for export before new ones are dropped.
+    pub queue_capacity: usize,
+    /// Spans per export call.
+    pub max_export_batch: usize,
+    /// How long spans may wait before a partial batch is exported.
+    pub scheduled_delay: Duration,
+    /// Timeout of one export call.
+    pub export_timeout: Duration,
+    /// How long the guard waits for the export thread when shutting down.
+    pub shutdown_timeout: Duration,
+    /// Problems found while reading the environment (bad values are ignored, not fatal).
+    pub warnings: Vec<String>,
+}
+
+/// Why `install` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError(pub String);
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "honeyhive: cannot start tracing: {}", self.0)
+    }
+}
+
+impl std::error::Error for InitError {}
+
+type EnvSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Configures and starts tracing. See [`init`] for the defaults.
+#[must_use = "call `.install()` to start tracing"]
+pub struct Builder {
+    project: Option<String>,
+    source: Option<String>,
+    session_name: Option<String>,
+    api_key: Option<String>,
+    server_url: Option<String>,
+    service_name: Option<String>,
+    entries: Vec<Entry>,
+    console_target: Option<ConsoleTarget>,
+    sampler: Option<Sampler>,
+    capture_max_bytes: Option<usize>,
+    queue_capacity: Option<usize>,
+    max_export_batch: Option<usize>,
+    scheduled_delay: Option<Duration>,
+    export_timeout: Option<Duration>,
+    shutdown_timeout: Option<Duration>,
+    disabled: Option<bool>,
+    env: EnvSource,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("project", &self.project)
+            .field("exporters", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+/// Starts tracing with settings from the environment and returns the guard that flushes and
+/// stops it. Never fails: if the settings cannot be used, the problem is printed to stderr
+/// and tracing stays off.
+///
+/// With nothing set, spans go to the console waterfall. `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) sends them over OTLP instead; `HH_API_KEY` sends them
+/// to HoneyHive (`HH_API_URL`, default [`DEFAULT_SERVER_URL`]). `OTEL_SDK_DISABLED=true` turns
+/// everything into no-ops.
+pub fn init() -> Guard {
+    Builder::new().install().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        Guard::disabled()
+    })
+}
+
+impl Builder {
+    /// A builder that reads the process environment.
+    pub fn new() -> Self {
+        Builder {
+            project: None,
+            source: None,
+            session_name: None,
+            api_key: None,
+            server_url: None,
+            service_name: None,
+            entries: Vec::new(),
+            console_target: None,
+            sampler: None,
+            capture_max_bytes: None,
+            queue_capacity: None,
+            max_export_batch: None,
+            scheduled_delay: None,
+            export_timeout: None,
+            shutdown_timeout: None,
+            disabled: None,
+            env: Arc::new(|key| std::env::var(key).ok()),
+        }
+    }
+
+    /// Reads variables from `env` instead of the process environment (for tests, or to
+    /// ignore the environment with `|_| None`).
+    pub fn env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Arc::new(env);
+        self
+    }
+
+    /// HoneyHive project (`HH_PROJECT`).
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// HoneyHive source, e.g. `production` (`HH_SOURCE`, default `dev`).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Session name.
+    pub fn session_name(mut self, name: impl Into<String>) -> Self {
+        self.session_name = Some(name.into());
+        self
+    }
+
+    /// HoneyHive API key (`HH_API_KEY`). With a key and no other exporter, spans go to
+    /// HoneyHive.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// HoneyHive server URL (`HH_API_URL`).
+    pub fn server_url(mut self, url: impl Into<String>) -> Self {
+        self.server_url = Some(url.into());
+        self
+    }
+
+    /// `service.name` (`OTEL_SERVICE_NAME`; default the project, else `honeyhive-rs`).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds the console waterfall on stdout.
+    pub fn with_console(mut self) -> Self {
+        self.entries.push(Entry::Kind(ExporterKind::Console));
+        self
+    }
+
+    /// Adds the console waterfall, written to `target`.
+    pub fn with_console_target(mut self, target: ConsoleTarget) -> Self {
+        self.console_target = Some(target);
+        self.entries.push(Entry::Kind(ExporterKind::Console));
+        self
+    }
+
+    /// Adds OTLP over HTTP/protobuf to `endpoint` (the full URL, with `/v1/traces`).
+    pub fn with_otlp_http(mut self, endpoint: impl Into<String>) -> Self {
+        self.entries.push(Entry::Kind(ExporterKind::OtlpHttp {
+            endpoint: endpoint.into(),
+            headers: BTreeMap::new(),
+        }));
+        self
+    }
+
+    /// Adds OTLP over gRPC to `endpoint` (needs the `grpc` feature at install).
+    pub fn with_otlp_grpc(mut self, endpoint: impl Into<String>) -> Self {
+        self.entries.push(Entry::Kind(ExporterKind::OtlpGrpc {
+            endpoint: endpoint.into(),
+            headers: BTreeMap::new(),
+        }));
+        self
+    }
+
+    /// Adds HoneyHive cloud: OTLP to `{server_url}/opentelemetry/v1/traces` with the API key.
+    pub fn with_honeyhive(mut self) -> Self {
+        // Resolved in `resolve`, where the key and URL are known.
+        self.entries.push(Entry::HoneyHive);
+        self
+    }
+
+    /// Adds any OpenTelemetry `SpanExporter` (stdout, in-memory, a vendor's).
+    pub fn with_exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
+        self.entries.push(Entry::Custom(Box::new(move || {
+            Ok(Box::new(exporter) as Box<dyn DynSpanExporter>)
+        })));
+        self
+    }
+
+    /// The global sampler (`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Byte cap of one captured value (`HH_CAPTURE_MAX_BYTES`, default 8 KiB).
+    pub fn capture_max_bytes(mut self, bytes: usize) -> Self {
+        self.capture_max_bytes = Some(bytes);
+        self
+    }
+
+    /// How many ended spans may wait for export; past that, spans are dropped and counted
+    /// (`OTEL_BSP_MAX_QUEUE_SIZE`, default 8192).
+    pub fn queue_capacity(mut self, spans: usize) -> Self {
+        self.queue_capacity = Some(spans);
+        self
+    }
+
+    /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512).
+    pub fn max_export_batch(mut self, spans: usize) -> Self {
+        self.max_export_batch = Some(spans);
+        self
+    }
+
+    /// How long ended spans may wait before a partial batch goes out
+    /// (`OTEL_BSP_SCHEDULE_DELAY`, default 500 ms).
+    pub fn scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = Some(delay);
+        self
+    }
+
+    /// Timeout of one export request (`OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s).
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+
+    /// How long dropping the guard waits for queued spans to go out (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// The kill switch (`OTEL_SDK_DISABLED=true`): every span becomes a no-op.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = Some(disabled);
+        self
+    }
+
+    /// The settings this builder would install, without starting anything.
+    pub fn resolve(&self) -> Settings {
+        let env = |key: &str| (self.env)(key).filter(|v| !v.trim().is_empty());
+        let mut warnings = Vec::new();
+        let disabled = self.disabled.unwrap_or_else(|| {
+            env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        });
+        let project = self.project.clone().or_else(|| env("HH_PROJECT"));
+        let source = self
+            .source
+            .clone()
+            .or_else(|| env("HH_SOURCE"))
+            .unwrap_or_else(|| "dev".to_owned());
+        let api_key = self.api_key.clone().or_else(|| env("HH_API_KEY"));
+        let server_url = self
+            .server_url
+            .clone()
+            .or_else(|| env("HH_API_URL"))
+            .unwrap_or_else(|| DEFAULT_SERVER_URL.to_owned());
+        let service_name = self
+            .service_name
+            .clone()
+            .or_else(|| env("OTEL_SERVICE_NAME"))
+            .or_else(|| project.clone())
+            .unwrap_or_else(|| "honeyhive-rs".to_owned());
+
+        let mut parse_num = |key: &str| -> Option<u64> {
+            let raw = env(key)?;
+            raw.trim().parse::<u64>().map_or_else(
+                |_| {
+                    warnings.push(format!("{key}={raw:?} is not a number; ignored"));
+                    None
+                },
+                Some,
+            )
+        };
+        let capture_max_bytes = self.capture_max_bytes.unwrap_or_else(|| {
+            parse_num("HH_CAPTURE_MAX_BYTES")
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(DEFAULT_CAPTURE_CAP)
+        });
+        let queue_capacity = self.queue_capacity.unwrap_or_else(|| {
+            parse_num("OTEL_BSP_MAX_QUEUE_SIZE")
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(8192)
+        });
+        let max_export_batch = self.max_export_batch.unwrap_or_else(|| {
+            parse_num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(512)
+        });
+        let scheduled_delay = self.scheduled_delay.unwrap_or_else(|| {
+            Duration::from_millis(parse_num("OTEL_BSP_SCHEDULE_DELAY").unwrap_or(500))
+        });
+        let export_timeout = self.export_timeout.unwrap_or_else(|| {
+            let ms = parse_num("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+                .or_else(|| parse_num("OTEL_EXPORTER_OTLP_TIMEOUT"));
+            Duration::from_millis(ms.unwrap_or(10_000))
+        });
+        let shutdown_timeout = self.shutdown_timeout.unwrap_or(Duration::from_secs(5));
+
+        let sampler = self.sampler.unwrap_or_else(|| {
+            let Some(name) = env("OTEL_TRACES_SAMPLER") else {
+                return Sampler::ParentBased(sampling::RootSampler::AlwaysOn);
+            };
+            let arg = env("OTEL_TRACES_SAMPLER_ARG");
+            Sampler::from_otel_env(&name, arg.as_deref()).unwrap_or_else(|| {
+                warnings.push(format!(
+                    "OTEL_TRACES_SAMPLER={name:?} is not supported; using parentbased_always_on"
+                ));
+                Sampler::ParentBased(sampling::RootSampler::AlwaysOn)
+            })
+        });
+
+        let exporters =
+            self.resolve_exporters(&env, api_key.as_deref(), &server_url, &mut warnings);
+
+        Settings {
+            enabled: !disabled,
+            service_name,
+            project,
+            source,
+            session_name: self.session_name.clone(),
+            api_key,
+            server_url,
+            exporters,
+            sampler,
+            capture_max_bytes,
+            queue_capacity,
+            max_export_batch,
+            scheduled_delay,
+            export_timeout,
+            shutdown_timeout,
+            warnings,
+        }
+    }
+
+    fn resolve_exporters(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        api_key: Option<&str>,
+        server_url: &str,
+        warnings: &mut Vec<String>,
+    ) -> Vec<ExporterKind> {
+        let honeyhive = |warnings: &mut Vec<String>| {
+            if api_key.is_none() {
+                warnings.push("HoneyHive export needs an API key (HH_API_KEY)".to_owned());
+            }
+            ExporterKind::OtlpHttp {
+                endpoint: format!(
+                    "{}/opentelemetry/v1/traces",
+                    server_url.trim_end_matches('/')
+                ),
+                headers: api_key
+                    .map(|k| ("authorization".to_owned(), format!("Bearer {k}")))
+                    .into_iter()
+                    .collect(),
+            }
+        };
+        if !self.entries.is_empty() {
+            return self
+                .entries
+                .iter()
+                .map(|entry| match entry {
+                    Entry::Kind(kind) => kind.clone(),
+                    Entry::HoneyHive => honeyhive(warnings),
+                    Entry::Custom(_) => ExporterKind::Custom,
+                })
+                .collect();
+        }
+        let headers = parse_headers(
+            env("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+                .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
+                .as_deref(),
+            warnings,
+        );
+        let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .unwrap_or_else(|| "http/protobuf".to_owned());
+        let endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
+            env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| {
+                if protocol.trim() == "grpc" {
+                    base
+                } else {
+                    format!("{}/v1/traces", base.trim_end_matches('/'))
+                }
+            })
+        });
+        if let Some(endpoint) = endpoint {
+            return vec![match protocol.trim() {
+                "grpc" => ExporterKind::OtlpGrpc { endpoint, headers },
+                "http/protobuf" => ExporterKind::OtlpHttp { endpoint, headers },
+                other => {
+                    warnings.push(format!(
+                        "OTLP protocol {other:?} is not supported; using http/protobuf"
+                    ));
+                    ExporterKind::OtlpHttp { endpoint, headers }
+                }
+            }];
+        }
+        if api_key.is_some() {
+            return vec![honeyhive(warnings)];
+        }
+        vec![ExporterKind::Console]
+    }
+
+    /// Starts the export thread and installs the global pipeline.
+    ///
+    /// Does no network I/O: exporters connect lazily on the export thread.
+    ///
+    /// # Errors
+    /// When an exporter cannot be built (a malformed endpoint, or gRPC without the `grpc`
+    /// feature) or the export thread cannot start.
+    pub fn install(self) -> Result<Guard, InitError> {
+        let settings = self.resolve();
+        for warning in &settings.warnings {
+            eprintln!("honeyhive: {warning}");
+        }
+        if !settings.enabled {
+            return Ok(Guard::disabled());
+        }
+        let resource = resource(&settings);
+        let mut custom = self.entries.into_iter().filter_map(|entry| match entry {
+            Entry::Custom(factory) => Some(factory),
+            Entry::Kind(_) | Entry::HoneyHive => None,
+        });
+        let mut console_target = self.console_target;
+        let mut factories: Vec<ExporterFactory> = Vec::new();
+        for resolved in &settings.exporters {
+            factories.push(match resolved {
+                ExporterKind::Custom => match custom.next() {
+                    Some(factory) => factory,
+                    None => continue,
+                },
+                ExporterKind::Console => {
+                    let target = console_target.take().unwrap_or(ConsoleTarget::Stdout);
+                    Box::new(move || {
+                        Ok(Box::new(ConsoleExporter::new(target)) as Box<dyn DynSpanExporter>)
+                    })
+                }
+                other => otlp_factory(other.clone(), settings.export_timeout),
+            });
+        }
+        sampling::install(settings.sampler);
+        crate::span::install_panic_hook();
+        let pipeline = Pipeline::start(PipelineConfig {
+            exporters: factories,
+            resource,
+            queue_capacity: settings.queue_capacity,
+            max_export_batch: settings.max_export_batch,
+            scheduled_delay: settings.scheduled_delay,
+            capture_cap: settings.capture_max_bytes,
+        })
+        .map_err(InitError)?;
+        Ok(Guard {
+            pipeline: Some(pipeline),
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+}
+
+/// One exporter asked of the builder.
+enum Entry {
+    Kind(ExporterKind),
+    /// HoneyHive cloud, whose URL and key are known only after resolving the environment.
+    HoneyHive,
+    Custom(ExporterFactory),
+}
+
+fn resource(settings: &Settings) -> Resource {
+    let mut attrs = vec![
+        KeyValue::new("service.name", settings.service_name.clone()),
+        KeyValue::new("telemetry.sdk.name", "honeyhive-rs"),
+        KeyValue::new("telemetry.sdk.language", "rust"),
+        KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("honeyhive.source", settings.source.clone()),
+    ];
+    if let Some(project) = &settings.project {
+        attrs.push(KeyValue::new("honeyhive.project", project.clone()));
+        // Phoenix files spans under this project.
+        attrs.push(KeyValue::new("openinference.project.name", project.clone()));
+    }
+    if let Some(session) = &settings.session_name {
+        attrs.push(KeyValue::new("honeyhive.session_name", session.clone()));
+    }
+    Resource::builder_empty().with_attributes(attrs).build()
+}
+
+/// Parses `key=value,key2=value2` (values percent-decoded), as the OTLP spec defines.
+fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for pair in raw
+        .unwrap_or("")
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
+        match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.insert(k.trim().to_ascii_lowercase(), percent_decode(v.trim()));
+            }
+            _ => warnings.push(format!("OTLP header {pair:?} is not key=value; ignored")),
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn otlp_factory(kind: ExporterKind, timeout: Duration) -> ExporterFactory {
+    Box::new(move || build_otlp(kind, timeout))
+}
+
+fn build_otlp(kind: ExporterKind, timeout: Duration) -> Result<Box<dyn DynSpanExporter>, String> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+    match kind {
+        ExporterKind::OtlpHttp { endpoint, headers } => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(endpoint)
+            .with_timeout(timeout)
+            .with_headers(headers.into_iter().collect())
+            .build()
+            .map(|e| Box::new(e) as Box<dyn DynSpanExporter>)
+            .map_err(|e| format!("OTLP/HTTP exporter: {e}")),
+        ExporterKind::OtlpGrpc { endpoint, headers } => build_grpc(endpoint, headers, timeout),
+        ExporterKind::Console | ExporterKind::Custom => Err("not an OTLP exporter".to_owned()),
+    }
+}
+
+#[cfg(feature = "grpc")]
+fn build_grpc(
+    endpoint: String,
+    headers: BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Box<dyn DynSpanExporter>, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    let mut metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            opentelemetry_otlp::tonic_types::metadata::MetadataKey::from_bytes(k.as_bytes()),
+            v.parse(),
+        ) {
+            metadata.insert(k, v);
+        }
+    }
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(timeout)
+        .with_metadata(metadata)
+        .build()
+        .map(|e| Box::new(e) as Box<dyn DynSpanExporter>)
+        .map_err(|e| format!("OTLP/gRPC exporter: {e}"))
+}
+
+#[cfg(not(feature = "grpc"))]
+fn build_grpc(
+    endpoint: String,
+    _headers: BTreeMap<String, String>,
+    _timeout: Duration,
+) -> Result<Box<dyn DynSpanExporter>, String> {
+    Err(format!(
+        "OTLP/gRPC to {endpoint} needs the `grpc` feature of honeyhive-runtime"
+    ))
+}
+
+/// Keeps tracing running; on drop, exports what is queued and stops, within the shutdown
+/// timeout. Hold it in `main`.
+#[must_use = "tracing stops when the guard is dropped"]
+#[derive(Default)]
+pub struct Guard {
+    pipeline: Option<Pipeline>,
+    shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("active", &self.pipeline.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A guard for tracing that is off (the kill switch, or a failed `init`).
+    pub fn disabled() -> Guard {
+        Guard::default()
+    }
+
+    /// Whether this guard runs a pipeline.
+    pub fn is_active(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
+    /// Exports every span ended so far on any thread that has left traced code, waiting at
+    /// most the shutdown timeout. Returns whether the exporters finished in time.
+    pub fn force_flush(&self) -> bool {
+        self.pipeline
+            .as_ref()
+            .is_none_or(|p| p.force_flush(self.shutdown_timeout))
+    }
+
+    /// Spans dropped so far (queue full, or export failed).
+    pub fn dropped_spans(&self) -> u64 {
+        self.pipeline.as_ref().map_or(0, Pipeline::dropped)
+    }
+
+    /// Stops tracing now and reports what was exported and what was lost.
+    pub fn shutdown(mut self) -> ShutdownReport {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&mut self) -> ShutdownReport {
+        match self.pipeline.take() {
+            Some(mut p) => p.shutdown(self.shutdown_timeout),
+            None => ShutdownReport {
+                exported: 0,
+                dropped: 0,
+                lost_at_deadline: 0,
+                completed: true,
+            },
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.shutdown_inner();
+    }
+}

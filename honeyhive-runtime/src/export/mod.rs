@@ -1,0 +1,468 @@
+//! Export: the bounded queue from traced threads to one background thread, which turns span
+//! records into OpenTelemetry `SpanData` and feeds any `SpanExporter` (console, OTLP, memory).
+//!
+//! Callers never block and never do I/O: a full queue drops spans and counts them.
+
+pub mod console;
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue, SpanId, TraceId};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+
+use crate::clock;
+use crate::span::SpanRecord;
+
+/// Whether a pipeline is installed and enabled. Read once per root span.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Byte cap for captured values (default 8 KiB).
+static CAPTURE_CAP: AtomicUsize = AtomicUsize::new(DEFAULT_CAPTURE_CAP);
+/// Bumped whenever the installed pipeline changes, so threads refresh their cached sender.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static SINK: RwLock<Option<Sink>> = RwLock::new(None);
+
+/// Default byte cap of one captured value.
+pub const DEFAULT_CAPTURE_CAP: usize = 8 * 1024;
+
+#[inline]
+pub(crate) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+#[inline]
+pub(crate) fn capture_cap() -> usize {
+    CAPTURE_CAP.load(Ordering::Relaxed)
+}
+
+/// Counters shared by callers and the export thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    queued: AtomicUsize,
+    capacity: usize,
+    dropped: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Sink {
+    generation: u64,
+    tx: Sender<Msg>,
+    counters: Arc<Counters>,
+}
+
+impl Sink {
+    fn send(&self, batch: Vec<SpanRecord>) {
+        let n = batch.len();
+        let before = self.counters.queued.fetch_add(n, Ordering::Relaxed);
+        if before + n > self.counters.capacity {
+            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.send(Msg::Spans(batch)).is_err() {
+            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+thread_local! {
+    static CACHED_SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+}
+
+/// Hands ended spans to the export thread, or drops and counts them when the queue is full.
+pub(crate) fn submit(batch: Vec<SpanRecord>) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let sent = CACHED_SINK.try_with(|cached| {
+        let Ok(mut cached) = cached.try_borrow_mut() else {
+            return;
+        };
+        if cached.as_ref().map(|s| s.generation) != Some(generation) {
+            *cached = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
+        }
+        if let Some(sink) = cached.as_ref() {
+            sink.send(batch);
+        }
+    });
+    // Thread-local storage is gone only while this thread exits; its spans are lost then.
+    let _ = sent;
+}
+
+enum Msg {
+    Spans(Vec<SpanRecord>),
+    Flush(mpsc::SyncSender<()>),
+    Shutdown(mpsc::SyncSender<()>),
+}
+
+/// An OpenTelemetry `SpanExporter`, made object safe so exporters of any type can be mixed.
+///
+/// Implemented for every [`SpanExporter`]; the export thread drives its futures.
+pub trait DynSpanExporter: Send + fmt::Debug {
+    /// Exports one batch, blocking the export thread until done.
+    fn export_blocking(&self, batch: Vec<SpanData>) -> OTelSdkResult;
+    /// Flushes the exporter.
+    fn force_flush_blocking(&mut self) -> OTelSdkResult;
+    /// Shuts the exporter down.
+    fn shutdown_blocking(&mut self, timeout: Duration) -> OTelSdkResult;
+    /// Sets the resource sent with every batch.
+    fn set_resource_dyn(&mut self, resource: &Resource);
+}
+
+impl<E: SpanExporter + 'static> DynSpanExporter for E {
+    fn export_blocking(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        block_on(self.export(batch))
+    }
+    fn force_flush_blocking(&mut self) -> OTelSdkResult {
+        self.force_flush()
+    }
+    fn shutdown_blocking(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+    fn set_resource_dyn(&mut self, resource: &Resource) {
+        self.set_resource(resource);
+    }
+}
+
+#[cfg(feature = "grpc")]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    // tonic needs a tokio reactor; the export thread keeps one current-thread runtime.
+    thread_local! {
+        static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok();
+    }
+    RUNTIME.with(|rt| match rt {
+        Some(rt) => rt.block_on(future),
+        None => futures_executor::block_on(future),
+    })
+}
+
+#[cfg(not(feature = "grpc"))]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    futures_executor::block_on(future)
+}
+
+/// Builds an exporter on the export thread, where blocking HTTP clients are safe to create.
+pub(crate) type ExporterFactory =
+    Box<dyn FnOnce() -> Result<Box<dyn DynSpanExporter>, String> + Send>;
+
+/// What the export thread needs to start.
+pub(crate) struct PipelineConfig {
+    pub(crate) exporters: Vec<ExporterFactory>,
+    pub(crate) resource: Resource,
+    pub(crate) queue_capacity: usize,
+    pub(crate) max_export_batch: usize,
+    pub(crate) scheduled_delay: Duration,
+    pub(crate) capture_cap: usize,
+}
+
+/// A running export pipeline; dropping it does not stop it (see [`Pipeline::shutdown`]).
+pub(crate) struct Pipeline {
+    generation: u64,
+    tx: Sender<Msg>,
+    counters: Arc<Counters>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a shutdown achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Spans handed to the exporters successfully over the pipeline's life.
+    pub exported: u64,
+    /// Spans dropped because the queue was full or an export failed.
+    pub dropped: u64,
+    /// Spans still queued when the deadline passed (lost).
+    pub lost_at_deadline: u64,
+    /// Whether the export thread finished within the deadline.
+    pub completed: bool,
+}
+
+impl Pipeline {
+    /// Starts the export thread and installs the pipeline as the global one.
+    pub(crate) fn start(config: PipelineConfig) -> Result<Pipeline, String> {
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters {
+            capacity: config.queue_capacity,
+            ..Counters::default()
+        });
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("honeyhive-export".into())
+            .spawn(move || export_thread(config, rx, thread_counters, &ready_tx))
+            .map_err(|e| format!("cannot start the export thread: {e}"))?;
+        match ready_rx.recv() {
+            Ok(Ok(cap)) => CAPTURE_CAP.store(cap, Ordering::Relaxed),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => return Err("the export thread stopped while starting".into()),
+        }
+        let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+        *SINK.write().unwrap_or_else(PoisonError::into_inner) = Some(Sink {
+            generation,
+            tx: tx.clone(),
+            counters: Arc::clone(&counters),
+        });
+        GENERATION.store(generation, Ordering::Release);
+        ACTIVE.store(true, Ordering::Release);
+        Ok(Pipeline {
+            generation,
+            tx,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn exported(&self) -> u64 {
+        self.counters.exported.load(Ordering::Relaxed)
+    }
+
+    /// Exports everything ended so far; waits at most `timeout`. Returns whether it finished.
+    pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
+        crate::span::flush_thread();
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(reply_tx)).is_err() {
+            return false;
+        }
+        reply_rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Uninstalls the pipeline, exports what is queued and stops the thread, within `timeout`.
+    pub(crate) fn shutdown(&mut self, timeout: Duration) -> ShutdownReport {
+        crate::span::flush_thread();
+        self.uninstall();
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let completed =
+            self.tx.send(Msg::Shutdown(reply_tx)).is_ok() && reply_rx.recv_timeout(timeout).is_ok();
+        if completed && let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // A hung exporter keeps its thread; it is detached and ends with the process.
+        let lost_at_deadline = if completed {
+            0
+        } else {
+            self.counters.queued.load(Ordering::Relaxed) as u64
+        };
+        ShutdownReport {
+            exported: self.exported(),
+            dropped: self.dropped(),
+            lost_at_deadline,
+            completed,
+        }
+    }
+
+    fn uninstall(&self) {
+        let mut sink = SINK.write().unwrap_or_else(PoisonError::into_inner);
+        if sink.as_ref().map(|s| s.generation) == Some(self.generation) {
+            *sink = None;
+            ACTIVE.store(false, Ordering::Release);
+            GENERATION.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Spans dropped by the installed pipeline (queue full or export failed), 0 when none is.
+pub fn dropped_spans() -> u64 {
+    SINK.read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map_or(0, |s| s.counters.dropped.load(Ordering::Relaxed))
+}
+
+fn export_thread(
+    config: PipelineConfig,
+    rx: Receiver<Msg>,
+    counters: Arc<Counters>,
+    ready: &mpsc::SyncSender<Result<usize, String>>,
+) {
+    let mut exporters = Vec::with_capacity(config.exporters.len());
+    for factory in config.exporters {
+        match factory() {
+            Ok(mut exporter) => {
+                exporter.set_resource_dyn(&config.resource);
+                exporters.push(exporter);
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(config.capture_cap));
+    let mut worker = Worker {
+        exporters,
+        pending: Vec::with_capacity(config.max_export_batch),
+        max_batch: config.max_export_batch.max(1),
+        counters,
+        scope: InstrumentationScope::builder("honeyhive-rs")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+    };
+    let mut next_export = Instant::now() + config.scheduled_delay;
+    loop {
+        let wait = next_export.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Spans(batch)) => worker.accept(batch),
+            Ok(Msg::Flush(reply)) => {
+                worker.export_pending();
+                for e in &mut worker.exporters {
+                    let _ = e.force_flush_blocking();
+                }
+                let _ = reply.send(());
+            }
+            Ok(Msg::Shutdown(reply)) => {
+                worker.drain(&rx);
+                worker.shutdown();
+                let _ = reply.send(());
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                worker.export_pending();
+                next_export = Instant::now() + config.scheduled_delay;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                worker.shutdown();
+                return;
+            }
+        }
+    }
+}
+
+struct Worker {
+    exporters: Vec<Box<dyn DynSpanExporter>>,
+    pending: Vec<SpanData>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+    scope: InstrumentationScope,
+}
+
+impl Worker {
+    fn accept(&mut self, batch: Vec<SpanRecord>) {
+        self.counters
+            .queued
+            .fetch_sub(batch.len(), Ordering::Relaxed);
+        for record in batch {
+            self.pending.push(to_span_data(record, &self.scope));
+            if self.pending.len() >= self.max_batch {
+                self.export_pending();
+            }
+        }
+    }
+
+    /// Takes what is already queued (spans ended before shutdown began).
+    fn drain(&mut self, rx: &Receiver<Msg>) {
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                Msg::Spans(batch) => self.accept(batch),
+                Msg::Flush(reply) | Msg::Shutdown(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    fn export_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let n = batch.len() as u64;
+        let Some((last, rest)) = self.exporters.split_last() else {
+            return;
+        };
+        let mut ok = true;
+        for exporter in rest {
+            ok &= exporter.export_blocking(batch.clone()).is_ok();
+        }
+        ok &= last.export_blocking(batch).is_ok();
+        if ok {
+            self.counters.exported.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.counters.failed.fetch_add(n, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.export_pending();
+        for exporter in &mut self.exporters {
+            let _ = exporter.force_flush_blocking();
+            let _ = exporter.shutdown_blocking(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Turns a span record into OpenTelemetry's `SpanData` (on the export thread).
+fn to_span_data(record: SpanRecord, scope: &InstrumentationScope) -> SpanData {
+    let SpanRecord {
+        trace_id,
+        span_id,
+        parent_id,
+        parent_remote,
+        meta,
+        start,
+        end,
+        attrs,
+        events,
+        status,
+        root_sample_rate,
+    } = record;
+    let end = end.max(start);
+    #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
+    let duration_ms = (end - start) as f64 / 1e6;
+    let mut attributes = Vec::with_capacity(attrs.len() + 4);
+    attributes.push(KeyValue::new(
+        "honeyhive_event_type",
+        meta.event_type.as_str(),
+    ));
+    attributes.push(KeyValue::new("honeyhive_event_name", meta.name));
+    attributes.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+    if let Some(rate) = root_sample_rate {
+        attributes.push(KeyValue::new("honeyhive.sample_rate", rate));
+    }
+    attributes.extend(attrs);
+    let mut span_events = SpanEvents::default();
+    span_events.events = events;
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from(trace_id),
+            SpanId::from(span_id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        ),
+        parent_span_id: if parent_id == 0 {
+            SpanId::INVALID
+        } else {
+            SpanId::from(parent_id)
+        },
+        parent_span_is_remote: parent_remote,
+        span_kind: SpanKind::Internal,
+        name: Cow::Borrowed(meta.name),
+        start_time: clock::to_system_time(start),
+        end_time: clock::to_system_time(end),
+        attributes,
+        dropped_attributes_count: 0,
+        events: span_events,
+        links: SpanLinks::default(),
+        status,
+        instrumentation_scope: scope.clone(),
+    }
+}

@@ -1,0 +1,102 @@
+//! Trace LLM applications the way the HoneyHive SDK does, on OpenTelemetry, at a few
+//! nanoseconds per call.
+//!
+//! ```
+//! use honeyhive_runtime::trace;
+//!
+//! #[trace(event_type = "tool")]
+//! fn retrieve(question: &str) -> Vec<String> {
+//!     vec![format!("doc about {question}")]
+//! }
+//!
+//! #[trace(event_type = "chain")]
+//! async fn answer(question: &str) -> Result<String, std::io::Error> {
+//!     let docs = retrieve(question);
+//!     Ok(format!("{} docs", docs.len()))
+//! }
+//!
+//! // In `main`: keep the guard alive; dropping it flushes and stops tracing.
+//! let _guard = honeyhive_runtime::init();
+//! ```
+//!
+//! With nothing configured, each finished trace is printed to stdout as a waterfall. Set
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` to send spans to any OTLP backend (Phoenix, Jaeger, a
+//! collector), or `HH_API_KEY` to send them to HoneyHive. See [`Builder`] for every setting.
+//!
+//! # What `#[trace]` records
+//!
+//! One span per call, named after the function (or `name = "..."`), with
+//! `honeyhive_event_type`, `honeyhive_event_name` and `honeyhive_duration_ms`. Arguments are
+//! recorded as `honeyhive_inputs.<arg>` and the return value as `honeyhive_outputs.result`:
+//! strings as their text, numbers and bools as typed values, anything else through `Debug`,
+//! each cut at a byte cap (8 KiB by default) with a visible `…[truncated N bytes]` marker.
+//! An `Err` return marks the same span as ERROR with an `exception` event
+//! (`exception.type`, `exception.message`) and `honeyhive_error`. A panic marks it ERROR with
+//! the panic message and keeps unwinding. Nothing is captured, formatted or allocated for a
+//! span that is not sampled.
+//!
+//! | argument | meaning |
+//! |---|---|
+//! | `name = "..."` | span name (default: the function's name) |
+//! | `event_type = "model"` | `model`, `tool` (default), `chain`, `session`, `agent`, `retriever`, `embedding`, `evaluator`, `guardrail` |
+//! | `sample_rate = 0.25` | keep this fraction of calls, with their whole subtree |
+//! | `skip(a, b)`, `skip_all`, `skip_output` | what is not captured |
+//! | `metadata(key = expr, ...)` | extra attributes `honeyhive_metadata.<key>`, evaluated only when recorded |
+//! | `crate = "path"` | where `honeyhive_runtime` is, if renamed |
+//!
+//! # Explanation
+//!
+//! `#[trace]` on a sync function keeps the signature and wraps the body:
+//!
+//! ```ignore
+//! fn retrieve(question: &str) -> Vec<String> {
+//!     static __HH_META: Meta = Meta { name: "retrieve", event_type: EventType::Tool, .. };
+//!     let mut __hh_span = Span::enter(&__HH_META);   // sampling decision, current span
+//!     if let Some(rec) = __hh_span.recording() {       // only when sampled
+//!         rec.attr("honeyhive_inputs.question", capture(&question));
+//!     }
+//!     let __hh_ret = call_once(move || { /* the original body */ });
+//!     if let Some(rec) = __hh_span.recording() {
+//!         /* Ok value -> honeyhive_outputs.result, Err -> status, exception event */
+//!     }
+//!     __hh_ret                                          // the span ends when __hh_span drops
+//! }
+//! ```
+//!
+//! An `async fn` opens the span when first polled and wraps its body in an `Instrumented`
+//! future that makes the span current only while it is polled, so the span follows the task
+//! across `.await` points and threads.
+//!
+//! The span itself is a small record on the caller's stack; it is moved to a per-thread
+//! buffer when it ends and handed to a background thread when the thread leaves traced code.
+//! That thread builds OpenTelemetry `SpanData` and feeds the exporters, so no `SpanData`,
+//! wall-clock time or `Context` is built on the caller's thread.
+
+mod capture;
+mod clock;
+mod config;
+mod context;
+pub mod export;
+pub mod sampling;
+mod span;
+pub mod testing;
+
+#[doc(inline)]
+pub use honeyhive_macros::trace;
+
+pub use config::{Builder, DEFAULT_SERVER_URL, ExporterKind, Guard, InitError, Settings, init};
+pub use context::{current_span_ids, otel_context};
+pub use export::{ShutdownReport, dropped_spans};
+pub use span::EventType;
+
+/// Not public API. Referenced by macro-generated code.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::capture::{
+        Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe,
+        OutDebugProbe, OutNumberProbe, OutSkipProbe, OutTextProbe, PlainProbe, ResultProbe,
+        TextProbe,
+    };
+    pub use crate::span::{EventType, Instrumented, Meta, Span, SpanRecord, call_once};
+    pub use opentelemetry::Value;
+}

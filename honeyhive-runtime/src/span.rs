@@ -1,0 +1,480 @@
+//! Spans: the compact records the hot path writes, and the guards that open and close them.
+//!
+//! A recorded span is a [`SpanRecord`] on the caller's stack: ids from a per-thread RNG, two
+//! monotonic timestamps, a pointer to static metadata and the attributes the expansion chose
+//! to capture. When it ends it is moved into a per-thread buffer, and the buffer is handed to
+//! the export thread when the thread leaves traced code. Building `SpanData`, wall-clock time,
+//! durations and resource attributes all happen on the export thread.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use opentelemetry::trace::{Event, Status};
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+
+use crate::capture::ErrorInfo;
+use crate::context::{self, Current, State};
+use crate::{clock, export, sampling};
+
+/// What kind of step a span is, as HoneyHive models it (`honeyhive_event_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventType {
+    /// A call to an LLM.
+    Model,
+    /// A tool, API or function call (the default).
+    Tool,
+    /// A composition of steps, such as a RAG pipeline.
+    Chain,
+    /// A user session: the root of a conversation.
+    Session,
+    /// An agent loop.
+    Agent,
+    /// A retrieval from a vector store or search index.
+    Retriever,
+    /// An embedding call.
+    Embedding,
+    /// An evaluator scoring an output.
+    Evaluator,
+    /// A guardrail checking an input or output.
+    Guardrail,
+}
+
+impl EventType {
+    /// The name HoneyHive uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::Model => "model",
+            EventType::Tool => "tool",
+            EventType::Chain => "chain",
+            EventType::Session => "session",
+            EventType::Agent => "agent",
+            EventType::Retriever => "retriever",
+            EventType::Embedding => "embedding",
+            EventType::Evaluator => "evaluator",
+            EventType::Guardrail => "guardrail",
+        }
+    }
+}
+
+/// Static facts about a traced function, written once by the macro as a `static`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Meta {
+    /// Span name.
+    pub name: &'static str,
+    /// Event type.
+    pub event_type: EventType,
+    /// `sample_rate = p` on the function, if any.
+    pub sample_rate: Option<f64>,
+    /// How many attributes the expansion records at most, so the vector is allocated once.
+    pub attr_capacity: usize,
+}
+
+/// A recorded span, as the hot path keeps it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SpanRecord {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) parent_id: u64,
+    pub(crate) parent_remote: bool,
+    pub(crate) meta: &'static Meta,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) attrs: Vec<KeyValue>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) status: Status,
+    pub(crate) root_sample_rate: Option<f64>,
+}
+
+impl SpanRecord {
+    /// The byte cap for captured values.
+    #[inline]
+    pub fn cap(&self) -> usize {
+        export::capture_cap()
+    }
+
+    /// Records an attribute under a static key.
+    #[inline]
+    pub fn attr(&mut self, key: &'static str, value: Value) {
+        self.attrs
+            .push(KeyValue::new(Key::from_static_str(key), value));
+    }
+
+    /// Records the output, if it could be captured.
+    #[inline]
+    pub fn output(&mut self, value: Option<Value>) {
+        if let Some(value) = value {
+            self.attr("honeyhive_outputs.result", value);
+        }
+    }
+
+    /// Marks the span failed with an error returned by the function.
+    pub fn error(&mut self, info: ErrorInfo) {
+        let ErrorInfo { type_name, message } = info;
+        self.set_error(type_name, message);
+    }
+
+    pub(crate) fn set_error(&mut self, type_name: StringValue, message: StringValue) {
+        self.status = Status::Error {
+            description: Cow::Owned(message.as_str().to_owned()),
+        };
+        self.attrs.push(KeyValue::new(
+            "honeyhive_error",
+            Value::String(message.clone()),
+        ));
+        self.events.push(Event::new(
+            "exception",
+            std::time::SystemTime::now(),
+            vec![
+                KeyValue::new("exception.type", Value::String(type_name)),
+                KeyValue::new("exception.message", Value::String(message)),
+            ],
+            0,
+        ));
+    }
+
+    fn panicked(&mut self) {
+        let message = take_panic_message().unwrap_or_else(|| "panicked".to_owned());
+        self.set_error(StringValue::from("panic"), StringValue::from(message));
+    }
+}
+
+/// An open span. Created by the expansion of `#[trace]`; ends when dropped.
+///
+/// For sync functions it is current while it lives ([`Span::enter`]); for async functions
+/// [`Instrumented`] makes it current only while the future is polled ([`Span::detached`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Span {
+    record: Option<SpanRecord>,
+    /// What is current inside this span.
+    scope: Current,
+    /// What was current before, restored on drop (sync spans only).
+    prev: Current,
+    /// Whether this span changes the current scope at all: an unsampled span under an
+    /// unsampled parent does not, and then costs nothing to enter or leave.
+    changes_scope: bool,
+    entered: bool,
+}
+
+impl Span {
+    /// Opens a span and makes it current on this thread until dropped.
+    #[inline]
+    pub fn enter(meta: &'static Meta) -> Span {
+        let mut span = Span::detached(meta);
+        if span.changes_scope {
+            span.prev = context::replace(span.scope);
+            span.entered = true;
+        }
+        span
+    }
+
+    /// Opens a span without making it current; see [`Instrumented`].
+    #[inline]
+    pub fn detached(meta: &'static Meta) -> Span {
+        let parent = context::current();
+        match parent.state {
+            State::Unsampled => Span::unchanged(parent),
+            State::Sampled => {
+                if let Some(rate) = meta.sample_rate
+                    && !sampling::roll(rate)
+                {
+                    return Span::unsampled(Current {
+                        state: State::Unsampled,
+                        ..parent
+                    });
+                }
+                Span::recorded(meta, parent.trace_id, parent.span_id, false, None)
+            }
+            State::Idle => Span::root(meta),
+        }
+    }
+
+    #[inline]
+    fn unchanged(scope: Current) -> Span {
+        Span {
+            record: None,
+            scope,
+            prev: scope,
+            changes_scope: false,
+            entered: false,
+        }
+    }
+
+    fn unsampled(scope: Current) -> Span {
+        Span {
+            record: None,
+            scope,
+            prev: scope,
+            changes_scope: true,
+            entered: false,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn root(meta: &'static Meta) -> Span {
+        if !export::is_active() {
+            return Span::unchanged(Current::IDLE);
+        }
+        let unsampled = Current {
+            state: State::Unsampled,
+            ..Current::IDLE
+        };
+        if let Some(ambient) = context::ambient_parent() {
+            // A trace started elsewhere (another service, or the OTel SDK in this one): join it
+            // and keep its decision, unless this function declares its own rate.
+            let parent_says = ambient.sampled || !sampling::parent_based();
+            let keep = match meta.sample_rate {
+                Some(rate) => parent_says && sampling::roll(rate),
+                None if sampling::parent_based() => ambient.sampled,
+                None => sampling::roll(sampling::root_rate()),
+            };
+            if !keep {
+                return Span::unsampled(unsampled);
+            }
+            return Span::recorded(
+                meta,
+                ambient.trace_id,
+                ambient.span_id,
+                ambient.is_remote,
+                meta.sample_rate,
+            );
+        }
+        let rate = meta.sample_rate.unwrap_or_else(sampling::root_rate);
+        if !sampling::roll(rate) {
+            return Span::unsampled(unsampled);
+        }
+        Span::recorded(meta, context::new_trace_id(), 0, false, Some(rate))
+    }
+
+    #[inline]
+    fn recorded(
+        meta: &'static Meta,
+        trace_id: u128,
+        parent_id: u64,
+        parent_remote: bool,
+        root_sample_rate: Option<f64>,
+    ) -> Span {
+        let span_id = context::new_span_id();
+        let scope = Current {
+            trace_id,
+            span_id,
+            state: State::Sampled,
+        };
+        Span {
+            record: Some(SpanRecord {
+                trace_id,
+                span_id,
+                parent_id,
+                parent_remote,
+                meta,
+                start: clock::now(),
+                end: 0,
+                attrs: Vec::with_capacity(meta.attr_capacity),
+                events: Vec::new(),
+                status: Status::Unset,
+                root_sample_rate,
+            }),
+            scope,
+            prev: scope,
+            changes_scope: true,
+            entered: false,
+        }
+    }
+
+    /// The record to write to, if this span is recorded.
+    #[inline]
+    pub fn recording(&mut self) -> Option<&mut SpanRecord> {
+        self.record.as_mut()
+    }
+
+    /// Whether this span is recorded (sampled).
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.record.is_some()
+    }
+}
+
+impl Drop for Span {
+    #[inline]
+    fn drop(&mut self) {
+        if self.entered {
+            context::set(self.prev);
+        }
+        if let Some(mut record) = self.record.take() {
+            if std::thread::panicking() && record.status == Status::Unset {
+                record.panicked();
+            }
+            record.end = clock::now();
+            finish(record);
+        }
+    }
+}
+
+thread_local! {
+    /// Spans that ended on this thread and wait to be handed to the export thread.
+    static FINISHED: RefCell<Vec<SpanRecord>> = const { RefCell::new(Vec::new()) };
+    /// The message of a panic in progress on this thread, kept by our panic hook.
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Buffers an ended span; hands the buffer over once the thread has left traced code, or when
+/// the buffer is large, so the queue sees one message per trace rather than one per span.
+fn finish(record: SpanRecord) {
+    let _ = FINISHED.try_with(|buf| {
+        let Ok(mut buf) = buf.try_borrow_mut() else {
+            return;
+        };
+        buf.push(record);
+        if buf.len() >= 512 || context::current().state == State::Idle {
+            export::submit(std::mem::take(&mut *buf));
+        }
+    });
+}
+
+/// Hands this thread's ended spans to the export thread now.
+pub(crate) fn flush_thread() {
+    let _ = FINISHED.try_with(|buf| {
+        if let Ok(mut buf) = buf.try_borrow_mut()
+            && !buf.is_empty()
+        {
+            export::submit(std::mem::take(&mut *buf));
+        }
+    });
+}
+
+/// Keeps the message of a panic so that the span it unwinds through can record it.
+pub(crate) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if context::current().state == State::Sampled {
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+                let _ = PANIC_MESSAGE.try_with(|m| {
+                    if let Ok(mut m) = m.try_borrow_mut() {
+                        *m = Some(message);
+                    }
+                });
+            }
+            previous(info);
+        }));
+    });
+}
+
+fn take_panic_message() -> Option<String> {
+    PANIC_MESSAGE
+        .try_with(|m| m.try_borrow_mut().ok().and_then(|mut m| m.take()))
+        .ok()
+        .flatten()
+}
+
+/// A future that makes its span current while it is polled, and hands the span back with the
+/// output so the expansion can record the output before the span ends.
+///
+/// Dropped before completion, the span ends marked `honeyhive.cancelled`.
+#[doc(hidden)]
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Instrumented<F> {
+    span: Option<Span>,
+    future: F,
+}
+
+impl<F: Future> Instrumented<F> {
+    /// Wraps `future` in `span`.
+    #[inline]
+    pub fn new(span: Span, future: F) -> Self {
+        Instrumented {
+            span: Some(span),
+            future,
+        }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = (Span, F::Output);
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of `self`, and the
+        // Drop impl below does not move it. `span` is not pinned and may be taken.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let Some(span) = this.span.as_mut() else {
+            panic!("`Instrumented` polled after completion");
+        };
+        if !span.changes_scope {
+            return match future.poll(cx) {
+                Poll::Ready(out) => Poll::Ready((this.span.take().unwrap_or_else(Span::none), out)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        let guard = PollScope {
+            prev: context::replace(span.scope),
+            span,
+        };
+        let poll = future.poll(cx);
+        drop(guard);
+        match poll {
+            Poll::Ready(out) => Poll::Ready((this.span.take().unwrap_or_else(Span::none), out)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Span {
+    fn none() -> Span {
+        Span::unchanged(Current::IDLE)
+    }
+}
+
+/// Restores the previous scope after a poll, even when the poll panics, and records the panic.
+struct PollScope<'a> {
+    prev: Current,
+    span: &'a mut Span,
+}
+
+impl Drop for PollScope<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        context::set(self.prev);
+        if std::thread::panicking()
+            && let Some(record) = self.span.record.as_mut()
+            && record.status == Status::Unset
+        {
+            record.panicked();
+        }
+        if self.prev.state == State::Idle {
+            flush_thread();
+        }
+    }
+}
+
+impl<F> Drop for Instrumented<F> {
+    fn drop(&mut self) {
+        if let Some(record) = self.span.as_mut().and_then(Span::recording) {
+            record.attr("honeyhive.cancelled", Value::Bool(true));
+        }
+    }
+}
+
+/// Calls `f` once. The expansion runs a sync body through this so that `return` and `?` end
+/// the body rather than the function, and so the closure is `FnOnce` (which lets a body return
+/// borrows of `&mut self`).
+#[doc(hidden)]
+#[inline(always)]
+pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -1,0 +1,249 @@
+//! Capture finished spans in your own tests.
+//!
+//! ```
+//! use honeyhive_runtime::{testing, trace};
+//!
+//! #[trace(event_type = "tool")]
+//! fn lookup(city: &str) -> u32 {
+//!     city.len() as u32
+//! }
+//!
+//! let recorder = testing::Recorder::start();
+//! lookup("Paris");
+//! let spans = recorder.spans();
+//! let span = spans.get("lookup");
+//! assert_eq!(span.str("honeyhive_inputs.city"), Some("Paris"));
+//! assert_eq!(span.i64("honeyhive_outputs.result"), Some(5));
+//! ```
+//!
+//! A [`Recorder`] installs the global pipeline with an in-memory exporter. Recorders in one
+//! process take turns (a second `start` waits for the first to be dropped), so tests that run
+//! in parallel threads each see only their own spans.
+
+use std::ops::Deref;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use opentelemetry::trace::{Event, Status};
+use opentelemetry::{SpanId, TraceId, Value};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+
+use crate::config::{Builder, Guard};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Records every span while it lives.
+#[derive(Debug)]
+pub struct Recorder {
+    exporter: InMemorySpanExporter,
+    guard: Guard,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Recorder {
+    /// Starts recording with default settings (every trace sampled, environment ignored).
+    pub fn start() -> Recorder {
+        Recorder::with(|b| b)
+    }
+
+    /// Starts recording with settings of your own on top of the defaults, e.g.
+    /// `Recorder::with(|b| b.capture_max_bytes(64))`.
+    ///
+    /// # Panics
+    /// If the pipeline cannot start (an exporter added by `configure` failed to build).
+    pub fn with(configure: impl FnOnce(Builder) -> Builder) -> Recorder {
+        let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let exporter = InMemorySpanExporter::default();
+        let builder = Builder::new()
+            .env(|_| None)
+            .with_exporter(exporter.clone())
+            .shutdown_timeout(Duration::from_secs(10));
+        let guard = configure(builder)
+            .install()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Recorder {
+            exporter,
+            guard,
+            _turn: turn,
+        }
+    }
+
+    /// The guard of the pipeline this recorder runs.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Every span finished so far, in the order they ended.
+    ///
+    /// Spans still buffered on other threads that are inside traced code are not included:
+    /// call this after the traced work has returned.
+    ///
+    /// # Panics
+    /// If the export thread does not answer within ten seconds.
+    pub fn spans(&self) -> Spans {
+        assert!(
+            self.guard.force_flush(),
+            "the export thread did not flush in time"
+        );
+        Spans(
+            self.exporter
+                .get_finished_spans()
+                .unwrap_or_default()
+                .into_iter()
+                .map(FinishedSpan)
+                .collect(),
+        )
+    }
+}
+
+/// Finished spans, with lookups that fail loudly in tests.
+#[derive(Debug, Clone)]
+pub struct Spans(pub Vec<FinishedSpan>);
+
+impl Deref for Spans {
+    type Target = [FinishedSpan];
+    fn deref(&self) -> &[FinishedSpan] {
+        &self.0
+    }
+}
+
+impl Spans {
+    /// The one span named `name`.
+    ///
+    /// # Panics
+    /// If there is no such span or more than one; the message lists what was recorded.
+    pub fn get<'a>(&'a self, name: &'a str) -> &'a FinishedSpan {
+        let found: Vec<_> = self.all(name).collect();
+        assert!(
+            found.len() == 1,
+            "expected one span named {name:?}, found {}; recorded: {:?}",
+            found.len(),
+            self.names()
+        );
+        found[0]
+    }
+
+    /// Every span named `name`.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a FinishedSpan> + 'a {
+        self.0.iter().filter(move |s| s.name == name)
+    }
+
+    /// The names of all spans, in the order they ended.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|s| s.name.as_ref()).collect()
+    }
+
+    /// The children of `parent`, in the order they started.
+    pub fn children_of(&self, parent: &FinishedSpan) -> Vec<&FinishedSpan> {
+        let mut kids: Vec<_> = self
+            .0
+            .iter()
+            .filter(|s| s.parent_span_id == parent.span_id() && s.trace_id() == parent.trace_id())
+            .collect();
+        kids.sort_by_key(|s| s.start_time);
+        kids
+    }
+
+    /// The parent of `span`, if it was recorded here.
+    pub fn parent_of(&self, span: &FinishedSpan) -> Option<&FinishedSpan> {
+        self.0
+            .iter()
+            .find(|s| s.span_id() == span.parent_span_id && s.trace_id() == span.trace_id())
+    }
+}
+
+/// One finished span: OpenTelemetry's `SpanData` with typed attribute lookups.
+#[derive(Debug, Clone)]
+pub struct FinishedSpan(pub SpanData);
+
+impl Deref for FinishedSpan {
+    type Target = SpanData;
+    fn deref(&self) -> &SpanData {
+        &self.0
+    }
+}
+
+impl FinishedSpan {
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        self.span_context.span_id()
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.span_context.trace_id()
+    }
+
+    /// The attribute `key` (the last one if set more than once).
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        self.attributes
+            .iter()
+            .rev()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    /// A string attribute.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.attr(key)? {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// An integer attribute.
+    pub fn i64(&self, key: &str) -> Option<i64> {
+        match self.attr(key)? {
+            Value::I64(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// A float attribute.
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        match self.attr(key)? {
+            Value::F64(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// A bool attribute.
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        match self.attr(key)? {
+            Value::Bool(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Whether the status is ERROR.
+    pub fn is_error(&self) -> bool {
+        matches!(self.status, Status::Error { .. })
+    }
+
+    /// The error description, when the status is ERROR.
+    pub fn error_message(&self) -> Option<&str> {
+        match &self.status {
+            Status::Error { description } => Some(description),
+            _ => None,
+        }
+    }
+
+    /// The events named `name`.
+    pub fn events_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Event> + 'a {
+        self.events.events.iter().filter(move |e| e.name == name)
+    }
+
+    /// An attribute of an event.
+    pub fn event_attr<'a>(event: &'a Event, key: &str) -> Option<&'a Value> {
+        event
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    /// Whether this span has no parent in this process (a root, or a child of a remote span).
+    pub fn is_root(&self) -> bool {
+        self.parent_span_id == SpanId::INVALID || self.parent_span_is_remote
+    }
+}
