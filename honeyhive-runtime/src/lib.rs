@@ -97,6 +97,9 @@ pub mod __private {
         OutDebugProbe, OutNumberProbe, OutSkipProbe, OutTextProbe, PlainProbe, ResultProbe,
         TextProbe,
     };
-    pub use crate::span::{EventType, Instrumented, Meta, Span, SpanRecord, call_once};
-    pub use opentelemetry::Value;
+    pub use crate::span::{
+        EventType, Instrumented, Meta, Span, SpanRecord, call_once, current_add_event,
+        current_is_recording, current_set_attribute, current_set_error,
+    };
+    pub use opentelemetry::{KeyValue, Value};
 }

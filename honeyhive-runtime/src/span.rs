@@ -308,6 +308,7 @@ impl Drop for Span {
             context::set(self.prev);
         }
         if let Some(mut record) = self.record.take() {
+            drain_annotations(&mut record);
             if std::thread::panicking() && record.status == Status::Unset {
                 record.panicked();
             }
@@ -320,6 +321,9 @@ impl Drop for Span {
 thread_local! {
     /// Spans that ended on this thread and wait to be handed to the export thread.
     static FINISHED: RefCell<Vec<SpanRecord>> = const { RefCell::new(Vec::new()) };
+    /// Attributes and events added to the current span through [`annotate`], by span id,
+    /// until the span's scope on this thread ends.
+    static ANNOTATIONS: RefCell<Vec<(u64, Annotation)>> = const { RefCell::new(Vec::new()) };
     /// The message of a panic in progress on this thread, kept by our panic hook.
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -345,6 +349,62 @@ pub(crate) fn flush_thread() {
             && !buf.is_empty()
         {
             export::submit(std::mem::take(&mut *buf));
+        }
+    });
+}
+
+/// Something added to a span from inside its scope.
+#[derive(Debug)]
+pub(crate) enum Annotation {
+    /// An attribute.
+    Attr(KeyValue),
+    /// An event.
+    Event(Event),
+    /// Marks the span failed.
+    Error {
+        type_name: StringValue,
+        message: StringValue,
+    },
+}
+
+/// Adds to the current span, if it is recorded; `make` runs only then, so nothing is built
+/// for unsampled spans. Never blocks, never panics.
+#[inline]
+pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
+    let cur = context::current();
+    if cur.state != State::Sampled {
+        return;
+    }
+    let _ = ANNOTATIONS.try_with(|buf| {
+        if let Ok(mut buf) = buf.try_borrow_mut() {
+            buf.push((cur.span_id, make()));
+        }
+    });
+}
+
+/// Moves what was added to `record` while it was current on this thread into it.
+fn drain_annotations(record: &mut SpanRecord) {
+    let _ = ANNOTATIONS.try_with(|buf| {
+        let Ok(mut buf) = buf.try_borrow_mut() else {
+            return;
+        };
+        if buf.is_empty() {
+            return;
+        }
+        let id = record.span_id;
+        let mut i = 0;
+        while i < buf.len() {
+            if buf[i].0 == id {
+                match buf.remove(i).1 {
+                    Annotation::Attr(kv) => record.attrs.push(kv),
+                    Annotation::Event(e) => record.events.push(e),
+                    Annotation::Error { type_name, message } => {
+                        record.set_error(type_name, message);
+                    }
+                }
+            } else {
+                i += 1;
+            }
         }
     });
 }
@@ -450,6 +510,9 @@ impl Drop for PollScope<'_> {
     #[inline]
     fn drop(&mut self) {
         context::set(self.prev);
+        if let Some(record) = self.span.record.as_mut() {
+            drain_annotations(record);
+        }
         if std::thread::panicking()
             && let Some(record) = self.span.record.as_mut()
             && record.status == Status::Unset
@@ -477,4 +540,41 @@ impl<F> Drop for Instrumented<F> {
 #[inline(always)]
 pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// Whether the current span on this thread is recorded.
+#[doc(hidden)]
+#[inline]
+pub fn current_is_recording() -> bool {
+    context::current().state == State::Sampled
+}
+
+/// Adds an event to the current span, if recorded; `attributes` runs only then.
+#[doc(hidden)]
+#[inline]
+pub fn current_add_event(name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
+    annotate(|| {
+        Annotation::Event(Event::new(
+            name,
+            std::time::SystemTime::now(),
+            attributes(),
+            0,
+        ))
+    });
+}
+
+/// Sets an attribute on the current span, if recorded; `value` runs only then.
+#[doc(hidden)]
+#[inline]
+pub fn current_set_attribute(key: &'static str, value: impl FnOnce() -> Value) {
+    annotate(|| Annotation::Attr(KeyValue::new(key, value())));
+}
+
+/// Marks the current span failed, if recorded.
+#[doc(hidden)]
+pub fn current_set_error(type_name: &str, message: &str) {
+    annotate(|| Annotation::Error {
+        type_name: StringValue::from(type_name.to_owned()),
+        message: StringValue::from(message.to_owned()),
+    });
 }
