@@ -73,6 +73,11 @@ impl Recorder {
         &self.guard
     }
 
+    /// Stops the pipeline (see [`Guard::shutdown`]) and ends this recorder's turn.
+    pub fn shutdown(self) -> crate::ShutdownReport {
+        self.guard.shutdown()
+    }
+
     /// Every span finished so far, in the order they ended.
     ///
     /// Spans still buffered on other threads that are inside traced code are not included:
