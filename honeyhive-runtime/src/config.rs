@@ -627,15 +627,16 @@ fn build_grpc(
     timeout: Duration,
 ) -> Result<Box<dyn DynSpanExporter>, String> {
     use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
-    let mut metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
+    let mut map = http::HeaderMap::new();
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (
-            opentelemetry_otlp::tonic_types::metadata::MetadataKey::from_bytes(k.as_bytes()),
-            v.parse(),
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
         ) {
-            metadata.insert(k, v);
+            map.insert(k, v);
         }
     }
+    let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map);
     opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
