@@ -25,29 +25,31 @@ impl Function {
         tokens: TokenStream,
         errors: &mut Errors,
     ) -> Option<Self> {
-        let item: ItemFn = match syn::parse2(tokens.clone()) {
-            Ok(item) => item,
-            Err(_) => {
-                let what = describe(&tokens);
-                errors.error(
-                    first_tokens(&tokens),
-                    format!(
-                        "#[{macro_name}] can only be applied to functions with a body, not {what}"
-                    ),
-                );
-                return None;
-            }
+        // Worked out before parsing consumes the tokens; used only if parsing fails.
+        let (at, what) = (first_tokens(&tokens), describe(&tokens));
+        let Ok(item) = syn::parse2::<ItemFn>(tokens) else {
+            let message = match what {
+                // A trait method declaration, or a fn in an `extern` block.
+                None => format!(
+                    "`#[{macro_name}]` needs a function body to wrap: put it on the method's implementation in each `impl` block, not on the declaration"
+                ),
+                Some(what) => format!(
+                    "`#[{macro_name}]` can only be applied to functions with a body, not to {what}"
+                ),
+            };
+            errors.error(at, message);
+            return None;
         };
         if let Some(constness) = &item.sig.constness {
             errors.error(
                 constness,
-                format!("#[{macro_name}] cannot be applied to a `const fn`: spans are recorded at run time, and a const fn may run at compile time"),
+                format!("`#[{macro_name}]` cannot be applied to a `const fn`: spans are recorded at run time, and a const fn may run at compile time; remove `const` or `#[{macro_name}]`"),
             );
         }
         if let Some(variadic) = &item.sig.variadic {
             errors.error(
                 variadic,
-                format!("#[{macro_name}] cannot be applied to a variadic function"),
+                format!("`#[{macro_name}]` cannot be applied to a variadic function"),
             );
         }
         Some(Function { item })
@@ -129,8 +131,9 @@ pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
     finder.0
 }
 
-/// The name a user would give the item, for "not a function" errors.
-fn describe(tokens: &TokenStream) -> String {
+/// The name a user would give the item, for "not a function" errors; `None` for a function
+/// without a body.
+fn describe(tokens: &TokenStream) -> Option<&'static str> {
     let words: Vec<String> = tokens
         .clone()
         .into_iter()
@@ -150,14 +153,17 @@ fn describe(tokens: &TokenStream) -> String {
         ("type", "a type alias"),
         ("union", "a union"),
         ("use", "a use declaration"),
-        ("fn", "a function without a body"),
+        ("macro_rules", "a macro"),
     ];
     for word in &words {
+        if word == "fn" {
+            return None;
+        }
         if let Some((_, what)) = kinds.iter().find(|(k, _)| k == word) {
-            return (*what).to_owned();
+            return Some(what);
         }
     }
-    "this item".to_owned()
+    Some("this item")
 }
 
 /// Where a "not a function" error is shown: the item's keyword and name (`struct Foo`), or the

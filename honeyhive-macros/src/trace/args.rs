@@ -20,8 +20,8 @@ const KEYS: &[&str] = &[
     "crate",
 ];
 
-/// HoneyHive's event types; the first four are HoneyHive's own, the rest are span kinds that
-/// OpenInference and Phoenix render.
+/// `HoneyHive`'s event types; the first four are `HoneyHive`'s own, the rest are span kinds that
+/// `OpenInference` and Phoenix render.
 pub(crate) const EVENT_TYPES: &[(&str, &str)] = &[
     ("model", "Model"),
     ("tool", "Tool"),
@@ -53,7 +53,13 @@ impl<T> Once<T> {
 
     fn set(&mut self, errors: &mut Errors, at: &Ident, value: T) {
         if self.value.is_some() {
-            errors.error(at, format!("duplicate argument `{}`", self.key));
+            errors.error(
+                at,
+                format!(
+                    "duplicate argument `{}`: each argument may be given once",
+                    self.key
+                ),
+            );
         } else {
             self.value = Some(Spanned {
                 tokens: at.to_token_stream(),
@@ -153,12 +159,28 @@ impl TraceArgs {
                 }
             }
             ("skip", Value::List(list)) => {
-                match Parser::parse2(Punctuated::<Ident, Token![,]>::parse_terminated, list) {
+                match Parser::parse2(
+                    Punctuated::<Ident, Token![,]>::parse_terminated,
+                    list.clone(),
+                ) {
                     Ok(idents) => self.skip.set(errors, key, idents.into_iter().collect()),
-                    Err(e) => errors.push(syn::Error::new(
-                        e.span(),
-                        "expected argument names: `skip(a, b)`",
-                    )),
+                    Err(e) => {
+                        let message = match Parser::parse2(
+                            Punctuated::<LitStr, Token![,]>::parse_terminated,
+                            list,
+                        ) {
+                            Ok(names) => format!(
+                                "`skip` takes argument names, not strings: `skip({})`",
+                                names
+                                    .iter()
+                                    .map(LitStr::value)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            Err(_) => "expected argument names: `skip(a, b)`".to_owned(),
+                        };
+                        errors.push(syn::Error::new(e.span(), message));
+                    }
                 }
             }
             ("metadata", Value::List(list)) => match Parser::parse2(parse_metadata, list) {
@@ -168,25 +190,48 @@ impl TraceArgs {
             ("skip_all", Value::None) => self.skip_all.set(errors, key, ()),
             ("skip_output", Value::None) => self.skip_output.set(errors, key, ()),
             ("name" | "event_type" | "sample_rate" | "crate", _) => {
-                errors.error(key, format!("expected `{k} = <value>`"));
+                let example = match k.as_str() {
+                    "name" => "name = \"my_span\"",
+                    "event_type" => "event_type = \"model\"",
+                    "sample_rate" => "sample_rate = 0.25",
+                    _ => "crate = \"my_honeyhive\"",
+                };
+                errors.error(key, format!("`{k}` takes a value: `{example}`"));
             }
-            ("skip" | "metadata", _) => {
-                errors.error(key, format!("expected `{k}(...)`"));
+            ("skip", value) => {
+                let example = match value {
+                    Value::Eq(e) => e.to_token_stream().to_string(),
+                    _ => "api_key".to_owned(),
+                };
+                errors.error(
+                    key,
+                    format!("`skip` takes a list of argument names: `skip({example})`"),
+                );
+            }
+            ("metadata", _) => {
+                errors.error(
+                    key,
+                    "`metadata` takes a list of entries: `metadata(key = value, ...)`",
+                );
             }
             ("skip_all" | "skip_output", _) => {
-                errors.error(key, format!("`{k}` takes no value"));
+                errors.error(key, format!("`{k}` takes no value: write `{k}` alone"));
             }
             _ => errors.error(key, unknown_key(&k)),
         }
     }
 }
 
-fn unknown_key(key: &str) -> String {
-    let list = KEYS
-        .iter()
+/// "`name`, `event_type`, ...".
+fn key_list() -> String {
+    KEYS.iter()
         .map(|k| format!("`{k}`"))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+fn unknown_key(key: &str) -> String {
+    let list = key_list();
     match did_you_mean(key, KEYS.iter().copied()) {
         Some(guess) => {
             format!("unknown argument `{key}`; did you mean `{guess}`? Expected one of {list}")
@@ -210,7 +255,10 @@ fn unknown_event_type(value: &str) -> String {
 }
 
 /// The closest candidate within a small edit distance.
-fn did_you_mean<'a>(input: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let input = input.to_ascii_lowercase();
     candidates
         .map(|c| (edit_distance(&input, c), c))
@@ -240,9 +288,14 @@ fn lit_str(e: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr> {
     {
         return Some(s.clone());
     }
+    // `name = answer` or `crate = hh`: the fix is to quote what the user wrote.
+    let example = match e {
+        Expr::Path(_) => e.to_token_stream().to_string().replace(' ', ""),
+        _ => "...".to_owned(),
+    };
     errors.error(
         e,
-        format!("`{key}` must be a string literal, e.g. `{key} = \"...\"`"),
+        format!("`{key}` must be a string literal: `{key} = \"{example}\"`"),
     );
     None
 }
@@ -252,6 +305,16 @@ fn sample_rate(e: &Expr, errors: &mut Errors) -> Option<f64> {
         Expr::Lit(lit) => match &lit.lit {
             Lit::Float(f) => f.base10_parse::<f64>().ok(),
             Lit::Int(i) => i.base10_parse::<f64>().ok(),
+            Lit::Str(s) if s.value().trim().parse::<f64>().is_ok() => {
+                errors.error(
+                    e,
+                    format!(
+                        "`sample_rate` is a number, not a string: `sample_rate = {}`",
+                        s.value().trim()
+                    ),
+                );
+                return None;
+            }
             _ => None,
         },
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Some(-1.0),
@@ -262,14 +325,14 @@ fn sample_rate(e: &Expr, errors: &mut Errors) -> Option<f64> {
         Some(_) => {
             errors.error(
                 e,
-                "`sample_rate` must be between 0 and 1, e.g. `sample_rate = 0.25`",
+                "`sample_rate` must be between 0 and 1: it is the fraction of calls kept, e.g. `sample_rate = 0.25` keeps one in four",
             );
             None
         }
         None => {
             errors.error(
                 e,
-                "`sample_rate` must be a number literal between 0 and 1, e.g. `sample_rate = 0.25`",
+                "`sample_rate` must be a number literal between 0 and 1, e.g. `sample_rate = 0.25`; it is checked at compile time, so constants and expressions are not accepted",
             );
             None
         }
@@ -283,11 +346,18 @@ fn parse_raw(input: ParseStream) -> syn::Result<Vec<(Ident, Value)>> {
         let key = Ident::parse_any(input).map_err(|e| {
             syn::Error::new(
                 e.span(),
-                format!("expected an argument: one of {}", KEYS.join(", ")),
+                format!("expected an argument: one of {}", key_list()),
             )
         })?;
         let value = if input.peek(Token![=]) {
-            input.parse::<Token![=]>()?;
+            let eq = input.parse::<Token![=]>()?;
+            if input.is_empty() || input.peek(Token![,]) {
+                // At the end of the arguments syn would point at the whole attribute.
+                return Err(syn::Error::new(
+                    eq.span,
+                    format!("expected a value after `{key} =`"),
+                ));
+            }
             Value::Eq(input.parse::<Expr>()?)
         } else if input.peek(syn::token::Paren) {
             let content;
@@ -308,10 +378,32 @@ fn parse_raw(input: ParseStream) -> syn::Result<Vec<(Ident, Value)>> {
 fn parse_metadata(input: ParseStream) -> syn::Result<Vec<MetadataEntry>> {
     let mut out = Vec::new();
     while !input.is_empty() {
+        if let Ok(Lit::Str(s)) = input.fork().parse::<Lit>() {
+            let key = syn::parse_str::<Ident>(&s.value())
+                .map_or_else(|_| "key".to_owned(), |k| k.to_string());
+            return Err(syn::Error::new(
+                s.span(),
+                format!("metadata keys are identifiers, not strings: `metadata({key} = ...)`"),
+            ));
+        }
         let key: Ident = input.parse().map_err(|e| {
             syn::Error::new(e.span(), "expected `key = <expression>` in `metadata(...)`")
         })?;
-        input.parse::<Token![=]>()?;
+        // Errors at the end of the list would point at the whole attribute: point at the key.
+        let Ok(eq) = input.parse::<Token![=]>() else {
+            return Err(syn::Error::new(
+                key.span(),
+                format!(
+                    "expected `{key} = <expression>`: each metadata entry is a key and a value"
+                ),
+            ));
+        };
+        if input.is_empty() || input.peek(Token![,]) {
+            return Err(syn::Error::new(
+                eq.span,
+                format!("expected a value after `{key} =`"),
+            ));
+        }
         let value: Expr = input.parse()?;
         out.push(MetadataEntry { key, value });
         if input.is_empty() {

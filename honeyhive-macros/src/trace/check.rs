@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Ident, LitStr, Type};
 
-use super::args::{MetadataEntry, TraceArgs};
+use super::args::{MetadataEntry, TraceArgs, did_you_mean};
 use crate::errors::Errors;
 use crate::item::Function;
 
@@ -38,16 +38,22 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
             }
             if all_args.iter().any(|a| a.ident == *ident) {
                 if skipped.contains(&ident) {
-                    errors.error(ident, format!("`{ident}` is skipped twice"));
+                    errors.error(ident, format!("`{ident}` is skipped twice; list it once"));
                 }
                 skipped.push(ident);
             } else {
-                let names: Vec<String> =
-                    all_args.iter().map(|a| format!("`{}`", a.ident)).collect();
+                let names: Vec<String> = all_args.iter().map(|a| a.ident.to_string()).collect();
                 let known = if names.is_empty() {
                     "the function has no named arguments".to_owned()
                 } else {
-                    format!("arguments are {}", names.join(", "))
+                    let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                    let list = list.join(", ");
+                    match did_you_mean(&ident.to_string(), names.iter().map(String::as_str)) {
+                        Some(guess) => {
+                            format!("did you mean `{guess}`? The arguments are {list}")
+                        }
+                        None => format!("the arguments are {list}"),
+                    }
                 };
                 errors.error(
                     ident,
@@ -71,7 +77,10 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
             if metadata.iter().any(|m| m.key == entry.key) {
                 errors.error(
                     &entry.key,
-                    format!("duplicate metadata key `{}`", entry.key),
+                    format!(
+                        "duplicate metadata key `{}`: each key may be given once",
+                        entry.key
+                    ),
                 );
             }
             metadata.push(entry);

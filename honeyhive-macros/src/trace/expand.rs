@@ -1,7 +1,8 @@
 //! Code generation for `#[trace]`. Validates nothing: `check` did.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::Ident;
 use syn::spanned::Spanned;
 
 use super::args::TraceArgs;
@@ -96,10 +97,10 @@ fn meta(plan: &Plan<'_>) -> TokenStream {
     let krate = &plan.krate;
     let name = &plan.name;
     let event_type = &plan.event_type;
-    let sample_rate = match plan.sample_rate {
-        Some(rate) => quote!(::core::option::Option::Some(#rate)),
-        None => quote!(::core::option::Option::None),
-    };
+    let sample_rate = plan.sample_rate.map_or_else(
+        || quote!(::core::option::Option::None),
+        |rate| quote!(::core::option::Option::Some(#rate)),
+    );
     let capacity = plan.inputs.len() + plan.metadata.len() + 2;
     quote! {
         static __HH_META: #krate::__private::Meta = #krate::__private::Meta {
@@ -118,18 +119,21 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
     let krate = &plan.krate;
     let inputs = plan.inputs.iter().map(|(ident, ty)| {
         let key = format!("honeyhive_inputs.{}", unraw(ident));
-        // Spanned at the argument's type, so "does not implement Debug" points at it.
+        // Spanned at the argument's type, so "does not implement Debug" underlines it.
+        let arg = borrow_located_at(ident, ty);
         quote_spanned! {ty.span()=>
-            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#ident)).hh_kind().value(&#ident, __hh_cap));
+            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#ident)).hh_kind().value(#arg, __hh_cap));
         }
     });
     let metadata = plan.metadata.iter().map(|m| {
         let key = format!("honeyhive_metadata.{}", unraw(&m.key));
         let value = &m.value;
-        let tmp = format_ident!("__hh_meta_{}", unraw(&m.key));
+        // At the user's key, so that errors about the value are not moved to the attribute.
+        let tmp = format_ident!("__hh_meta_{}", unraw(&m.key), span = m.key.span());
+        let arg = borrow_located_at(&tmp, value);
         quote_spanned! {value.span()=>
             let #tmp = #value;
-            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#tmp)).hh_kind().value(&#tmp, __hh_cap));
+            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#tmp)).hh_kind().value(#arg, __hh_cap));
         }
     });
     quote! {
@@ -141,6 +145,18 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
             #(#metadata)*
         }
     }
+}
+
+/// `&ident`, located from the first to the last token of `at`, so that an error about the
+/// borrowed value underlines all of `at`. The identifier keeps its own hygiene: only its
+/// location moves.
+fn borrow_located_at(ident: &Ident, at: &impl ToTokens) -> TokenStream {
+    let mut tokens = at.to_token_stream().into_iter();
+    let first = tokens.next().map_or_else(|| ident.span(), |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    let mut ident = ident.clone();
+    ident.set_span(ident.span().located_at(last));
+    quote_spanned!(first=> &#ident)
 }
 
 fn capture_output(plan: &Plan<'_>, returns_value: bool) -> TokenStream {
