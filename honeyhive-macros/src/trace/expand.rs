@@ -2,8 +2,8 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote, quote_spanned};
-use syn::Ident;
 use syn::spanned::Spanned;
+use syn::{Ident, Type};
 
 use super::args::TraceArgs;
 use super::check::{Plan, unraw};
@@ -46,12 +46,28 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
 
     let body = &function.item.block;
     let ret_ty = function.return_type().filter(|ty| !contains_impl_trait(ty));
-    let new_body: TokenStream = if function.is_async() {
+    let never = matches!(ret_ty, Some(Type::Never(_)));
+    // The `-> !` forms record no output: `let mut` only if inputs are recorded, or rustc warns.
+    let mutability = (!inputs.is_empty()).then(|| quote!(mut));
+    let new_body: TokenStream = if function.is_async() && never {
+        // `!` cannot be named in a `let`, and there is no value to record.
+        quote! {
+            #meta
+            let #mutability __hh_span = #krate::__private::Span::detached(&__HH_META);
+            #inputs
+            #krate::__private::Instrumented::new(__hh_span, async move #body).await.1
+        }
+    } else if function.is_async() {
         let fake_return = ret_ty.map(|ty| {
             // Gives the async block the function's return type, so `?` infers its error type
             // and a wrong return type is reported at the user's signature.
             quote_spanned! {ty.span()=>
-                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value)]
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::let_unit_value
+                )]
                 if false {
                     let __hh_fake_return: #ty = loop {};
                     return __hh_fake_return;
@@ -69,14 +85,23 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             #output
             __hh_ret
         }
+    } else if never {
+        quote! {
+            #meta
+            let #mutability __hh_span = #krate::__private::Span::enter(&__HH_META);
+            #inputs
+            #krate::__private::call_once(move || -> ! #body)
+        }
     } else {
-        let annotation = ret_ty.map(|ty| quote!(: #ty));
+        // The closure's return type is the function's, so a wrong return value is reported
+        // at the user's expression, "expected because of" the user's signature.
+        let closure_return = ret_ty.map(|ty| quote!(-> #ty));
         quote! {
             #meta
             let mut __hh_span = #krate::__private::Span::enter(&__HH_META);
             #inputs
             #[allow(clippy::semicolon_if_nothing_returned, clippy::unit_arg)]
-            let __hh_ret #annotation = #krate::__private::call_once(move || #body);
+            let __hh_ret = #krate::__private::call_once(move || #closure_return #body);
             #output
             __hh_ret
         }
