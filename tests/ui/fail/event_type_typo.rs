@@ -1,0 +1,16 @@
+use honeyhive_runtime::trace;
+
+#[trace(event_type = "modle")]
+fn complete(prompt: &str) -> String {
+    prompt.to_owned()
+}
+
+#[trace(event_type = "llm")]
+fn complete_again(prompt: &str) -> String {
+    prompt.to_owned()
+}
+
+fn main() {
+    complete("hi");
+    complete_again("hi");
+}

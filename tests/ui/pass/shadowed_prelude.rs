@@ -1,0 +1,72 @@
+//! The expansion names everything absolutely: user types called `Result`, `Option`, `Box`,
+//! `Some`, `Ok`, `Err` and `Vec` in scope do not break it, and rustc lints stay quiet even when
+//! denied (clippy is checked by `tests/lints.rs`).
+
+#![deny(warnings, clippy::pedantic)]
+#![allow(clippy::unused_async)]
+
+use honeyhive_runtime::trace;
+
+#[derive(Debug)]
+pub struct MyError;
+
+type Result<T> = ::core::result::Result<T, MyError>;
+
+#[derive(Debug)]
+enum Option {
+    Yes,
+    No,
+}
+
+#[derive(Debug)]
+struct Box;
+
+#[derive(Debug)]
+struct Vec;
+
+#[derive(Debug)]
+struct Some;
+
+#[derive(Debug)]
+struct Ok;
+
+#[derive(Debug)]
+struct Err;
+
+#[derive(Debug)]
+struct String;
+
+mod core {}
+mod std {}
+
+#[trace]
+fn fallible(flag: bool) -> Result<u32> {
+    if flag {
+        return Result::Err(MyError);
+    }
+    Result::Ok(1)
+}
+
+#[trace]
+fn choose(flag: bool) -> Option {
+    if flag { Option::Yes } else { Option::No }
+}
+
+#[trace]
+fn boxed(b: Box, v: Vec, s: Some, o: Ok, e: Err, t: String) -> (Box, Vec, Some, Ok, Err, String) {
+    (b, v, s, o, e, t)
+}
+
+#[trace]
+async fn fallible_async(flag: bool) -> Result<u32> {
+    let n = fallible(flag)?;
+    Result::Ok(n + 1)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    assert!(fallible(false).is_ok());
+    assert!(matches!(choose(true), Option::Yes));
+    let _ = boxed(Box, Vec, Some, Ok, Err, String);
+    assert!(fallible_async(true).await.is_err());
+}
