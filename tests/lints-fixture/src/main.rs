@@ -225,6 +225,30 @@ impl fmt::Display for Agent {
     }
 }
 
+/// Native `async fn` in a trait, with a traced default body.
+trait Planner {
+    async fn plan(&self, goal: &str) -> Vec<String>;
+
+    #[trace]
+    async fn first_step(&self, goal: &str) -> core::option::Option<String> {
+        self.plan(goal).await.into_iter().next()
+    }
+}
+
+impl Planner for Agent {
+    #[trace(event_type = "agent")]
+    async fn plan(&self, goal: &str) -> Vec<String> {
+        tokio::task::yield_now().await;
+        vec![format!("{} thinks about {goal}", self.name)]
+    }
+}
+
+#[trace]
+async fn opaque(n: u8) -> impl Debug + Send {
+    tokio::task::yield_now().await;
+    (n, "opaque")
+}
+
 #[async_trait]
 trait Llm {
     async fn complete(&self, prompt: &str) -> Result<String>;
@@ -292,6 +316,8 @@ async fn main() {
     assert_eq!(agent.to_string(), "agent ada!");
     assert!(agent.complete("").await.is_err());
     agent.reset().await;
+    assert!(agent.first_step("tea").await.is_some());
+    assert_eq!(format!("{:?}", opaque(1).await), "(1, \"opaque\")");
     assert_eq!(agent.clone().into_name(), "ada!");
     if std::env::args().count() > 1 {
         fail("asked to fail");

@@ -52,6 +52,19 @@ async fn describe(value: impl Debug + Send) -> String {
     format!("{value:?}")
 }
 
+#[trace]
+async fn opaque(n: u8) -> impl Debug + Send {
+    (n, "opaque")
+}
+
+#[trace]
+async fn words(text: String) -> impl Iterator<Item = String> {
+    text.split(' ')
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
 struct Store<T> {
     items: Vec<T>,
 }
@@ -83,6 +96,8 @@ async fn main() {
     assert_eq!(evens(5).collect::<Vec<_>>(), [0, 2, 4]);
     assert_eq!(fetch("k", 1).await, Ok(("k", 1)));
     assert_eq!(describe(3).await, "3");
+    assert_eq!(format!("{:?}", opaque(1).await), "(1, \"opaque\")");
+    assert_eq!(words("a b".to_owned()).await.count(), 2);
     let mut store = Store { items: vec![1u64] };
     store.push(2u32).push(3u8);
     assert_eq!(store.get(2), Some(3));
@@ -99,4 +114,9 @@ async fn main() {
     spans.get("tokens");
     spans.get("evens");
     spans.get("fetch");
+    assert_eq!(
+        spans.get("opaque").str("honeyhive_outputs.result"),
+        Some("(1, \"opaque\")")
+    );
+    spans.get("words");
 }

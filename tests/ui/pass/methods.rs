@@ -92,6 +92,23 @@ impl Tool for Agent {
     }
 }
 
+/// Native `async fn` in traits, with a default body.
+trait Planner {
+    async fn plan(&self, goal: &str) -> Vec<String>;
+
+    #[trace]
+    async fn first_step(&self, goal: &str) -> Option<String> {
+        self.plan(goal).await.into_iter().next()
+    }
+}
+
+impl Planner for Agent {
+    #[trace(event_type = "agent")]
+    async fn plan(&self, goal: &str) -> Vec<String> {
+        vec![format!("{} thinks about {goal}", self.name)]
+    }
+}
+
 impl std::fmt::Display for Agent {
     #[trace(skip(f))]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,6 +132,10 @@ async fn main() {
     assert_eq!(agent.name_async().await, "ada lovelace!");
     assert_eq!(agent.call("x"), "ada lovelace! got x");
     assert_eq!(agent.describe(), "a tool");
+    assert_eq!(
+        agent.first_step("tea").await.as_deref(),
+        Some("ada lovelace! thinks about tea")
+    );
     assert_eq!(agent.to_string(), "agent ada lovelace!");
     assert_eq!(agent.clone().into_turns().await, 13);
     assert_eq!(agent.into_name(), "ada lovelace!");
@@ -131,6 +152,9 @@ async fn main() {
     );
     assert_eq!(spans.get("call").str("honeyhive_inputs.input"), Some("x"));
     spans.get("describe");
+    let first_step = spans.get("first_step");
+    assert_eq!(spans.children_of(first_step)[0].name, "plan");
+    assert_eq!(spans.get("plan").str("honeyhive_event_type"), Some("agent"));
     spans.get("fmt");
     spans.get("into_name");
     spans.get("into_turns");
