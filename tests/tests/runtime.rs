@@ -366,7 +366,8 @@ fn a_full_queue_drops_and_counts_and_shutdown_keeps_its_deadline() {
     let took = started.elapsed();
     assert!(!report.completed);
     assert!(report.dropped >= dropped);
-    assert!(report.lost_at_deadline <= 4);
+    // Lost: the queue, and the request whose spans were being exported.
+    assert!(report.lost_at_deadline <= 4 + 3, "{report:?}");
     // The deadline is the bound; allow generous scheduling slack on a loaded machine.
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     // Release the exporter so its thread can end.
