@@ -1,0 +1,1153 @@
+//! LLM calls: model, provider, parameters, tokens, messages and cost, written as OpenTelemetry
+//! GenAI keys and as OpenInference keys so that HoneyHive, Phoenix and any GenAI-aware backend
+//! render them.
+//!
+//! ```
+//! use honeyhive_runtime::{trace, LlmCall};
+//!
+//! #[trace(event_type = "model")]
+//! fn complete(question: &str) -> String {
+//!     let answer = "Paris".to_owned(); // the API call
+//!     LlmCall::new("gpt-4o-mini")
+//!         .provider("openai")
+//!         .temperature(0.2)
+//!         .message("user", question)
+//!         .completion(answer.clone())
+//!         .usage(12, 3)
+//!         .finish_reason("stop")
+//!         .record();
+//!     answer
+//! }
+//! # complete("Capital of France?");
+//! ```
+//!
+//! [`LlmCall::record`] adds typed values to the current span (a cheap append, nothing when the
+//! span is not recorded; [`record_llm`] also defers building the record). The export thread
+//! then writes the conventions chosen with [`Builder::conventions`](crate::Builder::conventions)
+//! (both by default), prices the call from the [`PriceTable`], and adds token and cost totals to
+//! the root span of the trace (`honeyhive.total.*`).
+//!
+//! Every span also gets `openinference.span.kind` from its event type, and `input.value` /
+//! `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O for all spans.
+
+pub mod prices;
+
+use std::borrow::Cow;
+
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+
+use crate::capture::truncated_text;
+use crate::export;
+use crate::span::{self, Annotation, EventType};
+
+pub use prices::{Cost, ModelPrice, PriceError, PriceTable};
+
+/// Which attribute conventions LLM spans are written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conventions {
+    /// OpenTelemetry GenAI (`gen_ai.*`) only.
+    GenAi,
+    /// OpenInference (`openinference.span.kind`, `llm.*`, `input.value`, ...) only.
+    OpenInference,
+    /// Both (the default).
+    #[default]
+    Both,
+}
+
+impl Conventions {
+    /// Whether `gen_ai.*` keys are written.
+    pub const fn gen_ai(self) -> bool {
+        matches!(self, Conventions::GenAi | Conventions::Both)
+    }
+
+    /// Whether OpenInference keys are written.
+    pub const fn openinference(self) -> bool {
+        matches!(self, Conventions::OpenInference | Conventions::Both)
+    }
+}
+
+/// OpenTelemetry GenAI attribute keys (semantic conventions 1.37+), as our own constants: the
+/// semconv crate marks its GenAI constants deprecated while they move between repositories.
+pub mod gen_ai {
+    /// `chat`, `text_completion`, `embeddings`, `generate_content`, `execute_tool`, ...
+    pub const OPERATION_NAME: &str = "gen_ai.operation.name";
+    /// `openai`, `anthropic`, `gcp.gemini`, `aws.bedrock`, `mistral_ai`, ...
+    pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
+    /// The model asked for.
+    pub const REQUEST_MODEL: &str = "gen_ai.request.model";
+    /// The model that answered.
+    pub const RESPONSE_MODEL: &str = "gen_ai.response.model";
+    /// Temperature.
+    pub const REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+    /// Maximum output tokens.
+    pub const REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+    /// Top p.
+    pub const REQUEST_TOP_P: &str = "gen_ai.request.top_p";
+    /// Top k.
+    pub const REQUEST_TOP_K: &str = "gen_ai.request.top_k";
+    /// Frequency penalty.
+    pub const REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
+    /// Presence penalty.
+    pub const REQUEST_PRESENCE_PENALTY: &str = "gen_ai.request.presence_penalty";
+    /// Seed.
+    pub const REQUEST_SEED: &str = "gen_ai.request.seed";
+    /// Stop sequences (string array).
+    pub const REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
+    /// Prompt tokens, cached ones included.
+    pub const USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+    /// Completion tokens, reasoning ones included.
+    pub const USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+    /// Prompt tokens served from the provider's cache.
+    pub const USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+    /// Prompt tokens written to the provider's cache.
+    pub const USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+    /// Completion tokens spent on reasoning.
+    pub const USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+    /// Why generation stopped (string array).
+    pub const RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+    /// The provider's response id.
+    pub const RESPONSE_ID: &str = "gen_ai.response.id";
+    /// Prompt messages as JSON: `[{"role":"user","parts":[{"type":"text","content":"..."}]}]`.
+    pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
+    /// Completion messages as JSON, with `finish_reason`.
+    pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+}
+
+/// OpenInference attribute keys.
+pub mod openinference {
+    /// `LLM`, `TOOL`, `CHAIN`, `RETRIEVER`, `EMBEDDING`, `AGENT`, `EVALUATOR`, `GUARDRAIL`.
+    pub const SPAN_KIND: &str = "openinference.span.kind";
+    /// The model.
+    pub const LLM_MODEL_NAME: &str = "llm.model_name";
+    /// The provider (`openai`, `anthropic`, `google`, `mistralai`, ...).
+    pub const LLM_PROVIDER: &str = "llm.provider";
+    /// The AI system (same vocabulary as the provider).
+    pub const LLM_SYSTEM: &str = "llm.system";
+    /// Request parameters as a JSON object.
+    pub const LLM_INVOCATION_PARAMETERS: &str = "llm.invocation_parameters";
+    /// Prompt tokens.
+    pub const LLM_TOKEN_COUNT_PROMPT: &str = "llm.token_count.prompt";
+    /// Completion tokens.
+    pub const LLM_TOKEN_COUNT_COMPLETION: &str = "llm.token_count.completion";
+    /// Prompt plus completion tokens.
+    pub const LLM_TOKEN_COUNT_TOTAL: &str = "llm.token_count.total";
+    /// Prompt tokens read from the cache.
+    pub const LLM_TOKEN_COUNT_CACHE_READ: &str = "llm.token_count.prompt_details.cache_read";
+    /// Prompt tokens written to the cache.
+    pub const LLM_TOKEN_COUNT_CACHE_WRITE: &str = "llm.token_count.prompt_details.cache_write";
+    /// Reasoning tokens.
+    pub const LLM_TOKEN_COUNT_REASONING: &str = "llm.token_count.completion_details.reasoning";
+    /// Cost of the prompt, USD. Written under either convention: GenAI has no cost key.
+    pub const LLM_COST_PROMPT: &str = "llm.cost.prompt";
+    /// Cost of the completion, USD.
+    pub const LLM_COST_COMPLETION: &str = "llm.cost.completion";
+    /// Total cost, USD.
+    pub const LLM_COST_TOTAL: &str = "llm.cost.total";
+    /// Input, as text or JSON.
+    pub const INPUT_VALUE: &str = "input.value";
+    /// `text/plain` or `application/json`.
+    pub const INPUT_MIME_TYPE: &str = "input.mime_type";
+    /// Output, as text or JSON.
+    pub const OUTPUT_VALUE: &str = "output.value";
+    /// `text/plain` or `application/json`.
+    pub const OUTPUT_MIME_TYPE: &str = "output.mime_type";
+}
+
+/// Totals the export thread adds to the root span of a trace: the sums over its LLM spans.
+///
+/// Kept apart from the per-call keys so backends that sum `gen_ai.usage.*` or
+/// `llm.token_count.*` over spans (Phoenix computes cumulative counts itself) count each call
+/// once.
+pub mod totals {
+    /// Prompt tokens of every LLM call in the trace.
+    pub const INPUT_TOKENS: &str = "honeyhive.total.input_tokens";
+    /// Completion tokens.
+    pub const OUTPUT_TOKENS: &str = "honeyhive.total.output_tokens";
+    /// Both.
+    pub const TOKENS: &str = "honeyhive.total.tokens";
+    /// USD, over the calls whose model has a price.
+    pub const COST_USD: &str = "honeyhive.total.cost_usd";
+    /// LLM calls (spans with a model or token counts).
+    pub const LLM_CALLS: &str = "honeyhive.total.llm_calls";
+    /// LLM calls with tokens but no known price, not included in the cost.
+    pub const UNPRICED_CALLS: &str = "honeyhive.total.unpriced_calls";
+}
+
+/// Raw messages on the caller's side: `[role, content, role, content, ...]`. Turned into JSON and
+/// flattened keys on the export thread.
+const RAW_INPUT_MESSAGES: &str = "\0llm.input_messages";
+const RAW_OUTPUT_MESSAGES: &str = "\0llm.output_messages";
+/// A cost the caller knows (from the provider's response), which wins over the price table.
+const RAW_COST: &str = "\0llm.cost";
+
+/// One message of a prompt or a completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// `system`, `user`, `assistant`, `tool`.
+    pub role: Cow<'static, str>,
+    /// The text.
+    pub content: String,
+}
+
+impl Message {
+    /// A message.
+    pub fn new(role: impl Into<Cow<'static, str>>, content: impl Into<String>) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A typed record of one LLM call, written to the current span by [`LlmCall::record`].
+///
+/// Token counts follow GenAI: `input_tokens` includes cached prompt tokens (for Anthropic, add
+/// `cache_read_input_tokens` and `cache_creation_input_tokens` to `input_tokens`) and
+/// `output_tokens` includes reasoning tokens.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[must_use = "call `.record()` to write it to the current span"]
+pub struct LlmCall {
+    model: Option<Cow<'static, str>>,
+    response_model: Option<Cow<'static, str>>,
+    provider: Option<Cow<'static, str>>,
+    operation: Option<Cow<'static, str>>,
+    temperature: Option<f64>,
+    max_tokens: Option<u64>,
+    top_p: Option<f64>,
+    top_k: Option<f64>,
+    frequency_penalty: Option<f64>,
+    presence_penalty: Option<f64>,
+    seed: Option<i64>,
+    stop_sequences: Vec<String>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+    finish_reasons: Vec<String>,
+    response_id: Option<String>,
+    input_messages: Vec<Message>,
+    output_messages: Vec<Message>,
+    cost_usd: Option<f64>,
+}
+
+impl LlmCall {
+    /// A call to `model` (the requested model, `gen_ai.request.model`).
+    pub fn new(model: impl Into<Cow<'static, str>>) -> LlmCall {
+        LlmCall {
+            model: Some(model.into()),
+            ..LlmCall::default()
+        }
+    }
+
+    /// The provider, in GenAI's vocabulary: `openai`, `anthropic`, `gcp.gemini`,
+    /// `gcp.vertex_ai`, `aws.bedrock`, `azure.ai.openai`, `mistral_ai`, `cohere`, `groq`,
+    /// `deepseek`, `x_ai`, ...
+    pub fn provider(mut self, provider: impl Into<Cow<'static, str>>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// The operation (`chat` by default; `text_completion`, `embeddings`, `generate_content`).
+    pub fn operation(mut self, operation: impl Into<Cow<'static, str>>) -> Self {
+        self.operation = Some(operation.into());
+        self
+    }
+
+    /// The model that answered, when it differs from the one asked for (e.g. a dated version).
+    pub fn response_model(mut self, model: impl Into<Cow<'static, str>>) -> Self {
+        self.response_model = Some(model.into());
+        self
+    }
+
+    /// Temperature.
+    pub fn temperature(mut self, t: f64) -> Self {
+        self.temperature = Some(t);
+        self
+    }
+
+    /// Maximum output tokens.
+    pub fn max_tokens(mut self, n: u64) -> Self {
+        self.max_tokens = Some(n);
+        self
+    }
+
+    /// Top p.
+    pub fn top_p(mut self, p: f64) -> Self {
+        self.top_p = Some(p);
+        self
+    }
+
+    /// Top k.
+    pub fn top_k(mut self, k: f64) -> Self {
+        self.top_k = Some(k);
+        self
+    }
+
+    /// Frequency penalty.
+    pub fn frequency_penalty(mut self, p: f64) -> Self {
+        self.frequency_penalty = Some(p);
+        self
+    }
+
+    /// Presence penalty.
+    pub fn presence_penalty(mut self, p: f64) -> Self {
+        self.presence_penalty = Some(p);
+        self
+    }
+
+    /// Seed.
+    pub fn seed(mut self, seed: i64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Stop sequences.
+    pub fn stop_sequences<S: Into<String>>(mut self, stop: impl IntoIterator<Item = S>) -> Self {
+        self.stop_sequences = stop.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Prompt and completion tokens.
+    pub fn usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
+        self.input_tokens = Some(input_tokens);
+        self.output_tokens = Some(output_tokens);
+        self
+    }
+
+    /// Prompt tokens, cached ones included.
+    pub fn input_tokens(mut self, n: u64) -> Self {
+        self.input_tokens = Some(n);
+        self
+    }
+
+    /// Completion tokens, reasoning ones included.
+    pub fn output_tokens(mut self, n: u64) -> Self {
+        self.output_tokens = Some(n);
+        self
+    }
+
+    /// Prompt tokens read from the provider's cache (part of `input_tokens`).
+    pub fn cache_read_input_tokens(mut self, n: u64) -> Self {
+        self.cache_read_input_tokens = Some(n);
+        self
+    }
+
+    /// Prompt tokens written to the provider's cache (part of `input_tokens`).
+    pub fn cache_creation_input_tokens(mut self, n: u64) -> Self {
+        self.cache_creation_input_tokens = Some(n);
+        self
+    }
+
+    /// Completion tokens spent on reasoning (part of `output_tokens`).
+    pub fn reasoning_tokens(mut self, n: u64) -> Self {
+        self.reasoning_tokens = Some(n);
+        self
+    }
+
+    /// Adds a finish reason (`stop`, `length`, `tool_calls`, `content_filter`, ...).
+    pub fn finish_reason(mut self, reason: impl Into<String>) -> Self {
+        self.finish_reasons.push(reason.into());
+        self
+    }
+
+    /// The provider's response id.
+    pub fn response_id(mut self, id: impl Into<String>) -> Self {
+        self.response_id = Some(id.into());
+        self
+    }
+
+    /// Adds a prompt message.
+    pub fn message(
+        mut self,
+        role: impl Into<Cow<'static, str>>,
+        content: impl Into<String>,
+    ) -> Self {
+        self.input_messages.push(Message::new(role, content));
+        self
+    }
+
+    /// Adds prompt messages.
+    pub fn messages(mut self, messages: impl IntoIterator<Item = Message>) -> Self {
+        self.input_messages.extend(messages);
+        self
+    }
+
+    /// Adds the assistant's completion.
+    pub fn completion(mut self, content: impl Into<String>) -> Self {
+        self.output_messages
+            .push(Message::new("assistant", content));
+        self
+    }
+
+    /// Adds a completion message with another role.
+    pub fn output_message(
+        mut self,
+        role: impl Into<Cow<'static, str>>,
+        content: impl Into<String>,
+    ) -> Self {
+        self.output_messages.push(Message::new(role, content));
+        self
+    }
+
+    /// The cost in USD, when the provider reports it; wins over the price table.
+    pub fn cost_usd(mut self, usd: f64) -> Self {
+        self.cost_usd = Some(usd);
+        self
+    }
+
+    /// Writes the call to the current span; nothing happens when no recorded span is current.
+    pub fn record(self) {
+        if !span::current_is_recording() {
+            return;
+        }
+        for kv in self.into_attributes(export::capture_cap()) {
+            span::annotate(|| Annotation::Attr(kv));
+        }
+    }
+
+    /// The caller's side: typed values under GenAI keys and raw messages. Message texts are cut
+    /// at `cap` here, so a huge prompt never waits in the export queue whole.
+    fn into_attributes(self, cap: usize) -> Vec<KeyValue> {
+        let mut out = Vec::with_capacity(16);
+        let operation = self.operation.unwrap_or(Cow::Borrowed("chat"));
+        out.push(KeyValue::new(gen_ai::OPERATION_NAME, operation));
+        let strings = [
+            (gen_ai::REQUEST_MODEL, self.model),
+            (gen_ai::RESPONSE_MODEL, self.response_model),
+            (gen_ai::PROVIDER_NAME, self.provider),
+        ];
+        for (key, value) in strings {
+            if let Some(value) = value {
+                out.push(KeyValue::new(key, value));
+            }
+        }
+        let floats = [
+            (gen_ai::REQUEST_TEMPERATURE, self.temperature),
+            (gen_ai::REQUEST_TOP_P, self.top_p),
+            (gen_ai::REQUEST_TOP_K, self.top_k),
+            (gen_ai::REQUEST_FREQUENCY_PENALTY, self.frequency_penalty),
+            (gen_ai::REQUEST_PRESENCE_PENALTY, self.presence_penalty),
+        ];
+        for (key, value) in floats {
+            if let Some(value) = value {
+                out.push(KeyValue::new(key, value));
+            }
+        }
+        let ints = [
+            (gen_ai::REQUEST_MAX_TOKENS, self.max_tokens),
+            (gen_ai::USAGE_INPUT_TOKENS, self.input_tokens),
+            (gen_ai::USAGE_OUTPUT_TOKENS, self.output_tokens),
+            (
+                gen_ai::USAGE_CACHE_READ_INPUT_TOKENS,
+                self.cache_read_input_tokens,
+            ),
+            (
+                gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
+                self.cache_creation_input_tokens,
+            ),
+            (gen_ai::USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_tokens),
+        ];
+        for (key, value) in ints {
+            if let Some(value) = value {
+                out.push(KeyValue::new(key, i64::try_from(value).unwrap_or(i64::MAX)));
+            }
+        }
+        if let Some(seed) = self.seed {
+            out.push(KeyValue::new(gen_ai::REQUEST_SEED, seed));
+        }
+        if !self.stop_sequences.is_empty() {
+            out.push(KeyValue::new(
+                gen_ai::REQUEST_STOP_SEQUENCES,
+                string_array(self.stop_sequences),
+            ));
+        }
+        if !self.finish_reasons.is_empty() {
+            out.push(KeyValue::new(
+                gen_ai::RESPONSE_FINISH_REASONS,
+                string_array(self.finish_reasons),
+            ));
+        }
+        if let Some(id) = self.response_id {
+            out.push(KeyValue::new(gen_ai::RESPONSE_ID, id));
+        }
+        for (key, messages) in [
+            (RAW_INPUT_MESSAGES, self.input_messages),
+            (RAW_OUTPUT_MESSAGES, self.output_messages),
+        ] {
+            if messages.is_empty() {
+                continue;
+            }
+            let mut flat = Vec::with_capacity(messages.len() * 2);
+            for m in messages {
+                flat.push(StringValue::from(m.role));
+                flat.push(cut(m.content, cap));
+            }
+            out.push(KeyValue::new(key, Value::Array(Array::String(flat))));
+        }
+        if let Some(usd) = self.cost_usd {
+            out.push(KeyValue::new(RAW_COST, usd));
+        }
+        out
+    }
+}
+
+/// Records the LLM call `make` builds, only when a recorded span is current: nothing is built
+/// or allocated otherwise.
+pub fn record_llm(make: impl FnOnce() -> LlmCall) {
+    if span::current_is_recording() {
+        make().record();
+    }
+}
+
+fn string_array(items: Vec<String>) -> Value {
+    Value::Array(Array::String(
+        items.into_iter().map(StringValue::from).collect(),
+    ))
+}
+
+/// Moves `s` when it fits, copies its first `cap` bytes when it does not.
+fn cut(s: String, cap: usize) -> StringValue {
+    if s.len() <= cap {
+        StringValue::from(s)
+    } else {
+        truncated_text(&s, cap)
+    }
+}
+
+/// The OpenInference span kind of an event type.
+pub const fn span_kind(event_type: EventType) -> &'static str {
+    match event_type {
+        EventType::Model => "LLM",
+        EventType::Tool => "TOOL",
+        EventType::Chain | EventType::Session => "CHAIN",
+        EventType::Retriever => "RETRIEVER",
+        EventType::Embedding => "EMBEDDING",
+        EventType::Agent => "AGENT",
+        EventType::Evaluator => "EVALUATOR",
+        EventType::Guardrail => "GUARDRAIL",
+    }
+}
+
+/// OpenInference's provider vocabulary for a GenAI provider name.
+fn openinference_provider(gen_ai_provider: &str) -> &str {
+    match gen_ai_provider {
+        "gcp.gemini" | "gcp.vertex_ai" | "gcp.gen_ai" => "google",
+        "mistral_ai" => "mistralai",
+        "azure.ai.openai" | "azure.ai.inference" => "azure",
+        "aws.bedrock" => "aws",
+        "x_ai" => "xai",
+        other => other,
+    }
+}
+
+/// Tokens and cost of one span, or summed over a subtree.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Usage {
+    pub(crate) input_tokens: i64,
+    pub(crate) output_tokens: i64,
+    pub(crate) cost: f64,
+    pub(crate) llm_calls: u32,
+    pub(crate) unpriced_calls: u32,
+}
+
+impl Usage {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.llm_calls == 0
+    }
+
+    pub(crate) fn add(&mut self, other: Usage) {
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cost += other.cost;
+        self.llm_calls += other.llm_calls;
+        self.unpriced_calls += other.unpriced_calls;
+    }
+
+    /// `honeyhive.total.*` for a root.
+    pub(crate) fn totals(&self) -> Vec<KeyValue> {
+        let mut out = vec![
+            KeyValue::new(totals::INPUT_TOKENS, self.input_tokens),
+            KeyValue::new(totals::OUTPUT_TOKENS, self.output_tokens),
+            KeyValue::new(
+                totals::TOKENS,
+                self.input_tokens.saturating_add(self.output_tokens),
+            ),
+            KeyValue::new(totals::LLM_CALLS, i64::from(self.llm_calls)),
+        ];
+        if self.unpriced_calls < self.llm_calls {
+            out.push(KeyValue::new(totals::COST_USD, self.cost));
+        }
+        if self.unpriced_calls > 0 {
+            out.push(KeyValue::new(
+                totals::UNPRICED_CALLS,
+                i64::from(self.unpriced_calls),
+            ));
+        }
+        out
+    }
+}
+
+/// The export thread's side: turns what [`LlmCall::record`] wrote into the chosen conventions,
+/// prices the call, and adds OpenInference's kind and I/O to every span. Returns the span's own
+/// usage for the roll-up. Values built here are cut at `cap` bytes like captured ones; a cut
+/// JSON value no longer parses, so its mime type becomes `text/plain`.
+pub(crate) fn render(
+    attrs: &mut Vec<KeyValue>,
+    event_type: EventType,
+    conventions: Conventions,
+    prices: &PriceTable,
+    cap: usize,
+) -> Usage {
+    let raw_in = take(attrs, RAW_INPUT_MESSAGES);
+    let raw_out = take(attrs, RAW_OUTPUT_MESSAGES);
+    let known_cost = match take(attrs, RAW_COST) {
+        Some(Value::F64(usd)) => Some(usd),
+        _ => None,
+    };
+    let input_messages = raw_in.as_ref().map(messages_of).unwrap_or_default();
+    let output_messages = raw_out.as_ref().map(messages_of).unwrap_or_default();
+
+    let int = |attrs: &[KeyValue], key: &str| match find(attrs, key) {
+        Some(Value::I64(n)) => Some(*n),
+        _ => None,
+    };
+    let text = |attrs: &[KeyValue], key: &str| match find(attrs, key) {
+        Some(Value::String(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    let model = text(attrs, gen_ai::RESPONSE_MODEL).or_else(|| text(attrs, gen_ai::REQUEST_MODEL));
+    let input_tokens = int(attrs, gen_ai::USAGE_INPUT_TOKENS)
+        .or_else(|| int(attrs, openinference::LLM_TOKEN_COUNT_PROMPT));
+    let output_tokens = int(attrs, gen_ai::USAGE_OUTPUT_TOKENS)
+        .or_else(|| int(attrs, openinference::LLM_TOKEN_COUNT_COMPLETION));
+    let is_llm_call = model.is_some() || input_tokens.is_some() || output_tokens.is_some();
+
+    let mut added = Vec::new();
+    let mut usage = Usage::default();
+    if is_llm_call {
+        let cost = match known_cost {
+            Some(total) => Some(Cost {
+                prompt: None,
+                completion: None,
+                total,
+            }),
+            None => model.as_deref().and_then(|m| {
+                prices.cost(
+                    m,
+                    input_tokens.unwrap_or(0),
+                    output_tokens.unwrap_or(0),
+                    int(attrs, gen_ai::USAGE_CACHE_READ_INPUT_TOKENS).unwrap_or(0),
+                    int(attrs, gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS).unwrap_or(0),
+                )
+            }),
+        };
+        // Tokens without a price record no cost at all, never a guessed one.
+        if let Some(cost) = cost {
+            if let Some(prompt) = cost.prompt {
+                added.push(KeyValue::new(openinference::LLM_COST_PROMPT, prompt));
+            }
+            if let Some(completion) = cost.completion {
+                added.push(KeyValue::new(
+                    openinference::LLM_COST_COMPLETION,
+                    completion,
+                ));
+            }
+            added.push(KeyValue::new(openinference::LLM_COST_TOTAL, cost.total));
+        }
+        usage = Usage {
+            input_tokens: input_tokens.unwrap_or(0),
+            output_tokens: output_tokens.unwrap_or(0),
+            cost: cost.map_or(0.0, |c| c.total),
+            llm_calls: 1,
+            unpriced_calls: u32::from(
+                cost.is_none() && (input_tokens.is_some() || output_tokens.is_some()),
+            ),
+        };
+    }
+
+    if conventions.gen_ai() {
+        gen_ai_message_keys(attrs, &mut added, &input_messages, &output_messages);
+    }
+
+    if conventions.openinference() {
+        added.push(KeyValue::new(
+            openinference::SPAN_KIND,
+            span_kind(event_type),
+        ));
+        if is_llm_call {
+            openinference_llm(attrs, &mut added, model, input_tokens, output_tokens);
+        }
+        openinference_io(attrs, &mut added, &input_messages, &output_messages);
+    }
+
+    if !conventions.gen_ai() {
+        attrs.retain(|kv| !kv.key.as_str().starts_with("gen_ai."));
+    }
+    let mut cut = Vec::new();
+    for kv in &mut added {
+        if let Value::String(s) = &kv.value
+            && s.as_str().len() > cap
+        {
+            kv.value = Value::String(truncated_text(s.as_str(), cap));
+            cut.push(kv.key.as_str().to_owned());
+        }
+    }
+    for (value_key, mime_key) in [
+        (openinference::INPUT_VALUE, openinference::INPUT_MIME_TYPE),
+        (openinference::OUTPUT_VALUE, openinference::OUTPUT_MIME_TYPE),
+    ] {
+        if cut.iter().any(|k| k == value_key)
+            && let Some(mime) = added.iter_mut().find(|kv| kv.key.as_str() == mime_key)
+        {
+            mime.value = Value::from("text/plain");
+        }
+    }
+    attrs.extend(added);
+    usage
+}
+
+/// `gen_ai.input.messages` and `gen_ai.output.messages`.
+fn gen_ai_message_keys(
+    attrs: &[KeyValue],
+    added: &mut Vec<KeyValue>,
+    input_messages: &[(StringValue, StringValue)],
+    output_messages: &[(StringValue, StringValue)],
+) {
+    if !input_messages.is_empty() {
+        added.push(KeyValue::new(
+            gen_ai::INPUT_MESSAGES,
+            gen_ai_messages(input_messages, None),
+        ));
+    }
+    if !output_messages.is_empty() {
+        let reason = match find(attrs, gen_ai::RESPONSE_FINISH_REASONS) {
+            Some(Value::Array(Array::String(r))) => r.first().map(|s| s.as_str().to_owned()),
+            _ => None,
+        };
+        added.push(KeyValue::new(
+            gen_ai::OUTPUT_MESSAGES,
+            gen_ai_messages(output_messages, reason.as_deref()),
+        ));
+    }
+}
+
+/// OpenInference's flattened messages, and `input.value` / `output.value` with their mime
+/// types: the messages of an LLM call, else what `#[trace]` captured.
+fn openinference_io(
+    attrs: &[KeyValue],
+    added: &mut Vec<KeyValue>,
+    input_messages: &[(StringValue, StringValue)],
+    output_messages: &[(StringValue, StringValue)],
+) {
+    for (prefix, messages) in [
+        ("llm.input_messages", input_messages),
+        ("llm.output_messages", output_messages),
+    ] {
+        for (i, (role, content)) in messages.iter().enumerate() {
+            added.push(KeyValue::new(
+                format!("{prefix}.{i}.message.role"),
+                role.clone(),
+            ));
+            added.push(KeyValue::new(
+                format!("{prefix}.{i}.message.content"),
+                content.clone(),
+            ));
+        }
+    }
+    if find(attrs, openinference::INPUT_VALUE).is_none() {
+        let input = if input_messages.is_empty() {
+            captured_input(attrs)
+        } else {
+            Some((messages_json(input_messages), "application/json"))
+        };
+        if let Some((value, mime)) = input {
+            added.push(KeyValue::new(openinference::INPUT_VALUE, value));
+            added.push(KeyValue::new(openinference::INPUT_MIME_TYPE, mime));
+        }
+    }
+    if find(attrs, openinference::OUTPUT_VALUE).is_none() {
+        let output = if output_messages.is_empty() {
+            captured_output(attrs)
+        } else {
+            let text: Vec<&str> = output_messages.iter().map(|(_, c)| c.as_str()).collect();
+            Some((Value::from(text.join("\n")), "text/plain"))
+        };
+        if let Some((value, mime)) = output {
+            added.push(KeyValue::new(openinference::OUTPUT_VALUE, value));
+            added.push(KeyValue::new(openinference::OUTPUT_MIME_TYPE, mime));
+        }
+    }
+}
+
+/// OpenInference's LLM keys, mirrored from the GenAI ones.
+fn openinference_llm(
+    attrs: &[KeyValue],
+    added: &mut Vec<KeyValue>,
+    model: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+) {
+    use openinference as oi;
+    if let Some(model) = model {
+        added.push(KeyValue::new(oi::LLM_MODEL_NAME, model));
+    }
+    if let Some(Value::String(provider)) = find(attrs, gen_ai::PROVIDER_NAME) {
+        let provider = openinference_provider(provider.as_str()).to_owned();
+        added.push(KeyValue::new(oi::LLM_PROVIDER, provider.clone()));
+        added.push(KeyValue::new(oi::LLM_SYSTEM, provider));
+    }
+    let mirrored = [
+        (gen_ai::USAGE_INPUT_TOKENS, oi::LLM_TOKEN_COUNT_PROMPT),
+        (gen_ai::USAGE_OUTPUT_TOKENS, oi::LLM_TOKEN_COUNT_COMPLETION),
+        (
+            gen_ai::USAGE_CACHE_READ_INPUT_TOKENS,
+            oi::LLM_TOKEN_COUNT_CACHE_READ,
+        ),
+        (
+            gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
+            oi::LLM_TOKEN_COUNT_CACHE_WRITE,
+        ),
+        (
+            gen_ai::USAGE_REASONING_OUTPUT_TOKENS,
+            oi::LLM_TOKEN_COUNT_REASONING,
+        ),
+    ];
+    for (from, to) in mirrored {
+        if let Some(value @ Value::I64(_)) = find(attrs, from)
+            && find(attrs, to).is_none()
+        {
+            added.push(KeyValue::new(to, value.clone()));
+        }
+    }
+    if (input_tokens.is_some() || output_tokens.is_some())
+        && find(attrs, oi::LLM_TOKEN_COUNT_TOTAL).is_none()
+    {
+        let total = input_tokens
+            .unwrap_or(0)
+            .saturating_add(output_tokens.unwrap_or(0));
+        added.push(KeyValue::new(oi::LLM_TOKEN_COUNT_TOTAL, total));
+    }
+    let params = [
+        ("temperature", gen_ai::REQUEST_TEMPERATURE),
+        ("max_tokens", gen_ai::REQUEST_MAX_TOKENS),
+        ("top_p", gen_ai::REQUEST_TOP_P),
+        ("top_k", gen_ai::REQUEST_TOP_K),
+        ("frequency_penalty", gen_ai::REQUEST_FREQUENCY_PENALTY),
+        ("presence_penalty", gen_ai::REQUEST_PRESENCE_PENALTY),
+        ("seed", gen_ai::REQUEST_SEED),
+        ("stop", gen_ai::REQUEST_STOP_SEQUENCES),
+    ];
+    let mut object = serde_json::Map::new();
+    for (name, key) in params {
+        if let Some(value) = find(attrs, key) {
+            object.insert(name.to_owned(), json_of(value));
+        }
+    }
+    if !object.is_empty() {
+        added.push(KeyValue::new(
+            oi::LLM_INVOCATION_PARAMETERS,
+            serde_json::Value::Object(object).to_string(),
+        ));
+    }
+}
+
+fn json_of(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::I64(i) => serde_json::Value::from(*i),
+        Value::F64(f) => serde_json::Value::from(*f),
+        Value::String(s) => serde_json::Value::from(s.as_str()),
+        Value::Array(Array::String(items)) => items.iter().map(StringValue::as_str).collect(),
+        Value::Array(Array::I64(items)) => items.iter().copied().collect(),
+        Value::Array(Array::F64(items)) => items.iter().copied().collect(),
+        Value::Array(Array::Bool(items)) => items.iter().copied().collect(),
+        other => serde_json::Value::from(other.as_str().into_owned()),
+    }
+}
+
+/// `input.value` from `honeyhive_inputs.*`: one text argument as text, anything else as a JSON
+/// object of the arguments.
+fn captured_input(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
+    let inputs: Vec<(&str, &Value)> = attrs
+        .iter()
+        .filter_map(|kv| {
+            kv.key
+                .as_str()
+                .strip_prefix("honeyhive_inputs.")
+                .map(|name| (name, &kv.value))
+        })
+        .collect();
+    match inputs.as_slice() {
+        [] => None,
+        [(_, Value::String(s))] => Some((Value::String(s.clone()), "text/plain")),
+        _ => {
+            let object: serde_json::Map<String, serde_json::Value> = inputs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), json_of(value)))
+                .collect();
+            Some((
+                Value::from(serde_json::Value::Object(object).to_string()),
+                "application/json",
+            ))
+        }
+    }
+}
+
+/// `output.value` from `honeyhive_outputs.result`.
+fn captured_output(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
+    match find(attrs, "honeyhive_outputs.result")? {
+        Value::String(s) => Some((Value::String(s.clone()), "text/plain")),
+        other => Some((Value::from(json_of(other).to_string()), "application/json")),
+    }
+}
+
+fn messages_of(raw: &Value) -> Vec<(StringValue, StringValue)> {
+    match raw {
+        Value::Array(Array::String(flat)) => flat
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// OpenInference's `input.value` for a chat: `[{"role":..,"content":..}]`.
+fn messages_json(messages: &[(StringValue, StringValue)]) -> Value {
+    let list: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(role, content)| serde_json::json!({"role": role.as_str(), "content": content.as_str()}))
+        .collect();
+    Value::from(serde_json::Value::Array(list).to_string())
+}
+
+/// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
+fn gen_ai_messages(messages: &[(StringValue, StringValue)], finish_reason: Option<&str>) -> Value {
+    let list: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(role, content)| {
+            let mut m = serde_json::json!({
+                "role": role.as_str(),
+                "parts": [{"type": "text", "content": content.as_str()}],
+            });
+            if let (Some(reason), Some(object)) = (finish_reason, m.as_object_mut()) {
+                object.insert("finish_reason".to_owned(), reason.into());
+            }
+            m
+        })
+        .collect();
+    Value::from(serde_json::Value::Array(list).to_string())
+}
+
+fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs
+        .iter()
+        .rev()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+/// Removes every attribute named `key` and returns the last value.
+fn take(attrs: &mut Vec<KeyValue>, key: &str) -> Option<Value> {
+    let mut last = None;
+    attrs.retain(|kv| {
+        if kv.key.as_str() == key {
+            last = Some(kv.value.clone());
+            false
+        } else {
+            true
+        }
+    });
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(call: LlmCall, conventions: Conventions) -> (Vec<KeyValue>, Usage) {
+        let mut attrs = call.into_attributes(1024);
+        let usage = render(
+            &mut attrs,
+            EventType::Model,
+            conventions,
+            &PriceTable::builtin(),
+            1024,
+        );
+        (attrs, usage)
+    }
+
+    fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+        find(attrs, key)
+    }
+
+    fn json(attrs: &[KeyValue], key: &str) -> serde_json::Value {
+        let text = get(attrs, key).unwrap_or_else(|| panic!("no {key}: {attrs:?}"));
+        serde_json::from_str(&text.as_str()).unwrap()
+    }
+
+    #[test]
+    fn both_conventions_are_written_and_priced() {
+        let call = LlmCall::new("gpt-4o-mini")
+            .provider("openai")
+            .temperature(0.5)
+            .max_tokens(100)
+            .message("system", "be brief")
+            .message("user", "hi")
+            .completion("hello")
+            .finish_reason("stop")
+            .usage(1_000_000, 1_000_000);
+        let (attrs, usage) = rendered(call, Conventions::Both);
+        assert_eq!(
+            json(&attrs, gen_ai::INPUT_MESSAGES),
+            serde_json::json!([
+                {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+                {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+            ])
+        );
+        assert_eq!(
+            json(&attrs, gen_ai::OUTPUT_MESSAGES),
+            serde_json::json!([{
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "hello"}],
+                "finish_reason": "stop",
+            }])
+        );
+        assert_eq!(
+            get(&attrs, "llm.input_messages.1.message.content"),
+            Some(&Value::from("hi"))
+        );
+        assert_eq!(
+            get(&attrs, openinference::LLM_TOKEN_COUNT_TOTAL),
+            Some(&Value::I64(2_000_000))
+        );
+        assert_eq!(
+            json(&attrs, openinference::LLM_INVOCATION_PARAMETERS),
+            serde_json::json!({"max_tokens": 100, "temperature": 0.5})
+        );
+        let Some(Value::F64(total)) = get(&attrs, openinference::LLM_COST_TOTAL) else {
+            panic!("no cost: {attrs:?}");
+        };
+        assert!((total - 0.75).abs() < 1e-9, "{total}");
+        assert_eq!(usage.llm_calls, 1);
+        assert!(attrs.iter().all(|kv| !kv.key.as_str().starts_with('\0')));
+    }
+
+    #[test]
+    fn one_convention_leaves_out_the_other() {
+        let call = || LlmCall::new("gpt-4o").usage(10, 5).completion("x");
+        let (gen_ai_only, _) = rendered(call(), Conventions::GenAi);
+        assert!(get(&gen_ai_only, openinference::SPAN_KIND).is_none());
+        assert!(get(&gen_ai_only, openinference::LLM_TOKEN_COUNT_PROMPT).is_none());
+        assert!(get(&gen_ai_only, gen_ai::USAGE_INPUT_TOKENS).is_some());
+        // Cost has no GenAI key: it is written under either convention.
+        assert!(get(&gen_ai_only, openinference::LLM_COST_TOTAL).is_some());
+        let (oi_only, _) = rendered(call(), Conventions::OpenInference);
+        assert!(
+            oi_only
+                .iter()
+                .all(|kv| !kv.key.as_str().starts_with("gen_ai."))
+        );
+        assert_eq!(
+            get(&oi_only, openinference::LLM_TOKEN_COUNT_PROMPT),
+            Some(&Value::I64(10))
+        );
+    }
+
+    #[test]
+    fn unknown_models_get_tokens_but_no_cost() {
+        let (attrs, usage) = rendered(LlmCall::new("my-own-model").usage(10, 5), Conventions::Both);
+        assert!(get(&attrs, openinference::LLM_COST_TOTAL).is_none());
+        assert_eq!(usage.unpriced_calls, 1);
+        assert!(
+            !usage
+                .totals()
+                .iter()
+                .any(|kv| kv.key.as_str() == totals::COST_USD)
+        );
+    }
+
+    #[test]
+    fn a_reported_cost_wins_over_the_table() {
+        let (attrs, _) = rendered(
+            LlmCall::new("gpt-4o").usage(10, 5).cost_usd(0.5),
+            Conventions::Both,
+        );
+        assert_eq!(
+            get(&attrs, openinference::LLM_COST_TOTAL),
+            Some(&Value::F64(0.5))
+        );
+    }
+
+    #[test]
+    fn captured_io_becomes_input_and_output_values() {
+        let mut attrs = vec![
+            KeyValue::new("honeyhive_inputs.q", "hi"),
+            KeyValue::new("honeyhive_outputs.result", 3),
+        ];
+        render(
+            &mut attrs,
+            EventType::Tool,
+            Conventions::Both,
+            &PriceTable::empty(),
+            1024,
+        );
+        assert_eq!(
+            get(&attrs, openinference::SPAN_KIND),
+            Some(&Value::from("TOOL"))
+        );
+        assert_eq!(
+            get(&attrs, openinference::INPUT_VALUE),
+            Some(&Value::from("hi"))
+        );
+        assert_eq!(
+            get(&attrs, openinference::OUTPUT_MIME_TYPE),
+            Some(&Value::from("application/json"))
+        );
+        let mut two = vec![
+            KeyValue::new("honeyhive_inputs.a", "x"),
+            KeyValue::new("honeyhive_inputs.b", 2),
+        ];
+        render(
+            &mut two,
+            EventType::Chain,
+            Conventions::Both,
+            &PriceTable::empty(),
+            1024,
+        );
+        assert_eq!(
+            json(&two, openinference::INPUT_VALUE),
+            serde_json::json!({"a": "x", "b": 2})
+        );
+        let mut big = vec![
+            KeyValue::new("honeyhive_inputs.a", "x".repeat(600)),
+            KeyValue::new("honeyhive_inputs.b", "y".repeat(600)),
+        ];
+        render(
+            &mut big,
+            EventType::Chain,
+            Conventions::Both,
+            &PriceTable::empty(),
+            1024,
+        );
+        let value = get(&big, openinference::INPUT_VALUE).unwrap().as_str();
+        assert!(value.len() < 1100 && value.ends_with("bytes]"), "{value}");
+        assert_eq!(
+            get(&big, openinference::INPUT_MIME_TYPE),
+            Some(&Value::from("text/plain"))
+        );
+    }
+
+    #[test]
+    fn message_texts_are_cut_on_the_callers_side() {
+        let attrs = LlmCall::new("m")
+            .message("user", "x".repeat(100))
+            .into_attributes(10);
+        let raw = find(&attrs, RAW_INPUT_MESSAGES).unwrap();
+        assert_eq!(
+            messages_of(raw)[0].1.as_str(),
+            "xxxxxxxxxx…[truncated 90 bytes]"
+        );
+    }
+}
