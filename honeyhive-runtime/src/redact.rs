@@ -1,0 +1,509 @@
+//! Privacy and size, on the export thread: secrets redacted from every captured string, key
+//! allow and deny lists, and a per-span attribute budget that never evicts core keys.
+//!
+//! Configured with [`Builder`](crate::Builder) (`redact_secrets`, `redact_pattern`,
+//! `allow_keys`, `deny_keys`, `max_span_attributes`, `max_span_bytes`). In order, for each span:
+//!
+//! 1. **Keys.** A key matching a deny pattern is dropped; with an allow list, only matching keys
+//!    are kept. Patterns are exact keys or prefixes ending in `*` (`honeyhive_inputs.*`).
+//!    [`CORE_KEYS`] are never dropped.
+//! 2. **Secrets.** In every string (attribute values, event attributes, the status message),
+//!    API keys (OpenAI `sk-…`, Anthropic `sk-ant-…`, Google `AIza…`, HoneyHive `hh_…`, GitHub,
+//!    Slack, AWS access key ids, JWTs), `Bearer` tokens and `api_key=…`-style assignments become
+//!    `[REDACTED]`, as does the whole value of a key named like a secret (`password`, `api_key`,
+//!    `token`, `authorization`, ...). Patterns given with `redact_pattern` (regular expressions,
+//!    [`regex`](https://docs.rs/regex) syntax) are redacted the same way.
+//! 3. **Budget.** Duplicate keys keep their last value. Then core keys, then the other
+//!    small keys (types, tokens, costs, errors), then captured content (inputs, outputs,
+//!    metadata, messages) fill the budget in that order: a value that does not fit is cut to the
+//!    room left (with the `…[truncated N bytes]` marker) or dropped, and the span records how
+//!    many were dropped (`honeyhive.dropped_attributes` and OTLP's dropped count).
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use opentelemetry::trace::{Event, Status};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+use regex::Regex;
+
+use crate::capture::truncation_marker;
+
+/// Keys that are never dropped or evicted: without them a span cannot be placed.
+pub const CORE_KEYS: &[&str] = &[
+    "honeyhive_event_type",
+    "honeyhive_event_name",
+    "honeyhive.session_id",
+    "honeyhive.request_id",
+    "honeyhive.request_id.source",
+    "session.id",
+    "user.id",
+    "openinference.span.kind",
+];
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Default of [`Privacy::max_attributes`].
+pub const DEFAULT_MAX_ATTRIBUTES: usize = 256;
+/// Default of [`Privacy::max_bytes`].
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+
+/// Secrets recognised by their shape. `keep` is what stays in front of the redaction marker.
+const SECRETS: &str = concat!(
+    r#"(?P<keep>(?i:\bbearer)\s+|(?i:\b(?:api[_-]?key|x-api-key|secret|client[_-]?secret|password|passwd|access[_-]?token|auth[_-]?token))["']?\s*[:=]\s*["']?)[A-Za-z0-9._~+/=\-]{6,}"#,
+    r"|\bsk-ant-[A-Za-z0-9_\-]{16,}",
+    r"|\bsk-[A-Za-z0-9_\-]{16,}",
+    r"|\bAIza[0-9A-Za-z_\-]{30,}",
+    r"|\bhh_[A-Za-z0-9_\-]{12,}",
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
+    r"|\bgithub_pat_[A-Za-z0-9_]{20,}",
+    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+    r"|\bAKIA[0-9A-Z]{16}\b",
+    r"|\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+);
+
+/// Last key segments whose values are secrets whatever they look like.
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "x-api-key",
+    "token",
+    "access_token",
+    "refresh_token",
+    "auth_token",
+    "authorization",
+    "cookie",
+    "private_key",
+];
+
+/// Privacy and size settings (see the [module docs](self)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Privacy {
+    /// Redact API keys, bearer tokens and secret-named keys (default on).
+    pub redact_secrets: bool,
+    /// More patterns to redact, as regular expressions.
+    pub redact_patterns: Vec<String>,
+    /// When not empty, only keys matching one of these (and core keys) are exported.
+    pub allow_keys: Vec<String>,
+    /// Keys never exported (core keys excepted).
+    pub deny_keys: Vec<String>,
+    /// Attributes per span, core keys included.
+    pub max_attributes: usize,
+    /// Bytes of attribute keys and values per span.
+    pub max_bytes: usize,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            redact_secrets: true,
+            redact_patterns: Vec::new(),
+            allow_keys: Vec::new(),
+            deny_keys: Vec::new(),
+            max_attributes: DEFAULT_MAX_ATTRIBUTES,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// [`Privacy`], compiled for the export thread.
+#[derive(Debug)]
+pub(crate) struct Redactor {
+    secrets: Option<Regex>,
+    patterns: Vec<Regex>,
+    allow: Vec<KeyPattern>,
+    deny: Vec<KeyPattern>,
+    max_attributes: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug)]
+enum KeyPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl KeyPattern {
+    fn new(pattern: &str) -> KeyPattern {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => KeyPattern::Prefix(prefix.to_owned()),
+            None => KeyPattern::Exact(pattern.to_owned()),
+        }
+    }
+
+    fn matches(&self, key: &str) -> bool {
+        match self {
+            KeyPattern::Exact(k) => k == key,
+            KeyPattern::Prefix(p) => key.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl Redactor {
+    /// Compiles the patterns.
+    pub(crate) fn new(privacy: &Privacy) -> Result<Redactor, String> {
+        let patterns = privacy
+            .redact_patterns
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| format!("redaction pattern {p:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let secrets = if privacy.redact_secrets {
+            Some(Regex::new(SECRETS).map_err(|e| format!("built-in secret pattern: {e}"))?)
+        } else {
+            None
+        };
+        Ok(Redactor {
+            secrets,
+            patterns,
+            allow: privacy
+                .allow_keys
+                .iter()
+                .map(|p| KeyPattern::new(p))
+                .collect(),
+            deny: privacy
+                .deny_keys
+                .iter()
+                .map(|p| KeyPattern::new(p))
+                .collect(),
+            max_attributes: privacy.max_attributes,
+            max_bytes: privacy.max_bytes,
+        })
+    }
+
+    /// Applies the key lists, redaction and the budget to one span. Returns how many attributes
+    /// were dropped by the budget.
+    pub(crate) fn apply(
+        &self,
+        attrs: &mut Vec<KeyValue>,
+        events: &mut [Event],
+        status: &mut Status,
+    ) -> u32 {
+        attrs.retain(|kv| self.keep_key(kv.key.as_str()));
+        for kv in attrs.iter_mut() {
+            self.redact_attribute(kv);
+        }
+        for event in events.iter_mut() {
+            for kv in &mut event.attributes {
+                self.redact_attribute(kv);
+            }
+        }
+        if let Status::Error { description } = status
+            && let Cow::Owned(text) = self.redact(description)
+        {
+            *description = Cow::Owned(text);
+        }
+        self.budget(attrs)
+    }
+
+    fn keep_key(&self, key: &str) -> bool {
+        if CORE_KEYS.contains(&key) {
+            return true;
+        }
+        if self.deny.iter().any(|p| p.matches(key)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|p| p.matches(key))
+    }
+
+    fn redact_attribute(&self, kv: &mut KeyValue) {
+        if self.secrets.is_some() && is_secret_name(kv.key.as_str()) {
+            kv.value = Value::from(REDACTED);
+            return;
+        }
+        match &mut kv.value {
+            Value::String(s) => {
+                if let Cow::Owned(text) = self.redact(s.as_str()) {
+                    *s = StringValue::from(text);
+                }
+            }
+            Value::Array(Array::String(items)) => {
+                for s in items {
+                    if let Cow::Owned(text) = self.redact(s.as_str()) {
+                        *s = StringValue::from(text);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `text` with secrets and user patterns replaced; borrowed when nothing matched, which
+    /// is the common case and allocates nothing.
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        if let Some(secrets) = &self.secrets
+            && let Cow::Owned(s) = secrets.replace_all(&out, "${keep}[REDACTED]")
+        {
+            out = Cow::Owned(s);
+        }
+        for pattern in &self.patterns {
+            if let Cow::Owned(s) = pattern.replace_all(&out, REDACTED) {
+                out = Cow::Owned(s);
+            }
+        }
+        out
+    }
+
+    /// Keeps core keys, then small keys, then content, within the count and byte budgets.
+    fn budget(&self, attrs: &mut Vec<KeyValue>) -> u32 {
+        // Duplicates keep their last value (an enrichment overrides a captured value).
+        let mut seen = HashSet::with_capacity(attrs.len());
+        let mut unique: Vec<KeyValue> = Vec::with_capacity(attrs.len());
+        for kv in std::mem::take(attrs).into_iter().rev() {
+            if seen.insert(kv.key.clone()) {
+                unique.push(kv);
+            }
+        }
+        unique.reverse();
+        let total: usize = unique.iter().map(size_of).sum();
+        if unique.len() <= self.max_attributes && total <= self.max_bytes {
+            *attrs = unique;
+            return 0;
+        }
+        let tier = |kv: &KeyValue| {
+            let key = kv.key.as_str();
+            if CORE_KEYS.contains(&key) {
+                0
+            } else if is_content(key) {
+                2
+            } else {
+                1
+            }
+        };
+        let mut order: Vec<usize> = (0..unique.len()).collect();
+        order.sort_by_key(|&i| tier(&unique[i]));
+        let mut keep = vec![false; unique.len()];
+        let mut count = 0;
+        let mut bytes = 0;
+        let mut dropped = 0u32;
+        for i in order {
+            let core = tier(&unique[i]) == 0;
+            let size = size_of(&unique[i]);
+            if core || (count < self.max_attributes && bytes + size <= self.max_bytes) {
+                keep[i] = true;
+                count += 1;
+                bytes += size;
+                continue;
+            }
+            let room = self
+                .max_bytes
+                .saturating_sub(bytes + unique[i].key.as_str().len());
+            if count < self.max_attributes
+                && room >= 64
+                && let Value::String(s) = &unique[i].value
+            {
+                let text = s.as_str();
+                let cut = floor_char_boundary(text, room - 32);
+                let shortened = format!("{}{}", &text[..cut], truncation_marker(text.len() - cut));
+                unique[i].value = Value::from(shortened);
+                keep[i] = true;
+                count += 1;
+                bytes += size_of(&unique[i]);
+                continue;
+            }
+            dropped += 1;
+        }
+        *attrs = unique
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(kv, keep)| keep.then_some(kv))
+            .collect();
+        if dropped > 0 {
+            attrs.push(KeyValue::new(
+                "honeyhive.dropped_attributes",
+                i64::from(dropped),
+            ));
+        }
+        dropped
+    }
+}
+
+fn is_secret_name(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    SECRET_NAMES
+        .iter()
+        .any(|name| last.eq_ignore_ascii_case(name))
+}
+
+/// Captured content, evicted before the small keys that describe the span.
+fn is_content(key: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "honeyhive_inputs.",
+        "honeyhive_outputs.",
+        "honeyhive_metadata.",
+        "honeyhive_config.",
+        "honeyhive_feedback.",
+        "honeyhive_user_properties.",
+        "input.",
+        "output.",
+        "llm.input_messages.",
+        "llm.output_messages.",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+fn size_of(kv: &KeyValue) -> usize {
+    let value = match &kv.value {
+        Value::String(s) => s.as_str().len(),
+        Value::Array(Array::String(items)) => items.iter().map(|s| s.as_str().len()).sum(),
+        Value::Array(Array::I64(items)) => items.len() * 8,
+        Value::Array(Array::F64(items)) => items.len() * 8,
+        Value::Array(Array::Bool(items)) => items.len(),
+        _ => 8,
+    };
+    kv.key.as_str().len() + value
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redactor(privacy: &Privacy) -> Redactor {
+        Redactor::new(privacy).unwrap()
+    }
+
+    #[test]
+    fn secrets_are_redacted_by_shape() {
+        let r = redactor(&Privacy::default());
+        let cases = [
+            (
+                "key sk-proj-abcdefghijklmnopqrstuvwx end",
+                "key [REDACTED] end",
+            ),
+            ("sk-ant-api03-abcdefghijklmnopqrst", "[REDACTED]"),
+            ("AIzaSyA1234567890abcdefghijklmnopqrstu", "[REDACTED]"),
+            ("hh_0123456789abcdef", "[REDACTED]"),
+            (
+                "Authorization: Bearer abc.def-ghi_jkl",
+                "Authorization: Bearer [REDACTED]",
+            ),
+            ("url?api_key=abcdef123456&x=1", "url?api_key=[REDACTED]&x=1"),
+            (
+                r#"{"password": "hunter2hunter2"}"#,
+                r#"{"password": "[REDACTED]"}"#,
+            ),
+            ("AKIAIOSFODNN7EXAMPLE", "[REDACTED]"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(r.redact(input), expected, "{input}");
+        }
+        for clean in [
+            "task-abcdefghijklmnopqrstuvwx",
+            "the sky is blue",
+            "tokens: 12",
+        ] {
+            assert!(matches!(r.redact(clean), Cow::Borrowed(_)), "{clean}");
+        }
+    }
+
+    #[test]
+    fn user_patterns_and_secret_names_are_redacted() {
+        let r = redactor(&Privacy {
+            redact_patterns: vec![r"\b\d{3}-\d{2}-\d{4}\b".to_owned()],
+            ..Privacy::default()
+        });
+        assert_eq!(r.redact("ssn 123-45-6789."), "ssn [REDACTED].");
+        let mut kv = KeyValue::new("honeyhive_inputs.api_key", "plain");
+        r.redact_attribute(&mut kv);
+        assert_eq!(kv.value, Value::from(REDACTED));
+        let mut tokens = KeyValue::new("gen_ai.usage.input_tokens", 5);
+        r.redact_attribute(&mut tokens);
+        assert_eq!(tokens.value, Value::I64(5));
+        assert!(
+            Redactor::new(&Privacy {
+                redact_patterns: vec!["(".to_owned()],
+                ..Privacy::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn key_lists_never_drop_core_keys() {
+        let r = redactor(&Privacy {
+            allow_keys: vec!["gen_ai.*".to_owned()],
+            deny_keys: vec!["gen_ai.input.messages".to_owned(), "session.id".to_owned()],
+            ..Privacy::default()
+        });
+        let mut attrs = vec![
+            KeyValue::new("honeyhive_event_type", "model"),
+            KeyValue::new("session.id", "s"),
+            KeyValue::new("gen_ai.request.model", "m"),
+            KeyValue::new("gen_ai.input.messages", "[]"),
+            KeyValue::new("honeyhive_inputs.q", "x"),
+        ];
+        r.apply(&mut attrs, &mut [], &mut Status::Unset);
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["honeyhive_event_type", "session.id", "gen_ai.request.model"]
+        );
+    }
+
+    #[test]
+    fn the_budget_evicts_content_first_and_keeps_core_keys() {
+        let r = redactor(&Privacy {
+            max_attributes: 4,
+            max_bytes: 400,
+            ..Privacy::default()
+        });
+        let mut attrs = vec![
+            KeyValue::new("honeyhive_inputs.big", "x".repeat(1000)),
+            KeyValue::new("honeyhive_inputs.a", "1"),
+            KeyValue::new("honeyhive_inputs.b", "2"),
+            KeyValue::new("gen_ai.usage.input_tokens", 5),
+            KeyValue::new("honeyhive_event_type", "tool"),
+            KeyValue::new("honeyhive.session_id", "s"),
+            KeyValue::new("honeyhive_inputs.a", "override"),
+        ];
+        let dropped = r.apply(&mut attrs, &mut [], &mut Status::Unset);
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "honeyhive_inputs.big",
+                "gen_ai.usage.input_tokens",
+                "honeyhive_event_type",
+                "honeyhive.session_id",
+                "honeyhive.dropped_attributes",
+            ]
+        );
+        assert_eq!(dropped, 2);
+        let big = attrs[0].value.as_str();
+        assert!(big.len() < 400 && big.contains("…[truncated"), "{big}");
+    }
+
+    #[test]
+    fn status_and_events_are_redacted() {
+        let r = redactor(&Privacy::default());
+        let mut status = Status::error("invalid key sk-abcdefghijklmnopqrstuvwx");
+        let mut events = [Event::new(
+            "exception",
+            std::time::SystemTime::now(),
+            vec![KeyValue::new("exception.message", "Bearer abcdefghijk")],
+            0,
+        )];
+        r.apply(&mut Vec::new(), &mut events, &mut status);
+        assert_eq!(status, Status::error("invalid key [REDACTED]"));
+        assert_eq!(
+            events[0].attributes[0].value,
+            Value::from("Bearer [REDACTED]")
+        );
+    }
+}
