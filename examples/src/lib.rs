@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use honeyhive_runtime::trace;
+use honeyhive_runtime::{LlmCall, trace};
 
 /// A retrieved document.
 #[derive(Debug, Clone)]
@@ -31,7 +31,11 @@ impl std::error::Error for ToolError {}
 #[trace(event_type = "embedding")]
 fn embed_query(query: &str) -> Vec<f32> {
     std::thread::sleep(Duration::from_millis(4));
-    query.bytes().take(8).map(|b| f32::from(b) / 255.0).collect()
+    query
+        .bytes()
+        .take(8)
+        .map(|b| f32::from(b) / 255.0)
+        .collect()
 }
 
 #[trace(event_type = "tool", skip(embedding))]
@@ -40,7 +44,10 @@ fn vector_search(embedding: &[f32], top_k: usize) -> Vec<Doc> {
     (0..u32::try_from(top_k).unwrap_or(0))
         .map(|id| Doc {
             id,
-            text: format!("passage {id} (score {:.2})", embedding.first().unwrap_or(&0.0)),
+            text: format!(
+                "passage {id} (score {:.2})",
+                embedding.first().unwrap_or(&0.0)
+            ),
         })
         .collect()
 }
@@ -54,17 +61,39 @@ fn retrieve(question: &str, top_k: usize) -> Vec<Doc> {
 #[trace(event_type = "tool", skip(docs))]
 fn build_prompt(question: &str, docs: &[Doc]) -> String {
     let context: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-    format!("Answer using:\n{}\n\nQuestion: {question}", context.join("\n"))
+    format!(
+        "Answer using:\n{}\n\nQuestion: {question}",
+        context.join("\n")
+    )
 }
 
-#[trace(event_type = "model", name = "openai.chat", metadata(model = "gpt-4o-mini"))]
+#[trace(
+    event_type = "model",
+    name = "openai.chat",
+    metadata(model = "gpt-4o-mini")
+)]
 async fn call_llm_api(prompt: &str, temperature: f64) -> Result<String, ToolError> {
     tokio::time::sleep(Duration::from_millis(25)).await;
-    let _ = temperature;
-    Ok(format!(
+    let answer = format!(
         "Paris is the capital of France. ({} prompt chars)",
         prompt.len()
-    ))
+    );
+    // What a real client reads from the API's response: usage, finish reason, response id.
+    LlmCall::new("gpt-4o-mini")
+        .provider("openai")
+        .temperature(temperature)
+        .message("user", prompt)
+        .completion(answer.clone())
+        .usage(simulated_tokens(prompt), simulated_tokens(&answer))
+        .finish_reason("stop")
+        .response_id("chatcmpl-simulated")
+        .record();
+    Ok(answer)
+}
+
+/// About four characters per token, as OpenAI's tokenizers average on English text.
+pub fn simulated_tokens(text: &str) -> u64 {
+    u64::try_from(text.len().div_ceil(4)).unwrap_or(u64::MAX)
 }
 
 #[trace(event_type = "model")]
