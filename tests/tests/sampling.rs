@@ -1,0 +1,648 @@
+//! Head sampling: trace-consistent decisions, parent-based flags, the global samplers
+//! (ratio, rules, users and sessions, adaptive) and `sampling_stats()`.
+//!
+//! Every decision draws from a seeded generator (`seed_thread_rng`), so each test sees the
+//! same decisions on every run; statistical assertions state their tolerance.
+
+// Counts and seconds here are far below 2^52.
+#![allow(clippy::cast_precision_loss)]
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use honeyhive_runtime::sampling::{
+    self, Adaptive, ManualClock, OperationStats, RootSampler, Rule, Sampler,
+};
+use honeyhive_runtime::testing::{Recorder, Spans};
+use honeyhive_runtime::{EventType, Scope, current_span_ids, trace};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+
+/// splitmix64: the tests' own seeded generator (trees, arrival times).
+struct TestRng(u64);
+
+impl TestRng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Polls a future to completion on this thread (our futures only yield, never wait).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// Pending once, then ready: makes an async span leave and re-enter its scope.
+#[derive(Default)]
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random call trees: no recorded span ever has an unrecorded parent.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Always,
+    Half,
+    Tenth,
+    Never,
+    PlainAsync,
+    HalfAsync,
+    NeverAsync,
+}
+
+const KINDS: [Kind; 8] = [
+    Kind::Plain,
+    Kind::Always,
+    Kind::Half,
+    Kind::Tenth,
+    Kind::Never,
+    Kind::PlainAsync,
+    Kind::HalfAsync,
+    Kind::NeverAsync,
+];
+
+#[derive(Debug)]
+struct Node {
+    kind: Kind,
+    children: Vec<Node>,
+}
+
+fn random_tree(rng: &mut TestRng, depth: u32) -> Node {
+    let kind = KINDS[usize::try_from(rng.below(KINDS.len() as u64)).unwrap()];
+    let fanout = if depth == 0 { 0 } else { rng.below(4) };
+    Node {
+        kind,
+        children: (0..fanout).map(|_| random_tree(rng, depth - 1)).collect(),
+    }
+}
+
+type Ids = Option<(TraceId, SpanId)>;
+
+/// What each call saw: the current span before the call, and inside it.
+#[derive(Debug)]
+struct Seen {
+    top: bool,
+    parent: Ids,
+    own: Ids,
+}
+
+#[derive(Default)]
+struct Log(RefCell<Vec<Seen>>);
+
+impl Log {
+    fn before(&self, top: bool) -> usize {
+        let mut seen = self.0.borrow_mut();
+        seen.push(Seen {
+            top,
+            parent: current_span_ids(),
+            own: None,
+        });
+        seen.len() - 1
+    }
+
+    fn inside(&self, at: usize) {
+        self.0.borrow_mut()[at].own = current_span_ids();
+    }
+}
+
+fn call(node: &Node, log: &Log, top: bool) {
+    let at = log.before(top);
+    match node.kind {
+        Kind::Plain => plain(node, log, at),
+        Kind::Always => always(node, log, at),
+        Kind::Half => half(node, log, at),
+        Kind::Tenth => tenth(node, log, at),
+        Kind::Never => never(node, log, at),
+        // A sync caller drives an async callee to completion on its own thread.
+        Kind::PlainAsync => block_on(plain_async(node, log, at)),
+        Kind::HalfAsync => block_on(half_async(node, log, at)),
+        Kind::NeverAsync => block_on(never_async(node, log, at)),
+    }
+}
+
+fn call_async<'a>(node: &'a Node, log: &'a Log) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+    Box::pin(async move {
+        if !matches!(
+            node.kind,
+            Kind::PlainAsync | Kind::HalfAsync | Kind::NeverAsync
+        ) {
+            // An async caller calls a sync callee directly.
+            return call(node, log, false);
+        }
+        let at = log.before(false);
+        match node.kind {
+            Kind::HalfAsync => half_async(node, log, at).await,
+            Kind::NeverAsync => never_async(node, log, at).await,
+            _ => plain_async(node, log, at).await,
+        }
+    })
+}
+
+fn visit(node: &Node, log: &Log, at: usize) {
+    log.inside(at);
+    for child in &node.children {
+        call(child, log, false);
+    }
+}
+
+async fn visit_async(node: &Node, log: &Log, at: usize) {
+    log.inside(at);
+    YieldOnce::default().await;
+    // The span is current again after the await.
+    assert_eq!(current_span_ids(), log.0.borrow()[at].own);
+    for child in &node.children {
+        call_async(child, log).await;
+    }
+}
+
+#[trace(skip_all)]
+fn plain(node: &Node, log: &Log, at: usize) {
+    visit(node, log, at);
+}
+
+#[trace(skip_all, sample_rate = 1.0)]
+fn always(node: &Node, log: &Log, at: usize) {
+    visit(node, log, at);
+}
+
+#[trace(skip_all, sample_rate = 0.5)]
+fn half(node: &Node, log: &Log, at: usize) {
+    visit(node, log, at);
+}
+
+#[trace(skip_all, sample_rate = 0.1)]
+fn tenth(node: &Node, log: &Log, at: usize) {
+    visit(node, log, at);
+}
+
+#[trace(skip_all, sample_rate = 0.0)]
+fn never(node: &Node, log: &Log, at: usize) {
+    visit(node, log, at);
+}
+
+#[trace(skip_all)]
+async fn plain_async(node: &Node, log: &Log, at: usize) {
+    visit_async(node, log, at).await;
+}
+
+#[trace(skip_all, sample_rate = 0.5)]
+async fn half_async(node: &Node, log: &Log, at: usize) {
+    visit_async(node, log, at).await;
+}
+
+#[trace(skip_all, sample_rate = 0.0)]
+async fn never_async(node: &Node, log: &Log, at: usize) {
+    visit_async(node, log, at).await;
+}
+
+/// Runs `trees` and checks the recorded spans against what each call saw. Returns which
+/// calls were recorded, in call order.
+fn run_trees(trees: &[Node], rec: &Recorder) -> Vec<bool> {
+    let log = Log::default();
+    for tree in trees {
+        call(tree, &log, true);
+    }
+    let spans = rec.spans();
+    let recorded: HashSet<(TraceId, SpanId)> =
+        spans.iter().map(|s| (s.trace_id(), s.span_id())).collect();
+    // No orphans: every recorded span's parent was recorded, or it is a root.
+    for span in spans.iter() {
+        assert!(
+            span.is_root() || recorded.contains(&(span.trace_id(), span.parent_span_id)),
+            "orphan: {} has an unrecorded parent",
+            span.name
+        );
+    }
+    let seen = log.0.into_inner();
+    for s in &seen {
+        if let Some(own) = s.own {
+            assert!(recorded.contains(&own), "a recorded scope was not exported");
+            let span = spans
+                .iter()
+                .find(|x| (x.trace_id(), x.span_id()) == own)
+                .unwrap();
+            match s.parent {
+                Some((trace, parent)) => {
+                    assert_eq!(span.trace_id(), trace);
+                    assert_eq!(span.parent_span_id, parent);
+                }
+                None => assert!(
+                    s.top && span.is_root(),
+                    "recorded under an unsampled parent"
+                ),
+            }
+        }
+        if !s.top && s.parent.is_none() {
+            assert!(s.own.is_none(), "a child of an unsampled span was recorded");
+        }
+    }
+    assert_eq!(
+        seen.iter().filter(|s| s.own.is_some()).count(),
+        spans.len(),
+        "every recorded span is a call that saw itself recorded"
+    );
+    seen.iter().map(|s| s.own.is_some()).collect()
+}
+
+#[test]
+fn random_call_trees_never_record_orphans_and_repeat_under_a_seed() {
+    let mut rng = TestRng(2024);
+    let trees: Vec<Node> = (0..300).map(|_| random_tree(&mut rng, 4)).collect();
+    for sampler in [
+        Sampler::ParentBased(RootSampler::AlwaysOn),
+        Sampler::Ratio(0.5),
+    ] {
+        let rec = Recorder::with(|b| b.sampler(sampler));
+        sampling::seed_thread_rng(7);
+        let first = run_trees(&trees, &rec);
+        drop(rec);
+        let recorded = first.iter().filter(|r| **r).count();
+        assert!(
+            recorded > 100 && recorded < first.len() - 100,
+            "{recorded} of {} recorded: the trees should mix both outcomes",
+            first.len()
+        );
+        // The same seed gives the same decisions.
+        let rec = Recorder::with(|b| b.sampler(sampler));
+        sampling::seed_thread_rng(7);
+        let second = run_trees(&trees, &rec);
+        assert_eq!(first, second);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent-based: an incoming sampled flag is honoured.
+
+#[trace(event_type = "chain")]
+fn handler() -> u32 {
+    handler_step() + 1
+}
+
+#[trace]
+fn handler_step() -> u32 {
+    1
+}
+
+fn remote_parent(flags: TraceFlags) -> SpanContext {
+    SpanContext::new(
+        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
+        SpanId::from(0xb7ad_6b71_6920_3331_u64),
+        flags,
+        true,
+        TraceState::NONE,
+    )
+}
+
+#[test]
+fn an_incoming_sampled_flag_is_honoured_both_ways() {
+    // Sampled upstream: recorded even though this process would sample no root of its own.
+    let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOff)));
+    {
+        let _cx = opentelemetry::Context::current()
+            .with_remote_span_context(remote_parent(TraceFlags::SAMPLED))
+            .attach();
+        assert_eq!(handler(), 2);
+    }
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["handler_step", "handler"]);
+    let root = spans.get("handler");
+    assert_eq!(
+        root.trace_id(),
+        remote_parent(TraceFlags::SAMPLED).trace_id()
+    );
+    assert_eq!(root.parent_span_id, SpanId::from(0xb7ad_6b71_6920_3331_u64));
+    assert!(root.parent_span_is_remote);
+    // The upstream rate is unknown here, so none is claimed.
+    assert_eq!(root.f64("honeyhive.sample_rate"), None);
+    assert_eq!(
+        spans.get("handler_step").parent_span_id,
+        root.span_id(),
+        "the child joins the remote trace"
+    );
+    drop(rec);
+
+    // Not sampled upstream: nothing recorded, though this process samples every root.
+    let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOn)));
+    {
+        let _cx = opentelemetry::Context::current()
+            .with_remote_span_context(remote_parent(TraceFlags::default()))
+            .attach();
+        assert_eq!(handler(), 2);
+    }
+    assert!(rec.spans().is_empty());
+    assert_eq!(
+        sampling::sampling_stats()["handler"],
+        stats(1, 0),
+        "the root is counted as seen, not sampled"
+    );
+    // Without the ambient context, the root sampler decides again.
+    handler();
+    assert_eq!(rec.spans().len(), 2);
+}
+
+#[test]
+fn a_sampler_that_is_not_parent_based_decides_for_itself() {
+    let rec = Recorder::with(|b| b.sampler(Sampler::AlwaysOff));
+    {
+        let _cx = opentelemetry::Context::current()
+            .with_remote_span_context(remote_parent(TraceFlags::SAMPLED))
+            .attach();
+        handler();
+    }
+    assert!(rec.spans().is_empty());
+}
+
+fn stats(seen: u64, sampled: u64) -> OperationStats {
+    let mut s = OperationStats::default();
+    s.seen = seen;
+    s.sampled = sampled;
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ratio, from the builder and from OTEL_TRACES_SAMPLER; sampling_stats().
+
+#[trace(event_type = "chain")]
+fn ratio_root() {
+    ratio_child();
+}
+
+#[trace]
+fn ratio_child() {}
+
+fn within(actual: u64, expected: f64, tolerance: f64) -> bool {
+    (actual as f64 - expected).abs() <= expected * tolerance
+}
+
+#[test]
+fn a_ratio_keeps_its_fraction_and_roots_carry_the_rate() {
+    let rec = Recorder::with(|b| b.sampler(Sampler::Ratio(0.2)));
+    sampling::seed_thread_rng(11);
+    for _ in 0..5000 {
+        ratio_root();
+    }
+    let stats = sampling::sampling_stats();
+    let root = stats["ratio_root"];
+    assert_eq!(root.seen, 5000);
+    // Tolerance 10% (about 4.5 standard deviations of a binomial(5000, 0.2)).
+    assert!(within(root.sampled, 1000.0, 0.10), "{root:?}");
+    assert!(
+        !stats.contains_key("ratio_child"),
+        "only roots are counted: children follow their root"
+    );
+    let spans = rec.spans();
+    assert_eq!(spans.all("ratio_root").count() as u64, root.sampled);
+    assert_eq!(spans.all("ratio_child").count() as u64, root.sampled);
+    for r in spans.all("ratio_root") {
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.2));
+    }
+    for child in spans.all("ratio_child") {
+        assert_eq!(child.f64("honeyhive.sample_rate"), None);
+        assert!(spans.parent_of(child).is_some());
+    }
+}
+
+#[test]
+fn otel_traces_sampler_reaches_the_decisions() {
+    let rec = Recorder::with(|b| {
+        b.env(|key| match key {
+            "OTEL_TRACES_SAMPLER" => Some("parentbased_traceidratio".to_owned()),
+            "OTEL_TRACES_SAMPLER_ARG" => Some("0.5".to_owned()),
+            _ => None,
+        })
+    });
+    sampling::seed_thread_rng(12);
+    for _ in 0..2000 {
+        ratio_root();
+    }
+    let root = sampling::sampling_stats()["ratio_root"];
+    assert_eq!(root.seen, 2000);
+    // Tolerance 10% (about 4.5 standard deviations).
+    assert!(within(root.sampled, 1000.0, 0.10), "{root:?}");
+    for r in rec.spans().all("ratio_root") {
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.5));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules: first match wins, by name and event type, then the fallback.
+
+#[trace(event_type = "model")]
+fn llm_call() {}
+
+#[trace(event_type = "chain")]
+fn checkout() {}
+
+#[trace(event_type = "chain")]
+fn health_check() {}
+
+#[trace(event_type = "chain")]
+fn browse() {}
+
+#[trace(sample_rate = 0.0)]
+fn declared_never() {}
+
+#[trace]
+fn unmatched() {}
+
+#[test]
+fn rules_match_by_name_and_event_type_and_the_first_match_wins() {
+    let rec = Recorder::with(|b| {
+        b.sampler(Sampler::AlwaysOff)
+            .sampling_rule(Rule::new(0.0).name("health*"))
+            .sampling_rule(Rule::new(1.0).name("checkout"))
+            // Would drop `checkout` too, but the rule above matched first.
+            .sampling_rule(Rule::new(0.0).event_type(EventType::Chain))
+            // A rule overrides the rate declared on a root function.
+            .sampling_rule(Rule::new(1.0).name("declared_never"))
+            .sampling_rule(Rule::new(0.25).event_type(EventType::Model))
+    });
+    sampling::seed_thread_rng(13);
+    for _ in 0..10 {
+        checkout();
+        health_check();
+        browse();
+        declared_never();
+        unmatched();
+    }
+    for _ in 0..4000 {
+        llm_call();
+    }
+    let stats = sampling::sampling_stats();
+    assert_eq!(stats["checkout"], self::stats(10, 10));
+    assert_eq!(stats["health_check"], self::stats(10, 0));
+    assert_eq!(stats["browse"], self::stats(10, 0));
+    assert_eq!(stats["declared_never"], self::stats(10, 10));
+    assert_eq!(
+        stats["unmatched"],
+        self::stats(10, 0),
+        "falls back to AlwaysOff"
+    );
+    let llm = stats["llm_call"];
+    // Tolerance 10% (about 3.7 standard deviations of a binomial(4000, 0.25)).
+    assert!(within(llm.sampled, 1000.0, 0.10), "{llm:?}");
+    let spans = rec.spans();
+    assert_eq!(
+        rate_of(&spans, "checkout"),
+        Some(1.0),
+        "roots carry the rule's rate"
+    );
+    assert_eq!(rate_of(&spans, "declared_never"), Some(1.0));
+    assert_eq!(rate_of(&spans, "llm_call"), Some(0.25));
+}
+
+/// The `honeyhive.sample_rate` of the first span named `name`.
+fn rate_of(spans: &Spans, name: &str) -> Option<f64> {
+    spans.all(name).next()?.f64("honeyhive.sample_rate")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Always-trace for given users and sessions.
+
+#[trace(event_type = "chain")]
+fn user_request() {
+    ratio_child();
+}
+
+#[test]
+fn chosen_users_and_sessions_are_always_traced() {
+    let rec = Recorder::with(|b| {
+        b.sampler(Sampler::Ratio(0.0))
+            .always_sample_users(["vip-user"])
+            .always_sample_sessions(["debug-session".to_owned()])
+    });
+    Scope::user_only("vip-user").run(user_request);
+    Scope::user_only("someone-else").run(user_request);
+    Scope::session("debug-session").run(user_request);
+    Scope::session("other-session").run(user_request);
+    user_request();
+    assert_eq!(sampling::sampling_stats()["user_request"], stats(5, 2));
+    let spans = rec.spans();
+    let roots: Vec<_> = spans.all("user_request").collect();
+    assert_eq!(roots.len(), 2);
+    assert_eq!(roots[0].str("user.id"), Some("vip-user"));
+    assert_eq!(roots[1].str("session.id"), Some("debug-session"));
+    for root in roots {
+        assert_eq!(root.f64("honeyhive.sample_rate"), Some(1.0));
+        assert_eq!(spans.children_of(root).len(), 1, "the whole trace is kept");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adaptive: a target number of traces per second per root operation.
+
+#[trace(event_type = "chain")]
+fn busy_operation() {}
+
+#[trace(event_type = "chain")]
+fn quiet_operation() {}
+
+#[test]
+fn adaptive_sampling_converges_to_the_target_per_operation() {
+    const TARGET: f64 = 10.0;
+    const RUN: f64 = 120.0;
+    const WARM_UP: f64 = 20.0;
+    let clock = ManualClock::new();
+    let rec = Recorder::with(|b| {
+        b.adaptive_sampling(
+            Adaptive::new(TARGET)
+                .window(Duration::from_secs(1))
+                .clock(clock.clone()),
+        )
+    });
+    sampling::seed_thread_rng(14);
+    // Poisson arrivals: `busy` at 10x the target, `quiet` at 0.1x, interleaved in time.
+    let mut rng = TestRng(99);
+    let next = |rate: f64, rng: &mut TestRng| -rng.unit().ln() / rate;
+    let (mut t_busy, mut t_quiet) = (next(100.0, &mut rng), next(1.0, &mut rng));
+    let mut now = 0.0;
+    let mut warm: Option<std::collections::BTreeMap<&str, OperationStats>> = None;
+    loop {
+        let (t, busy) = if t_busy < t_quiet {
+            (t_busy, true)
+        } else {
+            (t_quiet, false)
+        };
+        if t >= RUN {
+            break;
+        }
+        clock.advance(Duration::from_secs_f64(t - now));
+        now = t;
+        if warm.is_none() && now >= WARM_UP {
+            warm = Some(sampling::sampling_stats());
+        }
+        if busy {
+            busy_operation();
+            t_busy += next(100.0, &mut rng);
+        } else {
+            quiet_operation();
+            t_quiet += next(1.0, &mut rng);
+        }
+    }
+    let warm = warm.unwrap();
+    let end = sampling::sampling_stats();
+
+    // 10x the target: within 10% of the target once converged.
+    let kept = end["busy_operation"].sampled - warm["busy_operation"].sampled;
+    let per_second = kept as f64 / (RUN - WARM_UP);
+    assert!(
+        (per_second - TARGET).abs() <= TARGET * 0.10,
+        "busy: {per_second:.2} traces/s kept, target {TARGET}"
+    );
+    // 0.1x the target: every trace kept.
+    let quiet = end["quiet_operation"];
+    assert!(quiet.seen > 80, "{quiet:?}");
+    assert_eq!(quiet.sampled, quiet.seen);
+
+    let spans = rec.spans();
+    assert_eq!(
+        spans.all("busy_operation").count() as u64,
+        end["busy_operation"].sampled
+    );
+    // Roots carry the adaptive probability they were kept with: about 0.1 once converged.
+    let last = spans
+        .all("busy_operation")
+        .last()
+        .unwrap()
+        .f64("honeyhive.sample_rate")
+        .unwrap();
+    assert!((last - 0.1).abs() < 0.02, "{last}");
+    for q in spans.all("quiet_operation") {
+        assert_eq!(q.f64("honeyhive.sample_rate"), Some(1.0));
+    }
+}

@@ -1,0 +1,274 @@
+//! Tail sampling on the export thread: traces with errors or slow roots are kept, the rest at
+//! a rate; held traces are bounded (span and trace limits, root timeout, flush), and a trace
+//! is never cut into orphans. Asserted on exported spans.
+
+// Counts here are far below 2^52.
+#![allow(clippy::cast_precision_loss)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Duration;
+
+use honeyhive_runtime::sampling::{self, ManualClock, Sampler, TailSampling, TailStats};
+use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
+use honeyhive_runtime::trace;
+
+#[trace]
+fn step(fail: bool) -> Result<u32, String> {
+    if fail {
+        Err("upstream timed out".to_owned())
+    } else {
+        Ok(1)
+    }
+}
+
+/// A trace of `steps + 1` spans; step `fail_at` fails (the root still succeeds).
+#[trace(event_type = "chain")]
+fn request(steps: usize, fail_at: Option<usize>) -> u32 {
+    (0..steps)
+        .map(|i| step(Some(i) == fail_at).unwrap_or(0))
+        .sum()
+}
+
+/// Pending once, then ready.
+#[derive(Default)]
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+/// A root that ends one step, then waits: polled once, its first step reaches the export
+/// thread while the root is still open.
+#[trace(event_type = "chain")]
+async fn long_request() -> u32 {
+    let a = step(false).unwrap_or(0);
+    YieldOnce::default().await;
+    a + step(false).unwrap_or(0)
+}
+
+fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut TaskContext::from_waker(Waker::noop()))
+}
+
+fn finish<F: Future>(mut future: Pin<Box<F>>) -> F::Output {
+    loop {
+        if let Poll::Ready(out) = poll_once(future.as_mut()) {
+            return out;
+        }
+    }
+}
+
+/// Yields until `done` holds (no sleep: it waits for the export thread, not for time).
+fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..100_000_000u64 {
+        if done() {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("the export thread never got there");
+}
+
+/// Every exported span's parent was exported too, or it is a root.
+fn assert_no_orphans(spans: &Spans) {
+    let ids: HashSet<_> = spans.iter().map(|s| (s.trace_id(), s.span_id())).collect();
+    for span in spans.iter() {
+        assert!(
+            span.is_root() || ids.contains(&(span.trace_id(), span.parent_span_id)),
+            "orphan {}",
+            span.name
+        );
+    }
+}
+
+fn traces(spans: &Spans) -> usize {
+    spans
+        .iter()
+        .map(FinishedSpan::trace_id)
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+#[test]
+fn traces_with_errors_are_kept_whole_and_the_rest_dropped() {
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(0.0)));
+    request(3, Some(1));
+    request(3, None);
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["step", "step", "step", "request"]);
+    assert_eq!(traces(&spans), 1);
+    assert_no_orphans(&spans);
+    assert_eq!(spans.all("step").filter(|s| s.is_error()).count(), 1);
+    // Kept with certainty because of the error: the head rate (1) times 1.
+    assert_eq!(spans.get("request").f64("honeyhive.sample_rate"), Some(1.0));
+    let stats = sampling::tail_stats();
+    assert_eq!(stats.traces_kept, 1);
+    assert_eq!(stats.kept_for_error, 1);
+    assert_eq!(stats.traces_dropped, 1);
+    assert_eq!(stats.spans_dropped, 4);
+    assert_eq!(stats.in_flight, 0);
+}
+
+#[test]
+fn keep_errors_can_be_turned_off() {
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(0.0).keep_errors(false)));
+    request(3, Some(1));
+    assert!(rec.spans().is_empty());
+    assert_eq!(sampling::tail_stats().traces_dropped, 1);
+}
+
+#[test]
+fn traces_with_slow_roots_are_kept() {
+    // Every root lasts at least zero: kept for latency.
+    let rec = Recorder::with(|b| {
+        b.tail_sampling(TailSampling::new(0.0).keep_slower_than(Duration::ZERO))
+    });
+    request(2, None);
+    let spans = rec.spans();
+    assert_eq!(spans.len(), 3);
+    assert_eq!(spans.get("request").f64("honeyhive.sample_rate"), Some(1.0));
+    let stats = sampling::tail_stats();
+    assert_eq!((stats.traces_kept, stats.kept_for_latency), (1, 1));
+    drop(rec);
+    // No root of this test lasts an hour: dropped.
+    let rec = Recorder::with(|b| {
+        b.tail_sampling(TailSampling::new(0.0).keep_slower_than(Duration::from_hours(1)))
+    });
+    request(2, None);
+    assert!(rec.spans().is_empty());
+    assert_eq!(sampling::tail_stats().traces_dropped, 1);
+}
+
+#[test]
+fn the_rest_is_kept_at_the_rate_and_roots_carry_the_combined_probability() {
+    // Head: half the traces; tail: half of those. A kept root stands for 4 requests.
+    let rec = Recorder::with(|b| {
+        b.sampler(Sampler::Ratio(0.5))
+            .tail_sampling(TailSampling::new(0.5).seed(3))
+            // Room for every span even if the export thread falls behind.
+            .queue_capacity(1 << 20)
+    });
+    sampling::seed_thread_rng(4);
+    for _ in 0..8000 {
+        request(1, None);
+    }
+    let spans = rec.spans();
+    let head = sampling::sampling_stats()["request"].sampled;
+    let tail = sampling::tail_stats();
+    assert_eq!(tail.traces_kept + tail.traces_dropped, head);
+    let kept = spans.all("request").count() as u64;
+    assert_eq!(kept, tail.traces_kept);
+    // Tolerance 10% on 8000 x 0.25 = 2000 (about 5 standard deviations).
+    assert!((kept as f64 - 2000.0).abs() <= 200.0, "{kept} kept");
+    assert_eq!(
+        spans.all("step").count() as u64,
+        kept,
+        "traces are kept whole"
+    );
+    assert_no_orphans(&spans);
+    for root in spans.all("request") {
+        assert_eq!(root.f64("honeyhive.sample_rate"), Some(0.25));
+    }
+}
+
+#[test]
+fn a_trace_over_the_span_limit_is_decided_early_and_stays_whole() {
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(1.0).max_spans_per_trace(3)));
+    request(10, None);
+    let spans = rec.spans();
+    assert_eq!(spans.len(), 11, "the spans after the decision follow it");
+    assert_no_orphans(&spans);
+    assert_eq!(sampling::tail_stats().over_span_limit, 1);
+    drop(rec);
+
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(0.0).max_spans_per_trace(3)));
+    request(10, None);
+    assert!(
+        rec.spans().is_empty(),
+        "the root follows the early drop too"
+    );
+    let stats = sampling::tail_stats();
+    assert_eq!(stats.over_span_limit, 1);
+    assert_eq!(stats.spans_dropped, 11);
+}
+
+#[test]
+fn too_many_traces_in_flight_decides_the_oldest_early() {
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(1.0).max_traces_in_flight(2)));
+    let mut open: Vec<_> = (0..4).map(|_| Box::pin(long_request())).collect();
+    for future in &mut open {
+        // Its first step is handed over; the root stays open.
+        assert!(poll_once(future.as_mut()).is_pending());
+    }
+    for future in open {
+        assert_eq!(finish(future), 2);
+    }
+    let spans = rec.spans();
+    assert_eq!(spans.len(), 12);
+    assert_eq!(traces(&spans), 4);
+    assert_no_orphans(&spans);
+    let stats = sampling::tail_stats();
+    assert_eq!(stats.over_trace_limit, 2, "{stats:?}");
+    assert_eq!(stats.traces_kept, 4);
+    assert_eq!(stats.decided_at_flush, 0);
+}
+
+#[test]
+fn a_trace_whose_root_does_not_end_is_decided_after_the_timeout() {
+    let clock = ManualClock::new();
+    let rec = Recorder::with(|b| {
+        b.tail_sampling(
+            TailSampling::new(1.0)
+                .root_timeout(Duration::from_secs(10))
+                .clock(clock.clone()),
+        )
+    });
+    let mut stuck = Box::pin(long_request());
+    assert!(poll_once(stuck.as_mut()).is_pending());
+    // The export thread stamps a trace with the clock when it takes its first span: move the
+    // clock only once it has (a flush would decide the trace).
+    wait_until(|| sampling::tail_stats().in_flight == 1);
+    clock.advance(Duration::from_secs(11));
+    // The next trace to arrive lets the export thread see the time.
+    request(1, None);
+    let spans = rec.spans();
+    // The new trace is decided at its root; the held one when the batch is done.
+    assert_eq!(spans.names(), ["step", "request", "step"]);
+    let stats = sampling::tail_stats();
+    assert_eq!(stats.timed_out, 1);
+    assert_eq!(stats.decided_at_flush, 0);
+    assert_eq!(stats.traces_kept, 2);
+    // When the root ends at last, it follows the decision already made.
+    assert_eq!(finish(stuck), 2);
+    let spans = rec.spans();
+    assert_eq!(spans.len(), 5);
+    assert_eq!(traces(&spans), 2);
+    assert_no_orphans(&spans);
+    assert_eq!(sampling::tail_stats().traces_kept, 2);
+}
+
+#[test]
+fn a_flush_decides_traces_still_held() {
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(1.0)));
+    let mut open = Box::pin(long_request());
+    assert!(poll_once(open.as_mut()).is_pending());
+    assert_eq!(rec.spans().names(), ["step"]);
+    let stats: TailStats = sampling::tail_stats();
+    assert_eq!((stats.decided_at_flush, stats.traces_kept), (1, 1));
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(finish(open), 2);
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["step", "step", "long_request"]);
+    assert_no_orphans(&spans);
+}
