@@ -5,6 +5,7 @@
 
 mod errors;
 mod item;
+mod retry;
 mod trace;
 
 use proc_macro::TokenStream;
@@ -12,5 +13,14 @@ use proc_macro::TokenStream;
 /// Records each call of a function as a span. See `honeyhive_runtime` for the arguments.
 #[proc_macro_attribute]
 pub fn trace(args: TokenStream, item: TokenStream) -> TokenStream {
-    trace::entry(args.into(), item.into()).into()
+    // `#[trace] #[retry]`: the retry loop goes inside the one span.
+    let item = retry::within_trace(item.into());
+    trace::entry(args.into(), item).into()
+}
+
+/// Retries a function that returns a `Result`, with backoff, recording every attempt on the
+/// trace. See the `honeyhive_runtime::retry` module for the arguments and what is recorded.
+#[proc_macro_attribute]
+pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    retry::entry(args.into(), item.into()).into()
 }

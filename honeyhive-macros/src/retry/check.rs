@@ -1,0 +1,321 @@
+//! Rules that involve both the arguments and the function; the result is a plan that
+//! `expand` follows without further checks.
+
+use std::time::Duration;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned;
+use syn::{Attribute, FnArg, Ident, Meta, Pat, ReceiverKind, Type, TypeParamBound};
+
+use super::args::{Backoff, DEFAULT_FACTOR, DEFAULT_INITIAL, DEFAULT_MAX, RetryArgs};
+use crate::errors::Errors;
+use crate::item::{Function, contains_impl_trait};
+
+/// Everything the expansion needs, already validated.
+pub(crate) struct Plan {
+    pub(crate) krate: TokenStream,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    /// The variant of the runtime's `Jitter`.
+    pub(crate) jitter: Ident,
+    pub(crate) max_delay: Option<Duration>,
+    pub(crate) max_elapsed: Option<Duration>,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) decide: Decide,
+    pub(crate) sleep: Option<syn::Path>,
+    /// The return type, to annotate the body with (absent when it names `impl Trait`).
+    pub(crate) ret: Option<Type>,
+    /// Where a return type that is not a `Result` is reported.
+    pub(crate) ret_span: Span,
+    /// Owned arguments, copied or cloned for each attempt.
+    pub(crate) per_attempt: Vec<PerAttempt>,
+    /// `#[retry] #[trace(..)]`: each attempt gets its own span.
+    pub(crate) trace: Option<TraceAttr>,
+    /// With a span per attempt: the `&mut` arguments, passed to the body at each attempt
+    /// rather than captured, so that `#[trace]` can record them before the body borrows them.
+    pub(crate) reborrowed: Vec<(Ident, Type)>,
+}
+
+/// A `#[trace]` attribute below `#[retry]`.
+pub(crate) struct TraceAttr {
+    /// Its index among the function's attributes.
+    pub(crate) index: usize,
+    pub(crate) path: syn::Path,
+    pub(crate) args: TokenStream,
+}
+
+/// How a failed attempt's error is classified.
+pub(crate) enum Decide {
+    /// Every error is retried.
+    Always,
+    /// `when = path`: `fn(&E) -> bool`.
+    When(syn::Path),
+    /// `classify = path`: `fn(&E) -> Decision`.
+    Classify(syn::Path),
+}
+
+/// An owned argument that each attempt gets its own copy of.
+pub(crate) struct PerAttempt {
+    pub(crate) ident: Ident,
+    pub(crate) mutable: bool,
+    /// `clone(arg)`; otherwise the argument must be `Copy`.
+    pub(crate) cloned: bool,
+}
+
+/// Crates whose `#[...::trace]` attributes are not ours.
+const FOREIGN_TRACE: &[&str] = &["fastrace", "minitrace", "tracing", "log"];
+
+/// Whether `attr` is `#[trace]` (or `#[honeyhive_runtime::trace]`, or a renamed path).
+pub(crate) fn is_ours(attr: &Attribute, name: &str) -> bool {
+    let segments = &attr.path().segments;
+    segments.last().is_some_and(|s| s.ident == name)
+        && !(segments.len() > 1 && FOREIGN_TRACE.iter().any(|c| segments[0].ident == c))
+}
+
+/// A statement that resolves an attribute's path, for an attribute consumed by the other
+/// macro: rustc never resolves it, so its `use` would be reported unused.
+pub(crate) fn uses(path: &syn::Path) -> syn::Stmt {
+    syn::parse_quote! {
+        #[allow(unused_imports)]
+        use #path as _;
+    }
+}
+
+/// The arguments of an attribute: `x` in `#[name(x)]`.
+pub(crate) fn attr_args(attr: &Attribute) -> TokenStream {
+    match &attr.meta {
+        Meta::List(list) => list.tokens.clone(),
+        Meta::Path(_) | Meta::NameValue(_) => TokenStream::new(),
+    }
+}
+
+pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) -> Plan {
+    let sig = &function.item.sig;
+    let is_async = function.is_async();
+    if function.async_trait_block_ref() {
+        errors.error(
+            sig,
+            "`#[retry]` cannot retry an `#[async_trait]` method: put the body in an `async fn` with `#[retry]` and call it from the method",
+        );
+    }
+    let (ret, ret_span) = return_type(function, errors);
+
+    let trace = function
+        .item
+        .attrs
+        .iter()
+        .position(|a| is_ours(a, "trace"))
+        .map(|index| {
+            let attr = &function.item.attrs[index];
+            TraceAttr {
+                index,
+                path: attr.path().clone(),
+                args: attr_args(attr),
+            }
+        });
+
+    let cloned: Vec<&Ident> = args
+        .clone
+        .get()
+        .map_or_else(Vec::new, |c| c.value.iter().collect());
+    let (per_attempt, reborrowed) = arguments(function, &cloned, trace.is_some(), errors);
+
+    if let Some(timeout) = args.attempt_timeout.get()
+        && !is_async
+    {
+        errors.error(
+            &timeout.tokens,
+            "`attempt_timeout` needs an `async fn`: a sync attempt cannot be interrupted",
+        );
+    }
+    let decide = match (args.when.get(), args.classify.get()) {
+        (Some(_), Some(classify)) => {
+            errors.error(
+                &classify.tokens,
+                "`when` and `classify` both decide which errors are retried; use one",
+            );
+            Decide::Always
+        }
+        (Some(when), None) => Decide::When(when.value.clone()),
+        (None, Some(classify)) => Decide::Classify(classify.value.clone()),
+        (None, None) => Decide::Always,
+    };
+
+    let krate = args.krate.get().map_or_else(
+        || quote!(::honeyhive_runtime),
+        |k| k.value.to_token_stream(),
+    );
+    Plan {
+        krate,
+        max_attempts: args.max_attempts.get().map_or(3, |m| m.value),
+        backoff: args.backoff.get().map_or(
+            Backoff::Exponential {
+                initial: DEFAULT_INITIAL,
+                factor: DEFAULT_FACTOR,
+                max: DEFAULT_MAX,
+            },
+            |b| b.value,
+        ),
+        jitter: Ident::new(
+            args.jitter.get().map_or("Full", |j| j.value),
+            Span::call_site(),
+        ),
+        max_delay: args.max_delay.get().map(|d| d.value),
+        max_elapsed: args.max_elapsed.get().map(|d| d.value),
+        attempt_timeout: args.attempt_timeout.get().map(|d| d.value),
+        decide,
+        sleep: args.sleep.get().map(|s| s.value.clone()),
+        ret,
+        ret_span,
+        per_attempt,
+        trace,
+        reborrowed,
+    }
+}
+
+/// The owned arguments each attempt copies or clones, and (with a span per attempt) the `&mut`
+/// arguments passed to the body; checks the receiver and `clone(..)` on the way.
+fn arguments(
+    function: &Function,
+    cloned: &[&Ident],
+    traced: bool,
+    errors: &mut Errors,
+) -> (Vec<PerAttempt>, Vec<(Ident, Type)>) {
+    let mut per_attempt = Vec::new();
+    let mut reborrowed = Vec::new();
+    let mut named: Vec<&Ident> = Vec::new();
+    for input in &function.item.sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                if matches!(receiver.kind, ReceiverKind::Value) {
+                    errors.error(
+                        receiver,
+                        "`#[retry]` runs the body once per attempt, so it cannot take `self` by value: take `&self` or `&mut self`",
+                    );
+                }
+            }
+            FnArg::Typed(arg) => {
+                let Pat::Ident(pat) = &*arg.pat else { continue };
+                if pat.subpat.is_some() || pat.by_ref.is_some() {
+                    continue;
+                }
+                named.push(&pat.ident);
+                let is_cloned = cloned.contains(&&pat.ident);
+                match &*arg.ty {
+                    Type::Reference(reference) => {
+                        if is_cloned {
+                            errors.error(
+                                &pat.ident,
+                                format!("`{}` is a reference, which every attempt can share: remove it from `clone(..)`", pat.ident),
+                            );
+                        }
+                        if traced && reference.mutability.is_some() && !contains_impl_trait(&arg.ty)
+                        {
+                            reborrowed.push((pat.ident.clone(), (*arg.ty).clone()));
+                        }
+                    }
+                    // `_name` marks an unused argument; nothing to give each attempt.
+                    _ if !is_cloned && pat.ident.to_string().starts_with('_') => {}
+                    _ => per_attempt.push(PerAttempt {
+                        ident: pat.ident.clone(),
+                        mutable: pat.mutability.is_some(),
+                        cloned: is_cloned,
+                    }),
+                }
+            }
+        }
+    }
+    check_clone_list(cloned, &named, errors);
+    (per_attempt, reborrowed)
+}
+
+fn check_clone_list(cloned: &[&Ident], named: &[&Ident], errors: &mut Errors) {
+    for (i, ident) in cloned.iter().enumerate() {
+        if cloned[..i].contains(ident) {
+            errors.error(ident, format!("`{ident}` is cloned twice"));
+        } else if *ident == "self" {
+            errors.error(
+                ident,
+                "`self` cannot be cloned for each attempt: take `&self` or `&mut self`",
+            );
+        } else if !named.contains(ident) {
+            let listed: Vec<String> = named.iter().map(|a| format!("`{a}`")).collect();
+            let known = if listed.is_empty() {
+                "the function has no named arguments".to_owned()
+            } else {
+                format!("arguments are {}", listed.join(", "))
+            };
+            errors.error(
+                ident,
+                format!("cannot clone `{ident}`: there is no such argument; {known}"),
+            );
+        }
+    }
+}
+
+/// The return type to annotate the body with, and where a non-`Result` is reported. Streams,
+/// futures and other `impl Trait` returns are rejected here, since no `Result` can be seen.
+fn return_type(function: &Function, errors: &mut Errors) -> (Option<Type>, Span) {
+    let sig = &function.item.sig;
+    let Some(ty) = function.return_type() else {
+        errors.error(
+            sig,
+            "`#[retry]` needs a function that returns a `Result`: an attempt fails by returning `Err`",
+        );
+        return (None, sig.ident.span());
+    };
+    if let Type::ImplTrait(it) = ty {
+        let names: Vec<String> = it
+            .bounds
+            .iter()
+            .filter_map(|b| match b {
+                TypeParamBound::Trait(t) => t.path.segments.last().map(|s| s.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        let message = if names.iter().any(|n| is_stream(n)) {
+            "`#[retry]` cannot retry a stream: it cannot replay items already handed out. Retry the call that opens the stream, e.g. an `async fn` returning `Result<impl Stream, E>`"
+        } else if names.iter().any(|n| n == "Future") {
+            "`#[retry]` needs an `async fn` to retry a future: write `async fn` returning the `Result`"
+        } else {
+            "`#[retry]` needs a function that returns a `Result`, not `impl Trait`"
+        };
+        errors.error(ty, message);
+    } else if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && (matches!(
+            last.ident.to_string().as_str(),
+            "BoxStream" | "LocalBoxStream"
+        ) || (matches!(last.ident.to_string().as_str(), "Pin" | "Box")
+            && mentions_stream(&last.arguments.to_token_stream())))
+    {
+        errors.error(
+            ty,
+            "`#[retry]` cannot retry a stream: it cannot replay items already handed out. Retry the call that opens the stream, e.g. an `async fn` returning `Result<impl Stream, E>`",
+        );
+    }
+    let annotation = (!contains_impl_trait(ty)).then(|| ty.clone());
+    (annotation, ty.span())
+}
+
+fn is_stream(name: &str) -> bool {
+    matches!(
+        name,
+        "Stream"
+            | "TryStream"
+            | "Iterator"
+            | "IntoIterator"
+            | "AsyncIterator"
+            | "DoubleEndedIterator"
+            | "ExactSizeIterator"
+    )
+}
+
+fn mentions_stream(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|tt| match tt {
+        proc_macro2::TokenTree::Ident(i) => is_stream(&i.to_string()),
+        proc_macro2::TokenTree::Group(g) => mentions_stream(&g.stream()),
+        _ => false,
+    })
+}

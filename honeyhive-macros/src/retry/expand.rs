@@ -1,0 +1,304 @@
+//! Code generation for `#[retry]`. Validates nothing: `check` did.
+
+use std::time::Duration;
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, Item, Pat};
+
+use super::args::Backoff;
+use super::check::{self, Decide, Plan};
+use crate::item::Function;
+
+pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
+    let k = &plan.krate;
+    let is_async = function.is_async();
+    // Each attempt binds its own copy of an owned argument, so `mut` belongs to the copy.
+    for input in &mut function.item.sig.inputs {
+        if let FnArg::Typed(arg) = input
+            && let Pat::Ident(pat) = &mut *arg.pat
+            && plan.per_attempt.iter().any(|a| a.ident == pat.ident)
+        {
+            pat.mutability = None;
+        }
+    }
+    let trace_args = plan.trace.as_ref().map(|trace| {
+        function.item.attrs.remove(trace.index);
+        // Rustc never resolves the attribute now, so its import would look unused.
+        function
+            .item
+            .block
+            .stmts
+            .insert(0, check::uses(&trace.path));
+        trace.args.clone()
+    });
+
+    let policy = policy(plan);
+    let body = body(plan, &function);
+    let mut start = if is_async {
+        quote!(#k::__private::Retry::new_async(&__HH_RETRY))
+    } else {
+        quote!(#k::__private::Retry::new_sync(&__HH_RETRY))
+    };
+    let (attempt, next) = match trace_args {
+        Some(args) => {
+            start.extend(quote!(.on_attempt_spans()));
+            (
+                traced_attempt(plan, &function, args),
+                quote!(__hh_retry.next_delay()),
+            )
+        }
+        None => (attempt(plan, is_async), after(plan, &quote!(__hh_retry))),
+    };
+    let sleep = sleep(plan, is_async);
+
+    let item = &function.item;
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let sig = &item.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #policy
+            let mut __hh_body = #body;
+            let mut __hh_retry = #start;
+            loop {
+                #attempt
+                match #next {
+                    ::core::option::Option::Some(__hh_delay) => #sleep,
+                    ::core::option::Option::None => return __hh_ret,
+                }
+            }
+        }
+    }
+}
+
+fn duration(d: Duration) -> TokenStream {
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    quote!(::core::time::Duration::from_nanos(#nanos))
+}
+
+fn optional_duration(d: Option<Duration>) -> TokenStream {
+    d.map_or_else(
+        || quote!(::core::option::Option::None),
+        |d| {
+            let d = duration(d);
+            quote!(::core::option::Option::Some(#d))
+        },
+    )
+}
+
+fn policy(plan: &Plan) -> TokenStream {
+    let k = &plan.krate;
+    let max_attempts = plan.max_attempts;
+    let backoff = match plan.backoff {
+        Backoff::Constant(d) => {
+            let d = duration(d);
+            quote!(#k::__private::Backoff::Constant(#d))
+        }
+        Backoff::Exponential {
+            initial,
+            factor,
+            max,
+        } => {
+            let (initial, max) = (duration(initial), duration(max));
+            quote!(#k::__private::Backoff::Exponential { initial: #initial, factor: #factor, max: #max })
+        }
+        Backoff::Fibonacci { initial, max } => {
+            let (initial, max) = (duration(initial), duration(max));
+            quote!(#k::__private::Backoff::Fibonacci { initial: #initial, max: #max })
+        }
+    };
+    let jitter = &plan.jitter;
+    let max_delay = optional_duration(plan.max_delay);
+    let max_elapsed = optional_duration(plan.max_elapsed);
+    quote! {
+        static __HH_RETRY: #k::__private::RetryPolicy = #k::__private::RetryPolicy {
+            max_attempts: #max_attempts,
+            backoff: #backoff,
+            jitter: #k::__private::Jitter::#jitter,
+            max_delay: #max_delay,
+            max_elapsed: #max_elapsed,
+        };
+    }
+}
+
+/// The body as a closure (async for an `async fn`) that each attempt calls afresh, so that `?`
+/// and `return` end the attempt. It borrows what it captures; owned arguments are copied or
+/// cloned at the start of each attempt.
+fn body(plan: &Plan, function: &Function) -> TokenStream {
+    let k = &plan.krate;
+    let per_attempt = plan.per_attempt.iter().map(|a| {
+        let ident = &a.ident;
+        let mutability = a.mutable.then(|| quote!(mut));
+        if a.cloned {
+            quote_spanned! {ident.span()=>
+                let #mutability #ident = ::core::clone::Clone::clone(&#ident);
+            }
+        } else {
+            // Spanned at the argument, where "needs `clone(..)`" is reported.
+            quote_spanned! {ident.span()=>
+                let #mutability #ident = #k::__private::reuse(&#ident);
+            }
+        }
+    });
+    let params = plan
+        .reborrowed
+        .iter()
+        .map(|(ident, ty)| quote!(#ident: #ty));
+    let ret = plan.ret.as_ref().map(|ty| quote!(-> #ty));
+    let asyncness = function.is_async().then(|| quote!(async));
+    let block = &function.item.block;
+    quote! {
+        #asyncness |#(#params),*| #ret {
+            #(#per_attempt)*
+            #block
+        }
+    }
+}
+
+/// One attempt: binds its result to `__hh_ret`.
+fn attempt(plan: &Plan, is_async: bool) -> TokenStream {
+    let run = if is_async {
+        let run = run_async(plan, &quote!(__hh_retry), &quote!((&mut __hh_body)()));
+        quote!(#run.await)
+    } else {
+        quote!(__hh_retry.run(&mut __hh_body))
+    };
+    quote! {
+        __hh_retry.begin();
+        let __hh_ret = #run;
+    }
+}
+
+/// Runs the future `call` of an async attempt, under `attempt_timeout` if there is one.
+fn run_async(plan: &Plan, retry: &TokenStream, call: &TokenStream) -> TokenStream {
+    match plan.attempt_timeout {
+        None => quote!(#retry.run_async(#call)),
+        Some(limit) => {
+            let limit = duration(limit);
+            let timer = timer(plan, &limit);
+            quote!(#retry.run_async_with_timeout(#call, #limit, #timer))
+        }
+    }
+}
+
+/// `#[retry] #[trace(..)]`: each attempt is a traced call with its own span, which records
+/// the attempt's failure or the call's outcome. `#[trace]` expands a stand-in function with the
+/// same signature, whose body runs the real body; its block becomes the attempt.
+fn traced_attempt(plan: &Plan, function: &Function, trace_args: TokenStream) -> TokenStream {
+    let reborrowed: Vec<_> = plan.reborrowed.iter().map(|(ident, _)| ident).collect();
+    let retry = quote!(__hh_r);
+    let run = if function.is_async() {
+        let run = run_async(plan, &retry, &quote!(__hh_run(#(#reborrowed),*)));
+        quote!(#run.await)
+    } else {
+        quote!(__hh_r.run(move || __hh_run(#(#reborrowed),*)))
+    };
+    let after = after(plan, &retry);
+    let inner = quote!({
+        __hh_r.enter_span();
+        let __hh_ret = #run;
+        #after;
+        __hh_ret
+    });
+    let sig = &function.item.sig;
+    let traced = crate::trace::entry(trace_args, quote!(#sig #inner));
+    // `#[trace]` gives back the function, and `compile_error!`s next to it if its arguments
+    // are wrong.
+    let mut errors = TokenStream::new();
+    let mut block = None;
+    match syn::parse2::<syn::File>(traced) {
+        Ok(file) => {
+            for item in file.items {
+                match item {
+                    Item::Fn(f) => block = Some(f.block.into_token_stream()),
+                    other => other.to_tokens(&mut errors),
+                }
+            }
+        }
+        Err(e) => errors = e.to_compile_error(),
+    }
+    let block = block.unwrap_or(inner);
+    quote! {
+        #errors
+        __hh_retry.begin();
+        __hh_retry.pin_sampling();
+        #(let #reborrowed = &mut *#reborrowed;)*
+        let __hh_run = &mut __hh_body;
+        let __hh_r = &mut __hh_retry;
+        let __hh_ret = #block;
+    }
+}
+
+/// Records the attempt on the current span and decides what follows: `Some(delay)` or `None`
+/// (return).
+///
+/// Spanned at the return type, where a type that is not a `Result` is reported, once: every
+/// expression here depends on it. The user's `when` / `classify` paths keep their own spans.
+fn after(plan: &Plan, retry: &TokenStream) -> TokenStream {
+    let span = at(plan.ret_span);
+    let k = &respan(plan.krate.clone(), span);
+    let retry = respan(retry.clone(), span);
+    let decide = match &plan.decide {
+        Decide::Always => quote_spanned!(span=> |_| #k::__private::Decision::Retry),
+        Decide::When(path) => quote_spanned! {span=>
+            |__hh_err| if #path(__hh_err) {
+                #k::__private::Decision::Retry
+            } else {
+                #k::__private::Decision::Stop
+            }
+        },
+        Decide::Classify(path) => quote_spanned!(span=> |__hh_err| #path(__hh_err)),
+    };
+    quote_spanned! {span=>
+        #retry.after(#k::__private::retry_error(&__hh_ret), #decide, |__hh_err, __hh_cap| {
+            #[allow(unused_imports)]
+            use #k::__private::{ErrDebugProbe as _, ErrDisplayProbe as _, ErrOpaqueProbe as _};
+            (&&&#k::__private::Capture(__hh_err)).hh_err_kind().describe(__hh_err, __hh_cap)
+        })
+    }
+}
+
+/// Reported at `user`'s tokens, but resolved, and linted, as code the macro wrote.
+fn at(user: Span) -> Span {
+    Span::call_site().located_at(user)
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
+/// A future that completes after `duration`: `sleep = path`, or the runtime's default timer.
+fn timer(plan: &Plan, duration: &TokenStream) -> TokenStream {
+    let k = &plan.krate;
+    if let Some(path) = &plan.sleep {
+        return quote_spanned!(at(path.span())=> #path(#duration));
+    }
+    quote!(<#k::__private::DefaultTimer as #k::__private::AsyncTimer>::sleep(#duration))
+}
+
+/// Waits `__hh_delay` before the next attempt.
+fn sleep(plan: &Plan, is_async: bool) -> TokenStream {
+    if is_async {
+        let timer = timer(plan, &quote!(__hh_delay));
+        return quote!(#timer.await);
+    }
+    if let Some(path) = &plan.sleep {
+        return quote_spanned!(at(path.span())=> #path(__hh_delay));
+    }
+    quote!(__hh_retry.sleep_sync(__hh_delay))
+}

@@ -1,0 +1,61 @@
+//! `#[retry]`: a loop in the function that runs the body again after a failed attempt, and
+//! records every attempt on the trace.
+
+mod args;
+mod check;
+mod expand;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::ItemFn;
+
+use crate::errors::{Errors, with_item};
+use crate::item::Function;
+
+pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_item(args, item.clone()) {
+        Ok(out) => out,
+        Err(e) => with_item(&e, item),
+    }
+}
+
+/// `#[trace] #[retry]`: one span around every attempt. `#[trace]` expands first, so it calls
+/// this on its item to put the retry loop inside its span, as Python's decorators nest.
+pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
+    let Ok(mut function) = syn::parse2::<ItemFn>(item.clone()) else {
+        return item;
+    };
+    let Some(index) = function
+        .attrs
+        .iter()
+        .position(|a| check::is_ours(a, "retry"))
+    else {
+        return item;
+    };
+    let attr = function.attrs.remove(index);
+    // Rustc never resolves the attribute now, so its import would look unused.
+    function.block.stmts.insert(0, check::uses(attr.path()));
+    match expand_item(check::attr_args(&attr), function.to_token_stream()) {
+        Ok(out) => out,
+        Err(e) => {
+            // `#[trace]` still gets a function to wrap, with the errors inside it.
+            let errors = e.to_compile_error();
+            let block = &function.block;
+            *function.block = syn::parse_quote!({ #errors #block });
+            function.into_token_stream()
+        }
+    }
+}
+
+fn expand_item(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let args = args::RetryArgs::parse(args, &mut errors);
+    let function = Function::parse("retry", item.clone(), &mut errors);
+    errors.check()?;
+    let (Some(args), Some(function)) = (args, function) else {
+        return Ok(item);
+    };
+    let plan = check::check(&args, &function, &mut errors);
+    errors.check()?;
+    Ok(expand::expand(&plan, function))
+}
