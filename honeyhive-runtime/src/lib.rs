@@ -77,12 +77,13 @@ mod clock;
 mod config;
 mod context;
 pub mod export;
+pub mod retry;
 pub mod sampling;
 mod span;
 pub mod testing;
 
 #[doc(inline)]
-pub use honeyhive_macros::trace;
+pub use honeyhive_macros::{retry, trace};
 
 pub use config::{Builder, DEFAULT_SERVER_URL, ExporterKind, Guard, InitError, Settings, init};
 pub use context::{current_span_ids, otel_context};
@@ -97,6 +98,11 @@ pub mod __private {
         OutDebugProbe, OutNumberProbe, OutSkipProbe, OutTextProbe, PlainProbe, ResultProbe,
         TextProbe,
     };
+    pub use crate::retry::Decision;
+    pub use crate::retry::executor::{
+        AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, TimeoutError, retry_error, reuse,
+    };
+    pub use crate::retry::policy::{Backoff, Jitter, Policy as RetryPolicy};
     pub use crate::span::{
         EventType, Instrumented, Meta, Span, SpanRecord, call_once, current_add_event,
         current_is_recording, current_set_attribute, current_set_error,

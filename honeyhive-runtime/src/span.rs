@@ -7,7 +7,7 @@
 //! durations and resource attributes all happen on the export thread.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -182,7 +182,7 @@ impl Span {
             State::Unsampled => Span::unchanged(parent),
             State::Sampled => {
                 if let Some(rate) = meta.sample_rate
-                    && !sampling::roll(rate)
+                    && !pinned_roll().unwrap_or_else(|| sampling::roll(rate))
                 {
                     return Span::unsampled(Current {
                         state: State::Unsampled,
@@ -235,7 +235,7 @@ impl Span {
                 None if sampling::parent_based() => ambient.sampled,
                 None => sampling::roll(sampling::root_rate()),
             };
-            if !keep {
+            if !pinned_roll().unwrap_or(keep) {
                 return Span::unsampled(unsampled);
             }
             return Span::recorded(
@@ -247,7 +247,7 @@ impl Span {
             );
         }
         let rate = meta.sample_rate.unwrap_or_else(sampling::root_rate);
-        if !sampling::roll(rate) {
+        if !pinned_roll().unwrap_or_else(|| sampling::roll(rate)) {
             return Span::unsampled(unsampled);
         }
         Span::recorded(meta, context::new_trace_id(), 0, false, Some(rate))
@@ -326,6 +326,19 @@ thread_local! {
     static ANNOTATIONS: RefCell<Vec<(u64, Annotation)>> = const { RefCell::new(Vec::new()) };
     /// The message of a panic in progress on this thread, kept by our panic hook.
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// A sampling decision made in advance; see [`pin_next_roll`].
+    static PINNED_ROLL: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Decides in advance whether the next span that rolls for sampling on this thread is kept
+/// (`None` clears it): `#[retry] #[trace]` gives every attempt the first attempt's decision,
+/// so that a call is recorded whole or not at all.
+pub(crate) fn pin_next_roll(decision: Option<bool>) {
+    let _ = PINNED_ROLL.try_with(|pinned| pinned.set(decision));
+}
+
+fn pinned_roll() -> Option<bool> {
+    PINNED_ROLL.try_with(Cell::take).ok().flatten()
 }
 
 /// Buffers an ended span; hands the buffer over once the thread has left traced code, or when
