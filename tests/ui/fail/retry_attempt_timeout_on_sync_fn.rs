@@ -1,0 +1,8 @@
+use honeyhive_runtime::retry;
+
+#[retry(attempt_timeout = 2s)]
+fn call() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

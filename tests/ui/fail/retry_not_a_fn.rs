@@ -1,0 +1,6 @@
+use honeyhive_runtime::retry;
+
+#[retry]
+struct Client;
+
+fn main() {}

@@ -1,0 +1,8 @@
+use honeyhive_runtime::retry;
+
+#[retry(max_attempt = 3)]
+fn call() -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}
