@@ -5,7 +5,7 @@ mod args;
 mod check;
 mod expand;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ItemFn;
 
@@ -22,6 +22,17 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[trace] #[retry]`: one span around every attempt. `#[trace]` expands first, so it calls
 /// this on its item to put the retry loop inside its span, as Python's decorators nest.
 pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
+    // Most traced functions are not retried: look for the word before parsing the item.
+    let mentions_retry = item.clone().into_iter().any(|tree| match tree {
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => g
+            .stream()
+            .into_iter()
+            .any(|t| matches!(t, TokenTree::Ident(i) if i == "retry")),
+        _ => false,
+    });
+    if !mentions_retry {
+        return item;
+    }
     let Ok(mut function) = syn::parse2::<ItemFn>(item.clone()) else {
         return item;
     };
