@@ -736,3 +736,31 @@ async fn a_call_dropped_between_attempts_is_cancelled() {
     assert_eq!(span.events_named("retry").count(), 2);
     assert!(!span.is_error());
 }
+
+#[trace]
+#[retry(backoff = constant(1s), jitter = none, max_attempts = 10)]
+async fn traced_keeps_failing() -> Result<(), ApiError> {
+    Err(ApiError::status(503))
+}
+
+#[trace]
+async fn gives_up_on_a_traced_call() -> bool {
+    tokio::time::timeout(1500 * MS, traced_keeps_failing())
+        .await
+        .is_err()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_call_never_writes_its_outcome_on_another_span() {
+    let rec = Recorder::start();
+    assert!(gives_up_on_a_traced_call().await);
+    let spans = rec.spans();
+    let call = spans.get("traced_keeps_failing");
+    assert_eq!(call.bool("honeyhive.cancelled"), Some(true));
+    assert_eq!(call.events_named("retry").count(), 2);
+    // The call's span ended before its future was dropped; its caller's span is not the call's.
+    assert_eq!(
+        spans.get("gives_up_on_a_traced_call").str("retry.outcome"),
+        None
+    );
+}
