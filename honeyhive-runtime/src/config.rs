@@ -15,7 +15,8 @@ use opentelemetry_sdk::trace::SpanExporter;
 
 use crate::export::console::{ConsoleExporter, ConsoleTarget};
 use crate::export::{
-    DEFAULT_CAPTURE_CAP, DynSpanExporter, ExporterFactory, Pipeline, PipelineConfig, ShutdownReport,
+    CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, ExporterFactory, Pipeline,
+    PipelineConfig, ShutdownReport,
 };
 use crate::sampling::{self, Sampler};
 
@@ -80,6 +81,8 @@ pub struct Settings {
     pub export_timeout: Duration,
     /// How long the guard waits for the export thread when shutting down.
     pub shutdown_timeout: Duration,
+    /// When to stop calling an exporter that keeps failing.
+    pub circuit_breaker: CircuitBreaker,
     /// Problems found while reading the environment (bad values are ignored, not fatal).
     pub warnings: Vec<String>,
 }
@@ -116,6 +119,7 @@ pub struct Builder {
     scheduled_delay: Option<Duration>,
     export_timeout: Option<Duration>,
     shutdown_timeout: Option<Duration>,
+    circuit_breaker: Option<CircuitBreaker>,
     disabled: Option<bool>,
     env: EnvSource,
 }
@@ -169,6 +173,7 @@ impl Builder {
             scheduled_delay: None,
             export_timeout: None,
             shutdown_timeout: None,
+            circuit_breaker: None,
             disabled: None,
             env: Arc::new(|key| std::env::var(key).ok()),
         }
@@ -308,6 +313,13 @@ impl Builder {
         self
     }
 
+    /// When to stop calling an exporter that keeps failing, and when to try it again
+    /// (default: after 3 failed exports, for 5 s growing to 60 s). See [`CircuitBreaker`].
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.circuit_breaker = Some(breaker);
+        self
+    }
+
     /// The kill switch (`OTEL_SDK_DISABLED=true`): every span becomes a no-op.
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = Some(disabled);
@@ -407,6 +419,7 @@ impl Builder {
             scheduled_delay,
             export_timeout,
             shutdown_timeout,
+            circuit_breaker: self.circuit_breaker.unwrap_or_default(),
             warnings,
         }
     }
@@ -526,6 +539,7 @@ impl Builder {
             max_export_batch: settings.max_export_batch,
             scheduled_delay: settings.scheduled_delay,
             capture_cap: settings.capture_max_bytes,
+            circuit_breaker: settings.circuit_breaker,
         })
         .map_err(InitError)?;
         Ok(Guard {
@@ -697,6 +711,13 @@ impl Guard {
     /// Spans dropped so far (queue full, or export failed).
     pub fn dropped_spans(&self) -> u64 {
         self.pipeline.as_ref().map_or(0, Pipeline::dropped)
+    }
+
+    /// What the export pipeline has done so far (all zero for a disabled guard).
+    pub fn export_stats(&self) -> ExportStats {
+        self.pipeline
+            .as_ref()
+            .map_or_else(ExportStats::default, Pipeline::stats)
     }
 
     /// Stops tracing now and reports what was exported and what was lost.

@@ -4,6 +4,7 @@
 //! Callers never block and never do I/O: a full queue drops spans and counts them.
 
 pub mod console;
+mod resilience;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -21,6 +22,9 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 
 use crate::clock;
 use crate::span::SpanRecord;
+use resilience::{Guarded, Outcome};
+
+pub use resilience::CircuitBreaker;
 
 /// Whether a pipeline is installed and enabled. Read once per root span.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -48,9 +52,51 @@ pub(crate) fn capture_cap() -> usize {
 pub(crate) struct Counters {
     queued: AtomicUsize,
     capacity: usize,
+    /// Spans taken off the queue and not yet exported or dropped (waiting for a full batch,
+    /// or being exported). Written by the export thread only.
+    in_flight: AtomicUsize,
     dropped: AtomicU64,
     exported: AtomicU64,
     failed: AtomicU64,
+    circuit_open: AtomicU64,
+}
+
+impl Counters {
+    fn stats(&self) -> ExportStats {
+        ExportStats {
+            // Momentarily above capacity while a refused batch is being taken back.
+            queued: self.queued.load(Ordering::Relaxed).min(self.capacity),
+            queue_capacity: self.capacity,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            exported: self.exported.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            circuit_open: self.circuit_open.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the export pipeline has done so far; see [`export_stats`].
+///
+/// Every ended, sampled span is in one of `queued`, `in_flight`, `exported` and `dropped`
+/// (give or take the instant it moves from one to the next), or held by a tail sampler.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Spans waiting in the queue; never above `queue_capacity`.
+    pub queued: usize,
+    /// The queue's capacity ([`Builder::queue_capacity`](crate::Builder::queue_capacity)).
+    pub queue_capacity: usize,
+    /// Spans taken off the queue: waiting for a full batch or being exported now.
+    pub in_flight: usize,
+    /// Spans every exporter accepted.
+    pub exported: u64,
+    /// Spans lost: the queue was full, or an exporter failed or was skipped.
+    pub dropped: u64,
+    /// Of `dropped`, spans in batches that an exporter failed or skipped.
+    pub failed: u64,
+    /// Of `failed`, spans an exporter skipped because its [`CircuitBreaker`] was open.
+    pub circuit_open: u64,
 }
 
 #[derive(Clone)]
@@ -165,6 +211,7 @@ pub(crate) struct PipelineConfig {
     pub(crate) max_export_batch: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) capture_cap: usize,
+    pub(crate) circuit_breaker: CircuitBreaker,
 }
 
 /// A running export pipeline; dropping it does not stop it (see [`Pipeline::shutdown`]).
@@ -182,7 +229,7 @@ pub struct ShutdownReport {
     pub exported: u64,
     /// Spans dropped because the queue was full or an export failed.
     pub dropped: u64,
-    /// Spans still queued when the deadline passed (lost).
+    /// Spans still queued or being exported when the deadline passed (lost).
     pub lost_at_deadline: u64,
     /// Whether the export thread finished within the deadline.
     pub completed: bool,
@@ -234,6 +281,10 @@ impl Pipeline {
         self.counters.exported.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn stats(&self) -> ExportStats {
+        self.counters.stats()
+    }
+
     /// Exports everything ended so far; waits at most `timeout`. Returns whether it finished.
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
         crate::span::flush_thread();
@@ -258,7 +309,8 @@ impl Pipeline {
         let lost_at_deadline = if completed {
             0
         } else {
-            self.counters.queued.load(Ordering::Relaxed) as u64
+            let stats = self.stats();
+            (stats.queued + stats.in_flight) as u64
         };
         ShutdownReport {
             exported: self.exported(),
@@ -286,6 +338,14 @@ pub fn dropped_spans() -> u64 {
         .map_or(0, |s| s.counters.dropped.load(Ordering::Relaxed))
 }
 
+/// The installed pipeline's counters (all zero when none is installed).
+pub fn export_stats() -> ExportStats {
+    SINK.read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map_or_else(ExportStats::default, |s| s.counters.stats())
+}
+
 fn export_thread(
     config: PipelineConfig,
     rx: Receiver<Msg>,
@@ -297,7 +357,7 @@ fn export_thread(
         match factory() {
             Ok(mut exporter) => {
                 exporter.set_resource_dyn(&config.resource);
-                exporters.push(exporter);
+                exporters.push(Guarded::new(exporter, config.circuit_breaker));
             }
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -323,7 +383,7 @@ fn export_thread(
             Ok(Msg::Flush(reply)) => {
                 worker.export_pending();
                 for e in &mut worker.exporters {
-                    let _ = e.force_flush_blocking();
+                    let _ = e.exporter.force_flush_blocking();
                 }
                 let _ = reply.send(());
             }
@@ -346,7 +406,7 @@ fn export_thread(
 }
 
 struct Worker {
-    exporters: Vec<Box<dyn DynSpanExporter>>,
+    exporters: Vec<Guarded>,
     pending: Vec<SpanData>,
     max_batch: usize,
     counters: Arc<Counters>,
@@ -358,8 +418,22 @@ impl Worker {
         self.counters
             .queued
             .fetch_sub(batch.len(), Ordering::Relaxed);
+        if !self.exporters.is_empty() && self.exporters.iter().all(Guarded::is_open) {
+            // Nobody would take them: drop without converting, so a dead backend costs nothing.
+            let n = batch.len() as u64;
+            self.counters.failed.fetch_add(n, Ordering::Relaxed);
+            self.counters.circuit_open.fetch_add(n, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        let mut rest = batch.len();
         for record in batch {
+            rest -= 1;
             self.pending.push(to_span_data(record, &self.scope));
+            // The rest of this batch is off the queue too, while a full batch is exported.
+            self.counters
+                .in_flight
+                .store(self.pending.len() + rest, Ordering::Relaxed);
             if self.pending.len() >= self.max_batch {
                 self.export_pending();
             }
@@ -384,27 +458,30 @@ impl Worker {
         }
         let batch = std::mem::take(&mut self.pending);
         let n = batch.len() as u64;
-        let Some((last, rest)) = self.exporters.split_last() else {
-            return;
-        };
-        let mut ok = true;
-        for exporter in rest {
-            ok &= exporter.export_blocking(batch.clone()).is_ok();
+        let mut outcomes = Vec::with_capacity(self.exporters.len());
+        if let Some((last, rest)) = self.exporters.split_last_mut() {
+            for exporter in rest {
+                outcomes.push(exporter.export(batch.clone()));
+            }
+            outcomes.push(last.export(batch));
         }
-        ok &= last.export_blocking(batch).is_ok();
-        if ok {
+        if outcomes.iter().all(|o| *o == Outcome::Exported) {
             self.counters.exported.fetch_add(n, Ordering::Relaxed);
         } else {
+            if outcomes.contains(&Outcome::Refused) {
+                self.counters.circuit_open.fetch_add(n, Ordering::Relaxed);
+            }
             self.counters.failed.fetch_add(n, Ordering::Relaxed);
             self.counters.dropped.fetch_add(n, Ordering::Relaxed);
         }
+        self.counters.in_flight.store(0, Ordering::Relaxed);
     }
 
     fn shutdown(&mut self) {
         self.export_pending();
-        for exporter in &mut self.exporters {
-            let _ = exporter.force_flush_blocking();
-            let _ = exporter.shutdown_blocking(Duration::from_secs(5));
+        for e in &mut self.exporters {
+            let _ = e.exporter.force_flush_blocking();
+            let _ = e.exporter.shutdown_blocking(Duration::from_secs(5));
         }
     }
 }
