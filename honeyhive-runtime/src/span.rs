@@ -1,10 +1,11 @@
 //! Spans: the compact records the hot path writes, and the guards that open and close them.
 //!
-//! A recorded span is a [`SpanRecord`] on the caller's stack: ids from a per-thread RNG, two
-//! monotonic timestamps, a pointer to static metadata and the attributes the expansion chose
-//! to capture. When it ends it is moved into a per-thread buffer, and the buffer is handed to
-//! the export thread when the thread leaves traced code. Building `SpanData`, wall-clock time,
-//! durations and resource attributes all happen on the export thread.
+//! A recorded span is a boxed [`SpanRecord`] owned by the caller's [`Span`]: ids from a
+//! per-thread RNG, two monotonic timestamps, a pointer to static metadata and the attributes
+//! the expansion chose to capture. When it ends it is moved into a per-thread buffer, and the
+//! buffer is handed to the export thread when the thread leaves traced code. Building
+//! `SpanData`, wall-clock time, durations and resource attributes all happen on the export
+//! thread.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -151,14 +152,23 @@ impl SpanRecord {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Span {
-    record: Option<SpanRecord>,
-    /// What is current inside this span.
-    scope: Current,
-    /// What was current before, restored on drop (sync spans only).
-    prev: Current,
-    /// Whether this span changes the current scope at all: an unsampled span under an
-    /// unsampled parent does not, and then costs nothing to enter or leave.
-    changes_scope: bool,
+    /// Boxed so that a `Span` stays small: it is returned and dropped by value on every traced
+    /// call, and copying a record inline (about 170 bytes, several times per span) cost more
+    /// than the whole rest of the sampled path.
+    record: Option<Box<SpanRecord>>,
+    /// How this span changes the current scope. `None` when it does not (an unsampled span
+    /// under an unsampled parent, or no pipeline): then the span is a few words to write and
+    /// to test, nothing to enter or leave.
+    scope: Option<Scope>,
+}
+
+/// The scope a span makes current.
+#[derive(Clone, Copy, Debug)]
+struct Scope {
+    /// What is current inside the span.
+    inner: Current,
+    /// What was current before, restored on drop when `entered` (sync spans).
+    outer: Current,
     entered: bool,
 }
 
@@ -166,62 +176,71 @@ impl Span {
     /// Opens a span and makes it current on this thread until dropped.
     #[inline]
     pub fn enter(meta: &'static Meta) -> Span {
-        let mut span = Span::detached(meta);
-        if span.changes_scope {
-            span.prev = context::replace(span.scope);
-            span.entered = true;
-        }
-        span
+        Span::open(meta, true)
     }
 
     /// Opens a span without making it current; see [`Instrumented`].
     #[inline]
     pub fn detached(meta: &'static Meta) -> Span {
+        Span::open(meta, false)
+    }
+
+    // Every path below writes the finished `Span` once, straight into the caller's slot:
+    // building it in a temporary and then adjusting and moving it made the CPU stall on
+    // reading back fields it had just written.
+    #[inline]
+    fn open(meta: &'static Meta, enter: bool) -> Span {
         let parent = context::current();
         match parent.state {
-            State::Unsampled => Span::unchanged(parent),
+            State::Unsampled => Span::unchanged(),
+            State::Idle if !export::is_active() => Span::unchanged(),
+            _ => Span::open_traced(meta, parent, enter),
+        }
+    }
+
+    /// The part of [`Span::open`] that does work, out of line so that the fast paths above
+    /// inline into every traced function.
+    #[inline(never)]
+    fn open_traced(meta: &'static Meta, parent: Current, enter: bool) -> Span {
+        match parent.state {
+            State::Unsampled => Span::unchanged(),
             State::Sampled => {
                 if let Some(rate) = meta.sample_rate
                     && !pinned_roll().unwrap_or_else(|| sampling::roll(rate))
                 {
-                    return Span::unsampled(Current {
-                        state: State::Unsampled,
-                        ..parent
-                    });
+                    return Span::unsampled(
+                        Current {
+                            state: State::Unsampled,
+                            ..parent
+                        },
+                        enter,
+                    );
                 }
-                Span::recorded(meta, parent.trace_id, parent.span_id, false, None)
+                Span::recorded(meta, parent.trace_id, parent.span_id, false, None, enter)
             }
-            State::Idle => Span::root(meta),
+            State::Idle => Span::root(meta, enter),
         }
     }
 
     #[inline]
-    fn unchanged(scope: Current) -> Span {
+    fn unchanged() -> Span {
         Span {
             record: None,
-            scope,
-            prev: scope,
-            changes_scope: false,
-            entered: false,
+            scope: None,
         }
     }
 
-    fn unsampled(scope: Current) -> Span {
+    #[inline]
+    fn unsampled(scope: Current, enter: bool) -> Span {
         Span {
             record: None,
-            scope,
-            prev: scope,
-            changes_scope: true,
-            entered: false,
+            scope: Some(Scope::new(scope, enter)),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn root(meta: &'static Meta) -> Span {
-        if !export::is_active() {
-            return Span::unchanged(Current::IDLE);
-        }
+    fn root(meta: &'static Meta, enter: bool) -> Span {
         let unsampled = Current {
             state: State::Unsampled,
             ..Current::IDLE
@@ -236,7 +255,7 @@ impl Span {
                 None => sampling::roll(sampling::root_rate()),
             };
             if !pinned_roll().unwrap_or(keep) {
-                return Span::unsampled(unsampled);
+                return Span::unsampled(unsampled, enter);
             }
             return Span::recorded(
                 meta,
@@ -244,13 +263,14 @@ impl Span {
                 ambient.span_id,
                 ambient.is_remote,
                 meta.sample_rate,
+                enter,
             );
         }
         let rate = meta.sample_rate.unwrap_or_else(sampling::root_rate);
         if !pinned_roll().unwrap_or_else(|| sampling::roll(rate)) {
-            return Span::unsampled(unsampled);
+            return Span::unsampled(unsampled, enter);
         }
-        Span::recorded(meta, context::new_trace_id(), 0, false, Some(rate))
+        Span::recorded(meta, context::new_trace_id(), 0, false, Some(rate), enter)
     }
 
     #[inline]
@@ -260,6 +280,7 @@ impl Span {
         parent_id: u64,
         parent_remote: bool,
         root_sample_rate: Option<f64>,
+        enter: bool,
     ) -> Span {
         let span_id = context::new_span_id();
         let scope = Current {
@@ -267,8 +288,10 @@ impl Span {
             span_id,
             state: State::Sampled,
         };
-        Span {
-            record: Some(SpanRecord {
+        // Allocated before the record is built, so that it is written in place, not copied.
+        let record = Box::write(
+            Box::new_uninit(),
+            SpanRecord {
                 trace_id,
                 span_id,
                 parent_id,
@@ -280,18 +303,18 @@ impl Span {
                 events: Vec::new(),
                 status: Status::Unset,
                 root_sample_rate,
-            }),
-            scope,
-            prev: scope,
-            changes_scope: true,
-            entered: false,
+            },
+        );
+        Span {
+            record: Some(record),
+            scope: Some(Scope::new(scope, enter)),
         }
     }
 
     /// The record to write to, if this span is recorded.
     #[inline]
     pub fn recording(&mut self) -> Option<&mut SpanRecord> {
-        self.record.as_mut()
+        self.record.as_deref_mut()
     }
 
     /// Whether this span is recorded (sampled).
@@ -301,13 +324,43 @@ impl Span {
     }
 }
 
+impl Scope {
+    /// Makes `inner` current now if `enter`; else a future's poll does (see [`Instrumented`]).
+    #[inline]
+    fn new(inner: Current, enter: bool) -> Scope {
+        Scope {
+            inner,
+            outer: if enter {
+                context::replace(inner)
+            } else {
+                inner
+            },
+            entered: enter,
+        }
+    }
+}
+
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        if self.entered {
-            context::set(self.prev);
+        // Taken here, so the compiler sees that nothing is left to drop on the fast path.
+        let record = self.record.take();
+        if self.scope.is_some() || record.is_some() {
+            Span::close(self.scope, record);
         }
-        if let Some(mut record) = self.record.take() {
+    }
+}
+
+impl Span {
+    /// Leaves the scope and ends the record; out of line, like [`Span::open_traced`].
+    #[inline(never)]
+    fn close(scope: Option<Scope>, record: Option<Box<SpanRecord>>) {
+        if let Some(scope) = scope
+            && scope.entered
+        {
+            context::set(scope.outer);
+        }
+        if let Some(mut record) = record {
             drain_annotations(&mut record);
             if std::thread::panicking() && record.status == Status::Unset {
                 record.panicked();
@@ -343,12 +396,12 @@ fn pinned_roll() -> Option<bool> {
 
 /// Buffers an ended span; hands the buffer over once the thread has left traced code, or when
 /// the buffer is large, so the queue sees one message per trace rather than one per span.
-fn finish(record: SpanRecord) {
+fn finish(record: Box<SpanRecord>) {
     let _ = FINISHED.try_with(|buf| {
         let Ok(mut buf) = buf.try_borrow_mut() else {
             return;
         };
-        buf.push(record);
+        buf.push(*record);
         if buf.len() >= 512 || context::current().state == State::Idle {
             export::submit(std::mem::take(&mut *buf));
         }
@@ -488,14 +541,14 @@ impl<F: Future> Future for Instrumented<F> {
         let Some(span) = this.span.as_mut() else {
             panic!("`Instrumented` polled after completion");
         };
-        if !span.changes_scope {
+        let Some(scope) = span.scope else {
             return match future.poll(cx) {
                 Poll::Ready(out) => Poll::Ready((this.span.take().unwrap_or_else(Span::none), out)),
                 Poll::Pending => Poll::Pending,
             };
-        }
+        };
         let guard = PollScope {
-            prev: context::replace(span.scope),
+            prev: context::replace(scope.inner),
             span,
         };
         let poll = future.poll(cx);
@@ -509,7 +562,7 @@ impl<F: Future> Future for Instrumented<F> {
 
 impl Span {
     fn none() -> Span {
-        Span::unchanged(Current::IDLE)
+        Span::unchanged()
     }
 }
 
