@@ -403,7 +403,9 @@ fn finish(record: Box<SpanRecord>) {
         };
         buf.push(*record);
         if buf.len() >= 512 || context::current().state == State::Idle {
-            export::submit(std::mem::take(&mut *buf));
+            // Sized for the next trace of the same shape, so it does not grow span by span.
+            let next = Vec::with_capacity(buf.len());
+            export::submit(std::mem::replace(&mut *buf, next));
         }
     });
 }
