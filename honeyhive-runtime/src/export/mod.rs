@@ -10,8 +10,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
@@ -52,6 +53,8 @@ pub(crate) fn capture_cap() -> usize {
 pub(crate) struct Counters {
     queued: AtomicUsize,
     capacity: usize,
+    /// How many queued spans wake the export thread before its next scheduled export.
+    wake_at: usize,
     /// Spans taken off the queue and not yet exported or dropped (waiting for a full batch,
     /// or being exported). Written by the export thread only.
     in_flight: AtomicUsize,
@@ -104,6 +107,7 @@ struct Sink {
     generation: u64,
     tx: Sender<Msg>,
     counters: Arc<Counters>,
+    export_thread: Thread,
 }
 
 impl Sink {
@@ -118,6 +122,14 @@ impl Sink {
         if self.tx.send(Msg::Spans(batch)).is_err() {
             self.counters.queued.fetch_sub(n, Ordering::Relaxed);
             self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        // The export thread sleeps until its next scheduled export and is woken early only when
+        // a batch's worth is waiting: waking it for every trace cost a futex syscall and a
+        // context switch per trace, more than all the spans in it.
+        let wake_at = self.counters.wake_at;
+        if before < wake_at && before + n >= wake_at {
+            self.export_thread.unpark();
         }
     }
 }
@@ -219,6 +231,7 @@ pub(crate) struct Pipeline {
     generation: u64,
     tx: Sender<Msg>,
     counters: Arc<Counters>,
+    export_thread: Thread,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -241,6 +254,10 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters {
             capacity: config.queue_capacity,
+            wake_at: config
+                .max_export_batch
+                .min(config.queue_capacity / 2)
+                .max(1),
             ..Counters::default()
         });
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -258,10 +275,12 @@ impl Pipeline {
             Err(_) => return Err("the export thread stopped while starting".into()),
         }
         let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+        let export_thread = thread.thread().clone();
         *SINK.write().unwrap_or_else(PoisonError::into_inner) = Some(Sink {
             generation,
             tx: tx.clone(),
             counters: Arc::clone(&counters),
+            export_thread: export_thread.clone(),
         });
         GENERATION.store(generation, Ordering::Release);
         ACTIVE.store(true, Ordering::Release);
@@ -269,6 +288,7 @@ impl Pipeline {
             generation,
             tx,
             counters,
+            export_thread,
             thread: Some(thread),
         })
     }
@@ -292,6 +312,7 @@ impl Pipeline {
         if self.tx.send(Msg::Flush(reply_tx)).is_err() {
             return false;
         }
+        self.export_thread.unpark();
         reply_rx.recv_timeout(timeout).is_ok()
     }
 
@@ -300,8 +321,9 @@ impl Pipeline {
         crate::span::flush_thread();
         self.uninstall();
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let completed =
-            self.tx.send(Msg::Shutdown(reply_tx)).is_ok() && reply_rx.recv_timeout(timeout).is_ok();
+        let sent = self.tx.send(Msg::Shutdown(reply_tx)).is_ok();
+        self.export_thread.unpark();
+        let completed = sent && reply_rx.recv_timeout(timeout).is_ok();
         if completed && let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -377,31 +399,35 @@ fn export_thread(
     };
     let mut next_export = Instant::now() + config.scheduled_delay;
     loop {
-        let wait = next_export.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Spans(batch)) => worker.accept(batch),
-            Ok(Msg::Flush(reply)) => {
-                worker.export_pending();
-                for e in &mut worker.exporters {
-                    let _ = e.exporter.force_flush_blocking();
+        // Woken by a full batch, a flush or shutdown (see `Sink::send`), or by the timer.
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Spans(batch)) => worker.accept(batch),
+                Ok(Msg::Flush(reply)) => {
+                    worker.export_pending();
+                    for e in &mut worker.exporters {
+                        let _ = e.exporter.force_flush_blocking();
+                    }
+                    let _ = reply.send(());
                 }
-                let _ = reply.send(());
-            }
-            Ok(Msg::Shutdown(reply)) => {
-                worker.drain(&rx);
-                worker.shutdown();
-                let _ = reply.send(());
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                worker.export_pending();
-                next_export = Instant::now() + config.scheduled_delay;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                worker.shutdown();
-                return;
+                Ok(Msg::Shutdown(reply)) => {
+                    worker.drain(&rx);
+                    worker.shutdown();
+                    let _ = reply.send(());
+                    return;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    worker.shutdown();
+                    return;
+                }
             }
         }
+        if Instant::now() >= next_export {
+            worker.export_pending();
+            next_export = Instant::now() + config.scheduled_delay;
+        }
+        std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
     }
 }
 
