@@ -251,6 +251,7 @@ pub struct ShutdownReport {
 impl Pipeline {
     /// Starts the export thread and installs the pipeline as the global one.
     pub(crate) fn start(config: PipelineConfig) -> Result<Pipeline, String> {
+        clock::init();
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters {
             capacity: config.queue_capacity,
