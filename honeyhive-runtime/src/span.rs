@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -155,7 +156,10 @@ pub struct Span {
     /// Boxed so that a `Span` stays small: it is returned and dropped by value on every traced
     /// call, and copying a record inline (about 170 bytes, several times per span) cost more
     /// than the whole rest of the sampled path.
-    record: Option<Box<SpanRecord>>,
+    ///
+    /// This and the other owning fields are `ManuallyDrop`: `Drop` takes them, so the drop glue
+    /// that runs after it has nothing left to do and every traced call inlines a few tests.
+    record: ManuallyDrop<Option<Box<SpanRecord>>>,
     /// How this span changes the current scope. `None` when it does not (an unsampled span
     /// under an unsampled parent, or no pipeline): then the span is a few words to write and
     /// to test, nothing to enter or leave.
@@ -190,18 +194,19 @@ impl Span {
     // reading back fields it had just written.
     #[inline]
     fn open(meta: &'static Meta, enter: bool) -> Span {
-        let parent = context::current();
-        match parent.state {
+        // Only the state is read here; the work reads the whole parent again.
+        match context::current().state {
             State::Unsampled => Span::unchanged(),
             State::Idle if !export::is_active() => Span::unchanged(),
-            _ => Span::open_traced(meta, parent, enter),
+            _ => Span::open_traced(meta, enter),
         }
     }
 
     /// The part of [`Span::open`] that does work, out of line so that the fast paths above
     /// inline into every traced function.
     #[inline(never)]
-    fn open_traced(meta: &'static Meta, parent: Current, enter: bool) -> Span {
+    fn open_traced(meta: &'static Meta, enter: bool) -> Span {
+        let parent = context::current();
         match parent.state {
             State::Unsampled => Span::unchanged(),
             State::Sampled => {
@@ -225,7 +230,7 @@ impl Span {
     #[inline]
     fn unchanged() -> Span {
         Span {
-            record: None,
+            record: ManuallyDrop::new(None),
             scope: None,
         }
     }
@@ -233,7 +238,7 @@ impl Span {
     #[inline]
     fn unsampled(scope: Current, enter: bool) -> Span {
         Span {
-            record: None,
+            record: ManuallyDrop::new(None),
             scope: Some(Scope::new(scope, enter)),
         }
     }
@@ -306,7 +311,7 @@ impl Span {
             },
         );
         Span {
-            record: Some(record),
+            record: ManuallyDrop::new(Some(record)),
             scope: Some(Scope::new(scope, enter)),
         }
     }
@@ -343,24 +348,23 @@ impl Scope {
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        // Taken here, so the compiler sees that nothing is left to drop on the fast path.
-        let record = self.record.take();
-        if self.scope.is_some() || record.is_some() {
-            Span::close(self.scope, record);
+        if self.scope.is_some() || self.record.is_some() {
+            self.close();
         }
     }
 }
 
 impl Span {
-    /// Leaves the scope and ends the record; out of line, like [`Span::open_traced`].
+    /// Leaves the scope, ends the record and drops what the span owns; out of line, like
+    /// [`Span::open_traced`].
     #[inline(never)]
-    fn close(scope: Option<Scope>, record: Option<Box<SpanRecord>>) {
-        if let Some(scope) = scope
+    fn close(&mut self) {
+        if let Some(scope) = self.scope
             && scope.entered
         {
             context::set(scope.outer);
         }
-        if let Some(mut record) = record {
+        if let Some(mut record) = self.record.take() {
             drain_annotations(&mut record);
             if std::thread::panicking() && record.status == Status::Unset {
                 record.panicked();
