@@ -118,6 +118,55 @@ impl Function {
     }
 }
 
+/// A never-taken `return` of the function's return type at the top of an async block, so the
+/// block's output type is known (`?` infers its error type) and a wrong return type is
+/// reported at the user's signature. Empty when the type cannot be named in a `let`.
+pub(crate) fn fake_return(ty: &Type) -> TokenStream {
+    if contains_impl_trait(ty) || matches!(ty, Type::Never(_)) {
+        return TokenStream::new();
+    }
+    quote::quote_spanned! {syn::spanned::Spanned::span(ty)=>
+        #[allow(
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value
+        )]
+        if false {
+            let __hh_fake_return: #ty = loop {};
+            return __hh_fake_return;
+        }
+    }
+}
+
+impl Function {
+    /// A `#[trace]` attribute left on the function (it expands after the current attribute):
+    /// `#[trace]`, `#[honeyhive_runtime::trace]`, or `#[<crate>::trace]` for a renamed crate.
+    pub(crate) fn trace_attribute(
+        &mut self,
+        krate: Option<&syn::Path>,
+    ) -> Option<&mut syn::Attribute> {
+        self.item.attrs.iter_mut().find(|attr| {
+            let segments: Vec<String> = attr
+                .path()
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect();
+            let ours = krate.map_or_else(
+                || vec!["honeyhive_runtime".to_owned()],
+                |k| k.segments.iter().map(|s| s.ident.to_string()).collect(),
+            );
+            match segments.split_last() {
+                Some((last, prefix)) if last == "trace" => {
+                    prefix.is_empty() || prefix == ours.as_slice()
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
 /// Whether `ty` mentions `impl Trait` (which cannot be written in a `let` annotation).
 pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
     struct Finder(bool);
@@ -180,4 +229,49 @@ fn first_tokens(tokens: &TokenStream) -> TokenStream {
         Some(i) => trees[i..trees.len().min(i + 2)].iter().cloned().collect(),
         None => tokens.clone(),
     }
+}
+
+/// A return type that `#[trace]` treats as a token stream: the span stays open until it ends.
+#[derive(Clone, Copy)]
+pub(crate) enum StreamKind {
+    /// `impl Iterator<..>` (with `DoubleEndedIterator`, `ExactSizeIterator`, `FusedIterator`).
+    Iterator,
+    /// `impl Stream<..>` (futures' trait).
+    Stream,
+}
+
+/// Whether the function returns `impl Iterator` (or `DoubleEndedIterator`, `ExactSizeIterator`,
+/// `FusedIterator`) or `impl Stream`, possibly with auto traits
+/// (`Send`, `Sync`, `Unpin`) and lifetimes. Any other bound (`Clone`, a trait of the user's)
+/// would not hold for the wrapper, so such functions keep plain `#[trace]` behaviour.
+pub(crate) fn stream_kind(ret: Option<&Type>) -> Option<StreamKind> {
+    let Some(Type::ImplTrait(imp)) = ret else {
+        return None;
+    };
+    let mut kind = None;
+    for bound in &imp.bounds {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            if matches!(
+                bound,
+                syn::TypeParamBound::Lifetime(_) | syn::TypeParamBound::PreciseCapture(_)
+            ) {
+                continue;
+            }
+            return None;
+        };
+        if t.maybe.is_some() || t.lifetimes.is_some() {
+            return None;
+        }
+        let name = t.path.segments.last()?.ident.to_string();
+        match (name.as_str(), kind) {
+            (
+                "Iterator" | "DoubleEndedIterator" | "ExactSizeIterator" | "FusedIterator",
+                None | Some(StreamKind::Iterator),
+            ) => kind = Some(StreamKind::Iterator),
+            ("Stream", None) => kind = Some(StreamKind::Stream),
+            ("Send" | "Sync" | "Unpin", _) => {}
+            _ => return None,
+        }
+    }
+    kind
 }

@@ -7,6 +7,7 @@ mod errors;
 mod item;
 mod retry;
 mod trace;
+mod with_request_id;
 
 use proc_macro::TokenStream;
 
@@ -23,4 +24,12 @@ pub fn trace(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
     retry::entry(args.into(), item.into()).into()
+}
+
+/// Ensures a request id for the function's scope: inherit the current one, else read it from
+/// an argument (`from = headers`), else from an incoming `x-request-id` or baggage, else
+/// generate one. `new` always starts a fresh id. See `honeyhive_runtime` for details.
+#[proc_macro_attribute]
+pub fn with_request_id(args: TokenStream, item: TokenStream) -> TokenStream {
+    with_request_id::entry(args.into(), item.into()).into()
 }

@@ -26,8 +26,12 @@
 //! and nothing after it uses fastrace. Tracing without a subscriber runs before any tracing
 //! subscriber has ever existed in the process, as in a program that never installs one.
 //!
-//! Exporters and reporters count what they receive; the counts are printed after each peer
-//! (to stderr), so a peer that silently dropped its spans would show.
+//! Exporters and reporters count what they receive. After each sampled peer (flushed and shut
+//! down) the bench prints how many spans it made and how many reached its exporter, and writes
+//! both to `target/criterion/overhead-delivery.json`: every peer here exports asynchronously
+//! through a bounded queue, and a loop that does nothing but trace makes spans faster than an
+//! export thread takes them, so some peers drop most of them. `ratios.py` shows that share next
+//! to the timings.
 //!
 //! Run: `cargo bench -p honeyhive-runtime --bench overhead`, then
 //! `python3 honeyhive-runtime/benches/ratios.py` for ns per span and ratios.
@@ -237,11 +241,8 @@ impl SpanExporter for Discard {
 }
 
 impl Discard {
-    fn report(&self, peer: &str) {
-        eprintln!(
-            "  [{peer}] spans exported: {}",
-            self.0.load(Ordering::Relaxed)
-        );
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -254,9 +255,61 @@ impl fastrace::collector::Reporter for DiscardFastrace {
     }
 }
 
-/// One request of a peer, with arguments the optimizer cannot see through.
-fn run(group: &mut BenchmarkGroup<'_, WallTime>, id: &str, request: fn(&str, u64) -> u64) {
-    group.bench_function(id, |b| b.iter(|| request(black_box(QUERY), black_box(7))));
+/// Runs one peer: one request per iteration, with arguments the optimizer cannot see through.
+/// Returns how many requests ran (warm-up included).
+fn run(group: &mut BenchmarkGroup<'_, WallTime>, id: &str, request: fn(&str, u64) -> u64) -> u64 {
+    let mut requests = 0u64;
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            requests += 1;
+            request(black_box(QUERY), black_box(7))
+        });
+    });
+    requests
+}
+
+/// Spans each sampled peer made and spans that reached its exporter.
+#[derive(Default)]
+struct Deliveries(Vec<(&'static str, u64, u64)>);
+
+impl Deliveries {
+    fn add(&mut self, peer: &'static str, requests: u64, delivered: u64) {
+        let made = requests * SPANS;
+        #[allow(clippy::cast_precision_loss)] // a percentage
+        let share = 100.0 * delivered as f64 / made.max(1) as f64;
+        eprintln!("  [{peer}] spans made: {made}, reached the exporter: {delivered} ({share:.1}%)");
+        self.0.push((peer, made, delivered));
+    }
+
+    /// Writes `criterion/overhead-delivery.json` next to criterion's own results.
+    fn write(&self) {
+        let Some(dir) = criterion_dir() else {
+            return;
+        };
+        let entries: Vec<String> = self
+            .0
+            .iter()
+            .map(|(peer, made, delivered)| {
+                format!("  \"{peer}\": {{\"made\": {made}, \"delivered\": {delivered}}}")
+            })
+            .collect();
+        let json = format!("{{\n{}\n}}\n", entries.join(",\n"));
+        if let Err(e) = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("overhead-delivery.json"), json))
+        {
+            eprintln!("  cannot write overhead-delivery.json: {e}");
+        }
+    }
+}
+
+/// Where criterion writes: `$CARGO_TARGET_DIR/criterion`, else `target/criterion` above this
+/// executable (`target/release/deps/overhead-*`).
+fn criterion_dir() -> Option<std::path::PathBuf> {
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(std::path::PathBuf::from(target).join("criterion"));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
 }
 
 fn our_pipeline(
@@ -308,7 +361,7 @@ fn unsampled(c: &mut Criterion) {
     let (guard, exporter) = our_pipeline(Sampler::AlwaysOff);
     run(&mut group, "honeyhive_trace_always_off", ours::root);
     drop(guard);
-    exporter.report("honeyhive_trace_always_off");
+    assert_eq!(exporter.count(), 0, "an unsampled root exported spans");
 
     let (provider, exporter) = otel_provider(OtelSampler::ParentBased(Box::new(
         OtelSampler::TraceIdRatioBased(0.0),
@@ -317,7 +370,7 @@ fn unsampled(c: &mut Criterion) {
     run(&mut group, "otel_sdk_ratio_0", with_otel_sdk::root);
     with_otel_sdk::set_tracer(None);
     let _ = provider.shutdown();
-    exporter.report("otel_sdk_ratio_0");
+    assert_eq!(exporter.count(), 0, "an unsampled SDK root exported spans");
 
     group.finish();
 }
@@ -333,43 +386,39 @@ fn sampled(c: &mut Criterion) {
 
     run(&mut group, "plain_fn", plain::root);
 
+    let mut deliveries = Deliveries::default();
+
     let (guard, exporter) = our_pipeline(Sampler::AlwaysOn);
-    run(&mut group, "honeyhive_trace", ours::root);
-    let report = guard.shutdown();
-    exporter.report("honeyhive_trace");
-    eprintln!(
-        "  [honeyhive_trace] dropped by the queue: {}",
-        report.dropped
-    );
+    let requests = run(&mut group, "honeyhive_trace", ours::root);
+    guard.shutdown();
+    deliveries.add("honeyhive_trace", requests, exporter.count());
 
     let reported = Arc::new(AtomicU64::new(0));
     fastrace::set_reporter(
         DiscardFastrace(Arc::clone(&reported)),
         fastrace::collector::Config::default(),
     );
-    run(&mut group, "fastrace_trace", with_fastrace::root);
+    let requests = run(&mut group, "fastrace_trace", with_fastrace::root);
     fastrace::flush();
-    eprintln!(
-        "  [fastrace_trace] spans reported: {}",
-        reported.load(Ordering::Relaxed)
-    );
+    deliveries.add("fastrace_trace", requests, reported.load(Ordering::Relaxed));
 
     let (provider, exporter) = otel_provider(OtelSampler::AlwaysOn);
     with_otel_sdk::set_tracer(Some(provider.tracer("bench")));
-    run(&mut group, "otel_sdk", with_otel_sdk::root);
+    let requests = run(&mut group, "otel_sdk", with_otel_sdk::root);
     with_otel_sdk::set_tracer(None);
     let _ = provider.shutdown();
-    exporter.report("otel_sdk");
+    deliveries.add("otel_sdk", requests, exporter.count());
 
     let (provider, exporter) = otel_provider(OtelSampler::AlwaysOn);
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
-    tracing::subscriber::with_default(subscriber, || {
-        run(&mut group, "tracing_instrument_otel", with_tracing::root);
+    let requests = tracing::subscriber::with_default(subscriber, || {
+        run(&mut group, "tracing_instrument_otel", with_tracing::root)
     });
     let _ = provider.shutdown();
-    exporter.report("tracing_instrument_otel");
+    deliveries.add("tracing_instrument_otel", requests, exporter.count());
 
+    deliveries.write();
     group.finish();
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Prints the figures of the `overhead` bench as a markdown table: ns per request, ns per
-span and the ratio to the raw OpenTelemetry SDK in the same group, then the goal ratios.
+span, the ratio to the raw OpenTelemetry SDK in the same group and, for sampled peers, the
+share of their spans that reached the exporter (from `overhead-delivery.json`, written by the
+bench); then the goal ratios.
 
 Run after `cargo bench -p honeyhive-runtime --bench overhead`:
 
@@ -59,6 +61,16 @@ def load(root):
     return figures
 
 
+def load_delivery(root):
+    """{peer: (made, delivered)} from the last run, if the bench wrote it."""
+    try:
+        with open(root / "overhead-delivery.json") as f:
+            raw = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {peer: (v["made"], v["delivered"]) for peer, v in raw.items()}
+
+
 def rank(peer):
     return (ORDER.index(peer), peer) if peer in ORDER else (len(ORDER), peer)
 
@@ -72,8 +84,9 @@ def main():
     figures = load(root)
     if not figures:
         sys.exit(f"no criterion results under {root}; run the bench first")
-    print("| group | peer | ns/request | ns/span | ns/span over plain fn | vs raw SDK |")
-    print("|---|---|---:|---:|---:|---:|")
+    delivery = load_delivery(root)
+    print("| group | peer | ns/request | ns/span | ns/span over plain fn | vs raw SDK | spans exported |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for group in sorted(figures, key=lambda g: (g != "unsampled", g)):
         peers = figures[group]
         plain = peers.get("plain_fn")
@@ -82,8 +95,10 @@ def main():
             ns = peers[peer]
             per_span = ns / SPANS
             over = "" if plain is None else fmt((ns - plain) / SPANS)
-            ratio = "" if base is None else f"{ns / base:.3f}x"
-            print(f"| {group} | {peer} | {fmt(ns)} | {fmt(per_span)} | {over} | {ratio} |")
+            ratio = "" if base is None or peer == "plain_fn" else f"{ns / base:.3f}x"
+            made, delivered = delivery.get(peer, (0, 0)) if group == "sampled" else (0, 0)
+            exported = f"{100 * delivered / made:.0f}%" if made else ""
+            print(f"| {group} | {peer} | {fmt(ns)} | {fmt(per_span)} | {over} | {ratio} | {exported} |")
 
     sampled = figures.get("sampled", {})
     unsampled = figures.get("unsampled", {})

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,14 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanExporter;
 
 use crate::export::console::{ConsoleExporter, ConsoleTarget};
+use crate::export::semantics;
 use crate::export::{
     CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, ExporterFactory, Pipeline,
     PipelineConfig, ShutdownReport,
 };
-use crate::sampling::{self, Sampler};
+use crate::llm::{Conventions, ModelPrice, PriceTable};
+use crate::redact::Privacy;
+use crate::sampling::{self, Adaptive, Rule, Sampler, TailSampling};
 
 /// HoneyHive's API, when `HH_API_URL` / [`Builder::server_url`] is not set.
 pub const DEFAULT_SERVER_URL: &str = "https://api.honeyhive.ai";
@@ -83,6 +87,12 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// When to stop calling an exporter that keeps failing.
     pub circuit_breaker: CircuitBreaker,
+    /// Which conventions LLM spans are written in (default both).
+    pub conventions: Conventions,
+    /// Redaction, key lists and the per-span attribute budget.
+    pub privacy: Privacy,
+    /// A LiteLLM price file to load on top of the built-in prices (`HH_PRICE_FILE`).
+    pub price_file: Option<PathBuf>,
     /// Problems found while reading the environment (bad values are ignored, not fatal).
     pub warnings: Vec<String>,
 }
@@ -113,6 +123,8 @@ pub struct Builder {
     entries: Vec<Entry>,
     console_target: Option<ConsoleTarget>,
     sampler: Option<Sampler>,
+    sampling: sampling::Policy,
+    tail_sampling: Option<TailSampling>,
     capture_max_bytes: Option<usize>,
     queue_capacity: Option<usize>,
     max_export_batch: Option<usize>,
@@ -121,6 +133,7 @@ pub struct Builder {
     shutdown_timeout: Option<Duration>,
     circuit_breaker: Option<CircuitBreaker>,
     disabled: Option<bool>,
+    semantics: semantics::Options,
     env: EnvSource,
 }
 
@@ -167,6 +180,8 @@ impl Builder {
             entries: Vec::new(),
             console_target: None,
             sampler: None,
+            sampling: sampling::Policy::default(),
+            tail_sampling: None,
             capture_max_bytes: None,
             queue_capacity: None,
             max_export_batch: None,
@@ -175,6 +190,7 @@ impl Builder {
             shutdown_timeout: None,
             circuit_breaker: None,
             disabled: None,
+            semantics: semantics::Options::default(),
             env: Arc::new(|key| std::env::var(key).ok()),
         }
     }
@@ -269,15 +285,124 @@ impl Builder {
         self
     }
 
-    /// The global sampler (`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
+    /// The global sampler (`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`); see
+    /// [`sampling`] for how it combines with the other settings below.
     pub fn sampler(mut self, sampler: Sampler) -> Self {
         self.sampler = Some(sampler);
+        self
+    }
+
+    /// Adds a sampling rule for roots by name and/or event type; the first matching rule
+    /// decides. See [`Rule`].
+    pub fn sampling_rule(mut self, rule: Rule) -> Self {
+        self.sampling.rules.push(rule);
+        self
+    }
+
+    /// Always records traces started while one of these users is current (see
+    /// [`Scope`](crate::Scope)).
+    pub fn always_sample_users<I>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Arc<str>>,
+    {
+        self.sampling.add_users(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// Always records traces started while one of these sessions is current.
+    pub fn always_sample_sessions<I>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Arc<str>>,
+    {
+        self.sampling.add_sessions(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adaptive sampling: a rate per root operation aiming at a number of traces per second.
+    /// See [`Adaptive`].
+    pub fn adaptive_sampling(mut self, adaptive: Adaptive) -> Self {
+        self.sampling.adaptive = Some(adaptive);
+        self
+    }
+
+    /// Tail sampling on the export thread: keep traces with errors or slow roots, and a
+    /// fraction of the rest. See [`TailSampling`].
+    pub fn tail_sampling(mut self, tail: TailSampling) -> Self {
+        self.tail_sampling = Some(tail);
         self
     }
 
     /// Byte cap of one captured value (`HH_CAPTURE_MAX_BYTES`, default 8 KiB).
     pub fn capture_max_bytes(mut self, bytes: usize) -> Self {
         self.capture_max_bytes = Some(bytes);
+        self
+    }
+
+    /// Which conventions LLM spans are written in: GenAI, OpenInference or both (the
+    /// default). See [`llm`](crate::llm).
+    pub fn conventions(mut self, conventions: Conventions) -> Self {
+        self.semantics.conventions = Some(conventions);
+        self
+    }
+
+    /// Whether API keys, bearer tokens and secret-named keys are redacted before export
+    /// (default on). See [`redact`](crate::redact).
+    pub fn redact_secrets(mut self, on: bool) -> Self {
+        self.semantics.privacy.redact_secrets = on;
+        self
+    }
+
+    /// Redacts what matches `pattern` (a regular expression) in every exported string. A
+    /// pattern that does not compile makes [`install`](Builder::install) fail.
+    pub fn redact_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.semantics.privacy.redact_patterns.push(pattern.into());
+        self
+    }
+
+    /// Exports only these keys (exact, or a prefix ending in `*`), plus the core keys.
+    pub fn allow_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
+        let keys = keys.into_iter().map(Into::into);
+        self.semantics.privacy.allow_keys.extend(keys);
+        self
+    }
+
+    /// Never exports these keys (exact, or a prefix ending in `*`); core keys are kept.
+    pub fn deny_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
+        let keys = keys.into_iter().map(Into::into);
+        self.semantics.privacy.deny_keys.extend(keys);
+        self
+    }
+
+    /// Attributes per span (default 256); captured content is evicted first, core keys never.
+    pub fn max_span_attributes(mut self, n: usize) -> Self {
+        self.semantics.privacy.max_attributes = n;
+        self
+    }
+
+    /// Bytes of attribute keys and values per span (default 256 KiB).
+    pub fn max_span_bytes(mut self, bytes: usize) -> Self {
+        self.semantics.privacy.max_bytes = bytes;
+        self
+    }
+
+    /// Replaces the built-in price table.
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.semantics.prices = Some(prices);
+        self
+    }
+
+    /// Sets the price of one model, over the table and any price file.
+    pub fn model_price(mut self, model: impl Into<String>, price: ModelPrice) -> Self {
+        self.semantics.model_prices.push((model.into(), price));
+        self
+    }
+
+    /// Loads a LiteLLM price file at install, over the built-in prices (`HH_PRICE_FILE`). An
+    /// unreadable file makes [`install`](Builder::install) fail.
+    pub fn price_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.semantics.price_file = Some(path.into());
         self
     }
 
@@ -420,6 +545,13 @@ impl Builder {
             export_timeout,
             shutdown_timeout,
             circuit_breaker: self.circuit_breaker.unwrap_or_default(),
+            conventions: self.semantics.conventions.unwrap_or_default(),
+            privacy: self.semantics.privacy.clone(),
+            price_file: self
+                .semantics
+                .price_file
+                .clone()
+                .or_else(|| env("HH_PRICE_FILE").map(PathBuf::from)),
             warnings,
         }
     }
@@ -508,6 +640,14 @@ impl Builder {
         if !settings.enabled {
             return Ok(Guard::disabled());
         }
+        let semantics = self
+            .semantics
+            .build(
+                settings.conventions,
+                &settings.privacy,
+                settings.price_file.as_deref(),
+            )
+            .map_err(InitError)?;
         let resource = resource(&settings);
         let mut custom = self.entries.into_iter().filter_map(|entry| match entry {
             Entry::Custom(factory) => Some(factory),
@@ -530,7 +670,7 @@ impl Builder {
                 other => otlp_factory(other.clone(), settings.export_timeout),
             });
         }
-        sampling::install(settings.sampler);
+        sampling::install(settings.sampler, self.sampling);
         crate::span::install_panic_hook();
         let pipeline = Pipeline::start(PipelineConfig {
             exporters: factories,
@@ -539,7 +679,9 @@ impl Builder {
             max_export_batch: settings.max_export_batch,
             scheduled_delay: settings.scheduled_delay,
             capture_cap: settings.capture_max_bytes,
+            tail: self.tail_sampling,
             circuit_breaker: settings.circuit_breaker,
+            semantics,
         })
         .map_err(InitError)?;
         Ok(Guard {
@@ -662,6 +804,7 @@ fn build_grpc(
 }
 
 #[cfg(not(feature = "grpc"))]
+#[allow(clippy::needless_pass_by_value)] // same signature as with the feature
 fn build_grpc(
     endpoint: String,
     _headers: BTreeMap<String, String>,

@@ -76,18 +76,33 @@ mod capture;
 mod clock;
 mod config;
 mod context;
+mod correlation;
+pub mod enrich;
 pub mod export;
+pub mod llm;
+pub mod propagation;
+pub mod redact;
 pub mod retry;
 pub mod sampling;
 mod span;
+mod stream;
 pub mod testing;
 
 #[doc(inline)]
-pub use honeyhive_macros::{retry, trace};
+pub use honeyhive_macros::{retry, trace, with_request_id};
 
 pub use config::{Builder, DEFAULT_SERVER_URL, ExporterKind, Guard, InitError, Settings, init};
-pub use context::{current_span_ids, otel_context};
+#[cfg(feature = "tokio")]
+pub use context::spawn;
+pub use context::{Carried, FutureExt, WithContext, bind_current, current_span_ids, otel_context};
+pub use correlation::{
+    MAX_REQUEST_ID_LEN, RequestId, RequestIdCarrier, RequestIdSource, Scope, ScopeGuard,
+    WithCorrelation, current_request_id, current_session_id, current_user_id, is_valid_request_id,
+    new_request_id,
+};
+pub use enrich::{Enrich, Value, enrich_session, enrich_span};
 pub use export::{ShutdownReport, dropped_spans};
+pub use llm::{Conventions, LlmCall, Message, record_llm};
 pub use span::EventType;
 
 /// Not public API. Referenced by macro-generated code.
@@ -98,14 +113,20 @@ pub mod __private {
         OutDebugProbe, OutNumberProbe, OutSkipProbe, OutTextProbe, PlainProbe, ResultProbe,
         TextProbe,
     };
+    pub use crate::correlation::{CorrelationGuard, Policy, WithCorrelation, with_request_id};
     pub use crate::retry::Decision;
     pub use crate::retry::executor::{
         AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, TimeoutError, retry_error, reuse,
     };
     pub use crate::retry::policy::{Backoff, Jitter, Policy as RetryPolicy};
+    pub use crate::sampling::RootState;
     pub use crate::span::{
         EventType, Instrumented, Meta, Span, SpanRecord, call_once, current_add_event,
         current_is_recording, current_set_attribute, current_set_error,
+    };
+    pub use crate::stream::{
+        ItemOtherProbe, ItemResultProbe, ItemResultTextProbe, ItemTextProbe, StreamLog, TracedIter,
+        TracedStream,
     };
     pub use opentelemetry::{KeyValue, Value};
 }

@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::trace::{Event, Status};
@@ -19,6 +20,7 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 
 use crate::capture::ErrorInfo;
 use crate::context::{self, Current, State};
+use crate::correlation::{self, Correlation};
 use crate::{clock, export, sampling};
 
 /// What kind of step a span is, as HoneyHive models it (`honeyhive_event_type`).
@@ -74,6 +76,8 @@ pub struct Meta {
     pub sample_rate: Option<f64>,
     /// How many attributes the expansion records at most, so the vector is allocated once.
     pub attr_capacity: usize,
+    /// Sampling counters and adaptive rate of this function as a root.
+    pub root: sampling::RootState,
 }
 
 /// A recorded span, as the hot path keeps it.
@@ -91,6 +95,9 @@ pub struct SpanRecord {
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
     pub(crate) root_sample_rate: Option<f64>,
+    /// Whether this span is the first of its trace in this process (tail sampling waits
+    /// for it).
+    pub(crate) local_root: bool,
 }
 
 impl SpanRecord {
@@ -164,6 +171,11 @@ pub struct Span {
     /// under an unsampled parent, or no pipeline): then the span is a few words to write and
     /// to test, nothing to enter or leave.
     scope: Option<Scope>,
+    /// The session a session root starts, current inside it.
+    session: ManuallyDrop<Option<Arc<Correlation>>>,
+    /// The correlation to restore when a sync session root ends (`None`: nothing to restore).
+    #[allow(clippy::option_option)]
+    prev_correlation: ManuallyDrop<Option<Option<Arc<Correlation>>>>,
 }
 
 /// The scope a span makes current.
@@ -221,7 +233,14 @@ impl Span {
                         enter,
                     );
                 }
-                Span::recorded(meta, parent.trace_id, parent.span_id, false, None, enter)
+                Span::recorded(
+                    meta,
+                    parent.trace_id,
+                    parent.span_id,
+                    parent.remote,
+                    None,
+                    enter,
+                )
             }
             State::Idle => Span::root(meta, enter),
         }
@@ -232,6 +251,8 @@ impl Span {
         Span {
             record: ManuallyDrop::new(None),
             scope: None,
+            session: ManuallyDrop::new(None),
+            prev_correlation: ManuallyDrop::new(None),
         }
     }
 
@@ -240,42 +261,44 @@ impl Span {
         Span {
             record: ManuallyDrop::new(None),
             scope: Some(Scope::new(scope, enter)),
+            session: ManuallyDrop::new(None),
+            prev_correlation: ManuallyDrop::new(None),
         }
     }
 
     #[cold]
     #[inline(never)]
     fn root(meta: &'static Meta, enter: bool) -> Span {
-        let unsampled = Current {
-            state: State::Unsampled,
-            ..Current::IDLE
-        };
-        if let Some(ambient) = context::ambient_parent() {
-            // A trace started elsewhere (another service, or the OTel SDK in this one): join it
-            // and keep its decision, unless this function declares its own rate.
-            let parent_says = ambient.sampled || !sampling::parent_based();
-            let keep = match meta.sample_rate {
-                Some(rate) => parent_says && sampling::roll(rate),
-                None if sampling::parent_based() => ambient.sampled,
-                None => sampling::roll(sampling::root_rate()),
-            };
-            if !pinned_roll().unwrap_or(keep) {
-                return Span::unsampled(unsampled, enter);
-            }
-            return Span::recorded(
-                meta,
-                ambient.trace_id,
-                ambient.span_id,
-                ambient.is_remote,
-                meta.sample_rate,
+        // Not reached under an extracted remote context: entering one makes it current.
+        // A trace started elsewhere (the OTel SDK in this process, or another service) is
+        // joined; the sampler decides whether its decision is kept.
+        let ambient = context::ambient_parent();
+        let decision = sampling::decide_root(meta, ambient.as_ref().map(|a| a.sampled));
+        if !pinned_roll().unwrap_or(decision.keep) {
+            return Span::unsampled(
+                Current {
+                    state: State::Unsampled,
+                    ..Current::IDLE
+                },
                 enter,
             );
         }
-        let rate = meta.sample_rate.unwrap_or_else(sampling::root_rate);
-        if !pinned_roll().unwrap_or_else(|| sampling::roll(rate)) {
-            return Span::unsampled(unsampled, enter);
+        let (trace_id, parent_id, parent_remote) = match ambient {
+            Some(a) => (a.trace_id, a.span_id, a.is_remote),
+            None => (context::new_trace_id(), 0, false),
+        };
+        let mut span = Span::recorded(
+            meta,
+            trace_id,
+            parent_id,
+            parent_remote,
+            decision.rate,
+            enter,
+        );
+        if let Some(record) = span.record.as_mut() {
+            record.local_root = true;
         }
-        Span::recorded(meta, context::new_trace_id(), 0, false, Some(rate), enter)
+        span
     }
 
     #[inline]
@@ -292,7 +315,19 @@ impl Span {
             trace_id,
             span_id,
             state: State::Sampled,
+            remote: false,
         };
+        let mut attrs = Vec::with_capacity(meta.attr_capacity);
+        // A session root starts a session for its subtree, unless one is already current.
+        let session = if meta.event_type == EventType::Session {
+            correlation::session_for_root()
+        } else {
+            None
+        };
+        match &session {
+            Some(session) => session.stamp(&mut attrs),
+            None => correlation::stamp(&mut attrs),
+        }
         // Allocated before the record is built, so that it is written in place, not copied.
         let record = Box::write(
             Box::new_uninit(),
@@ -304,15 +339,23 @@ impl Span {
                 meta,
                 start: clock::now(),
                 end: 0,
-                attrs: Vec::with_capacity(meta.attr_capacity),
+                attrs,
                 events: Vec::new(),
                 status: Status::Unset,
                 root_sample_rate,
+                local_root: false,
             },
         );
+        let scope = Some(Scope::new(scope, enter));
+        let prev_correlation = match &session {
+            Some(session) if enter => Some(correlation::replace(Some(Arc::clone(session)))),
+            _ => None,
+        };
         Span {
             record: ManuallyDrop::new(Some(record)),
-            scope: Some(Scope::new(scope, enter)),
+            scope,
+            session: ManuallyDrop::new(session),
+            prev_correlation: ManuallyDrop::new(prev_correlation),
         }
     }
 
@@ -326,6 +369,27 @@ impl Span {
     #[inline]
     pub fn is_recording(&self) -> bool {
         self.record.is_some()
+    }
+
+    /// Runs `f` with this (detached) span current, as [`Instrumented`] does for one poll: what
+    /// `f` annotates lands on the span, and a panic in `f` marks it. Used by token streams,
+    /// whose span outlives the call that opened it.
+    #[inline]
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let Some(scope) = self.scope else {
+            return f();
+        };
+        let guard = PollScope {
+            prev: context::replace(scope.inner),
+            prev_correlation: self
+                .session
+                .as_ref()
+                .map(|s| correlation::replace(Some(Arc::clone(s)))),
+            span: self,
+        };
+        let out = f();
+        drop(guard);
+        out
     }
 }
 
@@ -348,7 +412,11 @@ impl Scope {
 impl Drop for Span {
     #[inline]
     fn drop(&mut self) {
-        if self.scope.is_some() || self.record.is_some() {
+        if self.scope.is_some()
+            || self.record.is_some()
+            || self.session.is_some()
+            || self.prev_correlation.is_some()
+        {
             self.close();
         }
     }
@@ -364,6 +432,9 @@ impl Span {
         {
             context::set(scope.outer);
         }
+        if let Some(prev) = self.prev_correlation.take() {
+            correlation::replace(prev);
+        }
         if let Some(mut record) = self.record.take() {
             drain_annotations(&mut record);
             if std::thread::panicking() && record.status == Status::Unset {
@@ -372,6 +443,7 @@ impl Span {
             record.end = clock::now();
             finish(record);
         }
+        drop(self.session.take());
     }
 }
 
@@ -555,6 +627,10 @@ impl<F: Future> Future for Instrumented<F> {
         };
         let guard = PollScope {
             prev: context::replace(scope.inner),
+            prev_correlation: span
+                .session
+                .as_ref()
+                .map(|s| correlation::replace(Some(Arc::clone(s)))),
             span,
         };
         let poll = future.poll(cx);
@@ -575,6 +651,8 @@ impl Span {
 /// Restores the previous scope after a poll, even when the poll panics, and records the panic.
 struct PollScope<'a> {
     prev: Current,
+    #[allow(clippy::option_option)] // `None`: nothing to restore
+    prev_correlation: Option<Option<Arc<Correlation>>>,
     span: &'a mut Span,
 }
 
@@ -582,6 +660,9 @@ impl Drop for PollScope<'_> {
     #[inline]
     fn drop(&mut self) {
         context::set(self.prev);
+        if let Some(prev) = self.prev_correlation.take() {
+            correlation::replace(prev);
+        }
         if let Some(record) = self.span.record.as_mut() {
             drain_annotations(record);
         }
@@ -609,7 +690,7 @@ impl<F> Drop for Instrumented<F> {
 /// the body rather than the function, and so the closure is `FnOnce` (which lets a body return
 /// borrows of `&mut self`).
 #[doc(hidden)]
-#[inline(always)]
+#[inline]
 pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
     f()
 }

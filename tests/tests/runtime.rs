@@ -118,7 +118,7 @@ fn otel_variables_select_otlp_sampler_headers_and_limits() {
         s.exporters,
         [ExporterKind::OtlpHttp {
             endpoint: "http://jaeger:4318/custom".into(),
-            headers: Default::default()
+            headers: std::collections::BTreeMap::default()
         }]
     );
     assert_eq!(s.sampler, Sampler::Ratio(0.5));
@@ -186,7 +186,7 @@ fn receiver() -> Receiver {
             let Ok(stream) = stream else { return };
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let tx = tx.clone();
-            std::thread::spawn(move || serve(stream, &tx));
+            std::thread::spawn(move || serve(&stream, &tx));
         }
     });
     Receiver {
@@ -197,7 +197,7 @@ fn receiver() -> Receiver {
 }
 
 fn serve(
-    stream: TcpStream,
+    stream: &TcpStream,
     tx: &mpsc::Sender<(String, HashMap<String, String>, ExportTraceServiceRequest)>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -228,7 +228,7 @@ fn serve(
         reader.read_exact(&mut body).unwrap();
         let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
         let _ = tx.send((path, headers, req));
-        let mut w = &stream;
+        let mut w = stream;
         w.write_all(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
         )

@@ -132,9 +132,7 @@ fn err_marks_the_same_span_failed_with_an_exception_event() {
 
 #[trace]
 fn explode(code: u32) -> u32 {
-    if code > 0 {
-        panic!("boom {code}");
-    }
+    assert!(code == 0, "boom {code}");
     code
 }
 

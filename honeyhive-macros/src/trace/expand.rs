@@ -7,7 +7,8 @@ use syn::{Ident, Type};
 
 use super::args::TraceArgs;
 use super::check::{Plan, unraw};
-use crate::item::{Function, contains_impl_trait};
+use crate::item::{Function, StreamKind, contains_impl_trait, stream_kind};
+use crate::with_request_id::RequestIdPolicy;
 
 pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
     let krate = &plan.krate;
@@ -18,30 +19,8 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         function.return_type().is_some() || function.async_trait_block_ref(),
     );
 
-    if let Some(block) = function.async_trait_block() {
-        // `#[async_trait]` turned `async fn` into `fn -> Pin<Box<dyn Future>>` returning
-        // `Box::pin(async move { body })`: instrument that future, not its creation.
-        let inner = block.block.clone();
-        let attrs = &block.attrs;
-        let new_block: syn::ExprAsync = syn::parse_quote! {
-            #(#attrs)*
-            async move {
-                let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(__hh_span, async move #inner).await;
-                #output
-                __hh_ret
-            }
-        };
-        *block = new_block;
-        let item = &mut function.item;
-        let stmts = &item.block.stmts;
-        let body: syn::Block = syn::parse_quote! {{
-            #meta
-            let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
-            #inputs
-            #(#stmts)*
-        }};
-        *item.block = body;
-        return quote!(#item);
+    if function.async_trait_block_ref() {
+        return async_trait_method(plan, function, &meta, &inputs, &output);
     }
 
     let body = &function.item.block;
@@ -49,7 +28,10 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
     let never = matches!(ret_ty, Some(Type::Never(_)));
     // The `-> !` forms record no output: `let mut` only if inputs are recorded, or rustc warns.
     let mutability = (!inputs.is_empty()).then(|| quote!(mut));
-    let new_body: TokenStream = if function.is_async() && never {
+    let stream = stream_kind(function.return_type());
+    let new_body: TokenStream = if let Some(kind) = stream {
+        traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
+    } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
         quote! {
             #meta
@@ -106,6 +88,10 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             __hh_ret
         }
     };
+    let new_body = match &plan.request_id {
+        None => new_body,
+        Some(policy) => request_scope(policy, krate, function.is_async(), &new_body),
+    };
     let item = &function.item;
     let attrs = &item.attrs;
     let vis = &item.vis;
@@ -133,6 +119,7 @@ fn meta(plan: &Plan<'_>) -> TokenStream {
             event_type: #krate::__private::EventType::#event_type,
             sample_rate: #sample_rate,
             attr_capacity: #capacity,
+            root: #krate::__private::RootState::new(),
         };
     }
 }
@@ -210,4 +197,134 @@ fn capture_output(plan: &Plan<'_>, returns_value: bool) -> TokenStream {
             }
         }
     }
+}
+
+/// Opens the request scope a `#[with_request_id]` above asked for around the whole traced
+/// body, so the span itself is inside it.
+fn request_scope(
+    policy: &RequestIdPolicy,
+    krate: &TokenStream,
+    is_async: bool,
+    body: &TokenStream,
+) -> TokenStream {
+    let correlation = policy.correlation(krate);
+    if is_async {
+        quote! {
+            let __hh_correlation = #correlation;
+            #krate::__private::WithCorrelation::new(__hh_correlation, async move { #body }).await
+        }
+    } else {
+        quote! {
+            let __hh_request_scope = #krate::__private::CorrelationGuard::enter(#correlation);
+            #body
+        }
+    }
+}
+
+/// A fn returning `impl Iterator` / `impl Stream`: the span moves into the adapter returned in
+/// place of the value and ends when the stream does (see the runtime's `stream` module).
+fn traced_stream(
+    plan: &Plan<'_>,
+    is_async: bool,
+    kind: StreamKind,
+    meta: &TokenStream,
+    inputs: &TokenStream,
+    body: &syn::Block,
+) -> TokenStream {
+    let krate = &plan.krate;
+    let adapter = match kind {
+        StreamKind::Iterator => quote!(TracedIter),
+        StreamKind::Stream => quote!(TracedStream),
+    };
+    let record_output = plan.record_output;
+    let call = if is_async {
+        let mutability = (!inputs.is_empty()).then(|| quote!(mut));
+        quote! {
+            let #mutability __hh_span = #krate::__private::Span::detached(&__HH_META);
+            #inputs
+            let (__hh_span, __hh_ret) =
+                #krate::__private::Instrumented::new(__hh_span, async move #body).await;
+        }
+    } else {
+        quote! {
+            let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+            #inputs
+            let __hh_ret = __hh_span.in_scope(move || #body);
+        }
+    };
+    quote! {
+        #meta
+        #call
+        #krate::__private::#adapter::new(
+            __hh_span,
+            __hh_ret,
+            #record_output,
+            |__hh_item, __hh_log, __hh_cap| {
+                #[allow(unused_imports)]
+                use #krate::__private::{
+                    ItemOtherProbe as _, ItemResultProbe as _, ItemResultTextProbe as _,
+                    ItemTextProbe as _,
+                };
+                (&&&&#krate::__private::Capture(__hh_item))
+                    .hh_item_kind()
+                    .observe(__hh_item, __hh_log, __hh_cap);
+            },
+        )
+    }
+}
+
+/// `#[async_trait]` turned `async fn` into `fn -> Pin<Box<dyn Future>>` returning
+/// `Box::pin(async move { body })`: instrument that future, not its creation.
+fn async_trait_method(
+    plan: &Plan<'_>,
+    function: &mut Function,
+    meta: &TokenStream,
+    inputs: &TokenStream,
+    output: &TokenStream,
+) -> TokenStream {
+    let krate = &plan.krate;
+    let Some(block) = function.async_trait_block() else {
+        return TokenStream::new();
+    };
+    // `#[async_trait]` turned `async fn` into `fn -> Pin<Box<dyn Future>>` returning
+    // `Box::pin(async move { body })`: instrument that future, not its creation.
+    let inner = block.block.clone();
+    let attrs = &block.attrs;
+    // A request scope asked for by `#[with_request_id]` above: current while the span is
+    // opened (here, at call time) and while the future runs.
+    let (scope, inner_future) = match &plan.request_id {
+        Some(policy) => {
+            let correlation = policy.correlation(krate);
+            (
+                quote! {
+                    let __hh_correlation = #correlation;
+                    let __hh_request_scope = #krate::__private::CorrelationGuard::enter(
+                        ::core::clone::Clone::clone(&__hh_correlation),
+                    );
+                },
+                quote!(#krate::__private::WithCorrelation::new(__hh_correlation, async move #inner)),
+            )
+        }
+        None => (TokenStream::new(), quote!(async move #inner)),
+    };
+    let new_block: syn::ExprAsync = syn::parse_quote! {
+        #(#attrs)*
+        async move {
+            let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(__hh_span, #inner_future).await;
+            #output
+            __hh_ret
+        }
+    };
+    *block = new_block;
+    let item = &mut function.item;
+    let stmts = &item.block.stmts;
+    let body: syn::Block = syn::parse_quote! {{
+        #scope
+        #meta
+        let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+        #inputs
+        #(#stmts)*
+    }};
+    *item.block = body;
+    quote!(#item)
 }

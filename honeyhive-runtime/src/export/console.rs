@@ -30,6 +30,8 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use crate::llm::openinference;
+
 const DEFAULT_BAR_WIDTH: usize = 40;
 /// Bounds the allocation a careless `bar_width` could cause; no terminal is wider.
 const MAX_BAR_WIDTH: usize = 500;
@@ -42,6 +44,8 @@ const MAX_INDENT_DEPTH: usize = 30;
 /// number of waiting traces and spans is capped; past a cap the oldest trace is printed as is.
 const MAX_HELD_TRACES: usize = 10_000;
 const MAX_HELD_SPANS: usize = 100_000;
+/// How long the part of a trace under a remote parent waits for its caller's spans.
+const REMOTE_ROOT_GRACE: Duration = Duration::from_secs(1);
 
 const EVENT_TYPE_KEY: &str = "honeyhive_event_type";
 const INPUT_TOKENS_KEY: &str = "gen_ai.usage.input_tokens";
@@ -200,6 +204,8 @@ struct HeldTraces {
 struct HeldTrace {
     arrival: u64,
     spans: Vec<SpanData>,
+    /// When a span whose parent is in another process arrived.
+    remote_root_at: Option<std::time::Instant>,
 }
 
 impl HeldTraces {
@@ -211,13 +217,29 @@ impl HeldTraces {
         // The whole batch is held before any trace is taken, so a root that precedes its children
         // in the same batch still gets them.
         let mut completed = Vec::new();
+        let now = std::time::Instant::now();
         for span in batch {
             let trace_id = span.span_context.trace_id();
-            if is_root(&span) {
+            let remote_root = span.parent_span_is_remote;
+            if span.parent_span_id == SpanId::INVALID {
                 completed.push(trace_id);
             }
             self.hold(trace_id, span);
+            if remote_root && let Some(trace) = self.traces.get_mut(&trace_id) {
+                trace.remote_root_at.get_or_insert(now);
+            }
         }
+        // A part of a trace that started in another service is printed once its caller's
+        // spans had a moment to arrive too (in one process they usually do).
+        completed.extend(
+            self.traces
+                .iter()
+                .filter(|(_, t)| {
+                    t.remote_root_at
+                        .is_some_and(|at| now.duration_since(at) >= REMOTE_ROOT_GRACE)
+                })
+                .map(|(id, _)| *id),
+        );
         // A trace with two roots in the batch is listed twice; the second `take` finds nothing.
         let mut ready: Vec<_> = completed
             .into_iter()
@@ -240,6 +262,7 @@ impl HeldTraces {
             HeldTrace {
                 arrival,
                 spans: Vec::new(),
+                remote_root_at: None,
             }
         });
         trace.spans.push(span);
@@ -446,7 +469,9 @@ fn tree_order(spans: &[&SpanData]) -> Vec<Row> {
     let mut top_level = Vec::new();
     for &index in &by_start {
         let span = spans[index];
-        let parent = if is_root(span) {
+        // A span whose parent is remote still hangs under that parent when both services
+        // export to this console (one process, or spans forwarded here).
+        let parent = if span.parent_span_id == SpanId::INVALID {
             None
         } else {
             index_of
@@ -554,8 +579,11 @@ struct Usage {
 impl Usage {
     fn of(span: &SpanData) -> Self {
         Self {
-            input_tokens: int_attribute(span, INPUT_TOKENS_KEY),
-            output_tokens: int_attribute(span, OUTPUT_TOKENS_KEY),
+            // OpenInference's names when only that convention is written.
+            input_tokens: int_attribute(span, INPUT_TOKENS_KEY)
+                .or_else(|| int_attribute(span, openinference::LLM_TOKEN_COUNT_PROMPT)),
+            output_tokens: int_attribute(span, OUTPUT_TOKENS_KEY)
+                .or_else(|| int_attribute(span, openinference::LLM_TOKEN_COUNT_COMPLETION)),
             cost: match attribute(&span.attributes, COST_KEY) {
                 Some(Value::F64(cost)) => Some(*cost),
                 _ => None,
@@ -1032,12 +1060,38 @@ mod tests {
     }
 
     #[test]
-    fn a_remote_parent_makes_a_root() {
+    fn a_part_under_a_remote_parent_waits_for_its_caller_or_a_flush() {
         let (exporter, buffer) = buffered();
         let mut server = span(7, 1, 0xfeed, "server", 0, 30);
         server.parent_span_is_remote = true;
-        export(&exporter, vec![server]).unwrap();
+        export(&exporter, vec![server.clone()]).unwrap();
+        assert_eq!(
+            printed(&buffer),
+            "",
+            "held: the caller may be in this process"
+        );
+        exporter.force_flush().unwrap();
         assert!(printed(&buffer).starts_with("trace 00000000000000000000000000000007 · server · "));
+
+        // Both services in one process: one tree, the server under the caller's span.
+        let (exporter, buffer) = buffered();
+        export(&exporter, vec![server]).unwrap();
+        export(
+            &exporter,
+            vec![
+                span(7, 0xfeed, 0xca11, "call", 0, 40),
+                span(7, 0xca11, ROOT, "client", 0, 50),
+            ],
+        )
+        .unwrap();
+        let text = printed(&buffer);
+        assert_eq!(headers(&text).len(), 1, "{text}");
+        assert!(line_of(&text, "client").starts_with("  client "), "{text}");
+        assert!(line_of(&text, "call").starts_with("    call "), "{text}");
+        assert!(
+            line_of(&text, "server").starts_with("      server "),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 
 pub mod console;
 mod resilience;
+pub(crate) mod semantics;
+pub(crate) mod tail;
+
+pub use resilience::CircuitBreaker;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -24,8 +28,6 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use crate::clock;
 use crate::span::SpanRecord;
 use resilience::{Guarded, Outcome};
-
-pub use resilience::CircuitBreaker;
 
 /// Whether a pipeline is installed and enabled. Read once per root span.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -146,7 +148,7 @@ pub(crate) fn submit(batch: Vec<SpanRecord>) {
             return;
         };
         if cached.as_ref().map(|s| s.generation) != Some(generation) {
-            *cached = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
+            cached.clone_from(&SINK.read().unwrap_or_else(PoisonError::into_inner));
         }
         if let Some(sink) = cached.as_ref() {
             sink.send(batch);
@@ -167,10 +169,19 @@ enum Msg {
 /// Implemented for every [`SpanExporter`]; the export thread drives its futures.
 pub trait DynSpanExporter: Send + fmt::Debug {
     /// Exports one batch, blocking the export thread until done.
+    ///
+    /// # Errors
+    /// When the exporter fails to deliver the batch.
     fn export_blocking(&self, batch: Vec<SpanData>) -> OTelSdkResult;
     /// Flushes the exporter.
+    ///
+    /// # Errors
+    /// When the exporter fails to flush.
     fn force_flush_blocking(&mut self) -> OTelSdkResult;
     /// Shuts the exporter down.
+    ///
+    /// # Errors
+    /// When the exporter fails to shut down cleanly.
     fn shutdown_blocking(&mut self, timeout: Duration) -> OTelSdkResult;
     /// Sets the resource sent with every batch.
     fn set_resource_dyn(&mut self, resource: &Resource);
@@ -223,7 +234,10 @@ pub(crate) struct PipelineConfig {
     pub(crate) max_export_batch: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) capture_cap: usize,
+    pub(crate) tail: Option<tail::TailSampling>,
     pub(crate) circuit_breaker: CircuitBreaker,
+    /// LLM conventions, cost, roll-ups, redaction and the attribute budget.
+    pub(crate) semantics: semantics::Semantics,
 }
 
 /// A running export pipeline; dropping it does not stop it (see [`Pipeline::shutdown`]).
@@ -265,7 +279,7 @@ impl Pipeline {
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("honeyhive-export".into())
-            .spawn(move || export_thread(config, rx, thread_counters, &ready_tx))
+            .spawn(move || export_thread(config, &rx, thread_counters, &ready_tx))
             .map_err(|e| format!("cannot start the export thread: {e}"))?;
         match ready_rx.recv() {
             Ok(Ok(cap)) => CAPTURE_CAP.store(cap, Ordering::Relaxed),
@@ -371,7 +385,7 @@ pub fn export_stats() -> ExportStats {
 
 fn export_thread(
     config: PipelineConfig,
-    rx: Receiver<Msg>,
+    rx: &Receiver<Msg>,
     counters: Arc<Counters>,
     ready: &mpsc::SyncSender<Result<usize, String>>,
 ) {
@@ -394,6 +408,8 @@ fn export_thread(
         pending: Vec::with_capacity(config.max_export_batch),
         max_batch: config.max_export_batch.max(1),
         counters,
+        tail: tail::TailSampler::start(config.tail),
+        semantics: config.semantics,
         scope: InstrumentationScope::builder("honeyhive-rs")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
@@ -405,6 +421,7 @@ fn export_thread(
             match rx.try_recv() {
                 Ok(Msg::Spans(batch)) => worker.accept(batch),
                 Ok(Msg::Flush(reply)) => {
+                    worker.release_held();
                     worker.export_pending();
                     for e in &mut worker.exporters {
                         let _ = e.exporter.force_flush_blocking();
@@ -412,7 +429,7 @@ fn export_thread(
                     let _ = reply.send(());
                 }
                 Ok(Msg::Shutdown(reply)) => {
-                    worker.drain(&rx);
+                    worker.drain(rx);
                     worker.shutdown();
                     let _ = reply.send(());
                     return;
@@ -425,6 +442,10 @@ fn export_thread(
             }
         }
         if Instant::now() >= next_export {
+            if let Some(tail) = &mut worker.tail {
+                let kept = tail.expire_now();
+                worker.convert(kept);
+            }
             worker.export_pending();
             next_export = Instant::now() + config.scheduled_delay;
         }
@@ -437,6 +458,9 @@ struct Worker {
     pending: Vec<SpanData>,
     max_batch: usize,
     counters: Arc<Counters>,
+    /// Holds traces until their root ends, when tail sampling is on.
+    tail: Option<tail::TailSampler>,
+    semantics: semantics::Semantics,
     scope: InstrumentationScope,
 }
 
@@ -445,6 +469,22 @@ impl Worker {
         self.counters
             .queued
             .fetch_sub(batch.len(), Ordering::Relaxed);
+        let batch = match &mut self.tail {
+            Some(tail) => tail.filter(batch),
+            None => batch,
+        };
+        self.convert(batch);
+    }
+
+    /// Decides the traces the tail sampler still holds (at flush and shutdown).
+    fn release_held(&mut self) {
+        if let Some(tail) = &mut self.tail {
+            let kept = tail.decide_all();
+            self.convert(kept);
+        }
+    }
+
+    fn convert(&mut self, batch: Vec<SpanRecord>) {
         if !self.exporters.is_empty() && self.exporters.iter().all(Guarded::is_open) {
             // Nobody would take them: drop without converting, so a dead backend costs nothing.
             let n = batch.len() as u64;
@@ -456,7 +496,10 @@ impl Worker {
         let mut rest = batch.len();
         for record in batch {
             rest -= 1;
-            self.pending.push(to_span_data(record, &self.scope));
+            let event_type = record.meta.event_type;
+            let mut span = to_span_data(record, &self.scope);
+            self.semantics.process(&mut span, event_type);
+            self.pending.push(span);
             // The rest of this batch is off the queue too, while a full batch is exported.
             self.counters
                 .in_flight
@@ -505,6 +548,7 @@ impl Worker {
     }
 
     fn shutdown(&mut self) {
+        self.release_held();
         self.export_pending();
         for e in &mut self.exporters {
             let _ = e.exporter.force_flush_blocking();
@@ -527,6 +571,7 @@ fn to_span_data(record: SpanRecord, scope: &InstrumentationScope) -> SpanData {
         events,
         status,
         root_sample_rate,
+        local_root: _,
     } = record;
     let end = end.max(start);
     #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms

@@ -1,0 +1,92 @@
+//! Two services, one trace: a gateway calls a weather service over HTTP on 127.0.0.1.
+//!
+//! The gateway injects `traceparent`, `baggage` and `x-request-id` into its request; the
+//! weather service extracts them, so its spans join the gateway's trace under the gateway's
+//! client span and carry the same request id. Both run in this process and print one waterfall.
+//!
+//! ```text
+//! cargo run -p honeyhive-examples --example distributed
+//! ```
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use honeyhive_runtime::propagation::{extract, inject};
+use honeyhive_runtime::{current_request_id, trace, with_request_id};
+
+// ---- the weather service ----
+
+#[trace(event_type = "tool")]
+async fn forecast(city: String) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(8)).await;
+    format!("sunny in {city}")
+}
+
+#[with_request_id]
+#[trace(event_type = "chain")]
+async fn weather_handler(city: String) -> String {
+    forecast(city).await
+}
+
+async fn weather_service(headers: HeaderMap) -> String {
+    // Continue the caller's trace and request id for this handler.
+    extract(&headers)
+        .instrument(weather_handler("Paris".to_owned()))
+        .await
+}
+
+// ---- the gateway ----
+
+#[trace(event_type = "tool", skip(client))]
+async fn call_weather(client: &reqwest::Client, url: String) -> Result<String, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    inject(&mut headers);
+    let response = client
+        .get(url)
+        .headers(headers)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    response.text().await.map_err(|e| e.to_string())
+}
+
+#[with_request_id(from = headers)]
+#[trace(event_type = "chain", skip(headers))]
+async fn gateway_handler(headers: HeaderMap, weather_url: String) -> String {
+    let client = reqwest::Client::new();
+    let weather = call_weather(&client, weather_url)
+        .await
+        .unwrap_or_else(|e| e);
+    let id = current_request_id().map(|r| r.id).unwrap_or_default();
+    format!("{weather} (request {id})")
+}
+
+async fn serve(router: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    addr
+}
+
+#[tokio::main]
+async fn main() {
+    let guard = honeyhive_runtime::init();
+    let weather = serve(Router::new().route("/weather", get(weather_service))).await;
+    let weather_url = format!("http://{weather}/weather");
+    let gateway = serve(Router::new().route(
+        "/ask",
+        get(move |headers: HeaderMap| gateway_handler(headers, weather_url.clone())),
+    ))
+    .await;
+    let reply = reqwest::Client::new()
+        .get(format!("http://{gateway}/ask"))
+        .header("x-request-id", "req-2026-demo")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("gateway answered");
+    println!("reply: {}\n", reply.text().await.unwrap_or_default());
+    drop(guard);
+}

@@ -1,0 +1,111 @@
+//! Two real HTTP services on 127.0.0.1: A's traced handler calls B over HTTP; B's spans join
+//! A's trace with A's span as parent and the same request id.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use honeyhive_runtime::propagation::{extract, inject};
+use honeyhive_runtime::testing::Recorder;
+use honeyhive_runtime::{trace, with_request_id};
+
+#[trace(event_type = "tool")]
+async fn b_lookup(city: String) -> String {
+    tokio::task::yield_now().await;
+    format!("sunny in {city}")
+}
+
+#[with_request_id]
+#[trace(event_type = "chain")]
+async fn b_handle(city: String) -> String {
+    b_lookup(city).await
+}
+
+async fn service_b(headers: HeaderMap) -> String {
+    extract(&headers)
+        .instrument(b_handle("Paris".to_owned()))
+        .await
+}
+
+#[trace(event_type = "tool")]
+async fn call_b(client: &reqwest::Client, base: &str) -> Result<String, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    inject(&mut headers);
+    let resp = client
+        .get(format!("{base}/weather"))
+        .headers(headers)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    resp.text().await.map_err(|e| e.to_string())
+}
+
+#[with_request_id(from = headers)]
+#[trace(event_type = "chain", skip(headers))]
+async fn a_handle(headers: HeaderMap, b_base: String) -> String {
+    let client = reqwest::Client::new();
+    call_b(&client, &b_base).await.unwrap_or_else(|e| e)
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+#[test]
+fn b_joins_as_trace_with_as_span_as_parent_and_the_same_request_id() {
+    let rec = Recorder::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let reply = rt.block_on(async {
+        let b = serve(Router::new().route("/weather", get(service_b))).await;
+        let b_base = format!("http://{b}");
+        let a = serve(Router::new().route(
+            "/ask",
+            get(move |headers: HeaderMap| a_handle(headers, b_base.clone())),
+        ))
+        .await;
+        reqwest::Client::new()
+            .get(format!("http://{a}/ask"))
+            .header("x-request-id", "edge-123")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    drop(rt);
+    assert_eq!(reply, "sunny in Paris");
+    let spans = rec.spans();
+    let a = spans.get("a_handle");
+    let call = spans.get("call_b");
+    let b = spans.get("b_handle");
+    let b_child = spans.get("b_lookup");
+    assert!(a.is_root() && !a.parent_span_is_remote);
+    assert_eq!(call.parent_span_id, a.span_id());
+    assert_eq!(b.trace_id(), a.trace_id(), "B joined A's trace");
+    assert_eq!(
+        b.parent_span_id,
+        call.span_id(),
+        "A's client span is B's parent"
+    );
+    assert!(b.parent_span_is_remote);
+    assert_eq!(b_child.parent_span_id, b.span_id());
+    for span in [a, call, b, b_child] {
+        assert_eq!(
+            span.str("honeyhive.request_id"),
+            Some("edge-123"),
+            "{}",
+            span.name
+        );
+    }
+    assert_eq!(a.str("honeyhive.request_id.source"), Some("argument"));
+    assert_eq!(b.str("honeyhive.request_id.source"), Some("header"));
+}
