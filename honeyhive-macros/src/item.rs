@@ -140,25 +140,23 @@ pub(crate) fn fake_return(ty: &Type) -> TokenStream {
 }
 
 impl Function {
-    /// A `#[trace]` attribute left on the function (it expands after the current attribute):
-    /// `#[trace]`, `#[honeyhive_runtime::trace]`, or `#[<crate>::trace]` for a renamed crate.
-    pub(crate) fn trace_attribute(
-        &mut self,
-        krate: Option<&syn::Path>,
-    ) -> Option<&mut syn::Attribute> {
-        self.item.attrs.iter_mut().find(|attr| {
+    /// Whether one of this crate's attributes named in `names` is left on the function (it
+    /// expands after the current one): `#[trace]`, `#[honeyhive_runtime::trace]`, or
+    /// `#[<crate>::trace]` for a renamed crate.
+    pub(crate) fn has_attribute_below(&self, names: &[&str], krate: Option<&syn::Path>) -> bool {
+        let ours: Vec<String> = krate.map_or_else(
+            || vec!["honeyhive_runtime".to_owned()],
+            |k| k.segments.iter().map(|s| s.ident.to_string()).collect(),
+        );
+        self.item.attrs.iter().any(|attr| {
             let segments: Vec<String> = attr
                 .path()
                 .segments
                 .iter()
                 .map(|s| s.ident.to_string())
                 .collect();
-            let ours = krate.map_or_else(
-                || vec!["honeyhive_runtime".to_owned()],
-                |k| k.segments.iter().map(|s| s.ident.to_string()).collect(),
-            );
             match segments.split_last() {
-                Some((last, prefix)) if last == "trace" => {
+                Some((last, prefix)) if names.contains(&last.as_str()) => {
                     prefix.is_empty() || prefix == ours.as_slice()
                 }
                 _ => false,

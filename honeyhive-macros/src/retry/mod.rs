@@ -24,10 +24,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
     // Most traced functions are not retried: look for the word before parsing the item.
     let mentions_retry = item.clone().into_iter().any(|tree| match tree {
-        TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => g
-            .stream()
-            .into_iter()
-            .any(|t| matches!(t, TokenTree::Ident(i) if i == "retry")),
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => mentions(g.stream(), "retry"),
         _ => false,
     });
     if !mentions_retry {
@@ -56,6 +53,16 @@ pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
             function.into_token_stream()
         }
     }
+}
+
+/// Whether `word` appears at the top of `tokens`, looking through invisible groups (attributes
+/// passed through `macro_rules!` as `$attr:meta` arrive wrapped in one).
+fn mentions(tokens: TokenStream, word: &str) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == word,
+        TokenTree::Group(g) if g.delimiter() == Delimiter::None => mentions(g.stream(), word),
+        _ => false,
+    })
 }
 
 fn expand_item(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {

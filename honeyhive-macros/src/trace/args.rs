@@ -8,7 +8,6 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitStr, Token};
 
 use crate::errors::Errors;
-use crate::with_request_id::RequestIdPolicy;
 
 const KEYS: &[&str] = &[
     "name",
@@ -90,8 +89,6 @@ pub(crate) struct TraceArgs {
     pub(crate) skip_output: Once<()>,
     pub(crate) metadata: Once<Vec<MetadataEntry>>,
     pub(crate) krate: Once<syn::Path>,
-    /// Set by a `#[with_request_id]` written above this `#[trace]` (not a user argument).
-    pub(crate) request_id: Once<RequestIdPolicy>,
 }
 
 /// What follows a key.
@@ -119,7 +116,6 @@ impl TraceArgs {
             skip_output: Once::new("skip_output"),
             metadata: Once::new("metadata"),
             krate: Once::new("crate"),
-            request_id: Once::new("__request_id"),
         };
         for (key, value) in raw {
             args.interpret(&key, value, errors);
@@ -221,10 +217,6 @@ impl TraceArgs {
             ("skip_all" | "skip_output", _) => {
                 errors.error(key, format!("`{k}` takes no value: write `{k}` alone"));
             }
-            ("__request_id", Value::Eq(e)) => match RequestIdPolicy::from_trace_arg(&e) {
-                Some(policy) => self.request_id.set(errors, key, policy),
-                None => errors.error(key, unknown_key(&k)),
-            },
             _ => errors.error(key, unknown_key(&k)),
         }
     }

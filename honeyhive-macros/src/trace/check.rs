@@ -8,7 +8,6 @@ use syn::{Ident, LitStr, Type};
 use super::args::{MetadataEntry, TraceArgs, did_you_mean};
 use crate::errors::Errors;
 use crate::item::Function;
-use crate::with_request_id::RequestIdPolicy;
 
 /// Everything the expansion needs, already validated.
 pub(crate) struct Plan<'a> {
@@ -20,8 +19,6 @@ pub(crate) struct Plan<'a> {
     pub(crate) inputs: Vec<(Ident, Type)>,
     pub(crate) metadata: Vec<&'a MetadataEntry>,
     pub(crate) record_output: bool,
-    /// The request scope a `#[with_request_id]` above asked for, opened before the span.
-    pub(crate) request_id: Option<RequestIdPolicy>,
 }
 
 pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut Errors) -> Plan<'a> {
@@ -117,7 +114,6 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
         inputs,
         metadata,
         record_output: args.skip_output.get().is_none(),
-        request_id: args.request_id.get().map(|r| r.value.clone()),
     }
 }
 

@@ -8,7 +8,6 @@ use syn::{Ident, Type};
 use super::args::TraceArgs;
 use super::check::{Plan, unraw};
 use crate::item::{Function, StreamKind, contains_impl_trait, stream_kind};
-use crate::with_request_id::RequestIdPolicy;
 
 pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
     let krate = &plan.krate;
@@ -87,10 +86,6 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             #output
             __hh_ret
         }
-    };
-    let new_body = match &plan.request_id {
-        None => new_body,
-        Some(policy) => request_scope(policy, krate, function.is_async(), &new_body),
     };
     let item = &function.item;
     let attrs = &item.attrs;
@@ -199,28 +194,6 @@ fn capture_output(plan: &Plan<'_>, returns_value: bool) -> TokenStream {
     }
 }
 
-/// Opens the request scope a `#[with_request_id]` above asked for around the whole traced
-/// body, so the span itself is inside it.
-fn request_scope(
-    policy: &RequestIdPolicy,
-    krate: &TokenStream,
-    is_async: bool,
-    body: &TokenStream,
-) -> TokenStream {
-    let correlation = policy.correlation(krate);
-    if is_async {
-        quote! {
-            let __hh_correlation = #correlation;
-            #krate::__private::WithCorrelation::new(__hh_correlation, async move { #body }).await
-        }
-    } else {
-        quote! {
-            let __hh_request_scope = #krate::__private::CorrelationGuard::enter(#correlation);
-            #body
-        }
-    }
-}
-
 /// A fn returning `impl Iterator` / `impl Stream`: the span moves into the adapter returned in
 /// place of the value and ends when the stream does (see the runtime's `stream` module).
 fn traced_stream(
@@ -290,27 +263,10 @@ fn async_trait_method(
     // `Box::pin(async move { body })`: instrument that future, not its creation.
     let inner = block.block.clone();
     let attrs = &block.attrs;
-    // A request scope asked for by `#[with_request_id]` above: current while the span is
-    // opened (here, at call time) and while the future runs.
-    let (scope, inner_future) = match &plan.request_id {
-        Some(policy) => {
-            let correlation = policy.correlation(krate);
-            (
-                quote! {
-                    let __hh_correlation = #correlation;
-                    let __hh_request_scope = #krate::__private::CorrelationGuard::enter(
-                        ::core::clone::Clone::clone(&__hh_correlation),
-                    );
-                },
-                quote!(#krate::__private::WithCorrelation::new(__hh_correlation, async move #inner)),
-            )
-        }
-        None => (TokenStream::new(), quote!(async move #inner)),
-    };
     let new_block: syn::ExprAsync = syn::parse_quote! {
         #(#attrs)*
         async move {
-            let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(__hh_span, #inner_future).await;
+            let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(__hh_span, async move #inner).await;
             #output
             __hh_ret
         }
@@ -319,7 +275,6 @@ fn async_trait_method(
     let item = &mut function.item;
     let stmts = &item.block.stmts;
     let body: syn::Block = syn::parse_quote! {{
-        #scope
         #meta
         let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
         #inputs

@@ -169,29 +169,4 @@ impl RequestIdPolicy {
             }
         }
     }
-
-    /// As a hidden `#[trace]` argument, so a `#[trace]` below `#[with_request_id]` opens its
-    /// span inside the request scope.
-    pub(crate) fn as_trace_arg(&self) -> TokenStream {
-        match self {
-            RequestIdPolicy::New => quote!(__request_id = new),
-            RequestIdPolicy::Ensure(None) => quote!(__request_id = ensure),
-            RequestIdPolicy::Ensure(Some(from)) => quote!(__request_id = #from),
-        }
-    }
-
-    /// Parses the hidden `#[trace]` argument back.
-    pub(crate) fn from_trace_arg(value: &syn::Expr) -> Option<Self> {
-        let syn::Expr::Path(p) = value else {
-            return None;
-        };
-        let ident = p.path.get_ident()?;
-        Some(if ident == "new" {
-            RequestIdPolicy::New
-        } else if ident == "ensure" {
-            RequestIdPolicy::Ensure(None)
-        } else {
-            RequestIdPolicy::Ensure(Some(ident.clone()))
-        })
-    }
 }

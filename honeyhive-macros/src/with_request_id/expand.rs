@@ -6,25 +6,48 @@ use quote::quote;
 use super::args::RequestIdArgs;
 use crate::item::{Function, fake_return};
 
-pub(crate) fn expand(args: &RequestIdArgs, function: &mut Function) -> TokenStream {
-    // A `#[trace]` below this attribute expands after it; left alone it would open its span
-    // outside the request scope. Hand it the policy instead, so the function's own span
-    // carries the request id whichever order the attributes are written in.
-    if let Some(trace) = function.trace_attribute(args.krate.as_ref()) {
-        add_trace_argument(trace, &args.policy.as_trace_arg());
+pub(crate) fn expand(
+    args: &RequestIdArgs,
+    raw_args: &TokenStream,
+    function: &mut Function,
+) -> TokenStream {
+    // Attributes expand outermost first, and each wraps the body the ones above produced. A
+    // `#[trace]` or `#[retry]` below this attribute would so end up outside the request
+    // scope: the function's span would miss the id, and each retry attempt would get its own.
+    // Moving this attribute to the end makes it expand last, so its scope encloses the span
+    // and every attempt, whichever order the attributes are written in.
+    if function.has_attribute_below(&["trace", "retry"], args.krate.as_ref()) {
+        let krate = args.krate();
+        function
+            .item
+            .attrs
+            .push(syn::parse_quote!(#[#krate::with_request_id(#raw_args)]));
         let item = &function.item;
         return quote!(#item);
     }
     let krate = args.krate();
     let correlation = args.policy.correlation(&krate);
-    if let Some(block) = function.async_trait_block() {
+    if function.async_trait_block_ref() {
+        // `#[async_trait]`: the scope is current for the call (where a `#[trace]` above opens
+        // its span) and for the boxed future.
+        let Some(block) = function.async_trait_block() else {
+            return TokenStream::new();
+        };
         let inner = block.block.clone();
         *block = syn::parse_quote! {
             async move {
-                let __hh_correlation = #correlation;
                 #krate::__private::WithCorrelation::new(__hh_correlation, async move #inner).await
             }
         };
+        let item = &mut function.item;
+        let stmts = &item.block.stmts;
+        *item.block = syn::parse_quote! {{
+            let __hh_correlation = #correlation;
+            let __hh_request_scope = #krate::__private::CorrelationGuard::enter(
+                ::core::clone::Clone::clone(&__hh_correlation),
+            );
+            #(#stmts)*
+        }};
         let item = &function.item;
         return quote!(#item);
     }
@@ -51,28 +74,4 @@ pub(crate) fn expand(args: &RequestIdArgs, function: &mut Function) -> TokenStre
             #new_body
         }
     }
-}
-
-/// Appends `extra` to the arguments of an attribute: `#[trace]` becomes `#[trace(extra)]`,
-/// `#[trace(a = 1)]` becomes `#[trace(a = 1, extra)]`.
-fn add_trace_argument(attr: &mut syn::Attribute, extra: &TokenStream) {
-    let path = attr.path().clone();
-    let existing = match &attr.meta {
-        syn::Meta::List(list) => list.tokens.clone(),
-        syn::Meta::Path(_) | syn::Meta::NameValue(_) => TokenStream::new(),
-    };
-    let tokens = if existing.is_empty() {
-        extra.clone()
-    } else {
-        let trailing_comma =
-            existing.clone().into_iter().last().is_some_and(
-                |t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','),
-            );
-        if trailing_comma {
-            quote!(#existing #extra)
-        } else {
-            quote!(#existing, #extra)
-        }
-    };
-    *attr = syn::parse_quote!(#[#path(#tokens)]);
 }

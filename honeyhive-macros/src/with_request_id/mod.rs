@@ -8,10 +8,11 @@ use proc_macro2::TokenStream;
 use crate::errors::{Errors, with_item};
 use crate::item::Function;
 
-pub(crate) use args::{RequestIdArgs, RequestIdPolicy};
+pub(crate) use args::RequestIdArgs;
 
 pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
+    let raw_args = args.clone();
     let args = RequestIdArgs::parse(args, &mut errors);
     let function = Function::parse("with_request_id", item.clone(), &mut errors);
     if let Err(e) = errors.check() {
@@ -24,5 +25,5 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Err(e) = errors.check() {
         return with_item(&e, item);
     }
-    expand::expand(&args, &mut function)
+    expand::expand(&args, &raw_args, &mut function)
 }
