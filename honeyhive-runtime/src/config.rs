@@ -793,14 +793,16 @@ fn build_grpc(
         }
     }
     let metadata = opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map);
-    opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(timeout)
-        .with_metadata(metadata)
-        .build()
-        .map(|e| Box::new(e) as Box<dyn DynSpanExporter>)
-        .map_err(|e| format!("OTLP/gRPC exporter: {e}"))
+    crate::export::in_runtime(|| {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(timeout)
+            .with_metadata(metadata)
+            .build()
+            .map(|e| Box::new(e) as Box<dyn DynSpanExporter>)
+            .map_err(|e| format!("OTLP/gRPC exporter: {e}"))
+    })
 }
 
 #[cfg(not(feature = "grpc"))]

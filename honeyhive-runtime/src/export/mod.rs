@@ -203,17 +203,32 @@ impl<E: SpanExporter + 'static> DynSpanExporter for E {
 }
 
 #[cfg(feature = "grpc")]
+thread_local! {
+    // tonic needs a tokio reactor, to build its channel and to export: the export thread
+    // keeps one current-thread runtime.
+    static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok();
+}
+
+#[cfg(feature = "grpc")]
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    // tonic needs a tokio reactor; the export thread keeps one current-thread runtime.
-    thread_local! {
-        static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok();
-    }
     RUNTIME.with(|rt| match rt {
         Some(rt) => rt.block_on(future),
         None => futures_executor::block_on(future),
+    })
+}
+
+/// Runs `f` inside the export thread's tokio runtime (building a gRPC channel needs one).
+#[cfg(feature = "grpc")]
+pub(crate) fn in_runtime<R>(f: impl FnOnce() -> R) -> R {
+    RUNTIME.with(|rt| match rt {
+        Some(rt) => {
+            let _entered = rt.enter();
+            f()
+        }
+        None => f(),
     })
 }
 
