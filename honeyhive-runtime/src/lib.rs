@@ -44,6 +44,19 @@
 //! | `metadata(key = expr, ...)` | extra attributes `honeyhive_metadata.<key>`, evaluated only when recorded |
 //! | `crate = "path"` | where `honeyhive_runtime` is, if renamed |
 //!
+//! # Beyond `#[trace]`
+//!
+//! - [`macro@with_request_id`] gives every span of a scope a request id (inherited, from an
+//!   argument, from incoming headers, or generated); [`Scope`] sets sessions and users; see
+//!   also [`Carried`], [`bind_current`], [`spawn`] and [`propagation`] to carry context into
+//!   tasks, threads and other services.
+//! - [`macro@retry`] retries with backoff and records every attempt on the trace; see
+//!   [`retry`](mod@retry).
+//! - [`sampling`]: per-function rates, rules, adaptive and tail sampling.
+//! - [`LlmCall`], [`enrich_span`] and [`enrich_session`] record LLM calls, tokens, cost and
+//!   feedback; [`redact`] keeps secrets out.
+//! - [`testing::Recorder`] captures finished spans in your own tests.
+//!
 //! # Explanation
 //!
 //! `#[trace]` on a sync function keeps the signature and wraps the body:
