@@ -3,6 +3,7 @@
 //! Depend on `honeyhive-runtime`, which re-exports these macros and holds the code their
 //! expansions call; this crate is not meant to be used on its own.
 
+mod args;
 mod errors;
 mod item;
 mod retry;

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitStr, Token};
 
+use crate::args::{Once, did_you_mean};
 use crate::errors::Errors;
 
 const KEYS: &[&str] = &[
@@ -39,39 +39,6 @@ const BACKOFFS: &[&str] = &["constant", "exponential", "fibonacci"];
 pub(crate) const DEFAULT_INITIAL: Duration = Duration::from_millis(500);
 pub(crate) const DEFAULT_FACTOR: f64 = 2.0;
 pub(crate) const DEFAULT_MAX: Duration = Duration::from_secs(8);
-
-/// One value, with the tokens it came from (for errors at the user's tokens).
-pub(crate) struct Spanned<T> {
-    pub(crate) tokens: TokenStream,
-    pub(crate) value: T,
-}
-
-/// An argument that may be given once; a second time is an error at the second.
-pub(crate) struct Once<T> {
-    key: &'static str,
-    value: Option<Spanned<T>>,
-}
-
-impl<T> Once<T> {
-    fn new(key: &'static str) -> Self {
-        Once { key, value: None }
-    }
-
-    fn set(&mut self, errors: &mut Errors, at: &Ident, value: T) {
-        if self.value.is_some() {
-            errors.error(at, format!("duplicate argument `{}`", self.key));
-        } else {
-            self.value = Some(Spanned {
-                tokens: at.to_token_stream(),
-                value,
-            });
-        }
-    }
-
-    pub(crate) fn get(&self) -> Option<&Spanned<T>> {
-        self.value.as_ref()
-    }
-}
 
 /// The wait before each retry, before jitter.
 #[derive(Clone, Copy, Debug)]
@@ -521,38 +488,12 @@ fn quoted(names: &[&str]) -> String {
 /// "unknown {what} `x`; did you mean `y`? Expected one of ...".
 fn unknown(what: &str, found: &str, expected: &[&str]) -> String {
     let list = quoted(expected);
-    match did_you_mean(found, expected) {
+    match did_you_mean(found, expected.iter().copied()) {
         Some(guess) => {
             format!("unknown {what} `{found}`; did you mean `{guess}`? Expected one of {list}")
         }
         None => format!("unknown {what} `{found}`; expected one of {list}"),
     }
-}
-
-/// The closest candidate within a small edit distance.
-fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let input = input.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&input, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 fn parse_raw(input: ParseStream) -> syn::Result<Vec<(Ident, Value)>> {

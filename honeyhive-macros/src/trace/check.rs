@@ -5,7 +5,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Ident, LitStr, Type};
 
-use super::args::{MetadataEntry, TraceArgs, did_you_mean};
+use super::args::{MetadataEntry, TraceArgs};
+use crate::args::did_you_mean;
 use crate::errors::Errors;
 use crate::item::Function;
 

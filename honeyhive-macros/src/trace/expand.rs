@@ -7,7 +7,7 @@ use syn::{Ident, Type};
 
 use super::args::TraceArgs;
 use super::check::{Plan, unraw};
-use crate::item::{Function, StreamKind, contains_impl_trait, stream_kind};
+use crate::item::{Function, StreamKind, contains_impl_trait, fake_return, stream_kind};
 
 pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
     let krate = &plan.krate;
@@ -39,22 +39,9 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             #krate::__private::Instrumented::new(__hh_span, async move #body).await.1
         }
     } else if function.is_async() {
-        let fake_return = ret_ty.map(|ty| {
-            // Gives the async block the function's return type, so `?` infers its error type
-            // and a wrong return type is reported at the user's signature.
-            quote_spanned! {ty.span()=>
-                #[allow(
-                    unreachable_code,
-                    clippy::diverging_sub_expression,
-                    clippy::empty_loop,
-                    clippy::let_unit_value
-                )]
-                if false {
-                    let __hh_fake_return: #ty = loop {};
-                    return __hh_fake_return;
-                }
-            }
-        });
+        // Gives the async block the function's return type, so `?` infers its error type
+        // and a wrong return type is reported at the user's signature.
+        let fake_return = ret_ty.map(fake_return);
         quote! {
             #meta
             let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
