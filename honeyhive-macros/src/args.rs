@@ -1,9 +1,12 @@
-//! What the attribute macros share when reading their arguments: a setter that reports
-//! duplicate keys, and "did you mean" suggestions.
+//! What the attribute macros share when reading their arguments: the raw `key = value` /
+//! `key(...)` / `key` syntax, a setter that reports duplicate keys, and "did you mean"
+//! suggestions.
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
-use syn::Ident;
+use syn::ext::IdentExt;
+use syn::parse::ParseStream;
+use syn::{Expr, Ident, Token};
 
 use crate::errors::Errors;
 
@@ -72,4 +75,49 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// What follows a key.
+pub(crate) enum Value {
+    /// A bare key: `skip_all`.
+    None,
+    /// `key = <expr>`.
+    Eq(Expr),
+    /// `key(<tokens>)`.
+    List(TokenStream),
+}
+
+/// Reads `key = <expr>`, `key(<tokens>)` and bare `key` arguments, separated by commas; what
+/// each key means is up to the macro. `keys` lists the valid keys for the error message.
+pub(crate) fn parse_raw(input: ParseStream, keys: &str) -> syn::Result<Vec<(Ident, Value)>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        // `crate` is a keyword; accept it as a key like the others.
+        let key = Ident::parse_any(input).map_err(|e| {
+            syn::Error::new(e.span(), format!("expected an argument: one of {keys}"))
+        })?;
+        let value = if input.peek(Token![=]) {
+            let eq = input.parse::<Token![=]>()?;
+            if input.is_empty() || input.peek(Token![,]) {
+                // At the end of the arguments syn would point at the whole attribute.
+                return Err(syn::Error::new(
+                    eq.span,
+                    format!("expected a value after `{key} =`"),
+                ));
+            }
+            Value::Eq(input.parse::<Expr>()?)
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            Value::List(content.parse::<TokenStream>()?)
+        } else {
+            Value::None
+        };
+        out.push((key, value));
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(out)
 }

@@ -165,6 +165,19 @@ impl Function {
     }
 }
 
+/// The function again, with the same attributes, visibility and signature, and `body`.
+pub(crate) fn with_body(item: &ItemFn, body: &TokenStream) -> TokenStream {
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let sig = &item.sig;
+    quote::quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    }
+}
+
 /// Whether `ty` mentions `impl Trait` (which cannot be written in a `let` annotation).
 pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
     struct Finder(bool);

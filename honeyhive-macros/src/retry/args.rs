@@ -8,7 +8,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitStr, Token};
 
-use crate::args::{Once, did_you_mean};
+use crate::args::{Once, Value, did_you_mean, parse_raw};
 use crate::errors::Errors;
 
 const KEYS: &[&str] = &[
@@ -71,16 +71,12 @@ pub(crate) struct RetryArgs {
     pub(crate) krate: Once<syn::Path>,
 }
 
-/// What follows a key.
-enum Value {
-    None,
-    Eq(Expr),
-    List(TokenStream),
-}
-
 impl RetryArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Option<Self> {
-        let raw = match Parser::parse2(parse_raw, tokens) {
+        let raw = match Parser::parse2(
+            |input: ParseStream| parse_raw(input, &KEYS.join(", ")),
+            tokens,
+        ) {
             Ok(raw) => raw,
             Err(e) => {
                 errors.push(e);
@@ -494,33 +490,4 @@ fn unknown(what: &str, found: &str, expected: &[&str]) -> String {
         }
         None => format!("unknown {what} `{found}`; expected one of {list}"),
     }
-}
-
-fn parse_raw(input: ParseStream) -> syn::Result<Vec<(Ident, Value)>> {
-    let mut out = Vec::new();
-    while !input.is_empty() {
-        // `crate` is a keyword; accept it as a key like the others.
-        let key = Ident::parse_any(input).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected an argument: one of {}", KEYS.join(", ")),
-            )
-        })?;
-        let value = if input.peek(Token![=]) {
-            input.parse::<Token![=]>()?;
-            Value::Eq(input.parse::<Expr>()?)
-        } else if input.peek(syn::token::Paren) {
-            let content;
-            syn::parenthesized!(content in input);
-            Value::List(content.parse::<TokenStream>()?)
-        } else {
-            Value::None
-        };
-        out.push((key, value));
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
-    }
-    Ok(out)
 }

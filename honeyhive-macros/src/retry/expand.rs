@@ -9,7 +9,7 @@ use syn::{FnArg, Item, Pat};
 
 use super::args::Backoff;
 use super::check::{self, Decide, Plan};
-use crate::item::Function;
+use crate::item::{Function, with_body};
 
 pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
     let k = &plan.krate;
@@ -53,25 +53,19 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
     };
     let sleep = sleep(plan, is_async);
 
-    let item = &function.item;
-    let attrs = &item.attrs;
-    let vis = &item.vis;
-    let sig = &item.sig;
-    quote! {
-        #(#attrs)*
-        #vis #sig {
-            #policy
-            let mut __hh_body = #body;
-            let mut __hh_retry = #start;
-            loop {
-                #attempt
-                match #next {
-                    ::core::option::Option::Some(__hh_delay) => #sleep,
-                    ::core::option::Option::None => return __hh_ret,
-                }
+    let body = quote! {
+        #policy
+        let mut __hh_body = #body;
+        let mut __hh_retry = #start;
+        loop {
+            #attempt
+            match #next {
+                ::core::option::Option::Some(__hh_delay) => #sleep,
+                ::core::option::Option::None => return __hh_ret,
             }
         }
-    }
+    };
+    with_body(&function.item, &body)
 }
 
 fn duration(d: Duration) -> TokenStream {

@@ -2,12 +2,11 @@
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
-use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitStr, Token};
 
-use crate::args::{Once, did_you_mean};
+use crate::args::{Once, Value, did_you_mean, parse_raw};
 use crate::errors::Errors;
 
 const KEYS: &[&str] = &[
@@ -53,16 +52,9 @@ pub(crate) struct TraceArgs {
     pub(crate) krate: Once<syn::Path>,
 }
 
-/// What follows a key.
-enum Value {
-    None,
-    Eq(Expr),
-    List(TokenStream),
-}
-
 impl TraceArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Option<Self> {
-        let raw = match Parser::parse2(parse_raw, tokens) {
+        let raw = match Parser::parse2(|input: ParseStream| parse_raw(input, &key_list()), tokens) {
             Ok(raw) => raw,
             Err(e) => {
                 errors.push(e);
@@ -271,42 +263,6 @@ fn sample_rate(e: &Expr, errors: &mut Errors) -> Option<f64> {
             None
         }
     }
-}
-
-fn parse_raw(input: ParseStream) -> syn::Result<Vec<(Ident, Value)>> {
-    let mut out = Vec::new();
-    while !input.is_empty() {
-        // `crate` is a keyword; accept it as a key like the others.
-        let key = Ident::parse_any(input).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected an argument: one of {}", key_list()),
-            )
-        })?;
-        let value = if input.peek(Token![=]) {
-            let eq = input.parse::<Token![=]>()?;
-            if input.is_empty() || input.peek(Token![,]) {
-                // At the end of the arguments syn would point at the whole attribute.
-                return Err(syn::Error::new(
-                    eq.span,
-                    format!("expected a value after `{key} =`"),
-                ));
-            }
-            Value::Eq(input.parse::<Expr>()?)
-        } else if input.peek(syn::token::Paren) {
-            let content;
-            syn::parenthesized!(content in input);
-            Value::List(content.parse::<TokenStream>()?)
-        } else {
-            Value::None
-        };
-        out.push((key, value));
-        if input.is_empty() {
-            break;
-        }
-        input.parse::<Token![,]>()?;
-    }
-    Ok(out)
 }
 
 fn parse_metadata(input: ParseStream) -> syn::Result<Vec<MetadataEntry>> {

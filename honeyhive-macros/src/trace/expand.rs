@@ -7,7 +7,7 @@ use syn::{Ident, Type};
 
 use super::args::TraceArgs;
 use super::check::{Plan, unraw};
-use crate::item::{Function, StreamKind, contains_impl_trait, fake_return, stream_kind};
+use crate::item::{Function, StreamKind, contains_impl_trait, fake_return, stream_kind, with_body};
 
 pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
     let krate = &plan.krate;
@@ -74,16 +74,7 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             __hh_ret
         }
     };
-    let item = &function.item;
-    let attrs = &item.attrs;
-    let vis = &item.vis;
-    let sig = &item.sig;
-    quote! {
-        #(#attrs)*
-        #vis #sig {
-            #new_body
-        }
-    }
+    with_body(&function.item, &new_body)
 }
 
 fn meta(plan: &Plan<'_>) -> TokenStream {

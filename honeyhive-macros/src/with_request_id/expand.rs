@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::args::RequestIdArgs;
-use crate::item::{Function, fake_return};
+use crate::item::{Function, fake_return, with_body};
 
 pub(crate) fn expand(
     args: &RequestIdArgs,
@@ -64,14 +64,5 @@ pub(crate) fn expand(
             #body
         }
     };
-    let item = &function.item;
-    let attrs = &item.attrs;
-    let vis = &item.vis;
-    let sig = &item.sig;
-    quote! {
-        #(#attrs)*
-        #vis #sig {
-            #new_body
-        }
-    }
+    with_body(&function.item, &new_body)
 }
