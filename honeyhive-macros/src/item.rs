@@ -141,27 +141,12 @@ pub(crate) fn fake_return(ty: &Type) -> TokenStream {
 
 impl Function {
     /// Whether one of this crate's attributes named in `names` is left on the function (it
-    /// expands after the current one): `#[trace]`, `#[honeyhive_runtime::trace]`, or
-    /// `#[<crate>::trace]` for a renamed crate.
-    pub(crate) fn has_attribute_below(&self, names: &[&str], krate: Option<&syn::Path>) -> bool {
-        let ours: Vec<String> = krate.map_or_else(
-            || vec!["honeyhive_runtime".to_owned()],
-            |k| k.segments.iter().map(|s| s.ident.to_string()).collect(),
-        );
-        self.item.attrs.iter().any(|attr| {
-            let segments: Vec<String> = attr
-                .path()
-                .segments
-                .iter()
-                .map(|s| s.ident.to_string())
-                .collect();
-            match segments.split_last() {
-                Some((last, prefix)) if names.contains(&last.as_str()) => {
-                    prefix.is_empty() || prefix == ours.as_slice()
-                }
-                _ => false,
-            }
-        })
+    /// expands after the current one).
+    pub(crate) fn has_attribute_below(&self, names: &[&str]) -> bool {
+        self.item
+            .attrs
+            .iter()
+            .any(|attr| names.iter().any(|name| is_ours(attr, name)))
     }
 }
 
@@ -176,6 +161,17 @@ pub(crate) fn with_body(item: &ItemFn, body: &TokenStream) -> TokenStream {
             #body
         }
     }
+}
+
+/// Crates whose `#[...::trace]` attributes are not ours.
+const FOREIGN_TRACE: &[&str] = &["fastrace", "minitrace", "tracing", "log"];
+
+/// Whether `attr` is this crate's attribute `name`: `#[trace]`, `#[honeyhive_runtime::trace]`,
+/// or the same under a renamed crate; not another crate's attribute of the same name.
+pub(crate) fn is_ours(attr: &syn::Attribute, name: &str) -> bool {
+    let segments = &attr.path().segments;
+    segments.last().is_some_and(|s| s.ident == name)
+        && !(segments.len() > 1 && FOREIGN_TRACE.iter().any(|c| segments[0].ident == c))
 }
 
 /// Whether `ty` mentions `impl Trait` (which cannot be written in a `let` annotation).

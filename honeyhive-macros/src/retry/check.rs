@@ -10,6 +10,7 @@ use syn::{Attribute, FnArg, Ident, Meta, Pat, ReceiverKind, Type, TypeParamBound
 
 use super::args::{Backoff, DEFAULT_FACTOR, DEFAULT_INITIAL, DEFAULT_MAX, RetryArgs};
 use crate::errors::Errors;
+use crate::item::is_ours;
 use crate::item::{Function, contains_impl_trait};
 
 /// Everything the expansion needs, already validated.
@@ -61,16 +62,6 @@ pub(crate) struct PerAttempt {
     pub(crate) mutable: bool,
     /// `clone(arg)`; otherwise the argument must be `Copy`.
     pub(crate) cloned: bool,
-}
-
-/// Crates whose `#[...::trace]` attributes are not ours.
-const FOREIGN_TRACE: &[&str] = &["fastrace", "minitrace", "tracing", "log"];
-
-/// Whether `attr` is `#[trace]` (or `#[honeyhive_runtime::trace]`, or a renamed path).
-pub(crate) fn is_ours(attr: &Attribute, name: &str) -> bool {
-    let segments = &attr.path().segments;
-    segments.last().is_some_and(|s| s.ident == name)
-        && !(segments.len() > 1 && FOREIGN_TRACE.iter().any(|c| segments[0].ident == c))
 }
 
 /// A statement that resolves an attribute's path, for an attribute consumed by the other

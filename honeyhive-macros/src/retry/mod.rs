@@ -36,7 +36,7 @@ pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
     let Some(index) = function
         .attrs
         .iter()
-        .position(|a| check::is_ours(a, "retry"))
+        .position(|a| crate::item::is_ours(a, "retry"))
     else {
         return item;
     };

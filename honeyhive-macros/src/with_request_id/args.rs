@@ -2,14 +2,23 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::{Ident, Token};
+use syn::{Expr, ExprLit, Ident, Lit};
 
+use crate::args::{Once, Value, did_you_mean, parse_raw};
 use crate::errors::Errors;
 use crate::item::Function;
 
-const KEYS: &str = "`from`, `new`, `crate`";
+const KEYS: &[&str] = &["from", "new", "crate"];
+
+fn unknown_key(key: &str, keys: &str) -> String {
+    match did_you_mean(key, KEYS.iter().copied()) {
+        Some(guess) => {
+            format!("unknown argument `{key}`; did you mean `{guess}`? Expected one of {keys}")
+        }
+        None => format!("unknown argument `{key}`; expected one of {keys}"),
+    }
+}
 
 /// How the id is chosen.
 #[derive(Clone)]
@@ -29,92 +38,68 @@ pub(crate) struct RequestIdArgs {
 
 impl RequestIdArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Option<Self> {
-        let parsed = Parser::parse2(
-            |input: ParseStream| {
-                let mut out: Vec<(Ident, Option<syn::Expr>)> = Vec::new();
-                while !input.is_empty() {
-                    let key = Ident::parse_any(input).map_err(|e| {
-                        syn::Error::new(e.span(), format!("expected one of {KEYS}"))
-                    })?;
-                    let value = if input.peek(Token![=]) {
-                        input.parse::<Token![=]>()?;
-                        Some(input.parse::<syn::Expr>()?)
-                    } else {
-                        None
-                    };
-                    out.push((key, value));
-                    if input.is_empty() {
-                        break;
-                    }
-                    input.parse::<Token![,]>()?;
-                }
-                Ok(out)
-            },
-            tokens,
-        );
-        let raw = match parsed {
+        let keys = KEYS
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let raw = match Parser::parse2(|input: ParseStream| parse_raw(input, &keys), tokens) {
             Ok(raw) => raw,
             Err(e) => {
                 errors.push(e);
                 return None;
             }
         };
-        let mut from: Option<Ident> = None;
-        let mut new: Option<Ident> = None;
-        let mut krate: Option<syn::Path> = None;
-        let mut seen: Vec<String> = Vec::new();
+        let mut from: Once<Ident> = Once::new("from");
+        let mut new: Once<()> = Once::new("new");
+        let mut krate: Once<syn::Path> = Once::new("crate");
         for (key, value) in raw {
             let k = key.to_string();
-            if seen.contains(&k) {
-                errors.error(&key, format!("duplicate argument `{k}`"));
-                continue;
-            }
-            seen.push(k.clone());
             match (k.as_str(), value) {
-                ("from", Some(syn::Expr::Path(p))) if p.path.get_ident().is_some() => {
-                    from = p.path.get_ident().cloned();
+                ("from", Value::Eq(Expr::Path(p))) if p.path.get_ident().is_some() => {
+                    if let Some(ident) = p.path.get_ident() {
+                        from.set(errors, &key, ident.clone());
+                    }
                 }
-                ("from", Some(other)) => errors.error(
+                ("from", Value::Eq(other)) => errors.error(
                     other,
                     "`from` names an argument of the function, e.g. `from = headers`",
                 ),
-                ("from", None) => errors.error(&key, "expected `from = <argument>`"),
-                ("new", None) => new = Some(key),
-                ("new", Some(v)) => errors.error(v, "`new` takes no value"),
+                ("from", _) => errors.error(&key, "expected `from = <argument>`"),
+                ("new", Value::None) => new.set(errors, &key, ()),
+                ("new", Value::Eq(v)) => errors.error(v, "`new` takes no value"),
+                ("new", Value::List(_)) => errors.error(&key, "`new` takes no value"),
                 (
                     "crate",
-                    Some(syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Str(s),
-                        ..
+                    Value::Eq(Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
                     })),
                 ) => match s.parse::<syn::Path>() {
-                    Ok(p) => krate = Some(p),
+                    Ok(path) => krate.set(errors, &key, path),
                     Err(_) => errors.error(
                         &s,
                         "`crate` must be a path, e.g. `crate = \"my_honeyhive\"`",
                     ),
                 },
                 ("crate", _) => errors.error(&key, "expected `crate = \"path\"`"),
-                _ => errors.error(
-                    &key,
-                    format!("unknown argument `{k}`; expected one of {KEYS}"),
-                ),
+                _ => errors.error(&key, unknown_key(&k, &keys)),
             }
         }
-        if let (Some(new), Some(_)) = (&new, &from) {
+        if let (Some(new), Some(_)) = (new.get(), from.get()) {
             errors.error(
-                new,
+                &new.tokens,
                 "`new` always generates a fresh id, so `from` would be ignored; use one of them",
             );
         }
-        let policy = if new.is_some() {
+        let from = from.get().map(|f| f.value.clone());
+        let policy = if new.get().is_some() {
             RequestIdPolicy::New
         } else {
             RequestIdPolicy::Ensure(from.clone())
         };
         Some(RequestIdArgs {
             policy,
-            krate,
+            krate: krate.get().map(|k| k.value.clone()),
             from_tokens: from,
         })
     }

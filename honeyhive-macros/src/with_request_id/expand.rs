@@ -16,7 +16,7 @@ pub(crate) fn expand(
     // scope: the function's span would miss the id, and each retry attempt would get its own.
     // Moving this attribute to the end makes it expand last, so its scope encloses the span
     // and every attempt, whichever order the attributes are written in.
-    if function.has_attribute_below(&["trace", "retry"], args.krate.as_ref()) {
+    if function.has_attribute_below(&["trace", "retry"]) {
         let krate = args.krate();
         function
             .item
