@@ -80,7 +80,7 @@
 //! future that makes the span current only while it is polled, so the span follows the task
 //! across `.await` points and threads.
 //!
-//! The span itself is a small record on the caller's stack; it is moved to a per-thread
+//! The span itself is a small boxed record owned by the caller; it is moved to a per-thread
 //! buffer when it ends and handed to a background thread when the thread leaves traced code.
 //! That thread builds OpenTelemetry `SpanData` and feeds the exporters, so no `SpanData`,
 //! wall-clock time or `Context` is built on the caller's thread.
