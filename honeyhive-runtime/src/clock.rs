@@ -66,3 +66,14 @@ pub(crate) fn to_system_time(ns: u64) -> SystemTime {
             .unwrap_or(wall)
     }
 }
+
+/// Nanoseconds since the Unix epoch of a timestamp from [`now`].
+pub(crate) fn to_unix_nanos(ns: u64) -> u64 {
+    unix_nanos(to_system_time(ns))
+}
+
+/// Nanoseconds since the Unix epoch of a wall-clock time (0 before it).
+pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

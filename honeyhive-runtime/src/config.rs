@@ -14,6 +14,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanExporter;
 
+use crate::export::assembler::Limits;
 use crate::export::console::{ConsoleExporter, ConsoleTarget};
 use crate::export::semantics;
 use crate::export::{
@@ -77,6 +78,12 @@ pub struct Settings {
     pub capture_max_bytes: usize,
     /// Spans that may wait for export before new ones are dropped.
     pub queue_capacity: usize,
+    /// Bytes of span records that may wait for export before new ones are dropped.
+    pub queue_max_bytes: usize,
+    /// Bytes of spans the trace assembler may hold while their traces complete.
+    pub assembler_max_bytes: usize,
+    /// Whether the pipeline flushes when the process exits without dropping the guard.
+    pub exit_hook: bool,
     /// Spans per export call.
     pub max_export_batch: usize,
     /// How long spans may wait before a partial batch is exported.
@@ -127,6 +134,9 @@ pub struct Builder {
     tail_sampling: Option<TailSampling>,
     capture_max_bytes: Option<usize>,
     queue_capacity: Option<usize>,
+    queue_max_bytes: Option<usize>,
+    assembler_max_bytes: Option<usize>,
+    exit_hook: Option<bool>,
     max_export_batch: Option<usize>,
     scheduled_delay: Option<Duration>,
     export_timeout: Option<Duration>,
@@ -184,6 +194,9 @@ impl Builder {
             tail_sampling: None,
             capture_max_bytes: None,
             queue_capacity: None,
+            queue_max_bytes: None,
+            assembler_max_bytes: None,
+            exit_hook: None,
             max_export_batch: None,
             scheduled_delay: None,
             export_timeout: None,
@@ -413,6 +426,28 @@ impl Builder {
         self
     }
 
+    /// Bytes of span records that may wait in the queue (default 64 MiB): whichever of this
+    /// and [`queue_capacity`](Builder::queue_capacity) is reached first drops new traces.
+    pub fn queue_max_bytes(mut self, bytes: usize) -> Self {
+        self.queue_max_bytes = Some(bytes);
+        self
+    }
+
+    /// Bytes of spans the trace assembler may hold on the export thread while their traces
+    /// complete (default 64 MiB); beyond, the oldest incomplete trace is sent as it is.
+    pub fn assembler_max_bytes(mut self, bytes: usize) -> Self {
+        self.assembler_max_bytes = Some(bytes);
+        self
+    }
+
+    /// Whether to flush at process exit when the guard was not dropped (`std::process::exit`,
+    /// or `main` returning with the guard leaked), waiting at most the shutdown timeout
+    /// (default on; also `HH_EXIT_HOOK=false`).
+    pub fn exit_hook(mut self, on: bool) -> Self {
+        self.exit_hook = Some(on);
+        self
+    }
+
     /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512).
     pub fn max_export_batch(mut self, spans: usize) -> Self {
         self.max_export_batch = Some(spans);
@@ -497,6 +532,12 @@ impl Builder {
                 .and_then(|v| usize::try_from(v).ok())
                 .unwrap_or(8192)
         });
+        let queue_max_bytes = self.queue_max_bytes.unwrap_or(64 * 1024 * 1024);
+        let assembler_max_bytes = self.assembler_max_bytes.unwrap_or(64 * 1024 * 1024);
+        let exit_hook = self.exit_hook.unwrap_or_else(|| {
+            env("HH_EXIT_HOOK").is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+        });
+        let concurrent_exports = parse_num("OTEL_BSP_MAX_CONCURRENT_EXPORTS");
         let max_export_batch = self.max_export_batch.unwrap_or_else(|| {
             parse_num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
                 .and_then(|v| usize::try_from(v).ok())
@@ -507,10 +548,19 @@ impl Builder {
         });
         let export_timeout = self.export_timeout.unwrap_or_else(|| {
             let ms = parse_num("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-                .or_else(|| parse_num("OTEL_EXPORTER_OTLP_TIMEOUT"));
+                .or_else(|| parse_num("OTEL_EXPORTER_OTLP_TIMEOUT"))
+                .or_else(|| parse_num("OTEL_BSP_EXPORT_TIMEOUT"));
             Duration::from_millis(ms.unwrap_or(10_000))
         });
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(Duration::from_secs(5));
+        if let Some(n) = concurrent_exports
+            && n > 1
+        {
+            warnings.push(format!(
+                "OTEL_BSP_MAX_CONCURRENT_EXPORTS={n}: one export thread sends one batch at a \
+                 time; ignored"
+            ));
+        }
 
         let sampler = self.sampler.unwrap_or_else(|| {
             let Some(name) = env("OTEL_TRACES_SAMPLER") else {
@@ -540,6 +590,9 @@ impl Builder {
             sampler,
             capture_max_bytes,
             queue_capacity,
+            queue_max_bytes,
+            assembler_max_bytes,
+            exit_hook,
             max_export_batch,
             scheduled_delay,
             export_timeout,
@@ -672,16 +725,34 @@ impl Builder {
         }
         sampling::install(settings.sampler, self.sampling);
         crate::span::install_panic_hook();
+        let has_console = settings.exporters.contains(&ExporterKind::Console);
+        let limits = Limits {
+            max_bytes: settings.assembler_max_bytes,
+            // A root whose work was carried elsewhere waits up to one export period for it.
+            linger: settings.scheduled_delay,
+            // On the console, the part of a trace under a remote parent waits a second for
+            // the rest of the trace, so a one-process distributed demo prints one tree.
+            merge_remote: if has_console {
+                Duration::from_secs(1)
+            } else {
+                Duration::ZERO
+            },
+            ..Limits::default()
+        };
         let pipeline = Pipeline::start(PipelineConfig {
             exporters: factories,
             resource,
             queue_capacity: settings.queue_capacity,
+            queue_max_bytes: settings.queue_max_bytes,
             max_export_batch: settings.max_export_batch,
             scheduled_delay: settings.scheduled_delay,
             capture_cap: settings.capture_max_bytes,
             tail: self.tail_sampling,
+            limits,
             circuit_breaker: settings.circuit_breaker,
             semantics,
+            exit_hook: settings.exit_hook,
+            shutdown_timeout: settings.shutdown_timeout,
         })
         .map_err(InitError)?;
         Ok(Guard {
@@ -873,12 +944,7 @@ impl Guard {
     fn shutdown_inner(&mut self) -> ShutdownReport {
         match self.pipeline.take() {
             Some(mut p) => p.shutdown(self.shutdown_timeout),
-            None => ShutdownReport {
-                exported: 0,
-                dropped: 0,
-                lost_at_deadline: 0,
-                completed: true,
-            },
+            None => ShutdownReport::NOTHING,
         }
     }
 }

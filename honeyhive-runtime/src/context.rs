@@ -33,6 +33,9 @@ pub(crate) struct Current {
     pub(crate) state: State,
     /// Whether `span_id` belongs to another process (an extracted `traceparent`).
     pub(crate) remote: bool,
+    /// Whether the span's record is open on this thread, so annotations can reach it (not so
+    /// in a carried scope on another thread, or under an extracted remote parent).
+    pub(crate) here: bool,
 }
 
 impl Current {
@@ -41,6 +44,7 @@ impl Current {
         span_id: 0,
         state: State::Idle,
         remote: false,
+        here: false,
     };
 }
 
@@ -193,6 +197,7 @@ pub struct Carried {
 impl Carried {
     /// A snapshot of the current scope: span, request id, session, user.
     pub fn current() -> Carried {
+        crate::span::note_carried();
         Carried {
             span: current(),
             correlation: correlation::current(),
@@ -210,7 +215,12 @@ impl Carried {
 
     fn enter(&self) -> CarriedScope {
         CarriedScope {
-            span: replace(self.span),
+            // The carried span's record is not open here: what is annotated in this scope
+            // cannot reach it.
+            span: replace(Current {
+                here: false,
+                ..self.span
+            }),
             correlation: correlation::replace(self.correlation.clone()),
         }
     }
@@ -243,7 +253,7 @@ impl Drop for CarriedScope {
         set(self.span);
         correlation::replace(self.correlation.take());
         if self.span.state == State::Idle {
-            crate::span::flush_thread();
+            crate::sink::flush_thread();
         }
     }
 }

@@ -218,6 +218,7 @@ impl Remote {
                         State::Unsampled
                     },
                     remote: true,
+                    here: false,
                 }
             }
             None => context::current(),

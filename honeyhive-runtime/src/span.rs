@@ -21,7 +21,7 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use crate::capture::ErrorInfo;
 use crate::context::{self, Current, State};
 use crate::correlation::{self, Correlation};
-use crate::{clock, export, sampling};
+use crate::{clock, sampling, sink};
 
 /// What kind of step a span is, as HoneyHive models it (`honeyhive_event_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,16 +95,61 @@ pub struct SpanRecord {
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
     pub(crate) root_sample_rate: Option<f64>,
-    /// Whether this span is the first of its trace in this process (tail sampling waits
-    /// for it).
+    /// Whether this span is the first of its trace in this process (the trace assembler
+    /// waits for it).
     pub(crate) local_root: bool,
+    /// Whether work carried out of this trace's scope (a spawned task, another thread) may end
+    /// after this root: the assembler then waits a little for it before sending the trace.
+    pub(crate) lingers: bool,
+    /// The thread this record was allocated by, which gets it back for reuse.
+    pub(crate) home: u32,
+}
+
+/// Bytes a record holds besides its inline fields, as the queue and the assembler count them.
+const RECORD_BYTES: usize = std::mem::size_of::<SpanRecord>();
+
+impl SpanRecord {
+    /// About how many bytes this record holds: its fields, its attribute and event lists, and
+    /// the text they own.
+    pub(crate) fn bytes(&self) -> usize {
+        let text = |v: &Value| match v {
+            Value::String(s) => s.as_str().len(),
+            Value::Array(opentelemetry::Array::String(a)) => {
+                a.iter().map(|s| s.as_str().len() + 24).sum()
+            }
+            _ => 0,
+        };
+        RECORD_BYTES
+            + self
+                .attrs
+                .iter()
+                .map(|kv| std::mem::size_of::<KeyValue>() + text(&kv.value))
+                .sum::<usize>()
+            + self
+                .events
+                .iter()
+                .map(|e| {
+                    std::mem::size_of::<Event>()
+                        + e.attributes
+                            .iter()
+                            .map(|kv| std::mem::size_of::<KeyValue>() + text(&kv.value))
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    /// Whether this span is the first of its trace in this process: a root here, or the
+    /// child of a span from another process.
+    pub(crate) fn is_local_root(&self) -> bool {
+        self.local_root || self.parent_remote
+    }
 }
 
 impl SpanRecord {
     /// The byte cap for captured values.
     #[inline]
     pub fn cap(&self) -> usize {
-        export::capture_cap()
+        sink::capture_cap()
     }
 
     /// Records an attribute under a static key.
@@ -209,7 +254,7 @@ impl Span {
         // Only the state is read here; the work reads the whole parent again.
         match context::current().state {
             State::Unsampled => Span::unchanged(),
-            State::Idle if !export::is_active() => Span::unchanged(),
+            State::Idle if !sink::is_active() => Span::unchanged(),
             _ => Span::open_traced(meta, enter),
         }
     }
@@ -269,6 +314,10 @@ impl Span {
     #[cold]
     #[inline(never)]
     fn root(meta: &'static Meta, enter: bool) -> Span {
+        if sink::on_export_thread() {
+            // A traced call inside an exporter: exporting its span would make another export.
+            return Span::unchanged();
+        }
         // Not reached under an extracted remote context: entering one makes it current.
         // A trace started elsewhere (the OTel SDK in this process, or another service) is
         // joined; the sampler decides whether its decision is kept.
@@ -316,36 +365,61 @@ impl Span {
             span_id,
             state: State::Sampled,
             remote: false,
+            here: true,
         };
-        let mut attrs = Vec::with_capacity(meta.attr_capacity);
         // A session root starts a session for its subtree, unless one is already current.
         let session = if meta.event_type == EventType::Session {
             correlation::session_for_root()
         } else {
             None
         };
+        let record = match sink::take_record() {
+            // A recycled record of this thread: what it still owns was allocated here and is
+            // freed here, and its lists keep their capacity.
+            Some(mut record) => {
+                let r = &mut *record;
+                r.trace_id = trace_id;
+                r.span_id = span_id;
+                r.parent_id = parent_id;
+                r.parent_remote = parent_remote;
+                r.meta = meta;
+                r.end = 0;
+                r.attrs.clear();
+                r.attrs.reserve(meta.attr_capacity);
+                r.events.clear();
+                r.status = Status::Unset;
+                r.root_sample_rate = root_sample_rate;
+                r.local_root = false;
+                r.lingers = false;
+                r.start = clock::now();
+                record
+            }
+            // Allocated before the record is built, so that it is written in place, not copied.
+            None => Box::write(
+                Box::new_uninit(),
+                SpanRecord {
+                    trace_id,
+                    span_id,
+                    parent_id,
+                    parent_remote,
+                    meta,
+                    start: clock::now(),
+                    end: 0,
+                    attrs: Vec::with_capacity(meta.attr_capacity),
+                    events: Vec::new(),
+                    status: Status::Unset,
+                    root_sample_rate,
+                    local_root: false,
+                    lingers: false,
+                    home: sink::home_index(),
+                },
+            ),
+        };
+        let mut record = record;
         match &session {
-            Some(session) => session.stamp(&mut attrs),
-            None => correlation::stamp(&mut attrs),
+            Some(session) => session.stamp(&mut record.attrs),
+            None => correlation::stamp(&mut record.attrs),
         }
-        // Allocated before the record is built, so that it is written in place, not copied.
-        let record = Box::write(
-            Box::new_uninit(),
-            SpanRecord {
-                trace_id,
-                span_id,
-                parent_id,
-                parent_remote,
-                meta,
-                start: clock::now(),
-                end: 0,
-                attrs,
-                events: Vec::new(),
-                status: Status::Unset,
-                root_sample_rate,
-                local_root: false,
-            },
-        );
         let scope = Some(Scope::new(scope, enter));
         let prev_correlation = match &session {
             Some(session) if enter => Some(correlation::replace(Some(Arc::clone(session)))),
@@ -437,19 +511,25 @@ impl Span {
         }
         if let Some(mut record) = self.record.take() {
             drain_annotations(&mut record);
-            if std::thread::panicking() && record.status == Status::Unset {
-                record.panicked();
+            if std::thread::panicking() {
+                if record.status == Status::Unset {
+                    record.panicked();
+                }
+            } else {
+                forget_stale_panic_message();
             }
             record.end = clock::now();
-            finish(record);
+            if record.local_root {
+                record.lingers = take_carried(record.trace_id);
+            }
+            let idle = context::current().state == State::Idle;
+            sink::finish(record, idle);
         }
         drop(self.session.take());
     }
 }
 
 thread_local! {
-    /// Spans that ended on this thread and wait to be handed to the export thread.
-    static FINISHED: RefCell<Vec<SpanRecord>> = const { RefCell::new(Vec::new()) };
     /// Attributes and events added to the current span through [`annotate`], by span id,
     /// until the span's scope on this thread ends.
     static ANNOTATIONS: RefCell<Vec<(u64, Annotation)>> = const { RefCell::new(Vec::new()) };
@@ -457,6 +537,8 @@ thread_local! {
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// A sampling decision made in advance; see [`pin_next_roll`].
     static PINNED_ROLL: Cell<Option<bool>> = const { Cell::new(None) };
+    /// The trace whose scope was carried elsewhere ([`crate::Carried`]) since its root began.
+    static CARRIED: Cell<u128> = const { Cell::new(0) };
 }
 
 /// Decides in advance whether the next span that rolls for sampling on this thread is kept
@@ -470,31 +552,25 @@ fn pinned_roll() -> Option<bool> {
     PINNED_ROLL.try_with(Cell::take).ok().flatten()
 }
 
-/// Buffers an ended span; hands the buffer over once the thread has left traced code, or when
-/// the buffer is large, so the queue sees one message per trace rather than one per span.
-fn finish(record: Box<SpanRecord>) {
-    let _ = FINISHED.try_with(|buf| {
-        let Ok(mut buf) = buf.try_borrow_mut() else {
-            return;
-        };
-        buf.push(*record);
-        if buf.len() >= 512 || context::current().state == State::Idle {
-            // Sized for the next trace of the same shape, so it does not grow span by span.
-            let next = Vec::with_capacity(buf.len());
-            export::submit(std::mem::replace(&mut *buf, next));
-        }
-    });
+/// Notes that the current recorded scope is being carried to run elsewhere, so its root
+/// waits a little for that work in the trace assembler.
+pub(crate) fn note_carried() {
+    let cur = context::current();
+    if cur.state == State::Sampled {
+        let _ = CARRIED.try_with(|c| c.set(cur.trace_id));
+    }
 }
 
-/// Hands this thread's ended spans to the export thread now.
-pub(crate) fn flush_thread() {
-    let _ = FINISHED.try_with(|buf| {
-        if let Ok(mut buf) = buf.try_borrow_mut()
-            && !buf.is_empty()
-        {
-            export::submit(std::mem::take(&mut *buf));
-        }
-    });
+fn take_carried(trace_id: u128) -> bool {
+    CARRIED
+        .try_with(|c| {
+            let carried = c.get() == trace_id;
+            if carried {
+                c.set(0);
+            }
+            carried
+        })
+        .unwrap_or(false)
 }
 
 /// Something added to a span from inside its scope.
@@ -519,14 +595,27 @@ pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
     if cur.state != State::Sampled {
         return;
     }
-    let _ = ANNOTATIONS.try_with(|buf| {
+    if !cur.here {
+        // The span is open on another thread or in another process: nothing here would ever
+        // move this into it.
+        sink::lost_annotation();
+        return;
+    }
+    let pushed = ANNOTATIONS.try_with(|buf| {
         if let Ok(mut buf) = buf.try_borrow_mut() {
             buf.push((cur.span_id, make()));
+            true
+        } else {
+            false
         }
     });
+    if pushed != Ok(true) {
+        sink::lost_annotation();
+    }
 }
 
-/// Moves what was added to `record` while it was current on this thread into it.
+/// Moves what was added to `record` while it was current on this thread into it, in one
+/// pass over what is buffered (the span's own annotations are usually the whole buffer).
 fn drain_annotations(record: &mut SpanRecord) {
     let _ = ANNOTATIONS.try_with(|buf| {
         let Ok(mut buf) = buf.try_borrow_mut() else {
@@ -536,20 +625,25 @@ fn drain_annotations(record: &mut SpanRecord) {
             return;
         }
         let id = record.span_id;
-        let mut i = 0;
-        while i < buf.len() {
-            if buf[i].0 == id {
-                match buf.remove(i).1 {
-                    Annotation::Attr(kv) => record.attrs.push(kv),
-                    Annotation::Event(e) => record.events.push(e),
-                    Annotation::Error { type_name, message } => {
-                        record.set_error(type_name, message);
-                    }
+        let mut kept = 0;
+        let all = std::mem::take(&mut *buf);
+        let mut rest = Vec::new();
+        for (owner, annotation) in all {
+            if owner != id {
+                kept += 1;
+                rest.push((owner, annotation));
+                continue;
+            }
+            match annotation {
+                Annotation::Attr(kv) => record.attrs.push(kv),
+                Annotation::Event(e) => record.events.push(e),
+                Annotation::Error { type_name, message } => {
+                    record.set_error(type_name, message);
                 }
-            } else {
-                i += 1;
             }
         }
+        debug_assert_eq!(kept, rest.len());
+        *buf = rest;
     });
 }
 
@@ -559,7 +653,9 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if context::current().state == State::Sampled {
+            // Kept under any traced scope: a panic that starts below an unsampled child still
+            // unwinds through the sampled spans above it.
+            if context::current().state != State::Idle {
                 let payload = info.payload();
                 let message = payload
                     .downcast_ref::<&str>()
@@ -574,6 +670,19 @@ pub(crate) fn install_panic_hook() {
             }
             previous(info);
         }));
+    });
+}
+
+/// A message left by a panic that was caught without unwinding through a recorded span must
+/// not end up on a later, unrelated panic's span.
+#[inline]
+fn forget_stale_panic_message() {
+    let _ = PANIC_MESSAGE.try_with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut()
+            && m.is_some()
+        {
+            *m = None;
+        }
     });
 }
 
@@ -592,8 +701,9 @@ fn take_panic_message() -> Option<String> {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Instrumented<F> {
-    span: Option<Span>,
+    // Declared first, so dropped first: a cancelled future's children end before its span.
     future: F,
+    span: Option<Span>,
 }
 
 impl<F: Future> Instrumented<F> {
@@ -673,7 +783,7 @@ impl Drop for PollScope<'_> {
             record.panicked();
         }
         if self.prev.state == State::Idle {
-            flush_thread();
+            sink::flush_thread();
         }
     }
 }

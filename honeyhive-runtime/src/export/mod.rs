@@ -1,9 +1,16 @@
-//! Export: the bounded queue from traced threads to one background thread, which turns span
-//! records into OpenTelemetry `SpanData` and feeds any `SpanExporter` (console, OTLP, memory).
+//! Export: from the spans traced threads hand over ([`crate::sink`]) to the wire.
 //!
-//! Callers never block and never do I/O: a full queue drops spans and counts them.
+//! One background thread takes batches off the bounded queue, assembles them into whole
+//! traces ([`assembler`]), renders the LLM semantics and redaction once per span
+//! ([`semantics`]), and feeds the outputs: OTLP protobuf written straight from the records
+//! ([`otlp`]) for the HTTP exporter, or OpenTelemetry `SpanData` for any other `SpanExporter`
+//! (console, gRPC, in-memory, your own). A trace is never split across two export calls.
+//!
+//! Callers never block and never do I/O: a full queue drops whole traces and counts them.
 
+pub(crate) mod assembler;
 pub mod console;
+pub(crate) mod otlp;
 mod resilience;
 pub(crate) mod semantics;
 pub(crate) mod tail;
@@ -11,11 +18,10 @@ pub(crate) mod tail;
 pub use resilience::CircuitBreaker;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -26,45 +32,14 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 
 use crate::clock;
+use crate::sink::{self, Batch, Counters, Msg};
 use crate::span::SpanRecord;
+use assembler::{Assembler, Limits, Trace};
 use resilience::{Guarded, Outcome};
+use semantics::Rendered;
 
-/// Whether a pipeline is installed and enabled. Read once per root span.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Byte cap for captured values (default 8 KiB).
-static CAPTURE_CAP: AtomicUsize = AtomicUsize::new(DEFAULT_CAPTURE_CAP);
-/// Bumped whenever the installed pipeline changes, so threads refresh their cached sender.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-
-/// Default byte cap of one captured value.
-pub const DEFAULT_CAPTURE_CAP: usize = 8 * 1024;
-
-#[inline]
-pub(crate) fn is_active() -> bool {
-    ACTIVE.load(Ordering::Relaxed)
-}
-
-#[inline]
-pub(crate) fn capture_cap() -> usize {
-    CAPTURE_CAP.load(Ordering::Relaxed)
-}
-
-/// Counters shared by callers and the export thread.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    queued: AtomicUsize,
-    capacity: usize,
-    /// How many queued spans wake the export thread before its next scheduled export.
-    wake_at: usize,
-    /// Spans taken off the queue and not yet exported or dropped (waiting for a full batch,
-    /// or being exported). Written by the export thread only.
-    in_flight: AtomicUsize,
-    dropped: AtomicU64,
-    exported: AtomicU64,
-    failed: AtomicU64,
-    circuit_open: AtomicU64,
-}
+pub use crate::sink::DEFAULT_CAPTURE_CAP;
+pub(crate) use crate::sink::{capture_cap, is_active};
 
 impl Counters {
     fn stats(&self) -> ExportStats {
@@ -72,11 +47,17 @@ impl Counters {
             // Momentarily above capacity while a refused batch is being taken back.
             queued: self.queued.load(Ordering::Relaxed).min(self.capacity),
             queue_capacity: self.capacity,
+            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+            queue_capacity_bytes: self.capacity_bytes,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             exported: self.exported.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            dropped_traces: self.dropped_traces.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             circuit_open: self.circuit_open.load(Ordering::Relaxed),
+            late_spans: self.late.load(Ordering::Relaxed),
+            lost_annotations: self.lost_annotations.load(Ordering::Relaxed),
+            exporter_panics: self.exporter_panics.load(Ordering::Relaxed),
         }
     }
 }
@@ -92,76 +73,30 @@ pub struct ExportStats {
     pub queued: usize,
     /// The queue's capacity ([`Builder::queue_capacity`](crate::Builder::queue_capacity)).
     pub queue_capacity: usize,
+    /// Bytes of span records waiting in the queue.
+    pub queued_bytes: usize,
+    /// The queue's capacity in bytes ([`Builder::queue_max_bytes`](crate::Builder::queue_max_bytes)).
+    pub queue_capacity_bytes: usize,
     /// Spans taken off the queue: waiting for a full batch or being exported now.
     pub in_flight: usize,
     /// Spans every exporter accepted.
     pub exported: u64,
-    /// Spans lost: the queue was full, or an exporter failed or was skipped.
+    /// Spans lost: the queue was full (with the rest of their traces), or an exporter failed
+    /// or was skipped.
     pub dropped: u64,
+    /// Traces the queue refused (all their spans are in `dropped`).
+    pub dropped_traces: u64,
     /// Of `dropped`, spans in batches that an exporter failed or skipped.
     pub failed: u64,
     /// Of `failed`, spans an exporter skipped because its [`CircuitBreaker`] was open.
     pub circuit_open: u64,
-}
-
-#[derive(Clone)]
-struct Sink {
-    generation: u64,
-    tx: Sender<Msg>,
-    counters: Arc<Counters>,
-    export_thread: Thread,
-}
-
-impl Sink {
-    fn send(&self, batch: Vec<SpanRecord>) {
-        let n = batch.len();
-        let before = self.counters.queued.fetch_add(n, Ordering::Relaxed);
-        if before + n > self.counters.capacity {
-            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
-            self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            return;
-        }
-        if self.tx.send(Msg::Spans(batch)).is_err() {
-            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
-            self.counters.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            return;
-        }
-        // The export thread sleeps until its next scheduled export and is woken early only when
-        // a batch's worth is waiting: waking it for every trace cost a futex syscall and a
-        // context switch per trace, more than all the spans in it.
-        let wake_at = self.counters.wake_at;
-        if before < wake_at && before + n >= wake_at {
-            self.export_thread.unpark();
-        }
-    }
-}
-
-thread_local! {
-    static CACHED_SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
-}
-
-/// Hands ended spans to the export thread, or drops and counts them when the queue is full.
-pub(crate) fn submit(batch: Vec<SpanRecord>) {
-    let generation = GENERATION.load(Ordering::Acquire);
-    let sent = CACHED_SINK.try_with(|cached| {
-        let Ok(mut cached) = cached.try_borrow_mut() else {
-            return;
-        };
-        if cached.as_ref().map(|s| s.generation) != Some(generation) {
-            cached.clone_from(&SINK.read().unwrap_or_else(PoisonError::into_inner));
-        }
-        if let Some(sink) = cached.as_ref() {
-            sink.send(batch);
-        }
-    });
-    // Thread-local storage is gone only while this thread exits; its spans are lost then.
-    let _ = sent;
-}
-
-enum Msg {
-    Spans(Vec<SpanRecord>),
-    Flush(mpsc::SyncSender<()>),
-    Shutdown(mpsc::SyncSender<()>),
+    /// Spans that ended after the rest of their trace was sent (exported on their own).
+    pub late_spans: u64,
+    /// `enrich_span`, `LlmCall::record` and retry events made where no span of the thread
+    /// was open (a carried scope on another thread, under an extracted remote parent): lost.
+    pub lost_annotations: u64,
+    /// Exporter calls that panicked; each is a failed export, and export goes on.
+    pub exporter_panics: u64,
 }
 
 /// An OpenTelemetry `SpanExporter`, made object safe so exporters of any type can be mixed.
@@ -246,13 +181,19 @@ pub(crate) struct PipelineConfig {
     pub(crate) exporters: Vec<ExporterFactory>,
     pub(crate) resource: Resource,
     pub(crate) queue_capacity: usize,
+    pub(crate) queue_max_bytes: usize,
     pub(crate) max_export_batch: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) capture_cap: usize,
     pub(crate) tail: Option<tail::TailSampling>,
+    pub(crate) limits: Limits,
     pub(crate) circuit_breaker: CircuitBreaker,
     /// LLM conventions, cost, roll-ups, redaction and the attribute budget.
     pub(crate) semantics: semantics::Semantics,
+    /// Flush at process exit (`std::process::exit`, or `main` returning with the guard leaked).
+    pub(crate) exit_hook: bool,
+    /// How long the exit hook waits.
+    pub(crate) shutdown_timeout: Duration,
 }
 
 /// A running export pipeline; dropping it does not stop it (see [`Pipeline::shutdown`]).
@@ -266,15 +207,66 @@ pub(crate) struct Pipeline {
 
 /// What a shutdown achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
     /// Spans handed to the exporters successfully over the pipeline's life.
     pub exported: u64,
-    /// Spans dropped because the queue was full or an export failed.
+    /// Spans dropped because the queue was full or an export failed (and those of
+    /// `lost_buffered`).
     pub dropped: u64,
     /// Spans still queued or being exported when the deadline passed (lost).
     pub lost_at_deadline: u64,
+    /// Spans ended on other threads that had not handed them over (their thread was still
+    /// inside a root span): lost, and counted in `dropped`.
+    pub lost_buffered: u64,
     /// Whether the export thread finished within the deadline.
     pub completed: bool,
+}
+
+impl ShutdownReport {
+    /// The report of a pipeline that was never running.
+    pub(crate) const NOTHING: ShutdownReport = ShutdownReport {
+        exported: 0,
+        dropped: 0,
+        lost_at_deadline: 0,
+        lost_buffered: 0,
+        completed: true,
+    };
+}
+
+/// The pipeline the exit hook flushes, if one is installed with the hook on.
+static AT_EXIT: Mutex<Option<ExitHandle>> = Mutex::new(None);
+
+struct ExitHandle {
+    generation: u64,
+    tx: Sender<Msg>,
+    export_thread: Thread,
+    timeout: Duration,
+}
+
+extern "C" fn flush_at_exit() {
+    let handle = AT_EXIT.try_lock().ok().and_then(|mut h| h.take());
+    let Some(handle) = handle else {
+        return;
+    };
+    sink::flush_thread();
+    sink::uninstall(handle.generation);
+    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    if handle.tx.send(Msg::Shutdown(reply_tx)).is_ok() {
+        handle.export_thread.unpark();
+        let _ = reply_rx.recv_timeout(handle.timeout);
+    }
+}
+
+fn register_exit_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `flush_at_exit` is a plain `extern "C" fn()` that never unwinds (it only
+        // sends a message and waits with a timeout).
+        unsafe {
+            libc::atexit(flush_at_exit);
+        }
+    });
 }
 
 impl Pipeline {
@@ -283,7 +275,8 @@ impl Pipeline {
         clock::init();
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters {
-            capacity: config.queue_capacity,
+            capacity: config.queue_capacity.max(1),
+            capacity_bytes: config.queue_max_bytes.max(1),
             wake_at: config
                 .max_export_batch
                 .min(config.queue_capacity / 2)
@@ -292,28 +285,31 @@ impl Pipeline {
         });
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread_counters = Arc::clone(&counters);
+        let exit_hook = config.exit_hook;
+        let timeout = config.shutdown_timeout;
         let thread = std::thread::Builder::new()
             .name("honeyhive-export".into())
             .spawn(move || export_thread(config, &rx, thread_counters, &ready_tx))
             .map_err(|e| format!("cannot start the export thread: {e}"))?;
         match ready_rx.recv() {
-            Ok(Ok(cap)) => CAPTURE_CAP.store(cap, Ordering::Relaxed),
+            Ok(Ok(cap)) => sink::set_capture_cap(cap),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
             }
             Err(_) => return Err("the export thread stopped while starting".into()),
         }
-        let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
         let export_thread = thread.thread().clone();
-        *SINK.write().unwrap_or_else(PoisonError::into_inner) = Some(Sink {
-            generation,
-            tx: tx.clone(),
-            counters: Arc::clone(&counters),
-            export_thread: export_thread.clone(),
-        });
-        GENERATION.store(generation, Ordering::Release);
-        ACTIVE.store(true, Ordering::Release);
+        let generation = sink::install(tx.clone(), Arc::clone(&counters), export_thread.clone());
+        if exit_hook {
+            register_exit_hook();
+            *AT_EXIT.lock().unwrap_or_else(PoisonError::into_inner) = Some(ExitHandle {
+                generation,
+                tx: tx.clone(),
+                export_thread: export_thread.clone(),
+                timeout,
+            });
+        }
         Ok(Pipeline {
             generation,
             tx,
@@ -337,7 +333,7 @@ impl Pipeline {
 
     /// Exports everything ended so far; waits at most `timeout`. Returns whether it finished.
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
-        crate::span::flush_thread();
+        sink::flush_thread();
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         if self.tx.send(Msg::Flush(reply_tx)).is_err() {
             return false;
@@ -348,8 +344,21 @@ impl Pipeline {
 
     /// Uninstalls the pipeline, exports what is queued and stops the thread, within `timeout`.
     pub(crate) fn shutdown(&mut self, timeout: Duration) -> ShutdownReport {
-        crate::span::flush_thread();
-        self.uninstall();
+        sink::flush_thread();
+        {
+            let mut at_exit = AT_EXIT.lock().unwrap_or_else(PoisonError::into_inner);
+            if at_exit
+                .as_ref()
+                .is_some_and(|h| h.generation == self.generation)
+            {
+                *at_exit = None;
+            }
+        }
+        let lost_buffered = sink::buffered_elsewhere() as u64;
+        self.counters
+            .dropped
+            .fetch_add(lost_buffered, Ordering::Relaxed);
+        sink::uninstall(self.generation);
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         let sent = self.tx.send(Msg::Shutdown(reply_tx)).is_ok();
         self.export_thread.unpark();
@@ -368,34 +377,20 @@ impl Pipeline {
             exported: self.exported(),
             dropped: self.dropped(),
             lost_at_deadline,
+            lost_buffered,
             completed,
-        }
-    }
-
-    fn uninstall(&self) {
-        let mut sink = SINK.write().unwrap_or_else(PoisonError::into_inner);
-        if sink.as_ref().map(|s| s.generation) == Some(self.generation) {
-            *sink = None;
-            ACTIVE.store(false, Ordering::Release);
-            GENERATION.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
 
 /// Spans dropped by the installed pipeline (queue full or export failed), 0 when none is.
 pub fn dropped_spans() -> u64 {
-    SINK.read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map_or(0, |s| s.counters.dropped.load(Ordering::Relaxed))
+    sink::counters().map_or(0, |c| c.dropped.load(Ordering::Relaxed))
 }
 
 /// The installed pipeline's counters (all zero when none is installed).
 pub fn export_stats() -> ExportStats {
-    SINK.read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map_or_else(ExportStats::default, |s| s.counters.stats())
+    sink::counters().map_or_else(ExportStats::default, |c| c.stats())
 }
 
 fn export_thread(
@@ -404,12 +399,13 @@ fn export_thread(
     counters: Arc<Counters>,
     ready: &mpsc::SyncSender<Result<usize, String>>,
 ) {
-    let mut exporters = Vec::with_capacity(config.exporters.len());
+    sink::mark_export_thread();
+    let mut outputs = Vec::with_capacity(config.exporters.len());
     for factory in config.exporters {
         match factory() {
             Ok(mut exporter) => {
                 exporter.set_resource_dyn(&config.resource);
-                exporters.push(Guarded::new(exporter, config.circuit_breaker));
+                outputs.push(Guarded::new(exporter, config.circuit_breaker));
             }
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -418,29 +414,38 @@ fn export_thread(
         }
     }
     let _ = ready.send(Ok(config.capture_cap));
+    let tail = tail::Policy::start(config.tail);
+    let limits = tail
+        .as_ref()
+        .map_or(config.limits, |t| t.limits(config.limits));
+    let mut semantics = config.semantics;
+    semantics.set_capture_cap(config.capture_cap);
     let mut worker = Worker {
-        exporters,
-        pending: Vec::with_capacity(config.max_export_batch),
-        max_batch: config.max_export_batch.max(1),
+        outputs,
+        assembler: Assembler::new(limits, tail),
+        semantics,
         counters,
-        tail: tail::TailSampler::start(config.tail),
-        semantics: config.semantics,
+        max_batch: config.max_export_batch.max(1),
+        pending: Vec::with_capacity(config.max_export_batch),
         scope: InstrumentationScope::builder("honeyhive-rs")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
+        traces: Vec::new(),
+        dropped: Vec::new(),
+        rendered: Vec::new(),
+        late_seen: 0,
+        doomed_seen: 0,
     };
-    let mut next_export = Instant::now() + config.scheduled_delay;
+    let delay = config.scheduled_delay;
+    let mut next_export = Instant::now() + delay;
     loop {
-        // Woken by a full batch, a flush or shutdown (see `Sink::send`), or by the timer.
+        // Woken by a full batch, a flush or shutdown (see `Sink::send`), or by the timer: a
+        // wake-up per batch, not per message, keeps futex calls off the callers' threads.
         loop {
             match rx.try_recv() {
                 Ok(Msg::Spans(batch)) => worker.accept(batch),
                 Ok(Msg::Flush(reply)) => {
-                    worker.release_held();
-                    worker.export_pending();
-                    for e in &mut worker.exporters {
-                        let _ = e.exporter.force_flush_blocking();
-                    }
+                    worker.flush();
                     let _ = reply.send(());
                 }
                 Ok(Msg::Shutdown(reply)) => {
@@ -457,71 +462,136 @@ fn export_thread(
             }
         }
         if Instant::now() >= next_export {
-            if let Some(tail) = &mut worker.tail {
-                let kept = tail.expire_now();
-                worker.convert(kept);
-            }
+            worker.tick();
             worker.export_pending();
-            next_export = Instant::now() + config.scheduled_delay;
+            next_export = Instant::now() + delay;
         }
         std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
     }
 }
 
 struct Worker {
-    exporters: Vec<Guarded>,
-    pending: Vec<SpanData>,
-    max_batch: usize,
-    counters: Arc<Counters>,
-    /// Holds traces until their root ends, when tail sampling is on.
-    tail: Option<tail::TailSampler>,
+    outputs: Vec<Guarded<Box<dyn DynSpanExporter>>>,
+    assembler: Assembler,
     semantics: semantics::Semantics,
+    counters: Arc<Counters>,
+    max_batch: usize,
+    pending: Vec<SpanData>,
     scope: InstrumentationScope,
+    /// Scratch space, reused for every batch.
+    traces: Vec<Trace>,
+    dropped: Vec<Box<SpanRecord>>,
+    rendered: Vec<Rendered>,
+    /// Assembler counts already published.
+    late_seen: u64,
+    doomed_seen: u64,
 }
 
 impl Worker {
-    fn accept(&mut self, batch: Vec<SpanRecord>) {
+    fn accept(&mut self, batch: Batch) {
+        let Batch { mut records, bytes } = batch;
         self.counters
             .queued
-            .fetch_sub(batch.len(), Ordering::Relaxed);
-        let batch = match &mut self.tail {
-            Some(tail) => tail.filter(batch),
-            None => batch,
-        };
-        self.convert(batch);
+            .fetch_sub(records.len(), Ordering::Relaxed);
+        self.counters
+            .queued_bytes
+            .fetch_sub(bytes, Ordering::Relaxed);
+        let now = self.assembler.now();
+        self.take_doomed(now);
+        let mut traces = std::mem::take(&mut self.traces);
+        self.assembler
+            .accept(&mut records, now, &mut traces, &mut self.dropped);
+        self.emit_all(&mut traces);
+        self.traces = traces;
     }
 
-    /// Decides the traces the tail sampler still holds (at flush and shutdown).
-    fn release_held(&mut self) {
-        if let Some(tail) = &mut self.tail {
-            let kept = tail.decide_all();
-            self.convert(kept);
+    /// Drops the rest of traces the queue refused part of.
+    fn take_doomed(&mut self, now: u64) {
+        let ids = {
+            let Ok(mut doomed) = self.counters.doomed.try_lock() else {
+                return;
+            };
+            if doomed.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *doomed)
+        };
+        self.assembler.doom(&ids, now, &mut self.dropped);
+    }
+
+    fn tick(&mut self) {
+        let now = self.assembler.now();
+        self.take_doomed(now);
+        let mut traces = std::mem::take(&mut self.traces);
+        self.assembler.tick(now, &mut traces, &mut self.dropped);
+        self.emit_all(&mut traces);
+        self.traces = traces;
+    }
+
+    fn flush(&mut self) {
+        let now = self.assembler.now();
+        self.take_doomed(now);
+        let mut traces = std::mem::take(&mut self.traces);
+        self.assembler.drain(now, &mut traces, &mut self.dropped);
+        self.emit_all(&mut traces);
+        self.traces = traces;
+        self.export_pending();
+        for e in &mut self.outputs {
+            let _ = e.exporter.force_flush_blocking();
         }
     }
 
-    fn convert(&mut self, batch: Vec<SpanRecord>) {
-        if !self.exporters.is_empty() && self.exporters.iter().all(Guarded::is_open) {
-            // Nobody would take them: drop without converting, so a dead backend costs nothing.
-            let n = batch.len() as u64;
+    fn emit_all(&mut self, traces: &mut Vec<Trace>) {
+        for trace in traces.drain(..) {
+            self.emit(trace);
+        }
+        let stats = self.assembler.stats;
+        let doomed = stats.doomed_spans - self.doomed_seen;
+        if doomed > 0 {
+            self.counters.dropped.fetch_add(doomed, Ordering::Relaxed);
+            self.doomed_seen = stats.doomed_spans;
+        }
+        if stats.late > self.late_seen {
+            self.counters
+                .late
+                .fetch_add(stats.late - self.late_seen, Ordering::Relaxed);
+            self.late_seen = stats.late;
+        }
+        sink::give_back(&mut self.dropped);
+        self.publish_in_flight();
+    }
+
+    fn publish_in_flight(&self) {
+        self.counters.in_flight.store(
+            self.assembler.held_spans() + self.pending.len(),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn emit(&mut self, mut trace: Trace) {
+        let n = trace.spans.len();
+        if !self.outputs.is_empty() && self.outputs.iter().all(Guarded::is_open) {
+            // Nobody would take them: drop without rendering, so a dead backend costs nothing.
+            let n = n as u64;
             self.counters.failed.fetch_add(n, Ordering::Relaxed);
             self.counters.circuit_open.fetch_add(n, Ordering::Relaxed);
             self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+            sink::give_back(&mut trace.spans);
             return;
         }
-        let mut rest = batch.len();
-        for record in batch {
-            rest -= 1;
-            let event_type = record.meta.event_type;
-            let mut span = to_span_data(record, &self.scope);
-            self.semantics.process(&mut span, event_type);
-            self.pending.push(span);
-            // The rest of this batch is off the queue too, while a full batch is exported.
-            self.counters
-                .in_flight
-                .store(self.pending.len() + rest, Ordering::Relaxed);
-            if self.pending.len() >= self.max_batch {
-                self.export_pending();
-            }
+        // A trace is never split across export calls (the console prints whole traces).
+        if !self.pending.is_empty() && self.pending.len() + n > self.max_batch {
+            self.export_pending();
+        }
+        let mut rendered = std::mem::take(&mut self.rendered);
+        self.semantics.render_trace(&trace, &mut rendered);
+        for (record, r) in trace.spans.iter().zip(rendered.drain(..)) {
+            self.pending.push(to_span_data(record, r, &self.scope));
+        }
+        self.rendered = rendered;
+        sink::give_back(&mut trace.spans);
+        if self.pending.len() >= self.max_batch {
+            self.export_pending();
         }
     }
 
@@ -539,16 +609,18 @@ impl Worker {
 
     fn export_pending(&mut self) {
         if self.pending.is_empty() {
+            self.publish_in_flight();
             return;
         }
         let batch = std::mem::take(&mut self.pending);
         let n = batch.len() as u64;
-        let mut outcomes = Vec::with_capacity(self.exporters.len());
-        if let Some((last, rest)) = self.exporters.split_last_mut() {
+        let panics = &self.counters.exporter_panics;
+        let mut outcomes = Vec::with_capacity(self.outputs.len());
+        if let Some((last, rest)) = self.outputs.split_last_mut() {
             for exporter in rest {
-                outcomes.push(exporter.export(batch.clone()));
+                outcomes.push(exporter.export(batch.clone(), panics));
             }
-            outcomes.push(last.export(batch));
+            outcomes.push(last.export(batch, panics));
         }
         if outcomes.iter().all(|o| *o == Outcome::Exported) {
             self.counters.exported.fetch_add(n, Ordering::Relaxed);
@@ -559,74 +631,53 @@ impl Worker {
             self.counters.failed.fetch_add(n, Ordering::Relaxed);
             self.counters.dropped.fetch_add(n, Ordering::Relaxed);
         }
-        self.counters.in_flight.store(0, Ordering::Relaxed);
+        self.publish_in_flight();
     }
 
     fn shutdown(&mut self) {
-        self.release_held();
-        self.export_pending();
-        for e in &mut self.exporters {
-            let _ = e.exporter.force_flush_blocking();
+        self.flush();
+        for e in &mut self.outputs {
             let _ = e.exporter.shutdown_blocking(Duration::from_secs(5));
         }
     }
 }
 
-/// Turns a span record into OpenTelemetry's `SpanData` (on the export thread).
-fn to_span_data(record: SpanRecord, scope: &InstrumentationScope) -> SpanData {
-    let SpanRecord {
-        trace_id,
-        span_id,
-        parent_id,
-        parent_remote,
-        meta,
-        start,
-        end,
-        attrs,
-        events,
-        status,
-        root_sample_rate,
-        local_root: _,
-    } = record;
-    let end = end.max(start);
-    #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
-    let duration_ms = (end - start) as f64 / 1e6;
-    let mut attributes = Vec::with_capacity(attrs.len() + 4);
-    attributes.push(KeyValue::new(
-        "honeyhive_event_type",
-        meta.event_type.as_str(),
-    ));
-    attributes.push(KeyValue::new("honeyhive_event_name", meta.name));
-    attributes.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
-    if let Some(rate) = root_sample_rate {
-        attributes.push(KeyValue::new("honeyhive.sample_rate", rate));
-    }
-    attributes.extend(attrs);
-    let mut span_events = SpanEvents::default();
-    span_events.events = events;
+/// Builds OpenTelemetry's `SpanData` from a record and its rendering (for `SpanExporter`s).
+fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) -> SpanData {
+    let end = record.end.max(record.start);
+    let mut events = SpanEvents::default();
+    events.events = r.events;
     SpanData {
         span_context: SpanContext::new(
-            TraceId::from(trace_id),
-            SpanId::from(span_id),
+            TraceId::from(record.trace_id),
+            SpanId::from(record.span_id),
             TraceFlags::SAMPLED,
             false,
             TraceState::NONE,
         ),
-        parent_span_id: if parent_id == 0 {
+        parent_span_id: if record.parent_id == 0 {
             SpanId::INVALID
         } else {
-            SpanId::from(parent_id)
+            SpanId::from(record.parent_id)
         },
-        parent_span_is_remote: parent_remote,
+        parent_span_is_remote: record.parent_remote,
         span_kind: SpanKind::Internal,
-        name: Cow::Borrowed(meta.name),
-        start_time: clock::to_system_time(start),
+        name: Cow::Borrowed(record.meta.name),
+        start_time: clock::to_system_time(record.start),
         end_time: clock::to_system_time(end),
-        attributes,
-        dropped_attributes_count: 0,
-        events: span_events,
+        attributes: r.attrs,
+        dropped_attributes_count: r.dropped_attributes,
+        events,
         links: SpanLinks::default(),
-        status,
+        status: r.status,
         instrumentation_scope: scope.clone(),
     }
+}
+
+/// The resource's attributes, for encoders that write it themselves.
+pub(crate) fn resource_attributes(resource: &Resource) -> Vec<KeyValue> {
+    resource
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect()
 }

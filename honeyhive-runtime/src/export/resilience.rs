@@ -14,6 +14,8 @@
 //! export timeout. It does not retry other errors, such as HTTP 500: the specification says
 //! they must not be. The breaker keeps a backend that keeps failing from costing anything.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::trace::SpanData;
@@ -167,13 +169,13 @@ pub(crate) enum Outcome {
 
 /// An exporter behind its own circuit breaker.
 #[derive(Debug)]
-pub(crate) struct Guarded {
-    pub(crate) exporter: Box<dyn DynSpanExporter>,
+pub(crate) struct Guarded<E> {
+    pub(crate) exporter: E,
     breaker: Breaker,
 }
 
-impl Guarded {
-    pub(crate) fn new(exporter: Box<dyn DynSpanExporter>, policy: CircuitBreaker) -> Guarded {
+impl<E> Guarded<E> {
+    pub(crate) fn new(exporter: E, policy: CircuitBreaker) -> Guarded<E> {
         Guarded {
             exporter,
             breaker: Breaker::new(policy),
@@ -184,12 +186,25 @@ impl Guarded {
         self.breaker.is_open(Instant::now())
     }
 
-    /// Exports `batch` unless the breaker is open.
-    pub(crate) fn export(&mut self, batch: Vec<SpanData>) -> Outcome {
+    /// Runs `export` unless the breaker is open; `export` says whether the batch went through.
+    /// A panicking exporter is caught and counted as a failed export (in `panics`): export
+    /// goes on with the next batch.
+    pub(crate) fn call(
+        &mut self,
+        panics: &AtomicU64,
+        export: impl FnOnce(&mut E) -> bool,
+    ) -> Outcome {
         if !self.breaker.allow(Instant::now()) {
             return Outcome::Refused;
         }
-        let ok = self.exporter.export_blocking(batch).is_ok();
+        let exporter = &mut self.exporter;
+        let ok = match std::panic::catch_unwind(AssertUnwindSafe(|| export(exporter))) {
+            Ok(ok) => ok,
+            Err(_) => {
+                panics.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        };
         match self.breaker.record(ok, Instant::now()) {
             Some(Change::Opened(pause)) => eprintln!(
                 "honeyhive: {} exports in a row failed; pausing export for {pause:?} \
@@ -204,6 +219,13 @@ impl Guarded {
         } else {
             Outcome::Failed
         }
+    }
+}
+
+impl Guarded<Box<dyn DynSpanExporter>> {
+    /// Exports `batch` unless the breaker is open.
+    pub(crate) fn export(&mut self, batch: Vec<SpanData>, panics: &AtomicU64) -> Outcome {
+        self.call(panics, |e| e.export_blocking(batch).is_ok())
     }
 }
 

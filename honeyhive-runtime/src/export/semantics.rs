@@ -1,46 +1,46 @@
-//! What the export thread adds to each span before it is exported: LLM conventions and cost
-//! ([`crate::llm`]), session enrichment moved to its span ([`crate::enrich`]), token and cost
-//! totals on the root, then key lists, redaction and the attribute budget ([`crate::redact`]).
+//! What the export thread adds to each span of an assembled trace before it is encoded: LLM
+//! conventions and cost ([`crate::llm`]), token and cost totals on the root, session
+//! enrichment moved to its span ([`crate::enrich`]), then key lists, redaction and the
+//! attribute budget ([`crate::redact`]).
 //!
-//! Roll-ups rely on the order spans end in: a child ends before its parent, so when a span
-//! arrives every child it waited for has arrived. Each span adds its own usage to what its
-//! children left under its id and leaves the sum under its parent's id, until the root of the
-//! trace in this process (no parent, or a remote one) takes the total. The same path carries
-//! session enrichment up to the nearest `session` span or the root. A span that ends after its
-//! root (a stream consumed after the function that returned it ended, a detached task) is not
-//! counted in that root's totals. What waits for a parent that never comes (its parent was not
-//! sampled here, or was dropped) is evicted oldest first beyond [`MAX_WAITING`] entries.
+//! It works on whole traces from the [assembler](super::assembler), so roll-ups do not depend
+//! on the order spans arrive in: each span's usage is summed into its ancestors up to the
+//! trace's root in this process (no parent, or a remote one), which gets `honeyhive.total.*`;
+//! session enrichment goes to the nearest `session` span above it, else to that root. A part
+//! of a trace sent without its root (it timed out, or ended after its root was sent) is
+//! rendered span by span, without totals.
+//!
+//! The records are read, never consumed: they go back to the threads that recorded them, which
+//! free what they own, so nothing a caller allocated is freed here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanId;
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::trace::{Event, Status};
 
+use super::assembler::{IdHasher, Trace};
 use crate::enrich::SESSION_MARK;
 use crate::llm::{self, Conventions, PriceTable, Usage};
 use crate::redact::{Privacy, Redactor};
-use crate::span::EventType;
+use crate::span::{EventType, SpanRecord};
 
-/// Parents waited for at most; beyond, the oldest are forgotten.
-pub(crate) const MAX_WAITING: usize = 16 * 1024;
+/// One span, rendered: the attributes, events and status to send.
+#[derive(Debug, Default)]
+pub(crate) struct Rendered {
+    pub(crate) attrs: Vec<KeyValue>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) status: Status,
+    pub(crate) dropped_attributes: u32,
+}
 
-/// The export thread's per-span processing and its per-trace state.
+/// The export thread's per-span processing.
 #[derive(Debug)]
 pub(crate) struct Semantics {
     conventions: Conventions,
     prices: PriceTable,
     redactor: Redactor,
-    /// What the children of a span left for it, by (trace id, span id).
-    waiting: HashMap<(u128, u64), Waiting>,
-    /// Insertion order of `waiting`, for eviction; may hold keys already taken.
-    order: VecDeque<(u128, u64)>,
-}
-
-#[derive(Debug, Default)]
-struct Waiting {
-    usage: Usage,
-    session: Vec<KeyValue>,
+    cap: usize,
 }
 
 impl Semantics {
@@ -53,79 +53,133 @@ impl Semantics {
             conventions,
             prices,
             redactor: Redactor::new(privacy)?,
-            waiting: HashMap::new(),
-            order: VecDeque::new(),
+            cap: crate::sink::DEFAULT_CAPTURE_CAP,
         })
     }
 
-    /// Adds conventions, cost, roll-ups and session enrichment to `span`, then applies the key
-    /// lists, redaction and the budget.
-    pub(crate) fn process(&mut self, span: &mut SpanData, event_type: EventType) {
-        let mut session = Vec::new();
-        span.attributes.retain_mut(|kv| {
-            let Some(key) = kv.key.as_str().strip_prefix(SESSION_MARK) else {
-                return true;
-            };
-            session.push(KeyValue::new(key.to_owned(), kv.value.clone()));
-            false
-        });
-        let own = llm::render(
-            &mut span.attributes,
-            event_type,
-            self.conventions,
-            &self.prices,
-            super::capture_cap(),
-        );
-
-        let trace_id = u128::from_be_bytes(span.span_context.trace_id().to_bytes());
-        let span_id = u64::from_be_bytes(span.span_context.span_id().to_bytes());
-        let from_children = self
-            .waiting
-            .remove(&(trace_id, span_id))
-            .unwrap_or_default();
-        let mut usage = own;
-        usage.add(from_children.usage);
-        session.extend(from_children.session);
-
-        let is_root = span.parent_span_id == SpanId::INVALID || span.parent_span_is_remote;
-        if is_root || event_type == EventType::Session {
-            span.attributes.append(&mut session);
-        }
-        if is_root {
-            if !usage.is_empty() {
-                span.attributes.extend(usage.totals());
-            }
-        } else if !usage.is_empty() || !session.is_empty() {
-            let parent = u64::from_be_bytes(span.parent_span_id.to_bytes());
-            self.leave_for(trace_id, parent, usage, session);
-        }
-
-        let dropped = self.redactor.apply(
-            &mut span.attributes,
-            &mut span.events.events,
-            &mut span.status,
-        );
-        span.dropped_attributes_count += dropped;
+    pub(crate) fn set_capture_cap(&mut self, cap: usize) {
+        self.cap = cap;
     }
 
-    fn leave_for(&mut self, trace_id: u128, parent: u64, usage: Usage, session: Vec<KeyValue>) {
-        let key = (trace_id, parent);
-        let waiting = self.waiting.entry(key).or_insert_with(|| {
-            self.order.push_back(key);
-            Waiting::default()
-        });
-        waiting.usage.add(usage);
-        waiting.session.extend(session);
-        while self.waiting.len() > MAX_WAITING {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            self.waiting.remove(&oldest);
+    /// Renders every span of `trace`, in its order, into `out` (cleared first).
+    pub(crate) fn render_trace(&mut self, trace: &Trace, out: &mut Vec<Rendered>) {
+        out.clear();
+        let mut usages: Vec<Usage> = Vec::with_capacity(trace.spans.len());
+        let mut sessions: Vec<(usize, Vec<KeyValue>)> = Vec::new();
+        for (i, record) in trace.spans.iter().enumerate() {
+            let mut attrs = Vec::with_capacity(record.attrs.len() + 12);
+            core_attributes(record, trace.factor, &mut attrs);
+            let mut session = Vec::new();
+            for kv in &record.attrs {
+                match kv.key.as_str().strip_prefix(SESSION_MARK) {
+                    Some(key) => session.push(KeyValue::new(key.to_owned(), kv.value.clone())),
+                    None => attrs.push(kv.clone()),
+                }
+            }
+            if !session.is_empty() {
+                sessions.push((i, session));
+            }
+            let event_type = record.meta.event_type;
+            usages.push(llm::render(
+                &mut attrs,
+                event_type,
+                self.conventions,
+                &self.prices,
+                self.cap,
+            ));
+            out.push(Rendered {
+                attrs,
+                events: record.events.clone(),
+                status: record.status.clone(),
+                dropped_attributes: 0,
+            });
         }
-        // Keys already taken pile up in `order` when traces complete normally; drop them.
-        if self.order.len() > 2 * MAX_WAITING.max(self.waiting.len()) {
-            self.order.retain(|k| self.waiting.contains_key(k));
+        if usages.iter().any(|u| !u.is_empty()) || !sessions.is_empty() {
+            roll_up(&trace.spans, &usages, sessions, out);
         }
+        for r in out.iter_mut() {
+            r.dropped_attributes += self
+                .redactor
+                .apply(&mut r.attrs, &mut r.events, &mut r.status);
+        }
+    }
+}
+
+/// What every span carries: event type and name, duration, and on a root the probability it
+/// was kept with.
+fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) {
+    let meta = record.meta;
+    #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
+    let duration_ms = record.end.saturating_sub(record.start) as f64 / 1e6;
+    attrs.push(KeyValue::new(
+        "honeyhive_event_type",
+        meta.event_type.as_str(),
+    ));
+    attrs.push(KeyValue::new("honeyhive_event_name", meta.name));
+    attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+    if let Some(rate) = record.root_sample_rate {
+        attrs.push(KeyValue::new("honeyhive.sample_rate", rate * factor));
+    }
+}
+
+/// Sums usage into ancestors, totals on local roots, session enrichment to the nearest
+/// session span or local root. Works in any arrival order: each span walks up its parents.
+fn roll_up(
+    spans: &[Box<SpanRecord>],
+    usages: &[Usage],
+    sessions: Vec<(usize, Vec<KeyValue>)>,
+    out: &mut [Rendered],
+) {
+    let index: HashMap<u64, usize, BuildHasherDefault<IdHasher>> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.span_id, i))
+        .collect();
+    let parent_of = |i: usize| -> Option<usize> {
+        let r = &spans[i];
+        if r.is_local_root() {
+            return None;
+        }
+        index.get(&r.parent_id).copied()
+    };
+    // Totals belong to spans that are roots here; a span whose parent is not in this trace
+    // (a part sent without its root) is not one, so its usage is not totalled.
+    let mut totals: Vec<Usage> = vec![Usage::default(); spans.len()];
+    for (i, usage) in usages.iter().enumerate() {
+        if usage.is_empty() {
+            continue;
+        }
+        let mut at = i;
+        let mut steps = 0;
+        loop {
+            match parent_of(at) {
+                Some(p) if steps < spans.len() => {
+                    at = p;
+                    steps += 1;
+                }
+                _ => break,
+            }
+        }
+        if spans[at].is_local_root() {
+            totals[at].add(*usage);
+        }
+    }
+    for (i, total) in totals.iter().enumerate() {
+        if !total.is_empty() {
+            out[i].attrs.extend(total.totals());
+        }
+    }
+    for (i, attrs) in sessions {
+        let mut at = i;
+        let mut steps = 0;
+        while spans[at].meta.event_type != EventType::Session
+            && let Some(p) = parent_of(at)
+            && steps < spans.len()
+        {
+            at = p;
+            steps += 1;
+        }
+        out[at].attrs.extend(attrs);
     }
 }
 

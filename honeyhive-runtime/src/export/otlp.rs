@@ -1,0 +1,359 @@
+//! OTLP protobuf, written straight from span records and their rendered attributes: no
+//! `SpanData`, no generated message types, no second copy. Sizes are computed before each
+//! message is written, so every byte is written once, in place.
+//!
+//! The layout follows `opentelemetry/proto/collector/trace/v1/trace_service.proto` and
+//! `opentelemetry/proto/trace/v1/trace.proto`: an `ExportTraceServiceRequest` of one
+//! `ResourceSpans` (the pipeline's resource) with one `ScopeSpans` (this crate's scope).
+//! Spans are encoded one by one into a body as they are rendered; [`Body::request`] frames any
+//! range of them as a request, so a batch a backend refuses as too large can be split without
+//! encoding again.
+
+use std::ops::Range;
+
+use opentelemetry::trace::{Event, Status};
+use opentelemetry::{Array, KeyValue, Value};
+
+use super::semantics::Rendered;
+use crate::clock;
+use crate::span::SpanRecord;
+
+const WIRE_VARINT: u8 = 0;
+const WIRE_FIXED64: u8 = 1;
+const WIRE_LEN: u8 = 2;
+const WIRE_FIXED32: u8 = 5;
+
+/// `SpanKind` values.
+const SPAN_KIND_INTERNAL: u64 = 1;
+/// `Status.code` values.
+const STATUS_OK: u64 = 1;
+const STATUS_ERROR: u64 = 2;
+/// `Span.flags`: the sampled trace flag, and whether the parent's remoteness is known / is
+/// remote (`SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`, `..._IS_REMOTE_MASK`).
+const FLAG_SAMPLED: u32 = 0x01;
+const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+const FLAG_IS_REMOTE: u32 = 0x200;
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        #[allow(clippy::cast_possible_truncation)] // the low 7 bits
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    out.push(v as u8);
+}
+
+#[inline]
+fn put_tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+    put_varint(out, (u64::from(field) << 3) | u64::from(wire));
+}
+
+/// Size of a length-delimited field of `len` bytes (tags here are all one byte).
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_tag(out, field, WIRE_LEN);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_header(out: &mut Vec<u8>, field: u32, len: usize) {
+    put_tag(out, field, WIRE_LEN);
+    put_varint(out, len as u64);
+}
+
+/// `AnyValue`.
+fn any_len(v: &Value) -> usize {
+    match v {
+        Value::Bool(_) => 2,
+        #[allow(clippy::cast_sign_loss)] // int64 is encoded as its two's complement
+        Value::I64(i) => 1 + varint_len(*i as u64),
+        Value::F64(_) => 9,
+        Value::String(s) => field_len(s.as_str().len()),
+        Value::Array(a) => field_len(array_len(a)),
+        // A value type added later is sent as its text.
+        other => field_len(other.as_str().len()),
+    }
+}
+
+fn array_len(a: &Array) -> usize {
+    match a {
+        Array::Bool(items) => items.len() * field_len(2),
+        Array::I64(items) => items
+            .iter()
+            .map(|i| field_len(any_len(&Value::I64(*i))))
+            .sum(),
+        Array::F64(items) => items.len() * field_len(9),
+        Array::String(items) => items
+            .iter()
+            .map(|s| field_len(field_len(s.as_str().len())))
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn put_any(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Bool(b) => {
+            put_tag(out, 2, WIRE_VARINT);
+            out.push(u8::from(*b));
+        }
+        Value::I64(i) => {
+            put_tag(out, 3, WIRE_VARINT);
+            #[allow(clippy::cast_sign_loss)]
+            put_varint(out, *i as u64);
+        }
+        Value::F64(f) => {
+            put_tag(out, 4, WIRE_FIXED64);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::String(s) => put_bytes(out, 1, s.as_str().as_bytes()),
+        Value::Array(a) => {
+            put_header(out, 5, array_len(a));
+            match a {
+                Array::Bool(items) => {
+                    for b in items {
+                        put_header(out, 1, 2);
+                        put_any(out, &Value::Bool(*b));
+                    }
+                }
+                Array::I64(items) => {
+                    for i in items {
+                        let v = Value::I64(*i);
+                        put_header(out, 1, any_len(&v));
+                        put_any(out, &v);
+                    }
+                }
+                Array::F64(items) => {
+                    for f in items {
+                        put_header(out, 1, 9);
+                        put_any(out, &Value::F64(*f));
+                    }
+                }
+                Array::String(items) => {
+                    for s in items {
+                        put_header(out, 1, field_len(s.as_str().len()));
+                        put_bytes(out, 1, s.as_str().as_bytes());
+                    }
+                }
+                _ => {}
+            }
+        }
+        other => put_bytes(out, 1, other.as_str().as_bytes()),
+    }
+}
+
+/// `KeyValue`.
+fn kv_len(kv: &KeyValue) -> usize {
+    field_len(kv.key.as_str().len()) + field_len(any_len(&kv.value))
+}
+
+fn put_kv(out: &mut Vec<u8>, field: u32, kv: &KeyValue) {
+    put_header(out, field, kv_len(kv));
+    put_bytes(out, 1, kv.key.as_str().as_bytes());
+    put_header(out, 2, any_len(&kv.value));
+    put_any(out, &kv.value);
+}
+
+fn event_len(e: &Event) -> usize {
+    9 + field_len(e.name.len())
+        + e.attributes
+            .iter()
+            .map(|kv| field_len(kv_len(kv)))
+            .sum::<usize>()
+        + if e.dropped_attributes_count > 0 {
+            1 + varint_len(u64::from(e.dropped_attributes_count))
+        } else {
+            0
+        }
+}
+
+fn put_event(out: &mut Vec<u8>, e: &Event) {
+    put_header(out, 11, event_len(e));
+    put_tag(out, 1, WIRE_FIXED64);
+    out.extend_from_slice(&clock::unix_nanos(e.timestamp).to_le_bytes());
+    put_bytes(out, 2, e.name.as_bytes());
+    for kv in &e.attributes {
+        put_kv(out, 3, kv);
+    }
+    if e.dropped_attributes_count > 0 {
+        put_tag(out, 4, WIRE_VARINT);
+        put_varint(out, u64::from(e.dropped_attributes_count));
+    }
+}
+
+fn status_len(status: &Status) -> usize {
+    match status {
+        Status::Unset => 0,
+        Status::Ok => 2,
+        Status::Error { description } => field_len(description.len()) + 2,
+    }
+}
+
+/// Encodes one span (an `opentelemetry.proto.trace.v1.Span` field of `ScopeSpans`).
+pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
+    let name = record.meta.name.as_bytes();
+    let has_parent = record.parent_id != 0;
+    let attrs: usize = r.attrs.iter().map(|kv| field_len(kv_len(kv))).sum();
+    let events: usize = r.events.iter().map(|e| field_len(event_len(e))).sum();
+    let status = status_len(&r.status);
+    let len = field_len(16)
+        + field_len(8)
+        + if has_parent { field_len(8) } else { 0 }
+        + field_len(name.len())
+        + 2
+        + 9
+        + 9
+        + attrs
+        + if r.dropped_attributes > 0 {
+            1 + varint_len(u64::from(r.dropped_attributes))
+        } else {
+            0
+        }
+        + events
+        + if status > 0 { field_len(status) } else { 0 }
+        // field 16 needs a two-byte tag
+        + 6;
+    out.reserve(field_len(len));
+    put_header(out, 2, len);
+    put_bytes(out, 1, &record.trace_id.to_be_bytes());
+    put_bytes(out, 2, &record.span_id.to_be_bytes());
+    if has_parent {
+        put_bytes(out, 4, &record.parent_id.to_be_bytes());
+    }
+    put_bytes(out, 5, name);
+    put_tag(out, 6, WIRE_VARINT);
+    put_varint(out, SPAN_KIND_INTERNAL);
+    let end = record.end.max(record.start);
+    put_tag(out, 7, WIRE_FIXED64);
+    out.extend_from_slice(&clock::to_unix_nanos(record.start).to_le_bytes());
+    put_tag(out, 8, WIRE_FIXED64);
+    out.extend_from_slice(&clock::to_unix_nanos(end).to_le_bytes());
+    for kv in &r.attrs {
+        put_kv(out, 9, kv);
+    }
+    if r.dropped_attributes > 0 {
+        put_tag(out, 10, WIRE_VARINT);
+        put_varint(out, u64::from(r.dropped_attributes));
+    }
+    for e in &r.events {
+        put_event(out, e);
+    }
+    if status > 0 {
+        put_header(out, 15, status);
+        match &r.status {
+            Status::Unset => {}
+            Status::Ok => {
+                put_tag(out, 3, WIRE_VARINT);
+                put_varint(out, STATUS_OK);
+            }
+            Status::Error { description } => {
+                put_bytes(out, 2, description.as_bytes());
+                put_tag(out, 3, WIRE_VARINT);
+                put_varint(out, STATUS_ERROR);
+            }
+        }
+    }
+    let mut flags = FLAG_SAMPLED | FLAG_HAS_IS_REMOTE;
+    if record.parent_remote {
+        flags |= FLAG_IS_REMOTE;
+    }
+    put_tag(out, 16, WIRE_FIXED32);
+    out.extend_from_slice(&flags.to_le_bytes());
+}
+
+/// The resource and scope every request carries, encoded once per pipeline.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    /// `Resource` message bytes.
+    resource: Vec<u8>,
+    /// `InstrumentationScope` message bytes.
+    scope: Vec<u8>,
+}
+
+impl Envelope {
+    pub(crate) fn new(resource: &[KeyValue], scope_name: &str, scope_version: &str) -> Envelope {
+        let mut r = Vec::new();
+        for kv in resource {
+            put_kv(&mut r, 1, kv);
+        }
+        let mut s = Vec::new();
+        put_bytes(&mut s, 1, scope_name.as_bytes());
+        put_bytes(&mut s, 2, scope_version.as_bytes());
+        Envelope {
+            resource: r,
+            scope: s,
+        }
+    }
+}
+
+/// Encoded spans waiting to be sent, with where each one starts.
+#[derive(Debug, Default)]
+pub(crate) struct Body {
+    spans: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl Body {
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub(crate) fn push(&mut self, record: &SpanRecord, rendered: &Rendered) {
+        self.starts.push(self.spans.len());
+        put_span(&mut self.spans, record, rendered);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.spans.clear();
+        self.starts.clear();
+    }
+
+    fn range_bytes(&self, range: Range<usize>) -> &[u8] {
+        let start = self
+            .starts
+            .get(range.start)
+            .copied()
+            .unwrap_or(self.spans.len());
+        let end = self
+            .starts
+            .get(range.end)
+            .copied()
+            .unwrap_or(self.spans.len());
+        &self.spans[start..end]
+    }
+
+    /// Appends to `out` an `ExportTraceServiceRequest` for the spans in `range`.
+    pub(crate) fn request(&self, envelope: &Envelope, range: Range<usize>, out: &mut Vec<u8>) {
+        let spans = self.range_bytes(range);
+        let scope_spans = field_len(envelope.scope.len()) + spans.len();
+        let resource_spans = field_len(envelope.resource.len()) + field_len(scope_spans);
+        out.reserve(field_len(resource_spans));
+        put_header(out, 1, resource_spans);
+        put_bytes(out, 1, &envelope.resource);
+        put_header(out, 2, scope_spans);
+        put_bytes(out, 1, &envelope.scope);
+        out.extend_from_slice(spans);
+    }
+}
