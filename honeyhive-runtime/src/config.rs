@@ -18,8 +18,8 @@ use crate::export::assembler::Limits;
 use crate::export::console::{ConsoleExporter, ConsoleTarget};
 use crate::export::semantics;
 use crate::export::{
-    CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, ExporterFactory, Pipeline,
-    PipelineConfig, ShutdownReport,
+    CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, Exporter, ExporterFactory,
+    Pipeline, PipelineConfig, ShutdownReport,
 };
 use crate::llm::{Conventions, ModelPrice, PriceTable};
 use crate::redact::Privacy;
@@ -293,7 +293,7 @@ impl Builder {
     /// Adds any OpenTelemetry `SpanExporter` (stdout, in-memory, a vendor's).
     pub fn with_exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
         self.entries.push(Entry::Custom(Box::new(move || {
-            Ok(Box::new(exporter) as Box<dyn DynSpanExporter>)
+            Ok(Exporter::Spans(Box::new(exporter)))
         })));
         self
     }
@@ -716,9 +716,7 @@ impl Builder {
                 },
                 ExporterKind::Console => {
                     let target = console_target.take().unwrap_or(ConsoleTarget::Stdout);
-                    Box::new(move || {
-                        Ok(Box::new(ConsoleExporter::new(target)) as Box<dyn DynSpanExporter>)
-                    })
+                    Box::new(move || Ok(Exporter::Spans(Box::new(ConsoleExporter::new(target)))))
                 }
                 other => otlp_factory(other.clone(), settings.export_timeout),
             });
@@ -830,19 +828,15 @@ fn otlp_factory(kind: ExporterKind, timeout: Duration) -> ExporterFactory {
     Box::new(move || build_otlp(kind, timeout))
 }
 
-fn build_otlp(kind: ExporterKind, timeout: Duration) -> Result<Box<dyn DynSpanExporter>, String> {
-    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+fn build_otlp(kind: ExporterKind, timeout: Duration) -> Result<Exporter, String> {
     match kind {
-        ExporterKind::OtlpHttp { endpoint, headers } => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .with_timeout(timeout)
-            .with_headers(headers.into_iter().collect())
-            .build()
-            .map(|e| Box::new(e) as Box<dyn DynSpanExporter>)
-            .map_err(|e| format!("OTLP/HTTP exporter: {e}")),
-        ExporterKind::OtlpGrpc { endpoint, headers } => build_grpc(endpoint, headers, timeout),
+        ExporterKind::OtlpHttp { endpoint, headers } => {
+            Exporter::otlp_http(&endpoint, &headers, timeout)
+                .map_err(|e| format!("OTLP/HTTP exporter: {e}"))
+        }
+        ExporterKind::OtlpGrpc { endpoint, headers } => {
+            build_grpc(endpoint, headers, timeout).map(Exporter::Spans)
+        }
         ExporterKind::Console | ExporterKind::Custom => Err("not an OTLP exporter".to_owned()),
     }
 }
@@ -937,14 +931,92 @@ impl Guard {
     }
 
     /// Stops tracing now and reports what was exported and what was lost.
+    ///
+    /// Blocks the calling thread for up to the shutdown timeout; in async code use
+    /// [`shutdown_async`](Guard::shutdown_async).
     pub fn shutdown(mut self) -> ShutdownReport {
         self.shutdown_inner()
+    }
+
+    /// Stops tracing without blocking the task's thread: the wait for the export thread
+    /// happens on a helper thread, and the returned future completes with the report when it
+    /// is done (within the shutdown timeout). Works on any executor.
+    pub fn shutdown_async(mut self) -> ShutdownFuture {
+        let shared = Arc::new(std::sync::Mutex::new(AsyncShutdown::default()));
+        let Some(mut pipeline) = self.pipeline.take() else {
+            let done = AsyncShutdown {
+                report: Some(ShutdownReport::NOTHING),
+                waker: None,
+            };
+            return ShutdownFuture(Arc::new(std::sync::Mutex::new(done)));
+        };
+        let timeout = self.shutdown_timeout;
+        // Spans this thread ended are handed over here, before the work moves elsewhere.
+        crate::sink::flush_thread();
+        let theirs = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("honeyhive-shutdown".into())
+            .spawn(move || {
+                let report = pipeline.shutdown(timeout);
+                let mut state = theirs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.report = Some(report);
+                if let Some(waker) = state.waker.take() {
+                    waker.wake();
+                }
+            });
+        if spawned.is_err() {
+            // No thread to wait on: report what is known without waiting.
+            let mut state = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.report = Some(ShutdownReport::NOTHING);
+        }
+        ShutdownFuture(shared)
     }
 
     fn shutdown_inner(&mut self) -> ShutdownReport {
         match self.pipeline.take() {
             Some(mut p) => p.shutdown(self.shutdown_timeout),
             None => ShutdownReport::NOTHING,
+        }
+    }
+}
+
+#[derive(Default)]
+struct AsyncShutdown {
+    report: Option<ShutdownReport>,
+    waker: Option<std::task::Waker>,
+}
+
+/// The future [`Guard::shutdown_async`] returns.
+#[must_use = "futures do nothing unless polled"]
+pub struct ShutdownFuture(Arc<std::sync::Mutex<AsyncShutdown>>);
+
+impl fmt::Debug for ShutdownFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownFuture").finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for ShutdownFuture {
+    type Output = ShutdownReport;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ShutdownReport> {
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match state.report {
+            Some(report) => std::task::Poll::Ready(report),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
         }
     }
 }

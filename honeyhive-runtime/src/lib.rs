@@ -105,7 +105,9 @@ pub mod testing;
 #[doc(inline)]
 pub use honeyhive_macros::{retry, trace, with_request_id};
 
-pub use config::{Builder, DEFAULT_SERVER_URL, ExporterKind, Guard, InitError, Settings, init};
+pub use config::{
+    Builder, DEFAULT_SERVER_URL, ExporterKind, Guard, InitError, Settings, ShutdownFuture, init,
+};
 #[cfg(feature = "tokio")]
 pub use context::spawn;
 pub use context::{Carried, FutureExt, WithContext, bind_current, current_span_ids, otel_context};
@@ -115,7 +117,7 @@ pub use correlation::{
     new_request_id,
 };
 pub use enrich::{Enrich, Value, enrich_session, enrich_span};
-pub use export::{ShutdownReport, dropped_spans};
+pub use export::{ExportStats, ShutdownReport, dropped_spans, export_stats};
 pub use llm::{Conventions, LlmCall, Message, record_llm};
 pub use span::EventType;
 

@@ -78,6 +78,12 @@ impl Recorder {
         self.guard.shutdown()
     }
 
+    /// Stops the pipeline without blocking the caller's thread (see
+    /// [`Guard::shutdown_async`]).
+    pub fn shutdown_async(self) -> crate::ShutdownFuture {
+        self.guard.shutdown_async()
+    }
+
     /// Every span finished so far, in the order they ended.
     ///
     /// Spans still buffered on other threads that are inside traced code are not included:

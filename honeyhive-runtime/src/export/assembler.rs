@@ -88,8 +88,6 @@ pub(crate) struct Trace {
     pub(crate) spans: Vec<Box<SpanRecord>>,
     /// The probability the tail sampler kept it with (1 without tail sampling).
     pub(crate) factor: f64,
-    /// Whether this is the whole trace as this process saw it (its root is in `spans`).
-    pub(crate) whole: bool,
 }
 
 /// Why a held trace was sent before it was complete.
@@ -117,6 +115,8 @@ struct Held {
 #[derive(Clone, Copy, Debug)]
 struct Decided {
     keep: bool,
+    /// Dropped because the queue refused part of the trace (not a sampling decision).
+    doomed: bool,
     factor: f64,
     at: u64,
     seq: u64,
@@ -214,15 +214,16 @@ impl Assembler {
         dropped: &mut Vec<Box<SpanRecord>>,
     ) {
         if let Some(d) = self.decided.get(&id).copied() {
-            self.stats.late += run.len() as u64;
             if d.keep {
+                self.stats.late += run.len() as u64;
                 out.push(Trace {
                     spans: std::mem::take(run),
                     factor: d.factor,
-                    whole: false,
                 });
             } else {
-                if let Some(tail) = &self.tail {
+                if d.doomed {
+                    self.stats.doomed_spans += run.len() as u64;
+                } else if let Some(tail) = &self.tail {
                     tail.count_late_dropped(run.len());
                 }
                 dropped.append(run);
@@ -409,6 +410,9 @@ impl Assembler {
                 dropped.extend(h.spans);
             }
             self.remember(id, false, 1.0, now);
+            if let Some(d) = self.decided.get_mut(&id) {
+                d.doomed = true;
+            }
         }
     }
 
@@ -429,11 +433,7 @@ impl Assembler {
         dropped: &mut Vec<Box<SpanRecord>>,
     ) {
         let Some(tail) = self.tail.as_mut() else {
-            out.push(Trace {
-                spans,
-                factor: 1.0,
-                whole: true,
-            });
+            out.push(Trace { spans, factor: 1.0 });
             return;
         };
         let verdict = tail.verdict(error, Some(root_ns), spans.len());
@@ -442,7 +442,6 @@ impl Assembler {
             out.push(Trace {
                 spans,
                 factor: verdict.factor,
-                whole: true,
             });
         } else {
             let mut spans = spans;
@@ -476,7 +475,6 @@ impl Assembler {
             out.push(Trace {
                 spans: h.spans,
                 factor,
-                whole: false,
             });
         } else {
             dropped.extend(h.spans);
@@ -504,6 +502,7 @@ impl Assembler {
             id,
             Decided {
                 keep,
+                doomed: false,
                 factor,
                 at: now,
                 seq: self.seq,

@@ -10,6 +10,7 @@
 
 pub(crate) mod assembler;
 pub mod console;
+mod http;
 pub(crate) mod otlp;
 mod resilience;
 pub(crate) mod semantics;
@@ -173,8 +174,26 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// Builds an exporter on the export thread, where blocking HTTP clients are safe to create.
-pub(crate) type ExporterFactory =
-    Box<dyn FnOnce() -> Result<Box<dyn DynSpanExporter>, String> + Send>;
+pub(crate) type ExporterFactory = Box<dyn FnOnce() -> Result<Exporter, String> + Send>;
+
+/// An exporter as the export thread drives it.
+pub(crate) enum Exporter {
+    /// Any `SpanExporter`: fed `SpanData`.
+    Spans(Box<dyn DynSpanExporter>),
+    /// OTLP over HTTP: fed protobuf encoded straight from the records.
+    OtlpHttp(http::HttpTransport),
+}
+
+impl Exporter {
+    /// The OTLP/HTTP exporter for `endpoint` (the full URL, with `/v1/traces`).
+    pub(crate) fn otlp_http(
+        endpoint: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Exporter, String> {
+        http::HttpTransport::new(endpoint, headers, timeout).map(Exporter::OtlpHttp)
+    }
+}
 
 /// What the export thread needs to start.
 pub(crate) struct PipelineConfig {
@@ -401,11 +420,15 @@ fn export_thread(
 ) {
     sink::mark_export_thread();
     let mut outputs = Vec::with_capacity(config.exporters.len());
+    let mut wire = Vec::new();
     for factory in config.exporters {
         match factory() {
-            Ok(mut exporter) => {
+            Ok(Exporter::Spans(mut exporter)) => {
                 exporter.set_resource_dyn(&config.resource);
                 outputs.push(Guarded::new(exporter, config.circuit_breaker));
+            }
+            Ok(Exporter::OtlpHttp(transport)) => {
+                wire.push(Guarded::new(transport, config.circuit_breaker));
             }
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -413,6 +436,11 @@ fn export_thread(
             }
         }
     }
+    let envelope = otlp::Envelope::new(
+        &resource_attributes(&config.resource),
+        "honeyhive-rs",
+        env!("CARGO_PKG_VERSION"),
+    );
     let _ = ready.send(Ok(config.capture_cap));
     let tail = tail::Policy::start(config.tail);
     let limits = tail
@@ -422,6 +450,10 @@ fn export_thread(
     semantics.set_capture_cap(config.capture_cap);
     let mut worker = Worker {
         outputs,
+        wire,
+        envelope,
+        body: otlp::Body::default(),
+        pending_n: 0,
         assembler: Assembler::new(limits, tail),
         semantics,
         counters,
@@ -471,7 +503,14 @@ fn export_thread(
 }
 
 struct Worker {
+    /// `SpanExporter`s, fed `pending`.
     outputs: Vec<Guarded<Box<dyn DynSpanExporter>>>,
+    /// OTLP/HTTP exporters, fed `body`.
+    wire: Vec<Guarded<http::HttpTransport>>,
+    envelope: otlp::Envelope,
+    body: otlp::Body,
+    /// Spans rendered and waiting for the next export call.
+    pending_n: usize,
     assembler: Assembler,
     semantics: semantics::Semantics,
     counters: Arc<Counters>,
@@ -563,14 +602,21 @@ impl Worker {
 
     fn publish_in_flight(&self) {
         self.counters.in_flight.store(
-            self.assembler.held_spans() + self.pending.len(),
+            self.assembler.held_spans() + self.pending_n,
             Ordering::Relaxed,
         );
     }
 
+    /// Whether every exporter's circuit breaker is open (and there is one).
+    fn all_open(&self) -> bool {
+        (!self.outputs.is_empty() || !self.wire.is_empty())
+            && self.outputs.iter().all(Guarded::is_open)
+            && self.wire.iter().all(Guarded::is_open)
+    }
+
     fn emit(&mut self, mut trace: Trace) {
         let n = trace.spans.len();
-        if !self.outputs.is_empty() && self.outputs.iter().all(Guarded::is_open) {
+        if self.all_open() {
             // Nobody would take them: drop without rendering, so a dead backend costs nothing.
             let n = n as u64;
             self.counters.failed.fetch_add(n, Ordering::Relaxed);
@@ -580,17 +626,25 @@ impl Worker {
             return;
         }
         // A trace is never split across export calls (the console prints whole traces).
-        if !self.pending.is_empty() && self.pending.len() + n > self.max_batch {
+        if self.pending_n > 0 && self.pending_n + n > self.max_batch {
             self.export_pending();
         }
         let mut rendered = std::mem::take(&mut self.rendered);
         self.semantics.render_trace(&trace, &mut rendered);
+        let to_wire = !self.wire.is_empty();
+        let to_spans = !self.outputs.is_empty();
         for (record, r) in trace.spans.iter().zip(rendered.drain(..)) {
-            self.pending.push(to_span_data(record, r, &self.scope));
+            if to_wire {
+                self.body.push(record, &r);
+            }
+            if to_spans {
+                self.pending.push(to_span_data(record, r, &self.scope));
+            }
         }
+        self.pending_n += n;
         self.rendered = rendered;
         sink::give_back(&mut trace.spans);
-        if self.pending.len() >= self.max_batch {
+        if self.pending_n >= self.max_batch {
             self.export_pending();
         }
     }
@@ -608,28 +662,72 @@ impl Worker {
     }
 
     fn export_pending(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending_n == 0 {
             self.publish_in_flight();
             return;
         }
-        let batch = std::mem::take(&mut self.pending);
-        let n = batch.len() as u64;
+        let n = self.pending_n;
+        self.pending_n = 0;
         let panics = &self.counters.exporter_panics;
-        let mut outcomes = Vec::with_capacity(self.outputs.len());
-        if let Some((last, rest)) = self.outputs.split_last_mut() {
-            for exporter in rest {
-                outcomes.push(exporter.export(batch.clone(), panics));
+        // The most spans any exporter failed to deliver: a span counts as exported only when
+        // every exporter took it.
+        let mut failed = 0;
+        let mut refused = false;
+        for guarded in &mut self.wire {
+            let body = &self.body;
+            let envelope = &self.envelope;
+            let mut delivery = http::Delivery::default();
+            let outcome = guarded.call(panics, |transport| {
+                delivery =
+                    transport.deliver(n, &mut |range, out| body.request(envelope, range, out));
+                delivery.failed == 0
+            });
+            match outcome {
+                Outcome::Exported => {}
+                Outcome::Refused => {
+                    refused = true;
+                    failed = n;
+                }
+                // A panicking transport delivered nothing we can vouch for.
+                Outcome::Failed => {
+                    let lost = if delivery.delivered + delivery.failed == n {
+                        delivery.failed
+                    } else {
+                        n
+                    };
+                    failed = failed.max(lost);
+                }
             }
-            outcomes.push(last.export(batch, panics));
         }
-        if outcomes.iter().all(|o| *o == Outcome::Exported) {
-            self.counters.exported.fetch_add(n, Ordering::Relaxed);
-        } else {
-            if outcomes.contains(&Outcome::Refused) {
-                self.counters.circuit_open.fetch_add(n, Ordering::Relaxed);
+        self.body.clear();
+        let batch = std::mem::take(&mut self.pending);
+        if !batch.is_empty() {
+            if let Some((last, rest)) = self.outputs.split_last_mut() {
+                let mut outcomes = Vec::with_capacity(rest.len() + 1);
+                for exporter in rest {
+                    outcomes.push(exporter.export(batch.clone(), panics));
+                }
+                outcomes.push(last.export(batch, panics));
+                if outcomes.contains(&Outcome::Refused) {
+                    refused = true;
+                }
+                if outcomes.iter().any(|o| *o != Outcome::Exported) {
+                    failed = n;
+                }
             }
-            self.counters.failed.fetch_add(n, Ordering::Relaxed);
-            self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+        let (n, failed) = (n as u64, failed as u64);
+        self.counters
+            .exported
+            .fetch_add(n - failed, Ordering::Relaxed);
+        if failed > 0 {
+            if refused {
+                self.counters
+                    .circuit_open
+                    .fetch_add(failed, Ordering::Relaxed);
+            }
+            self.counters.failed.fetch_add(failed, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(failed, Ordering::Relaxed);
         }
         self.publish_in_flight();
     }

@@ -308,18 +308,6 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    pub(crate) fn len(&self) -> usize {
-        self.starts.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.starts.is_empty()
-    }
-
-    pub(crate) fn bytes(&self) -> usize {
-        self.spans.len()
-    }
-
     pub(crate) fn push(&mut self, record: &SpanRecord, rendered: &Rendered) {
         self.starts.push(self.spans.len());
         put_span(&mut self.spans, record, rendered);
