@@ -836,6 +836,31 @@ fn per(x: u64, y: u64) -> f64 {
     x as f64 / y.max(1) as f64
 }
 
+/// The issue's goals against what this run measured, printed last.
+#[derive(Default)]
+struct Goals(Vec<[String; 3]>);
+
+impl Goals {
+    fn add(&mut self, goal: &str, figure: String, met: bool) {
+        self.0.push([
+            goal.to_owned(),
+            figure,
+            if met { "yes" } else { "**no**" }.to_owned(),
+        ]);
+    }
+
+    fn print(&self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut t = Table::new(["goal (issue 10)", "this run (medians)", "met"]);
+        for row in &self.0 {
+            t.row(row.iter().cloned());
+        }
+        println!("### Goals\n\n{}", t.render());
+    }
+}
+
 /// Part `ceiling`.
 fn ceiling(receiver: &Receiver) {
     eprintln!("[ceiling] receiver alone, pre-encoded bodies");
@@ -885,7 +910,7 @@ type DeliveredRow = (&'static str, Box<dyn Fn(&Delivered) -> String>);
 
 /// Part `delivered`.
 #[allow(clippy::cast_precision_loss, clippy::too_many_lines)] // figures; one table
-fn delivered(cfg: &Config, receiver: &Receiver) {
+fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
     let cells = [
         (Work::Plain, 1u64),
         (Work::Plain, 2),
@@ -995,6 +1020,42 @@ fn delivered(cfg: &Config, receiver: &Receiver) {
         t.row(std::iter::once(label.to_owned()).chain(results.iter().map(&f)));
     }
     println!("### Delivered spans/s (receiver count)\n\n{}", t.render());
+
+    let plain2 = results[1].rate[0].median();
+    goals.add(
+        "delivered >= 1,000,000 plain spans/s, 2 caller threads",
+        table::rate(plain2),
+        plain2 >= 1e6,
+    );
+    let llm = results[2].rate[0].median().min(results[3].rate[0].median());
+    goals.add(
+        "delivered >= 200,000 LLM spans/s (1 and 2 threads)",
+        format!("{} (the lower of the two)", table::rate(llm)),
+        llm >= 2e5,
+    );
+    let worst = results
+        .iter()
+        .map(|d| d.ratio.median())
+        .fold(f64::INFINITY, f64::min);
+    goals.add(
+        "delivered >= 2x the SDK in every cell",
+        format!("{} in the worst cell", table::ratio(worst)),
+        worst >= 2.0,
+    );
+    let bytes = |cell: usize| results[cell].bytes[0].median() / results[cell].bytes[1].median();
+    goals.add(
+        "bytes/span on the wire <= the SDK's for the same content",
+        format!(
+            "plain {:.0} vs {:.0} ({}), LLM {:.0} vs {:.0} ({})",
+            results[1].bytes[0].median(),
+            results[1].bytes[1].median(),
+            table::ratio(bytes(1)),
+            results[3].bytes[0].median(),
+            results[3].bytes[1].median(),
+            table::ratio(bytes(3)),
+        ),
+        bytes(1) <= 1.0 && bytes(3) <= 1.0,
+    );
 }
 
 /// For ours: a note if the receiver did not get what the pipeline says it exported.
@@ -1022,8 +1083,8 @@ fn check_ours(shutdown: &Shutdown, all: &Counts, made: u64) -> String {
 }
 
 /// Part `cpu`.
-#[allow(clippy::cast_precision_loss)] // figures
-fn cpu_per_span(cfg: &Config, receiver: &Receiver) {
+#[allow(clippy::cast_precision_loss, clippy::too_many_lines)] // figures; one table
+fn cpu_per_span(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
     const THREADS: u64 = 2;
     let cells = [
         (Work::Plain, cfg.paced_rate),
@@ -1122,6 +1183,23 @@ fn cpu_per_span(cfg: &Config, receiver: &Receiver) {
         "### Total CPU per delivered span (getrusage, minus the receiver)\n\n{}",
         t.render()
     );
+    for (cell, &(work, rate)) in cells.iter().enumerate() {
+        let r = ratio[cell].median();
+        goals.add(
+            &format!(
+                "total CPU per delivered span <= 0.25x the SDK's ({} at {} spans/s)",
+                work.name(),
+                table::rate(rate)
+            ),
+            format!(
+                "{} ({} vs {} ns)",
+                table::ratio(r),
+                table::ns(ns[cell][0].median()),
+                table::ns(ns[cell][1].median())
+            ),
+            r <= 0.25,
+        );
+    }
 }
 
 /// Who traces in the caller-cost part.
@@ -1264,7 +1342,7 @@ fn caller_cost(
 
 /// Part `caller`.
 #[allow(clippy::too_many_lines)]
-fn caller(cfg: &Config, receiver: &Receiver, reported: &AtomicU64) {
+fn caller(cfg: &Config, receiver: &Receiver, reported: &AtomicU64, goals: &mut Goals) {
     use Caller::{FastraceBare, FastraceProps, Ours, Sdk};
     let sizes = [1u64, 10, 100, 1000];
     let size_peers = [Ours, Sdk, FastraceBare, FastraceProps];
@@ -1400,6 +1478,58 @@ fn caller(cfg: &Config, receiver: &Receiver, reported: &AtomicU64) {
         "### Caller cost per span by attribute count (everything delivered)\n\n{}",
         t.render()
     );
+
+    let worst = |other: usize| {
+        by_size
+            .iter()
+            .map(|row| {
+                let r: Vec<f64> = row[0]
+                    .0
+                    .iter()
+                    .zip(&row[other].0)
+                    .map(|(x, y)| x / y)
+                    .collect();
+                Samples(r).median()
+            })
+            .fold(0.0, f64::max)
+    };
+    let (vs_sdk, vs_fastrace) = (worst(1), worst(2));
+    goals.add(
+        "caller cost per span <= 0.2x the SDK, everything delivered",
+        format!("{} at the worst trace size", table::ratio(vs_sdk)),
+        vs_sdk <= 0.2,
+    );
+    goals.add(
+        "caller cost per span below fastrace `#[trace]` without properties",
+        format!("{} at the worst trace size", table::ratio(vs_fastrace)),
+        vs_fastrace < 1.0,
+    );
+    let medians: Vec<f64> = by_size.iter().map(|row| row[0].median()).collect();
+    let (lo, hi) = medians
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    goals.add(
+        "caller cost flat within 20% from 1 to 1,000 children per trace",
+        format!(
+            "{}-{} ns: highest / lowest {}",
+            table::ns(lo),
+            table::ns(hi),
+            table::ratio(hi / lo)
+        ),
+        hi / lo <= 1.2,
+    );
+    goals.add(
+        "each added attribute costs no more than it costs the SDK",
+        format!(
+            "{} vs {} ns per attribute ({})",
+            table::ns(ours_attr.median()),
+            table::ns(sdk_attr.median()),
+            table::ratio(ours_attr.median() / sdk_attr.median())
+        ),
+        ours_attr.median() <= sdk_attr.median(),
+    );
 }
 
 fn main() {
@@ -1411,6 +1541,7 @@ fn main() {
     );
     let receiver = Receiver::start();
     let started = Instant::now();
+    let mut goals = Goals::default();
     println!(
         "## throughput bench: {} rounds; flat out {} s; paced {} s at {} plain / {} LLM spans/s; \
          caller cost {} s per cell at {} spans/s ({} with attributes); {} CPUs\n",
@@ -1428,14 +1559,15 @@ fn main() {
         ceiling(&receiver);
     }
     if cfg.part("delivered") {
-        delivered(&cfg, &receiver);
+        delivered(&cfg, &receiver, &mut goals);
     }
     if cfg.part("cpu") {
-        cpu_per_span(&cfg, &receiver);
+        cpu_per_span(&cfg, &receiver, &mut goals);
     }
     if cfg.part("caller") {
-        caller(&cfg, &receiver, &reported);
+        caller(&cfg, &receiver, &reported, &mut goals);
     }
+    goals.print();
     eprintln!(
         "[throughput] done in {:.0} s",
         started.elapsed().as_secs_f64()
