@@ -853,7 +853,7 @@ impl Goals {
         if self.0.is_empty() {
             return;
         }
-        let mut t = Table::new(["goal (issue 10)", "this run (medians)", "met"]);
+        let mut t = Table::new(["goal (issue 10)", "this run (medians)", "met"]).text();
         for row in &self.0 {
             t.row(row.iter().cloned());
         }

@@ -98,10 +98,11 @@ pub(crate) fn percent(x: f64) -> String {
 }
 
 /// A markdown table: a header row, then rows of cells (first column left-aligned, the others
-/// right-aligned).
+/// right-aligned unless [`Table::text`]).
 pub(crate) struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    text: bool,
 }
 
 impl Table {
@@ -109,7 +110,14 @@ impl Table {
         Table {
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
+            text: false,
         }
+    }
+
+    /// Every column left-aligned (a table of text, not figures).
+    pub(crate) fn text(mut self) -> Table {
+        self.text = true;
+        self
     }
 
     pub(crate) fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
@@ -120,7 +128,7 @@ impl Table {
         let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
         let mut out = line(&self.header);
         let align: Vec<String> = (0..self.header.len())
-            .map(|i| if i == 0 { "---" } else { "---:" }.to_owned())
+            .map(|i| if i == 0 || self.text { "---" } else { "---:" }.to_owned())
             .collect();
         out.push_str(&line(&align));
         for row in &self.rows {
