@@ -107,7 +107,7 @@ fn run(receiver: &Receiver, rate: Option<u32>) {
     let all_done = started.elapsed();
     // The receiver counts a request right after answering it.
     std::thread::sleep(Duration::from_millis(30));
-    let received = receiver.counts() - before;
+    let got = receiver.counts() - before;
 
     let calls = u64::from(THREADS * REQUESTS_PER_THREAD * CALLS_PER_REQUEST);
     let secs = |d: Duration| d.as_secs_f64();
@@ -138,10 +138,10 @@ fn run(receiver: &Receiver, rate: Option<u32>) {
     );
     println!(
         "  receiver: {} requests, {} spans, {:.1} MB of protobuf ({:.0} bytes/span)",
-        received.requests,
-        received.spans,
-        received.bytes as f64 / 1e6,
-        received.bytes as f64 / received.spans.max(1) as f64,
+        got.requests,
+        got.spans,
+        got.bytes as f64 / 1e6,
+        got.bytes as f64 / got.spans.max(1) as f64,
     );
     match (rss_before, peak_rss_mib()) {
         (Some(before), Some(peak)) => {
@@ -155,7 +155,7 @@ fn run(receiver: &Receiver, rate: Option<u32>) {
         "every span is exported or counted as dropped"
     );
     assert_eq!(
-        received.spans, report.exported,
+        got.spans, report.exported,
         "the receiver got every span the pipeline says it exported"
     );
 }
