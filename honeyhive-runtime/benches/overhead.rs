@@ -14,9 +14,12 @@
 //!   OpenTelemetry SDK with `ParentBased(TraceIdRatioBased(0.0))` (start + attributes +
 //!   `Context` attach per span, on a span that is not recorded).
 //! - `sampled`: the plain functions; `#[trace]` with a pipeline whose exporter discards
-//!   batches; fastrace `#[trace]` with both arguments as properties, under a `Span::root` set
-//!   as local parent, with a reporter that discards; the OpenTelemetry SDK (start, two
-//!   `set_attribute`, `Context` attach per span; batch processor, exporter that discards);
+//!   batches; fastrace `#[trace]` without properties (`fastrace_trace_no_properties`) and with
+//!   both arguments as properties (`fastrace_trace`), under a `Span::root` set as local parent,
+//!   with a reporter that counts every span it is given (so fastrace really collects them: its
+//!   spans are turned into `SpanRecord`s on its collector thread); the OpenTelemetry SDK
+//!   (start, two `set_attribute`, `Context` attach per span; batch processor, exporter that
+//!   discards);
 //!   tracing `#[instrument]` with a `tracing-opentelemetry` layer over that same kind of SDK
 //!   provider.
 //!
@@ -112,6 +115,49 @@ mod with_tracing {
     use super::leaf;
     // `#[instrument]` records every argument (here both) and not the return value.
     request!(#[tracing::instrument]);
+}
+
+/// fastrace `#[trace]` without properties: what it costs to record a span and nothing else.
+mod with_fastrace_bare {
+    use super::leaf;
+    use fastrace::prelude::{Span, SpanContext};
+
+    #[inline(never)]
+    pub(crate) fn root(query: &str, n: u64) -> u64 {
+        let root = Span::root("root", SpanContext::random());
+        let _scope = root.set_local_parent();
+        retrieve(query, n) ^ rerank(query, n + 1) ^ complete(query, n + 2)
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    fn retrieve(query: &str, n: u64) -> u64 {
+        embed(query, n) ^ search(query, n + 1)
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    fn embed(query: &str, n: u64) -> u64 {
+        leaf(query, n)
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    fn search(query: &str, n: u64) -> u64 {
+        leaf(query, n)
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    fn rerank(query: &str, n: u64) -> u64 {
+        leaf(query, n)
+    }
+
+    #[fastrace::trace]
+    #[inline(never)]
+    fn complete(query: &str, n: u64) -> u64 {
+        leaf(query, n)
+    }
 }
 
 mod with_fastrace {
@@ -246,7 +292,9 @@ impl Discard {
     }
 }
 
-/// A fastrace reporter that counts the spans it is given and discards them.
+/// A fastrace reporter that counts the spans it is given and discards them. fastrace hands it
+/// finished `SpanRecord`s (names, ids, times, properties) built on its collector thread, so
+/// every span counted here was really collected.
 struct DiscardFastrace(Arc<AtomicU64>);
 
 impl fastrace::collector::Reporter for DiscardFastrace {
@@ -398,9 +446,21 @@ fn sampled(c: &mut Criterion) {
         DiscardFastrace(Arc::clone(&reported)),
         fastrace::collector::Config::default(),
     );
+    let requests = run(
+        &mut group,
+        "fastrace_trace_no_properties",
+        with_fastrace_bare::root,
+    );
+    fastrace::flush();
+    let bare_reported = reported.load(Ordering::Relaxed);
+    deliveries.add("fastrace_trace_no_properties", requests, bare_reported);
     let requests = run(&mut group, "fastrace_trace", with_fastrace::root);
     fastrace::flush();
-    deliveries.add("fastrace_trace", requests, reported.load(Ordering::Relaxed));
+    deliveries.add(
+        "fastrace_trace",
+        requests,
+        reported.load(Ordering::Relaxed) - bare_reported,
+    );
 
     let (provider, exporter) = otel_provider(OtelSampler::AlwaysOn);
     with_otel_sdk::set_tracer(Some(provider.tracer("bench")));
@@ -423,7 +483,7 @@ fn sampled(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    // 11 peers on a shared 2-core machine: short runs keep the whole bench near two minutes.
+    // 12 peers on a shared 2-core machine: short runs keep the whole bench near two minutes.
     Criterion::default()
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(3))

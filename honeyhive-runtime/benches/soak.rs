@@ -2,9 +2,10 @@
 //! receiver, with the default pipeline settings.
 //!
 //! Each thread makes 250,000 requests of two traced calls (a `chain` root and a `tool` child).
-//! The receiver is an in-process HTTP server on 127.0.0.1 that reads each request and answers
-//! 200 at once, so the export path (conversion to `SpanData`, protobuf encoding, HTTP) is what
-//! is measured. Two runs:
+//! The receiver (`support/receiver.rs`, shared with the throughput bench) is an in-process
+//! HTTP server on 127.0.0.1 that counts the spans in each request and answers 200 at once, so
+//! the export path (conversion to `SpanData`, protobuf encoding, HTTP) is what is measured.
+//! Two runs:
 //!
 //! - flat out: as fast as the threads can call, far more than any exporter takes; shows the
 //!   drops and the memory bound under overload;
@@ -12,19 +13,21 @@
 //!
 //! Printed for each: the application's calls per second, spans per second exported (from the
 //! first call until shutdown has exported everything), spans dropped because the queue was
-//! full, what the receiver got, and peak resident memory (`VmHWM` from `/proc/self/status`,
+//! full, what the receiver got (requests, spans, bytes), and peak resident memory (`VmHWM` from `/proc/self/status`,
 //! reset between runs).
 //!
 //! Run: `cargo bench -p honeyhive-runtime --bench soak` (about fifteen seconds).
 
+#[path = "support/cpu.rs"]
+mod cpu;
+#[path = "support/receiver.rs"]
+mod receiver;
+
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use honeyhive_runtime::{Builder, trace};
+use receiver::Receiver;
 
 const THREADS: u32 = 2;
 const REQUESTS_PER_THREAD: u32 = 250_000;
@@ -40,69 +43,6 @@ fn lookup(key: u32) -> u32 {
 #[trace(event_type = "chain")]
 fn handle(request: u32) -> u32 {
     lookup(request) ^ request
-}
-
-/// What the receiver saw.
-#[derive(Default)]
-struct Received {
-    requests: AtomicU64,
-    bytes: AtomicU64,
-}
-
-/// Serves OTLP/HTTP on a free port, answering 200 to every request; returns its base URL.
-fn receiver(received: Arc<Received>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let url = format!("http://{}", listener.local_addr().expect("local address"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let received = received.clone();
-            std::thread::spawn(move || serve(&stream, &received));
-        }
-    });
-    url
-}
-
-fn serve(stream: &TcpStream, received: &Received) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut body = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut len = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        body.resize(len, 0);
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        received.requests.fetch_add(1, Ordering::Relaxed);
-        received.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        let mut out = stream;
-        if out
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
 }
 
 /// Peak resident set size, in MiB (Linux).
@@ -127,14 +67,13 @@ fn reset_peak_rss() {
 /// Makes the calls on `THREADS` threads, flat out or at `rate` calls per second in all, and
 /// prints what happened.
 #[allow(clippy::cast_precision_loss)] // figures for display
-fn run(url: &str, received: &Received, rate: Option<u32>) {
-    received.requests.store(0, Ordering::Relaxed);
-    received.bytes.store(0, Ordering::Relaxed);
+fn run(receiver: &Receiver, rate: Option<u32>) {
+    let before = receiver.counts();
     reset_peak_rss();
     let rss_before = peak_rss_mib();
     let builder = Builder::new()
         .env(|_| None)
-        .with_otlp_http(format!("{url}/v1/traces"))
+        .with_otlp_http(receiver.traces_url())
         .shutdown_timeout(Duration::from_mins(1));
     let settings = builder.resolve();
     let guard = builder.install().expect("the pipeline starts");
@@ -166,6 +105,9 @@ fn run(url: &str, received: &Received, rate: Option<u32>) {
     let calls_done = started.elapsed();
     let report = guard.shutdown();
     let all_done = started.elapsed();
+    // The receiver counts a request right after answering it.
+    std::thread::sleep(Duration::from_millis(30));
+    let got = receiver.counts() - before;
 
     let calls = u64::from(THREADS * REQUESTS_PER_THREAD * CALLS_PER_REQUEST);
     let secs = |d: Duration| d.as_secs_f64();
@@ -195,9 +137,11 @@ fn run(url: &str, received: &Received, rate: Option<u32>) {
         settings.max_export_batch,
     );
     println!(
-        "  receiver: {} requests, {:.1} MB of protobuf",
-        received.requests.load(Ordering::Relaxed),
-        received.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+        "  receiver: {} requests, {} spans, {:.1} MB of protobuf ({:.0} bytes/span)",
+        got.requests,
+        got.spans,
+        got.bytes as f64 / 1e6,
+        got.bytes as f64 / got.spans.max(1) as f64,
     );
     match (rss_before, peak_rss_mib()) {
         (Some(before), Some(peak)) => {
@@ -210,11 +154,14 @@ fn run(url: &str, received: &Received, rate: Option<u32>) {
         calls,
         "every span is exported or counted as dropped"
     );
+    assert_eq!(
+        got.spans, report.exported,
+        "the receiver got every span the pipeline says it exported"
+    );
 }
 
 fn main() {
-    let received = Arc::new(Received::default());
-    let url = receiver(received.clone());
-    run(&url, &received, None);
-    run(&url, &received, Some(PACED_CALLS_PER_SECOND));
+    let receiver = Receiver::start();
+    run(&receiver, None);
+    run(&receiver, Some(PACED_CALLS_PER_SECOND));
 }
