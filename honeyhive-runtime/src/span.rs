@@ -209,7 +209,7 @@ impl Span {
         // Only the state is read here; the work reads the whole parent again.
         match context::current().state {
             State::Unsampled => Span::unchanged(),
-            State::Idle if !export::is_active() => Span::unchanged(),
+            State::Idle | State::Remote { .. } if !export::is_active() => Span::unchanged(),
             _ => Span::open_traced(meta, enter),
         }
     }
@@ -237,12 +237,12 @@ impl Span {
                     meta,
                     parent.trace_id,
                     parent.span_id,
-                    parent.remote,
+                    false,
                     None,
                     enter,
                 )
             }
-            State::Idle => Span::root(meta, enter),
+            State::Idle | State::Remote { .. } => Span::root(meta, parent, enter),
         }
     }
 
@@ -268,25 +268,27 @@ impl Span {
 
     #[cold]
     #[inline(never)]
-    fn root(meta: &'static Meta, enter: bool) -> Span {
-        // Not reached under an extracted remote context: entering one makes it current.
-        // A trace started elsewhere (the OTel SDK in this process, or another service) is
-        // joined; the sampler decides whether its decision is kept.
-        let ambient = context::ambient_parent();
+    fn root(meta: &'static Meta, current: Current, enter: bool) -> Span {
+        // A trace started elsewhere (another service, through `propagation::extract`, or the
+        // OTel SDK in this process) is joined; the sampler decides whether its decision is kept.
+        let ambient = context::root_parent(current);
         let decision = sampling::decide_root(meta, ambient.as_ref().map(|a| a.sampled));
-        if !pinned_roll().unwrap_or(decision.keep) {
-            return Span::unsampled(
-                Current {
-                    state: State::Unsampled,
-                    ..Current::IDLE
-                },
-                enter,
-            );
-        }
         let (trace_id, parent_id, parent_remote) = match ambient {
             Some(a) => (a.trace_id, a.span_id, a.is_remote),
             None => (context::new_trace_id(), 0, false),
         };
+        if !pinned_roll().unwrap_or(decision.keep) {
+            // Real ids, so that `inject` and `otel_context` pass the "not sampled" decision on
+            // and the services downstream keep it instead of deciding again.
+            return Span::unsampled(
+                Current {
+                    trace_id,
+                    span_id: context::new_span_id(),
+                    state: State::Unsampled,
+                },
+                enter,
+            );
+        }
         let mut span = Span::recorded(
             meta,
             trace_id,
@@ -315,7 +317,6 @@ impl Span {
             trace_id,
             span_id,
             state: State::Sampled,
-            remote: false,
         };
         let mut attrs = Vec::with_capacity(meta.attr_capacity);
         // A session root starts a session for its subtree, unless one is already current.
