@@ -515,9 +515,8 @@ fn valid_tracestate_key(key: &str) -> bool {
         !b.is_empty()
             && b.len() <= max
             && lead(b[0])
-            && b.iter().all(|&c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(&c)
-            })
+            && b.iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(&c))
     };
     let lc = |c: u8| c.is_ascii_lowercase();
     let lc_or_digit = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();

@@ -233,14 +233,7 @@ impl Span {
                         enter,
                     );
                 }
-                Span::recorded(
-                    meta,
-                    parent.trace_id,
-                    parent.span_id,
-                    false,
-                    None,
-                    enter,
-                )
+                Span::recorded(meta, parent.trace_id, parent.span_id, false, None, enter)
             }
             State::Idle | State::Remote { .. } => Span::root(meta, parent, enter),
         }

@@ -441,7 +441,9 @@ fn a_thousand_concurrent_requests_never_mix_ids_or_parents() {
         if *start {
             in_flight.insert(id, 3);
         } else {
-            let left = in_flight.get_mut(id.as_str()).expect("a subtask saw its request's id");
+            let left = in_flight
+                .get_mut(id.as_str())
+                .expect("a subtask saw its request's id");
             *left -= 1;
             if *left == 0 {
                 in_flight.remove(id.as_str());

@@ -224,7 +224,11 @@ fn an_unsampled_root_passes_its_decision_on_with_real_ids() {
     assert_eq!(flags, "00", "not sampled");
     assert_ne!(trace, "0".repeat(32));
     assert_ne!(span, "0".repeat(16));
-    assert_ne!(tp(&second).0, trace, "each unsampled root is a trace of its own");
+    assert_ne!(
+        tp(&second).0,
+        trace,
+        "each unsampled root is a trace of its own"
+    );
     // `otel_context` hands the same decision to OpenTelemetry code.
     let sc = cx.span().span_context().clone();
     assert!(sc.is_valid() && !sc.is_sampled());

@@ -3,6 +3,7 @@
 //! on every path; both carriers read requests the same way.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use honeyhive_runtime::propagation::{Carrier, extract, inject};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
@@ -130,9 +131,13 @@ fn a_full_baggage_is_passed_on_within_the_limit_with_the_session_and_user() {
     let value: String = raw.chars().cycle().take(240).collect();
     let mut baggage = String::from("session_id=sess-7,user_id=user-7,request_id=rid-7");
     for i in 0..30 {
-        baggage.push_str(&format!(",k{i:02}={value}"));
+        write!(baggage, ",k{i:02}={value}").unwrap();
     }
-    assert!(baggage.len() > 7_300 && baggage.len() <= 8192, "{}", baggage.len());
+    assert!(
+        baggage.len() > 7_300 && baggage.len() <= 8192,
+        "{}",
+        baggage.len()
+    );
     let inbound = HashMap::from([
         ("traceparent".to_owned(), TP.to_owned()),
         ("baggage".to_owned(), baggage.clone()),
@@ -162,7 +167,10 @@ fn a_full_baggage_is_passed_on_within_the_limit_with_the_session_and_user() {
     let next = extract(&out);
     assert_eq!(next.session_id.as_deref(), Some("sess-8"));
     assert!(next.request_id.is_some());
-    assert!(next.baggage.is_empty(), "the member that does not fit is dropped whole");
+    assert!(
+        next.baggage.is_empty(),
+        "the member that does not fit is dropped whole"
+    );
 }
 
 fn replaced(span: &FinishedSpan) -> Option<bool> {

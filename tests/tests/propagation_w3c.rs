@@ -4,6 +4,9 @@
 //! request, and what goes out is checked as the suites check it. Both carriers must decide the
 //! same.
 
+// The cases are tables: one long literal per suite reads better than pieces of one.
+#![allow(clippy::too_many_lines)]
+
 use std::collections::HashMap;
 
 use honeyhive_runtime::propagation::{BaggageEntry, Remote, extract, inject};
@@ -12,6 +15,9 @@ use honeyhive_runtime::trace;
 
 /// The headers of a request, in order, names as sent (a name may repeat).
 type Headers<'a> = &'a [(&'a str, &'a str)];
+
+/// Headers to send, and the `tracestate` expected to go out.
+type TracestateCase = (Vec<(&'static str, String)>, Option<String>);
 
 /// A `HashMap` carrier: a repeated name becomes keys that differ in case, whose sorted order
 /// is the order sent (the carrier reads repeats in the order of their names).
@@ -31,11 +37,7 @@ fn hash_map(headers: Headers) -> HashMap<String, String> {
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
                 .count();
             let upper = lower.len() - nth;
-            format!(
-                "{}{}",
-                lower[..upper].to_ascii_uppercase(),
-                &lower[upper..]
-            )
+            format!("{}{}", lower[..upper].to_ascii_uppercase(), &lower[upper..])
         };
         assert!(out.insert(key, (*value).to_owned()).is_none());
     }
@@ -149,7 +151,10 @@ fn traceparent_cases_of_the_w3c_suite() {
         ),
         // Repeated with the same value: still two headers, still refused.
         (
-            vec![("traceparent", valid.clone()), ("traceparent", valid.clone())],
+            vec![
+                ("traceparent", valid.clone()),
+                ("traceparent", valid.clone()),
+            ],
             Tp::Restarts,
         ),
         // test_traceparent_header_name
@@ -290,7 +295,10 @@ fn traceparent_cases_of_the_w3c_suite() {
             Tp::Restarts,
         ),
         (vec![("traceparent", with("", "\r\n"))], Tp::Restarts),
-        (vec![("traceparent", with("", "\r\nx-evil: 1"))], Tp::Restarts),
+        (
+            vec![("traceparent", with("", "\r\nx-evil: 1"))],
+            Tp::Restarts,
+        ),
         (vec![("traceparent", with("", "\u{0}"))], Tp::Restarts),
     ];
     for (headers, expected) in &cases {
@@ -333,9 +341,12 @@ fn tracestate_cases_of_the_w3c_suite() {
     let thirty_two = bars(1, 32);
     let long = |c: &str| c.repeat(250);
     // (tracestate headers, what goes out)
-    let cases: Vec<(Vec<(&str, String)>, Option<String>)> = vec![
+    let cases: Vec<TracestateCase> = vec![
         // test_tracestate_included_traceparent_included
-        (vec![("tracestate", "foo=1,bar=2".into())], Some("foo=1,bar=2".into())),
+        (
+            vec![("tracestate", "foo=1,bar=2".into())],
+            Some("foo=1,bar=2".into()),
+        ),
         // test_tracestate_header_name
         (vec![("trace-state", "foo=1".into())], None),
         (vec![("trace.state", "foo=1".into())], None),
@@ -346,11 +357,17 @@ fn tracestate_cases_of_the_w3c_suite() {
         // test_tracestate_empty_header
         (vec![("tracestate", String::new())], None),
         (
-            vec![("tracestate", "foo=1".into()), ("tracestate", String::new())],
+            vec![
+                ("tracestate", "foo=1".into()),
+                ("tracestate", String::new()),
+            ],
             Some("foo=1".into()),
         ),
         (
-            vec![("tracestate", String::new()), ("tracestate", "foo=1".into())],
+            vec![
+                ("tracestate", String::new()),
+                ("tracestate", "foo=1".into()),
+            ],
             Some("foo=1".into()),
         ),
         // test_tracestate_multiple_headers_different_keys: combined, in order
@@ -366,11 +383,17 @@ fn tracestate_cases_of_the_w3c_suite() {
         (vec![("tracestate", "foo=1,foo=1".into())], None),
         (vec![("tracestate", "foo=1,foo=2".into())], None),
         (
-            vec![("tracestate", "foo=1".into()), ("tracestate", "foo=1".into())],
+            vec![
+                ("tracestate", "foo=1".into()),
+                ("tracestate", "foo=1".into()),
+            ],
             None,
         ),
         (
-            vec![("tracestate", "foo=1".into()), ("tracestate", "foo=2".into())],
+            vec![
+                ("tracestate", "foo=1".into()),
+                ("tracestate", "foo=2".into()),
+            ],
             None,
         ),
         // test_tracestate_all_allowed_characters
@@ -398,7 +421,10 @@ fn tracestate_cases_of_the_w3c_suite() {
         (vec![("tracestate", "\tfoo=1".into())], Some("foo=1".into())),
         (vec![("tracestate", "foo=1 ".into())], Some("foo=1".into())),
         (vec![("tracestate", "foo=1\t".into())], Some("foo=1".into())),
-        (vec![("tracestate", "\t foo=1 \t".into())], Some("foo=1".into())),
+        (
+            vec![("tracestate", "\t foo=1 \t".into())],
+            Some("foo=1".into()),
+        ),
         // test_tracestate_key_illegal_characters
         (vec![("tracestate", "foo =1".into())], None),
         (vec![("tracestate", "FOO=1".into())], None),
@@ -472,15 +498,27 @@ fn tracestate_cases_of_the_w3c_suite() {
         // The grammar beyond the suite: a simple key starts with a letter, a tenant may
         // start with a digit; no tab inside a value; a value of 256 characters at most.
         (vec![("tracestate", "1foo=1".into())], None),
-        (vec![("tracestate", "1foo@bar=1".into())], Some("1foo@bar=1".into())),
+        (
+            vec![("tracestate", "1foo@bar=1".into())],
+            Some("1foo@bar=1".into()),
+        ),
         (vec![("tracestate", "foo=a\tb".into())], None),
-        (vec![("tracestate", format!("foo={}", "v".repeat(256)))], Some(format!("foo={}", "v".repeat(256)))),
-        (vec![("tracestate", format!("foo={}", "v".repeat(257)))], None),
+        (
+            vec![("tracestate", format!("foo={}", "v".repeat(256)))],
+            Some(format!("foo={}", "v".repeat(256))),
+        ),
+        (
+            vec![("tracestate", format!("foo={}", "v".repeat(257)))],
+            None,
+        ),
         // Header injection: CR or LF anywhere discards the whole tracestate.
         (vec![("tracestate", "foo=1\r\nx-evil: 1".into())], None),
         (vec![("tracestate", "foo=1,\r\nbar=2".into())], None),
         (
-            vec![("tracestate", "foo=1".into()), ("tracestate", "bar=2\n".into())],
+            vec![
+                ("tracestate", "foo=1".into()),
+                ("tracestate", "bar=2\n".into()),
+            ],
             None,
         ),
         // Over 512 characters: members over 128 characters go first, from the end.
@@ -530,7 +568,10 @@ fn baggage_cases_of_the_w3c_suite() {
     let _rec = Recorder::start();
     let value = "\t \"';=asdf!@#$%^&*()";
     let cases: Vec<(&str, Vec<BaggageEntry>)> = vec![
-        ("SomeKey=SomeValue", vec![entry("SomeKey", "SomeValue", &[])]),
+        (
+            "SomeKey=SomeValue",
+            vec![entry("SomeKey", "SomeValue", &[])],
+        ),
         (
             "SomeKey=SomeValue,SomeKey2=SomeValue2",
             vec![
@@ -562,15 +603,31 @@ fn baggage_cases_of_the_w3c_suite() {
         (
             "SomeKey=SomeValue;SomePropKey=SomePropValue,SomeKey2=SomeValue2;SomePropKey2=SomePropValue2",
             vec![
-                entry("SomeKey", "SomeValue", &[("SomePropKey", Some("SomePropValue"))]),
-                entry("SomeKey2", "SomeValue2", &[("SomePropKey2", Some("SomePropValue2"))]),
+                entry(
+                    "SomeKey",
+                    "SomeValue",
+                    &[("SomePropKey", Some("SomePropValue"))],
+                ),
+                entry(
+                    "SomeKey2",
+                    "SomeValue2",
+                    &[("SomePropKey2", Some("SomePropValue2"))],
+                ),
             ],
         ),
         (
             "SomeKey \t = \t SomeValue \t ; \t SomePropKey=SomePropValue \t , \t SomeKey2 \t = \t SomeValue2 \t ; \t SomePropKey2 \t = \t SomePropValue2",
             vec![
-                entry("SomeKey", "SomeValue", &[("SomePropKey", Some("SomePropValue"))]),
-                entry("SomeKey2", "SomeValue2", &[("SomePropKey2", Some("SomePropValue2"))]),
+                entry(
+                    "SomeKey",
+                    "SomeValue",
+                    &[("SomePropKey", Some("SomePropValue"))],
+                ),
+                entry(
+                    "SomeKey2",
+                    "SomeValue2",
+                    &[("SomePropKey2", Some("SomePropValue2"))],
+                ),
             ],
         ),
         (
@@ -638,10 +695,7 @@ fn repeated_baggage_headers_are_combined_in_order() {
     );
     assert_eq!(remote.session_id.as_deref(), Some("sess-1"));
     assert_eq!(remote.user_id.as_deref(), Some("user-1"));
-    assert_eq!(
-        out["baggage"],
-        "session_id=sess-1,user_id=user-1,a=1,b=2;p"
-    );
+    assert_eq!(out["baggage"], "session_id=sess-1,user_id=user-1,a=1,b=2;p");
 }
 
 /// `count` members `key<i>=<value>`.

@@ -377,6 +377,7 @@ fn an_incoming_sampled_flag_is_honoured_both_ways() {
 
 #[test]
 fn a_sampler_that_is_not_parent_based_decides_for_itself() {
+    // Sampled upstream, dropped here.
     let rec = Recorder::with(|b| b.sampler(Sampler::AlwaysOff));
     {
         let _cx = opentelemetry::Context::current()
@@ -385,6 +386,25 @@ fn a_sampler_that_is_not_parent_based_decides_for_itself() {
         handler();
     }
     assert!(rec.spans().is_empty());
+    assert_eq!(sampling::sampling_stats()["handler"], stats(1, 0));
+    drop(rec);
+    // Not sampled upstream, kept here, still in the caller's trace and with its rate.
+    let rec = Recorder::with(|b| b.sampler(Sampler::AlwaysOn));
+    {
+        let _cx = opentelemetry::Context::current()
+            .with_remote_span_context(remote_parent(TraceFlags::default()))
+            .attach();
+        handler();
+    }
+    let spans = rec.spans();
+    let root = spans.get("handler");
+    assert_eq!(
+        root.trace_id(),
+        remote_parent(TraceFlags::default()).trace_id()
+    );
+    assert!(root.parent_span_is_remote);
+    assert_eq!(root.f64("honeyhive.sample_rate"), Some(1.0));
+    assert_eq!(sampling::sampling_stats()["handler"], stats(1, 1));
 }
 
 fn stats(seen: u64, sampled: u64) -> OperationStats {
@@ -654,10 +674,8 @@ fn adaptive_sampling_converges_to_the_target_per_operation() {
 const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331";
 
 fn from_caller(flags: &str, baggage: Option<&str>) -> honeyhive_runtime::propagation::Remote {
-    let mut headers = std::collections::HashMap::from([(
-        "traceparent".to_owned(),
-        format!("{CALLER}-{flags}"),
-    )]);
+    let mut headers =
+        std::collections::HashMap::from([("traceparent".to_owned(), format!("{CALLER}-{flags}"))]);
     if let Some(b) = baggage {
         headers.insert("baggage".to_owned(), b.to_owned());
     }
@@ -665,8 +683,7 @@ fn from_caller(flags: &str, baggage: Option<&str>) -> honeyhive_runtime::propaga
 }
 
 #[test]
-fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_counts_the_root()
-{
+fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_counts_the_root() {
     let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOff)));
     assert_eq!(from_caller("01", None).run(handler), 2);
     assert_eq!(from_caller("00", None).run(handler), 2);
@@ -674,7 +691,10 @@ fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_
     let spans = rec.spans();
     assert_eq!(spans.names(), ["handler_step", "handler"]);
     let root = spans.get("handler");
-    assert_eq!(root.trace_id(), remote_parent(TraceFlags::SAMPLED).trace_id());
+    assert_eq!(
+        root.trace_id(),
+        remote_parent(TraceFlags::SAMPLED).trace_id()
+    );
     assert_eq!(root.parent_span_id, SpanId::from(0xb7ad_6b71_6920_3331_u64));
     assert!(root.parent_span_is_remote);
     drop(rec);
@@ -752,11 +772,8 @@ fn under_an_extracted_context_other_samplers_apply_their_rules_users_and_rates()
     // The adaptive rate (here its initial rate, before a window closes).
     let clock = ManualClock::new();
     let rec = Recorder::with(|b| {
-        b.sampler(Sampler::AlwaysOn).adaptive_sampling(
-            Adaptive::new(1000.0)
-                .initial_rate(0.5)
-                .clock(clock.clone()),
-        )
+        b.sampler(Sampler::AlwaysOn)
+            .adaptive_sampling(Adaptive::new(1000.0).initial_rate(0.5).clock(clock.clone()))
     });
     sampling::seed_thread_rng(23);
     for _ in 0..1000 {

@@ -138,12 +138,18 @@ fn an_unsampled_decision_at_a_reaches_b_and_b_records_nothing() {
     });
     let reply = call_a_then_b();
     let (weather, received) = reply.split_once('|').unwrap();
-    assert_eq!(weather, "sunny in Paris", "tracing changed nothing for the program");
+    assert_eq!(
+        weather, "sunny in Paris",
+        "tracing changed nothing for the program"
+    );
     let parts: Vec<&str> = received.split('-').collect();
     assert_eq!(parts.len(), 4, "B received a traceparent: {received}");
     assert_ne!(parts[1], "0".repeat(32), "with a real trace id");
     assert_eq!(parts[3], "00", "marked not sampled");
-    assert!(rec.spans().is_empty(), "B recorded no fragment of A's trace");
+    assert!(
+        rec.spans().is_empty(),
+        "B recorded no fragment of A's trace"
+    );
     let stats = sampling::sampling_stats();
     assert_eq!((stats["a_handle"].seen, stats["a_handle"].sampled), (1, 0));
     assert_eq!(

@@ -8,9 +8,11 @@
 //! unsampled parent. At a root, the policy the [`Builder`](crate::Builder) installed is asked,
 //! first answer wins:
 //!
-//! 1. A parent from another process or from the OpenTelemetry SDK (an ambient OpenTelemetry `Context`):
-//!    with a [`Sampler::ParentBased`] sampler (the default) its sampled flag is kept; a declared
-//!    `sample_rate` may still thin a sampled trace.
+//! 1. A parent from another process (entered with
+//!    [`propagation::extract`](crate::propagation::extract)`(..).run` or `.instrument`) or from
+//!    the OpenTelemetry SDK (an ambient OpenTelemetry `Context`): with a [`Sampler::ParentBased`]
+//!    sampler (the default) its sampled flag is kept; a declared `sample_rate` may still thin a
+//!    sampled trace. Other samplers go on down this list, whatever the flag says.
 //! 2. [`Builder::always_sample_users`](crate::Builder::always_sample_users) /
 //!    [`always_sample_sessions`](crate::Builder::always_sample_sessions): the current user or
 //!    session (see [`Scope`](crate::Scope)) is one of them: kept.
