@@ -71,8 +71,20 @@ fn a_generated_id_is_on_every_span_of_the_scope_and_inherited_by_nested_scopes()
 #[test]
 fn spans_outside_any_scope_carry_no_request_id() {
     let rec = Recorder::start();
-    other_module::lookup("k");
-    assert_eq!(rid(rec.spans().get("lookup")), None);
+    other_module::lookup("before");
+    handle("in");
+    other_module::lookup("after");
+    let spans = rec.spans();
+    let by_input = |input: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == "lookup" && s.str("honeyhive_inputs.key") == Some(input))
+            .unwrap()
+    };
+    // The scope's id is on its spans, and on none recorded before or after it.
+    assert!(rid(by_input("in")).is_some());
+    assert_eq!(rid(by_input("before")), None);
+    assert_eq!(rid(by_input("after")), None);
 }
 
 struct MyRequest {

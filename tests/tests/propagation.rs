@@ -73,12 +73,17 @@ fn injected_headers_continue_the_trace_and_the_request_id_elsewhere() {
 #[test]
 fn the_callers_unsampled_decision_is_honoured() {
     let rec = Recorder::start();
-    let headers: HashMap<String, String> = HashMap::from([(
-        "traceparent".into(),
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".into(),
-    )]);
-    extract(&headers).run(|| server_handler(1));
-    assert!(rec.spans().is_empty());
+    let caller = |flags: &str| -> HashMap<String, String> {
+        HashMap::from([(
+            "traceparent".into(),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}"),
+        )])
+    };
+    assert_eq!(extract(&caller("00")).run(|| server_handler(1)), 2);
+    assert!(rec.spans().is_empty(), "not sampled upstream: nothing here");
+    // The same request, sampled upstream, is recorded: the flag made the difference.
+    extract(&caller("01")).run(|| server_handler(1));
+    assert_eq!(rec.spans().names(), ["server_work", "server_handler"]);
 }
 
 #[test]
