@@ -68,6 +68,9 @@ pub struct Correlation {
     pub(crate) user_id: Option<Arc<str>>,
     /// Incoming `tracestate`, passed on by `inject`.
     pub(crate) tracestate: Option<Arc<str>>,
+    /// The incoming trace id, when the caller set its random-trace-id flag (passed on by
+    /// `inject` for that trace).
+    pub(crate) random_trace_id: Option<u128>,
     /// Incoming baggage members other than ours, encoded, passed on by `inject`.
     pub(crate) baggage: Vec<Arc<str>>,
 }

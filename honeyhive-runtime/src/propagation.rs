@@ -22,6 +22,9 @@
 //! baggage member is dropped, an invalid `x-request-id` is replaced by a generated one (marked
 //! `honeyhive.request_id.replaced_invalid`).
 //!
+//! The caller's sampled flag is honoured by parent-based samplers (see [`crate::sampling`]); its
+//! random-trace-id flag (level 2) goes on with its trace id; unknown flags are sent as zero.
+//!
 //! Outbound headers are always valid header values within the W3C limits: `tracestate` at most
 //! 32 members and 512 characters (long members dropped first, as the specification advises),
 //! `baggage` at most 180 members and 8,192 bytes (whole members dropped, ours kept first),
@@ -204,6 +207,7 @@ fn trim_ows(s: &str) -> &str {
 /// user, and members passed on) and `x-request-id`.
 pub fn inject(carrier: &mut impl Carrier) {
     let cur = context::current();
+    let correlation = correlation::current();
     let sampled = match cur.state {
         State::Idle => None,
         State::Sampled | State::Remote { sampled: true } => Some(true),
@@ -213,13 +217,18 @@ pub fn inject(carrier: &mut impl Carrier) {
         && cur.trace_id != 0
         && cur.span_id != 0
     {
-        let flags = if sampled { "01" } else { "00" };
+        // Level 2: the caller's random-trace-id flag stays with its trace id; flags this
+        // crate does not know are sent as zero.
+        let random = correlation
+            .as_ref()
+            .is_some_and(|c| c.random_trace_id == Some(cur.trace_id));
+        let flags = u8::from(sampled) | (u8::from(random) << 1);
         carrier.set(
             TRACEPARENT,
-            format!("00-{:032x}-{:016x}-{flags}", cur.trace_id, cur.span_id),
+            format!("00-{:032x}-{:016x}-{flags:02x}", cur.trace_id, cur.span_id),
         );
     }
-    let Some(c) = correlation::current() else {
+    let Some(c) = correlation else {
         return;
     };
     if let Some(ts) = &c.tracestate {
@@ -281,6 +290,8 @@ pub struct RemoteParent {
     pub span_id: SpanId,
     /// The caller's sampling decision.
     pub sampled: bool,
+    /// Whether the caller marked the trace id random (the level 2 flag), passed on with it.
+    pub random_trace_id: bool,
 }
 
 /// A W3C baggage member: a key, its (percent-decoded) value and its properties as sent.
@@ -400,6 +411,11 @@ impl Remote {
         if let Some(ts) = &self.tracestate {
             c.tracestate = Some(Arc::from(ts.as_str()));
         }
+        if let Some(p) = self.parent {
+            c.random_trace_id = p
+                .random_trace_id
+                .then(|| u128::from_be_bytes(p.trace_id.to_bytes()));
+        }
         c.baggage = self
             .baggage
             .iter()
@@ -457,7 +473,8 @@ fn parse_traceparent(raw: &str) -> Option<RemoteParent> {
     Some(RemoteParent {
         trace_id: TraceId::from(trace_id),
         span_id: SpanId::from(span_id),
-        sampled: flags & 1 == 1,
+        sampled: flags & 0x01 != 0,
+        random_trace_id: flags & 0x02 != 0,
     })
 }
 

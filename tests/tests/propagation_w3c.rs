@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use honeyhive_runtime::propagation::{BaggageEntry, Remote, extract, inject};
 use honeyhive_runtime::testing::Recorder;
-use honeyhive_runtime::trace;
+use honeyhive_runtime::{Scope, trace};
 
 /// The headers of a request, in order, names as sent (a name may repeat).
 type Headers<'a> = &'a [(&'a str, &'a str)];
@@ -320,6 +320,45 @@ fn traceparent_cases_of_the_w3c_suite() {
             }
         }
     }
+}
+
+#[test]
+fn trace_flags_follow_level_2() {
+    let _rec = Recorder::start();
+    // (flags received, flags passed on): the sampled flag is kept (the default sampler is
+    // parent-based), the random-trace-id flag stays with its trace id, other bits are zero.
+    for (received, sent) in [
+        ("00", "00"),
+        ("01", "01"),
+        ("02", "02"),
+        ("03", "03"),
+        ("09", "01"),
+        ("fe", "02"),
+        ("ff", "03"),
+    ] {
+        let tp = format!("00-{TRACE}-{PARENT}-{received}");
+        let (remote, out) = hop(&[("traceparent", &tp)]);
+        assert_eq!(
+            remote.parent.unwrap().random_trace_id,
+            received == "02" || received == "03" || received == "fe" || received == "ff"
+        );
+        let (trace, parent, flags) = traceparent(&out);
+        assert_eq!((trace.as_str(), flags.as_str()), (TRACE, sent), "{tp}");
+        assert_ne!(parent, PARENT);
+    }
+    // A new trace that carries the caller's correlation (a scope moved to another thread,
+    // without the span) is not marked with the caller's flag.
+    let tp = format!("00-{TRACE}-{PARENT}-03");
+    let out = extract(&hash_map(&[("traceparent", &tp)])).run(|| {
+        let scoped = Scope::session("sess-1").instrument(async { next_hop() });
+        std::thread::spawn(move || futures_executor::block_on(scoped))
+            .join()
+            .unwrap()
+    });
+    let (trace, _, flags) = traceparent(&out);
+    assert_ne!(trace, TRACE, "a trace of its own");
+    assert_eq!(flags, "01");
+    assert!(out["baggage"].contains("session_id=sess-1"), "{out:?}");
 }
 
 #[test]
