@@ -140,7 +140,12 @@ impl RequestIdCarrier for http::HeaderMap {
 /// The `x-request-id` of a carrier, normalised; `Some("")` (never valid) when it is present
 /// but unusable: bytes no header may hold, or repeated with different values.
 fn request_id_field(carrier: &impl Carrier) -> Option<&str> {
-    Inbound::read(carrier).request_id()
+    let values: Vec<Option<&str>> = carrier
+        .get_all(X_REQUEST_ID)
+        .into_iter()
+        .map(field_value)
+        .collect();
+    agreed_value(&values)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,13 +181,19 @@ impl<'a> Inbound<'a> {
         }
     }
 
-    /// The request id: present once, or repeated with one value. `Some("")` when unusable.
+    /// The request id: see [`agreed_value`].
     fn request_id(&self) -> Option<&'a str> {
-        let (first, rest) = self.request_id.split_first()?;
-        match first {
-            Some(id) if rest.iter().all(|other| other == first) => Some(id),
-            _ => Some(""),
-        }
+        agreed_value(&self.request_id)
+    }
+}
+
+/// A header present once, or repeated with one value; `Some("")` when it is unusable (some
+/// value invalid, or values that disagree).
+fn agreed_value<'a>(values: &[Option<&'a str>]) -> Option<&'a str> {
+    let (first, rest) = values.split_first()?;
+    match first {
+        Some(value) if rest.iter().all(|other| other == first) => Some(value),
+        _ => Some(""),
     }
 }
 
