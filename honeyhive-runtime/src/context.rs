@@ -23,6 +23,10 @@ pub(crate) enum State {
     Sampled,
     /// An unsampled span is current; its whole subtree is not recorded.
     Unsampled,
+    /// A span in another process is current (an extracted `traceparent`) and no local span
+    /// yet: the next span is a root, its child, decided like any root (a parent-based sampler
+    /// keeps `sampled`, the caller's flag).
+    Remote { sampled: bool },
 }
 
 /// The span that is current on a thread: what a child needs to know about its parent.
@@ -31,10 +35,8 @@ pub(crate) struct Current {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
     pub(crate) state: State,
-    /// Whether `span_id` belongs to another process (an extracted `traceparent`).
-    pub(crate) remote: bool,
     /// Whether the span's record is open on this thread, so annotations can reach it (not so
-    /// in a carried scope on another thread, or under an extracted remote parent).
+    /// in a carried scope on another thread).
     pub(crate) here: bool,
 }
 
@@ -43,7 +45,6 @@ impl Current {
         trace_id: 0,
         span_id: 0,
         state: State::Idle,
-        remote: false,
         here: false,
     };
 }
@@ -120,10 +121,23 @@ pub(crate) struct AmbientParent {
     pub(crate) sampled: bool,
 }
 
-/// Reads the span of the current OpenTelemetry `Context` (set by the `OTel` SDK, by
-/// `tracing-opentelemetry`, or by [`crate::propagation`]-style extraction), so that our spans
-/// join a trace that started outside this crate.
-pub(crate) fn ambient_parent() -> Option<AmbientParent> {
+/// The parent a root span joins: a caller's span extracted by [`crate::propagation`] and
+/// current on this thread, else the span of the ambient OpenTelemetry `Context`.
+pub(crate) fn root_parent(cur: Current) -> Option<AmbientParent> {
+    match cur.state {
+        State::Remote { sampled } => Some(AmbientParent {
+            trace_id: cur.trace_id,
+            span_id: cur.span_id,
+            is_remote: true,
+            sampled,
+        }),
+        _ => ambient_parent(),
+    }
+}
+
+/// Reads the span of the current OpenTelemetry `Context` (set by the `OTel` SDK or by
+/// `tracing-opentelemetry`), so that our spans join a trace that started outside this crate.
+fn ambient_parent() -> Option<AmbientParent> {
     Context::map_current(|cx| {
         if !cx.has_active_span() {
             return None;
@@ -147,10 +161,12 @@ pub(crate) fn ambient_parent() -> Option<AmbientParent> {
 /// marked not sampled, so downstream samplers keep the decision.
 pub fn otel_context() -> Context {
     let cur = current();
-    let flags = match cur.state {
+    let (flags, is_remote) = match cur.state {
         State::Idle => return Context::current(),
-        State::Sampled => TraceFlags::SAMPLED,
-        State::Unsampled => TraceFlags::default(),
+        State::Sampled => (TraceFlags::SAMPLED, false),
+        State::Unsampled => (TraceFlags::default(), false),
+        State::Remote { sampled: true } => (TraceFlags::SAMPLED, true),
+        State::Remote { sampled: false } => (TraceFlags::default(), true),
     };
     if cur.trace_id == 0 || cur.span_id == 0 {
         return Context::current();
@@ -159,7 +175,7 @@ pub fn otel_context() -> Context {
         TraceId::from(cur.trace_id),
         SpanId::from(cur.span_id),
         flags,
-        false,
+        is_remote,
         TraceState::NONE,
     );
     Context::current().with_remote_span_context(sc)

@@ -5,7 +5,6 @@
 //! `honeyhive.request_id`, `honeyhive.session_id`, `session.id` and `user.id` on it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -69,8 +68,11 @@ pub struct Correlation {
     pub(crate) user_id: Option<Arc<str>>,
     /// Incoming `tracestate`, passed on by `inject`.
     pub(crate) tracestate: Option<Arc<str>>,
-    /// Incoming baggage entries other than ours, passed on by `inject`.
-    pub(crate) baggage: Vec<(Arc<str>, Arc<str>)>,
+    /// The incoming trace id, when the caller set its random-trace-id flag (passed on by
+    /// `inject` for that trace).
+    pub(crate) random_trace_id: Option<u128>,
+    /// Incoming baggage members other than ours, encoded, passed on by `inject`.
+    pub(crate) baggage: Vec<Arc<str>>,
 }
 
 thread_local! {
@@ -239,18 +241,6 @@ impl<T: RequestIdCarrier> RequestIdCarrier for Option<T> {
         self.as_ref().and_then(RequestIdCarrier::request_id)
     }
 }
-impl<S: std::hash::BuildHasher> RequestIdCarrier for HashMap<String, String, S> {
-    fn request_id(&self) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
-            .map(|(_, v)| v.as_str())
-    }
-}
-impl RequestIdCarrier for http::HeaderMap {
-    fn request_id(&self) -> Option<&str> {
-        self.get("x-request-id").and_then(|v| v.to_str().ok())
-    }
-}
 impl<B> RequestIdCarrier for http::Request<B> {
     fn request_id(&self) -> Option<&str> {
         self.headers().request_id()
@@ -284,6 +274,8 @@ pub fn with_request_id(policy: Policy, from: Option<&str>) -> Arc<Correlation> {
         .take()
         .or_else(|| next.incoming_request_id.clone())
         .map(|r| r.id);
+    // With no id established, the flag describes the incoming id (see `propagation`).
+    let incoming_replaced = next.replaced_invalid;
     next.replaced_invalid = false;
     next.previous_request_id = None;
     let chosen = match policy {
@@ -291,24 +283,21 @@ pub fn with_request_id(policy: Policy, from: Option<&str>) -> Arc<Correlation> {
             next.previous_request_id = previous;
             None
         }
-        Policy::Ensure => {
-            let from_arg = from.map(|id| (id, RequestIdSource::Argument));
-            let incoming = next
-                .incoming_request_id
-                .as_ref()
-                .map(|r| (&*r.id, r.source));
-            match from_arg.or(incoming) {
-                Some((id, source)) if is_valid_request_id(id) => Some(RequestId {
-                    id: Arc::from(id),
-                    source,
-                }),
-                Some(_) => {
-                    next.replaced_invalid = true;
-                    None
-                }
-                None => None,
+        Policy::Ensure => match from {
+            Some(id) if is_valid_request_id(id) => Some(RequestId {
+                id: Arc::from(id),
+                source: RequestIdSource::Argument,
+            }),
+            Some(_) => {
+                next.replaced_invalid = true;
+                None
             }
-        }
+            None => {
+                let incoming = next.incoming_request_id.clone();
+                next.replaced_invalid = incoming.is_some() && incoming_replaced;
+                incoming
+            }
+        },
     };
     next.request_id = Some(chosen.unwrap_or_else(|| RequestId {
         id: Arc::from(new_request_id()),

@@ -316,6 +316,7 @@ impl Enrich {
 
     fn write(&self, namespace: &str, key: &str, value: impl Into<Value>) -> &Self {
         if !self.recording {
+            span::count_lost_under_remote();
             return self;
         }
         let mark = if self.session { SESSION_MARK } else { "" };

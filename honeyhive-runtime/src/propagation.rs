@@ -14,8 +14,22 @@
 //! # assert_eq!(reply, "handled");
 //! ```
 //!
-//! Malformed, truncated or oversized headers are ignored, never trusted: an invalid
-//! `traceparent` starts a new trace, an invalid `x-request-id` is replaced by a generated one.
+//! Inbound headers are read as the W3C Trace Context (level 2) and Baggage specifications say,
+//! the same way from every carrier: each value trimmed of optional whitespace, a value with
+//! bytes no header may hold ignored, repeated `tracestate` and `baggage` headers combined in
+//! order, a repeated `traceparent` refused. Anything malformed is ignored, never trusted: an
+//! invalid `traceparent` starts a new trace, an invalid `tracestate` is dropped whole, an invalid
+//! baggage member is dropped, an invalid `x-request-id` is replaced by a generated one (marked
+//! `honeyhive.request_id.replaced_invalid`).
+//!
+//! The caller's sampled flag is honoured by parent-based samplers (see [`crate::sampling`]); its
+//! random-trace-id flag (level 2) goes on with its trace id; unknown flags are sent as zero.
+//!
+//! Outbound headers are always valid header values within the W3C limits: `tracestate` at most
+//! 32 members and 512 characters (long members dropped first, as the specification advises),
+//! `baggage` at most 180 members and 8,192 bytes (whole members dropped, ours kept first),
+//! values percent-encoded only where the specification requires it, and a request id that is
+//! not a valid inbound id (see [`is_valid_request_id`]) is not sent.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -25,8 +39,9 @@ use std::sync::Arc;
 use opentelemetry::{SpanId, TraceId};
 
 use crate::context::{self, Carried, Current, State, WithContext};
-use crate::correlation::{self, Correlation, RequestId, RequestIdSource, is_valid_request_id};
-use crate::sampling;
+use crate::correlation::{
+    self, Correlation, RequestId, RequestIdCarrier, RequestIdSource, is_valid_request_id,
+};
 
 /// Header names.
 pub const TRACEPARENT: &str = "traceparent";
@@ -45,8 +60,10 @@ const BAGGAGE_USER_ID: &str = "user_id";
 /// Limits from the W3C specifications.
 const MAX_TRACESTATE_LEN: usize = 512;
 const MAX_TRACESTATE_MEMBERS: usize = 32;
+/// `tracestate` members longer than this are the first dropped to meet the length limit.
+const TRACESTATE_LONG_MEMBER: usize = 128;
 const MAX_BAGGAGE_LEN: usize = 8192;
-const MAX_BAGGAGE_ENTRIES: usize = 180;
+const MAX_BAGGAGE_MEMBERS: usize = 180;
 
 /// Headers to read and write: implemented for `HashMap<String, String>` and
 /// `http::HeaderMap`.
@@ -55,6 +72,11 @@ pub trait Carrier {
     fn get(&self, key: &str) -> Option<&str>;
     /// Sets `key` to `value`, replacing any previous value.
     fn set(&mut self, key: &str, value: String);
+    /// Every value of `key`, as received, in order: a header may be repeated. The default
+    /// is the one value [`Carrier::get`] gives.
+    fn get_all(&self, key: &str) -> Vec<&[u8]> {
+        self.get(key).map(str::as_bytes).into_iter().collect()
+    }
 }
 
 impl<S: std::hash::BuildHasher> Carrier for HashMap<String, String, S> {
@@ -68,6 +90,16 @@ impl<S: std::hash::BuildHasher> Carrier for HashMap<String, String, S> {
     fn set(&mut self, key: &str, value: String) {
         self.retain(|k, _| !k.eq_ignore_ascii_case(key));
         self.insert(key.to_owned(), value);
+    }
+    /// Keys that differ only in case are repeats of one header, in the order of their names
+    /// (a map keeps no order of its own).
+    fn get_all(&self, key: &str) -> Vec<&[u8]> {
+        let mut found: Vec<(&String, &String)> = self
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .collect();
+        found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        found.into_iter().map(|(_, v)| v.as_bytes()).collect()
     }
 }
 
@@ -83,49 +115,182 @@ impl Carrier for http::HeaderMap {
             self.insert(name, value);
         }
     }
+    fn get_all(&self, key: &str) -> Vec<&[u8]> {
+        http::HeaderMap::get_all(self, key)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect()
+    }
 }
 
+/// `#[with_request_id(from = headers)]` reads `x-request-id` by the same rule as [`extract`].
+impl<S: std::hash::BuildHasher> RequestIdCarrier for HashMap<String, String, S> {
+    fn request_id(&self) -> Option<&str> {
+        request_id_field(self)
+    }
+}
+
+/// `#[with_request_id(from = headers)]` reads `x-request-id` by the same rule as [`extract`].
+impl RequestIdCarrier for http::HeaderMap {
+    fn request_id(&self) -> Option<&str> {
+        request_id_field(self)
+    }
+}
+
+/// The `x-request-id` of a carrier, normalised; `Some("")` (never valid) when it is present
+/// but unusable: bytes no header may hold, or repeated with different values.
+fn request_id_field(carrier: &impl Carrier) -> Option<&str> {
+    let values: Vec<Option<&str>> = carrier
+        .get_all(X_REQUEST_ID)
+        .into_iter()
+        .map(field_value)
+        .collect();
+    agreed_value(&values)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound: every carrier is first normalised into `Inbound`, then one parser reads it.
+
+/// The propagation headers of a request, as every carrier gives them: each value trimmed of
+/// optional whitespace, `None` where it holds bytes no header field may hold (control
+/// characters such as CR and LF, or non-ASCII bytes, which none of these headers allow).
+#[derive(Debug, Default)]
+struct Inbound<'a> {
+    traceparent: Vec<Option<&'a str>>,
+    tracestate: Vec<Option<&'a str>>,
+    baggage: Vec<Option<&'a str>>,
+    request_id: Vec<Option<&'a str>>,
+}
+
+impl<'a> Inbound<'a> {
+    fn read(carrier: &'a impl Carrier) -> Inbound<'a> {
+        let values = |key| carrier.get_all(key).into_iter().map(field_value).collect();
+        Inbound {
+            traceparent: values(TRACEPARENT),
+            tracestate: values(TRACESTATE),
+            baggage: values(BAGGAGE),
+            request_id: values(X_REQUEST_ID),
+        }
+    }
+
+    /// One `traceparent`, valid; a repeated one is refused (which of them is the caller?).
+    fn parent(&self) -> Option<RemoteParent> {
+        match self.traceparent.as_slice() {
+            [Some(raw)] => parse_traceparent(raw),
+            _ => None,
+        }
+    }
+
+    /// The request id: see [`agreed_value`].
+    fn request_id(&self) -> Option<&'a str> {
+        agreed_value(&self.request_id)
+    }
+}
+
+/// A header present once, or repeated with one value; `Some("")` when it is unusable (some
+/// value invalid, or values that disagree).
+fn agreed_value<'a>(values: &[Option<&'a str>]) -> Option<&'a str> {
+    let (first, rest) = values.split_first()?;
+    match first {
+        Some(value) if rest.iter().all(|other| other == first) => Some(value),
+        _ => Some(""),
+    }
+}
+
+/// A header value without its optional whitespace (`SP` / `HTAB`), if it holds only what a
+/// header value may: visible ASCII, spaces and tabs.
+fn field_value(raw: &[u8]) -> Option<&str> {
+    if !raw.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    std::str::from_utf8(raw).ok().map(trim_ows)
+}
+
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound.
+
 /// Writes the current trace context and correlation into `carrier`: `traceparent` (when a
-/// span is current), `tracestate` (passed on), `baggage` (request id, session, user, and
-/// entries passed on) and `x-request-id`.
+/// span, recorded or not, is current), `tracestate` (passed on), `baggage` (request id, session,
+/// user, and members passed on) and `x-request-id`.
 pub fn inject(carrier: &mut impl Carrier) {
     let cur = context::current();
-    if cur.state != State::Idle && cur.trace_id != 0 && cur.span_id != 0 {
-        let flags = if cur.state == State::Sampled {
-            "01"
-        } else {
-            "00"
-        };
+    let correlation = correlation::current();
+    let sampled = match cur.state {
+        State::Idle => None,
+        State::Sampled | State::Remote { sampled: true } => Some(true),
+        State::Unsampled | State::Remote { sampled: false } => Some(false),
+    };
+    if let Some(sampled) = sampled
+        && cur.trace_id != 0
+        && cur.span_id != 0
+    {
+        // Level 2: the caller's random-trace-id flag stays with its trace id; flags this
+        // crate does not know are sent as zero.
+        let random = correlation
+            .as_ref()
+            .is_some_and(|c| c.random_trace_id == Some(cur.trace_id));
+        let flags = u8::from(sampled) | (u8::from(random) << 1);
         carrier.set(
             TRACEPARENT,
-            format!("00-{:032x}-{:016x}-{flags}", cur.trace_id, cur.span_id),
+            format!("00-{:032x}-{:016x}-{flags:02x}", cur.trace_id, cur.span_id),
         );
     }
-    let Some(c) = correlation::current() else {
+    let Some(c) = correlation else {
         return;
     };
     if let Some(ts) = &c.tracestate {
         carrier.set(TRACESTATE, ts.to_string());
     }
-    let mut baggage: Vec<String> = Vec::new();
+    let mut baggage = BaggageWriter::default();
     let rid = c.request_id.as_ref().or(c.incoming_request_id.as_ref());
-    if let Some(rid) = rid {
+    if let Some(rid) = rid.filter(|r| is_valid_request_id(&r.id)) {
         carrier.set(X_REQUEST_ID, rid.id.to_string());
-        baggage.push(format!("{BAGGAGE_REQUEST_ID}={}", percent_encode(&rid.id)));
+        baggage.push(&encode_member(BAGGAGE_REQUEST_ID, &rid.id, &[]));
     }
     if let Some(s) = &c.session_id {
-        baggage.push(format!("{BAGGAGE_SESSION_ID}={}", percent_encode(s)));
+        baggage.push(&encode_member(BAGGAGE_SESSION_ID, s, &[]));
     }
     if let Some(u) = &c.user_id {
-        baggage.push(format!("{BAGGAGE_USER_ID}={}", percent_encode(u)));
+        baggage.push(&encode_member(BAGGAGE_USER_ID, u, &[]));
     }
-    for (k, v) in &c.baggage {
-        baggage.push(format!("{k}={}", percent_encode(v)));
+    for member in &c.baggage {
+        baggage.push(member);
     }
-    if !baggage.is_empty() {
-        carrier.set(BAGGAGE, baggage.join(","));
+    if !baggage.out.is_empty() {
+        carrier.set(BAGGAGE, baggage.out);
     }
 }
+
+/// Builds a `baggage` value within the W3C limits: a member that does not fit is left out
+/// whole, never cut.
+#[derive(Default)]
+struct BaggageWriter {
+    out: String,
+    members: usize,
+}
+
+impl BaggageWriter {
+    fn push(&mut self, member: &str) {
+        let sep = usize::from(!self.out.is_empty());
+        if self.members >= MAX_BAGGAGE_MEMBERS
+            || self.out.len() + sep + member.len() > MAX_BAGGAGE_LEN
+        {
+            return;
+        }
+        if sep == 1 {
+            self.out.push(',');
+        }
+        self.out.push_str(member);
+        self.members += 1;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What arrived.
 
 /// A parent span in another process, from `traceparent`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,65 +301,92 @@ pub struct RemoteParent {
     pub span_id: SpanId,
     /// The caller's sampling decision.
     pub sampled: bool,
+    /// Whether the caller marked the trace id random (the level 2 flag), passed on with it.
+    pub random_trace_id: bool,
+}
+
+/// A W3C baggage member: a key, its (percent-decoded) value and its properties as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaggageEntry {
+    /// The key.
+    pub key: String,
+    /// The value, percent-decoded (invalid UTF-8 replaced by U+FFFD, as the specification says).
+    pub value: String,
+    /// Properties (`;key` or `;key=value`), in order, as sent.
+    pub properties: Vec<(String, Option<String>)>,
 }
 
 /// What arrived with a request: the caller's span, its request id, session and user.
 ///
 /// Enter it for the handler with [`Remote::run`] (sync) or [`Remote::instrument`] (async):
-/// spans recorded inside become children of the caller's span and carry its request id.
+/// spans recorded inside become children of the caller's span and carry its request id. The
+/// first span inside is a root of this service and is sampled like any root: a parent-based
+/// sampler (the default) keeps the caller's decision, other samplers apply their policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Remote {
-    /// The caller's span, if a valid `traceparent` arrived.
+    /// The caller's span, if one valid `traceparent` arrived.
     pub parent: Option<RemoteParent>,
-    /// `tracestate`, if valid.
+    /// `tracestate`, if valid, as it will be passed on (within the W3C limits).
     pub tracestate: Option<String>,
-    /// The request id from `x-request-id`, else from baggage, if valid.
+    /// The request id from `x-request-id`, else from baggage, if valid; a generated one
+    /// (source `generated`) when the one that arrived was invalid.
     pub request_id: Option<RequestId>,
-    /// Whether an inbound request id was present but invalid (and so ignored).
+    /// Whether an inbound request id was present but invalid (and so replaced).
     pub request_id_invalid: bool,
     /// Session id from baggage.
     pub session_id: Option<String>,
     /// User id from baggage.
     pub user_id: Option<String>,
-    /// Other baggage entries, passed on by [`inject`].
-    pub baggage: Vec<(String, String)>,
+    /// Other baggage members, passed on by [`inject`].
+    pub baggage: Vec<BaggageEntry>,
 }
 
 /// Reads trace context and correlation from `carrier`, ignoring anything malformed.
 pub fn extract(carrier: &impl Carrier) -> Remote {
+    let inbound = Inbound::read(carrier);
     let mut remote = Remote {
-        parent: carrier.get(TRACEPARENT).and_then(parse_traceparent),
+        parent: inbound.parent(),
         ..Remote::default()
     };
+    // Trace Context: without a valid traceparent, tracestate is not read.
     if remote.parent.is_some() {
-        remote.tracestate = carrier
-            .get(TRACESTATE)
-            .filter(|ts| valid_tracestate(ts))
-            .map(str::to_owned);
+        remote.tracestate = parse_tracestate(&inbound.tracestate);
     }
     let mut baggage_request_id = None;
-    for (k, v) in carrier.get(BAGGAGE).map(parse_baggage).unwrap_or_default() {
-        match k.as_str() {
-            BAGGAGE_REQUEST_ID => baggage_request_id = Some(v),
-            BAGGAGE_SESSION_ID if is_valid_request_id(&v) => remote.session_id = Some(v),
-            BAGGAGE_USER_ID if is_valid_request_id(&v) => remote.user_id = Some(v),
+    for entry in parse_baggage(&inbound.baggage) {
+        match entry.key.as_str() {
+            BAGGAGE_REQUEST_ID => baggage_request_id = Some(entry.value),
+            BAGGAGE_SESSION_ID if is_valid_request_id(&entry.value) => {
+                remote.session_id = Some(entry.value);
+            }
+            BAGGAGE_USER_ID if is_valid_request_id(&entry.value) => {
+                remote.user_id = Some(entry.value);
+            }
             BAGGAGE_SESSION_ID | BAGGAGE_USER_ID => {}
-            _ => remote.baggage.push((k, v)),
+            _ => remote.baggage.push(entry),
         }
     }
-    let header = carrier
-        .get(X_REQUEST_ID)
-        .map(|v| (v.trim().to_owned(), RequestIdSource::Header));
+    let header = inbound
+        .request_id()
+        .map(|v| (v.to_owned(), RequestIdSource::Header));
     let from_baggage = baggage_request_id.map(|v| (v, RequestIdSource::Baggage));
-    if let Some((id, source)) = header.or(from_baggage) {
+    let mut invalid = false;
+    for (id, source) in header.into_iter().chain(from_baggage) {
         if is_valid_request_id(&id) {
             remote.request_id = Some(RequestId {
                 id: Arc::from(id),
                 source,
             });
-        } else {
-            remote.request_id_invalid = true;
+            break;
         }
+        invalid = true;
+    }
+    if invalid {
+        remote.request_id_invalid = true;
+        remote.request_id.get_or_insert_with(|| RequestId {
+            id: Arc::from(correlation::new_request_id()),
+            source: RequestIdSource::Generated,
+        });
     }
     remote
 }
@@ -202,25 +394,13 @@ pub fn extract(carrier: &impl Carrier) -> Remote {
 impl Remote {
     fn carried(&self) -> Carried {
         let span = match self.parent {
-            Some(p) => {
-                // Honour the caller's decision unless the global sampler ignores parents.
-                let sampled = if sampling::parent_based() {
-                    p.sampled
-                } else {
-                    sampling::roll(sampling::root_rate())
-                };
-                Current {
-                    trace_id: u128::from_be_bytes(p.trace_id.to_bytes()),
-                    span_id: u64::from_be_bytes(p.span_id.to_bytes()),
-                    state: if sampled && crate::export::is_active() {
-                        State::Sampled
-                    } else {
-                        State::Unsampled
-                    },
-                    remote: true,
-                    here: false,
-                }
-            }
+            // The first span inside decides, as any root does (see `sampling`).
+            Some(p) => Current {
+                trace_id: u128::from_be_bytes(p.trace_id.to_bytes()),
+                span_id: u64::from_be_bytes(p.span_id.to_bytes()),
+                state: State::Remote { sampled: p.sampled },
+                here: false,
+            },
             None => context::current(),
         };
         let mut c: Correlation = correlation::current()
@@ -229,6 +409,10 @@ impl Remote {
             .unwrap_or_default();
         if self.request_id.is_some() {
             c.incoming_request_id.clone_from(&self.request_id);
+            // Describes the incoming id while no scope has established one.
+            if c.request_id.is_none() {
+                c.replaced_invalid = self.request_id_invalid;
+            }
         }
         if let Some(s) = &self.session_id {
             c.session_id = Some(Arc::from(s.as_str()));
@@ -239,10 +423,15 @@ impl Remote {
         if let Some(ts) = &self.tracestate {
             c.tracestate = Some(Arc::from(ts.as_str()));
         }
+        if let Some(p) = self.parent {
+            c.random_trace_id = p
+                .random_trace_id
+                .then(|| u128::from_be_bytes(p.trace_id.to_bytes()));
+        }
         c.baggage = self
             .baggage
             .iter()
-            .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
+            .map(|e| Arc::from(encode_member(&e.key, &e.value, &e.properties)))
             .collect();
         let correlation = (c != Correlation::default()).then(|| Arc::new(c));
         Carried::from_parts(span, correlation)
@@ -259,98 +448,209 @@ impl Remote {
     }
 }
 
-/// `version-traceid-parentid-flags`, lowercase hex, ids not all zero.
+// ---------------------------------------------------------------------------------------------
+// Trace Context.
+
+/// `version-traceid-parentid-flags`, lowercase hex, ids not all zero, version not `ff`.
+/// Version `00` has exactly these fields; a later version may append `-`-led fields.
 fn parse_traceparent(raw: &str) -> Option<RemoteParent> {
-    let raw = raw.trim();
-    if raw.len() < 55 || raw.len() > 512 {
+    let b = raw.as_bytes();
+    if b.len() < 55 {
         return None;
     }
-    let mut parts = raw.split('-');
-    let version = parts.next()?;
-    let trace = parts.next()?;
-    let span = parts.next()?;
-    let flags = parts.next()?;
-    let extra = parts.next();
-    let is_hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|&c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     };
-    if !is_hex(version, 2)
-        || version == "ff"
-        || !is_hex(trace, 32)
-        || !is_hex(span, 16)
-        || !is_hex(flags, 2)
+    let (version, trace, span, flags) = (&b[0..2], &b[3..35], &b[36..52], &b[53..55]);
+    if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    if !hex(version) || version == b"ff" || !hex(trace) || !hex(span) || !hex(flags) {
+        return None;
+    }
+    if let Some(&next) = b.get(55)
+        && (version == b"00" || next != b'-')
     {
         return None;
     }
-    // Version 00 has exactly four fields; later versions may add fields after these.
-    if version == "00" && extra.is_some() {
-        return None;
-    }
-    let trace_id = u128::from_str_radix(trace, 16).ok().filter(|&t| t != 0)?;
-    let span_id = u64::from_str_radix(span, 16).ok().filter(|&s| s != 0)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
+    // Checked above: the fields are ASCII hex digits.
+    let trace_id = u128::from_str_radix(&raw[3..35], 16)
+        .ok()
+        .filter(|&t| t != 0)?;
+    let span_id = u64::from_str_radix(&raw[36..52], 16)
+        .ok()
+        .filter(|&s| s != 0)?;
+    let flags = u8::from_str_radix(&raw[53..55], 16).ok()?;
     Some(RemoteParent {
         trace_id: TraceId::from(trace_id),
         span_id: SpanId::from(span_id),
-        sampled: flags & 1 == 1,
+        sampled: flags & 0x01 != 0,
+        random_trace_id: flags & 0x02 != 0,
     })
 }
 
-fn valid_tracestate(raw: &str) -> bool {
-    raw.len() <= MAX_TRACESTATE_LEN
-        && raw.split(',').filter(|m| !m.trim().is_empty()).count() <= MAX_TRACESTATE_MEMBERS
-        && raw
-            .split(',')
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .all(|member| {
-                member.split_once('=').is_some_and(|(k, v)| {
-                    !k.is_empty()
-                        && k.len() <= 256
-                        && k.bytes().all(|b| {
-                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/@".contains(&b)
-                        })
-                        && !v.is_empty()
-                        && v.len() <= 256
-                        && v.bytes()
-                            .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
-                })
-            })
-}
-
-fn parse_baggage(raw: &str) -> Vec<(String, String)> {
-    if raw.len() > MAX_BAGGAGE_LEN {
-        return Vec::new();
-    }
-    raw.split(',')
-        .filter_map(|entry| {
-            let kv = entry.split(';').next()?.trim();
-            let (k, v) = kv.split_once('=')?;
-            let k = k.trim();
-            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-            if k.is_empty() || !k.bytes().all(token) {
+/// Combines the `tracestate` headers in order and checks them whole: any invalid member, a
+/// repeated key or more than 32 members discards it. Returns what to pass on: canonical
+/// (`key=value` joined by `,`), within 512 characters.
+fn parse_tracestate(values: &[Option<&str>]) -> Option<String> {
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    for value in values {
+        for member in (*value)?.split(',').map(trim_ows) {
+            if member.is_empty() {
+                continue;
+            }
+            let (key, val) = member.split_once('=')?;
+            if !valid_tracestate_key(key)
+                || !valid_tracestate_value(val)
+                || members.iter().any(|(k, _)| *k == key)
+                || members.len() == MAX_TRACESTATE_MEMBERS
+            {
                 return None;
             }
-            Some((k.to_owned(), percent_decode(v.trim())?))
-        })
-        .take(MAX_BAGGAGE_ENTRIES)
+            members.push((key, val));
+        }
+    }
+    let len = |m: &[(&str, &str)]| -> usize {
+        m.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>() + m.len().saturating_sub(1)
+    };
+    // Over the limit: drop members longer than 128 characters first, from the end, then
+    // members from the end.
+    while len(&members) > MAX_TRACESTATE_LEN {
+        let long = members
+            .iter()
+            .rposition(|(k, v)| k.len() + v.len() + 1 > TRACESTATE_LONG_MEMBER);
+        members.remove(long.unwrap_or(members.len() - 1));
+    }
+    if members.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(len(&members));
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{k}={v}");
+    }
+    Some(out)
+}
+
+/// `simple-key` (`lcalpha` then up to 255 of `lcalpha DIGIT _ - * /`) or
+/// `tenant@system` (up to 241 characters led by `lcalpha` or a digit, then `@`, then up to 14
+/// led by `lcalpha`).
+fn valid_tracestate_key(key: &str) -> bool {
+    let part = |s: &str, max: usize, lead: fn(u8) -> bool| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= max
+            && lead(b[0])
+            && b.iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(&c))
+    };
+    let lc = |c: u8| c.is_ascii_lowercase();
+    let lc_or_digit = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match key.split_once('@') {
+        None => part(key, 256, lc),
+        Some((tenant, system)) => part(tenant, 241, lc_or_digit) && part(system, 14, lc),
+    }
+}
+
+/// 1 to 256 printable ASCII characters but `,` and `=`, not ending in a space.
+fn valid_tracestate_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && !value.ends_with(' ')
+        && value
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baggage.
+
+/// Combines the `baggage` headers in order (values with bytes no header may hold are
+/// ignored) and reads their members; an invalid member is dropped. A combined value over
+/// 8,192 bytes is ignored whole, and at most 180 members are read.
+fn parse_baggage(values: &[Option<&str>]) -> Vec<BaggageEntry> {
+    let valid: Vec<&str> = values.iter().flatten().copied().collect();
+    let combined = valid.iter().map(|v| v.len()).sum::<usize>() + valid.len().saturating_sub(1);
+    if combined > MAX_BAGGAGE_LEN {
+        return Vec::new();
+    }
+    valid
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(trim_ows)
+        .filter(|m| !m.is_empty())
+        .filter_map(parse_baggage_member)
+        .take(MAX_BAGGAGE_MEMBERS)
         .collect()
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:/+".contains(&b) {
+/// `key OWS = OWS value *(OWS ; OWS property)`, property `key OWS = OWS value` or `key`.
+fn parse_baggage_member(member: &str) -> Option<BaggageEntry> {
+    let mut parts = member.split(';');
+    let (key, value) = parts.next()?.split_once('=')?;
+    let (key, value) = (trim_ows(key), trim_ows(value));
+    if !is_token(key) || !value.bytes().all(is_baggage_octet_or_pct) {
+        return None;
+    }
+    let mut properties = Vec::new();
+    for property in parts.map(trim_ows) {
+        let (pk, pv) = match property.split_once('=') {
+            Some((pk, pv)) => (trim_ows(pk), Some(trim_ows(pv))),
+            None => (property, None),
+        };
+        if !is_token(pk) || !pv.unwrap_or("").bytes().all(is_baggage_octet_or_pct) {
+            return None;
+        }
+        properties.push((pk.to_owned(), pv.map(str::to_owned)));
+    }
+    Some(BaggageEntry {
+        key: key.to_owned(),
+        value: percent_decode(value)?,
+        properties,
+    })
+}
+
+/// An HTTP `token`: one or more `tchar`s.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `baggage-octet`: printable ASCII but space, `"`, `,`, `;` and `\`.
+fn is_baggage_octet_or_pct(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && !b"\",;\\".contains(&b)
+}
+
+/// `key=value;properties` with the value percent-encoded where the specification requires:
+/// outside `baggage-octet`, and `%` itself. A value sent minimally encoded comes out the same
+/// size, so passing baggage on never grows it.
+fn encode_member(key: &str, value: &str, properties: &[(String, Option<String>)]) -> String {
+    let mut out = String::with_capacity(key.len() + value.len() + 1);
+    out.push_str(key);
+    out.push('=');
+    for b in value.bytes() {
+        if is_baggage_octet_or_pct(b) && b != b'%' {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
         }
     }
+    for (k, v) in properties {
+        out.push(';');
+        out.push_str(k);
+        if let Some(v) = v {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
     out
 }
 
+/// Decodes `%XX` escapes; a `%` not followed by two hex digits makes the value invalid.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -358,6 +658,9 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -365,58 +668,5 @@ fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn traceparent_accepts_only_the_w3c_form() {
-        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let p = parse_traceparent(ok).unwrap();
-        assert!(p.sampled);
-        assert_eq!(p.span_id, SpanId::from(0x00f0_67aa_0ba9_02b7));
-        for bad in [
-            "",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ] {
-            assert_eq!(parse_traceparent(bad), None, "{bad}");
-        }
-        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more";
-        assert!(!parse_traceparent(future).unwrap().sampled);
-    }
-
-    #[test]
-    fn baggage_round_trips_and_rejects_junk() {
-        let parsed = parse_baggage("request_id=r%201;prop=x, bad key=1, k=v%ZZ, ok=%E2%9C%93");
-        assert_eq!(
-            parsed,
-            [
-                ("request_id".to_owned(), "r 1".to_owned()),
-                ("ok".to_owned(), "✓".to_owned())
-            ]
-        );
-        assert!(parse_baggage(&"a=b,".repeat(3000)).is_empty());
-        assert_eq!(
-            percent_decode(&percent_encode("a b,c=d✓")).unwrap(),
-            "a b,c=d✓"
-        );
-    }
-
-    #[test]
-    fn tracestate_limits() {
-        assert!(valid_tracestate("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"));
-        assert!(!valid_tracestate("Bad=1"));
-        assert!(!valid_tracestate(&"a=b,".repeat(40)));
-        assert!(!valid_tracestate(&format!("a={}", "x".repeat(600))));
-    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }

@@ -74,6 +74,8 @@ pub(crate) struct Counters {
     pub(crate) exporter_panics: AtomicU64,
     /// Trace ids of batches dropped on a full queue, for the export thread to drop the rest.
     pub(crate) doomed: Mutex<Vec<u128>>,
+    /// Whether `doomed` may hold ids (so the export thread locks it only then).
+    pub(crate) has_doomed: AtomicBool,
 }
 
 /// A thread's way back for the records it handed over, and its gauge of buffered spans.
@@ -163,27 +165,27 @@ impl Sink {
         Ok(())
     }
 
-    /// Counts a refused batch and marks its traces, so that their other parts are dropped on
-    /// the export thread instead of arriving as orphans.
+    /// Counts a refused batch and marks its traces, so that their other parts (handed over
+    /// earlier or later, from this thread or another) are dropped on the export thread instead
+    /// of arriving as orphans. Even a run that ends with its root is marked: an earlier part
+    /// of it may be waiting on the export thread.
     #[cold]
     fn refuse(&self, batch: &Batch) {
         let c = &self.counters;
         c.dropped
             .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        let runs = batch.records.chunk_by(|a, b| a.trace_id == b.trace_id);
         let mut doomed = c.doomed.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = doomed.len();
+        doomed.extend(runs.map(|run| run[0].trace_id));
+        c.dropped_traces
+            .fetch_add((doomed.len() - before) as u64, Ordering::Relaxed);
         // Bounded: the export thread drains it; under a flood the oldest marks go first.
         if doomed.len() > MAX_DOOMED {
             let over = doomed.len() - MAX_DOOMED / 2;
             doomed.drain(..over);
         }
-        let mut last = 0;
-        for r in &batch.records {
-            if r.trace_id != last {
-                last = r.trace_id;
-                doomed.push(last);
-                c.dropped_traces.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        c.has_doomed.store(true, Ordering::Release);
     }
 }
 

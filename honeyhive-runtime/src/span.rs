@@ -254,7 +254,7 @@ impl Span {
         // Only the state is read here; the work reads the whole parent again.
         match context::current().state {
             State::Unsampled => Span::unchanged(),
-            State::Idle if !sink::is_active() => Span::unchanged(),
+            State::Idle | State::Remote { .. } if !sink::is_active() => Span::unchanged(),
             _ => Span::open_traced(meta, enter),
         }
     }
@@ -278,16 +278,9 @@ impl Span {
                         enter,
                     );
                 }
-                Span::recorded(
-                    meta,
-                    parent.trace_id,
-                    parent.span_id,
-                    parent.remote,
-                    None,
-                    enter,
-                )
+                Span::recorded(meta, parent.trace_id, parent.span_id, false, None, enter)
             }
-            State::Idle => Span::root(meta, enter),
+            State::Idle | State::Remote { .. } => Span::root(meta, parent, enter),
         }
     }
 
@@ -313,29 +306,32 @@ impl Span {
 
     #[cold]
     #[inline(never)]
-    fn root(meta: &'static Meta, enter: bool) -> Span {
+    fn root(meta: &'static Meta, current: Current, enter: bool) -> Span {
         if sink::on_export_thread() {
             // A traced call inside an exporter: exporting its span would make another export.
             return Span::unchanged();
         }
-        // Not reached under an extracted remote context: entering one makes it current.
-        // A trace started elsewhere (the OTel SDK in this process, or another service) is
-        // joined; the sampler decides whether its decision is kept.
-        let ambient = context::ambient_parent();
+        // A trace started elsewhere (another service, through `propagation::extract`, or the
+        // OTel SDK in this process) is joined; the sampler decides whether its decision is kept.
+        let ambient = context::root_parent(current);
         let decision = sampling::decide_root(meta, ambient.as_ref().map(|a| a.sampled));
-        if !pinned_roll().unwrap_or(decision.keep) {
-            return Span::unsampled(
-                Current {
-                    state: State::Unsampled,
-                    ..Current::IDLE
-                },
-                enter,
-            );
-        }
         let (trace_id, parent_id, parent_remote) = match ambient {
             Some(a) => (a.trace_id, a.span_id, a.is_remote),
             None => (context::new_trace_id(), 0, false),
         };
+        if !pinned_roll().unwrap_or(decision.keep) {
+            // Real ids, so that `inject` and `otel_context` pass the "not sampled" decision on
+            // and the services downstream keep it instead of deciding again.
+            return Span::unsampled(
+                Current {
+                    trace_id,
+                    span_id: context::new_span_id(),
+                    state: State::Unsampled,
+                    here: false,
+                },
+                enter,
+            );
+        }
         let mut span = Span::recorded(
             meta,
             trace_id,
@@ -364,7 +360,6 @@ impl Span {
             trace_id,
             span_id,
             state: State::Sampled,
-            remote: false,
             here: true,
         };
         // A session root starts a session for its subtree, unless one is already current.
@@ -593,6 +588,7 @@ pub(crate) enum Annotation {
 pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
     let cur = context::current();
     if cur.state != State::Sampled {
+        count_lost_under_remote();
         return;
     }
     if !cur.here {
@@ -610,6 +606,14 @@ pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
         }
     });
     if pushed != Ok(true) {
+        sink::lost_annotation();
+    }
+}
+
+/// Counts an annotation skipped because only a remote parent is current (inside
+/// `propagation::extract(..).run`, before any local span): it could never reach a span.
+pub(crate) fn count_lost_under_remote() {
+    if matches!(context::current().state, State::Remote { .. }) {
         sink::lost_annotation();
     }
 }

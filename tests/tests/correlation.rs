@@ -71,8 +71,20 @@ fn a_generated_id_is_on_every_span_of_the_scope_and_inherited_by_nested_scopes()
 #[test]
 fn spans_outside_any_scope_carry_no_request_id() {
     let rec = Recorder::start();
-    other_module::lookup("k");
-    assert_eq!(rid(rec.spans().get("lookup")), None);
+    other_module::lookup("before");
+    handle("in");
+    other_module::lookup("after");
+    let spans = rec.spans();
+    let by_input = |input: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == "lookup" && s.str("honeyhive_inputs.key") == Some(input))
+            .unwrap()
+    };
+    // The scope's id is on its spans, and on none recorded before or after it.
+    assert!(rid(by_input("in")).is_some());
+    assert_eq!(rid(by_input("before")), None);
+    assert_eq!(rid(by_input("after")), None);
 }
 
 struct MyRequest {
@@ -369,6 +381,7 @@ fn bind_current_and_carried_cross_threads_plain_threads_do_not() {
 #[with_request_id(from = id)]
 #[trace(event_type = "chain")]
 async fn request(id: String, n: usize) -> usize {
+    event(true);
     let mut handles = Vec::new();
     for i in 0..2 {
         handles.push(honeyhive_runtime::spawn(subtask(i)));
@@ -381,31 +394,76 @@ async fn request(id: String, n: usize) -> usize {
     total
 }
 
+/// Requests starting (`true`) and subtasks resuming after their yield (`false`), with the
+/// request id current there, in order.
+static EVENTS: std::sync::Mutex<Vec<(bool, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn event(start: bool) {
+    let id = honeyhive_runtime::current_request_id().map_or_else(String::new, |r| r.id.to_string());
+    EVENTS.lock().unwrap().push((start, id));
+}
+
 #[trace(event_type = "tool")]
 async fn subtask(i: usize) -> usize {
     tokio::task::yield_now().await;
+    event(false);
     other_module::lookup(&"x".repeat(i)) + i
+}
+
+async fn bystander() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+        assert_eq!(honeyhive_runtime::current_request_id(), None);
+        assert_eq!(honeyhive_runtime::current_span_ids(), None);
+    }
 }
 
 #[test]
 fn a_thousand_concurrent_requests_never_mix_ids_or_parents() {
     let rec = Recorder::with(|b| b.queue_capacity(1 << 20));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
+    // One thread, so the interleaving is the same on every run: every yield hands the thread
+    // to another request's task, which is where a leaked scope would show.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let results = rt.block_on(async {
         let handles: Vec<_> = (0..1000)
             .map(|n| tokio::spawn(request(format!("req-{n}"), n % 7)))
             .collect();
+        // Tasks with no scope of their own, run between the requests' polls: a scope left
+        // behind by a request would show here.
+        let bystanders: Vec<_> = (0..100).map(|_| tokio::spawn(bystander())).collect();
         let mut out = Vec::new();
         for h in handles {
             out.push(h.await.unwrap());
+        }
+        for b in bystanders {
+            b.await.unwrap();
         }
         out
     });
     drop(rt);
     assert_eq!(results.len(), 1000);
+    // The requests did run interleaved on the thread: many were in flight at once.
+    let events = std::mem::take(&mut *EVENTS.lock().unwrap());
+    assert_eq!(events.len(), 4000);
+    let mut in_flight: HashMap<&str, usize> = HashMap::new();
+    let mut most = 0;
+    for (start, id) in &events {
+        if *start {
+            in_flight.insert(id, 3);
+        } else {
+            let left = in_flight
+                .get_mut(id.as_str())
+                .expect("a subtask saw its request's id");
+            *left -= 1;
+            if *left == 0 {
+                in_flight.remove(id.as_str());
+            }
+        }
+        most = most.max(in_flight.len());
+    }
+    assert!(most > 100, "at most {most} requests in flight at once");
     let spans = rec.spans();
     assert_eq!(rec.guard().dropped_spans(), 0);
     // 1000 requests × (request + 3 subtasks + 3 lookups)

@@ -73,12 +73,17 @@ fn injected_headers_continue_the_trace_and_the_request_id_elsewhere() {
 #[test]
 fn the_callers_unsampled_decision_is_honoured() {
     let rec = Recorder::start();
-    let headers: HashMap<String, String> = HashMap::from([(
-        "traceparent".into(),
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".into(),
-    )]);
-    extract(&headers).run(|| server_handler(1));
-    assert!(rec.spans().is_empty());
+    let caller = |flags: &str| -> HashMap<String, String> {
+        HashMap::from([(
+            "traceparent".into(),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}"),
+        )])
+    };
+    assert_eq!(extract(&caller("00")).run(|| server_handler(1)), 2);
+    assert!(rec.spans().is_empty(), "not sampled upstream: nothing here");
+    // The same request, sampled upstream, is recorded: the flag made the difference.
+    extract(&caller("01")).run(|| server_handler(1));
+    assert_eq!(rec.spans().names(), ["server_work", "server_handler"]);
 }
 
 #[test]
@@ -200,4 +205,57 @@ fn carriers_match_header_names_case_insensitively() {
     Carrier::set(&mut h, "traceparent", "y".into());
     assert_eq!(h.len(), 1);
     assert_eq!(h["traceparent"], "y");
+}
+
+#[trace(sample_rate = 0.0)]
+fn unsampled_client() -> (HashMap<String, String>, opentelemetry::Context) {
+    let mut headers = HashMap::new();
+    inject(&mut headers);
+    (headers, honeyhive_runtime::otel_context())
+}
+
+#[test]
+fn an_unsampled_root_passes_its_decision_on_with_real_ids() {
+    let rec = Recorder::start();
+    let (first, cx) = unsampled_client();
+    let (second, _) = unsampled_client();
+    let tp = |h: &HashMap<String, String>| -> (String, String, String) {
+        let parts: Vec<&str> = h["traceparent"].split('-').collect();
+        assert_eq!(parts.len(), 4, "{h:?}");
+        assert_eq!(parts[0], "00");
+        (parts[1].into(), parts[2].into(), parts[3].into())
+    };
+    let (trace, span, flags) = tp(&first);
+    assert_eq!(flags, "00", "not sampled");
+    assert_ne!(trace, "0".repeat(32));
+    assert_ne!(span, "0".repeat(16));
+    assert_ne!(
+        tp(&second).0,
+        trace,
+        "each unsampled root is a trace of its own"
+    );
+    // `otel_context` hands the same decision to OpenTelemetry code.
+    let sc = cx.span().span_context().clone();
+    assert!(sc.is_valid() && !sc.is_sampled());
+    assert_eq!(format!("{:032x}", sc.trace_id()), trace);
+    assert_eq!(format!("{:016x}", sc.span_id()), span);
+
+    // Downstream, a parent-based sampler keeps the decision: nothing is recorded, the root is
+    // counted, and what it passes on stays in the caller's trace, not sampled.
+    let downstream = extract(&first).run(|| {
+        #[trace]
+        fn forward() -> HashMap<String, String> {
+            let mut h = HashMap::new();
+            inject(&mut h);
+            h
+        }
+        forward()
+    });
+    let (d_trace, d_span, d_flags) = tp(&downstream);
+    assert_eq!((d_trace.as_str(), d_flags.as_str()), (trace.as_str(), "00"));
+    assert_ne!(d_span, span, "downstream's own span id");
+    assert!(rec.spans().is_empty());
+    let stats = honeyhive_runtime::sampling::sampling_stats();
+    assert_eq!(stats["forward"].seen, 1);
+    assert_eq!(stats["forward"].sampled, 0);
 }

@@ -377,6 +377,7 @@ fn an_incoming_sampled_flag_is_honoured_both_ways() {
 
 #[test]
 fn a_sampler_that_is_not_parent_based_decides_for_itself() {
+    // Sampled upstream, dropped here.
     let rec = Recorder::with(|b| b.sampler(Sampler::AlwaysOff));
     {
         let _cx = opentelemetry::Context::current()
@@ -385,6 +386,25 @@ fn a_sampler_that_is_not_parent_based_decides_for_itself() {
         handler();
     }
     assert!(rec.spans().is_empty());
+    assert_eq!(sampling::sampling_stats()["handler"], stats(1, 0));
+    drop(rec);
+    // Not sampled upstream, kept here, still in the caller's trace and with its rate.
+    let rec = Recorder::with(|b| b.sampler(Sampler::AlwaysOn));
+    {
+        let _cx = opentelemetry::Context::current()
+            .with_remote_span_context(remote_parent(TraceFlags::default()))
+            .attach();
+        handler();
+    }
+    let spans = rec.spans();
+    let root = spans.get("handler");
+    assert_eq!(
+        root.trace_id(),
+        remote_parent(TraceFlags::default()).trace_id()
+    );
+    assert!(root.parent_span_is_remote);
+    assert_eq!(root.f64("honeyhive.sample_rate"), Some(1.0));
+    assert_eq!(sampling::sampling_stats()["handler"], stats(1, 1));
 }
 
 fn stats(seen: u64, sampled: u64) -> OperationStats {
@@ -644,5 +664,126 @@ fn adaptive_sampling_converges_to_the_target_per_operation() {
     assert!((last - 0.1).abs() < 0.02, "{last}");
     for q in spans.all("quiet_operation") {
         assert_eq!(q.f64("honeyhive.sample_rate"), Some(1.0));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roots under an extracted context (`propagation::extract(..).run`): the same decision as any
+// root, counted, with their rate.
+
+const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331";
+
+fn from_caller(flags: &str, baggage: Option<&str>) -> honeyhive_runtime::propagation::Remote {
+    let mut headers =
+        std::collections::HashMap::from([("traceparent".to_owned(), format!("{CALLER}-{flags}"))]);
+    if let Some(b) = baggage {
+        headers.insert("baggage".to_owned(), b.to_owned());
+    }
+    honeyhive_runtime::propagation::extract(&headers)
+}
+
+#[test]
+fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_counts_the_root() {
+    let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOff)));
+    assert_eq!(from_caller("01", None).run(handler), 2);
+    assert_eq!(from_caller("00", None).run(handler), 2);
+    assert_eq!(sampling::sampling_stats()["handler"], stats(2, 1));
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["handler_step", "handler"]);
+    let root = spans.get("handler");
+    assert_eq!(
+        root.trace_id(),
+        remote_parent(TraceFlags::SAMPLED).trace_id()
+    );
+    assert_eq!(root.parent_span_id, SpanId::from(0xb7ad_6b71_6920_3331_u64));
+    assert!(root.parent_span_is_remote);
+    drop(rec);
+
+    // A rate declared on the root still thins a sampled caller's trace, and is carried.
+    let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOn)));
+    sampling::seed_thread_rng(21);
+    for _ in 0..400 {
+        from_caller("01", None).run(quarter);
+    }
+    let kept = sampling::sampling_stats()["quarter"];
+    assert_eq!(kept.seen, 400);
+    // Tolerance 30% (about 3.5 standard deviations of a binomial(400, 0.25)).
+    assert!(within(kept.sampled, 100.0, 0.30), "{kept:?}");
+    for r in rec.spans().all("quarter") {
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.25));
+        assert!(r.parent_span_is_remote);
+    }
+}
+
+#[trace(sample_rate = 0.25)]
+fn quarter() {}
+
+#[test]
+fn under_an_extracted_context_other_samplers_apply_their_rules_users_and_rates() {
+    // Rules decide whatever the caller's flag says.
+    let rec = Recorder::with(|b| {
+        b.sampler(Sampler::AlwaysOff)
+            .sampling_rule(Rule::new(1.0).name("handler"))
+    });
+    from_caller("00", None).run(handler);
+    from_caller("01", None).run(ratio_root);
+    assert_eq!(sampling::sampling_stats()["handler"], stats(1, 1));
+    assert_eq!(sampling::sampling_stats()["ratio_root"], stats(1, 0));
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["handler_step", "handler"]);
+    assert_eq!(spans.get("handler").f64("honeyhive.sample_rate"), Some(1.0));
+    assert!(spans.get("handler").parent_span_is_remote);
+    drop(rec);
+
+    // Always-sampled users and sessions, here from the caller's baggage.
+    let rec = Recorder::with(|b| {
+        b.sampler(Sampler::Ratio(0.0))
+            .always_sample_users(["vip-user"])
+            .always_sample_sessions(["debug-session"])
+    });
+    from_caller("01", Some("user_id=vip-user")).run(user_request);
+    from_caller("01", Some("session_id=debug-session")).run(user_request);
+    from_caller("01", Some("user_id=someone-else")).run(user_request);
+    assert_eq!(sampling::sampling_stats()["user_request"], stats(3, 2));
+    let spans = rec.spans();
+    let roots: Vec<_> = spans.all("user_request").collect();
+    assert_eq!(roots[0].str("user.id"), Some("vip-user"));
+    assert_eq!(roots[1].str("session.id"), Some("debug-session"));
+    for root in roots {
+        assert_eq!(root.f64("honeyhive.sample_rate"), Some(1.0));
+    }
+    drop(rec);
+
+    // The ratio, at its rate.
+    let rec = Recorder::with(|b| b.sampler(Sampler::Ratio(0.2)));
+    sampling::seed_thread_rng(22);
+    for _ in 0..2000 {
+        from_caller("01", None).run(ratio_root);
+    }
+    let root = sampling::sampling_stats()["ratio_root"];
+    assert_eq!(root.seen, 2000);
+    // Tolerance 15% (about 4.2 standard deviations of a binomial(2000, 0.2)).
+    assert!(within(root.sampled, 400.0, 0.15), "{root:?}");
+    for r in rec.spans().all("ratio_root") {
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.2));
+    }
+    drop(rec);
+
+    // The adaptive rate (here its initial rate, before a window closes).
+    let clock = ManualClock::new();
+    let rec = Recorder::with(|b| {
+        b.sampler(Sampler::AlwaysOn)
+            .adaptive_sampling(Adaptive::new(1000.0).initial_rate(0.5).clock(clock.clone()))
+    });
+    sampling::seed_thread_rng(23);
+    for _ in 0..1000 {
+        from_caller("01", None).run(ratio_root);
+    }
+    let root = sampling::sampling_stats()["ratio_root"];
+    assert_eq!(root.seen, 1000);
+    // Tolerance 15% (about 4.7 standard deviations of a binomial(1000, 0.5)).
+    assert!(within(root.sampled, 500.0, 0.15), "{root:?}");
+    for r in rec.spans().all("ratio_root") {
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.5));
     }
 }

@@ -15,7 +15,8 @@
 //!
 //! Memory is bounded in bytes. Hashing is by trace id, which is random already.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
@@ -142,6 +143,9 @@ pub(crate) struct Assembler {
     /// their later spans follow the same decision.
     decided: IdMap<Decided>,
     decided_order: VecDeque<(u128, u64)>,
+    /// Held traces whose root has ended, by when they are due: `(ready_at, trace id)`; stale
+    /// entries are skipped.
+    due: BinaryHeap<Reverse<(u64, u128)>>,
     seq: u64,
     held_bytes: usize,
     held_spans: usize,
@@ -157,6 +161,7 @@ impl Assembler {
             order: VecDeque::new(),
             decided: IdMap::default(),
             decided_order: VecDeque::new(),
+            due: BinaryHeap::new(),
             seq: 0,
             held_bytes: 0,
             held_spans: 0,
@@ -305,6 +310,9 @@ impl Assembler {
                 }
             }
         }
+        if let Some(at) = held.ready_at {
+            self.due.push(Reverse((at, id)));
+        }
         held.spans.append(run);
         held.bytes += bytes;
         self.held_bytes += bytes;
@@ -318,20 +326,24 @@ impl Assembler {
         out: &mut Vec<Trace>,
         dropped: &mut Vec<Box<SpanRecord>>,
     ) {
-        if !self.held.is_empty() {
-            let due: Vec<u128> = self
-                .held
-                .iter()
-                .filter(|(_, h)| h.ready_at.is_some_and(|at| at <= now))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in due {
-                if let Some(h) = self.held.remove(&id) {
-                    self.release_held(&h);
-                    let root_ns = h.root_ns;
-                    self.decide_whole(id, h.spans, h.error, root_ns, now, out, dropped);
-                }
+        while let Some(&Reverse((at, id))) = self.due.peek() {
+            if at > now {
+                break;
             }
+            self.due.pop();
+            // Stale when the trace was sent meanwhile, or its wait was moved.
+            if self.held.get(&id).and_then(|h| h.ready_at) == Some(at)
+                && let Some(h) = self.held.remove(&id)
+            {
+                self.release_held(&h);
+                let root_ns = h.root_ns;
+                self.decide_whole(id, h.spans, h.error, root_ns, now, out, dropped);
+            }
+        }
+        if self.due.len() > 2 * self.held.len() + 64 {
+            let held = &self.held;
+            self.due
+                .retain(|Reverse((at, id))| held.get(id).and_then(|h| h.ready_at) == Some(*at));
         }
         let timeout = Self::ns(self.limits.root_timeout);
         while let Some(&(id, seq)) = self.order.front() {

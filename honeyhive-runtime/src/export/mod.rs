@@ -40,7 +40,7 @@ use resilience::{Guarded, Outcome};
 use semantics::Rendered;
 
 pub use crate::sink::DEFAULT_CAPTURE_CAP;
-pub(crate) use crate::sink::{capture_cap, is_active};
+pub(crate) use crate::sink::capture_cap;
 
 impl Counters {
     fn stats(&self) -> ExportStats {
@@ -546,10 +546,15 @@ impl Worker {
 
     /// Drops the rest of traces the queue refused part of.
     fn take_doomed(&mut self, now: u64) {
+        if !self.counters.has_doomed.swap(false, Ordering::Acquire) {
+            return;
+        }
         let ids = {
-            let Ok(mut doomed) = self.counters.doomed.try_lock() else {
-                return;
-            };
+            let mut doomed = self
+                .counters
+                .doomed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if doomed.is_empty() {
                 return;
             }

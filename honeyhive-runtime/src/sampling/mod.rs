@@ -8,9 +8,11 @@
 //! unsampled parent. At a root, the policy the [`Builder`](crate::Builder) installed is asked,
 //! first answer wins:
 //!
-//! 1. A parent from another process or from the OpenTelemetry SDK (an ambient OpenTelemetry `Context`):
-//!    with a [`Sampler::ParentBased`] sampler (the default) its sampled flag is kept; a declared
-//!    `sample_rate` may still thin a sampled trace.
+//! 1. A parent from another process (entered with
+//!    [`propagation::extract`](crate::propagation::extract)`(..).run` or `.instrument`) or from
+//!    the OpenTelemetry SDK (an ambient OpenTelemetry `Context`): with a [`Sampler::ParentBased`]
+//!    sampler (the default) its sampled flag is kept; a declared `sample_rate` may still thin a
+//!    sampled trace. Other samplers go on down this list, whatever the flag says.
 //! 2. [`Builder::always_sample_users`](crate::Builder::always_sample_users) /
 //!    [`always_sample_sessions`](crate::Builder::always_sample_sessions): the current user or
 //!    session (see [`Scope`](crate::Scope)) is one of them: kept.
@@ -225,16 +227,6 @@ fn with_installed<R>(f: impl FnOnce(&Installed) -> R) -> R {
     }
 }
 
-/// Whether the installed sampler keeps the decision of a parent from elsewhere.
-pub(crate) fn parent_based() -> bool {
-    with_installed(|i| i.parent_based)
-}
-
-/// The installed sampler's rate for roots.
-pub(crate) fn root_rate() -> f64 {
-    with_installed(|i| i.base_rate)
-}
-
 /// A root's decision, and the probability it was kept with when that is known.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct RootDecision {
@@ -242,8 +234,10 @@ pub(crate) struct RootDecision {
     pub(crate) rate: Option<f64>,
 }
 
-/// Decides whether a root span is recorded. `ambient_sampled` is the sampled flag of an
-/// ambient OpenTelemetry parent, if there is one. Counts the root in [`sampling_stats`].
+/// Decides whether a root span is recorded: the one decision every root takes, whether it
+/// starts a trace or joins one from another service (an extracted `traceparent`) or from the
+/// OpenTelemetry SDK. `ambient_sampled` is that parent's sampled flag, if there is one. Counts
+/// the root in [`sampling_stats`].
 pub(crate) fn decide_root(meta: &'static Meta, ambient_sampled: Option<bool>) -> RootDecision {
     with_installed(|installed| {
         let state = &meta.root;
