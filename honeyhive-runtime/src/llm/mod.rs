@@ -30,6 +30,7 @@
 //! Every span also gets `openinference.span.kind` from its event type, and `input.value` /
 //! `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O for all spans.
 
+mod json;
 pub mod prices;
 
 use std::borrow::Cow;
@@ -746,14 +747,9 @@ fn openinference_io(
         ("llm.output_messages", output_messages),
     ] {
         for (i, (role, content)) in messages.iter().enumerate() {
-            added.push(KeyValue::new(
-                format!("{prefix}.{i}.message.role"),
-                role.clone(),
-            ));
-            added.push(KeyValue::new(
-                format!("{prefix}.{i}.message.content"),
-                content.clone(),
-            ));
+            let (role_key, content_key) = message_keys(prefix, i);
+            added.push(KeyValue::new(role_key, role.clone()));
+            added.push(KeyValue::new(content_key, content.clone()));
         }
     }
     if find(attrs, openinference::INPUT_VALUE).is_none() {
@@ -778,6 +774,33 @@ fn openinference_io(
             added.push(KeyValue::new(openinference::OUTPUT_VALUE, value));
             added.push(KeyValue::new(openinference::OUTPUT_MIME_TYPE, mime));
         }
+    }
+}
+
+/// `{prefix}.{i}.message.role` and `.content`: static for the first messages of a chat, so
+/// that most calls format no key.
+fn message_keys(prefix: &'static str, i: usize) -> (opentelemetry::Key, opentelemetry::Key) {
+    macro_rules! keys {
+        ($p:literal: $($i:literal)*) => {
+            [$((concat!($p, ".", $i, ".message.role"), concat!($p, ".", $i, ".message.content"))),*]
+        };
+    }
+    const INPUT: [(&str, &str); 8] = keys!("llm.input_messages": 0 1 2 3 4 5 6 7);
+    const OUTPUT: [(&str, &str); 8] = keys!("llm.output_messages": 0 1 2 3 4 5 6 7);
+    let table = if prefix == "llm.input_messages" {
+        &INPUT
+    } else {
+        &OUTPUT
+    };
+    match table.get(i) {
+        Some(&(role, content)) => (
+            opentelemetry::Key::from_static_str(role),
+            opentelemetry::Key::from_static_str(content),
+        ),
+        None => (
+            opentelemetry::Key::from(format!("{prefix}.{i}.message.role")),
+            opentelemetry::Key::from(format!("{prefix}.{i}.message.content")),
+        ),
     }
 }
 
@@ -839,31 +862,16 @@ fn openinference_llm(
         ("seed", gen_ai::REQUEST_SEED),
         ("stop", gen_ai::REQUEST_STOP_SEQUENCES),
     ];
-    let mut object = serde_json::Map::new();
-    for (name, key) in params {
-        if let Some(value) = find(attrs, key) {
-            object.insert(name.to_owned(), json_of(value));
+    if params.iter().any(|(_, key)| find(attrs, key).is_some()) {
+        let mut text = String::new();
+        let mut object = json::Object::new(&mut text);
+        for (name, key) in params {
+            if let Some(value) = find(attrs, key) {
+                json::value(object.key(name), value);
+            }
         }
-    }
-    if !object.is_empty() {
-        added.push(KeyValue::new(
-            oi::LLM_INVOCATION_PARAMETERS,
-            serde_json::Value::Object(object).to_string(),
-        ));
-    }
-}
-
-fn json_of(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::I64(i) => serde_json::Value::from(*i),
-        Value::F64(f) => serde_json::Value::from(*f),
-        Value::String(s) => serde_json::Value::from(s.as_str()),
-        Value::Array(Array::String(items)) => items.iter().map(StringValue::as_str).collect(),
-        Value::Array(Array::I64(items)) => items.iter().copied().collect(),
-        Value::Array(Array::F64(items)) => items.iter().copied().collect(),
-        Value::Array(Array::Bool(items)) => items.iter().copied().collect(),
-        other => serde_json::Value::from(other.as_str().into_owned()),
+        object.end();
+        added.push(KeyValue::new(oi::LLM_INVOCATION_PARAMETERS, text));
     }
 }
 
@@ -883,14 +891,13 @@ fn captured_input(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
         [] => None,
         [(_, Value::String(s))] => Some((Value::String(s.clone()), "text/plain")),
         _ => {
-            let object: serde_json::Map<String, serde_json::Value> = inputs
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), json_of(value)))
-                .collect();
-            Some((
-                Value::from(serde_json::Value::Object(object).to_string()),
-                "application/json",
-            ))
+            let mut text = String::with_capacity(64);
+            let mut object = json::Object::new(&mut text);
+            for (name, value) in &inputs {
+                json::value(object.key(name), value);
+            }
+            object.end();
+            Some((Value::from(text), "application/json"))
         }
     }
 }
@@ -899,7 +906,11 @@ fn captured_input(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
 fn captured_output(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
     match find(attrs, "honeyhive_outputs.result")? {
         Value::String(s) => Some((Value::String(s.clone()), "text/plain")),
-        other => Some((Value::from(json_of(other).to_string()), "application/json")),
+        other => {
+            let mut text = String::new();
+            json::value(&mut text, other);
+            Some((Value::from(text), "application/json"))
+        }
     }
 }
 
@@ -915,29 +926,12 @@ fn messages_of(raw: &Value) -> Vec<(StringValue, StringValue)> {
 
 /// OpenInference's `input.value` for a chat: `[{"role":..,"content":..}]`.
 fn messages_json(messages: &[(StringValue, StringValue)]) -> Value {
-    let list: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|(role, content)| serde_json::json!({"role": role.as_str(), "content": content.as_str()}))
-        .collect();
-    Value::from(serde_json::Value::Array(list).to_string())
+    Value::from(json::chat(messages))
 }
 
 /// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
 fn gen_ai_messages(messages: &[(StringValue, StringValue)], finish_reason: Option<&str>) -> Value {
-    let list: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|(role, content)| {
-            let mut m = serde_json::json!({
-                "role": role.as_str(),
-                "parts": [{"type": "text", "content": content.as_str()}],
-            });
-            if let (Some(reason), Some(object)) = (finish_reason, m.as_object_mut()) {
-                object.insert("finish_reason".to_owned(), reason.into());
-            }
-            m
-        })
-        .collect();
-    Value::from(serde_json::Value::Array(list).to_string())
+    Value::from(json::gen_ai_messages(messages, finish_reason))
 }
 
 fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {

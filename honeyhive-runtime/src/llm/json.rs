@@ -1,0 +1,174 @@
+//! A small JSON writer for the values the export thread renders (`input.value`, messages,
+//! invocation parameters): written straight into one `String`, with no intermediate tree.
+
+use std::fmt::Write as _;
+
+use opentelemetry::{Array, StringValue, Value};
+
+/// Appends `s` as a JSON string.
+pub(crate) fn string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends an attribute value as JSON (arrays as arrays; floats that JSON cannot hold as null).
+pub(crate) fn value(out: &mut String, v: &Value) {
+    match v {
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::I64(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::F64(f) => float(out, *f),
+        Value::String(s) => string(out, s.as_str()),
+        Value::Array(Array::String(items)) => list(out, items, |out, s| string(out, s.as_str())),
+        Value::Array(Array::I64(items)) => list(out, items, |out, i| {
+            let _ = write!(out, "{i}");
+        }),
+        Value::Array(Array::F64(items)) => list(out, items, |out, f| float(out, *f)),
+        Value::Array(Array::Bool(items)) => list(out, items, |out, b| {
+            out.push_str(if *b { "true" } else { "false" });
+        }),
+        other => string(out, &other.as_str()),
+    }
+}
+
+fn float(out: &mut String, f: f64) {
+    if f.is_finite() {
+        let _ = write!(out, "{f:?}");
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// Appends `[item, item, ...]`.
+pub(crate) fn list<T>(out: &mut String, items: &[T], mut item: impl FnMut(&mut String, &T)) {
+    out.push('[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        item(out, x);
+    }
+    out.push(']');
+}
+
+/// An object being written: `{"k":v,...}`.
+pub(crate) struct Object<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> Object<'a> {
+    pub(crate) fn new(out: &'a mut String) -> Object<'a> {
+        out.push('{');
+        Object { out, first: true }
+    }
+
+    /// Writes the key and returns the buffer for the value.
+    pub(crate) fn key(&mut self, key: &str) -> &mut String {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        string(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    pub(crate) fn end(self) {
+        self.out.push('}');
+    }
+}
+
+/// `[{"role":..,"content":..}]`, OpenInference's `input.value` for a chat.
+pub(crate) fn chat(messages: &[(StringValue, StringValue)]) -> String {
+    let mut out = String::with_capacity(
+        messages
+            .iter()
+            .map(|(r, c)| r.as_str().len() + c.as_str().len() + 24)
+            .sum(),
+    );
+    list(&mut out, messages, |out, (role, content)| {
+        let mut o = Object::new(out);
+        string(o.key("role"), role.as_str());
+        string(o.key("content"), content.as_str());
+        o.end();
+    });
+    out
+}
+
+/// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
+pub(crate) fn gen_ai_messages(
+    messages: &[(StringValue, StringValue)],
+    finish_reason: Option<&str>,
+) -> String {
+    let mut out = String::with_capacity(
+        messages
+            .iter()
+            .map(|(r, c)| r.as_str().len() + c.as_str().len() + 64)
+            .sum(),
+    );
+    list(&mut out, messages, |out, (role, content)| {
+        let mut o = Object::new(out);
+        string(o.key("role"), role.as_str());
+        let parts = o.key("parts");
+        parts.push_str("[{\"type\":\"text\",\"content\":");
+        string(parts, content.as_str());
+        parts.push_str("}]");
+        if let Some(reason) = finish_reason {
+            string(o.key("finish_reason"), reason);
+        }
+        o.end();
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_it_writes_parses_back_to_the_same_values() {
+        let mut out = String::new();
+        let mut o = Object::new(&mut out);
+        string(o.key("text"), "quote \" slash \\ nl \n tab \t bell \u{7} é");
+        value(o.key("n"), &Value::I64(-3));
+        value(o.key("f"), &Value::F64(0.25));
+        value(o.key("nan"), &Value::F64(f64::NAN));
+        value(o.key("b"), &Value::Bool(true));
+        value(
+            o.key("list"),
+            &Value::Array(Array::String(vec!["a".into(), "b\"".into()])),
+        );
+        o.end();
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "text": "quote \" slash \\ nl \n tab \t bell \u{7} é",
+                "n": -3, "f": 0.25, "nan": null, "b": true, "list": ["a", "b\""],
+            })
+        );
+    }
+}
