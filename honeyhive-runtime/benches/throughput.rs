@@ -1334,8 +1334,18 @@ fn caller_cost(
         settle();
         (receiver.counts() - before).spans
     } else {
-        fastrace::flush();
-        reported.load(Ordering::Acquire) - reported_before
+        // fastrace's collector hands spans over after `flush` returns: wait until the count
+        // stops moving.
+        let mut last = u64::MAX;
+        loop {
+            fastrace::flush();
+            settle();
+            let now = reported.load(Ordering::Acquire);
+            if now == last {
+                break now - reported_before;
+            }
+            last = now;
+        }
     };
     (cpu_ns, made.saturating_sub(delivered))
 }
