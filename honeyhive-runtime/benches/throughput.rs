@@ -30,7 +30,9 @@
 //!   (`getrusage(RUSAGE_SELF)`, user + system, every thread: callers, export threads, the HTTP
 //!   client's) from after install until shutdown has flushed, minus the receiver's connection
 //!   threads' own CPU (each reads `CLOCK_THREAD_CPUTIME_ID` after every request), over the
-//!   spans received.
+//!   spans received. The table also splits out the caller threads' own CPU and counts spans
+//!   lost, which shows whether a peer did sustain the rate; `HH_BENCH_THREADS=1` prints every
+//!   live thread's CPU time before each shutdown (export thread, HTTP client).
 //! - `caller`: caller CPU per span while everything is delivered: one caller thread paced at
 //!   `HH_BENCH_CALLER_RATE` spans/s (default 50,000) for `HH_BENCH_CALLER_SECS` (default 0.3),
 //!   the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) read around each burst of traced calls
@@ -43,7 +45,10 @@
 //!   20,000, since the SDK's export drops spans of 50 attributes at 50,000/s). A cell where a
 //!   peer lost spans is marked.
 //!
-//! `HH_BENCH_ROUNDS` sets the rounds (default 3). The defaults run in about two minutes.
+//! `HH_BENCH_ROUNDS` sets the rounds (default 3). The defaults run in about a minute and a half
+//! on a 2-core machine. `OTEL_*` variables are ignored by ours (`Builder::env(|_| None)`) but
+//! read by the SDK's batch processor and exporter, so leave them unset; the bench warns if any
+//! is set. A closing table compares the medians with the goals of issue 10.
 //!
 //! Run: `cargo bench -p honeyhive-runtime --bench throughput`; the issue's setting is
 //! `HH_BENCH_SECS=5 cargo bench -p honeyhive-runtime --bench throughput`.
@@ -992,11 +997,11 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         ),
         ("**ours / SDK**", Box::new(|d| d.ratio.show(table::ratio))),
         (
-            "dropped, ours",
+            "dropped, ours (its own count)",
             Box::new(|d| d.dropped[0].show(table::percent)),
         ),
         (
-            "dropped, OTel SDK",
+            "dropped, OTel SDK (made - received)",
             Box::new(|d| d.dropped[1].show(table::percent)),
         ),
         (
@@ -1544,6 +1549,13 @@ fn caller(cfg: &Config, receiver: &Receiver, reported: &AtomicU64, goals: &mut G
 
 fn main() {
     let cfg = Config::from_env();
+    let otel: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("OTEL_"))
+        .collect();
+    if !otel.is_empty() {
+        eprintln!("[throughput] warning: the SDK peer reads {otel:?}; unset them for its defaults");
+    }
     let reported = Arc::new(AtomicU64::new(0));
     fastrace::set_reporter(
         CountingReporter(Arc::clone(&reported)),
