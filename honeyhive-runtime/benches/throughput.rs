@@ -923,6 +923,7 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         (Work::Llm, 2),
     ];
     let mut results: Vec<Delivered> = cells.iter().map(|_| Delivered::default()).collect();
+    let mut layouts = Vec::new();
     let duration = Duration::from_secs_f64(cfg.secs);
     for round in 0..cfg.rounds {
         for (cell, &(work, threads)) in cells.iter().enumerate() {
@@ -930,6 +931,10 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
             for peer in Peer::order(round) {
                 let pipeline = Pipeline::install(peer, &receiver.traces_url());
                 let tracer = pipeline.tracer();
+                let sample = round == 0 && threads == 1;
+                if sample {
+                    receiver.sample_next();
+                }
                 let before = receiver.counts();
                 let started = Instant::now();
                 let (units, at_stop, _) = drive(
@@ -944,6 +949,14 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
                 drop(tracer);
                 let shutdown = pipeline.shutdown();
                 settle();
+                if sample
+                    && let Some(layout) = receiver
+                        .take_sample()
+                        .as_deref()
+                        .and_then(receiver::first_span_layout)
+                {
+                    layouts.push((peer, work, layout));
+                }
                 let all = receiver.counts() - before;
                 let made = units * work.spans();
                 let in_window = (at_stop - before).spans;
@@ -1025,6 +1038,7 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         t.row(std::iter::once(label.to_owned()).chain(results.iter().map(&f)));
     }
     println!("### Delivered spans/s (receiver count)\n\n{}", t.render());
+    print_layouts(&layouts);
 
     let plain2 = results[1].rate[0].median();
     goals.add(
@@ -1061,6 +1075,39 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         ),
         bytes(1) <= 1.0 && bytes(3) <= 1.0,
     );
+}
+
+/// Where the bytes of one span go, per peer and workload: the first span of one request.
+fn print_layouts(layouts: &[(Peer, Work, receiver::SpanLayout)]) {
+    if layouts.is_empty() {
+        return;
+    }
+    println!("What one span carries on the wire (the first span of one request, encoded bytes):\n");
+    for (peer, work, l) in layouts {
+        let attrs: usize = l.attributes.iter().map(|(_, n)| n).sum();
+        let keys: Vec<String> = l
+            .attributes
+            .iter()
+            .map(|(k, n)| format!("`{}` {n}", k.replace('\0', "\\0")))
+            .collect();
+        println!(
+            "- {}, {} (span `{}`, {} B): ids, name, kind, times, status {} B; events {} B; {} \
+             attributes {} B: {}",
+            match peer {
+                Peer::Ours => "ours",
+                Peer::Sdk => "OTel SDK",
+            },
+            work.name(),
+            l.name,
+            l.total,
+            l.rest,
+            l.events,
+            l.attributes.len(),
+            attrs,
+            keys.join(", ")
+        );
+    }
+    println!();
 }
 
 /// For ours: a note if the receiver did not get what the pipeline says it exported.
