@@ -30,7 +30,9 @@
 //!   (`getrusage(RUSAGE_SELF)`, user + system, every thread: callers, export threads, the HTTP
 //!   client's) from after install until shutdown has flushed, minus the receiver's connection
 //!   threads' own CPU (each reads `CLOCK_THREAD_CPUTIME_ID` after every request), over the
-//!   spans received.
+//!   spans received. The table also splits out the caller threads' own CPU and counts spans
+//!   lost, which shows whether a peer did sustain the rate; `HH_BENCH_THREADS=1` prints every
+//!   live thread's CPU time before each shutdown (export thread, HTTP client).
 //! - `caller`: caller CPU per span while everything is delivered: one caller thread paced at
 //!   `HH_BENCH_CALLER_RATE` spans/s (default 50,000) for `HH_BENCH_CALLER_SECS` (default 0.3),
 //!   the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`) read around each burst of traced calls
@@ -43,7 +45,10 @@
 //!   20,000, since the SDK's export drops spans of 50 attributes at 50,000/s). A cell where a
 //!   peer lost spans is marked.
 //!
-//! `HH_BENCH_ROUNDS` sets the rounds (default 3). The defaults run in about two minutes.
+//! `HH_BENCH_ROUNDS` sets the rounds (default 3). The defaults run in about a minute and a half
+//! on a 2-core machine. `OTEL_*` variables are ignored by ours (`Builder::env(|_| None)`) but
+//! read by the SDK's batch processor and exporter, so leave them unset; the bench warns if any
+//! is set. A closing table compares the medians with the goals of issue 10.
 //!
 //! Run: `cargo bench -p honeyhive-runtime --bench throughput`; the issue's setting is
 //! `HH_BENCH_SECS=5 cargo bench -p honeyhive-runtime --bench throughput`.
@@ -918,6 +923,7 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         (Work::Llm, 2),
     ];
     let mut results: Vec<Delivered> = cells.iter().map(|_| Delivered::default()).collect();
+    let mut layouts = Vec::new();
     let duration = Duration::from_secs_f64(cfg.secs);
     for round in 0..cfg.rounds {
         for (cell, &(work, threads)) in cells.iter().enumerate() {
@@ -925,6 +931,10 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
             for peer in Peer::order(round) {
                 let pipeline = Pipeline::install(peer, &receiver.traces_url());
                 let tracer = pipeline.tracer();
+                let sample = round == 0 && threads == 1;
+                if sample {
+                    receiver.sample_next();
+                }
                 let before = receiver.counts();
                 let started = Instant::now();
                 let (units, at_stop, _) = drive(
@@ -939,6 +949,14 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
                 drop(tracer);
                 let shutdown = pipeline.shutdown();
                 settle();
+                if sample
+                    && let Some(layout) = receiver
+                        .take_sample()
+                        .as_deref()
+                        .and_then(receiver::first_span_layout)
+                {
+                    layouts.push((peer, work, layout));
+                }
                 let all = receiver.counts() - before;
                 let made = units * work.spans();
                 let in_window = (at_stop - before).spans;
@@ -992,11 +1010,11 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         ),
         ("**ours / SDK**", Box::new(|d| d.ratio.show(table::ratio))),
         (
-            "dropped, ours",
+            "dropped, ours (its own count)",
             Box::new(|d| d.dropped[0].show(table::percent)),
         ),
         (
-            "dropped, OTel SDK",
+            "dropped, OTel SDK (made - received)",
             Box::new(|d| d.dropped[1].show(table::percent)),
         ),
         (
@@ -1020,6 +1038,7 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         t.row(std::iter::once(label.to_owned()).chain(results.iter().map(&f)));
     }
     println!("### Delivered spans/s (receiver count)\n\n{}", t.render());
+    print_layouts(&layouts);
 
     let plain2 = results[1].rate[0].median();
     goals.add(
@@ -1056,6 +1075,39 @@ fn delivered(cfg: &Config, receiver: &Receiver, goals: &mut Goals) {
         ),
         bytes(1) <= 1.0 && bytes(3) <= 1.0,
     );
+}
+
+/// Where the bytes of one span go, per peer and workload: the first span of one request.
+fn print_layouts(layouts: &[(Peer, Work, receiver::SpanLayout)]) {
+    if layouts.is_empty() {
+        return;
+    }
+    println!("What one span carries on the wire (the first span of one request, encoded bytes):\n");
+    for (peer, work, l) in layouts {
+        let attrs: usize = l.attributes.iter().map(|(_, n)| n).sum();
+        let keys: Vec<String> = l
+            .attributes
+            .iter()
+            .map(|(k, n)| format!("`{}` {n}", k.replace('\0', "\\0")))
+            .collect();
+        println!(
+            "- {}, {} (span `{}`, {} B): ids, name, kind, times, status {} B; events {} B; {} \
+             attributes {} B: {}",
+            match peer {
+                Peer::Ours => "ours",
+                Peer::Sdk => "OTel SDK",
+            },
+            work.name(),
+            l.name,
+            l.total,
+            l.rest,
+            l.events,
+            l.attributes.len(),
+            attrs,
+            keys.join(", ")
+        );
+    }
+    println!();
 }
 
 /// For ours: a note if the receiver did not get what the pipeline says it exported.
@@ -1334,8 +1386,18 @@ fn caller_cost(
         settle();
         (receiver.counts() - before).spans
     } else {
-        fastrace::flush();
-        reported.load(Ordering::Acquire) - reported_before
+        // fastrace's collector hands spans over after `flush` returns: wait until the count
+        // stops moving.
+        let mut last = u64::MAX;
+        loop {
+            fastrace::flush();
+            settle();
+            let now = reported.load(Ordering::Acquire);
+            if now == last {
+                break now - reported_before;
+            }
+            last = now;
+        }
     };
     (cpu_ns, made.saturating_sub(delivered))
 }
@@ -1534,6 +1596,13 @@ fn caller(cfg: &Config, receiver: &Receiver, reported: &AtomicU64, goals: &mut G
 
 fn main() {
     let cfg = Config::from_env();
+    let otel: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("OTEL_"))
+        .collect();
+    if !otel.is_empty() {
+        eprintln!("[throughput] warning: the SDK peer reads {otel:?}; unset them for its defaults");
+    }
     let reported = Arc::new(AtomicU64::new(0));
     fastrace::set_reporter(
         CountingReporter(Arc::clone(&reported)),

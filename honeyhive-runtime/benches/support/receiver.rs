@@ -54,6 +54,9 @@ impl std::ops::Sub for Counts {
 
 #[derive(Default)]
 struct Shared {
+    /// Set by [`Receiver::sample_next`]: keep the next body.
+    want_sample: AtomicBool,
+    sample: std::sync::Mutex<Option<Vec<u8>>>,
     requests: AtomicU64,
     spans: AtomicU64,
     bytes: AtomicU64,
@@ -95,6 +98,20 @@ impl Receiver {
 
     pub(crate) fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// Keeps a copy of the next body received, for [`Receiver::take_sample`].
+    pub(crate) fn sample_next(&self) {
+        self.shared.want_sample.store(true, Ordering::Release);
+    }
+
+    /// The body kept after [`Receiver::sample_next`], if one came.
+    pub(crate) fn take_sample(&self) -> Option<Vec<u8>> {
+        self.shared
+            .sample
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -170,6 +187,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
             None => shared.malformed.fetch_add(1, Ordering::AcqRel),
         };
         shared.bytes.fetch_add(body.len() as u64, Ordering::AcqRel);
+        if shared.want_sample.load(Ordering::Relaxed)
+            && shared.want_sample.swap(false, Ordering::AcqRel)
+        {
+            *shared
+                .sample
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(body.clone());
+        }
         let written = out.write_all(RESPONSE).is_ok();
         let now = cpu::thread();
         shared
@@ -251,6 +276,84 @@ pub(crate) fn count_spans(body: &[u8]) -> Option<u64> {
         Some(())
     })?;
     Some(spans)
+}
+
+/// Where the bytes of one encoded span go.
+#[derive(Debug, Default)]
+pub(crate) struct SpanLayout {
+    /// The span's name.
+    pub(crate) name: String,
+    /// The whole span message, with its tag and length in the scope.
+    pub(crate) total: usize,
+    /// Each attribute's key and its encoded size (the `KeyValue` field with tag and length).
+    pub(crate) attributes: Vec<(String, usize)>,
+    /// Events, all together.
+    pub(crate) events: usize,
+    /// Everything else: ids, name, kind, times, status, flags.
+    pub(crate) rest: usize,
+}
+
+/// The layout of the first span of an `ExportTraceServiceRequest`.
+pub(crate) fn first_span_layout(body: &[u8]) -> Option<SpanLayout> {
+    let mut first: Option<&[u8]> = None;
+    for_each_field(body, |field, value| {
+        if let (1, Field::Len(resource_spans), None) = (field, value, first) {
+            for_each_field(resource_spans, |field, value| {
+                if let (2, Field::Len(scope_spans), None) = (field, value, first) {
+                    for_each_field(scope_spans, |field, value| {
+                        if let (2, Field::Len(span), None) = (field, value, first) {
+                            first = Some(span);
+                        }
+                        Some(())
+                    })?;
+                }
+                Some(())
+            })?;
+        }
+        Some(())
+    })?;
+    let span = first?;
+    let mut layout = SpanLayout {
+        total: span.len() + 1 + varint_len(span.len() as u64),
+        ..SpanLayout::default()
+    };
+    let mut accounted = 0;
+    for_each_field(span, |field, value| {
+        if let Field::Len(bytes) = value {
+            let size = 1 + varint_len(bytes.len() as u64) + bytes.len();
+            match field {
+                5 => layout.name = String::from_utf8_lossy(bytes).into_owned(),
+                9 => {
+                    let mut key = String::new();
+                    for_each_field(bytes, |f, v| {
+                        if let (1, Field::Len(k)) = (f, v) {
+                            key = String::from_utf8_lossy(k).into_owned();
+                        }
+                        Some(())
+                    })?;
+                    layout.attributes.push((key, size));
+                    accounted += size;
+                }
+                11 => {
+                    layout.events += size;
+                    accounted += size;
+                }
+                _ => {}
+            }
+        }
+        Some(())
+    })?;
+    layout.rest = span.len() - accounted;
+    Some(layout)
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 /// A protobuf field's value, as far as the walker needs it.
