@@ -97,6 +97,7 @@ pub mod propagation;
 pub mod redact;
 pub mod retry;
 pub mod sampling;
+mod secrets;
 mod span;
 mod stream;
 pub mod testing;

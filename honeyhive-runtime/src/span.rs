@@ -559,6 +559,11 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // A panic in a user's `Debug` impl during capture is caught there and recorded as
+            // a marker: not the program's panic, so neither kept for a span nor printed.
+            if crate::capture::in_guarded_formatting() {
+                return;
+            }
             if context::current().state == State::Sampled {
                 let payload = info.payload();
                 let message = payload
