@@ -169,6 +169,7 @@ impl Scanner {
         if keep > 0 && !plausible(&matched[..keep], value) {
             return None;
         }
+
         Some(Found {
             secret: whole.start + keep..whole.start + end,
             whole,
@@ -206,18 +207,51 @@ fn plausible(context: &str, value: &str) -> bool {
     if scheme.ends_with("basic") {
         return decodes_to_credentials(value);
     }
-    if scheme.ends_with("bearer") || scheme.ends_with("token") && !lower.contains(['=', ':']) {
-        // An opaque token has a digit or a symbol, or is long and of mixed case.
-        let symbol = value.bytes().any(|b| b.is_ascii_digit() || b"._~+/=-".contains(&b));
-        let mixed = value.bytes().any(|b| b.is_ascii_uppercase())
-            && value.bytes().any(|b| b.is_ascii_lowercase());
-        return symbol || mixed && value.len() >= 16;
+    if scheme.ends_with("bearer") || (scheme.ends_with("token") && !lower.contains(['=', ':'])) {
+        // `Bearer authentication`, `token expiration`: a word of prose, not a credential.
+        let word = value.bytes().all(|b| b.is_ascii_lowercase());
+        return !(word && PROSE.contains(&value));
     }
     if lower.contains("token") && value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return false; // `max_tokens: 100000`, `tokens=1.5`
     }
     true
 }
+
+/// Words that follow `bearer` or `token` in prose, in lower case.
+const PROSE: &[&str] = &[
+    "authentication",
+    "authorization",
+    "credentials",
+    "expiration",
+    "expiry",
+    "expired",
+    "invalid",
+    "missing",
+    "required",
+    "refresh",
+    "rotation",
+    "validation",
+    "verification",
+    "generation",
+    "tokens",
+    "scheme",
+    "header",
+    "headers",
+    "format",
+    "strategy",
+    "exchange",
+    "introspection",
+    "revocation",
+    "provided",
+    "returned",
+    "received",
+    "accounting",
+    "budgeting",
+    "counting",
+    "limits",
+    "overflow",
+];
 
 /// `Basic` credentials are base64 of `user:password`.
 fn decodes_to_credentials(value: &str) -> bool {
@@ -281,6 +315,7 @@ mod tests {
             "https://example.com:8080/path",
             "tokens used: 1234567",
             "the tokenizer is cl100k_base",
+            "token expiration is one hour",
         ] {
             assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
         }
