@@ -106,6 +106,9 @@ impl Semantics {
             &mut span.status,
         );
         span.dropped_attributes_count += dropped;
+        if let std::borrow::Cow::Owned(name) = self.redactor.redact_name(&span.name) {
+            span.name = std::borrow::Cow::Owned(name);
+        }
     }
 
     fn leave_for(&mut self, trace_id: u128, parent: u64, usage: Usage, session: Vec<KeyValue>) {
