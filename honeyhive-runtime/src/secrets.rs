@@ -74,7 +74,24 @@ fn pattern() -> String {
         r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}",
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]*)?",
     ];
-    formats.join("|")
+    // A word boundary, or the end of a `\n`-style escape: LLM messages are rendered as JSON
+    // before redaction, and `\nsk-...` has no boundary in front of the key. Boundaries are
+    // ASCII ones: a Unicode `\b` keeps the fast DFA engines off any text with a non-ASCII byte.
+    formats
+        .iter()
+        .map(|f| {
+            const BOUNDARY: &str = r"(?:\b|\\[nrt])";
+            if let Some(rest) = f.strip_prefix(r"(?i:\b") {
+                format!("(?i:{BOUNDARY}{rest}")
+            } else if let Some(rest) = f.strip_prefix(r"\b") {
+                format!("{BOUNDARY}{rest}")
+            } else {
+                (*f).to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+        .replace(r"\b", r"(?-u:\b)")
 }
 
 /// One literal at least of each format, for the prefilter.
@@ -159,7 +176,11 @@ impl Scanner {
 
     /// The secret inside one match, or `None` for a look-alike.
     fn classify(&self, text: &str, whole: Range<usize>) -> Option<Found> {
-        let matched = &text[whole.clone()];
+        let mut matched = &text[whole.clone()];
+        // An escape in front (`\n` in JSON text) is kept, and is not part of the secret.
+        let escape = if matched.starts_with('\\') { 2 } else { 0 };
+        matched = &matched[escape..];
+        let whole = whole.start + escape..whole.end;
         let keep = self.keep.find(matched).map_or(0, |k| k.end());
         let mut end = matched.len();
         if matched.ends_with('@') && matched.contains("://") {
@@ -181,7 +202,12 @@ impl Scanner {
 /// counts of tokens, an already redacted value, a `Bearer` followed by a word.
 fn plausible(context: &str, value: &str) -> bool {
     let lower = context.to_ascii_lowercase();
-    if value.starts_with("[REDACTED") || value.starts_with("${") || value.starts_with("{{") {
+    // Already redacted, a placeholder, or the capture cut's marker (`…[truncated N bytes]`).
+    if value.starts_with("[REDACTED")
+        || value.starts_with("${")
+        || value.starts_with("{{")
+        || value.starts_with("…[")
+    {
         return false;
     }
     const BORING: &[&str] = &[
@@ -302,6 +328,13 @@ mod tests {
         assert_eq!(secrets("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l"), [
             "YWxhZGRpbjpvcGVuc2VzYW1l"
         ]);
+    }
+
+    #[test]
+    fn a_secret_after_a_json_escape_is_found_and_the_escape_kept() {
+        let text = r#"{"content":"my key:\nsk-abcDEF0123456789xyzXYZ\nthanks"}"#;
+        assert_eq!(secrets(text), ["sk-abcDEF0123456789xyzXYZ"]);
+        assert!(secrets("task-abcdefghijklmnopqrstuvwx").is_empty());
     }
 
     #[test]
