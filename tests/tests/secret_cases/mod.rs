@@ -61,6 +61,13 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+fn base64url(bytes: &[u8]) -> String {
+    base64(bytes)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
 /// The 30 formats.
 pub(crate) fn secrets() -> Vec<Secret> {
     let mut g = Gen(0x5EC2_E75E_ED00_0001);
@@ -144,9 +151,14 @@ pub(crate) fn secrets() -> Vec<Secret> {
             "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={s};EndpointSuffix=core.windows.net"
         ),
     );
+    let claims = format!(
+        r#"{{"sub":"{}","name":"svc-{}","iat":1700000000}}"#,
+        g.pick(DIGITS, 10),
+        g.pick(B62, 8)
+    );
     let s = format!(
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}.{}",
-        g.pick(URLSAFE, 60),
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}",
+        base64url(claims.as_bytes()),
         g.pick(URLSAFE, 43)
     );
     add("jwt", s.clone(), s);
