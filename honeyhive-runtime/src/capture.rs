@@ -24,12 +24,13 @@ pub struct Capture<'a, T: ?Sized>(pub &'a T);
 /// A value recorded as text.
 #[doc(hidden)]
 pub struct TextKind;
-/// A value recorded as a typed number or bool.
+/// A value recorded by [`AsNumber`]: a typed number or bool, or a collection's bounded text.
 #[doc(hidden)]
 pub struct NumberKind;
 /// A value recorded through `Debug`.
 #[doc(hidden)]
 pub struct DebugKind;
+
 /// A return value that cannot be recorded (not `Debug`): nothing is recorded.
 #[doc(hidden)]
 pub struct SkipKind;
@@ -77,17 +78,19 @@ impl<T: AsText + ?Sized> AsText for &mut T {
     }
 }
 
-/// Types recorded as typed attribute values.
+/// Types recorded by a rule of their own rather than through plain `Debug`: numbers and bools
+/// as typed values; lists, sets and maps as their `Debug` text, walked only up to the cap
+/// (see [`BoundedDebug`]).
 #[doc(hidden)]
 pub trait AsNumber {
-    /// The typed value.
-    fn as_value(&self) -> Value;
+    /// The value, text cut at `cap` bytes.
+    fn as_value(&self, cap: usize) -> Value;
 }
 
 macro_rules! small_ints {
     ($($t:ty),*) => {$(
         impl AsNumber for $t {
-            fn as_value(&self) -> Value {
+            fn as_value(&self, _cap: usize) -> Value {
                 Value::I64(i64::from(*self))
             }
         }
@@ -98,7 +101,7 @@ small_ints!(i8, i16, i32, i64, u8, u16, u32);
 macro_rules! wide_ints {
     ($($t:ty),*) => {$(
         impl AsNumber for $t {
-            fn as_value(&self) -> Value {
+            fn as_value(&self, _cap: usize) -> Value {
                 // OTel attributes are i64; a value that does not fit is kept exactly as text.
                 i64::try_from(*self).map_or_else(|_| Value::String(self.to_string().into()), Value::I64)
             }
@@ -108,28 +111,28 @@ macro_rules! wide_ints {
 wide_ints!(u64, u128, i128, usize, isize);
 
 impl AsNumber for f64 {
-    fn as_value(&self) -> Value {
+    fn as_value(&self, _cap: usize) -> Value {
         Value::F64(*self)
     }
 }
 impl AsNumber for f32 {
-    fn as_value(&self) -> Value {
+    fn as_value(&self, _cap: usize) -> Value {
         Value::F64(f64::from(*self))
     }
 }
 impl AsNumber for bool {
-    fn as_value(&self) -> Value {
+    fn as_value(&self, _cap: usize) -> Value {
         Value::Bool(*self)
     }
 }
 impl<T: AsNumber + ?Sized> AsNumber for &T {
-    fn as_value(&self) -> Value {
-        (**self).as_value()
+    fn as_value(&self, cap: usize) -> Value {
+        (**self).as_value(cap)
     }
 }
 impl<T: AsNumber + ?Sized> AsNumber for &mut T {
-    fn as_value(&self) -> Value {
-        (**self).as_value()
+    fn as_value(&self, cap: usize) -> Value {
+        (**self).as_value(cap)
     }
 }
 
@@ -153,7 +156,8 @@ pub trait TextProbe {
 }
 impl<T: AsText + ?Sized> TextProbe for &&Capture<'_, T> {}
 
-/// Picks [`NumberKind`] for numbers and bools.
+/// Picks [`NumberKind`] for numbers and bools, and for lists, sets and maps (see
+/// [`AsNumber`]).
 #[doc(hidden)]
 pub trait NumberProbe {
     /// The kind.
@@ -162,6 +166,73 @@ pub trait NumberProbe {
     }
 }
 impl<T: AsNumber + ?Sized> NumberProbe for &Capture<'_, T> {}
+
+/// `Debug` text of a collection that stops at the first failed write: std's list, set and map
+/// helpers keep iterating every entry after the writer has failed (a million items cost
+/// milliseconds even when nothing more is written), so collections are walked here instead,
+/// with the same text as their `Debug`.
+#[doc(hidden)]
+pub(crate) trait BoundedDebug {
+    /// Writes the `Debug` text of `self`, returning at the first error.
+    fn fmt_bounded(&self, w: &mut CappedWriter) -> fmt::Result;
+}
+
+fn list<'a, T: Debug + 'a>(
+    w: &mut CappedWriter,
+    open: &str,
+    close: &str,
+    items: impl IntoIterator<Item = &'a T>,
+) -> fmt::Result {
+    w.write_str(open)?;
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        write!(w, "{item:?}")?;
+    }
+    w.write_str(close)
+}
+
+fn map<'a, K: Debug + 'a, V: Debug + 'a>(
+    w: &mut CappedWriter,
+    entries: impl IntoIterator<Item = (&'a K, &'a V)>,
+) -> fmt::Result {
+    w.write_str("{")?;
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        write!(w, "{k:?}: {v:?}")?;
+    }
+    w.write_str("}")
+}
+
+macro_rules! collections {
+    ($($(#[$m:meta])* [$($g:tt)*] $t:ty => |$s:ident, $w:ident| $body:expr;)*) => {$(
+        impl<$($g)*> AsNumber for $t {
+            fn as_value(&self, cap: usize) -> Value {
+                Value::String(format_capped(cap, |w| self.fmt_bounded(w)))
+            }
+        }
+        impl<$($g)*> BoundedDebug for $t {
+            fn fmt_bounded(&self, $w: &mut CappedWriter) -> fmt::Result {
+                let $s = self;
+                $body
+            }
+        }
+    )*};
+}
+collections! {
+    [T: Debug] [T] => |s, w| list(w, "[", "]", s);
+    [T: Debug, const N: usize] [T; N] => |s, w| list(w, "[", "]", s);
+    [T: Debug] Vec<T> => |s, w| list(w, "[", "]", s);
+    [T: Debug] Box<[T]> => |s, w| list(w, "[", "]", s.iter());
+    [T: Debug] std::collections::VecDeque<T> => |s, w| list(w, "[", "]", s);
+    [T: Debug] std::collections::BTreeSet<T> => |s, w| list(w, "{", "}", s);
+    [T: Debug, S] std::collections::HashSet<T, S> => |s, w| list(w, "{", "}", s);
+    [K: Debug, V: Debug] std::collections::BTreeMap<K, V> => |s, w| map(w, s);
+    [K: Debug, V: Debug, S] std::collections::HashMap<K, V, S> => |s, w| map(w, s);
+}
 
 /// Picks [`DebugKind`] for everything else.
 #[doc(hidden)]
@@ -182,8 +253,8 @@ impl TextKind {
 
 impl NumberKind {
     /// Records the typed value.
-    pub fn value<T: AsNumber + ?Sized>(self, v: &T, _cap: usize) -> Value {
-        v.as_value()
+    pub fn value<T: AsNumber + ?Sized>(self, v: &T, cap: usize) -> Value {
+        v.as_value(cap)
     }
 }
 
@@ -205,7 +276,7 @@ pub trait OutTextProbe {
 }
 impl<T: AsText + ?Sized> OutTextProbe for &&&Capture<'_, T> {}
 #[doc(hidden)]
-/// Output number probe.
+/// Output number (and collection) probe.
 pub trait OutNumberProbe {
     /// The kind.
     fn hh_out_kind(&self) -> NumberKind {
@@ -534,6 +605,7 @@ pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 
 /// A `fmt::Write` that keeps at most `limit` bytes and then fails, which stops the formatting
 /// code that writes to it: capture treats that failure as "cut here", not as an error.
+#[doc(hidden)]
 pub(crate) struct CappedWriter {
     buf: String,
     limit: usize,
@@ -615,6 +687,39 @@ mod tests {
         // The cap, the margin looked at for secrets, and one item more: not 100,000.
         let formatted = calls.get();
         assert!(formatted <= (16 + SECRET_MARGIN) / 6 + 2, "{formatted}");
+    }
+
+    #[test]
+    fn collections_stop_walking_at_the_cap_with_their_debug_text() {
+        let calls = Cell::new(0);
+        // Records what `Debug` does, but stops walking: std's list helper would visit every
+        // item after the writer failed.
+        struct Tally<'a>(&'a Cell<usize>);
+        impl Debug for Tally<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("t")
+            }
+        }
+        let tallies: Vec<Tally<'_>> = (0..1_000_000).map(|_| Tally(&calls)).collect();
+        let v = (&&&Capture(&tallies)).hh_kind().value(&tallies, 64);
+        assert!(v.as_str().starts_with("[t, t, t"), "{}", v.as_str());
+        assert!(calls.get() < (64 + SECRET_MARGIN) / 3 + 2, "{}", calls.get());
+        let small = std::collections::BTreeMap::from([("a", vec![1, 2]), ("b", vec![])]);
+        assert_eq!(
+            (&&&Capture(&small)).hh_kind().value(&small, 64),
+            Value::from(format!("{small:?}"))
+        );
+        let set = std::collections::BTreeSet::from([3, 1]);
+        assert_eq!(
+            (&&&Capture(&set)).hh_kind().value(&set, 64),
+            Value::from(format!("{set:?}"))
+        );
+        let arr = [Some(1), None];
+        assert_eq!(
+            (&&&Capture(&arr)).hh_kind().value(&arr, 64),
+            Value::from(format!("{arr:?}"))
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub(crate) const SESSION_MARK: &str = "\0session\0";
 ///
 /// Built with `From` (`"text".into()`, `3.into()`, `vec![1, 2].into()`), [`Value::map`], from
 /// `HashMap` / `BTreeMap`, or from a `serde_json::Value`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
     /// Nothing; not recorded.
@@ -157,6 +157,41 @@ fn write_json_str(s: &str, w: &mut CappedWriter) -> std::fmt::Result {
     }
     w.write_str(&s[start..])?;
     w.write_char('"')
+}
+
+/// The derived text, written so that a failed write stops it: a `Value` argument of a traced
+/// fn is captured through `Debug`, and the derived impl (std's list helper) would visit every
+/// entry of a 100,000-entry map after the capture cap was reached.
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Bool(b) => write!(f, "Bool({b:?})"),
+            Value::Int(i) => write!(f, "Int({i:?})"),
+            Value::Float(x) => write!(f, "Float({x:?})"),
+            Value::Str(s) => write!(f, "Str({s:?})"),
+            Value::List(items) => {
+                f.write_str("List([")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item:?}")?;
+                }
+                f.write_str("])")
+            }
+            Value::Map(entries) => {
+                f.write_str("Map([")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "({k:?}, {v:?})")?;
+                }
+                f.write_str("])")
+            }
+        }
+    }
 }
 
 impl From<bool> for Value {
@@ -576,6 +611,20 @@ mod tests {
         let first: Vec<&str> = entries[..3].iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(first, ["k0000", "k0001", "k0002"]);
         assert!(entries[..SORTED_ENTRIES].is_sorted_by(|a, b| a.0 < b.0));
+    }
+
+    #[test]
+    fn debug_text_is_the_derived_one() {
+        let v = Value::map([
+            ("a", Value::from(vec![Value::from(1), Value::Null])),
+            ("b", Value::from(1.5)),
+            ("c", Value::from(true)),
+            ("d", Value::from("x")),
+        ]);
+        assert_eq!(
+            format!("{v:?}"),
+            r#"Map([("a", List([Int(1), Null])), ("b", Float(1.5)), ("c", Bool(true)), ("d", Str("x"))])"#
+        );
     }
 
     #[test]
