@@ -11,7 +11,9 @@
 #![allow(clippy::unused_self, clippy::unnecessary_wraps)]
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::{self, Debug, Display, Write as _};
+use std::panic::AssertUnwindSafe;
 
 use opentelemetry::{StringValue, Value};
 
@@ -22,12 +24,13 @@ pub struct Capture<'a, T: ?Sized>(pub &'a T);
 /// A value recorded as text.
 #[doc(hidden)]
 pub struct TextKind;
-/// A value recorded as a typed number or bool.
+/// A value recorded by [`AsNumber`]: a typed number or bool, or a collection's bounded text.
 #[doc(hidden)]
 pub struct NumberKind;
 /// A value recorded through `Debug`.
 #[doc(hidden)]
 pub struct DebugKind;
+
 /// A return value that cannot be recorded (not `Debug`): nothing is recorded.
 #[doc(hidden)]
 pub struct SkipKind;
@@ -75,17 +78,19 @@ impl<T: AsText + ?Sized> AsText for &mut T {
     }
 }
 
-/// Types recorded as typed attribute values.
+/// Types recorded by a rule of their own rather than through plain `Debug`: numbers and bools
+/// as typed values; lists, sets and maps as their `Debug` text, walked only up to the cap
+/// (see [`BoundedDebug`]).
 #[doc(hidden)]
 pub trait AsNumber {
-    /// The typed value.
-    fn as_value(&self) -> Value;
+    /// The value, text cut at `cap` bytes.
+    fn as_value(&self, cap: usize) -> Value;
 }
 
 macro_rules! small_ints {
     ($($t:ty),*) => {$(
         impl AsNumber for $t {
-            fn as_value(&self) -> Value {
+            fn as_value(&self, _cap: usize) -> Value {
                 Value::I64(i64::from(*self))
             }
         }
@@ -96,7 +101,7 @@ small_ints!(i8, i16, i32, i64, u8, u16, u32);
 macro_rules! wide_ints {
     ($($t:ty),*) => {$(
         impl AsNumber for $t {
-            fn as_value(&self) -> Value {
+            fn as_value(&self, _cap: usize) -> Value {
                 // OTel attributes are i64; a value that does not fit is kept exactly as text.
                 i64::try_from(*self).map_or_else(|_| Value::String(self.to_string().into()), Value::I64)
             }
@@ -106,28 +111,28 @@ macro_rules! wide_ints {
 wide_ints!(u64, u128, i128, usize, isize);
 
 impl AsNumber for f64 {
-    fn as_value(&self) -> Value {
+    fn as_value(&self, _cap: usize) -> Value {
         Value::F64(*self)
     }
 }
 impl AsNumber for f32 {
-    fn as_value(&self) -> Value {
+    fn as_value(&self, _cap: usize) -> Value {
         Value::F64(f64::from(*self))
     }
 }
 impl AsNumber for bool {
-    fn as_value(&self) -> Value {
+    fn as_value(&self, _cap: usize) -> Value {
         Value::Bool(*self)
     }
 }
 impl<T: AsNumber + ?Sized> AsNumber for &T {
-    fn as_value(&self) -> Value {
-        (**self).as_value()
+    fn as_value(&self, cap: usize) -> Value {
+        (**self).as_value(cap)
     }
 }
 impl<T: AsNumber + ?Sized> AsNumber for &mut T {
-    fn as_value(&self) -> Value {
-        (**self).as_value()
+    fn as_value(&self, cap: usize) -> Value {
+        (**self).as_value(cap)
     }
 }
 
@@ -151,7 +156,8 @@ pub trait TextProbe {
 }
 impl<T: AsText + ?Sized> TextProbe for &&Capture<'_, T> {}
 
-/// Picks [`NumberKind`] for numbers and bools.
+/// Picks [`NumberKind`] for numbers and bools, and for lists, sets and maps (see
+/// [`AsNumber`]).
 #[doc(hidden)]
 pub trait NumberProbe {
     /// The kind.
@@ -160,6 +166,73 @@ pub trait NumberProbe {
     }
 }
 impl<T: AsNumber + ?Sized> NumberProbe for &Capture<'_, T> {}
+
+/// `Debug` text of a collection that stops at the first failed write: std's list, set and map
+/// helpers keep iterating every entry after the writer has failed (a million items cost
+/// milliseconds even when nothing more is written), so collections are walked here instead,
+/// with the same text as their `Debug`.
+#[doc(hidden)]
+pub(crate) trait BoundedDebug {
+    /// Writes the `Debug` text of `self`, returning at the first error.
+    fn fmt_bounded(&self, w: &mut CappedWriter) -> fmt::Result;
+}
+
+fn list<'a, T: Debug + 'a>(
+    w: &mut CappedWriter,
+    open: &str,
+    close: &str,
+    items: impl IntoIterator<Item = &'a T>,
+) -> fmt::Result {
+    w.write_str(open)?;
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        write!(w, "{item:?}")?;
+    }
+    w.write_str(close)
+}
+
+fn map<'a, K: Debug + 'a, V: Debug + 'a>(
+    w: &mut CappedWriter,
+    entries: impl IntoIterator<Item = (&'a K, &'a V)>,
+) -> fmt::Result {
+    w.write_str("{")?;
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        write!(w, "{k:?}: {v:?}")?;
+    }
+    w.write_str("}")
+}
+
+macro_rules! collections {
+    ($($(#[$m:meta])* [$($g:tt)*] $t:ty => |$s:ident, $w:ident| $body:expr;)*) => {$(
+        impl<$($g)*> AsNumber for $t {
+            fn as_value(&self, cap: usize) -> Value {
+                Value::String(format_capped(cap, |w| self.fmt_bounded(w)))
+            }
+        }
+        impl<$($g)*> BoundedDebug for $t {
+            fn fmt_bounded(&self, $w: &mut CappedWriter) -> fmt::Result {
+                let $s = self;
+                $body
+            }
+        }
+    )*};
+}
+collections! {
+    [T: Debug] [T] => |s, w| list(w, "[", "]", s);
+    [T: Debug, const N: usize] [T; N] => |s, w| list(w, "[", "]", s);
+    [T: Debug] Vec<T> => |s, w| list(w, "[", "]", s);
+    [T: Debug] Box<[T]> => |s, w| list(w, "[", "]", s.iter());
+    [T: Debug] std::collections::VecDeque<T> => |s, w| list(w, "[", "]", s);
+    [T: Debug] std::collections::BTreeSet<T> => |s, w| list(w, "{", "}", s);
+    [T: Debug, S] std::collections::HashSet<T, S> => |s, w| list(w, "{", "}", s);
+    [K: Debug, V: Debug] std::collections::BTreeMap<K, V> => |s, w| map(w, s);
+    [K: Debug, V: Debug, S] std::collections::HashMap<K, V, S> => |s, w| map(w, s);
+}
 
 /// Picks [`DebugKind`] for everything else.
 #[doc(hidden)]
@@ -180,8 +253,8 @@ impl TextKind {
 
 impl NumberKind {
     /// Records the typed value.
-    pub fn value<T: AsNumber + ?Sized>(self, v: &T, _cap: usize) -> Value {
-        v.as_value()
+    pub fn value<T: AsNumber + ?Sized>(self, v: &T, cap: usize) -> Value {
+        v.as_value(cap)
     }
 }
 
@@ -203,7 +276,7 @@ pub trait OutTextProbe {
 }
 impl<T: AsText + ?Sized> OutTextProbe for &&&Capture<'_, T> {}
 #[doc(hidden)]
-/// Output number probe.
+/// Output number (and collection) probe.
 pub trait OutNumberProbe {
     /// The kind.
     fn hh_out_kind(&self) -> NumberKind {
@@ -343,11 +416,9 @@ pub struct ErrOpaque;
 impl ErrDisplay {
     /// The error's type and message.
     pub fn describe<E: Display + ?Sized>(self, e: &E, cap: usize) -> ErrorInfo {
-        let mut w = CappedWriter::new(cap);
-        let _ = write!(w, "{e}");
         ErrorInfo {
             type_name: short_type_name(std::any::type_name::<E>()),
-            message: w.finish(),
+            message: display_text(e, cap),
         }
     }
 }
@@ -380,60 +451,192 @@ pub struct ErrorInfo {
     pub message: StringValue,
 }
 
-/// `std::io::Error` rather than the whole path of every generic argument.
-fn short_type_name(full: &'static str) -> StringValue {
-    StringValue::from(full)
+/// A type name without module paths, inside generics too: `Box<dyn Error + Send + Sync>`
+/// rather than `alloc::boxed::Box<dyn core::error::Error + core::marker::Send + ...>`.
+pub(crate) fn short_type_name(full: &'static str) -> StringValue {
+    if !full.contains("::") {
+        return StringValue::from(full);
+    }
+    let mut out = String::with_capacity(full.len());
+    let mut path = String::new();
+    let flush = |path: &mut String, out: &mut String| {
+        // `a::b::C` keeps `C`; `f::{{closure}}` keeps `f::`, the segment before the braces.
+        let trimmed = path.strip_suffix("::");
+        match trimmed {
+            Some(p) => {
+                out.push_str(p.rsplit("::").next().unwrap_or(p));
+                out.push_str("::");
+            }
+            None => out.push_str(path.rsplit("::").next().unwrap_or(path)),
+        }
+        path.clear();
+    };
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            path.push(c);
+        } else {
+            flush(&mut path, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut path, &mut out);
+    StringValue::from(out)
 }
 
-/// The marker appended to a value cut at the byte cap.
+/// The marker appended to a value cut at the byte cap, when the size of the rest is known.
 pub(crate) fn truncation_marker(dropped: usize) -> String {
     format!("…[truncated {dropped} bytes]")
+}
+
+/// The marker when formatting stopped at the cap: at least `dropped` bytes were cut, how many
+/// more is not known, because they were never formatted.
+fn open_truncation_marker(dropped: usize) -> String {
+    format!("…[truncated {dropped}+ bytes]")
+}
+
+/// How far past the cap a value is looked at, and how far back from it, so that a cut never
+/// keeps part of a secret (see [`cut_point`]).
+pub(crate) const SECRET_MARGIN: usize = 1024;
+
+/// Where to cut `text` to keep at most `cap` bytes: at the last char boundary before `cap`,
+/// or earlier, in front of a secret that the cut would split, so that the export-side redactor
+/// never sees half of a secret it could not recognise. Only the bytes around the cut are
+/// scanned, and only for a value that is cut.
+pub(crate) fn cut_point(text: &str, cap: usize) -> usize {
+    if text.len() <= cap {
+        return text.len();
+    }
+    let cut = floor_char_boundary(text, cap);
+    let from = floor_char_boundary(text, cut.saturating_sub(SECRET_MARGIN));
+    let to = floor_char_boundary(text, cut.saturating_add(SECRET_MARGIN));
+    let window = &text[from..to];
+    for found in crate::secrets::scanner().find_all(window) {
+        let (start, end) = (from + found.whole.start, from + found.whole.end);
+        if start < cut && cut < end {
+            return cut.min(from + found.secret.start);
+        }
+    }
+    cut
 }
 
 pub(crate) fn truncated_text(s: &str, cap: usize) -> StringValue {
     if s.len() <= cap {
         return StringValue::from(s.to_owned());
     }
-    let cut = floor_char_boundary(s, cap);
+    let cut = cut_point(s, cap);
     let mut out = String::with_capacity(cut + 32);
     out.push_str(&s[..cut]);
     out.push_str(&truncation_marker(s.len() - cut));
     StringValue::from(out)
 }
 
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+fn floor_char_boundary(s: &str, i: usize) -> usize {
+    if i >= s.len() {
+        return s.len();
+    }
+    let mut i = i;
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
     }
     i
 }
 
+/// `Debug` text of `v`, at most `cap` bytes and about that much work; never panics.
 pub(crate) fn debug_text<T: Debug + ?Sized>(v: &T, cap: usize) -> StringValue {
-    let mut w = CappedWriter::new(cap);
-    let _ = write!(w, "{v:?}");
-    w.finish()
+    format_capped(cap, |w| write!(w, "{v:?}"))
 }
 
-/// A `fmt::Write` that keeps at most `cap` bytes and counts the rest, so formatting a 2 MB
-/// value allocates no more than the cap.
-struct CappedWriter {
-    buf: String,
+/// `Display` text of `v`, at most `cap` bytes and about that much work; never panics.
+pub(crate) fn display_text<T: Display + ?Sized>(v: &T, cap: usize) -> StringValue {
+    format_capped(cap, |w| write!(w, "{v}"))
+}
+
+/// Runs a user's `Debug` / `Display` into a [`CappedWriter`]. Formatting stops soon after the
+/// cap (the writer fails, and `?` in formatting code returns at once), so a value of a million
+/// items costs about the cap's worth of formatting. A panic in the user's impl is caught and
+/// recorded as `<panicked while formatting: message>`; it does not reach the traced function.
+pub(crate) fn format_capped(
     cap: usize,
-    dropped: usize,
+    format: impl FnOnce(&mut CappedWriter) -> fmt::Result,
+) -> StringValue {
+    let mut w = CappedWriter::new(cap.saturating_add(SECRET_MARGIN));
+    match guarded(|| format(&mut w)) {
+        Ok(result) => w.finish(cap, result.is_err()),
+        Err(message) => panicked_marker(&message, cap),
+    }
+}
+
+/// The marker that stands for a value whose formatting panicked.
+pub(crate) fn panicked_marker(message: &str, cap: usize) -> StringValue {
+    let marker = format!("<panicked while formatting: {message}>");
+    truncated_text(&marker, cap.max(64))
+}
+
+thread_local! {
+    /// Set while user formatting code runs under [`guarded`], so that our panic hook neither
+    /// prints nor keeps the message of a panic that capture catches.
+    static FORMATTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a panic now comes from user formatting code that capture catches.
+pub(crate) fn in_guarded_formatting() -> bool {
+    FORMATTING.with(Cell::get)
+}
+
+/// Runs `f`, which calls user code for capture (a `Debug` impl, an `Into` conversion), and
+/// turns a panic into its message.
+pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    let outer = FORMATTING.replace(true);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    FORMATTING.set(outer);
+    result.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+        // A payload whose own drop panics must not unwind from here either.
+        if let Err(again) = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+        message
+    })
+}
+
+/// A `fmt::Write` that keeps at most `limit` bytes and then fails, which stops the formatting
+/// code that writes to it: capture treats that failure as "cut here", not as an error.
+#[doc(hidden)]
+pub(crate) struct CappedWriter {
+    buf: String,
+    limit: usize,
+    full: bool,
 }
 
 impl CappedWriter {
-    fn new(cap: usize) -> Self {
+    fn new(limit: usize) -> Self {
         CappedWriter {
             buf: String::new(),
-            cap,
-            dropped: 0,
+            limit,
+            full: false,
         }
     }
 
-    fn finish(mut self) -> StringValue {
-        if self.dropped > 0 {
-            self.buf.push_str(&truncation_marker(self.dropped));
+    /// The text, cut at `cap` (see [`cut_point`]) with a marker. `failed`: the formatting
+    /// returned an error.
+    fn finish(mut self, cap: usize, failed: bool) -> StringValue {
+        if self.full {
+            let cut = cut_point(&self.buf, cap);
+            let dropped = self.buf.len() - cut;
+            self.buf.truncate(cut);
+            self.buf.push_str(&open_truncation_marker(dropped.max(1)));
+        } else if self.buf.len() > cap {
+            let total = self.buf.len();
+            let cut = cut_point(&self.buf, cap);
+            self.buf.truncate(cut);
+            self.buf.push_str(&truncation_marker(total - cut));
+        } else if failed {
+            // The user's impl failed on its own: keep what it wrote, and say so.
+            self.buf.push_str("…[formatting failed]");
         }
         StringValue::from(self.buf)
     }
@@ -441,19 +644,17 @@ impl CappedWriter {
 
 impl fmt::Write for CappedWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.cap - self.buf.len();
-        if s.len() <= room && self.dropped == 0 {
-            self.buf.push_str(s);
-        } else {
-            let cut = if self.dropped == 0 {
-                floor_char_boundary(s, room)
-            } else {
-                0
-            };
-            self.buf.push_str(&s[..cut]);
-            self.dropped += s.len() - cut;
+        if self.full {
+            return Err(fmt::Error);
         }
-        Ok(())
+        let room = self.limit - self.buf.len();
+        if s.len() <= room {
+            self.buf.push_str(s);
+            return Ok(());
+        }
+        self.buf.push_str(&s[..floor_char_boundary(s, room)]);
+        self.full = true;
+        Err(fmt::Error)
     }
 }
 
@@ -470,16 +671,112 @@ mod tests {
     }
 
     #[test]
-    fn debug_is_capped_while_formatting() {
-        let big = vec![7u8; 10_000];
+    fn debug_formatting_stops_soon_after_the_cap() {
+        struct Counting<'a>(&'a Cell<usize>);
+        impl Debug for Counting<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("item")
+            }
+        }
+        let calls = Cell::new(0);
+        let big: Vec<Counting<'_>> = (0..100_000).map(|_| Counting(&calls)).collect();
         let v = debug_text(&big, 16);
-        assert!(v.as_str().starts_with("[7, 7, 7, 7, 7, "), "{}", v.as_str());
-        let full = format!("{big:?}").len();
-        assert!(
-            v.as_str().ends_with(&truncation_marker(full - 16)),
-            "{}",
-            v.as_str()
+        assert!(v.as_str().starts_with("[item, item, ite"), "{}", v.as_str());
+        assert!(v.as_str().ends_with("+ bytes]"), "{}", v.as_str());
+        // The cap, the margin looked at for secrets, and one item more: not 100,000.
+        let formatted = calls.get();
+        assert!(formatted <= (16 + SECRET_MARGIN) / 6 + 2, "{formatted}");
+    }
+
+    #[test]
+    fn collections_stop_walking_at_the_cap_with_their_debug_text() {
+        let calls = Cell::new(0);
+        // Records what `Debug` does, but stops walking: std's list helper would visit every
+        // item after the writer failed.
+        struct Tally<'a>(&'a Cell<usize>);
+        impl Debug for Tally<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("t")
+            }
+        }
+        let tallies: Vec<Tally<'_>> = (0..1_000_000).map(|_| Tally(&calls)).collect();
+        let v = (&&&Capture(&tallies)).hh_kind().value(&tallies, 64);
+        assert!(v.as_str().starts_with("[t, t, t"), "{}", v.as_str());
+        assert!(calls.get() < (64 + SECRET_MARGIN) / 3 + 2, "{}", calls.get());
+        let small = std::collections::BTreeMap::from([("a", vec![1, 2]), ("b", vec![])]);
+        assert_eq!(
+            (&&&Capture(&small)).hh_kind().value(&small, 64),
+            Value::from(format!("{small:?}"))
         );
+        let set = std::collections::BTreeSet::from([3, 1]);
+        assert_eq!(
+            (&&&Capture(&set)).hh_kind().value(&set, 64),
+            Value::from(format!("{set:?}"))
+        );
+        let arr = [Some(1), None];
+        assert_eq!(
+            (&&&Capture(&arr)).hh_kind().value(&arr, 64),
+            Value::from(format!("{arr:?}"))
+        );
+    }
+
+    #[test]
+    fn a_value_that_fits_in_the_margin_has_an_exact_marker() {
+        let v = debug_text(&vec![7u8; 100], 16);
+        let full = format!("{:?}", vec![7u8; 100]).len();
+        assert_eq!(
+            v.as_str(),
+            format!("[7, 7, 7, 7, 7, {}", truncation_marker(full - 16))
+        );
+    }
+
+    #[test]
+    fn a_cut_never_keeps_part_of_a_secret() {
+        let text = "key=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t end";
+        // A plain cut at 12 would keep `sk-proj-` and a few characters.
+        assert_eq!(truncated_text(text, 12).as_str(), format!("key={}", truncation_marker(36)));
+        let auth = "Authorization: Bearer 8f3kQ-Zz91.aa";
+        let cut = truncated_text(auth, 26);
+        assert!(cut.as_str().starts_with("Authorization: Bearer …"), "{}", cut.as_str());
+    }
+
+    #[test]
+    fn a_panicking_debug_impl_is_recorded_as_a_marker() {
+        struct Bad;
+        impl Debug for Bad {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                panic!("bad impl")
+            }
+        }
+        assert_eq!(
+            debug_text(&Bad, 64).as_str(),
+            "<panicked while formatting: bad impl>"
+        );
+        assert!(!in_guarded_formatting());
+    }
+
+    #[test]
+    fn type_names_are_short_inside_generics_too() {
+        let cases = [
+            (
+                "alloc::boxed::Box<dyn core::error::Error + core::marker::Send + core::marker::Sync>",
+                "Box<dyn Error + Send + Sync>",
+            ),
+            ("std::io::error::Error", "Error"),
+            ("my_app::errors::ApiError", "ApiError"),
+            (
+                "my_app::Wrapper<std::io::error::Error, alloc::string::String>",
+                "Wrapper<Error, String>",
+            ),
+            ("&[core::option::Option<u8>; 4]", "&[Option<u8>; 4]"),
+            ("my_app::run::{{closure}}", "run::{{closure}}"),
+            ("u32", "u32"),
+        ];
+        for (full, short) in cases {
+            assert_eq!(short_type_name(full).as_str(), short, "{full}");
+        }
     }
 
     #[test]

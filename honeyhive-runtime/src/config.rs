@@ -374,6 +374,25 @@ impl Builder {
         self
     }
 
+    // --- capture/redaction helper (h/capture): masking callback ---
+    /// Masks what no pattern can know: `mask(key, value)` returns `Some(replacement)` for a
+    /// value to replace, `None` to keep it. Runs on the export thread, after the built-in
+    /// redaction, on every string value (see [`Mask`](crate::redact::Mask)).
+    ///
+    /// ```
+    /// let builder = honeyhive_runtime::Builder::new()
+    ///     .mask(|key, value| (key.ends_with(".email") || value.contains('@')).then(|| "[EMAIL]".to_owned()));
+    /// # drop(builder);
+    /// ```
+    pub fn mask(
+        mut self,
+        mask: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.semantics.privacy.mask = Some(crate::redact::Mask::new(mask));
+        self
+    }
+    // --- end of capture/redaction helper block ---
+
     /// Exports only these keys (exact, or a prefix ending in `*`), plus the core keys.
     pub fn allow_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
         let keys = keys.into_iter().map(Into::into);

@@ -20,8 +20,13 @@
 //! span is current: values are converted and flattened only for recorded spans. Nested maps and
 //! lists are flattened with dots (`honeyhive_feedback.rating.stars`, `honeyhive_metadata.tags.0`),
 //! as HoneyHive's Python SDK does, down to [`MAX_DEPTH`] levels and at most [`MAX_LEAVES`] values
-//! per call; deeper values are recorded as JSON text, and `<key>._omitted` counts values left out.
-//! Strings are cut at the capture byte cap like every captured value.
+//! per call; deeper values are recorded as JSON text, and `<key>._omitted` counts the entries
+//! left out (a list or map left out counts as one). Strings and JSON text are cut at the
+//! capture byte cap like every captured value. The work is bounded like the output: entries
+//! past the limit are counted, not visited, and JSON text stops being written at the cap, so a
+//! 100,000-entry map costs about what its first [`MAX_LEAVES`] entries do (plus, for a
+//! `HashMap`, one linear pass to pick the smallest keys). A conversion (`Into<Value>`) that
+//! panics is recorded as `<panicked while formatting: ...>`; the call goes on.
 //!
 //! [`enrich_session`] marks the same attributes for the session: the export thread moves them to
 //! the nearest enclosing `event_type = "session"` span, or else to the root of the trace in this
@@ -32,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use opentelemetry::{Key, KeyValue, Value as OtelValue};
 
-use crate::capture::truncated_text;
+use crate::capture::{CappedWriter, format_capped, guarded, panicked_marker, truncated_text};
 use crate::export;
 use crate::span::{self, Annotation};
 
@@ -49,7 +54,7 @@ pub(crate) const SESSION_MARK: &str = "\0session\0";
 ///
 /// Built with `From` (`"text".into()`, `3.into()`, `vec![1, 2].into()`), [`Value::map`], from
 /// `HashMap` / `BTreeMap`, or from a `serde_json::Value`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Value {
     /// Nothing; not recorded.
@@ -86,12 +91,105 @@ impl Value {
         serde_json::Value::from(self).to_string()
     }
 
-    fn leaf_count(&self) -> usize {
+    /// Writes the value as JSON (the same text as [`to_json`](Value::to_json)), stopping as
+    /// soon as the writer fails.
+    fn write_json(&self, w: &mut CappedWriter) -> std::fmt::Result {
+        use std::fmt::Write as _;
         match self {
-            Value::Null => 0,
-            Value::List(items) => items.iter().map(Value::leaf_count).sum(),
-            Value::Map(entries) => entries.iter().map(|(_, v)| v.leaf_count()).sum(),
-            _ => 1,
+            Value::Null => w.write_str("null"),
+            Value::Bool(b) => write!(w, "{b}"),
+            Value::Int(i) => write!(w, "{i}"),
+            Value::Float(f) => match serde_json::Number::from_f64(*f) {
+                Some(n) => write!(w, "{n}"),
+                None => w.write_str("null"),
+            },
+            Value::Str(s) => write_json_str(s, w),
+            Value::List(items) => {
+                w.write_char('[')?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        w.write_char(',')?;
+                    }
+                    item.write_json(w)?;
+                }
+                w.write_char(']')
+            }
+            Value::Map(entries) => {
+                w.write_char('{')?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        w.write_char(',')?;
+                    }
+                    write_json_str(k, w)?;
+                    w.write_char(':')?;
+                    v.write_json(w)?;
+                }
+                w.write_char('}')
+            }
+        }
+    }
+}
+
+/// A JSON string literal, escaped as `serde_json` does.
+fn write_json_str(s: &str, w: &mut CappedWriter) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    w.write_char('"')?;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if u32::from(c) < 0x20 => "",
+            _ => continue,
+        };
+        w.write_str(&s[start..i])?;
+        if escape.is_empty() {
+            write!(w, "\\u{:04x}", u32::from(c))?;
+        } else {
+            w.write_str(escape)?;
+        }
+        start = i + c.len_utf8();
+    }
+    w.write_str(&s[start..])?;
+    w.write_char('"')
+}
+
+/// The derived text, written so that a failed write stops it: a `Value` argument of a traced
+/// fn is captured through `Debug`, and the derived impl (std's list helper) would visit every
+/// entry of a 100,000-entry map after the capture cap was reached.
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Bool(b) => write!(f, "Bool({b:?})"),
+            Value::Int(i) => write!(f, "Int({i:?})"),
+            Value::Float(x) => write!(f, "Float({x:?})"),
+            Value::Str(s) => write!(f, "Str({s:?})"),
+            Value::List(items) => {
+                f.write_str("List([")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item:?}")?;
+                }
+                f.write_str("])")
+            }
+            Value::Map(entries) => {
+                f.write_str("Map([")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "({k:?}, {v:?})")?;
+                }
+                f.write_str("])")
+            }
         }
     }
 }
@@ -191,11 +289,22 @@ impl<K: Into<String>, V: Into<Value>> From<BTreeMap<K, V>> for Value {
     }
 }
 
+/// Entries of a `HashMap` put in key order; the rest follow in no particular order.
+const SORTED_ENTRIES: usize = 4 * MAX_LEAVES;
+
 impl<K: Into<String> + Ord, V: Into<Value>, S> From<HashMap<K, V, S>> for Value {
+    /// The entries with the [`SORTED_ENTRIES`] (400) smallest keys come first, in key order, so
+    /// that what is recorded does not depend on the hasher; the rest follow unordered, so that a
+    /// large map costs a linear pass rather than a sort.
     fn from(v: HashMap<K, V, S>) -> Self {
-        // Sorted, so the recorded order does not depend on the hasher.
-        let sorted: BTreeMap<K, V> = v.into_iter().collect();
-        Value::map(sorted)
+        let mut entries: Vec<(K, V)> = v.into_iter().collect();
+        if entries.len() > SORTED_ENTRIES {
+            entries.select_nth_unstable_by(SORTED_ENTRIES, |a, b| a.0.cmp(&b.0));
+            entries[..SORTED_ENTRIES].sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        } else {
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
+        Value::map(entries)
     }
 }
 
@@ -320,13 +429,15 @@ impl Enrich {
             return self;
         }
         let mark = if self.session { SESSION_MARK } else { "" };
+        let prefix = format!("{mark}{namespace}.{key}");
+        let cap = export::capture_cap();
         let mut out = Vec::new();
-        flatten(
-            format!("{mark}{namespace}.{key}"),
-            value.into(),
-            export::capture_cap(),
-            &mut out,
-        );
+        // The conversion is the user's code (a `From` impl) that runs only because the span is
+        // recorded: a panic in it must not reach the caller.
+        if let Err(message) = guarded(|| flatten(prefix.clone(), value.into(), cap, &mut out)) {
+            out.clear();
+            out.push(KeyValue::new(prefix, OtelValue::String(panicked_marker(&message, cap))));
+        }
         for kv in out {
             span::annotate(|| Annotation::Attr(kv));
         }
@@ -369,25 +480,27 @@ impl Flattener<'_> {
                 self.leaf(key, OtelValue::String(text));
             }
             nested @ (Value::List(_) | Value::Map(_)) if depth >= MAX_DEPTH => {
-                let text = truncated_text(&nested.to_json(), self.cap);
+                let text = format_capped(self.cap, |w| nested.write_json(w));
                 self.leaf(key, OtelValue::String(text));
             }
             Value::List(items) => {
+                let total = items.len();
                 for (i, item) in items.into_iter().enumerate() {
                     if self.room == 0 {
-                        self.omitted += item.leaf_count();
-                    } else {
-                        self.walk(format!("{key}.{i}"), item, depth + 1);
+                        self.omitted += total - i;
+                        break;
                     }
+                    self.walk(format!("{key}.{i}"), item, depth + 1);
                 }
             }
             Value::Map(entries) => {
-                for (k, item) in entries {
+                let total = entries.len();
+                for (i, (k, item)) in entries.into_iter().enumerate() {
                     if self.room == 0 {
-                        self.omitted += item.leaf_count();
-                    } else {
-                        self.walk(format!("{key}.{k}"), item, depth + 1);
+                        self.omitted += total - i;
+                        break;
                     }
+                    self.walk(format!("{key}.{k}"), item, depth + 1);
                 }
             }
         }
@@ -450,6 +563,69 @@ mod tests {
         assert_eq!(out.len(), MAX_LEAVES + 1);
         assert_eq!(out.last().unwrap().0, "ns.k._omitted");
         assert_eq!(out.last().unwrap().1, OtelValue::I64(150));
+    }
+
+    #[test]
+    fn omitted_entries_are_counted_without_visiting_them() {
+        let nested = Value::from(
+            (0..300)
+                .map(|i| Value::map([("a", Value::from(i)), ("b", Value::from(i))]))
+                .collect::<Vec<_>>(),
+        );
+        let out = flat(nested);
+        assert_eq!(out.len(), MAX_LEAVES + 1);
+        // 50 maps of two leaves recorded; the other 250 maps are counted as one each.
+        assert_eq!(out.last().unwrap().1, OtelValue::I64(250));
+    }
+
+    #[test]
+    fn bounded_json_is_the_same_text_as_to_json() {
+        // In key order: `to_json` goes through serde_json's sorted map.
+        let v = Value::map([
+            ("n", Value::from(vec![Value::Null, 1.5.into(), true.into(), f64::NAN.into()])),
+            ("q\"uote", Value::from("tab\tnew\nline \u{1} é")),
+        ]);
+        let text = format_capped(usize::MAX / 2, |w| v.write_json(w));
+        assert_eq!(text.as_str(), v.to_json());
+    }
+
+    #[test]
+    fn deep_values_are_json_cut_at_the_cap() {
+        let mut v = Value::from((0..100_000).collect::<Vec<i32>>());
+        for _ in 0..MAX_DEPTH {
+            v = Value::map([("n", v)]);
+        }
+        let out = flat(v);
+        assert_eq!(out.len(), 1);
+        let text = out[0].1.as_str();
+        assert!(text.starts_with("[0,1,2,3,4,5,6,7"), "{text}");
+        assert!(text.ends_with("+ bytes]"), "{text}");
+    }
+
+    #[test]
+    fn a_hash_map_records_its_smallest_keys_in_order() {
+        let map: HashMap<String, i64> = (0..1000).map(|i| (format!("k{i:04}"), i)).collect();
+        let Value::Map(entries) = Value::from(map) else {
+            panic!("a map")
+        };
+        assert_eq!(entries.len(), 1000);
+        let first: Vec<&str> = entries[..3].iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(first, ["k0000", "k0001", "k0002"]);
+        assert!(entries[..SORTED_ENTRIES].is_sorted_by(|a, b| a.0 < b.0));
+    }
+
+    #[test]
+    fn debug_text_is_the_derived_one() {
+        let v = Value::map([
+            ("a", Value::from(vec![Value::from(1), Value::Null])),
+            ("b", Value::from(1.5)),
+            ("c", Value::from(true)),
+            ("d", Value::from("x")),
+        ]);
+        assert_eq!(
+            format!("{v:?}"),
+            r#"Map([("a", List([Int(1), Null])), ("b", Float(1.5)), ("c", Bool(true)), ("d", Str("x"))])"#
+        );
     }
 
     #[test]

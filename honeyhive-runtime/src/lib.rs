@@ -97,6 +97,7 @@ pub mod propagation;
 pub mod redact;
 pub mod retry;
 pub mod sampling;
+mod secrets;
 mod sink;
 mod span;
 mod stream;

@@ -7,12 +7,22 @@
 //! 1. **Keys.** A key matching a deny pattern is dropped; with an allow list, only matching keys
 //!    are kept. Patterns are exact keys or prefixes ending in `*` (`honeyhive_inputs.*`).
 //!    [`CORE_KEYS`] are never dropped.
-//! 2. **Secrets.** In every string (attribute values, event attributes, the status message),
-//!    API keys (OpenAI `sk-…`, Anthropic `sk-ant-…`, Google `AIza…`, HoneyHive `hh_…`, GitHub,
-//!    Slack, AWS access key ids, JWTs), `Bearer` tokens and `api_key=…`-style assignments become
-//!    `[REDACTED]`, as does the whole value of a key named like a secret (`password`, `api_key`,
-//!    `token`, `authorization`, ...). Patterns given with `redact_pattern` (regular expressions,
-//!    [`regex`](https://docs.rs/regex) syntax) are redacted the same way.
+//! 2. **Secrets.** In every string (attribute values and keys, event names and attributes, the
+//!    status message, and the span name), secrets recognised by their shape become
+//!    `[REDACTED]`: provider keys (OpenAI, Anthropic, Google API keys and OAuth client secrets,
+//!    HoneyHive, Hugging Face, GitHub, GitLab, npm, PyPI, Stripe, SendGrid, Slack tokens and
+//!    webhooks, AWS access key ids, temporary ids, ...), JWTs, PEM private keys, `Bearer` and
+//!    `Basic` credentials, passwords in URLs (`postgres://user:password@host`), Azure
+//!    `AccountKey=`, and `password=…`, `"api_key": …`, `aws_secret_access_key = …`-style
+//!    assignments, whatever symbols the value holds. The whole value of a key named like a
+//!    secret (`password`, `api_key`, `token`, `authorization`, ...) is redacted too. Patterns
+//!    given with `redact_pattern` (regular expressions, [`regex`](https://docs.rs/regex)
+//!    syntax) are redacted the same way, and a [`Mask`] given with `Builder::mask` sees every
+//!    string value last, with its key, for what no pattern can know.
+//!
+//!    The scan is one pass of a literal prefilter over each string; only strings it lets
+//!    through are searched with one combined expression. A value cut at the capture cap is
+//!    never cut inside a secret (the cut moves in front of it), so no part of one survives.
 //! 3. **Budget.** Duplicate keys keep their last value. Then core keys, then the other
 //!    small keys (types, tokens, costs, errors), then captured content (inputs, outputs,
 //!    metadata, messages) fill the budget in that order: a value that does not fit is cut to the
@@ -21,12 +31,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use opentelemetry::trace::{Event, Status};
-use opentelemetry::{Array, KeyValue, StringValue, Value};
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use regex::Regex;
 
 use crate::capture::truncation_marker;
+use crate::secrets;
 
 /// Keys that are never dropped or evicted: without them a span cannot be placed.
 pub const CORE_KEYS: &[&str] = &[
@@ -48,20 +61,6 @@ pub const DEFAULT_MAX_ATTRIBUTES: usize = 256;
 /// Default of [`Privacy::max_bytes`].
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
 
-/// Secrets recognised by their shape. `keep` is what stays in front of the redaction marker.
-const SECRETS: &str = concat!(
-    r#"(?P<keep>(?i:\bbearer)\s+|(?i:\b(?:api[_-]?key|x-api-key|secret|client[_-]?secret|password|passwd|access[_-]?token|auth[_-]?token))["']?\s*[:=]\s*["']?)[A-Za-z0-9._~+/=\-]{6,}"#,
-    r"|\bsk-ant-[A-Za-z0-9_\-]{16,}",
-    r"|\bsk-[A-Za-z0-9_\-]{16,}",
-    r"|\bAIza[0-9A-Za-z_\-]{30,}",
-    r"|\bhh_[A-Za-z0-9_\-]{12,}",
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
-    r"|\bgithub_pat_[A-Za-z0-9_]{20,}",
-    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}",
-    r"|\bAKIA[0-9A-Z]{16}\b",
-    r"|\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-);
-
 /// Last key segments whose values are secrets whatever they look like.
 const SECRET_NAMES: &[&str] = &[
     "password",
@@ -77,8 +76,51 @@ const SECRET_NAMES: &[&str] = &[
     "auth_token",
     "authorization",
     "cookie",
+    "set-cookie",
     "private_key",
+    "secret_key",
+    "secret_access_key",
+    "aws_secret_access_key",
+    "client_secret",
+    "credentials",
+    "connection_string",
+    "api-key",
+    "proxy-authorization",
 ];
+
+/// A user's masking callback: `(key, value)` to `Some(replacement)`, or `None` to keep the
+/// value. Runs on the export thread, after the built-in redaction, on every string value
+/// (attributes, event attributes under their own keys, the status message under
+/// `otel.status_description`). A callback that panics fails closed: the value becomes
+/// `[REDACTED]`.
+#[derive(Clone)]
+pub struct Mask(Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>);
+
+impl Mask {
+    /// Wraps a callback.
+    pub fn new(mask: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static) -> Mask {
+        Mask(Arc::new(mask))
+    }
+
+    fn apply(&self, key: &str, value: &str) -> Option<String> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| (self.0)(key, value)))
+            .unwrap_or_else(|_| Some(REDACTED.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Mask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mask(..)")
+    }
+}
+
+impl PartialEq for Mask {
+    fn eq(&self, other: &Mask) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Mask {}
 
 /// Privacy and size settings (see the [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +138,8 @@ pub struct Privacy {
     pub max_attributes: usize,
     /// Bytes of attribute keys and values per span.
     pub max_bytes: usize,
+    /// A user's masking callback (see [`Mask`]).
+    pub mask: Option<Mask>,
 }
 
 impl Default for Privacy {
@@ -107,6 +151,7 @@ impl Default for Privacy {
             deny_keys: Vec::new(),
             max_attributes: DEFAULT_MAX_ATTRIBUTES,
             max_bytes: DEFAULT_MAX_BYTES,
+            mask: None,
         }
     }
 }
@@ -114,8 +159,10 @@ impl Default for Privacy {
 /// [`Privacy`], compiled for the export thread.
 #[derive(Debug)]
 pub(crate) struct Redactor {
-    secrets: Option<Regex>,
-    patterns: Vec<Regex>,
+    secrets: Option<&'static secrets::Scanner>,
+    /// The user's patterns, as one alternation.
+    patterns: Option<Regex>,
+    mask: Option<Mask>,
     allow: Vec<KeyPattern>,
     deny: Vec<KeyPattern>,
     max_attributes: usize,
@@ -147,19 +194,24 @@ impl KeyPattern {
 impl Redactor {
     /// Compiles the patterns.
     pub(crate) fn new(privacy: &Privacy) -> Result<Redactor, String> {
-        let patterns = privacy
-            .redact_patterns
-            .iter()
-            .map(|p| Regex::new(p).map_err(|e| format!("redaction pattern {p:?}: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let secrets = if privacy.redact_secrets {
-            Some(Regex::new(SECRETS).map_err(|e| format!("built-in secret pattern: {e}"))?)
-        } else {
+        for p in &privacy.redact_patterns {
+            Regex::new(p).map_err(|e| format!("redaction pattern {p:?}: {e}"))?;
+        }
+        let patterns = if privacy.redact_patterns.is_empty() {
             None
+        } else {
+            let joined = privacy
+                .redact_patterns
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            Some(Regex::new(&joined).map_err(|e| format!("redaction patterns together: {e}"))?)
         };
         Ok(Redactor {
-            secrets,
+            secrets: privacy.redact_secrets.then(secrets::scanner),
             patterns,
+            mask: privacy.mask.clone(),
             allow: privacy
                 .allow_keys
                 .iter()
@@ -188,14 +240,21 @@ impl Redactor {
             self.redact_attribute(kv);
         }
         for event in events.iter_mut() {
+            if let Cow::Owned(name) = self.redact_name(&event.name) {
+                event.name = Cow::Owned(name);
+            }
             for kv in &mut event.attributes {
                 self.redact_attribute(kv);
             }
         }
-        if let Status::Error { description } = status
-            && let Cow::Owned(text) = self.redact(description)
-        {
-            *description = Cow::Owned(text);
+        if let Status::Error { description } = status {
+            let redacted = self.redact(description);
+            let masked = self.masked("otel.status_description", &redacted);
+            if let Some(text) = masked {
+                *description = Cow::Owned(text);
+            } else if let Cow::Owned(text) = redacted {
+                *description = Cow::Owned(text);
+            }
         }
         self.budget(attrs)
     }
@@ -211,40 +270,66 @@ impl Redactor {
     }
 
     fn redact_attribute(&self, kv: &mut KeyValue) {
+        if let Cow::Owned(key) = self.redact_name(kv.key.as_str()) {
+            kv.key = Key::from(key);
+        }
         if self.secrets.is_some() && is_secret_name(kv.key.as_str()) {
             kv.value = Value::from(REDACTED);
             return;
         }
+        let key = kv.key.as_str();
         match &mut kv.value {
-            Value::String(s) => {
-                if let Cow::Owned(text) = self.redact(s.as_str()) {
-                    *s = StringValue::from(text);
-                }
-            }
+            Value::String(s) => self.redact_value(key, s),
             Value::Array(Array::String(items)) => {
                 for s in items {
-                    if let Cow::Owned(text) = self.redact(s.as_str()) {
-                        *s = StringValue::from(text);
-                    }
+                    self.redact_value(key, s);
                 }
             }
             _ => {}
         }
     }
 
+    fn redact_value(&self, key: &str, s: &mut StringValue) {
+        let redacted = self.redact(s.as_str());
+        if let Some(masked) = self.masked(key, &redacted) {
+            *s = StringValue::from(masked);
+        } else if let Cow::Owned(text) = redacted {
+            *s = StringValue::from(text);
+        }
+    }
+
+    fn masked(&self, key: &str, value: &str) -> Option<String> {
+        self.mask.as_ref()?.apply(key, value)
+    }
+
+    /// A span name or an attribute key with secrets and user patterns replaced, like
+    /// [`redact`](Redactor::redact); the mask callback is for values and does not see names.
+    pub(crate) fn redact_name<'a>(&self, name: &'a str) -> Cow<'a, str> {
+        self.redact(name)
+    }
+
     /// `text` with secrets and user patterns replaced; borrowed when nothing matched, which
     /// is the common case and allocates nothing.
     pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        if let Some(secrets) = &self.secrets
-            && let Cow::Owned(s) = secrets.replace_all(&out, "${keep}[REDACTED]")
-        {
-            out = Cow::Owned(s);
-        }
-        for pattern in &self.patterns {
-            if let Cow::Owned(s) = pattern.replace_all(&out, REDACTED) {
+        if let Some(scanner) = self.secrets {
+            let found = scanner.find_all(text);
+            if !found.is_empty() {
+                let mut s = String::with_capacity(text.len());
+                let mut at = 0;
+                for f in found {
+                    s.push_str(&text[at..f.secret.start]);
+                    s.push_str(REDACTED);
+                    at = f.secret.end;
+                }
+                s.push_str(&text[at..]);
                 out = Cow::Owned(s);
             }
+        }
+        if let Some(patterns) = &self.patterns
+            && let Cow::Owned(s) = patterns.replace_all(&out, regex::NoExpand(REDACTED))
+        {
+            out = Cow::Owned(s);
         }
         out
     }

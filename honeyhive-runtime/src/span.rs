@@ -657,6 +657,11 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // A panic in a user's `Debug` impl during capture is caught there and recorded as
+            // a marker: not the program's panic, so neither kept for a span nor printed.
+            if crate::capture::in_guarded_formatting() {
+                return;
+            }
             // Kept under any traced scope: a panic that starts below an unsampled child still
             // unwinds through the sampled spans above it.
             if context::current().state != State::Idle {

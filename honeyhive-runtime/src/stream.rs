@@ -22,7 +22,10 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use opentelemetry::{StringValue, Value};
 
-use crate::capture::{AsText, Capture, truncation_marker};
+use crate::capture::{
+    AsText, Capture, SECRET_MARGIN, cut_point, debug_text, display_text, short_type_name,
+    truncation_marker,
+};
 use crate::clock;
 use crate::span::Span;
 
@@ -36,6 +39,7 @@ pub struct StreamLog {
     dropped_bytes: usize,
     error: Option<(StringValue, StringValue)>,
     record_output: bool,
+    cap: usize,
 }
 
 impl StreamLog {
@@ -47,15 +51,19 @@ impl StreamLog {
             dropped_bytes: 0,
             error: None,
             record_output,
+            cap: usize::MAX,
         }
     }
 
+    /// Joins `text`, keeping up to [`SECRET_MARGIN`] bytes past `cap` so that the final cut
+    /// ([`cut_point`]) can see a secret that spans it.
     fn push_text(&mut self, text: &str, cap: usize) {
         if !self.record_output {
             return;
         }
+        self.cap = cap;
         let buf = self.text.get_or_insert_with(String::new);
-        let room = cap.saturating_sub(buf.len());
+        let room = cap.saturating_add(SECRET_MARGIN).saturating_sub(buf.len());
         if self.dropped_bytes == 0 && text.len() <= room {
             buf.push_str(text);
             return;
@@ -72,10 +80,22 @@ impl StreamLog {
         self.dropped_bytes += text.len() - cut;
     }
 
-    fn error(&mut self, type_name: &'static str, message: String) {
+    fn error(&mut self, type_name: &'static str, message: impl FnOnce() -> StringValue) {
         if self.error.is_none() {
-            self.error = Some((StringValue::from(type_name), StringValue::from(message)));
+            self.error = Some((short_type_name(type_name), message()));
         }
+    }
+
+    /// The joined text, cut at the cap with its marker.
+    fn take_text(&mut self) -> Option<String> {
+        let mut text = self.text.take()?;
+        let total = text.len() + self.dropped_bytes;
+        if text.len() > self.cap || self.dropped_bytes > 0 {
+            let cut = cut_point(&text, self.cap);
+            text.truncate(cut);
+            text.push_str(&truncation_marker(total - cut));
+        }
+        Some(text)
     }
 }
 
@@ -144,10 +164,7 @@ impl Tracker {
         if !completed {
             record.attr("honeyhive.cancelled", Value::Bool(true));
         }
-        if let Some(mut text) = log.text.take() {
-            if log.dropped_bytes > 0 {
-                text.push_str(&truncation_marker(log.dropped_bytes));
-            }
+        if let Some(text) = log.take_text() {
             record.output(Some(Value::from(text)));
         }
         if let Some((type_name, message)) = log.error.take() {
@@ -340,10 +357,7 @@ impl ResultTextItem {
     ) {
         match item {
             Ok(text) => log.push_text(text.as_text(), cap),
-            Err(e) if log.error.is_none() => {
-                log.error(std::any::type_name::<E>(), e.to_string());
-            }
-            Err(_) => {}
+            Err(e) => log.error(std::any::type_name::<E>(), || display_text(e, cap)),
         }
     }
 }
@@ -351,11 +365,9 @@ impl ResultTextItem {
 #[allow(clippy::unused_self)] // the kind selects the method; it carries no data
 impl ResultItem {
     /// Records the first `Err`.
-    pub fn observe<T, E: Debug>(self, item: &Result<T, E>, log: &mut StreamLog, _cap: usize) {
-        if let Err(e) = item
-            && log.error.is_none()
-        {
-            log.error(std::any::type_name::<E>(), format!("{e:?}"));
+    pub fn observe<T, E: Debug>(self, item: &Result<T, E>, log: &mut StreamLog, cap: usize) {
+        if let Err(e) = item {
+            log.error(std::any::type_name::<E>(), || debug_text(e, cap));
         }
     }
 }
@@ -376,8 +388,7 @@ mod tests {
         for piece in ["héllo", " wörld", "!"] {
             log.push_text(piece, 8);
         }
-        assert_eq!(log.text.as_deref(), Some("héllo w"));
-        assert_eq!(log.dropped_bytes, 6);
+        assert_eq!(log.take_text().as_deref(), Some("héllo w…[truncated 6 bytes]"));
         let mut off = StreamLog::new(false);
         off.push_text("x", 8);
         assert_eq!(off.text, None);

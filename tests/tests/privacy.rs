@@ -222,3 +222,173 @@ fn privacy_settings_resolve_and_bad_patterns_fail_install() {
         .unwrap_err();
     assert!(err.to_string().contains("redaction pattern"), "{err}");
 }
+
+mod secret_cases;
+
+use secret_cases::{PLACES, Place, exported_text, leaks, run, secrets, text_in};
+
+/// Runs every (secret, place) case on real spans and returns the cases that leaked.
+fn leaked_cases(rec: &Recorder) -> Vec<String> {
+    let mut leaked = Vec::new();
+    let mut seen = 0;
+    for secret in secrets() {
+        for place in PLACES {
+            run(place, &text_in(place, &secret));
+            let spans = rec.spans();
+            let new = &spans[seen..];
+            assert!(!new.is_empty(), "{place:?} recorded no span");
+            seen = spans.len();
+            let exported: String = new.iter().map(exported_text).collect();
+            if leaks(&secret.secret, &exported) {
+                leaked.push(format!("{} in {place:?}: {exported}", secret.format));
+            }
+        }
+    }
+    leaked
+}
+
+#[test]
+fn thirty_secret_formats_in_eight_places_never_leak() {
+    let rec = Recorder::start();
+    let cases = secrets();
+    assert_eq!(cases.len() * PLACES.len(), 240);
+    let leaked = leaked_cases(&rec);
+    println!("recall: {}/240", 240 - leaked.len());
+    assert!(leaked.is_empty(), "{} leaked:\n{}", leaked.len(), leaked.join("\n\n"));
+}
+
+#[test]
+fn the_cases_leak_without_redaction() {
+    // The leak check itself can fail: with redaction off, every case leaks.
+    let rec = Recorder::with(|b| b.redact_secrets(false));
+    assert_eq!(leaked_cases(&rec).len(), 240);
+}
+
+/// Ordinary text that must come out exactly as it went in.
+const ORDINARY: &[&str] = &[
+    "550e8400-e29b-41d4-a716-446655440000",
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b fixed the retry loop",
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "The capital of France is Paris. Tokens are counted per request.",
+    "max_tokens: 4096, temperature: 0.7, total_tokens: 1234567",
+    "We use Bearer authentication for the public API.",
+    "Basic information about the customer is in the CRM.",
+    "password: ${DB_PASSWORD}",
+    "https://docs.example.com:8443/guide?page=2&lang=en",
+    "Config { retries: 3, timeout_ms: 2500, endpoint: \"https://api.example.com/v1\" }",
+    "the tokenizer is cl100k_base and the secret sauce is caching",
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "order #A1B2C3D4E5F6G7H8 shipped to Berlin",
+    "ask-me-anything-session-2024 starts at noon",
+    "SELECT id, name FROM users WHERE created_at > '2024-01-01'",
+];
+
+#[trace(event_type = "tool")]
+fn echo(text: &str) -> String {
+    text.to_owned()
+}
+
+#[test]
+fn ordinary_text_is_not_redacted() {
+    let rec = Recorder::start();
+    for text in ORDINARY {
+        echo(text);
+    }
+    let spans = rec.spans();
+    let mut changed = Vec::new();
+    for (span, text) in spans.all("echo").zip(ORDINARY) {
+        for key in ["honeyhive_inputs.text", "honeyhive_outputs.result"] {
+            if span.str(key) != Some(*text) {
+                changed.push(format!("{text}\n  -> {:?}", span.str(key)));
+            }
+        }
+    }
+    assert_eq!(spans.all("echo").count(), ORDINARY.len());
+    assert!(changed.is_empty(), "false positives:\n{}", changed.join("\n"));
+}
+
+#[test]
+fn a_value_cut_at_the_cap_keeps_no_piece_of_a_secret() {
+    let cap = 1024;
+    let rec = Recorder::with(|b| b.capture_max_bytes(cap));
+    let mut cases = 0;
+    for secret in secrets() {
+        let at = secret.text.find(secret.secret.as_str()).unwrap();
+        // Cuts 1, 5, 11 bytes and half-way into the secret.
+        for into in [1, 5, 11, secret.secret.len() / 2] {
+            // The note is the third argument: only its own bytes count against the cap.
+            let pad = "x ".repeat(cap);
+            let lead = cap - at - into;
+            // Words in front, then a space, then the secret's text.
+            let text = format!("{} {}", &pad[..lead - 1], secret.text);
+            call_api("", "", &text).unwrap_err();
+            cases += 1;
+        }
+    }
+    let spans = rec.spans();
+    let mut leaked = Vec::new();
+    for (span, (i, secret)) in spans
+        .all("call_api")
+        .zip(secrets().iter().flat_map(|s| std::iter::repeat_n(s, 4)).enumerate())
+    {
+        let note = span.str("honeyhive_inputs.note").unwrap();
+        assert!(note.contains("…[truncated "), "{note}");
+        if leaks(&secret.secret, note) {
+            leaked.push(format!("{} (case {i}): {note}", secret.format));
+        }
+    }
+    assert_eq!(spans.all("call_api").count(), cases);
+    assert!(leaked.is_empty(), "{}", leaked.join("\n"));
+}
+
+#[test]
+fn a_mask_callback_sees_every_captured_string_with_its_key() {
+    let rec = Recorder::with(|b| {
+        b.mask(|key, value| {
+            if key == "honeyhive_inputs.card" {
+                Some("[CARD]".to_owned())
+            } else {
+                value.contains("ACME-").then(|| value.replace("ACME-", "[CUSTOMER]-"))
+            }
+        })
+    });
+    checkout("4111 1111 1111 1111", "ACME-42 HQ");
+    let _ = call_api("", "", "customer ACME-7 failed");
+    let spans = rec.spans();
+    let span = spans.get("checkout");
+    assert_eq!(span.str("honeyhive_inputs.card"), Some("[CARD]"));
+    assert_eq!(span.str("honeyhive_inputs.city"), Some("[CUSTOMER]-42 HQ"));
+    assert_eq!(span.str("honeyhive_metadata.plan"), Some("pro"), "None keeps the value");
+    let failed = spans.get("call_api");
+    let message = "401: invalid key  for customer [CUSTOMER]-7 failed";
+    assert_eq!(failed.str("honeyhive_error"), Some(message));
+    assert_eq!(failed.error_message(), Some(message));
+    let event = failed.events_named("exception").next().unwrap();
+    assert_eq!(
+        FinishedSpan::event_attr(event, "exception.message"),
+        Some(&Value::from(message))
+    );
+}
+
+#[test]
+fn a_mask_callback_that_panics_redacts_the_value() {
+    let rec = Recorder::with(|b| {
+        b.mask(|key, _| {
+            assert!(key != "honeyhive_inputs.city", "mask bug");
+            None
+        })
+    });
+    checkout("4111", "Paris");
+    let spans = rec.spans();
+    let span = spans.get("checkout");
+    assert_eq!(span.str("honeyhive_inputs.city"), Some("[REDACTED]"));
+    assert_eq!(span.str("honeyhive_inputs.card"), Some("4111"));
+}
+
+#[test]
+fn places_cover_names_keys_and_events() {
+    // The three places redaction never reached before.
+    for place in [Place::SpanName, Place::EnrichmentKey, Place::EventAttribute] {
+        assert!(PLACES.contains(&place));
+    }
+}

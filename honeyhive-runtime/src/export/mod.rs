@@ -765,7 +765,7 @@ fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) 
         },
         parent_span_is_remote: record.parent_remote,
         span_kind: SpanKind::Internal,
-        name: Cow::Borrowed(record.meta.name),
+        name: r.name.map_or(Cow::Borrowed(record.meta.name), Cow::Owned),
         start_time: clock::to_system_time(record.start),
         end_time: clock::to_system_time(end),
         attributes: r.attrs,

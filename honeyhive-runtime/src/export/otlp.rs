@@ -205,7 +205,7 @@ fn status_len(status: &Status) -> usize {
 
 /// Encodes one span (an `opentelemetry.proto.trace.v1.Span` field of `ScopeSpans`).
 pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
-    let name = record.meta.name.as_bytes();
+    let name = r.name.as_deref().unwrap_or(record.meta.name).as_bytes();
     let has_parent = record.parent_id != 0;
     let attrs: usize = r.attrs.iter().map(|kv| field_len(kv_len(kv))).sum();
     let events: usize = r.events.iter().map(|e| field_len(event_len(e))).sum();

@@ -28,6 +28,8 @@ use crate::span::{EventType, SpanRecord};
 /// One span, rendered: the attributes, events and status to send.
 #[derive(Debug, Default)]
 pub(crate) struct Rendered {
+    /// The span's name, when redaction changed it.
+    pub(crate) name: Option<String>,
     pub(crate) attrs: Vec<KeyValue>,
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
@@ -88,6 +90,10 @@ impl Semantics {
                 self.cap,
             ));
             out.push(Rendered {
+                name: match self.redactor.redact_name(record.meta.name) {
+                    std::borrow::Cow::Owned(name) => Some(name),
+                    std::borrow::Cow::Borrowed(_) => None,
+                },
                 attrs,
                 events: record.events.clone(),
                 status: record.status.clone(),
