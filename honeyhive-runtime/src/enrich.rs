@@ -436,7 +436,10 @@ impl Enrich {
         // recorded: a panic in it must not reach the caller.
         if let Err(message) = guarded(|| flatten(prefix.clone(), value.into(), cap, &mut out)) {
             out.clear();
-            out.push(KeyValue::new(prefix, OtelValue::String(panicked_marker(&message, cap))));
+            out.push(KeyValue::new(
+                prefix,
+                OtelValue::String(panicked_marker(&message, cap)),
+            ));
         }
         for kv in out {
             span::annotate(|| Annotation::Attr(kv));
@@ -582,7 +585,10 @@ mod tests {
     fn bounded_json_is_the_same_text_as_to_json() {
         // In key order: `to_json` goes through serde_json's sorted map.
         let v = Value::map([
-            ("n", Value::from(vec![Value::Null, 1.5.into(), true.into(), f64::NAN.into()])),
+            (
+                "n",
+                Value::from(vec![Value::Null, 1.5.into(), true.into(), f64::NAN.into()]),
+            ),
             ("q\"uote", Value::from("tab\tnew\nline \u{1} é")),
         ]);
         let text = format_capped(usize::MAX / 2, |w| v.write_json(w));

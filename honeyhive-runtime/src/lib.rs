@@ -26,7 +26,7 @@
 //! # What `#[trace]` records
 //!
 //! One span per call, named after the function (or `name = "..."`), with
-//! `honeyhive_event_type`, `honeyhive_event_name` and `honeyhive_duration_ms`. Arguments are
+//! `honeyhive_event_type` and `honeyhive_duration_ms` (the event name is the span name). Arguments are
 //! recorded as `honeyhive_inputs.<arg>` and the return value as `honeyhive_outputs.result`:
 //! strings as their text, numbers and bools as typed values, anything else through `Debug`,
 //! each cut at a byte cap (8 KiB by default) with a visible `…[truncated N bytes]` marker.

@@ -30,7 +30,9 @@
 //!    many were dropped (`honeyhive.dropped_attributes` and OTLP's dropped count).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -44,7 +46,6 @@ use crate::secrets;
 /// Keys that are never dropped or evicted: without them a span cannot be placed.
 pub const CORE_KEYS: &[&str] = &[
     "honeyhive_event_type",
-    "honeyhive_event_name",
     "honeyhive.session_id",
     "honeyhive.request_id",
     "honeyhive.request_id.source",
@@ -167,6 +168,41 @@ pub(crate) struct Redactor {
     deny: Vec<KeyPattern>,
     max_attributes: usize,
     max_bytes: usize,
+    /// What was decided for each key seen: keys repeat from span to span (most are static),
+    /// so each distinct key is matched against the lists and scanned once.
+    keys: RefCell<HashMap<Box<str>, KeyDecision, BuildHasherDefault<FastHasher>>>,
+}
+
+/// Keys remembered at most; the cache starts over beyond (user keys can be unbounded).
+const MAX_CACHED_KEYS: usize = 4096;
+
+/// What the key lists and the secret scan make of one key.
+#[derive(Clone, Debug)]
+struct KeyDecision {
+    /// Exported at all (the allow and deny lists).
+    keep: bool,
+    /// Named like a secret: its whole value is redacted.
+    secret_name: bool,
+    /// The key with secrets in it replaced, when it had any.
+    redacted: Option<Key>,
+}
+
+/// FxHash's word-at-a-time multiply: keys are short and not attacker-chosen on this thread.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -224,18 +260,36 @@ impl Redactor {
                 .collect(),
             max_attributes: privacy.max_attributes,
             max_bytes: privacy.max_bytes,
+            keys: RefCell::default(),
         })
     }
 
-    /// Applies the key lists, redaction and the budget to one span. Returns how many attributes
-    /// were dropped by the budget.
-    pub(crate) fn apply(
-        &self,
-        attrs: &mut Vec<KeyValue>,
-        events: &mut [Event],
-        status: &mut Status,
-    ) -> u32 {
-        attrs.retain(|kv| self.keep_key(kv.key.as_str()));
+    /// The decision for `key`, from the cache or made now.
+    fn decide_key(&self, key: &str) -> KeyDecision {
+        if let Some(d) = self.keys.borrow().get(key) {
+            return d.clone();
+        }
+        let redacted = match self.redact_name(key) {
+            Cow::Owned(k) => Some(Key::from(k)),
+            Cow::Borrowed(_) => None,
+        };
+        let d = KeyDecision {
+            keep: self.keep_key(key),
+            secret_name: self.secrets.is_some() && is_secret_name(key),
+            redacted,
+        };
+        let mut keys = self.keys.borrow_mut();
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(key.into(), d.clone());
+        d
+    }
+
+    /// Secrets, user patterns and the mask, on captured attribute values, events and the
+    /// status: what a span's own content holds. Values derived from it afterwards (the
+    /// conventions' copies) inherit the result and need no scan of their own.
+    pub(crate) fn scrub(&self, attrs: &mut [KeyValue], events: &mut [Event], status: &mut Status) {
         for kv in attrs.iter_mut() {
             self.redact_attribute(kv);
         }
@@ -256,7 +310,25 @@ impl Redactor {
                 *description = Cow::Owned(text);
             }
         }
+    }
+
+    /// The key lists, then the budget. Returns how many attributes the budget dropped.
+    pub(crate) fn limit(&self, attrs: &mut Vec<KeyValue>) -> u32 {
+        attrs.retain(|kv| self.decide_key(kv.key.as_str()).keep);
         self.budget(attrs)
+    }
+
+    /// Applies the key lists, redaction and the budget to one span. Returns how many attributes
+    /// were dropped by the budget.
+    #[cfg(test)]
+    pub(crate) fn apply(
+        &self,
+        attrs: &mut Vec<KeyValue>,
+        events: &mut [Event],
+        status: &mut Status,
+    ) -> u32 {
+        self.scrub(attrs, events, status);
+        self.limit(attrs)
     }
 
     fn keep_key(&self, key: &str) -> bool {
@@ -270,10 +342,11 @@ impl Redactor {
     }
 
     fn redact_attribute(&self, kv: &mut KeyValue) {
-        if let Cow::Owned(key) = self.redact_name(kv.key.as_str()) {
-            kv.key = Key::from(key);
+        let decision = self.decide_key(kv.key.as_str());
+        if let Some(key) = decision.redacted {
+            kv.key = key;
         }
-        if self.secrets.is_some() && is_secret_name(kv.key.as_str()) {
+        if decision.secret_name {
             kv.value = Value::from(REDACTED);
             return;
         }
@@ -337,19 +410,12 @@ impl Redactor {
     /// Keeps core keys, then small keys, then content, within the count and byte budgets.
     fn budget(&self, attrs: &mut Vec<KeyValue>) -> u32 {
         // Duplicates keep their last value (an enrichment overrides a captured value).
-        let mut seen = HashSet::with_capacity(attrs.len());
-        let mut unique: Vec<KeyValue> = Vec::with_capacity(attrs.len());
-        for kv in std::mem::take(attrs).into_iter().rev() {
-            if seen.insert(kv.key.clone()) {
-                unique.push(kv);
-            }
-        }
-        unique.reverse();
-        let total: usize = unique.iter().map(size_of).sum();
-        if unique.len() <= self.max_attributes && total <= self.max_bytes {
-            *attrs = unique;
+        dedup_keep_last(attrs);
+        let total: usize = attrs.iter().map(size_of).sum();
+        if attrs.len() <= self.max_attributes && total <= self.max_bytes {
             return 0;
         }
+        let mut unique = std::mem::take(attrs);
         let tier = |kv: &KeyValue| {
             let key = kv.key.as_str();
             if CORE_KEYS.contains(&key) {
@@ -406,6 +472,30 @@ impl Redactor {
         }
         dropped
     }
+}
+
+/// Removes earlier attributes whose key comes again later, keeping the order of the rest. A
+/// span has few attributes, so a comparison of each pair is cheaper than hashing them.
+fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
+    let n = attrs.len();
+    let has_duplicate = if n <= 48 {
+        (1..n).any(|i| attrs[..i].iter().any(|kv| kv.key == attrs[i].key))
+    } else {
+        let mut seen: HashSet<&str, BuildHasherDefault<FastHasher>> = HashSet::default();
+        !attrs.iter().all(|kv| seen.insert(kv.key.as_str()))
+    };
+    if !has_duplicate {
+        return;
+    }
+    let mut seen: HashSet<Key, BuildHasherDefault<FastHasher>> = HashSet::default();
+    let mut unique: Vec<KeyValue> = Vec::with_capacity(n);
+    for kv in std::mem::take(attrs).into_iter().rev() {
+        if seen.insert(kv.key.clone()) {
+            unique.push(kv);
+        }
+    }
+    unique.reverse();
+    *attrs = unique;
 }
 
 fn is_secret_name(key: &str) -> bool {

@@ -101,5 +101,8 @@ fn our_recall_is_at_least_detect_secrets_on_the_same_strings() {
         .filter(|&&i| !ours[i])
         .map(|&i| labels[i])
         .collect();
-    assert!(missed.is_empty(), "caught by detect-secrets only: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "caught by detect-secrets only: {missed:?}"
+    );
 }

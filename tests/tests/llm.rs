@@ -127,7 +127,8 @@ fn an_llm_call_is_written_in_both_conventions() {
     );
     assert_eq!(call.str(oi::INPUT_MIME_TYPE), Some("application/json"));
     assert_eq!(call.str(oi::OUTPUT_VALUE), Some("About France: Paris."));
-    assert_eq!(call.str(oi::OUTPUT_MIME_TYPE), Some("text/plain"));
+    // Plain text is OpenInference's default: no key repeats it.
+    assert_eq!(call.str(oi::OUTPUT_MIME_TYPE), None);
     assert_eq!(
         json(call.str(oi::LLM_INVOCATION_PARAMETERS)),
         serde_json::json!({"temperature": 0.2, "max_tokens": 256, "top_p": 0.9, "stop": ["\n\n"]})
@@ -154,7 +155,7 @@ fn every_span_gets_its_openinference_kind_and_io() {
     let tool = spans.get("lookup");
     assert_eq!(tool.str(oi::SPAN_KIND), Some("TOOL"));
     assert_eq!(tool.str(oi::INPUT_VALUE), Some("Paris"));
-    assert_eq!(tool.str(oi::INPUT_MIME_TYPE), Some("text/plain"));
+    assert_eq!(tool.str(oi::INPUT_MIME_TYPE), None);
     assert_eq!(tool.str(oi::OUTPUT_VALUE), Some("5"));
     assert_eq!(tool.str(oi::OUTPUT_MIME_TYPE), Some("application/json"));
 }

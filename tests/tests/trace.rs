@@ -68,7 +68,12 @@ fn core_attributes_name_type_and_duration() {
     let spans = rec.spans();
     let llm = spans.get("llm.complete");
     assert_eq!(llm.str("honeyhive_event_type"), Some("model"));
-    assert_eq!(llm.str("honeyhive_event_name"), Some("llm.complete"));
+    assert_eq!(llm.name, "llm.complete");
+    assert_eq!(
+        llm.attr("honeyhive_event_name"),
+        None,
+        "the event name is the span name, not sent twice"
+    );
     assert_eq!(
         spans.get("retrieve").str("honeyhive_event_type"),
         Some("retriever")
@@ -125,7 +130,11 @@ fn err_marks_the_same_span_failed_with_an_exception_event() {
     let events: Vec<_> = span.events_named("exception").collect();
     assert_eq!(events.len(), 1);
     let ty = FinishedSpan::event_attr(events[0], "exception.type").unwrap();
-    assert_eq!(ty.as_str(), "Error", "the short type name, not std::io::error::Error");
+    assert_eq!(
+        ty.as_str(),
+        "Error",
+        "the short type name, not std::io::error::Error"
+    );
     let msg = FinishedSpan::event_attr(events[0], "exception.message").unwrap();
     assert_eq!(msg.as_str(), "empty prompt");
 }

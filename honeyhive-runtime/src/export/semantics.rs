@@ -71,6 +71,7 @@ impl Semantics {
         for (i, record) in trace.spans.iter().enumerate() {
             let mut attrs = Vec::with_capacity(record.attrs.len() + 12);
             core_attributes(record, trace.factor, &mut attrs);
+            let core = attrs.len();
             let mut session = Vec::new();
             for kv in &record.attrs {
                 match kv.key.as_str().strip_prefix(SESSION_MARK) {
@@ -78,6 +79,13 @@ impl Semantics {
                     None => attrs.push(kv.clone()),
                 }
             }
+            let mut events = record.events.clone();
+            let mut status = record.status.clone();
+            // The span's own content is scrubbed before the conventions copy it.
+            self.redactor
+                .scrub(&mut attrs[core..], &mut events, &mut status);
+            self.redactor
+                .scrub(&mut session, &mut [], &mut Status::Unset);
             if !session.is_empty() {
                 sessions.push((i, session));
             }
@@ -95,8 +103,8 @@ impl Semantics {
                     std::borrow::Cow::Borrowed(_) => None,
                 },
                 attrs,
-                events: record.events.clone(),
-                status: record.status.clone(),
+                events,
+                status,
                 dropped_attributes: 0,
             });
         }
@@ -104,15 +112,13 @@ impl Semantics {
             roll_up(&trace.spans, &usages, sessions, out);
         }
         for r in out.iter_mut() {
-            r.dropped_attributes += self
-                .redactor
-                .apply(&mut r.attrs, &mut r.events, &mut r.status);
+            r.dropped_attributes += self.redactor.limit(&mut r.attrs);
         }
     }
 }
 
-/// What every span carries: event type and name, duration, and on a root the probability it
-/// was kept with.
+/// What every span carries: event type, duration, and on a root the probability it was kept
+/// with. The event name is the span's name, sent once (HoneyHive reads it from there).
 fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) {
     let meta = record.meta;
     #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
@@ -121,7 +127,6 @@ fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) 
         "honeyhive_event_type",
         meta.event_type.as_str(),
     ));
-    attrs.push(KeyValue::new("honeyhive_event_name", meta.name));
     attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
     if let Some(rate) = record.root_sample_rate {
         attrs.push(KeyValue::new("honeyhive.sample_rate", rate * factor));

@@ -593,7 +593,7 @@ impl Usage {
 /// The export thread's side: turns what [`LlmCall::record`] wrote into the chosen conventions,
 /// prices the call, and adds OpenInference's kind and I/O to every span. Returns the span's own
 /// usage for the roll-up. Values built here are cut at `cap` bytes like captured ones; a cut
-/// JSON value no longer parses, so its mime type becomes `text/plain`.
+/// JSON value no longer parses, so it is sent as plain text (no mime type: the default).
 pub(crate) fn render(
     attrs: &mut Vec<KeyValue>,
     event_type: EventType,
@@ -699,10 +699,9 @@ pub(crate) fn render(
         (openinference::INPUT_VALUE, openinference::INPUT_MIME_TYPE),
         (openinference::OUTPUT_VALUE, openinference::OUTPUT_MIME_TYPE),
     ] {
-        if cut.iter().any(|k| k == value_key)
-            && let Some(mime) = added.iter_mut().find(|kv| kv.key.as_str() == mime_key)
-        {
-            mime.value = Value::from("text/plain");
+        if cut.iter().any(|k| k == value_key) {
+            // A cut JSON value no longer parses: it is plain text, the default.
+            added.retain(|kv| kv.key.as_str() != mime_key);
         }
     }
     attrs.extend(added);
@@ -734,6 +733,14 @@ fn gen_ai_message_keys(
     }
 }
 
+/// A mime type, unless it is OpenInference's default (`text/plain`, which readers assume when
+/// none is sent): every span would otherwise repeat it.
+fn push_mime(added: &mut Vec<KeyValue>, key: &'static str, mime: &'static str) {
+    if mime != "text/plain" {
+        added.push(KeyValue::new(key, mime));
+    }
+}
+
 /// OpenInference's flattened messages, and `input.value` / `output.value` with their mime
 /// types: the messages of an LLM call, else what `#[trace]` captured.
 fn openinference_io(
@@ -760,7 +767,7 @@ fn openinference_io(
         };
         if let Some((value, mime)) = input {
             added.push(KeyValue::new(openinference::INPUT_VALUE, value));
-            added.push(KeyValue::new(openinference::INPUT_MIME_TYPE, mime));
+            push_mime(added, openinference::INPUT_MIME_TYPE, mime);
         }
     }
     if find(attrs, openinference::OUTPUT_VALUE).is_none() {
@@ -772,7 +779,7 @@ fn openinference_io(
         };
         if let Some((value, mime)) = output {
             added.push(KeyValue::new(openinference::OUTPUT_VALUE, value));
-            added.push(KeyValue::new(openinference::OUTPUT_MIME_TYPE, mime));
+            push_mime(added, openinference::OUTPUT_MIME_TYPE, mime);
         }
     }
 }
@@ -1129,7 +1136,8 @@ mod tests {
         assert!(value.len() < 1100 && value.ends_with("bytes]"), "{value}");
         assert_eq!(
             get(&big, openinference::INPUT_MIME_TYPE),
-            Some(&Value::from("text/plain"))
+            None,
+            "plain text, the default"
         );
     }
 
