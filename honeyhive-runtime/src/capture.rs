@@ -691,9 +691,8 @@ mod tests {
 
     #[test]
     fn collections_stop_walking_at_the_cap_with_their_debug_text() {
-        let calls = Cell::new(0);
-        // Records what `Debug` does, but stops walking: std's list helper would visit every
-        // item after the writer failed.
+        // Counts how often it is formatted: std's list helper would visit every item after
+        // the writer failed.
         struct Tally<'a>(&'a Cell<usize>);
         impl Debug for Tally<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -701,10 +700,15 @@ mod tests {
                 f.write_str("t")
             }
         }
+        let calls = Cell::new(0);
         let tallies: Vec<Tally<'_>> = (0..1_000_000).map(|_| Tally(&calls)).collect();
         let v = (&&&Capture(&tallies)).hh_kind().value(&tallies, 64);
         assert!(v.as_str().starts_with("[t, t, t"), "{}", v.as_str());
-        assert!(calls.get() < (64 + SECRET_MARGIN) / 3 + 2, "{}", calls.get());
+        assert!(
+            calls.get() < (64 + SECRET_MARGIN) / 3 + 2,
+            "{}",
+            calls.get()
+        );
         let small = std::collections::BTreeMap::from([("a", vec![1, 2]), ("b", vec![])]);
         assert_eq!(
             (&&&Capture(&small)).hh_kind().value(&small, 64),
@@ -736,10 +740,17 @@ mod tests {
     fn a_cut_never_keeps_part_of_a_secret() {
         let text = "key=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t end";
         // A plain cut at 12 would keep `sk-proj-` and a few characters.
-        assert_eq!(truncated_text(text, 12).as_str(), format!("key={}", truncation_marker(36)));
+        assert_eq!(
+            truncated_text(text, 12).as_str(),
+            format!("key={}", truncation_marker(36))
+        );
         let auth = "Authorization: Bearer 8f3kQ-Zz91.aa";
         let cut = truncated_text(auth, 26);
-        assert!(cut.as_str().starts_with("Authorization: Bearer …"), "{}", cut.as_str());
+        assert!(
+            cut.as_str().starts_with("Authorization: Bearer …"),
+            "{}",
+            cut.as_str()
+        );
     }
 
     #[test]

@@ -293,7 +293,7 @@ impl<K: Into<String>, V: Into<Value>> From<BTreeMap<K, V>> for Value {
 const SORTED_ENTRIES: usize = 4 * MAX_LEAVES;
 
 impl<K: Into<String> + Ord, V: Into<Value>, S> From<HashMap<K, V, S>> for Value {
-    /// The entries with the [`SORTED_ENTRIES`] (400) smallest keys come first, in key order, so
+    /// The entries with the 400 smallest keys come first, in key order, so
     /// that what is recorded does not depend on the hasher; the rest follow unordered. Finding
     /// them reads each key once (a bounded heap), where a sort would compare keys scattered
     /// over the heap `n log n` times.
@@ -308,7 +308,11 @@ impl<K: Into<String> + Ord, V: Into<Value>, S> From<HashMap<K, V, S>> for Value 
                 smallest.push(ByKey(k, i));
             }
         }
-        let first: Vec<usize> = smallest.into_sorted_vec().into_iter().map(|e| e.1).collect();
+        let first: Vec<usize> = smallest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| e.1)
+            .collect();
         let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
         let mut ordered = Vec::with_capacity(slots.len());
         ordered.extend(first.iter().filter_map(|&i| slots[i].take()));
@@ -464,7 +468,10 @@ impl Enrich {
         // recorded: a panic in it must not reach the caller.
         if let Err(message) = guarded(|| flatten(prefix.clone(), value.into(), cap, &mut out)) {
             out.clear();
-            out.push(KeyValue::new(prefix, OtelValue::String(panicked_marker(&message, cap))));
+            out.push(KeyValue::new(
+                prefix,
+                OtelValue::String(panicked_marker(&message, cap)),
+            ));
         }
         for kv in out {
             span::annotate(|| Annotation::Attr(kv));
@@ -610,7 +617,10 @@ mod tests {
     fn bounded_json_is_the_same_text_as_to_json() {
         // In key order: `to_json` goes through serde_json's sorted map.
         let v = Value::map([
-            ("n", Value::from(vec![Value::Null, 1.5.into(), true.into(), f64::NAN.into()])),
+            (
+                "n",
+                Value::from(vec![Value::Null, 1.5.into(), true.into(), f64::NAN.into()]),
+            ),
             ("q\"uote", Value::from("tab\tnew\nline \u{1} é")),
         ]);
         let text = format_capped(usize::MAX / 2, |w| v.write_json(w));

@@ -97,18 +97,96 @@ fn pattern() -> String {
 /// One literal at least of each format, for the prefilter.
 const LITERALS: &[&str] = &[
     // assignments
-    "api_key", "api-key", "apikey", "secret", "password", "passwd", "token", "credential",
-    "private_key", "private-key", "privatekey", "access_key", "access-key", "accesskey",
-    "auth_key", "auth-key", "authkey", "signing_key", "signing-key", "account_key",
-    "account-key", "accountkey", "sharedaccesskey", "shared_access_key", "connection_string",
-    "connection-string", "connectionstring", // schemes and URLs
-    "bearer", "basic", "://", "-----begin", "sig=", // prefixes
-    "sk-", "sk_", "rk_", "whsec_", "aiza", "gocspx-", "ya29.", "hh_", "hf_", "glpat-", "gldt-",
-    "glptt-", "glrt-", "glcbt-", "glsoat-", "glc-", "glsa-", "npm_", "pypi-", "sg.", "ghp_",
-    "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "xapp-", "akia", "asia", "abia",
-    "acca", "agpa", "aida", "aipa", "anpa", "anva", "apka", "aroa", "asca", "sk", "-us",
-    "dop_v1_", "shpat_", "shpss_", "shpca_", "shppa_", "dapi", "lin_api_", "pmak-", "nrak-",
-    "gsk_", "r8_", "pplx-", "xai-", "lsv2_", "age-secret-key-", "eyj",
+    "api_key",
+    "api-key",
+    "apikey",
+    "secret",
+    "password",
+    "passwd",
+    "token",
+    "credential",
+    "private_key",
+    "private-key",
+    "privatekey",
+    "access_key",
+    "access-key",
+    "accesskey",
+    "auth_key",
+    "auth-key",
+    "authkey",
+    "signing_key",
+    "signing-key",
+    "account_key",
+    "account-key",
+    "accountkey",
+    "sharedaccesskey",
+    "shared_access_key",
+    "connection_string",
+    "connection-string",
+    "connectionstring", // schemes and URLs
+    "bearer",
+    "basic",
+    "://",
+    "-----begin",
+    "sig=", // prefixes
+    "sk-",
+    "sk_",
+    "rk_",
+    "whsec_",
+    "aiza",
+    "gocspx-",
+    "ya29.",
+    "hh_",
+    "hf_",
+    "glpat-",
+    "gldt-",
+    "glptt-",
+    "glrt-",
+    "glcbt-",
+    "glsoat-",
+    "glc-",
+    "glsa-",
+    "npm_",
+    "pypi-",
+    "sg.",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xox",
+    "xapp-",
+    "akia",
+    "asia",
+    "abia",
+    "acca",
+    "agpa",
+    "aida",
+    "aipa",
+    "anpa",
+    "anva",
+    "apka",
+    "aroa",
+    "asca",
+    "sk",
+    "-us",
+    "dop_v1_",
+    "shpat_",
+    "shpss_",
+    "shpca_",
+    "shppa_",
+    "dapi",
+    "lin_api_",
+    "pmak-",
+    "nrak-",
+    "gsk_",
+    "r8_",
+    "pplx-",
+    "xai-",
+    "lsv2_",
+    "age-secret-key-",
+    "eyj",
 ];
 
 /// The compiled scanner, shared by every redactor and by the capture cut.
@@ -198,6 +276,24 @@ impl Scanner {
     }
 }
 
+/// Values after a secret-like name that are flags or placeholders.
+const BORING: &[&str] = &[
+    "true",
+    "false",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "enabled",
+    "disabled",
+    "required",
+    "optional",
+    "redacted",
+    "changeme",
+    "<redacted>",
+    "********",
+];
+
 /// Drops values after a secret-like name or scheme that are not secrets: placeholders, flags,
 /// counts of tokens, an already redacted value, a `Bearer` followed by a word.
 fn plausible(context: &str, value: &str) -> bool {
@@ -210,22 +306,6 @@ fn plausible(context: &str, value: &str) -> bool {
     {
         return false;
     }
-    const BORING: &[&str] = &[
-        "true",
-        "false",
-        "null",
-        "none",
-        "nil",
-        "undefined",
-        "enabled",
-        "disabled",
-        "required",
-        "optional",
-        "redacted",
-        "changeme",
-        "<redacted>",
-        "********",
-    ];
     if BORING.iter().any(|b| value.eq_ignore_ascii_case(b)) || value.bytes().all(|b| b == b'*') {
         return false;
     }
@@ -325,9 +405,10 @@ mod tests {
             ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]
         );
         assert_eq!(secrets("postgres://app:s3cr3t@db:5432/x"), ["s3cr3t"]);
-        assert_eq!(secrets("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l"), [
-            "YWxhZGRpbjpvcGVuc2VzYW1l"
-        ]);
+        assert_eq!(
+            secrets("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l"),
+            ["YWxhZGRpbjpvcGVuc2VzYW1l"]
+        );
     }
 
     #[test]

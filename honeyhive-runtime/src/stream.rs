@@ -388,7 +388,10 @@ mod tests {
         for piece in ["héllo", " wörld", "!"] {
             log.push_text(piece, 8);
         }
-        assert_eq!(log.take_text().as_deref(), Some("héllo w…[truncated 6 bytes]"));
+        assert_eq!(
+            log.take_text().as_deref(),
+            Some("héllo w…[truncated 6 bytes]")
+        );
         let mut off = StreamLog::new(false);
         off.push_text("x", 8);
         assert_eq!(off.text, None);

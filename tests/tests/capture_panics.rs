@@ -106,9 +106,15 @@ fn an_argument_that_panics_in_debug_is_a_marker_and_the_body_runs() {
     assert_eq!(BODY_RUNS.load(Ordering::SeqCst), before + 1);
     let spans = rec.spans();
     let span = spans.get("takes");
-    assert_eq!(span.str("honeyhive_inputs.grenade"), Some(&*marker("debug", 1)));
+    assert_eq!(
+        span.str("honeyhive_inputs.grenade"),
+        Some(&*marker("debug", 1))
+    );
     assert_eq!(span.i64("honeyhive_inputs.n"), Some(2));
-    assert!(!span.is_error(), "a formatting panic is not the call's failure");
+    assert!(
+        !span.is_error(),
+        "a formatting panic is not the call's failure"
+    );
 }
 
 #[test]
@@ -238,7 +244,12 @@ fn child_formats_grenades() {
 #[test]
 fn a_caught_formatting_panic_prints_nothing_on_stderr() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_formats_grenades", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_formats_grenades",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("HH_CAPTURE_PANICS_CHILD", "1")
         .output()
         .unwrap();

@@ -1,4 +1,4 @@
-//! Our redaction against detect-secrets (PyPI), side by side on the same 240 strings.
+//! Our redaction against detect-secrets (`PyPI`), side by side on the same 240 strings.
 //!
 //! Ignored by default: it needs a Python with detect-secrets, given by
 //! `HH_DETECT_SECRETS_PYTHON`. `scripts/detect_secrets_compare.sh` installs it into
@@ -101,5 +101,8 @@ fn our_recall_is_at_least_detect_secrets_on_the_same_strings() {
         .filter(|&&i| !ours[i])
         .map(|&i| labels[i])
         .collect();
-    assert!(missed.is_empty(), "caught by detect-secrets only: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "caught by detect-secrets only: {missed:?}"
+    );
 }

@@ -254,7 +254,12 @@ fn thirty_secret_formats_in_eight_places_never_leak() {
     assert_eq!(cases.len() * PLACES.len(), 240);
     let leaked = leaked_cases(&rec);
     println!("recall: {}/240", 240 - leaked.len());
-    assert!(leaked.is_empty(), "{} leaked:\n{}", leaked.len(), leaked.join("\n\n"));
+    assert!(
+        leaked.is_empty(),
+        "{} leaked:\n{}",
+        leaked.len(),
+        leaked.join("\n\n")
+    );
 }
 
 #[test]
@@ -304,7 +309,11 @@ fn ordinary_text_is_not_redacted() {
         }
     }
     assert_eq!(spans.all("echo").count(), ORDINARY.len());
-    assert!(changed.is_empty(), "false positives:\n{}", changed.join("\n"));
+    assert!(
+        changed.is_empty(),
+        "false positives:\n{}",
+        changed.join("\n")
+    );
 }
 
 #[test]
@@ -327,10 +336,12 @@ fn a_value_cut_at_the_cap_keeps_no_piece_of_a_secret() {
     }
     let spans = rec.spans();
     let mut leaked = Vec::new();
-    for (span, (i, secret)) in spans
-        .all("call_api")
-        .zip(secrets().iter().flat_map(|s| std::iter::repeat_n(s, 4)).enumerate())
-    {
+    for (span, (i, secret)) in spans.all("call_api").zip(
+        secrets()
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s, 4))
+            .enumerate(),
+    ) {
         let note = span.str("honeyhive_inputs.note").unwrap();
         assert!(note.contains("…[truncated "), "{note}");
         if leaks(&secret.secret, note) {
@@ -348,7 +359,9 @@ fn a_mask_callback_sees_every_captured_string_with_its_key() {
             if key == "honeyhive_inputs.card" {
                 Some("[CARD]".to_owned())
             } else {
-                value.contains("ACME-").then(|| value.replace("ACME-", "[CUSTOMER]-"))
+                value
+                    .contains("ACME-")
+                    .then(|| value.replace("ACME-", "[CUSTOMER]-"))
             }
         })
     });
@@ -358,7 +371,11 @@ fn a_mask_callback_sees_every_captured_string_with_its_key() {
     let span = spans.get("checkout");
     assert_eq!(span.str("honeyhive_inputs.card"), Some("[CARD]"));
     assert_eq!(span.str("honeyhive_inputs.city"), Some("[CUSTOMER]-42 HQ"));
-    assert_eq!(span.str("honeyhive_metadata.plan"), Some("pro"), "None keeps the value");
+    assert_eq!(
+        span.str("honeyhive_metadata.plan"),
+        Some("pro"),
+        "None keeps the value"
+    );
     let failed = spans.get("call_api");
     let message = "401: invalid key  for customer [CUSTOMER]-7 failed";
     assert_eq!(failed.str("honeyhive_error"), Some(message));

@@ -125,7 +125,11 @@ fn err_marks_the_same_span_failed_with_an_exception_event() {
     let events: Vec<_> = span.events_named("exception").collect();
     assert_eq!(events.len(), 1);
     let ty = FinishedSpan::event_attr(events[0], "exception.type").unwrap();
-    assert_eq!(ty.as_str(), "Error", "the short type name, not std::io::error::Error");
+    assert_eq!(
+        ty.as_str(),
+        "Error",
+        "the short type name, not std::io::error::Error"
+    );
     let msg = FinishedSpan::event_attr(events[0], "exception.message").unwrap();
     assert_eq!(msg.as_str(), "empty prompt");
 }

@@ -11,7 +11,7 @@ use honeyhive_runtime::{LlmCall, enrich_span, retry, trace};
 use opentelemetry::Value;
 
 /// A secret, and the text it is written in.
-pub(crate) struct Secret {
+pub(crate) struct Case {
     pub format: &'static str,
     /// The sensitive part: no piece of it may be exported.
     pub secret: String,
@@ -69,26 +69,39 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 /// The 30 formats.
-pub(crate) fn secrets() -> Vec<Secret> {
+#[allow(clippy::too_many_lines)] // one short block per format
+pub(crate) fn secrets() -> Vec<Case> {
     let mut g = Gen(0x5EC2_E75E_ED00_0001);
     let mut out = Vec::new();
     let mut add = |format: &'static str, secret: String, text: String| {
-        out.push(Secret {
+        out.push(Case {
             format,
             secret,
             text,
         });
     };
     let s = format!("sk-proj-{}", g.pick(URLSAFE, 64));
-    add("openai project key", s.clone(), format!("OPENAI_API_KEY={s}"));
+    add(
+        "openai project key",
+        s.clone(),
+        format!("OPENAI_API_KEY={s}"),
+    );
     let s = format!("sk-{}T3BlbkFJ{}", g.pick(B62, 20), g.pick(B62, 20));
     add("openai legacy key", s.clone(), s);
     let s = format!("sk-ant-api03-{}AA", g.pick(URLSAFE, 93));
     add("anthropic key", s.clone(), format!("x-api-key: {s}"));
     let s = format!("AKIA{}", g.pick("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
-    add("aws access key id", s.clone(), format!("aws_access_key_id={s}"));
+    add(
+        "aws access key id",
+        s.clone(),
+        format!("aws_access_key_id={s}"),
+    );
     let s = format!("ASIA{}", g.pick(UPPER_DIGITS, 16));
-    add("aws temporary key id", s.clone(), format!("AccessKeyId: {s}"));
+    add(
+        "aws temporary key id",
+        s.clone(),
+        format!("AccessKeyId: {s}"),
+    );
     let s = g.pick(B64, 40);
     add(
         "aws secret access key",
@@ -96,7 +109,11 @@ pub(crate) fn secrets() -> Vec<Secret> {
         format!("aws_secret_access_key = {s}"),
     );
     let s = format!("ghp_{}", g.pick(B62, 36));
-    add("github classic token", s.clone(), format!("GITHUB_TOKEN={s}"));
+    add(
+        "github classic token",
+        s.clone(),
+        format!("GITHUB_TOKEN={s}"),
+    );
     let s = format!("github_pat_11{}_{}", g.pick(B62, 20), g.pick(B62, 59));
     add("github fine-grained token", s.clone(), s);
     let s = format!("gho_{}", g.pick(B62, 36));
@@ -162,7 +179,10 @@ pub(crate) fn secrets() -> Vec<Secret> {
         g.pick(URLSAFE, 43)
     );
     add("jwt", s.clone(), s);
-    let s = g.pick("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", 40);
+    let s = g.pick(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-",
+        40,
+    );
     add(
         "opaque bearer token",
         s.clone(),
@@ -200,7 +220,12 @@ pub(crate) fn secrets() -> Vec<Secret> {
         body.clone(),
         format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----"),
     );
-    let s = format!("{}!{}#{}", g.pick(PASSWORD, 8), g.pick(PASSWORD, 4), g.pick(PASSWORD, 5));
+    let s = format!(
+        "{}!{}#{}",
+        g.pick(PASSWORD, 8),
+        g.pick(PASSWORD, 4),
+        g.pick(PASSWORD, 5)
+    );
     add("password with symbols", s.clone(), format!("password={s}"));
     let s = format!("hh_{}", g.pick(B62, 32));
     add("honeyhive key", s.clone(), format!("HH_API_KEY={s}"));
@@ -234,7 +259,7 @@ pub(crate) const PLACES: [Place; 8] = [
 ];
 
 /// The string an application puts in `place` for `secret`.
-pub(crate) fn text_in(place: Place, secret: &Secret) -> String {
+pub(crate) fn text_in(place: Place, secret: &Case) -> String {
     let t = &secret.text;
     match place {
         Place::Argument => format!("calling the tool with {t}"),
