@@ -691,9 +691,8 @@ mod tests {
 
     #[test]
     fn collections_stop_walking_at_the_cap_with_their_debug_text() {
-        let calls = Cell::new(0);
-        // Records what `Debug` does, but stops walking: std's list helper would visit every
-        // item after the writer failed.
+        // Counts how often it is formatted: std's list helper would visit every item after
+        // the writer failed.
         struct Tally<'a>(&'a Cell<usize>);
         impl Debug for Tally<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -701,6 +700,7 @@ mod tests {
                 f.write_str("t")
             }
         }
+        let calls = Cell::new(0);
         let tallies: Vec<Tally<'_>> = (0..1_000_000).map(|_| Tally(&calls)).collect();
         let v = (&&&Capture(&tallies)).hh_kind().value(&tallies, 64);
         assert!(v.as_str().starts_with("[t, t, t"), "{}", v.as_str());

@@ -293,18 +293,51 @@ impl<K: Into<String>, V: Into<Value>> From<BTreeMap<K, V>> for Value {
 const SORTED_ENTRIES: usize = 4 * MAX_LEAVES;
 
 impl<K: Into<String> + Ord, V: Into<Value>, S> From<HashMap<K, V, S>> for Value {
-    /// The entries with the [`SORTED_ENTRIES`] (400) smallest keys come first, in key order, so
-    /// that what is recorded does not depend on the hasher; the rest follow unordered, so that a
-    /// large map costs a linear pass rather than a sort.
+    /// The entries with the 400 smallest keys come first, in key order, so
+    /// that what is recorded does not depend on the hasher; the rest follow unordered. Finding
+    /// them reads each key once (a bounded heap), where a sort would compare keys scattered
+    /// over the heap `n log n` times.
     fn from(v: HashMap<K, V, S>) -> Self {
-        let mut entries: Vec<(K, V)> = v.into_iter().collect();
-        if entries.len() > SORTED_ENTRIES {
-            entries.select_nth_unstable_by(SORTED_ENTRIES, |a, b| a.0.cmp(&b.0));
-            entries[..SORTED_ENTRIES].sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        } else {
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let entries: Vec<(K, V)> = v.into_iter().collect();
+        let mut smallest = std::collections::BinaryHeap::with_capacity(SORTED_ENTRIES + 1);
+        for (i, (k, _)) in entries.iter().enumerate() {
+            if smallest.len() < SORTED_ENTRIES {
+                smallest.push(ByKey(k, i));
+            } else if smallest.peek().is_some_and(|top: &ByKey<'_, K>| k < top.0) {
+                smallest.pop();
+                smallest.push(ByKey(k, i));
+            }
         }
-        Value::map(entries)
+        let first: Vec<usize> = smallest
+            .into_sorted_vec()
+            .into_iter()
+            .map(|e| e.1)
+            .collect();
+        let mut slots: Vec<Option<(K, V)>> = entries.into_iter().map(Some).collect();
+        let mut ordered = Vec::with_capacity(slots.len());
+        ordered.extend(first.iter().filter_map(|&i| slots[i].take()));
+        ordered.extend(slots.into_iter().flatten());
+        Value::map(ordered)
+    }
+}
+
+/// A key and its index, ordered by key, for the heap of smallest keys.
+struct ByKey<'a, K>(&'a K, usize);
+
+impl<K: Ord> PartialEq for ByKey<'_, K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<K: Ord> Eq for ByKey<'_, K> {}
+impl<K: Ord> PartialOrd for ByKey<'_, K> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K: Ord> Ord for ByKey<'_, K> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(other.0)
     }
 }
 

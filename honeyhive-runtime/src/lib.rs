@@ -29,7 +29,11 @@
 //! `honeyhive_event_type` and `honeyhive_duration_ms` (the event name is the span name). Arguments are
 //! recorded as `honeyhive_inputs.<arg>` and the return value as `honeyhive_outputs.result`:
 //! strings as their text, numbers and bools as typed values, anything else through `Debug`,
-//! each cut at a byte cap (8 KiB by default) with a visible `…[truncated N bytes]` marker.
+//! each cut at a byte cap (8 KiB by default) with a visible `…[truncated N bytes]` marker
+//! (`…[truncated N+ bytes]` when formatting stopped at the cap, so the rest was never
+//! formatted: capturing any value costs about the cap's worth of formatting). A `Debug` or
+//! `Display` impl that panics while its value is captured is recorded as
+//! `<panicked while formatting: message>`; the call goes on unchanged.
 //! An `Err` return marks the same span as ERROR with an `exception` event
 //! (`exception.type`, `exception.message`) and `honeyhive_error`. A panic marks it ERROR with
 //! the panic message and keeps unwinding. Nothing is captured, formatted or allocated for a

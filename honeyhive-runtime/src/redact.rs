@@ -10,7 +10,7 @@
 //! 2. **Secrets.** In every string (attribute values and keys, event names and attributes, the
 //!    status message, and the span name), secrets recognised by their shape become
 //!    `[REDACTED]`: provider keys (OpenAI, Anthropic, Google API keys and OAuth client secrets,
-//!    HoneyHive, Hugging Face, GitHub, GitLab, npm, PyPI, Stripe, SendGrid, Slack tokens and
+//!    HoneyHive, Hugging Face, GitHub, GitLab, npm, `PyPI`, Stripe, `SendGrid`, Slack tokens and
 //!    webhooks, AWS access key ids, temporary ids, ...), JWTs, PEM private keys, `Bearer` and
 //!    `Basic` credentials, passwords in URLs (`postgres://user:password@host`), Azure
 //!    `AccountKey=`, and `password=…`, `"api_key": …`, `aws_secret_access_key = …`-style
@@ -95,7 +95,10 @@ const SECRET_NAMES: &[&str] = &[
 /// `otel.status_description`). A callback that panics fails closed: the value becomes
 /// `[REDACTED]`.
 #[derive(Clone)]
-pub struct Mask(Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>);
+pub struct Mask(Arc<MaskFn>);
+
+/// The callback behind a [`Mask`].
+type MaskFn = dyn Fn(&str, &str) -> Option<String> + Send + Sync;
 
 impl Mask {
     /// Wraps a callback.

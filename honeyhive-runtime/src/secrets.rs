@@ -276,6 +276,24 @@ impl Scanner {
     }
 }
 
+/// Values after a secret-like name that are flags or placeholders.
+const BORING: &[&str] = &[
+    "true",
+    "false",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "enabled",
+    "disabled",
+    "required",
+    "optional",
+    "redacted",
+    "changeme",
+    "<redacted>",
+    "********",
+];
+
 /// Drops values after a secret-like name or scheme that are not secrets: placeholders, flags,
 /// counts of tokens, an already redacted value, a `Bearer` followed by a word.
 fn plausible(context: &str, value: &str) -> bool {
@@ -288,22 +306,6 @@ fn plausible(context: &str, value: &str) -> bool {
     {
         return false;
     }
-    const BORING: &[&str] = &[
-        "true",
-        "false",
-        "null",
-        "none",
-        "nil",
-        "undefined",
-        "enabled",
-        "disabled",
-        "required",
-        "optional",
-        "redacted",
-        "changeme",
-        "<redacted>",
-        "********",
-    ];
     if BORING.iter().any(|b| value.eq_ignore_ascii_case(b)) || value.bytes().all(|b| b == b'*') {
         return false;
     }

@@ -223,7 +223,7 @@ fn privacy_settings_resolve_and_bad_patterns_fail_install() {
 
 mod secret_cases;
 
-use secret_cases::{PLACES, Place, exported_text, leaks, run, secrets, text_in};
+use secret_cases::{PLACES, exported_text, leaks, run, secrets, text_in};
 
 /// Runs every (secret, place) case on real spans and returns the cases that leaked.
 fn leaked_cases(rec: &Recorder) -> Vec<String> {
@@ -398,12 +398,4 @@ fn a_mask_callback_that_panics_redacts_the_value() {
     let span = spans.get("checkout");
     assert_eq!(span.str("honeyhive_inputs.city"), Some("[REDACTED]"));
     assert_eq!(span.str("honeyhive_inputs.card"), Some("4111"));
-}
-
-#[test]
-fn places_cover_names_keys_and_events() {
-    // The three places redaction never reached before.
-    for place in [Place::SpanName, Place::EnrichmentKey, Place::EventAttribute] {
-        assert!(PLACES.contains(&place));
-    }
 }

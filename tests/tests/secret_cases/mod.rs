@@ -11,7 +11,7 @@ use honeyhive_runtime::{LlmCall, enrich_span, retry, trace};
 use opentelemetry::Value;
 
 /// A secret, and the text it is written in.
-pub(crate) struct Secret {
+pub(crate) struct Case {
     pub format: &'static str,
     /// The sensitive part: no piece of it may be exported.
     pub secret: String,
@@ -69,11 +69,12 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 /// The 30 formats.
-pub(crate) fn secrets() -> Vec<Secret> {
+#[allow(clippy::too_many_lines)] // one short block per format
+pub(crate) fn secrets() -> Vec<Case> {
     let mut g = Gen(0x5EC2_E75E_ED00_0001);
     let mut out = Vec::new();
     let mut add = |format: &'static str, secret: String, text: String| {
-        out.push(Secret {
+        out.push(Case {
             format,
             secret,
             text,
@@ -258,7 +259,7 @@ pub(crate) const PLACES: [Place; 8] = [
 ];
 
 /// The string an application puts in `place` for `secret`.
-pub(crate) fn text_in(place: Place, secret: &Secret) -> String {
+pub(crate) fn text_in(place: Place, secret: &Case) -> String {
     let t = &secret.text;
     match place {
         Place::Argument => format!("calling the tool with {t}"),
