@@ -4,6 +4,7 @@
 //! Callers never block and never do I/O: a full queue drops spans and counts them.
 
 pub mod console;
+mod http;
 mod resilience;
 pub(crate) mod semantics;
 pub(crate) mod tail;
