@@ -400,14 +400,13 @@ struct Client {
 
 impl Client {
     fn new(endpoint: &str, headers: &BTreeMap<String, String>) -> Result<Client, String> {
-        let rest = if let Some(rest) = endpoint.strip_prefix("http://") {
-            rest
-        } else if endpoint.starts_with("https://") {
+        if endpoint.starts_with("https://") {
             return Err(format!(
                 "{endpoint}: https is not supported: this build of honeyhive-runtime has no TLS \
                  backend"
             ));
-        } else {
+        }
+        let Some(rest) = endpoint.strip_prefix("http://") else {
             return Err(format!("{endpoint}: not an http:// URL"));
         };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
@@ -909,6 +908,8 @@ mod tests {
     struct Seen {
         at: Instant,
         connection: usize,
+        /// Request line and headers, lowercased.
+        head: String,
         body: Vec<u8>,
         /// The status answered, if any.
         status: Option<u16>,
@@ -933,6 +934,7 @@ mod tests {
     }
 
     type Handler = dyn Fn(&Seen, usize) -> Answer + Send + Sync;
+    type Answering = fn(&Seen, usize) -> Answer;
 
     struct Backend {
         url: String,
@@ -1010,12 +1012,13 @@ mod tests {
     ) {
         let mut buf = Vec::new();
         loop {
-            let Some(body) = read_request(&mut stream, &mut buf) else {
+            let Some((head, body)) = read_request(&mut stream, &mut buf) else {
                 return;
             };
             let mut request = Seen {
                 at: Instant::now(),
                 connection,
+                head,
                 body,
                 status: None,
             };
@@ -1068,7 +1071,7 @@ mod tests {
     }
 
     /// The body of the next request on the connection; `None` when the client closed it.
-    fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
         let mut chunk = [0u8; 16 * 1024];
         let head_end = loop {
             if let Some(i) = find(buf, b"\r\n\r\n") {
@@ -1095,7 +1098,7 @@ mod tests {
         }
         let body = buf[head_end..head_end + length].to_vec();
         buf.drain(..head_end + length);
-        Some(body)
+        Some((head, body))
     }
 
     fn sorted(mut ids: Vec<u64>) -> Vec<u64> {
@@ -1175,7 +1178,8 @@ mod tests {
     fn unauthorized_and_forbidden_are_reported_once_and_counted_failed() {
         for status in [401, 403] {
             let backend = Backend::start(move |_, _| reply(status));
-            let mut transport = backend.transport(5 * SECOND);
+            let headers = BTreeMap::from([("authorization".to_owned(), "Bearer hh-1".to_owned())]);
+            let mut transport = HttpTransport::new(&backend.url, &headers, 5 * SECOND).unwrap();
             for _ in 0..3 {
                 assert_eq!(
                     transport.deliver(10, &mut plain),
@@ -1187,6 +1191,11 @@ mod tests {
             }
             // Not retried: one request per batch.
             assert_eq!(backend.requests(), 3);
+            let seen = backend.seen.lock().unwrap();
+            assert!(
+                seen.iter()
+                    .all(|r| r.head.contains("\r\nauthorization: bearer hh-1\r\n"))
+            );
             let message = format!("{} refused the export: HTTP {status}", backend.url);
             assert_eq!(Reports::printed(&message), 1, "{message}");
         }
@@ -1357,7 +1366,7 @@ mod tests {
     #[test]
     fn a_hung_backend_is_bounded_by_the_timeout() {
         // Silent; a head and never the body; a head that never ends.
-        let cases: [(&str, fn(&Seen, usize) -> Answer); 3] = [
+        let cases: [(&str, Answering); 3] = [
             ("silent", |_, _| Answer::Hang(b"")),
             ("no body", |_, _| {
                 Answer::Hang(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
@@ -1499,5 +1508,27 @@ mod tests {
     #[test]
     fn most_spans_get_through_a_backend_that_answers_503_every_200_ms() {
         assert_most_delivered_through_flips(|| reply(503));
+    }
+
+    #[test]
+    fn endpoints_it_cannot_serve_are_refused_at_setup() {
+        let none = BTreeMap::new();
+        let https = HttpTransport::new(
+            "https://api.honeyhive.ai/opentelemetry/v1/traces",
+            &none,
+            SECOND,
+        );
+        assert!(https.err().unwrap().contains("no TLS backend"));
+        assert!(HttpTransport::new("ftp://127.0.0.1/v1/traces", &none, SECOND).is_err());
+        assert!(HttpTransport::new("http://127.0.0.1:port/v1/traces", &none, SECOND).is_err());
+        let injected = BTreeMap::from([("x-a".to_owned(), "1\r\nhost: evil".to_owned())]);
+        assert!(HttpTransport::new("http://127.0.0.1/v1/traces", &injected, SECOND).is_err());
+        for ok in [
+            "http://localhost/v1/traces",
+            "http://[::1]:4318/v1/traces",
+            "http://127.0.0.1:4318",
+        ] {
+            assert!(HttpTransport::new(ok, &none, SECOND).is_ok(), "{ok}");
+        }
     }
 }
