@@ -15,8 +15,8 @@
 //!   ([`report_once`]), naming the status and the endpoint, and the spans are counted failed.
 //! - **Partial success**: spans a 2xx response lists as `rejected_spans` are counted failed.
 //!
-//! `https://` endpoints: no TLS backend is compiled into this crate, so [`HttpTransport::new`]
-//! refuses them with a message saying so.
+//! `https://` endpoints need the `tls` cargo feature (rustls with the ring provider, Mozilla's
+//! root certificates); without it [`HttpTransport::new`] refuses them with a message saying so.
 
 // The export thread adopts this transport in the export-engine rewrite; until then only the
 // tests below call it.
@@ -381,7 +381,83 @@ struct Reply {
     body: Vec<u8>,
 }
 
-/// An HTTP/1.1 client for one `http://` endpoint, one request at a time, on a kept-alive
+/// What an `https://` connection is set up with.
+#[cfg(feature = "tls")]
+type TlsSetup = (
+    std::sync::Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+);
+#[cfg(not(feature = "tls"))]
+type TlsSetup = std::convert::Infallible;
+
+/// A connection: plain TCP, or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(tcp) => tcp.write(buf),
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(tcp) => tcp.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(tcp) => tcp.flush(),
+            #[cfg(feature = "tls")]
+            Conn::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// A TLS client configuration trusting `roots`, on the ring provider.
+#[cfg(feature = "tls")]
+fn tls_config(
+    roots: rustls::RootCertStore,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
+
+/// An HTTP/1.1 client for one `http://` or `https://` endpoint, one request at a time, on a kept-alive
 /// connection.
 struct Client {
     endpoint: String,
@@ -391,7 +467,9 @@ struct Client {
     head: Vec<u8>,
     /// `head` plus the length header and the blank line, for the current request.
     prefix: Vec<u8>,
-    conn: Option<TcpStream>,
+    /// Set for `https://`.
+    tls: Option<TlsSetup>,
+    conn: Option<Conn>,
     /// Response bytes read and not yet parsed.
     read_buf: Vec<u8>,
     /// The current response's body.
@@ -400,18 +478,27 @@ struct Client {
 
 impl Client {
     fn new(endpoint: &str, headers: &BTreeMap<String, String>) -> Result<Client, String> {
-        if endpoint.starts_with("https://") {
-            return Err(format!(
-                "{endpoint}: https is not supported: this build of honeyhive-runtime has no TLS \
-                 backend"
-            ));
-        }
-        let Some(rest) = endpoint.strip_prefix("http://") else {
-            return Err(format!("{endpoint}: not an http:// URL"));
+        let (rest, default_port, tls) = if let Some(rest) = endpoint.strip_prefix("http://") {
+            (rest, 80, false)
+        } else if let Some(rest) = endpoint.strip_prefix("https://") {
+            if cfg!(not(feature = "tls")) {
+                return Err(format!(
+                    "{endpoint}: https is not supported: this build of honeyhive-runtime has no \
+                     TLS backend (enable its `tls` feature)"
+                ));
+            }
+            (rest, 443, true)
+        } else {
+            return Err(format!("{endpoint}: not an http:// or https:// URL"));
         };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
-        let (host, port) = split_host_port(authority)
+        let (host, port) = split_host_port(authority, default_port)
             .ok_or_else(|| format!("{endpoint}: cannot read the host and port"))?;
+        let tls = if tls {
+            Some(tls_setup(host, endpoint)?)
+        } else {
+            None
+        };
         let mut head = format!(
             "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-protobuf\r\n"
         );
@@ -434,6 +521,7 @@ impl Client {
             port,
             head: head.into_bytes(),
             prefix: Vec::new(),
+            tls,
             conn: None,
             read_buf: Vec::with_capacity(8 * 1024),
             body_buf: Vec::new(),
@@ -480,7 +568,17 @@ impl Client {
                 Ok(stream) => {
                     // Head and body go out in one write; don't hold the last segment back.
                     stream.set_nodelay(true)?;
-                    self.conn = Some(stream);
+                    self.conn = Some(match &self.tls {
+                        None => Conn::Plain(stream),
+                        #[cfg(feature = "tls")]
+                        Some((config, name)) => {
+                            let tls = rustls::ClientConnection::new(config.clone(), name.clone())
+                                .map_err(io::Error::other)?;
+                            Conn::Tls(Box::new(rustls::StreamOwned::new(tls, stream)))
+                        }
+                        #[cfg(not(feature = "tls"))]
+                        Some(never) => match *never {},
+                    });
                     self.read_buf.clear();
                     return Ok(());
                 }
@@ -502,6 +600,7 @@ impl Client {
             e => Stale::Failed(e),
         };
         stream
+            .tcp()
             .set_write_timeout(Some(remaining(deadline).map_err(Stale::Failed)?))
             .map_err(|e| Stale::Failed(e.into()))?;
         write_all(stream, &self.prefix, body).map_err(|e| at_start(e.into()))?;
@@ -552,7 +651,7 @@ impl std::fmt::Write for VecWriter<'_> {
 }
 
 /// Writes head and body with as few `writev` calls as the socket allows.
-fn write_all(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+fn write_all(stream: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()> {
     let mut slices = [IoSlice::new(head), IoSlice::new(body)];
     let mut bufs = &mut slices[..];
     while !bufs.is_empty() {
@@ -563,12 +662,13 @@ fn write_all(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()>
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    // TLS holds records back until flushed.
+    stream.flush()
 }
 
 /// Reads one response; also says whether the connection can be used again.
 fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buf: &mut Vec<u8>,
     body: &mut Vec<u8>,
     deadline: Instant,
@@ -674,7 +774,7 @@ fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// Reads the body into `body` (its first [`MAX_RESPONSE_BODY`] bytes); `false` if it was
 /// delimited by the connection closing.
 fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buf: &mut Vec<u8>,
     body: &mut Vec<u8>,
     head: &Head,
@@ -732,7 +832,7 @@ fn read_body(
 
 /// Moves `n` body bytes from the stream (through `buf`) into `body`.
 fn take_exact(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buf: &mut Vec<u8>,
     body: &mut Vec<u8>,
     mut n: usize,
@@ -757,7 +857,7 @@ fn keep_some(body: &mut Vec<u8>, buf: &mut Vec<u8>) {
     buf.clear();
 }
 
-fn fill_or_eof(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Result<(), Error> {
+fn fill_or_eof(stream: &mut Conn, buf: &mut Vec<u8>, deadline: Instant) -> Result<(), Error> {
     match fill(stream, buf, deadline)? {
         0 => Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
         _ => Ok(()),
@@ -765,8 +865,8 @@ fn fill_or_eof(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> 
 }
 
 /// One `read` into the spare room of `buf`, bounded by the deadline.
-fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, Error> {
-    stream.set_read_timeout(Some(remaining(deadline)?))?;
+fn fill(stream: &mut Conn, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize, Error> {
+    stream.tcp().set_read_timeout(Some(remaining(deadline)?))?;
     let start = buf.len();
     buf.resize(start + 8 * 1024, 0);
     let read = loop {
@@ -787,21 +887,36 @@ fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-/// `host` and port of an authority (`host`, `host:port`, `[v6]:port`); port 80 by default.
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+#[cfg(feature = "tls")]
+fn tls_setup(host: &str, endpoint: &str) -> Result<TlsSetup, String> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    Ok((tls_config(roots)?, name))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_setup(_: &str, endpoint: &str) -> Result<TlsSetup, String> {
+    Err(format!("{endpoint}: no TLS backend"))
+}
+
+/// `host` and port of an authority (`host`, `host:port`, `[v6]:port`).
+fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     let authority = authority.rsplit('@').next()?;
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(port) => port.parse().ok()?,
-            None if after.is_empty() => 80,
+            None if after.is_empty() => default_port,
             None => return None,
         };
         return Some((host, port));
     }
     match authority.rsplit_once(':') {
         Some((host, port)) => Some((host, port.parse().ok()?)),
-        None => Some((authority, 80)),
+        None => Some((authority, default_port)),
     }
     .filter(|(host, _)| !host.is_empty())
 }
@@ -948,6 +1063,15 @@ mod tests {
         /// Serves on a fresh port; `answer(request, index)` decides each response, `index`
         /// counting requests from 0.
         fn start(answer: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static) -> Backend {
+            Backend::start_with("http", |tcp| Box::new(tcp), answer)
+        }
+
+        /// Like [`Backend::start`], each connection wrapped by `wrap` (TLS), at `scheme://`.
+        fn start_with(
+            scheme: &str,
+            wrap: impl Fn(TcpStream) -> Box<dyn Duplex> + Send + 'static,
+            answer: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static,
+        ) -> Backend {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let connections = Arc::new(AtomicUsize::new(0));
@@ -963,11 +1087,12 @@ mod tests {
                     let Ok(stream) = stream else { continue };
                     let id = c.fetch_add(1, Ordering::Relaxed);
                     let (s, answer) = (s.clone(), answer.clone());
+                    let stream = wrap(stream);
                     std::thread::spawn(move || serve_connection(stream, id, &s, &*answer));
                 }
             });
             Backend {
-                url: format!("http://{addr}/v1/traces"),
+                url: format!("{scheme}://{addr}/v1/traces"),
                 connections,
                 seen,
                 stop,
@@ -1004,8 +1129,11 @@ mod tests {
         }
     }
 
+    trait Duplex: Read + Write + Send {}
+    impl<T: Read + Write + Send> Duplex for T {}
+
     fn serve_connection(
-        mut stream: TcpStream,
+        mut stream: Box<dyn Duplex>,
         connection: usize,
         seen: &Mutex<Vec<Seen>>,
         answer: &Handler,
@@ -1071,7 +1199,7 @@ mod tests {
     }
 
     /// The body of the next request on the connection; `None` when the client closed it.
-    fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    fn read_request(stream: &mut dyn Read, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
         let mut chunk = [0u8; 16 * 1024];
         let head_end = loop {
             if let Some(i) = find(buf, b"\r\n\r\n") {
@@ -1518,7 +1646,9 @@ mod tests {
             &none,
             SECOND,
         );
-        assert!(https.err().unwrap().contains("no TLS backend"));
+        let refusal = https.err();
+        assert_eq!(refusal.is_none(), cfg!(feature = "tls"), "{refusal:?}");
+        assert!(refusal.is_none_or(|e| e.contains("enable its `tls` feature")));
         assert!(HttpTransport::new("ftp://127.0.0.1/v1/traces", &none, SECOND).is_err());
         assert!(HttpTransport::new("http://127.0.0.1:port/v1/traces", &none, SECOND).is_err());
         let injected = BTreeMap::from([("x-a".to_owned(), "1\r\nhost: evil".to_owned())]);
@@ -1529,6 +1659,81 @@ mod tests {
             "http://127.0.0.1:4318",
         ] {
             assert!(HttpTransport::new(ok, &none, SECOND).is_ok(), "{ok}");
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    mod tls {
+        use super::*;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        /// Self-signed for 127.0.0.1 and localhost, valid until 2126.
+        const CERT: &str = include_str!("testdata/localhost.crt");
+        const KEY: &str = include_str!("testdata/localhost.key");
+
+        fn https_backend(
+            answer: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static,
+        ) -> Backend {
+            let cert = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
+            let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert], key)
+                .unwrap();
+            let config = Arc::new(config);
+            let wrap = move |tcp| -> Box<dyn Duplex> {
+                let tls = rustls::ServerConnection::new(config.clone()).unwrap();
+                Box::new(rustls::StreamOwned::new(tls, tcp))
+            };
+            Backend::start_with("https", wrap, answer)
+        }
+
+        fn trusting_the_test_cert(url: &str) -> HttpTransport {
+            let mut transport = HttpTransport::new(url, &BTreeMap::new(), 5 * SECOND).unwrap();
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap())
+                .unwrap();
+            let (config, _) = transport.client.tls.as_mut().unwrap();
+            *config = tls_config(roots).unwrap();
+            transport
+        }
+
+        #[test]
+        fn https_delivers_on_one_kept_alive_connection() {
+            let backend = https_backend(|_, _| reply(200));
+            let mut transport = trusting_the_test_cert(&backend.url);
+            for _ in 0..5 {
+                assert_eq!(
+                    transport.deliver(40, &mut plain),
+                    Delivery {
+                        delivered: 40,
+                        failed: 0
+                    }
+                );
+            }
+            assert_eq!(sorted(backend.delivered_ids()).len(), 200);
+            assert_eq!(backend.connections(), 1);
+        }
+
+        #[test]
+        fn https_with_an_untrusted_certificate_delivers_nothing() {
+            let backend = https_backend(|_, _| reply(200));
+            let mut transport =
+                HttpTransport::new(&backend.url, &BTreeMap::new(), Duration::from_millis(300))
+                    .unwrap();
+            assert_eq!(
+                transport.deliver(3, &mut plain),
+                Delivery {
+                    delivered: 0,
+                    failed: 3
+                }
+            );
+            assert_eq!(backend.requests(), 0);
         }
     }
 }
