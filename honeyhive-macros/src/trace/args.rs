@@ -117,7 +117,25 @@ impl TraceArgs {
                     Punctuated::<Ident, Token![,]>::parse_terminated,
                     list.clone(),
                 ) {
-                    Ok(idents) => self.skip.set(errors, key, idents.into_iter().collect()),
+                    Ok(idents) => match self.skip.get() {
+                        // `skip(a), skip(b)`: say how to write it once.
+                        Some(first) => {
+                            let all: Vec<String> = first
+                                .value
+                                .iter()
+                                .chain(&idents)
+                                .map(ToString::to_string)
+                                .collect();
+                            errors.error(
+                                key,
+                                format!(
+                                    "duplicate argument `skip`: list every skipped argument in one `skip({})`",
+                                    all.join(", ")
+                                ),
+                            );
+                        }
+                        None => self.skip.set(errors, key, idents.into_iter().collect()),
+                    },
                     Err(e) => {
                         let message = match Parser::parse2(
                             Punctuated::<LitStr, Token![,]>::parse_terminated,
