@@ -209,7 +209,9 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         let key = format!("honeyhive_inputs.{}", unraw(ident));
         // Spanned at the argument's type, so "does not implement Debug" underlines it.
         let arg = borrow_located_at(ident, ty);
+        // `_name` arguments are captured too.
         quote_spanned! {at(ty.span())=>
+            #[allow(clippy::used_underscore_binding)]
             __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#ident)).hh_kind().value(#arg, __hh_cap));
         }
     });
