@@ -482,7 +482,7 @@ pub(crate) fn future_kind(ret: Option<&Type>) -> Result<Option<FutureKind>, syn:
                     syn::TypeParamBound::Trait(t)
                         if t.maybe.is_none()
                             && is_auto_trait(&t.path)
-                            && !t.path.segments.last().is_some_and(|s| s.ident == "Unpin") => {}
+                            && t.path.segments.last().is_none_or(|s| s.ident != "Unpin") => {}
                     syn::TypeParamBound::Lifetime(_) | syn::TypeParamBound::PreciseCapture(_) => {}
                     other_bound => other = other.or_else(|| Some(other_bound.clone())),
                 }
