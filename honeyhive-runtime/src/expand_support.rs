@@ -238,3 +238,57 @@ pub fn retry_classify<E: ?Sized>(
 ) -> crate::retry::Decision {
     classify.hh_classify(error)
 }
+
+/// The span of an `async fn` while its body runs: the expansion pins the body's future in the
+/// fn's own state and polls it through [`Scoped::poll`], which makes the span current for the
+/// poll (as `Instrumented` does). The body is held by the fn's state, not by a wrapper type
+/// around it, so each traced level adds one level to the future's type, not two, and deep
+/// chains of traced async fns stay within rustc's recursion limit.
+///
+/// Dropped before the body completed (the call was cancelled), the span ends marked
+/// `honeyhive.cancelled`; the body's future, declared after it, is dropped first, so the
+/// spans inside end before this one.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Scoped {
+    span: Span,
+    done: bool,
+}
+
+impl Scoped {
+    /// Holds `span` for the call.
+    #[inline]
+    pub fn new(span: Span) -> Scoped {
+        Scoped { span, done: false }
+    }
+
+    /// The span, to record on.
+    #[inline]
+    pub fn span(&mut self) -> &mut Span {
+        &mut self.span
+    }
+
+    /// Polls the body with the span current.
+    #[inline]
+    pub fn poll<F: std::future::Future>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        body: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        let poll = self.span.in_scope(|| body.poll(cx));
+        if poll.is_ready() {
+            self.done = true;
+        }
+        poll
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        if !self.done
+            && let Some(record) = self.span.recording()
+        {
+            record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
+        }
+    }
+}

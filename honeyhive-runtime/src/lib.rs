@@ -152,7 +152,7 @@ pub mod __private {
     pub use crate::correlation::{CorrelationGuard, Policy, WithCorrelation, with_request_id};
     pub use crate::expand_support::{
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
-        NotStreamProbe, StreamProbe, WhenFn, retry_classify, retry_when,
+        NotStreamProbe, Scoped, StreamProbe, WhenFn, retry_classify, retry_when,
     };
     pub use crate::retry::Decision;
     pub use crate::retry::executor::{

@@ -357,3 +357,35 @@ fn trace_retry_trace_is_a_span_per_call_around_a_span_per_attempt() {
     assert_eq!(names, ["attempt", "attempt"]);
     assert_eq!(attempts[1].i64("retry.attempt"), Some(2));
 }
+
+// --- a cancelled async fn ------------------------------------------------------------------
+
+#[trace]
+async fn waits_forever() {
+    std::future::pending::<()>().await;
+}
+
+#[trace]
+async fn parent_of_waiter() -> u32 {
+    waits_forever().await;
+    1
+}
+
+#[test]
+fn a_cancelled_async_fn_ends_marked_after_its_children() {
+    let rec = Recorder::start();
+    let mut call = Box::pin(parent_of_waiter());
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    assert!(call.as_mut().poll(&mut cx).is_pending());
+    drop(call);
+    let spans = rec.spans();
+    let parent = spans.get("parent_of_waiter");
+    let child = spans.get("waits_forever");
+    assert_eq!(parent.bool("honeyhive.cancelled"), Some(true));
+    assert_eq!(
+        spans.parent_of(child).map(|p| p.span_id()),
+        Some(parent.span_id())
+    );
+    assert!(child.end_time <= parent.end_time);
+}

@@ -59,19 +59,34 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
         let fake_return = ret_ty.map(fake_return);
-        let (output, span_mut) = if returns_value {
-            (capture_output(plan, true), quote!(mut))
+        let output = if returns_value {
+            let output = capture_output(plan, true);
+            quote! {
+                let __hh_span = __hh_scoped.span();
+                #output
+            }
         } else {
-            (TokenStream::new(), TokenStream::new())
+            TokenStream::new()
         };
+        let inputs = (!inputs.is_empty()).then(|| {
+            quote! {
+                let __hh_span = __hh_scoped.span();
+                #inputs
+            }
+        });
+        // The body's future is pinned in this fn's own state and polled with the span
+        // current (see the runtime's `Scoped`): one type level per traced fn.
         quote! {
             #meta
-            let #mutability __hh_span = #krate::__private::Span::detached(&__HH_META);
+            let mut __hh_scoped = #krate::__private::Scoped::new(
+                #krate::__private::Span::detached(&__HH_META),
+            );
             #inputs
-            let (#span_mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(
-                __hh_span,
-                async move { #fake_return #body },
-            ).await;
+            let mut __hh_body = ::core::pin::pin!(async move { #fake_return #body });
+            let __hh_ret = ::core::future::poll_fn(|__hh_cx| {
+                __hh_scoped.poll(__hh_cx, ::core::pin::Pin::as_mut(&mut __hh_body))
+            })
+            .await;
             #output
             __hh_ret
         }
