@@ -384,7 +384,9 @@ fn a_cancelled_async_fn_ends_marked_after_its_children() {
     let child = spans.get("waits_forever");
     assert_eq!(parent.bool("honeyhive.cancelled"), Some(true));
     assert_eq!(
-        spans.parent_of(child).map(|p| p.span_id()),
+        spans
+            .parent_of(child)
+            .map(honeyhive_runtime::testing::FinishedSpan::span_id),
         Some(parent.span_id())
     );
     assert!(child.end_time <= parent.end_time);
