@@ -29,11 +29,22 @@ impl Function {
         let (at, what) = (first_tokens(&tokens), describe(&tokens));
         let Ok(item) = syn::parse2::<ItemFn>(tokens) else {
             let message = match what {
-                // A trait method declaration, or a fn in an `extern` block.
-                None => format!(
-                    "`#[{macro_name}]` needs a function body to wrap: put it on the method's implementation in each `impl` block, not on the declaration"
+                // Only a foreign fn can be `safe`.
+                Item::Bodiless { foreign: true } => format!(
+                    "`#[{macro_name}]` needs a function body to wrap, and a function in an `extern` block has none: put `#[{macro_name}]` on a Rust function that calls it"
                 ),
-                Some(what) => format!(
+                // A trait method declaration, or a fn in an `extern` block: the tokens are
+                // the same.
+                Item::Bodiless { foreign: false } => format!(
+                    "`#[{macro_name}]` needs a function body to wrap, and this declaration has none. For a trait method, put `#[{macro_name}]` on its implementation in each `impl` block; for a function in an `extern` block, on a Rust function that calls it"
+                ),
+                Item::Other("an impl block") => format!(
+                    "`#[{macro_name}]` can only be applied to functions, not to an impl block: put `#[{macro_name}]` on each method of the block that should be traced"
+                ),
+                Item::Other("a trait") => format!(
+                    "`#[{macro_name}]` can only be applied to functions, not to a trait: put `#[{macro_name}]` on each method's implementation in the `impl` blocks"
+                ),
+                Item::Other(what) => format!(
                     "`#[{macro_name}]` can only be applied to functions with a body, not to {what}"
                 ),
             };
@@ -141,12 +152,13 @@ pub(crate) fn fake_return(ty: &Type) -> TokenStream {
 
 impl Function {
     /// Whether one of this crate's attributes named in `names` is left on the function (it
-    /// expands after the current one).
-    pub(crate) fn has_attribute_below(&self, names: &[&str]) -> bool {
+    /// expands after the current one). `krate` is the `crate = ".."` path of the attribute
+    /// that asks, if any.
+    pub(crate) fn has_attribute_below(&self, names: &[&str], krate: Option<&syn::Path>) -> bool {
         self.item
             .attrs
             .iter()
-            .any(|attr| names.iter().any(|name| is_ours(attr, name)))
+            .any(|attr| names.iter().any(|name| is_ours(attr, name, krate)))
     }
 }
 
@@ -163,15 +175,81 @@ pub(crate) fn with_body(item: &ItemFn, body: &TokenStream) -> TokenStream {
     }
 }
 
-/// Crates whose `#[...::trace]` attributes are not ours.
-const FOREIGN_TRACE: &[&str] = &["fastrace", "minitrace", "tracing", "log"];
+/// Whether `attr` is this crate's attribute `name`, by an allow-list of paths: the bare name
+/// (`#[trace]`, however it was imported), `honeyhive_runtime::trace`, `honeyhive_macros::trace`
+/// (with or without a leading `::`), or `<crate>::trace` where `<crate>` is the `crate = ".."`
+/// path given to the attribute itself or to `krate` (the attribute that asks). Another
+/// crate's `#[other::trace]` is never taken for ours, whatever its last segment.
+pub(crate) fn is_ours(attr: &syn::Attribute, name: &str, krate: Option<&syn::Path>) -> bool {
+    let path = attr.path();
+    let Some(last) = path.segments.last() else {
+        return false;
+    };
+    if last.ident != name || !last.arguments.is_none() {
+        return false;
+    }
+    if path.segments.len() == 1 {
+        return path.leading_colon.is_none();
+    }
+    let prefix: Vec<String> = path
+        .segments
+        .iter()
+        .take(path.segments.len() - 1)
+        .map(|s| s.ident.to_string())
+        .collect();
+    let named = |p: &syn::Path| {
+        p.segments.len() == prefix.len()
+            && p.segments.iter().zip(&prefix).all(|(s, n)| s.ident == n)
+    };
+    matches!(
+        prefix.as_slice(),
+        [one] if one == "honeyhive_runtime" || one == "honeyhive_macros"
+    ) || krate.is_some_and(named)
+        || crate_arg(&attr_tokens(attr)).as_ref().is_some_and(named)
+}
 
-/// Whether `attr` is this crate's attribute `name`: `#[trace]`, `#[honeyhive_runtime::trace]`,
-/// or the same under a renamed crate; not another crate's attribute of the same name.
-pub(crate) fn is_ours(attr: &syn::Attribute, name: &str) -> bool {
-    let segments = &attr.path().segments;
-    segments.last().is_some_and(|s| s.ident == name)
-        && !(segments.len() > 1 && FOREIGN_TRACE.iter().any(|c| segments[0].ident == c))
+/// The tokens inside an attribute's parentheses.
+fn attr_tokens(attr: &syn::Attribute) -> TokenStream {
+    match &attr.meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        syn::Meta::Path(_) | syn::Meta::NameValue(_) => TokenStream::new(),
+    }
+}
+
+/// The `crate = "path"` among an attribute's arguments, if any.
+pub(crate) fn crate_arg(args: &TokenStream) -> Option<syn::Path> {
+    let raw = syn::parse::Parser::parse2(
+        |input: syn::parse::ParseStream| crate::args::parse_raw(input, ""),
+        args.clone(),
+    )
+    .ok()?;
+    raw.into_iter().find_map(|(key, value)| match value {
+        crate::args::Value::Eq(Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        })) if key == "crate" => s.parse::<syn::Path>().ok(),
+        _ => None,
+    })
+}
+
+/// The names bound by an argument's pattern (`(a, b): (u8, u8)` binds `a` and `b`).
+pub(crate) fn pattern_bindings(function: &ItemFn) -> Vec<Ident> {
+    struct Bindings(Vec<Ident>);
+    impl VisitMut for Bindings {
+        fn visit_pat_ident_mut(&mut self, p: &mut syn::PatIdent) {
+            self.0.push(p.ident.clone());
+            syn::visit_mut::visit_pat_ident_mut(self, p);
+        }
+    }
+    let mut found = Bindings(Vec::new());
+    for input in &function.sig.inputs {
+        if let FnArg::Typed(pt) = input
+            && !matches!(&*pt.pat, Pat::Ident(pi) if pi.subpat.is_none())
+        {
+            found.visit_pat_mut(&mut pt.pat.clone());
+        }
+    }
+    found.0
 }
 
 /// Whether `ty` mentions `impl Trait` (which cannot be written in a `let` annotation).
@@ -187,9 +265,51 @@ pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
     finder.0
 }
 
+/// What an item that is not a function with a body is.
+enum Item {
+    /// A function declaration; `foreign` when it can only be in an `extern` block.
+    Bodiless { foreign: bool },
+    /// The name a user would give the item.
+    Other(&'static str),
+}
+
+/// What the item is, for "not a function" errors.
+fn describe(tokens: &TokenStream) -> Item {
+    let trees: Vec<proc_macro2::TokenTree> = tokens.clone().into_iter().collect();
+    for (i, tt) in trees.iter().enumerate() {
+        let proc_macro2::TokenTree::Ident(word) = tt else {
+            continue;
+        };
+        if word == "extern" {
+            let rest = trees[i + 1..]
+                .iter()
+                .find(|t| !matches!(t, proc_macro2::TokenTree::Literal(_)));
+            match rest {
+                Some(proc_macro2::TokenTree::Group(g))
+                    if g.delimiter() == proc_macro2::Delimiter::Brace =>
+                {
+                    return Item::Other("an `extern` block");
+                }
+                Some(proc_macro2::TokenTree::Ident(c)) if c == "crate" => {
+                    return Item::Other("an `extern crate` declaration");
+                }
+                _ => {}
+            }
+        }
+    }
+    match describe_words(tokens) {
+        None => Item::Bodiless {
+            foreign: trees
+                .iter()
+                .any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "safe")),
+        },
+        Some(what) => Item::Other(what),
+    }
+}
+
 /// The name a user would give the item, for "not a function" errors; `None` for a function
 /// without a body.
-fn describe(tokens: &TokenStream) -> Option<&'static str> {
+fn describe_words(tokens: &TokenStream) -> Option<&'static str> {
     let words: Vec<String> = tokens
         .clone()
         .into_iter()
@@ -243,12 +363,55 @@ fn first_tokens(tokens: &TokenStream) -> TokenStream {
 pub(crate) enum StreamKind {
     /// `impl Iterator<..>` (with `DoubleEndedIterator`, `ExactSizeIterator`, `FusedIterator`).
     Iterator,
-    /// `impl Stream<..>` (futures' trait).
+    /// `impl Stream<..>`: a stream if the returned value is a `futures_core::Stream`.
     Stream,
 }
 
+/// The iterator traits, by their bare names (the prelude's, or imported from `std::iter`).
+const ITERATORS: &[&str] = &[
+    "Iterator",
+    "DoubleEndedIterator",
+    "ExactSizeIterator",
+    "FusedIterator",
+];
+
+/// Where the futures `Stream` trait is known to be re-exported.
+const STREAM_PATHS: &[&[&str]] = &[
+    &["futures", "Stream"],
+    &["futures", "stream", "Stream"],
+    &["futures_core", "Stream"],
+    &["futures_core", "stream", "Stream"],
+    &["futures_util", "Stream"],
+    &["futures_util", "stream", "Stream"],
+    &["tokio_stream", "Stream"],
+];
+
+/// Which stream a bound names, by this rule: the iterator traits by bare name or under
+/// `std::iter` / `core::iter`; `Stream` by bare name or by one of [`STREAM_PATHS`]. A bare
+/// `Stream` may be a trait of the user's: the expansion then tells the two apart by the
+/// value's type (a value that is not a `futures_core::Stream` is returned unchanged). Any
+/// other path (`my_crate::Stream`) is not a stream.
+fn stream_bound(path: &syn::Path) -> Option<StreamKind> {
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let last = names.last()?;
+    let is_iter = ITERATORS.contains(&last.as_str())
+        && match names.len() {
+            1 => path.leading_colon.is_none(),
+            3 => (names[0] == "std" || names[0] == "core") && names[1] == "iter",
+            _ => false,
+        };
+    if is_iter {
+        return Some(StreamKind::Iterator);
+    }
+    let is_stream = (names.len() == 1 && path.leading_colon.is_none() && last == "Stream")
+        || STREAM_PATHS
+            .iter()
+            .any(|p| p.len() == names.len() && p.iter().zip(&names).all(|(a, b)| a == b));
+    is_stream.then_some(StreamKind::Stream)
+}
+
 /// Whether the function returns `impl Iterator` (or `DoubleEndedIterator`, `ExactSizeIterator`,
-/// `FusedIterator`) or `impl Stream`, possibly with auto traits
+/// `FusedIterator`) or `impl Stream` (see [`stream_bound`]), possibly with auto traits
 /// (`Send`, `Sync`, `Unpin`) and lifetimes. Any other bound (`Clone`, a trait of the user's)
 /// would not hold for the wrapper, so such functions keep plain `#[trace]` behaviour.
 pub(crate) fn stream_kind(ret: Option<&Type>) -> Option<StreamKind> {
@@ -269,16 +432,192 @@ pub(crate) fn stream_kind(ret: Option<&Type>) -> Option<StreamKind> {
         if t.maybe.is_some() || t.lifetimes.is_some() {
             return None;
         }
-        let name = t.path.segments.last()?.ident.to_string();
-        match (name.as_str(), kind) {
-            (
-                "Iterator" | "DoubleEndedIterator" | "ExactSizeIterator" | "FusedIterator",
-                None | Some(StreamKind::Iterator),
-            ) => kind = Some(StreamKind::Iterator),
-            ("Stream", None) => kind = Some(StreamKind::Stream),
-            ("Send" | "Sync" | "Unpin", _) => {}
+        if is_auto_trait(&t.path) {
+            continue;
+        }
+        match (stream_bound(&t.path)?, kind) {
+            (StreamKind::Iterator, None | Some(StreamKind::Iterator)) => {
+                kind = Some(StreamKind::Iterator);
+            }
+            (StreamKind::Stream, None) => kind = Some(StreamKind::Stream),
             _ => return None,
         }
     }
     kind
+}
+
+/// `Send`, `Sync`, `Unpin`, bare or under `std::marker` / `core::marker`.
+fn is_auto_trait(path: &syn::Path) -> bool {
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let Some(last) = names.last() else {
+        return false;
+    };
+    matches!(last.as_str(), "Send" | "Sync" | "Unpin")
+        && (names.len() == 1
+            || (names.len() == 3
+                && (names[0] == "std" || names[0] == "core")
+                && names[1] == "marker"))
+}
+
+/// How a sync fn that returns a future is traced: the span covers the future's execution.
+#[derive(Clone, Copy)]
+pub(crate) enum FutureKind {
+    /// `-> impl Future<Output = T>` (with auto traits and lifetimes): an `async move` block.
+    Impl,
+    /// `-> Pin<Box<dyn Future<..> + ..>>`, `BoxFuture<..>`, `LocalBoxFuture<..>`:
+    /// `Box::pin(async move { .. })`.
+    Boxed,
+}
+
+/// Whether a sync fn returns a future that `#[trace]` can wrap, and otherwise, if the return
+/// type is `impl Future + <other bounds>`, the bound the wrapper could not promise.
+pub(crate) fn future_kind(ret: Option<&Type>) -> Result<Option<FutureKind>, syn::TypeParamBound> {
+    match ret {
+        Some(Type::ImplTrait(imp)) => {
+            let mut future = false;
+            let mut other = None;
+            for bound in &imp.bounds {
+                match bound {
+                    syn::TypeParamBound::Trait(t) if is_future(&t.path) => future = true,
+                    syn::TypeParamBound::Trait(t)
+                        if t.maybe.is_none()
+                            && is_auto_trait(&t.path)
+                            && t.path.segments.last().is_none_or(|s| s.ident != "Unpin") => {}
+                    syn::TypeParamBound::Lifetime(_) | syn::TypeParamBound::PreciseCapture(_) => {}
+                    other_bound => other = other.or_else(|| Some(other_bound.clone())),
+                }
+            }
+            match (future, other) {
+                (false, _) => Ok(None),
+                (true, None) => Ok(Some(FutureKind::Impl)),
+                (true, Some(bound)) => Err(bound),
+            }
+        }
+        Some(Type::Path(p)) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else {
+                return Ok(None);
+            };
+            let boxed = match last.ident.to_string().as_str() {
+                "BoxFuture" | "LocalBoxFuture" => true,
+                // `Pin<Box<dyn Future<..> + ..>>`
+                "Pin" => box_of_dyn_future(&last.arguments),
+                _ => false,
+            };
+            Ok(boxed.then_some(FutureKind::Boxed))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `Future`, bare or under `std::future` / `core::future`.
+fn is_future(path: &syn::Path) -> bool {
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match names.as_slice() {
+        [f] => f == "Future" && path.leading_colon.is_none(),
+        [root, m, f] => (root == "std" || root == "core") && m == "future" && f == "Future",
+        _ => false,
+    }
+}
+
+/// `<Box<dyn Future<..> + ..>>`.
+fn box_of_dyn_future(args: &syn::PathArguments) -> bool {
+    let syn::PathArguments::AngleBracketed(a) = args else {
+        return false;
+    };
+    let Some(syn::GenericArgument::Type(Type::Path(inner))) = a.args.first() else {
+        return false;
+    };
+    let Some(last) = inner.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(b) = &last.arguments else {
+        return false;
+    };
+    last.ident == "Box"
+        && matches!(b.args.first(), Some(syn::GenericArgument::Type(Type::TraitObject(o)))
+            if o.bounds.iter().any(|bound| matches!(bound, syn::TypeParamBound::Trait(t) if is_future(&t.path))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StreamKind, is_ours, stream_kind};
+
+    fn attr(tokens: &str) -> syn::Attribute {
+        let item: syn::ItemFn = syn::parse_str(&format!("{tokens} fn f() {{}}")).unwrap();
+        item.attrs.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn ours_by_allow_list_not_by_last_segment() {
+        let hh: syn::Path = syn::parse_str("my_hh").unwrap();
+        for ours in [
+            "#[retry]",
+            "#[retry(max_attempts = 2)]",
+            "#[honeyhive_runtime::retry]",
+            "#[::honeyhive_runtime::retry]",
+            "#[honeyhive_macros::retry]",
+            "#[my_hh::retry]",
+            "#[renamed::retry(crate = \"renamed\")]",
+            "#[a::b::retry(crate = \"a::b\")]",
+        ] {
+            assert!(is_ours(&attr(ours), "retry", Some(&hh)), "{ours}");
+        }
+        for foreign in [
+            "#[other::retry]",
+            "#[fastrace::trace]",
+            "#[tracing::retry]",
+            "#[::retry]",
+            "#[my_hh::inner::retry]",
+            "#[renamed::retry(crate = \"other\")]",
+            "#[honeyhive_runtime::trace]",
+            "#[retry_all]",
+        ] {
+            assert!(!is_ours(&attr(foreign), "retry", Some(&hh)), "{foreign}");
+        }
+        assert!(!is_ours(&attr("#[my_hh::retry]"), "retry", None));
+    }
+
+    fn kind(ret: &str) -> Option<&'static str> {
+        let ty: syn::Type = syn::parse_str(ret).unwrap();
+        stream_kind(Some(&ty)).map(|k| match k {
+            StreamKind::Iterator => "iter",
+            StreamKind::Stream => "stream",
+        })
+    }
+
+    #[test]
+    fn stream_rule() {
+        for (ret, expected) in [
+            ("impl Iterator<Item = u8>", Some("iter")),
+            ("impl std::iter::Iterator<Item = u8> + Send", Some("iter")),
+            (
+                "impl DoubleEndedIterator<Item = u8> + ExactSizeIterator",
+                Some("iter"),
+            ),
+            (
+                "impl core::iter::FusedIterator<Item = u8> + 'static",
+                Some("iter"),
+            ),
+            ("impl Stream<Item = u8>", Some("stream")),
+            (
+                "impl futures::Stream<Item = u8> + Send + Unpin",
+                Some("stream"),
+            ),
+            ("impl futures::stream::Stream<Item = u8>", Some("stream")),
+            ("impl futures_core::Stream<Item = u8>", Some("stream")),
+            (
+                "impl futures_util::stream::Stream<Item = u8>",
+                Some("stream"),
+            ),
+            ("impl tokio_stream::Stream<Item = u8>", Some("stream")),
+            ("impl my::Stream<Item = u8>", None),
+            ("impl my::Iterator<Item = u8>", None),
+            ("impl ::Stream<Item = u8>", None),
+            ("impl Iterator<Item = u8> + Clone", None),
+            ("impl Stream<Item = u8> + Iterator<Item = u8>", None),
+            ("Vec<u8>", None),
+        ] {
+            assert_eq!(kind(ret), expected, "{ret}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod errors;
+mod inline_body;
 mod item;
 mod retry;
 mod trace;
@@ -16,8 +17,9 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn trace(args: TokenStream, item: TokenStream) -> TokenStream {
     // `#[trace] #[retry]`: the retry loop goes inside the one span.
-    let item = retry::within_trace(item.into());
-    trace::entry(args.into(), item).into()
+    let args = args.into();
+    let item = retry::within_trace(&args, item.into());
+    trace::entry(args, item).into()
 }
 
 /// Retries a function that returns a `Result`, with backoff, recording every attempt on the

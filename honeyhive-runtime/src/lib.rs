@@ -48,6 +48,28 @@
 //! | `metadata(key = expr, ...)` | extra attributes `honeyhive_metadata.<key>`, evaluated only when recorded |
 //! | `crate = "path"` | where `honeyhive_runtime` is, if renamed |
 //!
+//! Function shapes:
+//! - A sync fn returning `impl Future<Output = T>` (with `Send`, `Sync` and lifetimes),
+//!   `Pin<Box<dyn Future<..>>>` or a `BoxFuture<..>` alias is traced like an `async fn`: the
+//!   span covers the returned future's execution, spans opened inside it are its children, and
+//!   `#[with_request_id]` reaches them. Other bounds on the future (`Unpin`, a trait of
+//!   yours) are a compile error, since the wrapper could not promise them.
+//! - Token streams: `impl Iterator` (and `DoubleEndedIterator`, `ExactSizeIterator`,
+//!   `FusedIterator`, bare or under `std::iter`) and `impl Stream` (bare, or as `futures`,
+//!   `futures_core`, `futures_util` or `tokio_stream` name it) keep the span open until the
+//!   stream ends. A bare `Stream` that is a trait of your own is told apart by the returned
+//!   value's type: a value that is not a `futures_core::Stream` is returned unchanged.
+//! - `#[track_caller]` keeps working: the body of a sync `#[track_caller]` fn runs inline
+//!   rather than in a closure, with its `return` and `?` (on `Result` and `Option`) rewritten
+//!   to pass through the output capture. A `return` written by a macro inside such a body
+//!   (`anyhow::bail!`) leaves the function directly: the span still ends, without the value.
+//! - A unit fn whose body diverges (`todo!()`, `loop {}`) is traced like any other.
+//! - Arguments named `_x` are captured; `_` and arguments bound by patterns are not.
+//! - `#[trace]` is ours when written bare, as `honeyhive_runtime::trace`, or under the path
+//!   given with `crate = ".."`; never by its last segment alone (`#[other::trace]` is not).
+//!   `#[trace]` twice on one fn is an error; `#[trace] #[retry] #[trace]` is a span per call
+//!   around a span per attempt.
+//!
 //! # Beyond `#[trace]`
 //!
 //! - [`macro@with_request_id`] gives every span of a scope a request id (inherited, from an
@@ -95,6 +117,7 @@ mod config;
 mod context;
 mod correlation;
 pub mod enrich;
+mod expand_support;
 pub mod export;
 pub mod llm;
 pub mod propagation;
@@ -135,6 +158,10 @@ pub mod __private {
         TextProbe,
     };
     pub use crate::correlation::{CorrelationGuard, Policy, WithCorrelation, with_request_id};
+    pub use crate::expand_support::{
+        Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
+        NotStreamProbe, Scoped, StreamProbe, WhenFn, retry_classify, retry_when,
+    };
     pub use crate::retry::Decision;
     pub use crate::retry::executor::{
         AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, TimeoutError, retry_error, reuse,

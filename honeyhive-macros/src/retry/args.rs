@@ -200,7 +200,14 @@ fn max_attempts(e: &Expr, errors: &mut Errors) -> Option<u32> {
             }
             Ok(n) => Some(n),
             Err(_) => {
-                errors.error(e, "`max_attempts` is too large");
+                errors.error(
+                    e,
+                    format!(
+                        "`max_attempts` is too large: at most {} ({}::MAX)",
+                        u32::MAX,
+                        "u32"
+                    ),
+                );
                 None
             }
         };

@@ -96,7 +96,7 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
         .item
         .attrs
         .iter()
-        .position(|a| is_ours(a, "trace"))
+        .position(|a| is_ours(a, "trace", args.krate.get().map(|k| &k.value)))
         .map(|index| {
             let attr = &function.item.attrs[index];
             TraceAttr {
@@ -286,8 +286,149 @@ fn return_type(function: &Function, errors: &mut Errors) -> (Option<Type>, Span)
             "`#[retry]` cannot retry a stream: it cannot replay items already handed out. Retry the call that opens the stream, e.g. an `async fn` returning `Result<impl Stream, E>`",
         );
     }
+    if let Some((borrow, what)) = returned_mut_borrow(function, ty) {
+        errors.error(
+            borrow,
+            format!("`#[retry]` cannot retry a function that returns a borrow of {what}: each attempt borrows {what} anew, and a borrow that one attempt returns would still be alive when the next attempt borrows it again. Return an owned value (e.g. `Result<(), E>`) and borrow after the call, or put `#[retry]` on a helper that returns owned data"),
+        );
+    }
     let annotation = (!contains_impl_trait(ty)).then(|| ty.clone());
     (annotation, ty.span())
+}
+
+/// The lifetime in the return type that, by the elision rules or by name, borrows from a
+/// `&mut` argument (`Result<&mut Self, E>` from `&mut self`), and that argument.
+fn returned_mut_borrow(function: &Function, ret: &Type) -> Option<(TokenStream, String)> {
+    // Each input reference: its lifetime (None: elided) and whether it is `&mut`.
+    let mut inputs: Vec<(Option<String>, bool, String)> = Vec::new();
+    let mut receiver_ref = None;
+    for input in &function.item.sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                if let ReceiverKind::Reference(_, lifetime, mutability) = &r.kind {
+                    let entry = (
+                        lifetime.as_ref().map(|l| l.ident.to_string()),
+                        mutability.is_some(),
+                        "`&mut self`".to_owned(),
+                    );
+                    receiver_ref = Some(entry.clone());
+                    inputs.push(entry);
+                }
+            }
+            FnArg::Typed(arg) => {
+                let name = match &*arg.pat {
+                    Pat::Ident(p) => format!("`{}`", p.ident),
+                    _ => "a `&mut` argument".to_owned(),
+                };
+                collect_refs(&arg.ty, &name, &mut inputs);
+            }
+        }
+    }
+    // What an elided lifetime in the output borrows from.
+    let elided_source = receiver_ref.or_else(|| match inputs.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    });
+    let mut found = None;
+    let mut check = |lifetime: Option<String>, tokens: TokenStream| {
+        if found.is_some() {
+            return;
+        }
+        let source = match &lifetime {
+            None => elided_source.clone(),
+            Some(name) => inputs
+                .iter()
+                .find(|(l, _, _)| l.as_ref() == Some(name))
+                .cloned(),
+        };
+        if let Some((_, true, what)) = source {
+            found = Some((tokens, what));
+        }
+    };
+    walk_lifetimes(ret, &mut check);
+    found
+}
+
+/// The references in an argument's type (`&mut T`, `Wrapper<'a>`), with their lifetimes.
+fn collect_refs(ty: &Type, name: &str, out: &mut Vec<(Option<String>, bool, String)>) {
+    match ty {
+        Type::Reference(r) => {
+            out.push((
+                r.lifetime.as_ref().map(|l| l.ident.to_string()),
+                r.mutability.is_some(),
+                name.to_owned(),
+            ));
+            collect_refs(&r.elem, name, out);
+        }
+        Type::Path(p) => {
+            for seg in &p.path.segments {
+                if let syn::PathArguments::AngleBracketed(a) = &seg.arguments {
+                    for arg in &a.args {
+                        match arg {
+                            syn::GenericArgument::Lifetime(l) => out.push((
+                                (l.ident != "_").then(|| l.ident.to_string()),
+                                false,
+                                name.to_owned(),
+                            )),
+                            syn::GenericArgument::Type(t) => collect_refs(t, name, out),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        Type::Paren(p) => collect_refs(&p.elem, name, out),
+        Type::Slice(s) => collect_refs(&s.elem, name, out),
+        Type::Array(a) => collect_refs(&a.elem, name, out),
+        Type::Tuple(t) => {
+            for elem in &t.elems {
+                collect_refs(elem, name, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Calls `f` with each lifetime the type borrows for (`None`: elided), and its tokens.
+fn walk_lifetimes(ty: &Type, f: &mut impl FnMut(Option<String>, TokenStream)) {
+    match ty {
+        Type::Reference(r) => {
+            let name = r
+                .lifetime
+                .as_ref()
+                .filter(|l| l.ident != "_")
+                .map(|l| l.ident.to_string());
+            if name.as_deref() != Some("static") {
+                f(name, r.to_token_stream());
+            }
+            walk_lifetimes(&r.elem, f);
+        }
+        Type::Path(p) => {
+            for seg in &p.path.segments {
+                if let syn::PathArguments::AngleBracketed(a) = &seg.arguments {
+                    for arg in &a.args {
+                        match arg {
+                            syn::GenericArgument::Lifetime(l) if l.ident != "static" => f(
+                                (l.ident != "_").then(|| l.ident.to_string()),
+                                l.to_token_stream(),
+                            ),
+                            syn::GenericArgument::Type(t) => walk_lifetimes(t, f),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        Type::Paren(p) => walk_lifetimes(&p.elem, f),
+        Type::Slice(s) => walk_lifetimes(&s.elem, f),
+        Type::Array(a) => walk_lifetimes(&a.elem, f),
+        Type::Tuple(t) => {
+            for elem in &t.elems {
+                walk_lifetimes(elem, f);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn is_stream(name: &str) -> bool {

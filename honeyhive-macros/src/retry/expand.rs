@@ -9,6 +9,7 @@ use syn::{FnArg, Item, Pat};
 
 use super::args::Backoff;
 use super::check::{self, Decide, Plan};
+use crate::inline_body::{labelled, tracks_caller};
 use crate::item::{Function, with_body};
 
 pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
@@ -35,7 +36,14 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
     });
 
     let policy = policy(plan);
-    let body = body(plan, &function);
+    // A sync `#[track_caller]` fn runs each attempt inline (see `inline_body`).
+    let inline = !is_async && trace_args.is_none() && tracks_caller(&function.item.attrs);
+    let body = if inline {
+        TokenStream::new()
+    } else {
+        let body = body(plan, &function);
+        quote!(let mut __hh_body = #body;)
+    };
     let mut start = if is_async {
         quote!(#k::__private::Retry::new_async(&__HH_RETRY))
     } else {
@@ -49,13 +57,17 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
                 quote!(__hh_retry.next_delay()),
             )
         }
+        None if inline => (
+            inline_attempt(plan, &function),
+            after(plan, &quote!(__hh_retry)),
+        ),
         None => (attempt(plan, is_async), after(plan, &quote!(__hh_retry))),
     };
     let sleep = sleep(plan, is_async);
 
     let body = quote! {
         #policy
-        let mut __hh_body = #body;
+        #body
         let mut __hh_retry = #start;
         loop {
             #attempt
@@ -122,21 +134,7 @@ fn policy(plan: &Plan) -> TokenStream {
 /// and `return` end the attempt. It borrows what it captures; owned arguments are copied or
 /// cloned at the start of each attempt.
 fn body(plan: &Plan, function: &Function) -> TokenStream {
-    let k = &plan.krate;
-    let per_attempt = plan.per_attempt.iter().map(|a| {
-        let ident = &a.ident;
-        let mutability = a.mutable.then(|| quote!(mut));
-        if a.cloned {
-            quote_spanned! {ident.span()=>
-                let #mutability #ident = ::core::clone::Clone::clone(&#ident);
-            }
-        } else {
-            // Spanned at the argument, where "needs `clone(..)`" is reported.
-            quote_spanned! {ident.span()=>
-                let #mutability #ident = #k::__private::reuse(&#ident);
-            }
-        }
-    });
+    let per_attempt = per_attempt(plan);
     let params = plan
         .reborrowed
         .iter()
@@ -149,6 +147,46 @@ fn body(plan: &Plan, function: &Function) -> TokenStream {
             #(#per_attempt)*
             #block
         }
+    }
+}
+
+/// Each attempt's own copies of the owned arguments.
+fn per_attempt(plan: &Plan) -> Vec<TokenStream> {
+    let k = &plan.krate;
+    plan.per_attempt
+        .iter()
+        .map(|a| {
+            let ident = &a.ident;
+            let mutability = a.mutable.then(|| quote!(mut));
+            if a.cloned {
+                quote_spanned! {ident.span()=>
+                    let #mutability #ident = ::core::clone::Clone::clone(&#ident);
+                }
+            } else {
+                // Spanned at the argument, where "needs `clone(..)`" is reported.
+                quote_spanned! {ident.span()=>
+                    let #mutability #ident = #k::__private::reuse(&#ident);
+                }
+            }
+        })
+        .collect()
+}
+
+/// One attempt of a sync `#[track_caller]` fn, inline: binds its result to `__hh_ret`.
+fn inline_attempt(plan: &Plan, function: &Function) -> TokenStream {
+    let k = &plan.krate;
+    let per_attempt = per_attempt(plan);
+    let block = labelled(&function.item.block, "'__hh_attempt", k);
+    let annotation = plan.ret.as_ref().map(|ty| quote!(: #ty));
+    quote! {
+        __hh_retry.begin();
+        let __hh_ret = {
+            let __hh_attempt = __hh_retry.enter_attempt();
+            #(#per_attempt)*
+            #[allow(unused_labels, clippy::needless_return)]
+            let __hh_ret #annotation = #block;
+            __hh_ret
+        };
     }
 }
 
@@ -237,14 +275,18 @@ fn after(plan: &Plan, retry: &TokenStream) -> TokenStream {
     let retry = respan(retry.clone(), span);
     let decide = match &plan.decide {
         Decide::Always => quote_spanned!(span=> |_| #k::__private::Decision::Retry),
-        Decide::When(path) => quote_spanned! {span=>
-            |__hh_err| if #path(__hh_err) {
-                #k::__private::Decision::Retry
-            } else {
-                #k::__private::Decision::Stop
-            }
-        },
-        Decide::Classify(path) => quote_spanned!(span=> |__hh_err| #path(__hh_err)),
+        // At the user's `when = path`, where a wrong signature is reported with the one
+        // expected.
+        Decide::When(path) => {
+            let at_path = at(path.span());
+            let k = respan(plan.krate.clone(), at_path);
+            quote_spanned!(at_path=> |__hh_err| #k::__private::retry_when(#path, __hh_err))
+        }
+        Decide::Classify(path) => {
+            let at_path = at(path.span());
+            let k = respan(plan.krate.clone(), at_path);
+            quote_spanned!(at_path=> |__hh_err| #k::__private::retry_classify(#path, __hh_err))
+        }
     };
     quote_spanned! {span=>
         #retry.after(#k::__private::retry_error(&__hh_ret), #decide, |__hh_err, __hh_cap| {

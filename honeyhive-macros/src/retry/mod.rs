@@ -21,7 +21,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// `#[trace] #[retry]`: one span around every attempt. `#[trace]` expands first, so it calls
 /// this on its item to put the retry loop inside its span, as Python's decorators nest.
-pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
+pub(crate) fn within_trace(trace_args: &TokenStream, item: TokenStream) -> TokenStream {
     // Most traced functions are not retried: look for the word before parsing the item.
     let mentions_retry = item.clone().into_iter().any(|tree| match tree {
         TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => mentions(g.stream(), "retry"),
@@ -33,11 +33,9 @@ pub(crate) fn within_trace(item: TokenStream) -> TokenStream {
     let Ok(mut function) = syn::parse2::<ItemFn>(item.clone()) else {
         return item;
     };
-    let Some(index) = function
-        .attrs
-        .iter()
-        .position(|a| crate::item::is_ours(a, "retry"))
-    else {
+    let Some(index) = function.attrs.iter().position(|a| {
+        crate::item::is_ours(a, "retry", crate::item::crate_arg(trace_args).as_ref())
+    }) else {
         return item;
     };
     let attr = function.attrs.remove(index);

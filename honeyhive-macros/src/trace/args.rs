@@ -112,31 +112,7 @@ impl TraceArgs {
                     }
                 }
             }
-            ("skip", Value::List(list)) => {
-                match Parser::parse2(
-                    Punctuated::<Ident, Token![,]>::parse_terminated,
-                    list.clone(),
-                ) {
-                    Ok(idents) => self.skip.set(errors, key, idents.into_iter().collect()),
-                    Err(e) => {
-                        let message = match Parser::parse2(
-                            Punctuated::<LitStr, Token![,]>::parse_terminated,
-                            list,
-                        ) {
-                            Ok(names) => format!(
-                                "`skip` takes argument names, not strings: `skip({})`",
-                                names
-                                    .iter()
-                                    .map(LitStr::value)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                            Err(_) => "expected argument names: `skip(a, b)`".to_owned(),
-                        };
-                        errors.push(syn::Error::new(e.span(), message));
-                    }
-                }
-            }
+            ("skip", Value::List(list)) => self.skip_list(key, list, errors),
             ("metadata", Value::List(list)) => match Parser::parse2(parse_metadata, list) {
                 Ok(entries) => self.metadata.set(errors, key, entries),
                 Err(e) => errors.push(e),
@@ -172,6 +148,49 @@ impl TraceArgs {
                 errors.error(key, format!("`{k}` takes no value: write `{k}` alone"));
             }
             _ => errors.error(key, unknown_key(&k)),
+        }
+    }
+
+    /// `skip(a, b)`.
+    fn skip_list(&mut self, key: &Ident, list: TokenStream, errors: &mut Errors) {
+        match Parser::parse2(
+            Punctuated::<Ident, Token![,]>::parse_terminated,
+            list.clone(),
+        ) {
+            Ok(idents) => match self.skip.get() {
+                // `skip(a), skip(b)`: say how to write it once.
+                Some(first) => {
+                    let all: Vec<String> = first
+                        .value
+                        .iter()
+                        .chain(&idents)
+                        .map(ToString::to_string)
+                        .collect();
+                    errors.error(
+                        key,
+                        format!(
+                            "duplicate argument `skip`: list every skipped argument in one `skip({})`",
+                            all.join(", ")
+                        ),
+                    );
+                }
+                None => self.skip.set(errors, key, idents.into_iter().collect()),
+            },
+            Err(e) => {
+                let message =
+                    match Parser::parse2(Punctuated::<LitStr, Token![,]>::parse_terminated, list) {
+                        Ok(names) => format!(
+                            "`skip` takes argument names, not strings: `skip({})`",
+                            names
+                                .iter()
+                                .map(LitStr::value)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Err(_) => "expected argument names: `skip(a, b)`".to_owned(),
+                    };
+                errors.push(syn::Error::new(e.span(), message));
+            }
         }
     }
 }

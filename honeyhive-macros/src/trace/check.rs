@@ -23,7 +23,9 @@ pub(crate) struct Plan<'a> {
 }
 
 pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut Errors) -> Plan<'a> {
+    check_shape(args, function, errors);
     let all_args = function.args();
+    let bound_by_pattern = crate::item::pattern_bindings(&function.item);
     let skip_all = args.skip_all.get().is_some();
     let mut skipped: Vec<&Ident> = Vec::new();
     if let Some(skip) = args.skip.get() {
@@ -42,6 +44,11 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
                     errors.error(ident, format!("`{ident}` is skipped twice; list it once"));
                 }
                 skipped.push(ident);
+            } else if bound_by_pattern.contains(ident) {
+                errors.error(
+                    ident,
+                    format!("cannot skip `{ident}`: it is bound by a pattern, and arguments bound by patterns are never captured; remove it from `skip(..)`"),
+                );
             } else {
                 let names: Vec<String> = all_args.iter().map(|a| a.ident.to_string()).collect();
                 let known = if names.is_empty() {
@@ -68,7 +75,7 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
     } else {
         all_args
             .into_iter()
-            .filter(|a| !skipped.contains(&&a.ident) && !a.ident.to_string().starts_with('_'))
+            .filter(|a| !skipped.contains(&&a.ident))
             .map(|a| (a.ident, a.ty))
             .collect()
     };
@@ -115,6 +122,35 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
         inputs,
         metadata,
         record_output: args.skip_output.get().is_none(),
+    }
+}
+
+/// Rules about the function as a whole: `#[trace]` twice, a future it cannot wrap.
+fn check_shape(args: &TraceArgs, function: &Function, errors: &mut Errors) {
+    let krate_path = args.krate.get().map(|k| &k.value);
+    // `#[trace] #[trace]`: two spans per call is never what was meant. (`#[trace] #[retry]
+    // #[trace]`, a span per call around a span per attempt, reaches here without the second:
+    // the retry below took it.)
+    if let Some(second) = function
+        .item
+        .attrs
+        .iter()
+        .find(|a| crate::item::is_ours(a, "trace", krate_path))
+    {
+        errors.error(
+            second,
+            "`#[trace]` is applied twice to this function, which would record two nested spans per call; remove one (for a span per retry attempt as well, write `#[trace] #[retry] #[trace]`)",
+        );
+    }
+    if let Some(ret) = function.return_type()
+        && !function.async_trait_block_ref()
+        && !function.is_async()
+        && let Err(bound) = crate::item::future_kind(Some(ret))
+    {
+        errors.error(
+            bound,
+            "`#[trace]` traces the future this function returns by wrapping it in an `async` block, which cannot promise this bound; return `impl Future<Output = ..>` (with `Send` if needed), `Pin<Box<dyn Future<..>>>`, or make it an `async fn`",
+        );
     }
 }
 

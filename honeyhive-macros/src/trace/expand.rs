@@ -7,29 +7,46 @@ use syn::{Ident, Type};
 
 use super::args::TraceArgs;
 use super::check::{Plan, unraw};
-use crate::item::{Function, StreamKind, contains_impl_trait, fake_return, stream_kind, with_body};
+use syn::visit_mut::VisitMut;
+
+use crate::inline_body::{labelled, tracks_caller};
+use crate::item::{
+    Function, FutureKind, StreamKind, contains_impl_trait, fake_return, future_kind, stream_kind,
+    with_body,
+};
 
 pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
     let krate = &plan.krate;
     let meta = meta(plan);
     let inputs = capture_inputs(plan);
-    let output = capture_output(
-        plan,
-        function.return_type().is_some() || function.async_trait_block_ref(),
-    );
 
     if function.async_trait_block_ref() {
+        let output = capture_output(plan, true);
         return async_trait_method(plan, function, &meta, &inputs, &output);
     }
 
     let body = &function.item.block;
-    let ret_ty = function.return_type().filter(|ty| !contains_impl_trait(ty));
+    let declared = function.return_type();
+    // A unit fn records no output; naming `()` gives a diverging body (`todo!()`) its type.
+    let unit: Type = syn::parse_quote!(());
+    let ret_ty = declared
+        .or(Some(&unit))
+        .filter(|ty| !contains_impl_trait(ty));
     let never = matches!(ret_ty, Some(Type::Never(_)));
+    let returns_value = declared.is_some_and(|ty| !is_unit(ty));
     // The `-> !` forms record no output: `let mut` only if inputs are recorded, or rustc warns.
     let mutability = (!inputs.is_empty()).then(|| quote!(mut));
-    let stream = stream_kind(function.return_type());
+    let stream = stream_kind(declared);
+    let future = if function.is_async() {
+        None
+    } else {
+        future_kind(declared).ok().flatten()
+    };
     let new_body: TokenStream = if let Some(kind) = stream {
         traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
+    } else if let Some(kind) = future {
+        let output = capture_output(plan, future_output_is_value(declared));
+        traced_future(plan, kind, &meta, &inputs, &output, body)
     } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
         quote! {
@@ -42,39 +59,140 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
         let fake_return = ret_ty.map(fake_return);
+        let output = if returns_value {
+            let output = capture_output(plan, true);
+            quote! {
+                let __hh_span = __hh_scoped.span();
+                #output
+            }
+        } else {
+            TokenStream::new()
+        };
+        let inputs = (!inputs.is_empty()).then(|| {
+            quote! {
+                let __hh_span = __hh_scoped.span();
+                #inputs
+            }
+        });
+        // The body's future is pinned in this fn's own state and polled with the span
+        // current (see the runtime's `Scoped`): one type level per traced fn.
         quote! {
             #meta
-            let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+            let mut __hh_scoped = #krate::__private::Scoped::new(
+                #krate::__private::Span::detached(&__HH_META),
+            );
             #inputs
-            let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(
-                __hh_span,
-                async move { #fake_return #body },
-            ).await;
+            let mut __hh_body = ::core::pin::pin!(async move { #fake_return #body });
+            let __hh_ret = ::core::future::poll_fn(|__hh_cx| {
+                __hh_scoped.poll(__hh_cx, ::core::pin::Pin::as_mut(&mut __hh_body))
+            })
+            .await;
             #output
             __hh_ret
         }
     } else if never {
+        let run = sync_body(plan, function, ret_ty);
         quote! {
             #meta
             let #mutability __hh_span = #krate::__private::Span::enter(&__HH_META);
             #inputs
-            #krate::__private::call_once(move || -> ! #body)
+            #run
         }
     } else {
-        // The closure's return type is the function's, so a wrong return value is reported
-        // at the user's expression, "expected because of" the user's signature.
-        let closure_return = ret_ty.map(|ty| quote!(-> #ty));
+        let run = sync_body(plan, function, ret_ty);
+        let (output, span_mut) = if returns_value {
+            (capture_output(plan, true), quote!(mut))
+        } else {
+            (TokenStream::new(), mutability.clone().unwrap_or_default())
+        };
         quote! {
             #meta
-            let mut __hh_span = #krate::__private::Span::enter(&__HH_META);
+            let #span_mut __hh_span = #krate::__private::Span::enter(&__HH_META);
             #inputs
             #[allow(clippy::semicolon_if_nothing_returned, clippy::unit_arg)]
-            let __hh_ret = #krate::__private::call_once(move || #closure_return #body);
+            let __hh_ret = #run;
             #output
             __hh_ret
         }
     };
     with_body(&function.item, &new_body)
+}
+
+/// The sync body, run so that `return` and `?` end the body rather than the function: in a
+/// closure whose return type is the function's (a wrong return value is reported at the
+/// user's expression, "expected because of" the user's signature), or, for a
+/// `#[track_caller]` fn, inline as a labelled block (see `inline_body`).
+fn sync_body(plan: &Plan<'_>, function: &Function, ret_ty: Option<&Type>) -> TokenStream {
+    let krate = &plan.krate;
+    let body = &function.item.block;
+    if tracks_caller(&function.item.attrs) {
+        let block = labelled(body, "'__hh_body", krate);
+        // `!` cannot be named in a `let`.
+        let annotation = ret_ty
+            .filter(|ty| !matches!(ty, Type::Never(_)))
+            .map(|ty| quote!(: #ty));
+        return quote! {{
+            #[allow(unused_labels, clippy::needless_return)]
+            let __hh_ret #annotation = #block;
+            __hh_ret
+        }};
+    }
+    let closure_return = ret_ty.map(|ty| quote!(-> #ty));
+    quote!(#krate::__private::call_once(move || #closure_return #body))
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty())
+}
+
+/// Whether the future a fn returns has an output worth recording (not `()`).
+fn future_output_is_value(ret: Option<&Type>) -> bool {
+    struct Output(Option<bool>);
+    impl VisitMut for Output {
+        fn visit_assoc_type_mut(&mut self, a: &mut syn::AssocType) {
+            if a.ident == "Output" && self.0.is_none() {
+                self.0 = Some(!is_unit(&a.ty));
+            }
+        }
+    }
+    let Some(ret) = ret else { return false };
+    let mut found = Output(None);
+    found.visit_type_mut(&mut ret.clone());
+    // `BoxFuture<'a, T>` names its output without `Output =`.
+    found.0.unwrap_or(true)
+}
+
+/// A sync fn returning a future: the span opens at the call (what the body does before
+/// returning the future runs inside it) and stays open while the future runs, as for an
+/// `async fn`; the output is the future's.
+fn traced_future(
+    plan: &Plan<'_>,
+    kind: FutureKind,
+    meta: &TokenStream,
+    inputs: &TokenStream,
+    output: &TokenStream,
+    body: &syn::Block,
+) -> TokenStream {
+    let krate = &plan.krate;
+    let future = quote! {
+        async move {
+            let (mut __hh_span, __hh_ret) =
+                #krate::__private::Instrumented::new(__hh_span, __hh_future).await;
+            #output
+            __hh_ret
+        }
+    };
+    let future = match kind {
+        FutureKind::Impl => future,
+        FutureKind::Boxed => quote!(::std::boxed::Box::pin(#future)),
+    };
+    quote! {
+        #meta
+        let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+        #inputs
+        let __hh_future = __hh_span.in_scope(move || #body);
+        #future
+    }
 }
 
 fn meta(plan: &Plan<'_>) -> TokenStream {
@@ -106,7 +224,9 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         let key = format!("honeyhive_inputs.{}", unraw(ident));
         // Spanned at the argument's type, so "does not implement Debug" underlines it.
         let arg = borrow_located_at(ident, ty);
-        quote_spanned! {ty.span()=>
+        // `_name` arguments are captured too.
+        quote_spanned! {at(ty.span())=>
+            #[allow(clippy::used_underscore_binding)]
             __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#ident)).hh_kind().value(#arg, __hh_cap));
         }
     });
@@ -116,9 +236,9 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         // At the user's key, so that errors about the value are not moved to the attribute.
         let tmp = format_ident!("__hh_meta_{}", unraw(&m.key), span = m.key.span());
         let arg = borrow_located_at(&tmp, value);
-        quote_spanned! {value.span()=>
+        quote_spanned! {at(value.span())=>
             let #tmp = #value;
-            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#tmp)).hh_kind().value(#arg, __hh_cap));
+            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#tmp)).hh_kind().metadata(#arg, __hh_cap));
         }
     });
     quote! {
@@ -130,6 +250,13 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
             #(#metadata)*
         }
     }
+}
+
+/// Reported at `user`'s tokens, but resolved as code the macro wrote: the tokens of a
+/// `metadata(..)` or of an argument's type may come from a `macro_rules!` expansion, whose
+/// hygiene would not see the expansion's locals.
+fn at(user: proc_macro2::Span) -> proc_macro2::Span {
+    proc_macro2::Span::call_site().located_at(user)
 }
 
 /// `&ident`, located from the first to the last token of `at`, so that an error about the
@@ -183,9 +310,18 @@ fn traced_stream(
     body: &syn::Block,
 ) -> TokenStream {
     let krate = &plan.krate;
+    // A bare `Stream` may be a trait of the user's: the value's type decides (see the
+    // runtime's `MaybeStream`).
     let adapter = match kind {
-        StreamKind::Iterator => quote!(TracedIter),
-        StreamKind::Stream => quote!(TracedStream),
+        StreamKind::Iterator => quote!(#krate::__private::TracedIter::new),
+        StreamKind::Stream => quote! {
+            {
+                #[allow(unused_imports)]
+                use #krate::__private::{NotStreamProbe as _, StreamProbe as _};
+                (&&#krate::__private::MaybeStream(&__hh_ret)).hh_stream_kind()
+            }
+            .wrap
+        },
     };
     let record_output = plan.record_output;
     let call = if is_async {
@@ -206,7 +342,7 @@ fn traced_stream(
     quote! {
         #meta
         #call
-        #krate::__private::#adapter::new(
+        #adapter(
             __hh_span,
             __hh_ret,
             #record_output,

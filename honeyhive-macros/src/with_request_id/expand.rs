@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::args::RequestIdArgs;
-use crate::item::{Function, fake_return, with_body};
+use crate::item::{Function, FutureKind, fake_return, with_body};
 
 pub(crate) fn expand(
     args: &RequestIdArgs,
@@ -16,7 +16,7 @@ pub(crate) fn expand(
     // scope: the function's span would miss the id, and each retry attempt would get its own.
     // Moving this attribute to the end makes it expand last, so its scope encloses the span
     // and every attempt, whichever order the attributes are written in.
-    if function.has_attribute_below(&["trace", "retry"]) {
+    if function.has_attribute_below(&["trace", "retry"], args.krate.as_ref()) {
         let krate = args.krate();
         function
             .item
@@ -52,7 +52,32 @@ pub(crate) fn expand(
         return quote!(#item);
     }
     let body = &function.item.block;
-    let new_body = if function.is_async() {
+    let future = if function.is_async() {
+        None
+    } else {
+        crate::item::future_kind(function.return_type())
+            .ok()
+            .flatten()
+    };
+    let new_body = if let Some(kind) = future {
+        // A sync fn returning a future: the scope is current for the call (where a
+        // `#[trace]` opens its span) and while the returned future runs.
+        let wrapped = quote! {
+            #krate::__private::WithCorrelation::new(__hh_correlation, __hh_future)
+        };
+        let wrapped = match kind {
+            FutureKind::Impl => wrapped,
+            FutureKind::Boxed => quote!(::std::boxed::Box::pin(#wrapped)),
+        };
+        quote! {
+            let __hh_correlation = #correlation;
+            let __hh_request_scope = #krate::__private::CorrelationGuard::enter(
+                ::core::clone::Clone::clone(&__hh_correlation),
+            );
+            let __hh_future = #krate::__private::call_once(move || #body);
+            #wrapped
+        }
+    } else if function.is_async() {
         let fake = function.return_type().map(fake_return);
         quote! {
             let __hh_correlation = #correlation;

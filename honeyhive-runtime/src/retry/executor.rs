@@ -204,6 +204,14 @@ impl Retry {
         body()
     }
 
+    /// Sets [`super::current_attempt`] until the guard drops: a sync attempt of a
+    /// `#[track_caller]` fn runs inline, not in a closure given to [`Retry::run`].
+    #[inline]
+    #[must_use]
+    pub fn enter_attempt(&self) -> impl Drop + use<> {
+        AttemptScope::enter(self.attempt)
+    }
+
     /// Runs an async attempt, with [`super::current_attempt`] set while it is polled.
     pub fn run_async<F: Future>(&self, body: F) -> impl Future<Output = F::Output> + use<F> {
         let number = self.attempt;

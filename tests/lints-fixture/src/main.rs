@@ -275,6 +275,33 @@ impl Llm for Agent {
 
 fn assert_send<T: Send>(_: &T) {}
 
+/// `#[track_caller]`: the body runs inline, with `return` and `?` rewritten.
+#[trace]
+#[track_caller]
+fn caller_line(
+    text: std::option::Option<&str>,
+    early: bool,
+) -> std::option::Option<u32> {
+    if early {
+        return std::option::Option::None;
+    }
+    let text = text?;
+    std::option::Option::Some(std::panic::Location::caller().line() + u32::from(text.is_empty()))
+}
+
+/// A sync fn returning a future: the span covers the future.
+#[trace]
+fn later(n: u32) -> impl std::future::Future<Output = u32> + Send {
+    async move { n + 1 }
+}
+
+/// A unit fn whose body diverges.
+#[trace]
+#[allow(dead_code)]
+fn unfinished(_reason: &str) {
+    todo!()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let _guard = honeyhive_runtime::init();
@@ -319,6 +346,9 @@ async fn main() {
     assert!(agent.first_step("tea").await.is_some());
     assert_eq!(format!("{:?}", opaque(1).await), "(1, \"opaque\")");
     assert_eq!(agent.clone().into_name(), "ada!");
+    assert!(caller_line(std::option::Option::Some("x"), false).is_some());
+    assert!(caller_line(std::option::Option::None, false).is_none());
+    assert_eq!(later(1).await, 2);
     if std::env::args().count() > 1 {
         fail("asked to fail");
     }

@@ -112,12 +112,10 @@ async fn main() {
     let raw = spans.get("raw");
     assert_eq!(raw.str("honeyhive_inputs.type"), Some("t"));
     assert_eq!(raw.i64("honeyhive_inputs.fn"), Some(1));
-    assert!(
-        spans
-            .get("match")
-            .attr("honeyhive_inputs._ignored")
-            .is_none()
-    );
+    // `_name` is a name like any other; pattern-bound arguments are not captured.
+    let matched = spans.get("match");
+    assert_eq!(matched.i64("honeyhive_inputs._ignored"), Some(0));
+    assert!(matched.attr("honeyhive_inputs.a").is_none());
     assert_eq!(spans.all("parse").filter(|s| s.is_error()).count(), 1);
     assert_eq!(spans.all("check").filter(|s| s.is_error()).count(), 2);
     let errors: Vec<_> = spans.all("answer").filter(|s| s.is_error()).collect();

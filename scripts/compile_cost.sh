@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Compile cost of instrumentation, side by side: a generated crate of N fns (half async),
+# untraced, with our #[trace], with `#[trace(skip_all, skip_output)]`, fastrace's #[trace] and
+# tracing's #[instrument]. Each is rebuilt from scratch (its dependencies stay built) RUNS
+# times; the table shows the median time, its ratio to the untraced crate, and the size of the
+# macro-expanded source (`-Zunpretty=expanded`, allowed on stable by RUSTC_BOOTSTRAP=1, for
+# this measurement only) against the untraced source.
+#
+# Usage: scripts/compile_cost.sh [N=100] [RUNS=5]
+set -euo pipefail
+N=${1:-100}
+RUNS=${2:-5}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=${COMPILE_COST_DIR:-/tmp/honeyhive_compile_cost}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORK/target}
+LOCK="$HERE/../Cargo.lock"
+VARIANTS=(untraced ours ours_skip fastrace tracing)
+
+for v in "${VARIANTS[@]}"; do
+  python3 "$HERE/compile_cost_gen.py" "$WORK/$v" "$v" "$N"
+  cp "$LOCK" "$WORK/$v/Cargo.lock"
+  # Dependencies once, outside the measurement.
+  (cd "$WORK/$v" && cargo build --quiet 2>/dev/null || cargo build)
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+declare -A TIME SIZE
+for v in "${VARIANTS[@]}"; do
+  # Its own target directory: RUSTC_BOOTSTRAP would otherwise invalidate the timed builds.
+  SIZE[$v]=$(cd "$WORK/$v" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CARGO_TARGET_DIR/expand" cargo rustc --quiet --profile check --lib -- -Zunpretty=expanded 2>/dev/null | wc -c)
+  samples=()
+  for _ in $(seq "$RUNS"); do
+    (cd "$WORK/$v" && cargo clean --quiet -p "compile_cost_$v")
+    start=$(date +%s.%N)
+    (cd "$WORK/$v" && cargo build --quiet)
+    end=$(date +%s.%N)
+    samples+=("$(echo "$end - $start" | bc)")
+  done
+  TIME[$v]=$(printf '%s\n' "${samples[@]}" | median)
+done
+
+base=${TIME[untraced]}
+size=${SIZE[untraced]}
+echo "$N fns (half async), median of $RUNS fresh builds of the crate"
+printf '| %-10s | %9s | %10s | %14s |\n' variant "median s" "time ratio" "expanded ratio"
+printf '|%s|%s|%s|%s|\n' ------------ ----------: -----------: ---------------:
+for v in "${VARIANTS[@]}"; do
+  printf '| %-10s | %9.2f | %9.2fx | %13.2fx |\n' "$v" "${TIME[$v]}" \
+    "$(echo "${TIME[$v]} / $base" | bc -l)" "$(echo "${SIZE[$v]} / $size" | bc -l)"
+done
