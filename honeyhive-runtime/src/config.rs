@@ -506,6 +506,7 @@ impl Builder {
     }
 
     /// The settings this builder would install, without starting anything.
+    #[allow(clippy::too_many_lines)] // one variable after another, in the order they are read
     pub fn resolve(&self) -> Settings {
         let env = |key: &str| (self.env)(key).filter(|v| !v.trim().is_empty());
         let mut warnings = Vec::new();
@@ -1030,13 +1031,11 @@ impl std::future::Future for ShutdownFuture {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match state.report {
-            Some(report) => std::task::Poll::Ready(report),
-            None => {
-                state.waker = Some(cx.waker().clone());
-                std::task::Poll::Pending
-            }
+        if let Some(report) = state.report {
+            return std::task::Poll::Ready(report);
         }
+        state.waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
     }
 }
 

@@ -190,7 +190,7 @@ struct KeyDecision {
     redacted: Option<Key>,
 }
 
-/// FxHash's word-at-a-time multiply: keys are short and not attacker-chosen on this thread.
+/// `FxHash`'s word-at-a-time multiply: keys are short and not attacker-chosen on this thread.
 #[derive(Default)]
 struct FastHasher(u64);
 

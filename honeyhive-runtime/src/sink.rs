@@ -317,7 +317,7 @@ pub(crate) fn buffered_elsewhere() -> usize {
 /// The index of this thread's home, for records it allocates.
 pub(crate) fn home_index() -> u32 {
     LOCAL
-        .try_with(|l| l.try_borrow().map(|l| l.home_index).unwrap_or(u32::MAX))
+        .try_with(|l| l.try_borrow().map_or(u32::MAX, |l| l.home_index))
         .unwrap_or(u32::MAX)
 }
 

@@ -519,21 +519,33 @@ fn backend_answering_429_is_retried_with_backoff_then_the_breaker_opens() {
         assert!(guard.force_flush());
     }
     let hits = backend.hits();
-    // opentelemetry-otlp's policy: the first try and 3 retries per batch, 100 ms doubling.
-    assert_eq!(hits.len(), 8, "{hits:?}");
-    for attempt in hits.chunks(4) {
-        let gaps: Vec<_> = attempt.windows(2).map(|w| w[1].at - w[0].at).collect();
-        for (gap, least) in gaps.iter().zip([100, 200, 400]) {
+    // Each batch is retried with jittered backoff (10 ms doubling, at most 100 ms apart) until the
+    // export timeout ends it; then the next batch is tried the same way.
+    let batches: Vec<Vec<&Hit>> = hits
+        .chunk_by(|a, b| a.spans == b.spans)
+        .map(|run| run.iter().collect())
+        .collect();
+    assert_eq!(batches.len(), 2, "{hits:?}");
+    for tries in &batches {
+        assert!(tries.len() >= 4, "retried: {} tries", tries.len());
+        let gaps: Vec<_> = tries.windows(2).map(|w| w[1].at - w[0].at).collect();
+        for (gap, least) in gaps.iter().zip([5, 10, 20]) {
             assert!(
                 *gap >= Duration::from_millis(least),
                 "backoff gaps {gaps:?}"
             );
         }
+        let spent = tries[tries.len() - 1].at - tries[0].at;
+        assert!(
+            spent <= Duration::from_secs(6),
+            "within the export timeout: {spent:?}"
+        );
     }
+    let calls = hits.len();
     let load = load(&guard, 20_000);
     load.assert_caller_unaffected(Duration::from_secs(2));
     assert!(guard.force_flush());
-    assert_eq!(backend.hits().len(), 8, "the open breaker calls nobody");
+    assert_eq!(backend.hits().len(), calls, "the open breaker calls nobody");
     let produced = load.spans + 2 * SPANS_PER_CALL;
     let stats = guard.export_stats();
     assert_eq!(stats.dropped, produced);
@@ -563,7 +575,10 @@ fn throttling_and_unavailable_answers_are_retried_until_they_succeed() {
         hits[1].at - hits[0].at >= Duration::from_millis(950),
         "Retry-After is honoured"
     );
-    assert!(hits[2].at - hits[1].at >= Duration::from_millis(100));
+    assert!(
+        hits[2].at - hits[1].at >= Duration::from_millis(10),
+        "backoff"
+    );
     assert_eq!(hits[2].spans.len(), 3);
     let stats = guard.export_stats();
     assert_eq!((stats.exported, stats.dropped), (SPANS_PER_CALL, 0));

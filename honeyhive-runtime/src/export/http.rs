@@ -18,10 +18,6 @@
 //! `https://` endpoints need the `tls` cargo feature (rustls with the ring provider, Mozilla's
 //! root certificates); without it [`HttpTransport::new`] refuses them with a message saying so.
 
-// The export thread adopts this transport in the export-engine rewrite; until then only the
-// tests below call it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{self, IoSlice, Read, Write};

@@ -181,7 +181,7 @@ pub(crate) enum Exporter {
     /// Any `SpanExporter`: fed `SpanData`.
     Spans(Box<dyn DynSpanExporter>),
     /// OTLP over HTTP: fed protobuf encoded straight from the records.
-    OtlpHttp(http::HttpTransport),
+    OtlpHttp(Box<http::HttpTransport>),
 }
 
 impl Exporter {
@@ -191,7 +191,8 @@ impl Exporter {
         headers: &std::collections::BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<Exporter, String> {
-        http::HttpTransport::new(endpoint, headers, timeout).map(Exporter::OtlpHttp)
+        http::HttpTransport::new(endpoint, headers, timeout)
+            .map(|t| Exporter::OtlpHttp(Box::new(t)))
     }
 }
 
@@ -428,7 +429,7 @@ fn export_thread(
                 outputs.push(Guarded::new(exporter, config.circuit_breaker));
             }
             Ok(Exporter::OtlpHttp(transport)) => {
-                wire.push(Guarded::new(transport, config.circuit_breaker));
+                wire.push(Guarded::new(*transport, config.circuit_breaker));
             }
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -706,19 +707,19 @@ impl Worker {
         }
         self.body.clear();
         let batch = std::mem::take(&mut self.pending);
-        if !batch.is_empty() {
-            if let Some((last, rest)) = self.outputs.split_last_mut() {
-                let mut outcomes = Vec::with_capacity(rest.len() + 1);
-                for exporter in rest {
-                    outcomes.push(exporter.export(batch.clone(), panics));
-                }
-                outcomes.push(last.export(batch, panics));
-                if outcomes.contains(&Outcome::Refused) {
-                    refused = true;
-                }
-                if outcomes.iter().any(|o| *o != Outcome::Exported) {
-                    failed = n;
-                }
+        if !batch.is_empty()
+            && let Some((last, rest)) = self.outputs.split_last_mut()
+        {
+            let mut outcomes = Vec::with_capacity(rest.len() + 1);
+            for exporter in rest {
+                outcomes.push(exporter.export(batch.clone(), panics));
+            }
+            outcomes.push(last.export(batch, panics));
+            if outcomes.contains(&Outcome::Refused) {
+                refused = true;
+            }
+            if outcomes.iter().any(|o| *o != Outcome::Exported) {
+                failed = n;
             }
         }
         let (n, failed) = (n as u64, failed as u64);

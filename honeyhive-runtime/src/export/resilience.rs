@@ -198,12 +198,11 @@ impl<E> Guarded<E> {
             return Outcome::Refused;
         }
         let exporter = &mut self.exporter;
-        let ok = match std::panic::catch_unwind(AssertUnwindSafe(|| export(exporter))) {
-            Ok(ok) => ok,
-            Err(_) => {
-                panics.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        let ok = if let Ok(ok) = std::panic::catch_unwind(AssertUnwindSafe(|| export(exporter))) {
+            ok
+        } else {
+            panics.fetch_add(1, Ordering::Relaxed);
+            false
         };
         match self.breaker.record(ok, Instant::now()) {
             Some(Change::Opened(pause)) => eprintln!(
