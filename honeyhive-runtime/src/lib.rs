@@ -106,10 +106,12 @@
 //! future that makes the span current only while it is polled, so the span follows the task
 //! across `.await` points and threads.
 //!
-//! The span itself is a small boxed record owned by the caller; it is moved to a per-thread
-//! buffer when it ends and handed to a background thread when the thread leaves traced code.
-//! That thread builds OpenTelemetry `SpanData` and feeds the exporters, so no `SpanData`,
-//! wall-clock time or `Context` is built on the caller's thread.
+//! The span itself is a small record owned by the caller (recycled from earlier spans of the
+//! same thread); it is moved to a per-thread buffer when it ends and handed to a background
+//! thread when the thread leaves traced code. That thread assembles whole traces, renders the
+//! LLM conventions and redaction, writes OTLP protobuf straight from the records (or builds
+//! OpenTelemetry `SpanData` for other exporters), and hands the records back to their thread,
+//! so no `SpanData`, wall-clock time or `Context` is built on the caller's thread.
 
 // Span records are boxed once, by the span that owns them, and then only moved between lists
 // (thread buffer, queue, assembler, back to their thread for reuse) as pointers.
