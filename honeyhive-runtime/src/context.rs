@@ -78,16 +78,14 @@ pub(crate) fn set(next: Current) {
 #[inline]
 pub(crate) fn random_u64() -> u64 {
     RNG.with(|state| {
-        let mut s = state.get();
-        if s == 0 {
-            s = rand::random::<u64>() | 1;
-        }
-        s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        state.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        #[allow(clippy::cast_possible_truncation)] // folding 128 bits into 64 is the point
-        let folded = (t as u64) ^ ((t >> 64) as u64);
-        folded
+        let mut rng = match state.get() {
+            0 => crate::rng::Wyrand::from_os(),
+            s => crate::rng::Wyrand::new(s),
+        };
+        let n = rng.next_u64();
+        // 0 means "not seeded yet"; a state of 0 is skipped.
+        state.set(rng.0 | u64::from(rng.0 == 0));
+        n
     })
 }
 

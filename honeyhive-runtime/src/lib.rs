@@ -129,6 +129,7 @@ pub mod llm;
 pub mod propagation;
 pub mod redact;
 pub mod retry;
+mod rng;
 pub mod sampling;
 mod secrets;
 mod sink;

@@ -199,11 +199,18 @@ impl std::hash::Hasher for FastHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        // Keys differ in their ends (`honeyhive_inputs.<arg>`): the length and the first and
+        // last eight bytes spread them well enough, and equal hashes are compared in full.
+        let word = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        };
+        let n = bytes.len();
+        let head = word(&bytes[..n.min(8)]);
+        let tail = word(&bytes[n.saturating_sub(8)..]);
+        for w in [head, tail, n as u64] {
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
 }
@@ -269,6 +276,13 @@ impl Redactor {
 
     /// The decision for `key`, from the cache or made now.
     fn decide_key(&self, key: &str) -> KeyDecision {
+        if self.secrets.is_none() && self.patterns.is_none() && !self.has_lists() {
+            return KeyDecision {
+                keep: true,
+                secret_name: false,
+                redacted: None,
+            };
+        }
         if let Some(d) = self.keys.borrow().get(key) {
             return d.clone();
         }
@@ -317,8 +331,14 @@ impl Redactor {
 
     /// The key lists, then the budget. Returns how many attributes the budget dropped.
     pub(crate) fn limit(&self, attrs: &mut Vec<KeyValue>) -> u32 {
-        attrs.retain(|kv| self.decide_key(kv.key.as_str()).keep);
+        if self.has_lists() {
+            attrs.retain(|kv| self.decide_key(kv.key.as_str()).keep);
+        }
         self.budget(attrs)
+    }
+
+    fn has_lists(&self) -> bool {
+        !self.allow.is_empty() || !self.deny.is_empty()
     }
 
     /// Applies the key lists, redaction and the budget to one span. Returns how many attributes
@@ -477,16 +497,20 @@ impl Redactor {
     }
 }
 
-/// Removes earlier attributes whose key comes again later, keeping the order of the rest. A
-/// span has few attributes, so a comparison of each pair is cheaper than hashing them.
+/// Removes earlier attributes whose key comes again later, keeping the order of the rest.
 fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
     let n = attrs.len();
-    let has_duplicate = if n <= 48 {
-        (1..n).any(|i| attrs[..i].iter().any(|kv| kv.key == attrs[i].key))
-    } else {
-        let mut seen: HashSet<&str, BuildHasherDefault<FastHasher>> = HashSet::default();
-        !attrs.iter().all(|kv| seen.insert(kv.key.as_str()))
-    };
+    // A cheap hash per key; only keys whose hashes are equal are compared in full.
+    let hashes: Vec<u64> = attrs
+        .iter()
+        .map(|kv| {
+            let mut h = FastHasher::default();
+            std::hash::Hasher::write(&mut h, kv.key.as_str().as_bytes());
+            std::hash::Hasher::finish(&h)
+        })
+        .collect();
+    let has_duplicate =
+        (1..n).any(|i| (0..i).any(|j| hashes[j] == hashes[i] && attrs[j].key == attrs[i].key));
     if !has_duplicate {
         return;
     }

@@ -141,17 +141,24 @@ fn roll_up(
     sessions: Vec<(usize, Vec<KeyValue>)>,
     out: &mut [Rendered],
 ) {
-    let index: HashMap<u64, usize, BuildHasherDefault<IdHasher>> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.span_id, i))
-        .collect();
+    // Small traces look their parents up by a scan; a map pays off only for larger ones.
+    let index: Option<HashMap<u64, usize, BuildHasherDefault<IdHasher>>> =
+        (spans.len() > 16).then(|| {
+            spans
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.span_id, i))
+                .collect()
+        });
     let parent_of = |i: usize| -> Option<usize> {
         let r = &spans[i];
         if r.is_local_root() {
             return None;
         }
-        index.get(&r.parent_id).copied()
+        match &index {
+            Some(index) => index.get(&r.parent_id).copied(),
+            None => spans.iter().position(|s| s.span_id == r.parent_id),
+        }
     };
     // Totals belong to spans that are roots here; a span whose parent is not in this trace
     // (a part sent without its root) is not one, so its usage is not totalled.

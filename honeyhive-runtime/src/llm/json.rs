@@ -9,16 +9,23 @@ use opentelemetry::{Array, StringValue, Value};
 pub(crate) fn string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    // Most text has nothing to escape: find the next byte that needs it with a table lookup,
+    // and copy everything before it at once.
+    while let Some(offset) = bytes[start..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+    {
+        let i = start + offset;
+        let b = bytes[i];
         let escape = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[start..i]);
         if escape.is_empty() {
@@ -31,6 +38,19 @@ pub(crate) fn string(out: &mut String, s: &str) {
     out.push_str(&s[start..]);
     out.push('"');
 }
+
+/// Bytes a JSON string cannot hold as they are: control characters, `"` and `\\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// Appends an attribute value as JSON (arrays as arrays; floats that JSON cannot hold as null).
 pub(crate) fn value(out: &mut String, v: &Value) {
