@@ -145,7 +145,6 @@ impl Sink {
         if before + n > c.capacity || before_bytes + bytes > c.capacity_bytes {
             c.queued.fetch_sub(n, Ordering::Relaxed);
             c.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.refuse(&batch);
             return Err(batch);
         }
         if let Err(mpsc::SendError(Msg::Spans(b))) = self.tx.send(Msg::Spans(batch)) {
@@ -165,21 +164,33 @@ impl Sink {
         Ok(())
     }
 
-    /// Counts a refused batch and marks its traces, so that their other parts (handed over
-    /// earlier or later, from this thread or another) are dropped on the export thread instead
-    /// of arriving as orphans. Even a run that ends with its root is marked: an earlier part
-    /// of it may be waiting on the export thread.
+    /// Counts a refused batch and marks the traces of which other parts exist, so that those
+    /// parts (handed over earlier or later, from this thread or another) are dropped on the
+    /// export thread instead of arriving as orphans. A trace that ends in this batch with its
+    /// root, of which this thread handed nothing over before (`open_parts`) and whose scope was
+    /// not carried elsewhere, has no other parts: it is only counted.
     #[cold]
-    fn refuse(&self, batch: &Batch) {
+    fn refuse(&self, batch: &Batch, open_parts: &[u128]) {
         let c = &self.counters;
         c.dropped
             .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-        let runs = batch.records.chunk_by(|a, b| a.trace_id == b.trace_id);
+        let mut traces = 0;
+        let mut partial = Vec::new();
+        for run in batch.records.chunk_by(|a, b| a.trace_id == b.trace_id) {
+            traces += 1;
+            let last = &run[run.len() - 1];
+            let alone =
+                last.is_local_root() && !last.lingers && !open_parts.contains(&last.trace_id);
+            if !alone {
+                partial.push(last.trace_id);
+            }
+        }
+        c.dropped_traces.fetch_add(traces, Ordering::Relaxed);
+        if partial.is_empty() {
+            return;
+        }
         let mut doomed = c.doomed.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = doomed.len();
-        doomed.extend(runs.map(|run| run[0].trace_id));
-        c.dropped_traces
-            .fetch_add((doomed.len() - before) as u64, Ordering::Relaxed);
+        doomed.extend(partial);
         // Bounded: the export thread drains it; under a flood the oldest marks go first.
         if doomed.len() > MAX_DOOMED {
             let over = doomed.len() - MAX_DOOMED / 2;
@@ -237,7 +248,13 @@ struct Local {
     spare: Vec<Box<SpanRecord>>,
     home: Arc<Home>,
     home_index: u32,
+    /// Traces of which this thread handed over a part before their root ended (async tasks
+    /// interleave, so there may be several): if the rest is refused, those parts are doomed.
+    open_parts: Vec<u128>,
 }
+
+/// Open traces a thread remembers at most (the oldest is forgotten beyond).
+const MAX_OPEN_PARTS: usize = 256;
 
 impl Drop for Local {
     fn drop(&mut self) {
@@ -269,6 +286,7 @@ fn new_local() -> Local {
         spare: Vec::new(),
         home,
         home_index: u32::try_from(index).unwrap_or(u32::MAX),
+        open_parts: Vec::new(),
     }
 }
 
@@ -388,13 +406,41 @@ fn hand_over_local(local: &mut Local) {
     let records = std::mem::replace(&mut local.finished, next);
     let bytes = std::mem::take(&mut local.finished_bytes);
     local.home.buffered.store(0, Ordering::Relaxed);
+    // Which traces this batch ends and which it leaves open, before it is handed over.
+    let mut ended: Vec<u128> = Vec::new();
+    let mut opened: Vec<u128> = Vec::new();
+    for run in records.chunk_by(|a, b| a.trace_id == b.trace_id) {
+        let last = &run[run.len() - 1];
+        if last.is_local_root() {
+            if !local.open_parts.is_empty() {
+                ended.push(last.trace_id);
+            }
+        } else {
+            opened.push(last.trace_id);
+        }
+    }
     let refused = match local.sink.as_ref() {
         Some(sink) => match sink.send(Batch { records, bytes }) {
-            Ok(()) => return,
-            Err(batch) => batch.records,
+            Ok(()) => None,
+            Err(batch) => {
+                sink.refuse(&batch, &local.open_parts);
+                Some(batch.records)
+            }
         },
         // Uninstalled meanwhile: nobody takes them.
-        None => records,
+        None => Some(records),
+    };
+    local.open_parts.retain(|id| !ended.contains(id));
+    for id in opened {
+        if !local.open_parts.contains(&id) {
+            if local.open_parts.len() >= MAX_OPEN_PARTS {
+                local.open_parts.remove(0);
+            }
+            local.open_parts.push(id);
+        }
+    }
+    let Some(refused) = refused else {
+        return;
     };
     let room = MAX_RECYCLED.saturating_sub(local.spare.len());
     local.spare.extend(refused.into_iter().take(room));
