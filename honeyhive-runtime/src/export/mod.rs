@@ -1,9 +1,9 @@
-//! Export: from the spans traced threads hand over ([`crate::sink`]) to the wire.
+//! Export: from the spans traced threads hand over (the sink) to the wire.
 //!
 //! One background thread takes batches off the bounded queue, assembles them into whole
-//! traces ([`assembler`]), renders the LLM semantics and redaction once per span
-//! ([`semantics`]), and feeds the outputs: OTLP protobuf written straight from the records
-//! ([`otlp`]) for the HTTP exporter, or OpenTelemetry `SpanData` for any other `SpanExporter`
+//! traces (`assembler`), renders the LLM semantics and redaction once per span
+//! (`semantics`), and feeds the outputs: OTLP protobuf written straight from the records
+//! (`otlp`) for the HTTP exporter, or OpenTelemetry `SpanData` for any other `SpanExporter`
 //! (console, gRPC, in-memory, your own). A trace is never split across two export calls.
 //!
 //! Callers never block and never do I/O: a full queue drops whole traces and counts them.
