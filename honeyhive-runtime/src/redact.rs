@@ -509,8 +509,27 @@ fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
             std::hash::Hasher::finish(&h)
         })
         .collect();
-    let has_duplicate =
-        (1..n).any(|i| (0..i).any(|j| hashes[j] == hashes[i] && attrs[j].key == attrs[i].key));
+    // An open-addressing table of the hashes seen; equal hashes are compared in full.
+    let mut has_duplicate = false;
+    let slots = (2 * n).next_power_of_two().max(16);
+    let mut table = vec![usize::MAX; slots];
+    'keys: for (i, &h) in hashes.iter().enumerate() {
+        #[allow(clippy::cast_possible_truncation)] // the low bits pick the slot
+        let mut slot = (h as usize) & (slots - 1);
+        loop {
+            match table[slot] {
+                usize::MAX => {
+                    table[slot] = i;
+                    continue 'keys;
+                }
+                j if hashes[j] == h && attrs[j].key == attrs[i].key => {
+                    has_duplicate = true;
+                    break 'keys;
+                }
+                _ => slot = (slot + 1) & (slots - 1),
+            }
+        }
+    }
     if !has_duplicate {
         return;
     }

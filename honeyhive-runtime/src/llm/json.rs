@@ -13,10 +13,7 @@ pub(crate) fn string(out: &mut String, s: &str) {
     let mut start = 0;
     // Most text has nothing to escape: find the next byte that needs it with a table lookup,
     // and copy everything before it at once.
-    while let Some(offset) = bytes[start..]
-        .iter()
-        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
-    {
+    while let Some(offset) = next_escape(&bytes[start..]) {
         let i = start + offset;
         let b = bytes[i];
         let escape = match b {
@@ -37,6 +34,31 @@ pub(crate) fn string(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Where the next byte that needs escaping is: eight bytes at a time while none does.
+fn next_escape(bytes: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte below 0x20, or equal to `"` or `\\` (the classic has-less / has-zero tests;
+        // exact, since every value tested is below 0x80).
+        let control = w.wrapping_sub(LO * 0x20) & !w;
+        let quote = (w ^ (LO * u64::from(b'"'))).wrapping_sub(LO) & !(w ^ (LO * u64::from(b'"')));
+        let slash = (w ^ (LO * u64::from(b'\\'))).wrapping_sub(LO) & !(w ^ (LO * u64::from(b'\\')));
+        if (control | quote | slash) & HI != 0 {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .map(|i| at + i)
 }
 
 /// Bytes a JSON string cannot hold as they are: control characters, `"` and `\\`.
@@ -167,6 +189,21 @@ pub(crate) fn gen_ai_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_byte_at_every_offset_round_trips() {
+        // The word-at-a-time scan must find an escape wherever it stands in the word.
+        for b in 0u8..0x80 {
+            for at in 0..20 {
+                let mut text = "abcdefghijklmnopqrstuvwxyz".to_owned();
+                text.insert(at, char::from(b));
+                let mut out = String::new();
+                string(&mut out, &text);
+                let back: String = serde_json::from_str(&out).unwrap();
+                assert_eq!(back, text, "byte {b:#x} at {at}");
+            }
+        }
+    }
 
     #[test]
     fn what_it_writes_parses_back_to_the_same_values() {
