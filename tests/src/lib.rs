@@ -1,1 +1,72 @@
-//! Tests.
+//! Tests, and what several of them share.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+/// An OTLP/HTTP receiver on 127.0.0.1: decodes every request (HTTP/1.1, keep-alive), sends it
+/// on the returned channel, and answers 200. Returns the `/v1/traces` URL.
+///
+/// # Panics
+/// If no port on 127.0.0.1 can be bound.
+pub fn otlp_receiver() -> (String, mpsc::Receiver<ExportTraceServiceRequest>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port on 127.0.0.1");
+    let url = format!(
+        "http://{}/v1/traces",
+        listener.local_addr().expect("a bound address")
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || serve(&stream, &tx));
+        }
+    });
+    (url, rx)
+}
+
+fn serve(stream: &TcpStream, tx: &mpsc::Sender<ExportTraceServiceRequest>) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if let Ok(req) = ExportTraceServiceRequest::decode(body.as_slice()) {
+            let _ = tx.send(req);
+        }
+        let mut w = stream;
+        if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}

@@ -4,64 +4,14 @@
 //! remote-parent flag, with the resource and scope around them.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::{LlmCall, Scope, enrich_span, propagation, trace};
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, Value};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span as WireSpan;
-use prost::Message;
-
-/// An OTLP/HTTP receiver on 127.0.0.1 that decodes every request and answers 200.
-fn receiver() -> (String, mpsc::Receiver<ExportTraceServiceRequest>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || serve(&stream, &tx));
-        }
-    });
-    (url, rx)
-}
-
-fn serve(stream: &TcpStream, tx: &mpsc::Sender<ExportTraceServiceRequest>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h).unwrap();
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        let _ = tx.send(ExportTraceServiceRequest::decode(body.as_slice()).unwrap());
-        let mut w = stream;
-        w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .unwrap();
-    }
-}
 
 #[trace(event_type = "tool")]
 fn lookup(city: &str, days: u32, precise: bool) -> Result<f64, String> {
@@ -217,7 +167,7 @@ fn assert_same(ours: &FinishedSpan, wire: &WireSpan) {
 
 #[test]
 fn the_wire_carries_exactly_what_span_data_exporters_get() {
-    let (url, requests) = receiver();
+    let (url, requests) = honeyhive_tests::otlp_receiver();
     let rec = Recorder::with(|b| b.project("wire-check").with_otlp_http(url));
     Scope::session("sess-1")
         .user("user-9")
