@@ -23,7 +23,10 @@
 //! `honeyhive.request_id.replaced_invalid`).
 //!
 //! The caller's sampled flag is honoured by parent-based samplers (see [`crate::sampling`]); its
-//! random-trace-id flag (level 2) goes on with its trace id; unknown flags are sent as zero.
+//! random-trace-id flag (level 2) goes on with its trace id, and ours carry it (they are
+//! random); unknown flags are sent as zero. The OpenTelemetry member of `tracestate`
+//! (`ot=th:..;rv:..`) is read for consistent sampling and written first with our threshold
+//! (see [`crate::sampling`]); other members are passed on as they arrived.
 //!
 //! Outbound headers are always valid header values within the W3C limits: `tracestate` at most
 //! 32 members and 512 characters (long members dropped first, as the specification advises),

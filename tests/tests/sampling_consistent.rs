@@ -1,4 +1,4 @@
-//! Consistent probability sampling across services (OpenTelemetry "TraceState: Probability
+//! Consistent probability sampling across services (OpenTelemetry "`TraceState`: Probability
 //! Sampling", W3C Trace Context level 2): every decision keeps a trace iff its randomness `R`
 //! (the low 56 bits of the trace id, or `ot=rv:`) is at least the rate's threshold `T`, and
 //! kept traces carry `ot=th:<T>` downstream.

@@ -26,6 +26,45 @@
 //! counts can be extrapolated (a kept root stands for `1 / rate` roots). [`sampling_stats`]
 //! counts roots seen and sampled per operation.
 //!
+//! # Consistent across services
+//!
+//! Every decision above is the OpenTelemetry specification's consistent probability sampling
+//! ("`TraceState`: Probability Sampling"): a rate becomes a rejection threshold `T` (to 4
+//! significant hex digits, more for small rates), and a trace is kept iff its randomness `R`,
+//! the low 56 bits of its trace id (or the caller's `ot=rv:`), is at least `T`. Every service
+//! and every nested `sample_rate` compares the same `R`, so a trace kept at some rate is kept
+//! at every higher one: a service at 10% keeps a subset of what a service at 50% keeps, a
+//! nested `sample_rate` a subset of its parent's, and the stricter threshold holds below it.
+//!
+//! Kept traces send their threshold on as `ot=th:<T>` in `tracestate` (when below
+//! probability 1), with the W3C level 2 random flag on our trace ids. A parent-based sampler
+//! keeps the caller's threshold (a declared rate may only raise it); a caller that sent none
+//! kept the trace with an unknown probability, so no `honeyhive.sample_rate` is claimed for
+//! it. The recorded rate is the threshold's probability: 0.2 is kept, and reported, as
+//! 0.19999695 (`th:cccd`). A span with a nested `sample_rate` carries the rate too.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use honeyhive_runtime::{propagation, trace};
+//!
+//! #[trace(sample_rate = 0.1)]
+//! fn call_backend() -> HashMap<String, String> {
+//!     let mut headers = HashMap::new();
+//!     propagation::inject(&mut headers);
+//!     headers
+//! }
+//!
+//! let _recorder = honeyhive_runtime::testing::Recorder::start();
+//! // The caller kept this trace at 50% (`th:8`); its randomness (the trace id's last 14 hex
+//! // digits, f0000000000000) passes 10% too.
+//! let caller = HashMap::from([
+//!     ("traceparent".to_owned(), "00-4bf92f3577b34da6a3f0000000000000-00f067aa0ba902b7-03".to_owned()),
+//!     ("tracestate".to_owned(), "ot=th:8".to_owned()),
+//! ]);
+//! let headers = propagation::extract(&caller).run(call_backend);
+//! assert_eq!(headers["tracestate"], "ot=th:e666"); // raised to 10%: a subset of the caller's
+//! ```
+//!
 //! Rules, users and the adaptive rate are consulted at roots only; a span inside a trace costs
 //! no more than before.
 //!
@@ -36,9 +75,10 @@
 //!
 //! # Determinism
 //!
-//! Decisions on a thread draw from that thread's generator; [`seed_thread_rng`] makes them
-//! repeatable. The tail sampler has its own ([`TailSampling::seed`]), and the adaptive sampler
-//! takes a [`Clock`] ([`ManualClock`] in tests).
+//! Decisions are made from trace ids; [`seed_thread_rng`] makes the trace ids of the roots a
+//! thread starts, and so their decisions, repeatable. The tail sampler has its own generator
+//! ([`TailSampling::seed`]), and the adaptive sampler takes a [`Clock`] ([`ManualClock`] in
+//! tests).
 
 mod adaptive;
 pub(crate) mod consistent;
