@@ -456,3 +456,36 @@ fn our_roots_send_the_random_flag_and_no_threshold_at_probability_one() {
     }
     assert!(kept > 0 && dropped > 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What an adjusted count needs, on every kept span.
+
+#[test]
+fn every_kept_span_carries_its_threshold_in_its_trace_state() {
+    let (url, requests) = honeyhive_tests::otlp_receiver();
+    let rec = Recorder::with(|b| b.sampler(Sampler::Ratio(0.5)).with_otlp_http(url));
+    let id = with_randomness(0xf0_0000_0000_0000);
+    let _ = extract(&caller(id, None)).run(request);
+    let spans = rec.spans();
+    // On the `SpanData` users' own exporters get...
+    let state = |name: &str| spans.get(name).span_context.trace_state().header();
+    assert_eq!(state("request"), "ot=th:8");
+    assert_eq!(state("rare_step"), "ot=th:e666");
+    // ...and in OTLP.
+    let mut wire = HashMap::new();
+    while wire.len() < spans.len() {
+        let req = requests
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the receiver got every span");
+        for span in req
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+        {
+            wire.insert(span.name.clone(), span.trace_state.clone());
+        }
+    }
+    assert_eq!(wire["request"], "ot=th:8");
+    assert_eq!(wire["rare_step"], "ot=th:e666");
+}
