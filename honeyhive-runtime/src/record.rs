@@ -118,37 +118,6 @@ pub struct Meta {
     pub root: RootState,
 }
 
-/// A rejection threshold (56 bits, see `sampling`) to 12 hex digits, the most a rate is ever
-/// converted with, in six bytes; or unknown. A finer threshold from a caller is rounded down,
-/// which changes its probability by less than 2^-48.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ScopeThreshold([u8; 6]);
-
-impl ScopeThreshold {
-    /// No threshold: not a probability sample, or not known to be one.
-    pub(crate) const UNKNOWN: ScopeThreshold = ScopeThreshold([0; 6]);
-
-    /// `threshold` (below 2^56) or unknown.
-    pub(crate) fn new(threshold: Option<u64>) -> ScopeThreshold {
-        let Some(t) = threshold else {
-            return ScopeThreshold::UNKNOWN;
-        };
-        // Zero means unknown, so values are stored plus one; the largest is clamped.
-        let stored = ((t >> 8) + 1).min((1 << 48) - 1);
-        let mut bytes = [0; 6];
-        bytes.copy_from_slice(&stored.to_be_bytes()[2..]);
-        ScopeThreshold(bytes)
-    }
-
-    /// The threshold, if known.
-    pub(crate) fn get(self) -> Option<u64> {
-        let mut bytes = [0; 8];
-        bytes[2..].copy_from_slice(&self.0);
-        let stored = u64::from_be_bytes(bytes);
-        stored.checked_sub(1).map(|t| t << 8)
-    }
-}
-
 /// A recorded span, as the hot path keeps it.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -165,7 +134,7 @@ pub struct SpanRecord {
     pub(crate) status: Status,
     pub(crate) root_sample_rate: Option<f64>,
     /// The trace's sampling threshold at this span, when known (its OTLP `trace_state`).
-    pub(crate) threshold: ScopeThreshold,
+    pub(crate) threshold: Option<u64>,
     /// Whether this span is the first of its trace in this process (the trace assembler
     /// waits for it).
     pub(crate) local_root: bool,

@@ -241,7 +241,7 @@ impl Span {
                 r.events.clear();
                 r.status = Status::Unset;
                 r.root_sample_rate = root_sample_rate;
-                r.threshold = threshold;
+                r.threshold = threshold.get();
                 r.local_root = false;
                 r.lingers = false;
                 r.name = None;
@@ -264,7 +264,7 @@ impl Span {
                     events: Vec::new(),
                     status: Status::Unset,
                     root_sample_rate,
-                    threshold,
+                    threshold: threshold.get(),
                     local_root: false,
                     lingers: false,
                     home: sink::home_index(),

@@ -140,7 +140,7 @@ fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) 
 /// needs, as OpenTelemetry stores it), unless the tail sampler's keep probability, drawn
 /// independently of the trace's randomness, came on top (`honeyhive.sample_rate` has it).
 fn trace_state(record: &SpanRecord, factor: f64) -> Option<String> {
-    let t = record.threshold.get().filter(|&t| t > 0 && factor >= 1.0)?;
+    let t = record.threshold.filter(|&t| t > 0 && factor >= 1.0)?;
     Some(format!(
         "ot=th:{}",
         crate::sampling::consistent::encode_threshold(t)
