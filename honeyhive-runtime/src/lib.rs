@@ -125,6 +125,7 @@ mod correlation;
 pub mod enrich;
 mod expand_support;
 pub mod export;
+pub mod integrations;
 pub mod llm;
 pub mod propagation;
 pub mod redact;
