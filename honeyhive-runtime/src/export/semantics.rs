@@ -98,7 +98,7 @@ impl Semantics {
                 self.cap,
             ));
             out.push(Rendered {
-                name: match self.redactor.redact_name(record.meta.name) {
+                name: match self.redactor.redact_name(record.name()) {
                     std::borrow::Cow::Owned(name) => Some(name),
                     std::borrow::Cow::Borrowed(_) => None,
                 },
