@@ -223,7 +223,10 @@ fn write_json(
         body.len()
     );
     for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        head.push_str(k);
+        head.push_str(": ");
+        head.push_str(v);
+        head.push_str("\r\n");
     }
     head.push_str("\r\n");
     w.write_all(head.as_bytes())?;

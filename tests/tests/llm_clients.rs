@@ -3,7 +3,15 @@
 //! `honeyhive_runtime::integrations` chunk by chunk as the caller receives them, and asserted on
 //! the finished model spans.
 
-use honeyhive_runtime::integrations::{Endpoint, LlmExchange, TIME_TO_FIRST_TOKEN_MS};
+use async_openai::middleware::ReqwestService;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, CreateChatCompletionRequest,
+    CreateChatCompletionRequestArgs,
+};
+use honeyhive_runtime::SpanKind;
+use honeyhive_runtime::integrations::{
+    Endpoint, LlmExchange, LlmLayer, LlmMiddleware, TIME_TO_FIRST_TOKEN_MS,
+};
 use honeyhive_runtime::llm::{gen_ai, openinference as oi};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::trace;
@@ -504,4 +512,289 @@ fn providers_are_told_by_host_port_path_and_headers() {
     )
     .unwrap();
     assert_eq!(azure.deployment.as_deref(), Some("gpt4o"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reqwest-middleware integration: the same calls, traced without hand work.
+
+fn traced_client() -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(LlmMiddleware::new().provider_for_host("127.0.0.1", "openai"))
+        .build()
+}
+
+#[trace(event_type = "chain", name = "app", skip(fake))]
+async fn app_post(fake: &FakeLlm, path: &str, body: Value) -> (u16, Vec<(String, String)>, String) {
+    let response = traced_client()
+        .post(fake.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the fake server answers");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    (status, headers, response.text().await.expect("a body"))
+}
+
+/// What the caller gets without the middleware, for comparison.
+async fn plain_post(fake: &FakeLlm, path: &str, body: &Value) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(fake.url(path))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_middleware_opens_a_client_model_span_under_the_callers_span() {
+    let fake = FakeLlm::start();
+    let body = json!({
+        "model": "gpt-4o-mini",
+        "temperature": 0.2,
+        "messages": [{"role": "user", "content": "Capital of France?"}]
+    });
+    let rec = Recorder::start();
+    let (status, _, text) = app_post(&fake, "/v1/chat/completions", body.clone()).await;
+    let spans = rec.spans();
+    assert_eq!(
+        (status, text),
+        plain_post(&fake, "/v1/chat/completions", &body).await
+    );
+    let app = spans.get("app");
+    let llm = spans.get("openai.chat");
+    assert_eq!(
+        spans.parent_of(llm).map(FinishedSpan::span_id),
+        Some(app.span_id())
+    );
+    assert_eq!(llm.kind(), SpanKind::Client);
+    assert_eq!(llm.str("honeyhive_event_type"), Some("model"));
+    assert_eq!(llm.str(oi::SPAN_KIND), Some("LLM"));
+    assert_eq!(llm.str(gen_ai::PROVIDER_NAME), Some("openai"));
+    assert_eq!(llm.str(gen_ai::REQUEST_MODEL), Some("gpt-4o-mini"));
+    assert_eq!(llm.f64(gen_ai::REQUEST_TEMPERATURE), Some(0.2));
+    assert_eq!(
+        llm.str("llm.output_messages.0.message.content"),
+        Some(ANSWER)
+    );
+    assert_openai_usage(llm);
+    assert_eq!(llm.str("http.request.method"), Some("POST"));
+    assert_eq!(
+        llm.str("url.full").map(str::to_owned),
+        Some(fake.url("/v1/chat/completions"))
+    );
+    // W3C trace context went out, naming the model span as the parent.
+    let sent = &fake.received()[0];
+    let traceparent = sent.header("traceparent").expect("traceparent sent");
+    assert_eq!(
+        traceparent,
+        format!("00-{}-{}-01", llm.trace_id(), llm.span_id())
+    );
+}
+
+#[tokio::test]
+async fn a_stream_reaches_the_caller_event_by_event_and_is_recorded() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let release = fake.hold_next_stream();
+    let mut response = traced_client()
+        .post(fake.url("/v1/chat/completions"))
+        .body(
+            json!({
+                "model": "gpt-4o-mini",
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": "Capital of France?"}]
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The server holds the rest of the stream until the caller has the first event: a
+    // middleware that buffered the body would never hand it over. The timeout only turns such
+    // a hang into a failure.
+    let first = tokio::time::timeout(std::time::Duration::from_mins(1), response.chunk())
+        .await
+        .expect("the first event before the rest of the stream exists")
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with(b"data: {"), "{first:?}");
+    release.send(()).unwrap();
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert!(rest.ends_with(b"data: [DONE]\n\n"));
+    let spans = rec.spans();
+    let llm = spans.get("openai.chat");
+    assert_eq!(
+        llm.str("llm.output_messages.0.message.content"),
+        Some(ANSWER)
+    );
+    assert_openai_usage(llm);
+    assert!(llm.f64(TIME_TO_FIRST_TOKEN_MS).is_some());
+    assert_eq!(llm.bool("honeyhive.cancelled"), None);
+}
+
+#[tokio::test]
+async fn a_stream_dropped_by_the_caller_ends_its_span_with_what_was_read() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let release = fake.hold_next_stream();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(LlmMiddleware::new())
+        .build();
+    let mut response = client
+        .post(fake.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .body(
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    response.chunk().await.unwrap().expect("message_start");
+    drop(response);
+    drop(release);
+    let spans = rec.spans();
+    let llm = spans.get("anthropic.messages");
+    assert_eq!(llm.bool("honeyhive.cancelled"), Some(true));
+    assert_eq!(
+        llm.str(gen_ai::RESPONSE_ID),
+        Some("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY")
+    );
+    assert_eq!(llm.str("llm.output_messages.0.message.content"), None);
+}
+
+#[tokio::test]
+async fn errors_reach_the_caller_unchanged_and_mark_the_span() {
+    let fake = FakeLlm::start();
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    fake.fail_next(Fault::RateLimited { retry_after: 3 });
+    let rec = Recorder::start();
+    let (status, headers, text) = app_post(&fake, "/v1/chat/completions", body.clone()).await;
+    let spans = rec.spans();
+    fake.fail_next(Fault::RateLimited { retry_after: 3 });
+    assert_eq!(
+        (status, text),
+        plain_post(&fake, "/v1/chat/completions", &body).await
+    );
+    assert!(headers.contains(&("retry-after".to_owned(), "3".to_owned())));
+    let llm = spans.get("openai.chat");
+    assert!(llm.is_error());
+    assert_eq!(llm.str("error.type"), Some("rate_limit_exceeded"));
+    assert_eq!(strings(llm, "http.response.header.retry-after"), ["3"]);
+    assert!(
+        !spans.get("app").is_error(),
+        "the caller decides what a 429 means to it"
+    );
+}
+
+#[tokio::test]
+async fn requests_that_are_not_llm_calls_pass_untraced() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let response = traced_client()
+        .get(fake.url("/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    drop(response);
+    assert!(rec.spans().is_empty());
+    assert_eq!(fake.received()[0].header("traceparent"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// async-openai, through its HTTP-service hook.
+
+fn openai_client(fake: &FakeLlm) -> async_openai::Client<async_openai::config::OpenAIConfig> {
+    use tower_layer::Layer as _;
+    let service = LlmLayer::new()
+        .provider_for_host("127.0.0.1", "openai")
+        .layer(ReqwestService::new(reqwest::Client::new()));
+    let config = async_openai::config::OpenAIConfig::new()
+        .with_api_base(fake.url("/v1"))
+        .with_api_key("sk-test");
+    async_openai::Client::with_config(config).with_http_service(service)
+}
+
+fn question() -> CreateChatCompletionRequest {
+    CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o-mini")
+        .messages([ChatCompletionRequestUserMessage::from("Capital of France?").into()])
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn async_openai_calls_are_traced_through_its_http_service() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let answer = openai_client(&fake)
+        .chat()
+        .create(question())
+        .await
+        .unwrap();
+    assert_eq!(answer.choices[0].message.content.as_deref(), Some(ANSWER));
+    let spans = rec.spans();
+    let llm = spans.get("openai.chat");
+    assert_eq!(llm.kind(), SpanKind::Client);
+    assert_eq!(llm.str(gen_ai::REQUEST_MODEL), Some("gpt-4o-mini"));
+    assert_eq!(
+        llm.str("llm.input_messages.0.message.content"),
+        Some("Capital of France?")
+    );
+    assert_eq!(
+        llm.str("llm.output_messages.0.message.content"),
+        Some(ANSWER)
+    );
+    assert_openai_usage(llm);
+    let traceparent = fake.received()[0].header("traceparent").unwrap().to_owned();
+    assert!(
+        traceparent.contains(&llm.span_id().to_string()),
+        "{traceparent}"
+    );
+}
+
+#[tokio::test]
+async fn async_openai_streams_are_traced_as_they_are_read() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let mut request = question();
+    request.stream_options = Some(ChatCompletionStreamOptions {
+        include_usage: Some(true),
+        include_obfuscation: None,
+    });
+    let mut stream = openai_client(&fake)
+        .chat()
+        .create_stream(request)
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        for choice in chunk.unwrap().choices {
+            text.push_str(choice.delta.content.as_deref().unwrap_or_default());
+        }
+    }
+    assert_eq!(text, ANSWER);
+    drop(stream);
+    let spans = rec.spans();
+    let llm = spans.get("openai.chat");
+    assert_eq!(
+        llm.str("llm.output_messages.0.message.content"),
+        Some(ANSWER)
+    );
+    assert_openai_usage(llm);
+    assert!(llm.f64(TIME_TO_FIRST_TOKEN_MS).is_some());
 }

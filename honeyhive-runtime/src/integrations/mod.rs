@@ -31,8 +31,17 @@
 //! ```
 
 pub mod anthropic;
+#[cfg(feature = "reqwest")]
+mod middleware;
 pub mod openai;
+#[cfg(feature = "async-openai")]
+mod openai_layer;
 pub mod sse;
+
+#[cfg(feature = "reqwest")]
+pub use middleware::LlmMiddleware;
+#[cfg(feature = "async-openai")]
+pub use openai_layer::{LlmLayer, LlmService};
 
 use std::time::{Duration, Instant};
 
