@@ -22,7 +22,7 @@ use crate::{ActiveSpan, SpanBuilder, propagation};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(LlmMiddleware::new())
+///     .with(LlmMiddleware::new().provider_for_host("gpu-box.internal", "vllm"))
 ///     .build();
 /// let answer = client
 ///     .post("https://api.openai.com/v1/chat/completions")
