@@ -244,6 +244,10 @@ where
                         traced.exchange = None;
                     }
                 }
+                // A consumer may stop at the last frame without polling for the end.
+                if this.inner.is_end_stream() {
+                    this.finish(None, false);
+                }
             }
             Poll::Ready(Some(Err(error))) => this.finish(Some(error.to_string()), false),
             Poll::Ready(None) => this.finish(None, false),

@@ -76,8 +76,9 @@ impl Api {
     }
 }
 
-/// A known LLM endpoint: which API, and who serves it.
+/// A known LLM endpoint: which API, and who serves it; from [`Endpoint::detect`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Endpoint {
     /// The wire API.
     pub api: Api,
