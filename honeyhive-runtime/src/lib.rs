@@ -127,6 +127,7 @@ mod dynamic;
 pub mod enrich;
 mod expand_support;
 pub mod export;
+pub mod integrations;
 pub mod llm;
 pub mod propagation;
 mod record;

@@ -1,5 +1,7 @@
 //! Tests, and what several of them share.
 
+pub mod fake_llm;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
