@@ -91,6 +91,11 @@ impl Value {
         serde_json::Value::from(self).to_string()
     }
 
+    /// The same JSON text as [`to_json`](Value::to_json), cut at `cap` bytes.
+    pub(crate) fn json_capped(&self, cap: usize) -> opentelemetry::StringValue {
+        format_capped(cap, |w| self.write_json(w))
+    }
+
     /// Writes the value as JSON (the same text as [`to_json`](Value::to_json)), stopping as
     /// soon as the writer fails.
     fn write_json(&self, w: &mut CappedWriter) -> std::fmt::Result {
@@ -454,6 +459,36 @@ impl Enrich {
     /// `honeyhive_user_properties.<key>`.
     pub fn user_properties(&self, key: &str, value: impl Into<Value>) -> &Self {
         self.write("honeyhive_user_properties", key, value)
+    }
+
+    /// Tags the span (OpenInference's `tag.tags`, which Phoenix filters on); several calls add
+    /// up. Each tag is cut at the capture byte cap.
+    pub fn tags<T: Into<String>>(&self, tags: impl IntoIterator<Item = T>) -> &Self {
+        if !self.recording {
+            span::count_lost_under_remote();
+            return self;
+        }
+        let cap = export::capture_cap();
+        let key = if self.session {
+            Key::from(format!(
+                "{SESSION_MARK}{}",
+                crate::llm::openinference::TAG_TAGS
+            ))
+        } else {
+            Key::from_static_str(crate::llm::openinference::TAG_TAGS)
+        };
+        // The conversion is the user's code that runs only because the span is recorded.
+        let tags = guarded(|| {
+            tags.into_iter()
+                .map(|t| truncated_text(&t.into(), cap))
+                .collect::<Vec<_>>()
+        });
+        let value = match tags {
+            Ok(tags) => OtelValue::Array(opentelemetry::Array::String(tags)),
+            Err(message) => OtelValue::String(panicked_marker(&message, cap)),
+        };
+        span::annotate(|| Annotation::Attr(KeyValue::new(key, value)));
+        self
     }
 
     fn write(&self, namespace: &str, key: &str, value: impl Into<Value>) -> &Self {
