@@ -122,6 +122,7 @@ mod clock;
 mod config;
 mod context;
 mod correlation;
+mod dynamic;
 pub mod enrich;
 mod expand_support;
 pub mod export;
@@ -151,6 +152,7 @@ pub use correlation::{
     WithCorrelation, current_request_id, current_session_id, current_user_id, is_valid_request_id,
     new_request_id,
 };
+pub use dynamic::{ActiveSpan, Entered, InstrumentedBy, Parent, SpanBuilder, SpanKind};
 pub use enrich::{Enrich, Value, enrich_session, enrich_span};
 pub use export::{ExportStats, ShutdownReport, dropped_spans, export_stats};
 pub use llm::{

@@ -64,6 +64,57 @@ impl EventType {
     }
 }
 
+/// What a span is to the services around it, as OpenTelemetry's span kind says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpanKind {
+    /// Work inside this process (the default of most event types).
+    #[default]
+    Internal,
+    /// The handling of a request from another service.
+    Server,
+    /// A request to another service (an LLM API, an HTTP call); the default of model and
+    /// embedding spans.
+    Client,
+    /// A message handed to a queue.
+    Producer,
+    /// A message taken from a queue.
+    Consumer,
+}
+
+impl SpanKind {
+    /// The kind a span of `event_type` has unless told otherwise: calls to a model are calls
+    /// to another service (the GenAI conventions make them CLIENT spans).
+    pub const fn default_for(event_type: EventType) -> SpanKind {
+        match event_type {
+            EventType::Model | EventType::Embedding => SpanKind::Client,
+            _ => SpanKind::Internal,
+        }
+    }
+
+    /// The value of OTLP's `Span.SpanKind` enum.
+    pub(crate) const fn otlp(self) -> u64 {
+        match self {
+            SpanKind::Internal => 1,
+            SpanKind::Server => 2,
+            SpanKind::Client => 3,
+            SpanKind::Producer => 4,
+            SpanKind::Consumer => 5,
+        }
+    }
+
+    pub(crate) fn to_otel(self) -> opentelemetry::trace::SpanKind {
+        use opentelemetry::trace::SpanKind as K;
+        match self {
+            SpanKind::Internal => K::Internal,
+            SpanKind::Server => K::Server,
+            SpanKind::Client => K::Client,
+            SpanKind::Producer => K::Producer,
+            SpanKind::Consumer => K::Consumer,
+        }
+    }
+}
+
 /// Static facts about a traced function, written once by the macro as a `static`.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -103,6 +154,10 @@ pub struct SpanRecord {
     pub(crate) lingers: bool,
     /// The thread this record was allocated by, which gets it back for reuse.
     pub(crate) home: u32,
+    /// The name of a span opened at run time ([`crate::SpanBuilder`]); else `meta.name`.
+    pub(crate) name: Option<Cow<'static, str>>,
+    /// The kind a run-time span was given; else the default of its event type.
+    pub(crate) kind: Option<SpanKind>,
 }
 
 /// Bytes a record holds besides its inline fields, as the queue and the assembler count them.
@@ -142,6 +197,17 @@ impl SpanRecord {
     /// child of a span from another process.
     pub(crate) fn is_local_root(&self) -> bool {
         self.local_root || self.parent_remote
+    }
+
+    /// The span's name.
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.meta.name)
+    }
+
+    /// The span's kind.
+    pub(crate) fn kind(&self) -> SpanKind {
+        self.kind
+            .unwrap_or(SpanKind::default_for(self.meta.event_type))
     }
 }
 
@@ -386,6 +452,8 @@ impl Span {
                 r.root_sample_rate = root_sample_rate;
                 r.local_root = false;
                 r.lingers = false;
+                r.name = None;
+                r.kind = None;
                 r.start = clock::now();
                 record
             }
@@ -407,6 +475,8 @@ impl Span {
                     local_root: false,
                     lingers: false,
                     home: sink::home_index(),
+                    name: None,
+                    kind: None,
                 },
             ),
         };
@@ -438,6 +508,31 @@ impl Span {
     #[inline]
     pub fn is_recording(&self) -> bool {
         self.record.is_some()
+    }
+
+    /// What is current inside this span, if it changes the scope at all.
+    pub(crate) fn scope_inner(&self) -> Option<Current> {
+        self.scope.map(|scope| scope.inner)
+    }
+
+    /// The session this span is the root of.
+    pub(crate) fn session(&self) -> Option<Arc<Correlation>> {
+        self.session.as_ref().map(Arc::clone)
+    }
+
+    /// Leaves this span's scope, entered outside a closure (see
+    /// [`crate::ActiveSpan::enter`]): as when a poll of [`Instrumented`] ends.
+    #[allow(clippy::option_option)] // `None`: no correlation to restore
+    pub(crate) fn leave_scope(
+        &mut self,
+        prev: Current,
+        prev_correlation: Option<Option<Arc<Correlation>>>,
+    ) {
+        drop(PollScope {
+            prev,
+            prev_correlation,
+            span: self,
+        });
     }
 
     /// Runs `f` with this (detached) span current, as [`Instrumented`] does for one poll: what

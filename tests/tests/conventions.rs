@@ -9,7 +9,7 @@ use std::time::Duration;
 use honeyhive_runtime::llm::{gen_ai, openinference as oi, totals};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
 use honeyhive_runtime::{
-    Conventions, Document, LlmCall, Scope, ToolCall, ToolDefinition, Value, enrich_span,
+    Conventions, Document, LlmCall, Scope, SpanKind, ToolCall, ToolDefinition, Value, enrich_span,
     record_documents, record_tool_call, trace,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as WireValue;
@@ -350,6 +350,12 @@ fn agents_invoke_and_sessions_are_conversations() {
         spans.get("embed").str(gen_ai::OPERATION_NAME),
         Some("embeddings")
     );
+    // GenAI: model calls are CLIENT spans; agents, tools and retrievers run in process.
+    assert_eq!(model.kind(), SpanKind::Client);
+    assert_eq!(spans.get("embed").kind(), SpanKind::Client);
+    for name in ["planner", "get_weather", "retrieve"] {
+        assert_eq!(spans.get(name).kind(), SpanKind::Internal, "{name}");
+    }
 }
 
 #[test]
@@ -462,6 +468,11 @@ fn the_conventions_reach_the_wire_once_each() {
             }
         }
     }
+    // OTLP's SPAN_KIND_CLIENT and SPAN_KIND_INTERNAL.
+    let kind = |name: &str| wire.iter().find(|s| s.name == name).map(|s| s.kind);
+    assert_eq!(kind("plan"), Some(3));
+    assert_eq!(kind("embed"), Some(3));
+    assert_eq!(kind("get_weather"), Some(1));
     let by_name: HashMap<&str, HashMap<String, Vec<String>>> = wire
         .iter()
         .map(|s| {

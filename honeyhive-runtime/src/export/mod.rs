@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
+use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue, SpanId, TraceId};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -765,8 +765,14 @@ fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) 
             SpanId::from(record.parent_id)
         },
         parent_span_is_remote: record.parent_remote,
-        span_kind: SpanKind::Internal,
-        name: r.name.map_or(Cow::Borrowed(record.meta.name), Cow::Owned),
+        span_kind: record.kind().to_otel(),
+        name: match r.name {
+            Some(name) => Cow::Owned(name),
+            None => record
+                .name
+                .clone()
+                .unwrap_or(Cow::Borrowed(record.meta.name)),
+        },
         start_time: clock::to_system_time(record.start),
         end_time: clock::to_system_time(end),
         attributes: r.attrs,

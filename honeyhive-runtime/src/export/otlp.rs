@@ -23,8 +23,6 @@ const WIRE_FIXED64: u8 = 1;
 const WIRE_LEN: u8 = 2;
 const WIRE_FIXED32: u8 = 5;
 
-/// `SpanKind` values.
-const SPAN_KIND_INTERNAL: u64 = 1;
 /// `Status.code` values.
 const STATUS_OK: u64 = 1;
 const STATUS_ERROR: u64 = 2;
@@ -205,7 +203,7 @@ fn status_len(status: &Status) -> usize {
 
 /// Encodes one span (an `opentelemetry.proto.trace.v1.Span` field of `ScopeSpans`).
 pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
-    let name = r.name.as_deref().unwrap_or(record.meta.name).as_bytes();
+    let name = r.name.as_deref().unwrap_or(record.name()).as_bytes();
     let has_parent = record.parent_id != 0;
     let attrs: usize = r.attrs.iter().map(|kv| field_len(kv_len(kv))).sum();
     let events: usize = r.events.iter().map(|e| field_len(event_len(e))).sum();
@@ -236,7 +234,7 @@ pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
     }
     put_bytes(out, 5, name);
     put_tag(out, 6, WIRE_VARINT);
-    put_varint(out, SPAN_KIND_INTERNAL);
+    put_varint(out, record.kind().otlp());
     let end = record.end.max(record.start);
     put_tag(out, 7, WIRE_FIXED64);
     out.extend_from_slice(&clock::to_unix_nanos(record.start).to_le_bytes());

@@ -104,7 +104,7 @@ impl Semantics {
             let genai_name = llm::spans::render(
                 &mut attrs,
                 &mut usage,
-                record.meta.name,
+                record.name(),
                 event_type,
                 self.conventions,
                 self.genai_span_names,
@@ -114,7 +114,7 @@ impl Semantics {
             out.push(Rendered {
                 name: match genai_name {
                     Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
-                    None => match self.redactor.redact_name(record.meta.name) {
+                    None => match self.redactor.redact_name(record.name()) {
                         std::borrow::Cow::Owned(name) => Some(name),
                         std::borrow::Cow::Borrowed(_) => None,
                     },
