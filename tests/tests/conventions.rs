@@ -525,3 +525,51 @@ fn the_conventions_reach_the_wire_once_each() {
         }
     }
 }
+
+#[trace(event_type = "retriever")]
+fn leaky_retrieve() {
+    record_documents([
+        Document::new("the key is sk-proj-0123456789abcdefghijklmnop").metadata(Value::map([(
+            "token",
+            "sk-proj-0123456789abcdefghijklmnop",
+        )])),
+    ]);
+}
+
+#[trace(event_type = "tool")]
+fn leaky_tool() {
+    record_tool_call(
+        ToolCall::new("call_api")
+            .arguments(json!({"auth": "Bearer sk-proj-0123456789abcdefghijklmnop"}))
+            .result("ok"),
+    );
+}
+
+#[test]
+fn documents_and_tool_arguments_are_redacted_like_captured_values() {
+    let rec = Recorder::start();
+    leaky_retrieve();
+    leaky_tool();
+    let spans = rec.spans();
+    for span in spans.iter() {
+        for kv in &span.attributes {
+            assert!(
+                !kv.value.as_str().contains("sk-proj"),
+                "{}: {} leaks the key",
+                span.name,
+                kv.key
+            );
+        }
+    }
+    let r = spans.get("leaky_retrieve");
+    assert_eq!(
+        r.str("retrieval.documents.0.document.content"),
+        Some("the key is [REDACTED]")
+    );
+    let t = spans.get("leaky_tool");
+    assert!(
+        t.str(gen_ai::TOOL_CALL_ARGUMENTS)
+            .is_some_and(|a| a.contains("[REDACTED]")),
+        "{t:?}"
+    );
+}
