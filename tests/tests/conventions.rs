@@ -573,3 +573,34 @@ fn documents_and_tool_arguments_are_redacted_like_captured_values() {
         "{t:?}"
     );
 }
+
+#[trace(event_type = "session")]
+fn chat_session() {
+    enrich_span().tags(["web"]).metadata("channel", "web");
+    answer_turn();
+}
+
+#[trace(event_type = "chain")]
+fn answer_turn() {
+    honeyhive_runtime::enrich_session()
+        .tags(["returning"])
+        .metadata("plan", "pro");
+}
+
+#[test]
+fn session_enrichment_joins_the_session_spans_tags_and_metadata() {
+    let rec = Recorder::start();
+    chat_session();
+    let spans = rec.spans();
+    let session = spans.get("chat_session");
+    assert_eq!(
+        session.strings(oi::TAG_TAGS),
+        Some(vec!["web", "returning"])
+    );
+    assert_eq!(
+        session.json(oi::METADATA),
+        Some(json!({"channel": "web", "plan": "pro"}))
+    );
+    assert_eq!(one(session, oi::METADATA), 1);
+    assert_eq!(spans.get("answer_turn").attr(oi::TAG_TAGS), None);
+}

@@ -126,7 +126,14 @@ impl Semantics {
             });
         }
         if usages.iter().any(|u| !u.is_empty()) || !sessions.is_empty() {
+            let moved = !sessions.is_empty();
             roll_up(&trace.spans, &usages, sessions, out);
+            if moved {
+                // Session enrichment joins the tags and metadata of the span it moved to.
+                for r in out.iter_mut() {
+                    llm::spans::merge_session(&mut r.attrs, self.conventions, self.cap);
+                }
+            }
         }
         for r in out.iter_mut() {
             r.dropped_attributes += self.redactor.limit(&mut r.attrs);

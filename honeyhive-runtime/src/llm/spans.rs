@@ -199,6 +199,31 @@ fn genai_name(
     })
 }
 
+/// After session enrichment moved into `attrs`: its tags merged with the span's own, and
+/// OpenInference's `metadata` rebuilt to hold its metadata too.
+pub(crate) fn merge_session(attrs: &mut Vec<KeyValue>, conventions: Conventions, cap: usize) {
+    merge_tags(attrs);
+    if !conventions.openinference() {
+        return;
+    }
+    let metadata_keys = attrs
+        .iter()
+        .filter(|kv| kv.key.as_str().starts_with(METADATA_PREFIX))
+        .count();
+    if metadata_keys == 0 {
+        return;
+    }
+    if let Some(metadata) = metadata_json(attrs) {
+        attrs.retain(|kv| kv.key.as_str() != METADATA);
+        let text = if metadata.len() > cap {
+            truncated_text(&metadata, cap)
+        } else {
+            StringValue::from(metadata)
+        };
+        attrs.push(KeyValue::new(METADATA, OtelValue::String(text)));
+    }
+}
+
 fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a OtelValue> {
     attrs
         .iter()
