@@ -198,7 +198,7 @@ pub mod openinference {
 /// `llm.token_count.*` over spans (Phoenix computes cumulative counts itself) count each call
 /// once. The token and cost totals count LLM calls only (chat, completion), as Phoenix's trace
 /// token count does; embedding calls (`event_type = "embedding"`, or an
-/// [`LlmCall`](super::LlmCall) with operation `embeddings`) are summed apart, under
+/// [`LlmCall`] with operation `embeddings`) are summed apart, under
 /// `honeyhive.total.embedding_*`, so the two numbers never blur.
 pub mod totals {
     /// Prompt tokens of every LLM call in the trace.
