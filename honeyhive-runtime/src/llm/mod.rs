@@ -29,6 +29,13 @@
 //!
 //! Every span also gets `openinference.span.kind` from its event type, and `input.value` /
 //! `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O for all spans.
+//!
+//! Retrieved documents ([`record_documents`]), tool calls and tool definitions
+//! ([`record_tool_call`], [`LlmCall::tools`], [`LlmCall::tool_call`]) and tags
+//! ([`Enrich::tags`](crate::Enrich::tags)) have typed APIs too; the export thread writes them, the
+//! GenAI operation names (`chat`, `embeddings`, `invoke_agent`, `execute_tool`, `retrieval`), the
+//! session as `gen_ai.conversation.id` and the span's metadata as OpenInference's `metadata`
+//! object, each in the chosen conventions. See [`documents`] and [`tools`].
 
 pub mod documents;
 mod json;
