@@ -12,8 +12,6 @@ use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::context;
-
 /// Where a request id came from (`honeyhive.request_id.source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -187,8 +185,8 @@ pub fn new_request_id() -> String {
         .map_or(0, |d| d.as_millis());
     #[allow(clippy::cast_possible_truncation)] // the layout keeps the low 48 bits
     let ms = (ms as u64) & 0xFFFF_FFFF_FFFF;
-    let r1 = context::random_u64();
-    let r2 = context::random_u64();
+    let r1 = crate::rng::random_u64();
+    let r2 = crate::rng::random_u64();
     let hi = (ms << 16) | 0x7000 | (r1 & 0x0FFF);
     let lo = (r2 & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
     format!(

@@ -38,7 +38,6 @@ use std::collections::{BTreeMap, HashMap};
 use opentelemetry::{Key, KeyValue, Value as OtelValue};
 
 use crate::capture::{CappedWriter, format_capped, guarded, panicked_marker, truncated_text};
-use crate::export;
 use crate::span::{self, Annotation};
 
 /// How many levels below the key nested values are flattened; deeper ones are recorded as JSON.
@@ -49,6 +48,9 @@ pub const MAX_LEAVES: usize = 100;
 /// Prefix of attributes bound for the session root: moved there, and stripped, on the export
 /// thread. A NUL byte cannot appear in keys users write.
 pub(crate) const SESSION_MARK: &str = "\0session\0";
+
+/// OpenInference's span tags (a string list), written by [`Enrich::tags`].
+pub(crate) const TAGS: &str = "tag.tags";
 
 /// A JSON-like value for enrichment: scalars, lists and maps with string keys.
 ///
@@ -468,14 +470,11 @@ impl Enrich {
             span::count_lost_under_remote();
             return self;
         }
-        let cap = export::capture_cap();
+        let cap = crate::capture::capture_cap();
         let key = if self.session {
-            Key::from(format!(
-                "{SESSION_MARK}{}",
-                crate::llm::openinference::TAG_TAGS
-            ))
+            Key::from(format!("{SESSION_MARK}{TAGS}"))
         } else {
-            Key::from_static_str(crate::llm::openinference::TAG_TAGS)
+            Key::from_static_str(TAGS)
         };
         // The conversion is the user's code that runs only because the span is recorded.
         let tags = guarded(|| {
@@ -498,7 +497,7 @@ impl Enrich {
         }
         let mark = if self.session { SESSION_MARK } else { "" };
         let prefix = format!("{mark}{namespace}.{key}");
-        let cap = export::capture_cap();
+        let cap = crate::capture::capture_cap();
         let mut out = Vec::new();
         // The conversion is the user's code (a `From` impl) that runs only because the span is
         // recorded: a panic in it must not reach the caller.

@@ -38,7 +38,8 @@ use std::sync::Arc;
 
 use opentelemetry::{SpanId, TraceId};
 
-use crate::context::{self, Carried, Current, State, WithContext};
+use crate::carry::{Carried, WithContext};
+use crate::context::{self, Current, State};
 use crate::correlation::{
     self, Correlation, RequestId, RequestIdCarrier, RequestIdSource, is_valid_request_id,
 };

@@ -57,7 +57,7 @@ impl Semantics {
             conventions,
             prices,
             redactor: Redactor::new(privacy)?,
-            cap: crate::sink::DEFAULT_CAPTURE_CAP,
+            cap: crate::capture::DEFAULT_CAPTURE_CAP,
             genai_span_names: false,
         })
     }

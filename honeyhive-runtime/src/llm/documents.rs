@@ -26,7 +26,6 @@ use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
 use super::{Conventions, gen_ai, json};
 use crate::enrich::Value;
-use crate::export;
 use crate::span::{self, Annotation};
 
 /// `[id, content, metadata, ...]`, "" for what is not known.
@@ -81,7 +80,7 @@ pub fn record_documents(documents: impl IntoIterator<Item = Document>) {
         span::count_lost_under_remote();
         return;
     }
-    let cap = export::capture_cap();
+    let cap = crate::capture::capture_cap();
     let mut flat = Vec::new();
     let mut scores = Vec::new();
     for d in documents {

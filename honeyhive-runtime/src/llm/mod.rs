@@ -48,7 +48,6 @@ use std::borrow::Cow;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 use crate::capture::truncated_text;
-use crate::export;
 use crate::span::{self, Annotation, EventType};
 
 pub use documents::{Document, record_documents};
@@ -188,7 +187,7 @@ pub mod openinference {
     /// The span's metadata, one JSON object (from `enrich_span().metadata(..)`).
     pub const METADATA: &str = "metadata";
     /// The span's tags, a string list (from `enrich_span().tags(..)`).
-    pub const TAG_TAGS: &str = "tag.tags";
+    pub const TAG_TAGS: &str = crate::enrich::TAGS;
     /// The tool a tool span runs.
     pub const TOOL_NAME: &str = "tool.name";
     /// What the tool does.
@@ -472,7 +471,7 @@ impl LlmCall {
         if !span::current_is_recording() {
             return;
         }
-        for kv in self.into_attributes(export::capture_cap()) {
+        for kv in self.into_attributes(crate::capture::capture_cap()) {
             span::annotate(|| Annotation::Attr(kv));
         }
     }

@@ -49,7 +49,6 @@ use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
 use super::{Conventions, gen_ai, json, openinference};
 use crate::enrich::Value;
-use crate::export;
 use crate::span::{self, Annotation};
 
 /// The tool call of a tool span: `[name, call id, description, arguments, result, result kind,
@@ -205,7 +204,7 @@ pub fn record_tool_call(call: ToolCall) {
         span::count_lost_under_remote();
         return;
     }
-    let kv = call.into_attribute(export::capture_cap());
+    let kv = call.into_attribute(crate::capture::capture_cap());
     span::annotate(|| Annotation::Attr(kv));
 }
 

@@ -42,17 +42,18 @@
 
 mod adaptive;
 mod rules;
+pub(crate) mod tail;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
-pub(crate) use self::adaptive::Window;
 pub use self::adaptive::{Adaptive, Clock, ManualClock, MonotonicClock};
 pub use self::rules::Rule;
-pub use crate::export::tail::{TailSampling, TailStats, tail_stats};
-use crate::span::Meta;
+pub use self::tail::{TailSampling, TailStats, tail_stats};
+use crate::record::Meta;
+pub use crate::record::RootState;
 
 /// The base sampler (from the builder or `OTEL_TRACES_SAMPLER`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -297,30 +298,7 @@ impl Installed {
     }
 }
 
-/// Per-operation state kept in each traced function's static metadata, used when the function
-/// is a root: sampling counters and the adaptive rate.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct RootState {
-    /// The install these counters belong to; 0 before the first root.
-    generation: AtomicU64,
-    seen: AtomicU64,
-    sampled: AtomicU64,
-    window: Window,
-}
-
 impl RootState {
-    /// Fresh state, for the `static` the macro writes.
-    #[allow(clippy::new_without_default)] // only ever built in a `static`
-    pub const fn new() -> RootState {
-        RootState {
-            generation: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
-            sampled: AtomicU64::new(0),
-            window: Window::new(),
-        }
-    }
-
     #[inline]
     fn register(&self, meta: &'static Meta, installed: &Installed) {
         if self.generation.load(Ordering::Acquire) != installed.generation {
