@@ -9,7 +9,7 @@
 # Installs rotel and Phoenix into cached venvs, starts both on free ports, bounds every step in
 # time, and stops both on exit. Never skips.
 #
-# Environment: ROTEL_VERSION (default below), ROTEL_VENV (default target/rotel-venv), and
+# Environment: ROTEL_VERSION, ROTEL_VENV (scripts/lib/rotel.sh), and
 # PHOENIX_VERSION / PHOENIX_VENV (scripts/lib/phoenix.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,21 +22,12 @@ fail() {
 # shellcheck source=lib/phoenix.sh
 . scripts/lib/phoenix.sh
 
-ROTEL_VERSION=${ROTEL_VERSION:-0.0.1a15}
-ROTEL_VENV=${ROTEL_VENV:-target/rotel-venv}
+# shellcheck source=lib/rotel.sh
+. scripts/lib/rotel.sh
 
 # 1. rotel and Phoenix, installed once per pinned version.
-stamp="$ROTEL_VENV/.rotel-$ROTEL_VERSION"
-if [ ! -e "$stamp" ]; then
-    say "installing rotel==$ROTEL_VERSION into $ROTEL_VENV"
-    rm -rf "$ROTEL_VENV"
-    timeout 120 python3 -m venv "$ROTEL_VENV" || fail "cannot create a venv"
-    timeout 300 "$ROTEL_VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "rotel==$ROTEL_VERSION" || fail "pip could not install rotel==$ROTEL_VERSION"
-    touch "$stamp"
-fi
-rotel=$(find "$ROTEL_VENV" -name rotel-agent -type f | head -n 1)
-[ -x "$rotel" ] || fail "the rotel package holds no rotel-agent binary"
+rotel_install
+rotel=$ROTEL_AGENT
 phoenix_install
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/collector-e2e.XXXXXX")

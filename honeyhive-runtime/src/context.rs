@@ -32,7 +32,13 @@ pub(crate) struct Current {
     /// Whether the span's record is open on this thread, so annotations can reach it (not so
     /// in a carried scope on another thread).
     pub(crate) here: bool,
+    /// The trace's sampling threshold in this scope, when known (see `sampling`): what a
+    /// recorded scope was kept with, or what a caller sent with a remote parent.
+    pub(crate) threshold: ScopeThreshold,
 }
+
+// The threshold lives in what was padding: entering a span copies no more than before.
+const _: () = assert!(std::mem::size_of::<Current>() == 32);
 
 impl Current {
     pub(crate) const IDLE: Current = Current {
@@ -40,7 +46,39 @@ impl Current {
         span_id: 0,
         state: State::Idle,
         here: false,
+        threshold: ScopeThreshold::UNKNOWN,
     };
+}
+
+/// A rejection threshold (56 bits, see `sampling`) to 12 hex digits, the most a rate is ever
+/// converted with, in six bytes; or unknown. A finer threshold from a caller is rounded down,
+/// which changes its probability by less than 2^-48.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScopeThreshold([u8; 6]);
+
+impl ScopeThreshold {
+    /// No threshold: not a probability sample, or not known to be one.
+    pub(crate) const UNKNOWN: ScopeThreshold = ScopeThreshold([0; 6]);
+
+    /// `threshold` (below 2^56) or unknown.
+    pub(crate) fn new(threshold: Option<u64>) -> ScopeThreshold {
+        let Some(t) = threshold else {
+            return ScopeThreshold::UNKNOWN;
+        };
+        // Zero means unknown, so values are stored plus one; the largest is clamped.
+        let stored = ((t >> 8) + 1).min((1 << 48) - 1);
+        let mut bytes = [0; 6];
+        bytes.copy_from_slice(&stored.to_be_bytes()[2..]);
+        ScopeThreshold(bytes)
+    }
+
+    /// The threshold, if known.
+    pub(crate) fn get(self) -> Option<u64> {
+        let mut bytes = [0; 8];
+        bytes[2..].copy_from_slice(&self.0);
+        let stored = u64::from_be_bytes(bytes);
+        stored.checked_sub(1).map(|t| t << 8)
+    }
 }
 
 thread_local! {
@@ -69,6 +107,8 @@ pub(crate) struct AmbientParent {
     pub(crate) span_id: u64,
     pub(crate) is_remote: bool,
     pub(crate) sampled: bool,
+    /// The threshold the caller sent (`ot=th:` in `tracestate`), if valid.
+    pub(crate) threshold: Option<u64>,
 }
 
 /// The parent a root span joins: a caller's span extracted by [`crate::propagation`] and
@@ -80,6 +120,7 @@ pub(crate) fn root_parent(cur: Current) -> Option<AmbientParent> {
             span_id: cur.span_id,
             is_remote: true,
             sampled,
+            threshold: cur.threshold.get(),
         }),
         _ => ambient_parent(),
     }
@@ -99,6 +140,7 @@ fn ambient_parent() -> Option<AmbientParent> {
             span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
             is_remote: sc.is_remote(),
             sampled: sc.is_sampled(),
+            threshold: None,
         })
     })
 }

@@ -66,15 +66,33 @@ pub struct Correlation {
     pub(crate) user_id: Option<Arc<str>>,
     /// Incoming `tracestate`, passed on by `inject`.
     pub(crate) tracestate: Option<Arc<str>>,
-    /// The incoming trace id, when the caller set its random-trace-id flag (passed on by
-    /// `inject` for that trace).
-    pub(crate) random_trace_id: Option<u128>,
+    /// The trace a caller sent with an extracted remote context.
+    pub(crate) caller_trace: Option<CallerTrace>,
     /// Incoming baggage members other than ours, encoded, passed on by `inject`.
     pub(crate) baggage: Vec<Arc<str>>,
 }
 
+/// What a caller said about its trace, beyond the ids: `inject` passes the flag on for that
+/// trace, and sampling decisions in it use the randomness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallerTrace {
+    pub(crate) trace_id: u128,
+    /// The caller's random-trace-id flag (W3C level 2).
+    pub(crate) random: bool,
+    /// Explicit randomness (`ot=rv:` in `tracestate`), used instead of the trace id's bits.
+    pub(crate) rv: Option<u64>,
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Correlation>>> = const { RefCell::new(None) };
+}
+
+/// The caller's trace of the current scope, read without cloning the correlation.
+pub(crate) fn caller_trace() -> Option<CallerTrace> {
+    CURRENT
+        .try_with(|c| c.try_borrow().ok()?.as_ref()?.caller_trace)
+        .ok()
+        .flatten()
 }
 
 /// The correlation of the current scope.

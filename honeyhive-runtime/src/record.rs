@@ -133,6 +133,8 @@ pub struct SpanRecord {
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
     pub(crate) root_sample_rate: Option<f64>,
+    /// The trace's sampling threshold at this span, when known (its OTLP `trace_state`).
+    pub(crate) threshold: Option<u64>,
     /// Whether this span is the first of its trace in this process (the trace assembler
     /// waits for it).
     pub(crate) local_root: bool,

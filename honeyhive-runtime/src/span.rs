@@ -17,7 +17,7 @@ use std::task::{Context as TaskContext, Poll};
 use opentelemetry::trace::{Event, Status};
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::context::{self, Current, State};
+use crate::context::{self, Current, ScopeThreshold, State};
 use crate::correlation::{self, Correlation};
 pub use crate::record::{EventType, Meta, SpanRecord};
 use crate::{clock, sampling, sink};
@@ -99,18 +99,37 @@ impl Span {
         match parent.state {
             State::Unsampled => Span::unchanged(),
             State::Sampled => {
-                if let Some(rate) = meta.sample_rate
-                    && !pinned_roll().unwrap_or_else(|| sampling::roll(rate))
-                {
+                let Some(rate) = meta.sample_rate else {
+                    return Span::recorded(
+                        meta,
+                        parent.trace_id,
+                        parent.span_id,
+                        false,
+                        (None, parent.threshold),
+                        enter,
+                    );
+                };
+                let decision =
+                    sampling::decide_nested(rate, parent.trace_id, parent.threshold.get())
+                        .pinned(pinned_roll());
+                if !decision.keep {
                     return Span::unsampled(
                         Current {
                             state: State::Unsampled,
+                            threshold: ScopeThreshold::UNKNOWN,
                             ..parent
                         },
                         enter,
                     );
                 }
-                Span::recorded(meta, parent.trace_id, parent.span_id, false, None, enter)
+                Span::recorded(
+                    meta,
+                    parent.trace_id,
+                    parent.span_id,
+                    false,
+                    (decision.rate, ScopeThreshold::new(decision.threshold)),
+                    enter,
+                )
             }
             State::Idle | State::Remote { .. } => Span::root(meta, parent, enter),
         }
@@ -146,12 +165,16 @@ impl Span {
         // A trace started elsewhere (another service, through `propagation::extract`, or the
         // OTel SDK in this process) is joined; the sampler decides whether its decision is kept.
         let ambient = context::root_parent(current);
-        let decision = sampling::decide_root(meta, ambient.as_ref().map(|a| a.sampled));
-        let (trace_id, parent_id, parent_remote) = match ambient {
+        let (trace_id, parent_id, parent_remote) = match &ambient {
             Some(a) => (a.trace_id, a.span_id, a.is_remote),
-            None => (crate::rng::new_trace_id(), 0, false),
+            None => (sampling::new_trace_id(), 0, false),
         };
-        if !pinned_roll().unwrap_or(decision.keep) {
+        let upstream = ambient.map(|a| sampling::Upstream {
+            sampled: a.sampled,
+            threshold: a.threshold,
+        });
+        let decision = sampling::decide_root(meta, trace_id, upstream).pinned(pinned_roll());
+        if !decision.keep {
             // Real ids, so that `inject` and `otel_context` pass the "not sampled" decision on
             // and the services downstream keep it instead of deciding again.
             return Span::unsampled(
@@ -160,6 +183,7 @@ impl Span {
                     span_id: crate::rng::new_span_id(),
                     state: State::Unsampled,
                     here: false,
+                    threshold: ScopeThreshold::UNKNOWN,
                 },
                 enter,
             );
@@ -169,7 +193,7 @@ impl Span {
             trace_id,
             parent_id,
             parent_remote,
-            decision.rate,
+            (decision.rate, ScopeThreshold::new(decision.threshold)),
             enter,
         );
         if let Some(record) = span.record.as_mut() {
@@ -184,7 +208,7 @@ impl Span {
         trace_id: u128,
         parent_id: u64,
         parent_remote: bool,
-        root_sample_rate: Option<f64>,
+        (root_sample_rate, threshold): (Option<f64>, ScopeThreshold),
         enter: bool,
     ) -> Span {
         let span_id = crate::rng::new_span_id();
@@ -193,6 +217,7 @@ impl Span {
             span_id,
             state: State::Sampled,
             here: true,
+            threshold,
         };
         // A session root starts a session for its subtree, unless one is already current.
         let session = if meta.event_type == EventType::Session {
@@ -216,6 +241,7 @@ impl Span {
                 r.events.clear();
                 r.status = Status::Unset;
                 r.root_sample_rate = root_sample_rate;
+                r.threshold = threshold.get();
                 r.local_root = false;
                 r.lingers = false;
                 r.name = None;
@@ -238,6 +264,7 @@ impl Span {
                     events: Vec::new(),
                     status: Status::Unset,
                     root_sample_rate,
+                    threshold: threshold.get(),
                     local_root: false,
                     lingers: false,
                     home: sink::home_index(),

@@ -756,7 +756,10 @@ fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) 
             SpanId::from(record.span_id),
             TraceFlags::SAMPLED,
             false,
-            TraceState::NONE,
+            r.trace_state
+                .as_deref()
+                .and_then(|ts| ts.parse().ok())
+                .unwrap_or(TraceState::NONE),
         ),
         parent_span_id: if record.parent_id == 0 {
             SpanId::INVALID
