@@ -360,6 +360,15 @@ impl Builder {
         self
     }
 
+    /// Names model, embedding, agent and tool spans as the GenAI conventions do
+    /// (`{operation} {model}`: `chat gpt-4o-mini`, `embeddings text-embedding-3-small`,
+    /// `invoke_agent planner`, `execute_tool get_weather`) instead of by function name (off by
+    /// default: HoneyHive groups events by their function names). See [`llm`](crate::llm).
+    pub fn genai_span_names(mut self, on: bool) -> Self {
+        self.semantics.genai_span_names = on;
+        self
+    }
+
     /// Whether API keys, bearer tokens and secret-named keys are redacted before export
     /// (default on). See [`redact`](crate::redact).
     pub fn redact_secrets(mut self, on: bool) -> Self {

@@ -49,6 +49,9 @@ pub const MAX_LEAVES: usize = 100;
 /// thread. A NUL byte cannot appear in keys users write.
 pub(crate) const SESSION_MARK: &str = "\0session\0";
 
+/// OpenInference's span tags (a string list), written by [`Enrich::tags`].
+pub(crate) const TAGS: &str = "tag.tags";
+
 /// A JSON-like value for enrichment: scalars, lists and maps with string keys.
 ///
 /// Built with `From` (`"text".into()`, `3.into()`, `vec![1, 2].into()`), [`Value::map`], from
@@ -88,6 +91,11 @@ impl Value {
     /// The value as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::Value::from(self).to_string()
+    }
+
+    /// The same JSON text as [`to_json`](Value::to_json), cut at `cap` bytes.
+    pub(crate) fn json_capped(&self, cap: usize) -> opentelemetry::StringValue {
+        format_capped(cap, |w| self.write_json(w))
     }
 
     /// Writes the value as JSON (the same text as [`to_json`](Value::to_json)), stopping as
@@ -453,6 +461,33 @@ impl Enrich {
     /// `honeyhive_user_properties.<key>`.
     pub fn user_properties(&self, key: &str, value: impl Into<Value>) -> &Self {
         self.write("honeyhive_user_properties", key, value)
+    }
+
+    /// Tags the span (OpenInference's `tag.tags`, which Phoenix filters on); several calls add
+    /// up. Each tag is cut at the capture byte cap.
+    pub fn tags<T: Into<String>>(&self, tags: impl IntoIterator<Item = T>) -> &Self {
+        if !self.recording {
+            span::count_lost_under_remote();
+            return self;
+        }
+        let cap = crate::capture::capture_cap();
+        let key = if self.session {
+            Key::from(format!("{SESSION_MARK}{TAGS}"))
+        } else {
+            Key::from_static_str(TAGS)
+        };
+        // The conversion is the user's code that runs only because the span is recorded.
+        let tags = guarded(|| {
+            tags.into_iter()
+                .map(|t| truncated_text(&t.into(), cap))
+                .collect::<Vec<_>>()
+        });
+        let value = match tags {
+            Ok(tags) => OtelValue::Array(opentelemetry::Array::String(tags)),
+            Err(message) => OtelValue::String(panicked_marker(&message, cap)),
+        };
+        span::annotate(|| Annotation::Attr(KeyValue::new(key, value)));
+        self
     }
 
     fn write(&self, namespace: &str, key: &str, value: impl Into<Value>) -> &Self {

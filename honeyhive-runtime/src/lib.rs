@@ -159,7 +159,10 @@ pub use correlation::{
 pub use dynamic::{ActiveSpan, Entered, InstrumentedBy, Parent, SpanBuilder, SpanKind};
 pub use enrich::{Enrich, Value, enrich_session, enrich_span};
 pub use export::{ExportStats, ShutdownReport, dropped_spans, export_stats};
-pub use llm::{Conventions, LlmCall, Message, record_llm};
+pub use llm::{
+    Conventions, Document, LlmCall, Message, ToolCall, ToolDefinition, record_documents,
+    record_llm, record_tool_call,
+};
 pub use span::EventType;
 
 /// Not public API. Referenced by macro-generated code.

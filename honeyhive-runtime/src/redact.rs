@@ -567,6 +567,12 @@ fn is_content(key: &str) -> bool {
         "gen_ai.input.messages",
         "gen_ai.output.messages",
         "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.tool.call.",
+        "gen_ai.retrieval.documents",
+        "retrieval.documents.",
+        "llm.tools.",
+        "metadata",
     ];
     PREFIXES.iter().any(|p| key.starts_with(p))
 }

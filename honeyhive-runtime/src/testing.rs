@@ -226,6 +226,24 @@ impl FinishedSpan {
         }
     }
 
+    /// A string-list attribute (`tag.tags`, `gen_ai.response.finish_reasons`).
+    pub fn strings(&self, key: &str) -> Option<Vec<&str>> {
+        match self.attr(key)? {
+            Value::Array(opentelemetry::Array::String(items)) => Some(
+                items
+                    .iter()
+                    .map(opentelemetry::StringValue::as_str)
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// A string attribute that holds JSON (`metadata`, `gen_ai.output.messages`), parsed.
+    pub fn json(&self, key: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(self.str(key)?).ok()
+    }
+
     /// Whether the status is ERROR.
     pub fn is_error(&self) -> bool {
         matches!(self.status, Status::Error { .. })

@@ -398,6 +398,15 @@ impl Waterfall<'_> {
         if let Some(cost) = totals.cost {
             write!(f, " · {}", format_cost(cost))?;
         }
+        // Apart from the LLM tokens, as in the root's totals (`honeyhive.total.*`).
+        let embedding: i64 = spans
+            .iter()
+            .filter(|span| is_embedding(span))
+            .filter_map(|span| Usage::of(span).input_tokens)
+            .sum();
+        if embedding > 0 {
+            write!(f, " · embedding tokens {embedding}")?;
+        }
         if !spans.iter().any(|span| is_root(span)) {
             f.write_str(" · partial: root span not received")?;
         }
@@ -617,7 +626,12 @@ fn trace_usage(spans: &[&SpanData], rows: &[Row]) -> Usage {
             path.pop();
         }
         let above = path.last().map(|&(_, usage)| usage).unwrap_or_default();
-        let own = Usage::of(spans[row.index]);
+        let span = spans[row.index];
+        let own = if is_embedding(span) {
+            Usage::default()
+        } else {
+            Usage::of(span)
+        };
         if above.input_tokens.is_none() {
             total.input_tokens = add_tokens(total.input_tokens, own.input_tokens);
         }
@@ -637,6 +651,16 @@ fn trace_usage(spans: &[&SpanData], rows: &[Row]) -> Usage {
         path.push((row.depth, carried));
     }
     total
+}
+
+/// An embedding call, whose tokens the header counts apart from the LLM calls'.
+fn is_embedding(span: &SpanData) -> bool {
+    let text = |key| match attribute(&span.attributes, key) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    text(EVENT_TYPE_KEY) == Some("embedding")
+        || text(crate::llm::gen_ai::OPERATION_NAME) == Some("embeddings")
 }
 
 fn add_tokens(total: Option<i64>, tokens: Option<i64>) -> Option<i64> {
@@ -1021,6 +1045,33 @@ mod tests {
         assert!(line_of(&text, "root").ends_with('│'), "{text}");
         assert!(
             headers(&text)[0].ends_with(" · tokens 150→50 · $0.0015"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn embedding_tokens_are_shown_apart_from_the_llm_tokens() {
+        let spans = [
+            with_attributes(
+                span(1, 2, 1, "chat", 0, 10),
+                vec![
+                    KeyValue::new(INPUT_TOKENS_KEY, 1000),
+                    KeyValue::new(OUTPUT_TOKENS_KEY, 200),
+                ],
+            ),
+            with_attributes(
+                span(1, 3, 1, "embed", 10, 20),
+                vec![
+                    KeyValue::new(EVENT_TYPE_KEY, "embedding"),
+                    KeyValue::new(INPUT_TOKENS_KEY, 24),
+                ],
+            ),
+            span(1, 1, ROOT, "root", 0, 20),
+        ];
+        let text = render_trace(&spans, 10, false);
+        assert!(line_of(&text, "embed").contains("tokens 24→?"), "{text}");
+        assert!(
+            headers(&text)[0].ends_with(" · tokens 1000→200 · embedding tokens 24"),
             "{text}"
         );
     }

@@ -45,6 +45,8 @@ pub(crate) struct Semantics {
     prices: PriceTable,
     redactor: Redactor,
     cap: usize,
+    /// GenAI's `{operation} {model}` span names instead of the function names.
+    genai_span_names: bool,
 }
 
 impl Semantics {
@@ -58,6 +60,7 @@ impl Semantics {
             prices,
             redactor: Redactor::new(privacy)?,
             cap: crate::capture::DEFAULT_CAPTURE_CAP,
+            genai_span_names: false,
         })
     }
 
@@ -92,17 +95,31 @@ impl Semantics {
                 sessions.push((i, session));
             }
             let event_type = record.meta.event_type;
-            usages.push(llm::render(
+            let mut usage = llm::render(
                 &mut attrs,
                 event_type,
                 self.conventions,
                 &self.prices,
                 self.cap,
-            ));
+            );
+            // Documents, tools, agents, metadata, tags; embeddings apart in the totals.
+            let genai_name = llm::spans::render(
+                &mut attrs,
+                &mut usage,
+                record.name(),
+                event_type,
+                self.conventions,
+                self.genai_span_names,
+                self.cap,
+            );
+            usages.push(usage);
             out.push(Rendered {
-                name: match self.redactor.redact_name(record.name()) {
-                    std::borrow::Cow::Owned(name) => Some(name),
-                    std::borrow::Cow::Borrowed(_) => None,
+                name: match genai_name {
+                    Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
+                    None => match self.redactor.redact_name(record.name()) {
+                        std::borrow::Cow::Owned(name) => Some(name),
+                        std::borrow::Cow::Borrowed(_) => None,
+                    },
                 },
                 attrs,
                 events,
@@ -112,7 +129,14 @@ impl Semantics {
             });
         }
         if usages.iter().any(|u| !u.is_empty()) || !sessions.is_empty() {
+            let moved = !sessions.is_empty();
             roll_up(&trace.spans, &usages, sessions, out);
+            if moved {
+                // Session enrichment joins the tags and metadata of the span it moved to.
+                for r in out.iter_mut() {
+                    llm::spans::merge_session(&mut r.attrs, self.conventions, self.cap);
+                }
+            }
         }
         for r in out.iter_mut() {
             r.dropped_attributes += self.redactor.limit(&mut r.attrs);
@@ -225,6 +249,8 @@ pub(crate) struct Options {
     /// Added on top, last.
     pub(crate) model_prices: Vec<(String, crate::llm::ModelPrice)>,
     pub(crate) price_file: Option<std::path::PathBuf>,
+    /// Name spans as GenAI does (`chat gpt-4o`, `execute_tool get_weather`).
+    pub(crate) genai_span_names: bool,
 }
 
 impl Options {
@@ -247,6 +273,8 @@ impl Options {
         for (model, price) in self.model_prices {
             prices.insert(model, price);
         }
-        Semantics::new(conventions, prices, privacy)
+        let mut semantics = Semantics::new(conventions, prices, privacy)?;
+        semantics.genai_span_names = self.genai_span_names;
+        Ok(semantics)
     }
 }

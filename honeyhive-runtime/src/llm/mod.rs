@@ -29,9 +29,19 @@
 //!
 //! Every span also gets `openinference.span.kind` from its event type, and `input.value` /
 //! `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O for all spans.
+//!
+//! Retrieved documents ([`record_documents`]), tool calls and tool definitions
+//! ([`record_tool_call`], [`LlmCall::tools`], [`LlmCall::tool_call`]) and tags
+//! ([`Enrich::tags`](crate::Enrich::tags)) have typed APIs too; the export thread writes them, the
+//! GenAI operation names (`chat`, `embeddings`, `invoke_agent`, `execute_tool`, `retrieval`), the
+//! session as `gen_ai.conversation.id` and the span's metadata as OpenInference's `metadata`
+//! object, each in the chosen conventions. See [`documents`] and [`tools`].
 
+pub mod documents;
 mod json;
 pub mod prices;
+pub(crate) mod spans;
+pub mod tools;
 
 use std::borrow::Cow;
 
@@ -40,7 +50,9 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use crate::capture::truncated_text;
 use crate::span::{self, Annotation, EventType};
 
+pub use documents::{Document, record_documents};
 pub use prices::{Cost, ModelPrice, PriceError, PriceTable};
+pub use tools::{ToolCall, ToolDefinition, record_tool_call};
 
 /// Which attribute conventions LLM spans are written in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,6 +124,24 @@ pub mod gen_ai {
     pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
     /// Completion messages as JSON, with `finish_reason`.
     pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+    /// The tools offered to the model, as JSON: `[{"type":"function","name":..,"parameters":..}]`.
+    pub const TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
+    /// The tool an `execute_tool` span runs.
+    pub const TOOL_NAME: &str = "gen_ai.tool.name";
+    /// What the tool does.
+    pub const TOOL_DESCRIPTION: &str = "gen_ai.tool.description";
+    /// The id of the tool call the model made.
+    pub const TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+    /// The tool call's arguments, as JSON.
+    pub const TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+    /// What the tool returned.
+    pub const TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+    /// The agent an `invoke_agent` span runs.
+    pub const AGENT_NAME: &str = "gen_ai.agent.name";
+    /// The conversation (our session id).
+    pub const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+    /// Retrieved documents as JSON, when OpenInference keys are not written.
+    pub const RETRIEVAL_DOCUMENTS: &str = "gen_ai.retrieval.documents";
 }
 
 /// OpenInference attribute keys.
@@ -152,13 +182,30 @@ pub mod openinference {
     pub const OUTPUT_VALUE: &str = "output.value";
     /// `text/plain` or `application/json`.
     pub const OUTPUT_MIME_TYPE: &str = "output.mime_type";
+    /// The model of an embedding span.
+    pub const EMBEDDING_MODEL_NAME: &str = "embedding.model_name";
+    /// The span's metadata, one JSON object (from `enrich_span().metadata(..)`).
+    pub const METADATA: &str = "metadata";
+    /// The span's tags, a string list (from `enrich_span().tags(..)`).
+    pub const TAG_TAGS: &str = crate::enrich::TAGS;
+    /// The tool a tool span runs.
+    pub const TOOL_NAME: &str = "tool.name";
+    /// What the tool does.
+    pub const TOOL_DESCRIPTION: &str = "tool.description";
+    /// The JSON schema of the tool's parameters.
+    pub const TOOL_PARAMETERS: &str = "tool.parameters";
+    /// The id of the tool call the span executes.
+    pub const TOOL_ID: &str = "tool.id";
 }
 
 /// Totals the export thread adds to the root span of a trace: the sums over its LLM spans.
 ///
 /// Kept apart from the per-call keys so backends that sum `gen_ai.usage.*` or
 /// `llm.token_count.*` over spans (Phoenix computes cumulative counts itself) count each call
-/// once.
+/// once. The token and cost totals count LLM calls only (chat, completion), as Phoenix's trace
+/// token count does; embedding calls (`event_type = "embedding"`, or an
+/// [`LlmCall`] with operation `embeddings`) are summed apart, under
+/// `honeyhive.total.embedding_*`, so the two numbers never blur.
 pub mod totals {
     /// Prompt tokens of every LLM call in the trace.
     pub const INPUT_TOKENS: &str = "honeyhive.total.input_tokens";
@@ -172,6 +219,12 @@ pub mod totals {
     pub const LLM_CALLS: &str = "honeyhive.total.llm_calls";
     /// LLM calls with tokens but no known price, not included in the cost.
     pub const UNPRICED_CALLS: &str = "honeyhive.total.unpriced_calls";
+    /// Input tokens of the embedding calls in the trace (not in [`TOKENS`]).
+    pub const EMBEDDING_TOKENS: &str = "honeyhive.total.embedding_tokens";
+    /// USD of the priced embedding calls (not in [`COST_USD`]).
+    pub const EMBEDDING_COST_USD: &str = "honeyhive.total.embedding_cost_usd";
+    /// Embedding calls.
+    pub const EMBEDDING_CALLS: &str = "honeyhive.total.embedding_calls";
 }
 
 /// Raw messages on the caller's side: `[role, content, role, content, ...]`. Turned into JSON and
@@ -230,6 +283,8 @@ pub struct LlmCall {
     input_messages: Vec<Message>,
     output_messages: Vec<Message>,
     cost_usd: Option<f64>,
+    tools: Vec<ToolDefinition>,
+    tool_calls: Vec<ToolCall>,
 }
 
 impl LlmCall {
@@ -249,7 +304,8 @@ impl LlmCall {
         self
     }
 
-    /// The operation (`chat` by default; `text_completion`, `embeddings`, `generate_content`).
+    /// The operation (`chat` by default, `embeddings` on embedding spans; `text_completion`,
+    /// `generate_content`).
     pub fn operation(mut self, operation: impl Into<Cow<'static, str>>) -> Self {
         self.operation = Some(operation.into());
         self
@@ -397,6 +453,19 @@ impl LlmCall {
         self
     }
 
+    /// Adds tools offered to the model (`gen_ai.tool.definitions`, `llm.tools`).
+    pub fn tools(mut self, tools: impl IntoIterator<Item = ToolDefinition>) -> Self {
+        self.tools.extend(tools);
+        self
+    }
+
+    /// Adds a tool call the model asked for in its answer (a `tool_call` part of the output
+    /// message).
+    pub fn tool_call(mut self, call: ToolCall) -> Self {
+        self.tool_calls.push(call);
+        self
+    }
+
     /// Writes the call to the current span; nothing happens when no recorded span is current.
     pub fn record(self) {
         if !span::current_is_recording() {
@@ -411,8 +480,10 @@ impl LlmCall {
     /// at `cap` here, so a huge prompt never waits in the export queue whole.
     fn into_attributes(self, cap: usize) -> Vec<KeyValue> {
         let mut out = Vec::with_capacity(16);
-        let operation = self.operation.unwrap_or(Cow::Borrowed("chat"));
-        out.push(KeyValue::new(gen_ai::OPERATION_NAME, operation));
+        // Without one, the export thread picks it from the span's event type.
+        if let Some(operation) = self.operation {
+            out.push(KeyValue::new(gen_ai::OPERATION_NAME, operation));
+        }
         let strings = [
             (gen_ai::REQUEST_MODEL, self.model),
             (gen_ai::RESPONSE_MODEL, self.response_model),
@@ -489,6 +560,7 @@ impl LlmCall {
         if let Some(usd) = self.cost_usd {
             out.push(KeyValue::new(RAW_COST, usd));
         }
+        tools::llm_attributes(self.tools, self.tool_calls, cap, &mut out);
         out
     }
 }
@@ -550,11 +622,27 @@ pub(crate) struct Usage {
     pub(crate) cost: f64,
     pub(crate) llm_calls: u32,
     pub(crate) unpriced_calls: u32,
+    pub(crate) embedding_tokens: i64,
+    pub(crate) embedding_cost: f64,
+    pub(crate) embedding_calls: u32,
 }
 
 impl Usage {
     pub(crate) fn is_empty(&self) -> bool {
-        self.llm_calls == 0
+        self.llm_calls == 0 && self.embedding_calls == 0
+    }
+
+    /// The same call counted as an embedding call: apart from the LLM totals.
+    pub(crate) fn as_embedding(self) -> Usage {
+        Usage {
+            embedding_tokens: self
+                .embedding_tokens
+                .saturating_add(self.input_tokens)
+                .saturating_add(self.output_tokens),
+            embedding_cost: self.embedding_cost + self.cost,
+            embedding_calls: self.embedding_calls + self.llm_calls,
+            ..Usage::default()
+        }
     }
 
     pub(crate) fn add(&mut self, other: Usage) {
@@ -563,11 +651,34 @@ impl Usage {
         self.cost += other.cost;
         self.llm_calls += other.llm_calls;
         self.unpriced_calls += other.unpriced_calls;
+        self.embedding_tokens = self.embedding_tokens.saturating_add(other.embedding_tokens);
+        self.embedding_cost += other.embedding_cost;
+        self.embedding_calls += other.embedding_calls;
     }
 
     /// `honeyhive.total.*` for a root.
     pub(crate) fn totals(&self) -> Vec<KeyValue> {
-        let mut out = vec![
+        let mut out = Vec::new();
+        if self.embedding_calls > 0 {
+            out.push(KeyValue::new(
+                totals::EMBEDDING_TOKENS,
+                self.embedding_tokens,
+            ));
+            if self.embedding_cost > 0.0 {
+                out.push(KeyValue::new(
+                    totals::EMBEDDING_COST_USD,
+                    self.embedding_cost,
+                ));
+            }
+            out.push(KeyValue::new(
+                totals::EMBEDDING_CALLS,
+                i64::from(self.embedding_calls),
+            ));
+        }
+        if self.llm_calls == 0 {
+            return out;
+        }
+        out.extend([
             KeyValue::new(totals::INPUT_TOKENS, self.input_tokens),
             KeyValue::new(totals::OUTPUT_TOKENS, self.output_tokens),
             KeyValue::new(
@@ -575,7 +686,7 @@ impl Usage {
                 self.input_tokens.saturating_add(self.output_tokens),
             ),
             KeyValue::new(totals::LLM_CALLS, i64::from(self.llm_calls)),
-        ];
+        ]);
         if self.unpriced_calls < self.llm_calls {
             out.push(KeyValue::new(totals::COST_USD, self.cost));
         }
@@ -664,6 +775,7 @@ pub(crate) fn render(
             unpriced_calls: u32::from(
                 cost.is_none() && (input_tokens.is_some() || output_tokens.is_some()),
             ),
+            ..Usage::default()
         };
     }
 

@@ -1,0 +1,377 @@
+//! What every span gets from its event type and what was recorded on it, in the chosen
+//! conventions, on the export thread after the LLM keys ([`render`](super::render)):
+//!
+//! - GenAI: `gen_ai.operation.name` (`chat` on model spans, `embeddings`, `invoke_agent` with
+//!   `gen_ai.agent.name` on agent spans, `execute_tool` on tool spans with a
+//!   [`record_tool_call`](super::record_tool_call), `retrieval` on retriever spans), the session
+//!   as `gen_ai.conversation.id` on those spans, and, with
+//!   [`Builder::genai_span_names`](crate::Builder::genai_span_names), names such as
+//!   `chat gpt-4o` or `execute_tool get_weather`.
+//! - OpenInference: the span's `enrich_span` metadata as one `metadata` JSON object, documents
+//!   ([`documents`](super::documents)), tools ([`tools`](super::tools)), and
+//!   `embedding.model_name` on embedding spans.
+//! - Both: every `tags` call merged into one `tag.tags` list.
+//!
+//! It also tells embedding calls apart from LLM calls for the root totals.
+
+use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
+
+use super::{Conventions, Usage, documents, gen_ai, json, openinference, tools};
+use crate::capture::truncated_text;
+use crate::span::EventType;
+
+const TAGS: &str = openinference::TAG_TAGS;
+const METADATA: &str = openinference::METADATA;
+const METADATA_PREFIX: &str = "honeyhive_metadata.";
+
+/// What was recorded through the typed APIs, taken out of the span's attributes.
+#[derive(Default)]
+struct Raw {
+    tool_call: Option<OtelValue>,
+    definitions: Option<OtelValue>,
+    calls: Option<OtelValue>,
+    documents: Vec<OtelValue>,
+    scores: Vec<OtelValue>,
+}
+
+impl Raw {
+    /// Takes the typed APIs' values out of `attrs` (one pass, only when there are any).
+    fn take(attrs: &mut Vec<KeyValue>) -> Raw {
+        let mut raw = Raw::default();
+        if !attrs.iter().any(|kv| kv.key.as_str().starts_with('\0')) {
+            return raw;
+        }
+        attrs.retain(|kv| {
+            let slot = match kv.key.as_str() {
+                tools::RAW_TOOL_CALL => &mut raw.tool_call,
+                tools::RAW_DEFINITIONS => &mut raw.definitions,
+                tools::RAW_CALLS => &mut raw.calls,
+                documents::RAW_DOCUMENTS => {
+                    raw.documents.push(kv.value.clone());
+                    return false;
+                }
+                documents::RAW_SCORES => {
+                    raw.scores.push(kv.value.clone());
+                    return false;
+                }
+                _ => return true,
+            };
+            *slot = Some(kv.value.clone());
+            false
+        });
+        raw
+    }
+}
+
+/// Adds the span-level conventions to `attrs` (rendered by [`super::render`]) and moves an
+/// embedding call's usage apart from LLM calls. Returns the GenAI span name when `genai_names`
+/// is set and the span has one. Values built here are cut at `cap` bytes.
+pub(crate) fn render(
+    attrs: &mut Vec<KeyValue>,
+    usage: &mut Usage,
+    name: &str,
+    event_type: EventType,
+    conventions: Conventions,
+    genai_names: bool,
+    cap: usize,
+) -> Option<String> {
+    let raw = Raw::take(attrs);
+    let mut added = Vec::new();
+    let mut replaced: Vec<&'static str> = Vec::new();
+
+    if let Some(call) = &raw.tool_call {
+        replaced.extend(tools::render_tool_span(call, conventions, &mut added));
+    }
+    if raw.definitions.is_some() || raw.calls.is_some() {
+        replaced.extend(tools::render_llm(
+            attrs,
+            raw.definitions.as_ref(),
+            raw.calls.as_ref(),
+            conventions,
+            &mut added,
+        ));
+    }
+    if !raw.documents.is_empty() {
+        let docs: Vec<&OtelValue> = raw.documents.iter().collect();
+        let scores: Vec<&OtelValue> = raw.scores.iter().collect();
+        documents::render(&docs, &scores, conventions, &mut added);
+    }
+
+    let recorded_operation = text(attrs, gen_ai::OPERATION_NAME);
+    let embedding =
+        event_type == EventType::Embedding || recorded_operation.as_deref() == Some("embeddings");
+    let operation = recorded_operation.or_else(|| {
+        let default = match event_type {
+            EventType::Embedding => "embeddings",
+            EventType::Model => "chat",
+            EventType::Agent => "invoke_agent",
+            EventType::Retriever => "retrieval",
+            _ if raw.tool_call.is_some() => "execute_tool",
+            _ if usage.llm_calls > 0 => "chat",
+            _ => return None,
+        };
+        Some(default.to_owned())
+    });
+    if embedding {
+        *usage = usage.as_embedding();
+    }
+
+    if conventions.gen_ai()
+        && let Some(operation) = &operation
+    {
+        if find(attrs, gen_ai::OPERATION_NAME).is_none()
+            && find(&added, gen_ai::OPERATION_NAME).is_none()
+        {
+            added.push(KeyValue::new(gen_ai::OPERATION_NAME, operation.clone()));
+        }
+        if operation == "invoke_agent" && find(attrs, gen_ai::AGENT_NAME).is_none() {
+            added.push(KeyValue::new(gen_ai::AGENT_NAME, name.to_owned()));
+        }
+        if let Some(session) = find(attrs, "session.id")
+            && find(attrs, gen_ai::CONVERSATION_ID).is_none()
+        {
+            added.push(KeyValue::new(gen_ai::CONVERSATION_ID, session.clone()));
+        }
+    }
+
+    if conventions.openinference() {
+        if embedding && let Some(model) = find(attrs, openinference::LLM_MODEL_NAME) {
+            // OpenInference names an embedding model apart, and gives embedding spans no
+            // provider or system.
+            added.push(KeyValue::new(
+                openinference::EMBEDDING_MODEL_NAME,
+                model.clone(),
+            ));
+            replaced.extend([
+                openinference::LLM_MODEL_NAME,
+                openinference::LLM_PROVIDER,
+                openinference::LLM_SYSTEM,
+            ]);
+        }
+        if let Some(metadata) = metadata_json(attrs) {
+            added.push(KeyValue::new(METADATA, metadata));
+        }
+    }
+
+    merge_tags(attrs);
+
+    for kv in &mut added {
+        if let OtelValue::String(s) = &kv.value
+            && s.as_str().len() > cap
+        {
+            kv.value = OtelValue::String(truncated_text(s.as_str(), cap));
+        }
+    }
+    if !replaced.is_empty() {
+        attrs.retain(|kv| !replaced.contains(&kv.key.as_str()));
+    }
+    attrs.extend(added);
+
+    if !genai_names {
+        return None;
+    }
+    let tool = raw.tool_call.as_ref().and_then(|call| match call {
+        OtelValue::Array(Array::String(items)) => items.first().map(|s| s.as_str().to_owned()),
+        _ => None,
+    });
+    genai_name(attrs, operation?, tool, name)
+}
+
+/// `{operation} {model}`, `execute_tool {tool}`, `invoke_agent {agent}`.
+fn genai_name(
+    attrs: &[KeyValue],
+    operation: String,
+    tool: Option<String>,
+    name: &str,
+) -> Option<String> {
+    let subject = match operation.as_str() {
+        "execute_tool" => tool,
+        "invoke_agent" => text(attrs, gen_ai::AGENT_NAME).or_else(|| Some(name.to_owned())),
+        // Named after a data source we do not know.
+        "retrieval" => return None,
+        _ => text(attrs, gen_ai::REQUEST_MODEL)
+            .or_else(|| text(attrs, openinference::LLM_MODEL_NAME))
+            .or_else(|| text(attrs, openinference::EMBEDDING_MODEL_NAME)),
+    };
+    Some(match subject {
+        Some(subject) => format!("{operation} {subject}"),
+        None => operation,
+    })
+}
+
+/// After session enrichment moved into `attrs`: its tags merged with the span's own, and
+/// OpenInference's `metadata` rebuilt to hold its metadata too.
+pub(crate) fn merge_session(attrs: &mut Vec<KeyValue>, conventions: Conventions, cap: usize) {
+    merge_tags(attrs);
+    if !conventions.openinference() {
+        return;
+    }
+    let metadata_keys = attrs
+        .iter()
+        .filter(|kv| kv.key.as_str().starts_with(METADATA_PREFIX))
+        .count();
+    if metadata_keys == 0 {
+        return;
+    }
+    if let Some(metadata) = metadata_json(attrs) {
+        attrs.retain(|kv| kv.key.as_str() != METADATA);
+        let text = if metadata.len() > cap {
+            truncated_text(&metadata, cap)
+        } else {
+            StringValue::from(metadata)
+        };
+        attrs.push(KeyValue::new(METADATA, OtelValue::String(text)));
+    }
+}
+
+fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a OtelValue> {
+    attrs
+        .iter()
+        .rev()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
+    match find(attrs, key)? {
+        OtelValue::String(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Several `tag.tags` (one per `tags` call) become one list, in order, without repeats.
+fn merge_tags(attrs: &mut Vec<KeyValue>) {
+    if attrs.iter().filter(|kv| kv.key.as_str() == TAGS).count() < 2 {
+        return;
+    }
+    let mut merged: Vec<StringValue> = Vec::new();
+    attrs.retain(|kv| {
+        if kv.key.as_str() != TAGS {
+            return true;
+        }
+        if let OtelValue::Array(Array::String(tags)) = &kv.value {
+            for tag in tags {
+                if !merged.contains(tag) {
+                    merged.push(tag.clone());
+                }
+            }
+        }
+        false
+    });
+    attrs.push(KeyValue::new(TAGS, OtelValue::Array(Array::String(merged))));
+}
+
+/// A node of the metadata tree rebuilt from the flattened `honeyhive_metadata.*` keys.
+enum Node<'a> {
+    Leaf(&'a OtelValue),
+    Map(Vec<(&'a str, Node<'a>)>),
+}
+
+/// OpenInference's `metadata`: the span's `honeyhive_metadata.*` values as one JSON object,
+/// nested back as they were given (`a.b` under `a`; `0, 1, ...` as a list).
+fn metadata_json(attrs: &[KeyValue]) -> Option<String> {
+    let mut root: Vec<(&str, Node<'_>)> = Vec::new();
+    for kv in attrs {
+        if let Some(path) = kv.key.as_str().strip_prefix(METADATA_PREFIX) {
+            insert(&mut root, path, &kv.value);
+        }
+    }
+    if root.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    write_map(&mut out, &root);
+    Some(out)
+}
+
+fn insert<'a>(map: &mut Vec<(&'a str, Node<'a>)>, path: &'a str, value: &'a OtelValue) {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    let at = if let Some(i) = map.iter().position(|(k, _)| *k == head) {
+        i
+    } else {
+        map.push((head, Node::Map(Vec::new())));
+        map.len() - 1
+    };
+    match rest {
+        // A later value under the same key replaces the earlier one, as on a live span.
+        None => map[at].1 = Node::Leaf(value),
+        Some(rest) => {
+            if let Node::Leaf(_) = map[at].1 {
+                map[at].1 = Node::Map(Vec::new());
+            }
+            if let Node::Map(children) = &mut map[at].1 {
+                insert(children, rest, value);
+            }
+        }
+    }
+}
+
+fn write_map(out: &mut String, map: &[(&str, Node<'_>)]) {
+    let is_list = !map.is_empty()
+        && map
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| k.parse::<usize>() == Ok(i));
+    if is_list {
+        json::list(out, map, |out, (_, node)| write_node(out, node));
+        return;
+    }
+    let mut o = json::Object::new(out);
+    for (key, node) in map {
+        write_node(o.key(key), node);
+    }
+    o.end();
+}
+
+fn write_node(out: &mut String, node: &Node<'_>) {
+    match node {
+        Node::Leaf(value) => json::value(out, value),
+        Node::Map(children) => write_map(out, children),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_nested_back_into_one_object() {
+        let attrs = vec![
+            KeyValue::new("honeyhive_metadata.user", "ada"),
+            KeyValue::new("honeyhive_metadata.tags.0", "rag"),
+            KeyValue::new("honeyhive_metadata.tags.1", "prod"),
+            KeyValue::new("honeyhive_metadata.doc.page", 3),
+            KeyValue::new("honeyhive_metadata.doc.score", 0.5),
+            KeyValue::new("honeyhive_inputs.q", "not metadata"),
+        ];
+        let text = metadata_json(&attrs).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "user": "ada", "tags": ["rag", "prod"], "doc": {"page": 3, "score": 0.5},
+            })
+        );
+        assert!(metadata_json(&attrs[5..]).is_none());
+    }
+
+    #[test]
+    fn tags_from_several_calls_are_one_list() {
+        let list = |tags: &[&'static str]| {
+            OtelValue::Array(Array::String(
+                tags.iter().map(|t| StringValue::from(*t)).collect(),
+            ))
+        };
+        let mut attrs = vec![
+            KeyValue::new(TAGS, list(&["beta", "rag"])),
+            KeyValue::new("x", 1),
+            KeyValue::new(TAGS, list(&["rag", "eu"])),
+        ];
+        merge_tags(&mut attrs);
+        assert_eq!(attrs.len(), 2);
+        assert_eq!(attrs[1].value, list(&["beta", "rag", "eu"]));
+    }
+}
