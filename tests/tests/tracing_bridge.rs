@@ -109,6 +109,20 @@ fn a_tracing_span_under_no_span_is_a_root_and_its_tracing_children_join_it() {
 }
 
 #[test]
+fn a_tracing_root_is_sampled_as_a_root_and_its_decision_covers_what_runs_inside() {
+    bridge();
+    let rec = Recorder::with(|b| b.sampler(honeyhive_runtime::sampling::Sampler::AlwaysOff));
+    {
+        let _root = tracing::info_span!("unsampled root").entered();
+        let _child = tracing::info_span!("child").entered();
+        tracing::info!("not kept");
+        assert_eq!(leaf(), 1);
+    }
+    let spans = rec.spans();
+    assert!(spans.is_empty(), "{:?}", spans.names());
+}
+
+#[test]
 fn an_explicit_tracing_parent_wins_over_the_current_span() {
     bridge();
     let rec = Recorder::start();
