@@ -28,15 +28,14 @@ use std::task::{Context as TaskContext, Poll};
 use opentelemetry::trace::Event;
 use opentelemetry::{Key, KeyValue, StringValue, Value as OtelValue};
 
-use crate::capture::truncated_text;
+use crate::capture::{capture_cap, truncated_text};
 use crate::context::{self, Current};
 use crate::correlation::{self, Correlation};
 use crate::enrich::{self, Value};
 use crate::propagation::Remote;
-use crate::sampling::RootState;
-use crate::sink;
-pub use crate::span::SpanKind;
-use crate::span::{EventType, Meta, Span};
+pub use crate::record::SpanKind;
+use crate::record::{EventType, Meta, RootState};
+use crate::span::Span;
 
 /// Where a new span hangs in its trace.
 #[derive(Debug, Default)]
@@ -195,9 +194,9 @@ fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
         Value::Bool(b) => OtelValue::Bool(b),
         Value::Int(i) => OtelValue::I64(i),
         Value::Float(f) => OtelValue::F64(f),
-        Value::Str(s) => OtelValue::String(truncated_text(&s, sink::capture_cap())),
+        Value::Str(s) => OtelValue::String(truncated_text(&s, capture_cap())),
         nested => {
-            enrich::flatten(key.as_str().to_owned(), nested, sink::capture_cap(), attrs);
+            enrich::flatten(key.as_str().to_owned(), nested, capture_cap(), attrs);
             return;
         }
     };
@@ -307,7 +306,7 @@ impl ActiveSpan {
     /// The record, for the `tracing` bridge, which writes fields and the span kind into it
     /// directly (field names are `&'static str` keys already).
     #[cfg(feature = "tracing")]
-    pub(crate) fn record_mut(&mut self) -> Option<&mut crate::span::SpanRecord> {
+    pub(crate) fn record_mut(&mut self) -> Option<&mut crate::record::SpanRecord> {
         self.span.recording()
     }
 

@@ -208,8 +208,14 @@ pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
     let attrs: usize = r.attrs.iter().map(|kv| field_len(kv_len(kv))).sum();
     let events: usize = r.events.iter().map(|e| field_len(event_len(e))).sum();
     let status = status_len(&r.status);
+    let trace_state = r.trace_state.as_deref().unwrap_or("").as_bytes();
     let len = field_len(16)
         + field_len(8)
+        + if trace_state.is_empty() {
+            0
+        } else {
+            field_len(trace_state.len())
+        }
         + if has_parent { field_len(8) } else { 0 }
         + field_len(name.len())
         + 2
@@ -229,6 +235,9 @@ pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
     put_header(out, 2, len);
     put_bytes(out, 1, &record.trace_id.to_be_bytes());
     put_bytes(out, 2, &record.span_id.to_be_bytes());
+    if !trace_state.is_empty() {
+        put_bytes(out, 3, trace_state);
+    }
     if has_parent {
         put_bytes(out, 4, &record.parent_id.to_be_bytes());
     }

@@ -70,10 +70,11 @@ use tracing_core::{Event as TracingEvent, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::capture::{debug_text, truncated_text};
+use crate::capture::{capture_cap, debug_text, truncated_text};
 use crate::dynamic::{ActiveSpan, Parent, RawEntered, SpanBuilder};
-use crate::span::{self, Annotation, EventType, SpanKind};
-use crate::{LlmCall, Message, sink};
+use crate::record::{EventType, SpanKind, SpanRecord};
+use crate::span::{self, Annotation};
+use crate::{LlmCall, Message};
 
 /// A `tracing_subscriber` layer that puts `tracing` spans and events in our traces; see the
 /// [module docs](self).
@@ -345,7 +346,7 @@ impl FieldValue<'_> {
     /// The value as an attribute: text cut at the cap, `Debug` formatted (at most the cap's
     /// worth of work), integers past `i64::MAX` as text.
     fn into_value(self) -> Value {
-        let cap = sink::capture_cap();
+        let cap = capture_cap();
         match self {
             FieldValue::Str(s) => Value::String(truncated_text(s, cap)),
             FieldValue::I64(n) => Value::I64(n),
@@ -394,7 +395,7 @@ impl FieldValue<'_> {
 
 /// Writes a span's fields into its record.
 struct Fields<'a> {
-    record: &'a mut crate::span::SpanRecord,
+    record: &'a mut SpanRecord,
     llm: &'a mut Option<Box<GenAi>>,
     status: &'a mut OtelStatus,
 }
