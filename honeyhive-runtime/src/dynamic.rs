@@ -303,6 +303,13 @@ impl ActiveSpan {
         }
     }
 
+    /// The record, for the `tracing` bridge, which writes fields and the span kind into it
+    /// directly (field names are `&'static str` keys already).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn record_mut(&mut self) -> Option<&mut crate::record::SpanRecord> {
+        self.span.recording()
+    }
+
     /// Leaves the scope [`ActiveSpan::enter_raw`] made current.
     pub(crate) fn exit_raw(&mut self, raw: RawEntered) {
         let RawEntered {
@@ -320,6 +327,27 @@ pub(crate) struct RawEntered {
     prev: Option<Current>,
     #[allow(clippy::option_option)] // `None`: nothing to restore
     prev_correlation: Option<Option<Arc<Correlation>>>,
+}
+
+#[cfg(feature = "tracing")]
+impl RawEntered {
+    /// Whether entering changed the current scope (else leaving has nothing to restore).
+    pub(crate) fn changes_scope(&self) -> bool {
+        self.prev.is_some()
+    }
+
+    /// For a scope left out of order (a `tracing` span exited while one entered after it is
+    /// still entered): `later` takes over what `self` would restore, and leaving `self` then
+    /// keeps the current scope (it only moves what was annotated into the span).
+    pub(crate) fn hand_over(&mut self, later: &mut RawEntered) {
+        if let Some(prev) = self.prev.take() {
+            later.prev = Some(prev);
+            self.prev = Some(context::current());
+        }
+        if let Some(prev_correlation) = self.prev_correlation.take() {
+            later.prev_correlation = Some(prev_correlation);
+        }
+    }
 }
 
 /// The scope of an [`ActiveSpan::enter`]: the span is current until this drops.

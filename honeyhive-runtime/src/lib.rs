@@ -140,6 +140,9 @@ mod sink;
 mod span;
 mod stream;
 pub mod testing;
+#[cfg(feature = "tracing")]
+#[path = "integrations/tracing.rs"]
+pub mod tracing;
 
 #[doc(inline)]
 pub use honeyhive_macros::{retry, trace, with_request_id};
