@@ -12,16 +12,22 @@ the same providers in the JSON shape of the project's own data.json (what `Updat
 and what `PriceTable::from_path` also reads), reduced to what honeyhive-runtime prices:
 
 - per model: id, its match clauses, and the token prices (input, output, cache read, cache write,
-  reasoning output), flat or tiered by input tokens;
+  reasoning output), flat or tiered by input tokens, and any per-request fee;
 - per provider: id, name, the clauses that find it by provider name or by model name, and the
   providers it falls back to (Azure -> OpenAI, ...);
-- dated prices: the one in force on the snapshot date and any that start later; superseded ones
-  and time-of-day discounts (DeepSeek off-peak) are dropped, so those calls get the standard price;
+- dated prices: the one in force on the snapshot date, any that start later, and time-of-day
+  windows (DeepSeek's peak hours); superseded ones are dropped;
 - dropped: usage extractors, descriptions, request-tier variants (flex/priority), and audio,
-  image, search and per-request prices, which honeyhive-runtime does not count.
+  image and search prices, which honeyhive-runtime does not count.
 
 Models without any token price are kept (with no prices) so that a name still matches them first,
 as in genai-prices, and gets no cost rather than another model's.
+
+Then it checks the result: every model's names (its `equals` and `starts_with` rules), with and
+without its provider, for a short and a long prompt with cache and reasoning tokens, priced by
+honeyhive-runtime (`cargo run --example prices`) and by the package's own `calc_price`, must cost
+the same, or both nothing. The one difference allowed: a `provider/model` name without a provider,
+which genai-prices does not resolve and honeyhive-runtime prices as that provider's model.
 """
 
 from __future__ import annotations
@@ -35,12 +41,20 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATA = ROOT / "honeyhive-runtime" / "data"
-PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+PRICE_KEYS = (
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "output_reasoning_mtok",
+    "requests_kcount",
+)
 
 
 def main() -> None:
     if sys.argv[1:] == ["--in-venv"]:
         generate()
+        verify()
         return
     version = sys.argv[1] if len(sys.argv) > 1 else None
     # Re-run this script inside a throwaway venv that has the package.
@@ -85,20 +99,28 @@ def generate() -> None:
     def model_prices(m: t.ModelInfo) -> object:
         if isinstance(m.prices, t.ModelPrice):
             return prices(m.prices)
-        dated = [c for c in m.prices if not isinstance(c.constraint, t.TimeOfDateConstraint)]
-        # genai-prices uses the last entry in force, else the first: keep that one and later ones.
+        # genai-prices uses the last entry in force, else the first: keep the one in force by date
+        # today, and the later ones (future dates, time-of-day windows).
         current = 0
-        for i, c in enumerate(dated):
-            if c.constraint is None or c.constraint.start_date <= today:
+        for i, c in enumerate(m.prices):
+            if c.constraint is None or (
+                isinstance(c.constraint, t.StartDateConstraint) and c.constraint.start_date <= today
+            ):
                 current = i
-        kept = dated[current:]
+        kept = m.prices[current:]
         if len(kept) == 1:
             return prices(kept[0].prices)
         out = []
         for i, c in enumerate(kept):
             entry: dict = {"prices": prices(c.prices)}
-            if i > 0 and c.constraint is not None:
+            if i > 0 and isinstance(c.constraint, t.StartDateConstraint):
                 entry["constraint"] = {"start_date": c.constraint.start_date.isoformat()}
+            elif i > 0 and isinstance(c.constraint, t.TimeOfDateConstraint):
+                utc = datetime.timezone.utc
+                entry["constraint"] = {
+                    k: datetime.datetime.combine(today, v).astimezone(utc).strftime("%H:%M:%SZ")
+                    for k, v in (("start_time", c.constraint.start_time), ("end_time", c.constraint.end_time))
+                }
             out.append(entry)
         return out
 
@@ -137,6 +159,73 @@ def generate() -> None:
     (DATA / "genai-prices.LICENSE").write_text(licence.read_text())
     n = sum(len(p["models"]) for p in out_providers)
     print(f"wrote {DATA / 'genai-prices.json'}: genai-prices {version}, {len(out_providers)} providers, {n} models, {today}")
+
+
+def verify() -> None:
+    import warnings
+
+    from genai_prices import Usage, calc_price
+    from genai_prices import types as t
+    from genai_prices.data import providers
+
+    def names(c: object):
+        if isinstance(c, t.ClauseEquals):
+            yield c.equals
+        elif isinstance(c, t.ClauseStartsWith):
+            yield c.starts_with
+        for x in getattr(c, "or_", []):
+            yield from names(x)
+
+    usages = [(3_000, 1_000, 500, 100, 300), (300_000, 2_000, 50_000, 10_000, 1_500)]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cases, expected = [], []
+    warnings.simplefilter("ignore")
+    for p in providers:
+        for m in p.models:
+            for name in list(names(m.match))[:3]:
+                if any(c.isspace() for c in name):
+                    continue
+                for provider in (p.id, None):
+                    for i, o, cr, cw, r in usages:
+                        usage = Usage(
+                            input_tokens=i,
+                            output_tokens=o,
+                            cache_read_tokens=cr,
+                            cache_write_tokens=cw,
+                            output_reasoning_tokens=r,
+                        )
+                        try:
+                            cost = float(calc_price(usage, name, provider_id=provider, genai_request_timestamp=now).total_price)
+                        except LookupError:
+                            cost = None
+                        except ValueError:
+                            continue  # a price this usage cannot be priced with (genai-prices says why)
+                        cases.append(f"{provider or '-'} {name} {i} {o} {cr} {cw} {r}")
+                        expected.append(cost)
+    out = subprocess.run(
+        ["cargo", "run", "-q", "-p", "honeyhive-examples", "--example", "prices"],
+        cwd=ROOT,
+        input="\n".join(cases) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert len(out) == len(cases), (len(out), len(cases))
+    agree, extension, bad = 0, 0, []
+    for case, want, line in zip(cases, expected, out):
+        result = line.split(" -> ", 1)[1].split()
+        ours = None if result == ["none"] else float(result[0])
+        if want is None and ours is None:
+            agree += 1
+        elif want is None and case.startswith("- ") and "/" in case.split()[1]:
+            extension += 1
+        elif want is None or ours is None or abs(ours - want) > 1e-12 + 1e-9 * want:
+            bad.append(f"{case}: honeyhive-runtime {ours}, genai-prices {want}")
+        else:
+            agree += 1
+    print(f"checked {len(cases)} calls: {agree} agree with genai-prices, {extension} provider/model names priced")
+    if bad:
+        sys.exit(f"{len(bad)} differences from genai-prices:\n  " + "\n  ".join(bad[:50]))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@
 //! assert!((cost.total - 2.0).abs() < 1e-9);
 //! assert!(prices.cost(Some("openai"), "gpt-4o", &usage).is_some());
 //! assert!(prices.cost(None, "no-such-model", &usage).is_none());
+//!
+//! // For spans: a newer file over the snapshot (read at install), and one model over all.
+//! let _builder = honeyhive_runtime::Builder::new()
+//!     .price_file("data.json")
+//!     .model_price("my-finetune", ModelPrice::new(0.30, 1.20));
 //! # Ok::<(), honeyhive_runtime::llm::PriceError>(())
 //! ```
 //!
@@ -54,6 +59,8 @@ pub struct ModelPrice {
     pub cache_write_per_million: Option<f64>,
     /// Completion tokens spent on reasoning (default: the output price).
     pub reasoning_per_million: Option<f64>,
+    /// A fee per call, USD (Perplexity's per-request price), in the total only.
+    pub per_call: Option<f64>,
     /// Prices for long prompts, by ascending threshold: a call whose prompt (cached tokens
     /// included) is above a tier's threshold pays that tier's prices for all of its tokens.
     pub tiers: Vec<PriceTier>,
@@ -77,6 +84,7 @@ impl ModelPrice {
             cache_read_per_million: None,
             cache_write_per_million: None,
             reasoning_per_million: None,
+            per_call: None,
             tiers: Vec::new(),
         }
     }
@@ -99,6 +107,13 @@ impl ModelPrice {
     #[must_use]
     pub fn reasoning(mut self, per_million: f64) -> ModelPrice {
         self.reasoning_per_million = Some(per_million);
+        self
+    }
+
+    /// With a fee per call, USD.
+    #[must_use]
+    pub fn per_call(mut self, usd: f64) -> ModelPrice {
+        self.per_call = Some(usd);
         self
     }
 
@@ -150,7 +165,7 @@ impl ModelPrice {
         Cost {
             prompt: Some(prompt),
             completion: Some(completion),
-            total: prompt + completion,
+            total: prompt + completion + rates.per_call.unwrap_or(0.0),
         }
     }
 }
@@ -177,7 +192,7 @@ pub struct Cost {
     pub prompt: Option<f64>,
     /// The completion (`None` when only a total is known).
     pub completion: Option<f64>,
-    /// Both.
+    /// Both, and any fee per call.
     pub total: f64,
 }
 
@@ -202,12 +217,12 @@ const CACHE_CAP: usize = 4096;
 #[derive(Default)]
 pub struct PriceTable {
     /// From [`insert`](PriceTable::insert) and LiteLLM files, by lowercase name.
-    named: HashMap<String, Arc<ModelPrice>>,
+    named: HashMap<String, Arc<Priced>>,
     /// genai-prices files, the newest first.
     datasets: Vec<Arc<Dataset>>,
     /// Whether the built-in snapshot is consulted after them.
     builtin: bool,
-    cache: Mutex<HashMap<String, Option<Arc<ModelPrice>>>>,
+    cache: Mutex<HashMap<String, Option<Arc<Priced>>>>,
 }
 
 impl Clone for PriceTable {
@@ -275,7 +290,7 @@ impl PriceTable {
     /// Adds or replaces the price of `model` (matched case-insensitively, before any file).
     pub fn insert(&mut self, model: impl Into<String>, price: ModelPrice) {
         self.named
-            .insert(model.into().to_ascii_lowercase(), Arc::new(price));
+            .insert(model.into().to_ascii_lowercase(), Arc::new(price.into()));
         self.forget_lookups();
     }
 
@@ -308,15 +323,15 @@ impl PriceTable {
     /// provider that a `provider/` prefix names, else the one whose model rule matches the name
     /// (when no provider is given or the dataset does not know it); then the provider's first
     /// model whose rule matches, then the models of the providers it resells (Azure: OpenAI's).
-    /// Conditional prices take the one in force on the day the table is first used; time-of-day
-    /// discounts are not applied.
+    /// Dated prices take the one in force on the day the table is first used; time-of-day prices
+    /// (DeepSeek's peak hours) the one in force when the call is priced, just after it ends.
     pub fn get(&self, provider: Option<&str>, model: &str) -> Option<ModelPrice> {
-        self.lookup(provider, model).map(|p| (*p).clone())
+        self.lookup(provider, model).map(|p| p.now().clone())
     }
 
     /// The cost of a call, `None` for a model without a price (see [`get`](PriceTable::get)).
     pub fn cost(&self, provider: Option<&str>, model: &str, usage: &TokenUsage) -> Option<Cost> {
-        Some(self.lookup(provider, model)?.cost(usage))
+        Some(self.lookup(provider, model)?.now().cost(usage))
     }
 
     /// Adds the prices of a price file's text, in either format (see
@@ -370,7 +385,7 @@ impl PriceTable {
         for (model, entry) in entries {
             if let Some(price) = litellm_price(&entry) {
                 self.named
-                    .insert(model.to_ascii_lowercase(), Arc::new(price));
+                    .insert(model.to_ascii_lowercase(), Arc::new(price.into()));
                 added += 1;
             }
         }
@@ -414,7 +429,7 @@ impl PriceTable {
             .as_ref()
     }
 
-    fn lookup(&self, provider: Option<&str>, model: &str) -> Option<Arc<ModelPrice>> {
+    fn lookup(&self, provider: Option<&str>, model: &str) -> Option<Arc<Priced>> {
         let model = model.trim().to_lowercase();
         let provider = provider
             .map(|p| p.trim().to_lowercase())
@@ -444,7 +459,7 @@ impl PriceTable {
         found
     }
 
-    fn find_named(&self, provider: Option<&str>, model: &str) -> Option<Arc<ModelPrice>> {
+    fn find_named(&self, provider: Option<&str>, model: &str) -> Option<Arc<Priced>> {
         if self.named.is_empty() {
             return None;
         }
@@ -524,8 +539,8 @@ struct Provider {
 
 struct Model {
     rule: Clause,
-    /// `None` for a model priced by something other than tokens (requests, audio seconds).
-    price: Option<Arc<ModelPrice>>,
+    /// `None` when its prices cannot be read.
+    price: Option<Arc<Priced>>,
 }
 
 impl Dataset {
@@ -560,8 +575,7 @@ impl Dataset {
                                         rule: Clause::parse(m.get("match")?),
                                         price: m
                                             .get("prices")
-                                            .and_then(|p| current_prices(p, today))
-                                            .and_then(dataset_price)
+                                            .and_then(|p| priced(p, today))
                                             .map(Arc::new),
                                     })
                                 })
@@ -634,38 +648,130 @@ impl Dataset {
     }
 }
 
-/// The entry of a model's `prices` in force on `today`: a price object, or a list of
-/// `{constraint, prices}` of which the last in force wins (else the first). Time-of-day
-/// constraints are never in force here.
-fn current_prices<'a>(prices: &'a Value, today: &str) -> Option<&'a Value> {
-    let Value::Array(entries) = prices else {
-        return Some(prices);
-    };
-    let in_force = |entry: &Value| match entry.get("constraint") {
-        None | Some(Value::Null) => true,
-        Some(c) => c
-            .get("start_date")
-            .and_then(Value::as_str)
-            .is_some_and(|start| start <= today),
-    };
-    entries
-        .iter()
-        .rev()
-        .find(|e| in_force(e))
-        .or_else(|| entries.first())?
-        .get("prices")
+/// A model's prices, and the ones that replace them at times of day (UTC).
+struct Priced {
+    price: ModelPrice,
+    /// The last window that contains the time of pricing wins.
+    daily: Vec<Daily>,
 }
 
-/// A genai-prices price object: `input_mtok` and the like, each a number or
-/// `{"base": .., "tiers": [{"start": .., "price": ..}]}`. `None` without any token price.
+/// Prices in force from `start` to `end`, seconds since midnight UTC (across midnight when
+/// `end < start`).
+struct Daily {
+    start: u32,
+    end: u32,
+    price: ModelPrice,
+}
+
+impl From<ModelPrice> for Priced {
+    fn from(price: ModelPrice) -> Priced {
+        Priced {
+            price,
+            daily: Vec::new(),
+        }
+    }
+}
+
+impl Priced {
+    /// The prices in force now: a call is priced moments after it ends, on the export thread.
+    fn now(&self) -> &ModelPrice {
+        if self.daily.is_empty() {
+            return &self.price;
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() % 86_400);
+        self.at(u32::try_from(secs).unwrap_or(0))
+    }
+
+    /// The prices in force `secs` seconds after midnight UTC.
+    fn at(&self, secs: u32) -> &ModelPrice {
+        self.daily
+            .iter()
+            .rev()
+            .find(|d| {
+                if d.start <= d.end {
+                    (d.start..d.end).contains(&secs)
+                } else {
+                    secs >= d.start || secs < d.end
+                }
+            })
+            .map_or(&self.price, |d| &d.price)
+    }
+}
+
+/// A model's `prices` as genai-prices resolves them: a price object, or a list of
+/// `{constraint, prices}` of which the last in force wins (else the first). A `start_date` is
+/// judged on `today`, once; later time-of-day windows (`start_time`, `end_time`) at each call.
+fn priced(prices: &Value, today: &str) -> Option<Priced> {
+    let Value::Array(entries) = prices else {
+        return dataset_price(prices).map(Priced::from);
+    };
+    let constraint = |entry: &Value| entry.get("constraint").filter(|c| !c.is_null()).cloned();
+    let by_date = entries
+        .iter()
+        .rposition(|e| match constraint(e) {
+            None => true,
+            Some(c) => c
+                .get("start_date")
+                .and_then(Value::as_str)
+                .is_some_and(|start| start <= today),
+        })
+        .unwrap_or(0);
+    let daily = entries[by_date + 1..]
+        .iter()
+        .filter_map(|e| {
+            let c = constraint(e)?;
+            let time = |key| c.get(key).and_then(Value::as_str).and_then(seconds_of_day);
+            Some(Daily {
+                start: time("start_time")?,
+                end: time("end_time")?,
+                price: dataset_price(e.get("prices")?)?,
+            })
+        })
+        .collect();
+    Some(Priced {
+        price: dataset_price(entries.get(by_date)?.get("prices")?)?,
+        daily,
+    })
+}
+
+/// `HH:MM[:SS[.fff]]` with an optional `Z` or `±HH:MM` offset, as seconds since midnight UTC.
+fn seconds_of_day(time: &str) -> Option<u32> {
+    let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+        Some(at) => time.split_at(at),
+        None => (time, ""),
+    };
+    let mut parts = clock.split(':');
+    let mut next = || -> Option<i64> {
+        let part = parts.next()?;
+        part.split('.').next()?.parse().ok()
+    };
+    let (h, m) = (next()?, next()?);
+    let s = next().unwrap_or(0);
+    let offset = match offset.as_bytes().first() {
+        None | Some(b'Z' | b'z') => 0,
+        Some(sign) => {
+            let (oh, om) = offset[1..].split_once(':').unwrap_or((&offset[1..], "0"));
+            let secs = oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60;
+            if *sign == b'-' { -secs } else { secs }
+        }
+    };
+    u32::try_from((h * 3600 + m * 60 + s - offset).rem_euclid(86_400)).ok()
+}
+
+/// A genai-prices price object: `input_mtok` and the like (and `requests_kcount`), each a number or
+/// `{"base": .., "tiers": [{"start": .., "price": ..}]}`.
 fn dataset_price(prices: &Value) -> Option<ModelPrice> {
-    const KEYS: [&str; 5] = [
+    const KEYS: [&str; 6] = [
         "input_mtok",
         "output_mtok",
         "cache_read_mtok",
         "cache_write_mtok",
         "output_reasoning_mtok",
+        "requests_kcount",
     ];
+    prices.as_object()?;
     let parse = |key: &str| -> Option<(f64, Vec<(u64, f64)>)> {
         match prices.get(key)? {
             Value::Object(tiered) => {
@@ -687,13 +793,12 @@ fn dataset_price(prices: &Value) -> Option<ModelPrice> {
             other => Some((other.as_f64()?, Vec::new())),
         }
     };
+    // Without any of these (a subscription, or audio or images only) a call costs 0, as in
+    // genai-prices: the model is known, and its token calls are not billed.
     let parsed = KEYS.map(parse);
-    if parsed.iter().all(Option::is_none) {
-        return None;
-    }
     // Each key has its own tiers; at any prompt size every key pays its highest tier below that
     // size. One tier per distinct threshold, holding every key's price there, is the same.
-    let at = |threshold: Option<u64>| -> [Option<f64>; 5] {
+    let at = |threshold: Option<u64>| -> [Option<f64>; 6] {
         parsed.each_ref().map(|p| {
             let (base, tiers) = p.as_ref()?;
             Some(
@@ -703,11 +808,12 @@ fn dataset_price(prices: &Value) -> Option<ModelPrice> {
             )
         })
     };
-    let rates = |r: [Option<f64>; 5]| {
+    let rates = |r: [Option<f64>; 6]| {
         let mut price = ModelPrice::new(r[0].unwrap_or(0.0), r[1].unwrap_or(0.0));
         price.cache_read_per_million = r[2];
         price.cache_write_per_million = r[3];
         price.reasoning_per_million = r[4];
+        price.per_call = r[5].map(|per_thousand| per_thousand / 1000.0);
         price
     };
     let mut thresholds: Vec<u64> = parsed
@@ -985,6 +1091,11 @@ mod tests {
         let prompt = (500.0 * 2.0 + 400.0 * 0.5 + 100.0 * 2.5) / 1e6;
         assert!((c.prompt.unwrap() - prompt).abs() < 1e-12);
         assert!((c.completion.unwrap() - (300.0 * 8.0 + 200.0 * 10.0) / 1e6).abs() < 1e-12);
+        let fee = ModelPrice::new(1.0, 1.0)
+            .per_call(0.005)
+            .cost(&usage(1_000, 0));
+        assert!((fee.total - 0.006).abs() < 1e-12);
+        assert!((fee.prompt.unwrap() - 0.001).abs() < 1e-12);
         // One token over the threshold: every token at the tier's prices (no cache price there).
         let c = price.cost(&usage(1_001, 10));
         assert!((c.total - (1_001.0 * 4.0 + 10.0 * 16.0) / 1e6).abs() < 1e-12);
@@ -1003,14 +1114,12 @@ mod tests {
                     {"id": "acme-2", "match": {"equals": "acme-2"}, "prices": [
                         {"prices": {"input_mtok": 1, "output_mtok": 1}},
                         {"constraint": {"start_date": "2000-01-01"}, "prices": {"input_mtok": 3}},
-                        {"constraint": {"start_date": "9999-01-01"}, "prices": {"input_mtok": 9}},
-                        {"constraint": {"start_time": "00:00:00Z", "end_time": "23:59:59Z"},
-                         "prices": {"input_mtok": 7}}]},
+                        {"constraint": {"start_date": "9999-01-01"}, "prices": {"input_mtok": 9}}]},
                     {"id": "acme-audio", "match": {"equals": "acme-audio"},
                      "prices": {"audio_hours": 1}}]}]"#,
             )
             .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
         let p = t.get(Some("acme"), "acme-1-preview").unwrap();
         let thresholds: Vec<u64> = p.tiers.iter().map(|t| t.above_input_tokens).collect();
         assert_eq!(thresholds, [50, 100]);
@@ -1021,7 +1130,27 @@ mod tests {
         let two = t.get(None, "acme-2").unwrap();
         assert!((two.input_per_million - 3.0).abs() < 1e-12);
         assert!(two.output_per_million.abs() < 1e-12);
-        assert_eq!(t.get(None, "acme-audio"), None);
+        // Known, without token prices: it costs nothing, as in genai-prices.
+        let audio = t.cost(None, "acme-audio", &usage(10, 10)).unwrap();
+        assert!(audio.total.abs() < 1e-12);
+        let windows = priced(
+            &serde_json::json!([
+                {"prices": {"input_mtok": 1}},
+                {"constraint": {"start_time": "22:00:00Z", "end_time": "02:00:00+01:00"},
+                 "prices": {"input_mtok": 2}}]),
+            "2026-01-01",
+        )
+        .unwrap();
+        assert_eq!(
+            (windows.daily[0].start, windows.daily[0].end),
+            (79_200, 3_600)
+        );
+        let input_at = |secs| windows.at(secs).input_per_million;
+        assert!((input_at(79_200) - 2.0).abs() < 1e-12);
+        assert!((input_at(1_000) - 2.0).abs() < 1e-12);
+        assert!((input_at(3_600) - 1.0).abs() < 1e-12);
+        assert!((input_at(43_200) - 1.0).abs() < 1e-12);
+        assert_eq!(seconds_of_day("16:30"), Some(59_400));
         assert!(t.merge_json("1").is_err());
     }
 
