@@ -844,9 +844,15 @@ enum Clause {
     Never,
 }
 
-/// A regular expression; `^(?!a)b` (a leading negative lookahead, which the `regex` crate has
-/// not) runs as "`^a` does not match and `^b` does".
+/// A regular expression, compiled when first needed (most never are, and compiling them all
+/// would be most of the parse); `^(?!a)b` (a leading negative lookahead, which the `regex` crate
+/// has not) runs as "`^a` does not match and `^b` does". One that does not compile matches nothing.
 struct Pattern {
+    source: Box<str>,
+    compiled: OnceLock<Option<Compiled>>,
+}
+
+struct Compiled {
     not: Option<Regex>,
     re: Regex,
 }
@@ -866,10 +872,12 @@ impl Clause {
             "starts_with" => text().map(Clause::StartsWith),
             "ends_with" => text().map(Clause::EndsWith),
             "contains" => text().map(Clause::Contains),
-            "regex" => arg
-                .as_str()
-                .and_then(Pattern::new)
-                .map(|p| Clause::Regex(Box::new(p))),
+            "regex" => arg.as_str().map(|source| {
+                Clause::Regex(Box::new(Pattern {
+                    source: source.into(),
+                    compiled: OnceLock::new(),
+                }))
+            }),
             "or" => list().map(Clause::Or),
             "and" => list().map(Clause::And),
             _ => None,
@@ -883,9 +891,9 @@ impl Clause {
             Clause::StartsWith(s) => name.starts_with(s.as_str()),
             Clause::EndsWith(s) => name.ends_with(s.as_str()),
             Clause::Contains(s) => name.contains(s.as_str()),
-            Clause::Regex(p) => {
-                p.re.is_match(name) && !p.not.as_ref().is_some_and(|not| not.is_match(name))
-            }
+            Clause::Regex(p) => p.compiled().is_some_and(|c| {
+                c.re.is_match(name) && !c.not.as_ref().is_some_and(|not| not.is_match(name))
+            }),
             Clause::Or(all) => all.iter().any(|c| c.matches(name)),
             Clause::And(all) => all.iter().all(|c| c.matches(name)),
             Clause::Never => false,
@@ -894,19 +902,25 @@ impl Clause {
 }
 
 impl Pattern {
-    fn new(pattern: &str) -> Option<Pattern> {
-        let compile = |p: &str| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok();
-        if let Some(rest) = pattern.strip_prefix("^(?!") {
-            let close = closing_paren(rest)?;
-            return Some(Pattern {
-                not: Some(compile(&format!("^(?:{})", &rest[..close]))?),
-                re: compile(&format!("^(?:{})", &rest[close + 1..]))?,
-            });
-        }
-        Some(Pattern {
-            not: None,
-            re: compile(pattern)?,
-        })
+    fn compiled(&self) -> Option<&Compiled> {
+        self.compiled
+            .get_or_init(|| {
+                let compile =
+                    |p: &str| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok();
+                let pattern = &*self.source;
+                if let Some(rest) = pattern.strip_prefix("^(?!") {
+                    let close = closing_paren(rest)?;
+                    return Some(Compiled {
+                        not: Some(compile(&format!("^(?:{})", &rest[..close]))?),
+                        re: compile(&format!("^(?:{})", &rest[close + 1..]))?,
+                    });
+                }
+                Some(Compiled {
+                    not: None,
+                    re: compile(pattern)?,
+                })
+            })
+            .as_ref()
     }
 }
 
@@ -1021,6 +1035,7 @@ mod tests {
         fn count(c: &Clause, never: &mut usize) {
             match c {
                 Clause::Never => *never += 1,
+                Clause::Regex(p) => *never += usize::from(p.compiled().is_none()),
                 Clause::Or(all) | Clause::And(all) => all.iter().for_each(|c| count(c, never)),
                 _ => {}
             }
