@@ -1,5 +1,5 @@
 //! Prices from the built-in genai-prices snapshot, on real finished spans: the expected costs are
-//! computed here from the snapshot file's own numbers, read with serde_json, not from our table.
+//! computed here from the snapshot file's own numbers, read with `serde_json`, not from our table.
 
 use honeyhive_runtime::llm::{gen_ai, openinference as oi, totals};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
