@@ -159,8 +159,8 @@ def main() -> None:
         found = lookup.find_model(now, attrs)
         label = f"{model} {tokens}"
         if found is None or our is None:
-            who = "Phoenix" if found is None else "we"
-            skipped.append(f"{label}: {who} price no such model")
+            who = "Phoenix prices" if found is None else "we price"
+            skipped.append(f"{label}: {who} no such model")
             continue
         details = calculator(found.token_prices).calculate_details(attrs)
         theirs = sum(d.cost or 0.0 for d in details)
