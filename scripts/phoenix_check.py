@@ -50,15 +50,16 @@ def fetch_spans(base, project):
             return spans
 
 
-def wait_for_spans(base, project, timeout):
+def wait_for_spans(base, project, timeout, expected=None):
+    expected = len(EXPECTED) if expected is None else expected
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while True:
         try:
             spans = fetch_spans(base, project)
-            if len(spans) >= len(EXPECTED):
+            if len(spans) >= expected:
                 return spans
-            last = f"{len(spans)} of {len(EXPECTED)} spans so far"
+            last = f"{len(spans)} of {expected} spans so far"
         except urllib.error.HTTPError as e:
             # 404 until the first span of the project has been ingested.
             last = f"HTTP {e.code} from the spans API"

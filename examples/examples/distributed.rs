@@ -70,11 +70,7 @@ async fn serve(router: Router) -> std::net::SocketAddr {
     addr
 }
 
-#[tokio::main]
-async fn main() {
-    let guard = honeyhive_runtime::init();
-    let weather = serve(Router::new().route("/weather", get(weather_service))).await;
-    let weather_url = format!("http://{weather}/weather");
+async fn ask_gateway(weather_url: String) {
     let gateway = serve(Router::new().route(
         "/ask",
         get(move |headers: HeaderMap| gateway_handler(headers, weather_url.clone())),
@@ -88,5 +84,51 @@ async fn main() {
         .and_then(reqwest::Response::error_for_status)
         .expect("gateway answered");
     println!("reply: {}\n", reply.text().await.unwrap_or_default());
+}
+
+/// The weather service alone: writes its port to `port_file`, serves one request, exits.
+async fn weather_alone(port_file: &str) {
+    let (served, done) = tokio::sync::oneshot::channel::<()>();
+    let served = std::sync::Arc::new(std::sync::Mutex::new(Some(served)));
+    let router = Router::new().route(
+        "/weather",
+        get(move |headers: HeaderMap| {
+            let served = served.lock().ok().and_then(|mut s| s.take());
+            async move {
+                let reply = weather_service(headers).await;
+                if let Some(served) = served {
+                    let _ = served.send(());
+                }
+                reply
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async {
+        let _ = done.await;
+    });
+    std::fs::write(port_file, port.to_string()).expect("write the port file");
+    server.await.expect("serve");
+}
+
+#[tokio::main]
+async fn main() {
+    let guard = honeyhive_runtime::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => {
+            let weather = serve(Router::new().route("/weather", get(weather_service))).await;
+            ask_gateway(format!("http://{weather}/weather")).await;
+        }
+        ["weather", port_file] => weather_alone(port_file).await,
+        ["gateway", weather_url] => ask_gateway(weather_url.to_owned()).await,
+        _ => {
+            eprintln!("usage: distributed [weather PORT_FILE | gateway WEATHER_URL]");
+            std::process::exit(2);
+        }
+    }
     drop(guard);
 }

@@ -14,8 +14,25 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display, Write as _};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use opentelemetry::{StringValue, Value};
+
+/// Byte cap for captured values (default 8 KiB), set by the installed pipeline.
+static CAPTURE_CAP: AtomicUsize = AtomicUsize::new(DEFAULT_CAPTURE_CAP);
+
+/// Default byte cap of one captured value.
+pub const DEFAULT_CAPTURE_CAP: usize = 8 * 1024;
+
+/// The byte cap of one captured value.
+#[inline]
+pub(crate) fn capture_cap() -> usize {
+    CAPTURE_CAP.load(Ordering::Relaxed)
+}
+
+pub(crate) fn set_capture_cap(cap: usize) {
+    CAPTURE_CAP.store(cap, Ordering::Relaxed);
+}
 
 /// Wraps a reference so that method resolution can choose how to record it.
 #[doc(hidden)]

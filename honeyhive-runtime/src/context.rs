@@ -4,15 +4,9 @@
 //! `Context`: entering a span is a thread-local read and write, not an `Arc` clone.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::Poll;
 
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::{Context, SpanId, TraceId};
-
-use crate::correlation::{self, Correlation};
 
 /// Whether the current scope is traced, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +32,13 @@ pub(crate) struct Current {
     /// Whether the span's record is open on this thread, so annotations can reach it (not so
     /// in a carried scope on another thread).
     pub(crate) here: bool,
+    /// The trace's sampling threshold in this scope, when known (see `sampling`): what a
+    /// recorded scope was kept with, or what a caller sent with a remote parent.
+    pub(crate) threshold: ScopeThreshold,
 }
+
+// The threshold lives in what was padding: entering a span copies no more than before.
+const _: () = assert!(std::mem::size_of::<Current>() == 32);
 
 impl Current {
     pub(crate) const IDLE: Current = Current {
@@ -46,13 +46,43 @@ impl Current {
         span_id: 0,
         state: State::Idle,
         here: false,
+        threshold: ScopeThreshold::UNKNOWN,
     };
+}
+
+/// A rejection threshold (56 bits, see `sampling`) to 12 hex digits, the most a rate is ever
+/// converted with, in six bytes; or unknown. A finer threshold from a caller is rounded down,
+/// which changes its probability by less than 2^-48.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScopeThreshold([u8; 6]);
+
+impl ScopeThreshold {
+    /// No threshold: not a probability sample, or not known to be one.
+    pub(crate) const UNKNOWN: ScopeThreshold = ScopeThreshold([0; 6]);
+
+    /// `threshold` (below 2^56) or unknown.
+    pub(crate) fn new(threshold: Option<u64>) -> ScopeThreshold {
+        let Some(t) = threshold else {
+            return ScopeThreshold::UNKNOWN;
+        };
+        // Zero means unknown, so values are stored plus one; the largest is clamped.
+        let stored = ((t >> 8) + 1).min((1 << 48) - 1);
+        let mut bytes = [0; 6];
+        bytes.copy_from_slice(&stored.to_be_bytes()[2..]);
+        ScopeThreshold(bytes)
+    }
+
+    /// The threshold, if known.
+    pub(crate) fn get(self) -> Option<u64> {
+        let mut bytes = [0; 8];
+        bytes[2..].copy_from_slice(&self.0);
+        let stored = u64::from_be_bytes(bytes);
+        stored.checked_sub(1).map(|t| t << 8)
+    }
 }
 
 thread_local! {
     static CURRENT: Cell<Current> = const { Cell::new(Current::IDLE) };
-    // wyrand state; 0 means "not seeded yet" (seeding reads the OS once per thread).
-    static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
 #[inline]
@@ -71,52 +101,14 @@ pub(crate) fn set(next: Current) {
     CURRENT.with(|c| c.set(next));
 }
 
-/// A fast, non-cryptographic 64-bit random number (wyrand), per thread.
-///
-/// Span ids only need to be unique with high probability, so a counter-based generator seeded
-/// from the OS is enough and costs about a nanosecond.
-#[inline]
-pub(crate) fn random_u64() -> u64 {
-    RNG.with(|state| {
-        let mut rng = match state.get() {
-            0 => crate::rng::Wyrand::from_os(),
-            s => crate::rng::Wyrand::new(s),
-        };
-        let n = rng.next_u64();
-        // 0 means "not seeded yet"; a state of 0 is skipped.
-        state.set(rng.0 | u64::from(rng.0 == 0));
-        n
-    })
-}
-
-/// A non-zero span id.
-#[inline]
-pub(crate) fn new_span_id() -> u64 {
-    loop {
-        let id = random_u64();
-        if id != 0 {
-            return id;
-        }
-    }
-}
-
-/// A non-zero trace id.
-#[inline]
-pub(crate) fn new_trace_id() -> u128 {
-    loop {
-        let id = (u128::from(random_u64()) << 64) | u128::from(random_u64());
-        if id != 0 {
-            return id;
-        }
-    }
-}
-
 /// The parent a root span takes from an ambient OpenTelemetry `Context`, if one is set.
 pub(crate) struct AmbientParent {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
     pub(crate) is_remote: bool,
     pub(crate) sampled: bool,
+    /// The threshold the caller sent (`ot=th:` in `tracestate`), if valid.
+    pub(crate) threshold: Option<u64>,
 }
 
 /// The parent a root span joins: a caller's span extracted by [`crate::propagation`] and
@@ -128,6 +120,7 @@ pub(crate) fn root_parent(cur: Current) -> Option<AmbientParent> {
             span_id: cur.span_id,
             is_remote: true,
             sampled,
+            threshold: cur.threshold.get(),
         }),
         _ => ambient_parent(),
     }
@@ -147,6 +140,7 @@ fn ambient_parent() -> Option<AmbientParent> {
             span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
             is_remote: sc.is_remote(),
             sampled: sc.is_sampled(),
+            threshold: None,
         })
     })
 }
@@ -184,140 +178,4 @@ pub fn otel_context() -> Context {
 pub fn current_span_ids() -> Option<(TraceId, SpanId)> {
     let cur = current();
     (cur.state == State::Sampled).then(|| (TraceId::from(cur.trace_id), SpanId::from(cur.span_id)))
-}
-
-/// The trace context and correlation of a scope, to carry them where they do not follow by
-/// themselves: into `tokio::spawn`ed tasks, other threads, thread pools.
-///
-/// ```
-/// use honeyhive_runtime::{Carried, trace};
-///
-/// #[trace]
-/// fn work(n: u32) -> u32 { n * 2 }
-///
-/// #[trace]
-/// fn parent() -> u32 {
-///     let carried = Carried::current();
-///     std::thread::spawn(move || carried.run(|| work(21))).join().unwrap()
-/// }
-/// # assert_eq!(parent(), 42);
-/// ```
-#[derive(Clone, Debug)]
-pub struct Carried {
-    span: Current,
-    correlation: Option<Arc<Correlation>>,
-}
-
-impl Carried {
-    /// A snapshot of the current scope: span, request id, session, user.
-    pub fn current() -> Carried {
-        crate::span::note_carried();
-        Carried {
-            span: current(),
-            correlation: correlation::current(),
-        }
-    }
-
-    /// Whether there is nothing to carry (no span, no correlation).
-    pub fn is_empty(&self) -> bool {
-        self.span.state == State::Idle && self.correlation.is_none()
-    }
-
-    pub(crate) fn from_parts(span: Current, correlation: Option<Arc<Correlation>>) -> Carried {
-        Carried { span, correlation }
-    }
-
-    fn enter(&self) -> CarriedScope {
-        CarriedScope {
-            // The carried span's record is not open here: what is annotated in this scope
-            // cannot reach it.
-            span: replace(Current {
-                here: false,
-                ..self.span
-            }),
-            correlation: correlation::replace(self.correlation.clone()),
-        }
-    }
-
-    /// Runs `f` in this scope: spans it records are children of the carried span and carry
-    /// its request id, session and user.
-    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _scope = self.enter();
-        f()
-    }
-
-    /// Runs `future` in this scope wherever it is polled.
-    pub fn instrument<F: Future>(self, future: F) -> WithContext<F> {
-        WithContext {
-            carried: self,
-            future,
-        }
-    }
-}
-
-/// Restores the previous scope, also on panic, and hands ended spans over when the thread
-/// leaves traced code.
-struct CarriedScope {
-    span: Current,
-    correlation: Option<Arc<Correlation>>,
-}
-
-impl Drop for CarriedScope {
-    fn drop(&mut self) {
-        set(self.span);
-        correlation::replace(self.correlation.take());
-        if self.span.state == State::Idle {
-            crate::sink::flush_thread();
-        }
-    }
-}
-
-/// Wraps `f` so that it runs in the current scope wherever it is called, e.g. on a thread
-/// pool or `std::thread::spawn`.
-pub fn bind_current<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
-    let carried = Carried::current();
-    move || carried.run(f)
-}
-
-/// A future that runs in a carried scope; see [`FutureExt::in_current_context`].
-#[derive(Debug)]
-#[must_use = "futures do nothing unless polled"]
-pub struct WithContext<F> {
-    carried: Carried,
-    future: F,
-}
-
-impl<F: Future> Future for WithContext<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned and never moved; `carried` is not pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let _scope = this.carried.enter();
-        future.poll(cx)
-    }
-}
-
-/// Carries the current scope into a future that will run elsewhere.
-pub trait FutureExt: Future + Sized {
-    /// Runs this future in the scope current now (span, request id, session, user).
-    fn in_current_context(self) -> WithContext<Self> {
-        Carried::current().instrument(self)
-    }
-}
-
-impl<F: Future> FutureExt for F {}
-
-/// `tokio::spawn`, carrying the current span, request id, session and user into the task.
-///
-/// # Panics
-/// Like `tokio::spawn`, when called outside a tokio runtime.
-#[cfg(feature = "tokio")]
-pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    tokio::spawn(future.in_current_context())
 }

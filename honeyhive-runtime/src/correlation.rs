@@ -12,8 +12,6 @@ use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::context;
-
 /// Where a request id came from (`honeyhive.request_id.source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,15 +66,33 @@ pub struct Correlation {
     pub(crate) user_id: Option<Arc<str>>,
     /// Incoming `tracestate`, passed on by `inject`.
     pub(crate) tracestate: Option<Arc<str>>,
-    /// The incoming trace id, when the caller set its random-trace-id flag (passed on by
-    /// `inject` for that trace).
-    pub(crate) random_trace_id: Option<u128>,
+    /// The trace a caller sent with an extracted remote context.
+    pub(crate) caller_trace: Option<CallerTrace>,
     /// Incoming baggage members other than ours, encoded, passed on by `inject`.
     pub(crate) baggage: Vec<Arc<str>>,
 }
 
+/// What a caller said about its trace, beyond the ids: `inject` passes the flag on for that
+/// trace, and sampling decisions in it use the randomness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallerTrace {
+    pub(crate) trace_id: u128,
+    /// The caller's random-trace-id flag (W3C level 2).
+    pub(crate) random: bool,
+    /// Explicit randomness (`ot=rv:` in `tracestate`), used instead of the trace id's bits.
+    pub(crate) rv: Option<u64>,
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Correlation>>> = const { RefCell::new(None) };
+}
+
+/// The caller's trace of the current scope, read without cloning the correlation.
+pub(crate) fn caller_trace() -> Option<CallerTrace> {
+    CURRENT
+        .try_with(|c| c.try_borrow().ok()?.as_ref()?.caller_trace)
+        .ok()
+        .flatten()
 }
 
 /// The correlation of the current scope.
@@ -187,8 +203,8 @@ pub fn new_request_id() -> String {
         .map_or(0, |d| d.as_millis());
     #[allow(clippy::cast_possible_truncation)] // the layout keeps the low 48 bits
     let ms = (ms as u64) & 0xFFFF_FFFF_FFFF;
-    let r1 = context::random_u64();
-    let r2 = context::random_u64();
+    let r1 = crate::rng::random_u64();
+    let r2 = crate::rng::random_u64();
     let hi = (ms << 16) | 0x7000 | (r1 & 0x0FFF);
     let lo = (r2 & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
     format!(

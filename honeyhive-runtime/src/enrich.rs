@@ -38,7 +38,6 @@ use std::collections::{BTreeMap, HashMap};
 use opentelemetry::{Key, KeyValue, Value as OtelValue};
 
 use crate::capture::{CappedWriter, format_capped, guarded, panicked_marker, truncated_text};
-use crate::export;
 use crate::span::{self, Annotation};
 
 /// How many levels below the key nested values are flattened; deeper ones are recorded as JSON.
@@ -463,7 +462,7 @@ impl Enrich {
         }
         let mark = if self.session { SESSION_MARK } else { "" };
         let prefix = format!("{mark}{namespace}.{key}");
-        let cap = export::capture_cap();
+        let cap = crate::capture::capture_cap();
         let mut out = Vec::new();
         // The conversion is the user's code (a `From` impl) that runs only because the span is
         // recorded: a panic in it must not reach the caller.

@@ -118,15 +118,18 @@
 #![allow(clippy::vec_box)]
 
 mod capture;
+mod carry;
 mod clock;
 mod config;
 mod context;
 mod correlation;
+mod dynamic;
 pub mod enrich;
 mod expand_support;
 pub mod export;
 pub mod llm;
 pub mod propagation;
+mod record;
 pub mod redact;
 pub mod retry;
 mod rng;
@@ -140,17 +143,19 @@ pub mod testing;
 #[doc(inline)]
 pub use honeyhive_macros::{retry, trace, with_request_id};
 
+#[cfg(feature = "tokio")]
+pub use carry::spawn;
+pub use carry::{Carried, FutureExt, WithContext, bind_current};
 pub use config::{
     Builder, DEFAULT_SERVER_URL, ExporterKind, Guard, InitError, Settings, ShutdownFuture, init,
 };
-#[cfg(feature = "tokio")]
-pub use context::spawn;
-pub use context::{Carried, FutureExt, WithContext, bind_current, current_span_ids, otel_context};
+pub use context::{current_span_ids, otel_context};
 pub use correlation::{
     MAX_REQUEST_ID_LEN, RequestId, RequestIdCarrier, RequestIdSource, Scope, ScopeGuard,
     WithCorrelation, current_request_id, current_session_id, current_user_id, is_valid_request_id,
     new_request_id,
 };
+pub use dynamic::{ActiveSpan, Entered, InstrumentedBy, Parent, SpanBuilder, SpanKind};
 pub use enrich::{Enrich, Value, enrich_session, enrich_span};
 pub use export::{ExportStats, ShutdownReport, dropped_spans, export_stats};
 pub use llm::{Conventions, LlmCall, Message, record_llm};
@@ -169,12 +174,12 @@ pub mod __private {
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
         NotStreamProbe, Scoped, StreamProbe, WhenFn, retry_classify, retry_when,
     };
+    pub use crate::record::RootState;
     pub use crate::retry::Decision;
     pub use crate::retry::executor::{
         AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, TimeoutError, retry_error, reuse,
     };
     pub use crate::retry::policy::{Backoff, Jitter, Policy as RetryPolicy};
-    pub use crate::sampling::RootState;
     pub use crate::span::{
         EventType, Instrumented, Meta, Span, SpanRecord, call_once, current_add_event,
         current_is_recording, current_set_attribute, current_set_error,

@@ -23,7 +23,10 @@
 //! `honeyhive.request_id.replaced_invalid`).
 //!
 //! The caller's sampled flag is honoured by parent-based samplers (see [`crate::sampling`]); its
-//! random-trace-id flag (level 2) goes on with its trace id; unknown flags are sent as zero.
+//! random-trace-id flag (level 2) goes on with its trace id, and ours carry it (they are
+//! random); unknown flags are sent as zero. The OpenTelemetry member of `tracestate`
+//! (`ot=th:..;rv:..`) is read for consistent sampling and written first with our threshold
+//! (see [`crate::sampling`]); other members are passed on as they arrived.
 //!
 //! Outbound headers are always valid header values within the W3C limits: `tracestate` at most
 //! 32 members and 512 characters (long members dropped first, as the specification advises),
@@ -36,12 +39,17 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{SpanId, TraceId};
 
-use crate::context::{self, Carried, Current, State, WithContext};
+use crate::carry::{Carried, WithContext};
+use crate::context::ScopeThreshold;
+use crate::context::{self, Current, State};
 use crate::correlation::{
-    self, Correlation, RequestId, RequestIdCarrier, RequestIdSource, is_valid_request_id,
+    self, CallerTrace, Correlation, RequestId, RequestIdCarrier, RequestIdSource,
+    is_valid_request_id,
 };
+use crate::sampling::consistent::OtState;
 
 /// Header names.
 pub const TRACEPARENT: &str = "traceparent";
@@ -51,6 +59,9 @@ pub const TRACESTATE: &str = "tracestate";
 pub const BAGGAGE: &str = "baggage";
 /// `x-request-id` header.
 pub const X_REQUEST_ID: &str = "x-request-id";
+
+/// The OpenTelemetry member of `tracestate` (sampling threshold and randomness).
+const OT: &str = "ot";
 
 /// Baggage keys this crate writes and reads.
 const BAGGAGE_REQUEST_ID: &str = "request_id";
@@ -224,27 +235,45 @@ pub fn inject(carrier: &mut impl Carrier) {
         State::Sampled | State::Remote { sampled: true } => Some(true),
         State::Unsampled | State::Remote { sampled: false } => Some(false),
     };
+    let caller = correlation
+        .as_ref()
+        .and_then(|c| c.caller_trace)
+        .filter(|t| t.trace_id == cur.trace_id);
     if let Some(sampled) = sampled
         && cur.trace_id != 0
         && cur.span_id != 0
     {
-        // Level 2: the caller's random-trace-id flag stays with its trace id; flags this
-        // crate does not know are sent as zero.
-        let random = correlation
-            .as_ref()
-            .is_some_and(|c| c.random_trace_id == Some(cur.trace_id));
+        // Level 2: the caller's random-trace-id flag stays with its trace id; ours are random,
+        // an OpenTelemetry SDK's trace is not known to be; flags this crate does not know are
+        // sent as zero.
+        let random = match caller {
+            Some(caller) => caller.random,
+            None => !joins_otel_trace(cur.trace_id),
+        };
         let flags = u8::from(sampled) | (u8::from(random) << 1);
         carrier.set(
             TRACEPARENT,
             format!("00-{:032x}-{:016x}-{flags:02x}", cur.trace_id, cur.span_id),
         );
     }
+    let passed_on = correlation
+        .as_ref()
+        .and_then(|c| c.tracestate.as_deref())
+        .filter(|_| caller.is_some());
+    let tracestate = match cur.state {
+        // No decision made here yet: the caller's as it arrived.
+        State::Remote { .. } => passed_on.map(str::to_owned),
+        // Our decision: the threshold a recorded scope was kept with, when it is known;
+        // erased otherwise.
+        State::Sampled => with_threshold(passed_on, cur.threshold.get()),
+        State::Unsampled | State::Idle => with_threshold(passed_on, None),
+    };
+    if let Some(ts) = tracestate {
+        carrier.set(TRACESTATE, ts);
+    }
     let Some(c) = correlation else {
         return;
     };
-    if let Some(ts) = &c.tracestate {
-        carrier.set(TRACESTATE, ts.to_string());
-    }
     let mut baggage = BaggageWriter::default();
     let rid = c.request_id.as_ref().or(c.incoming_request_id.as_ref());
     if let Some(rid) = rid.filter(|r| is_valid_request_id(&r.id)) {
@@ -263,6 +292,51 @@ pub fn inject(carrier: &mut impl Carrier) {
     if !baggage.out.is_empty() {
         carrier.set(BAGGAGE, baggage.out);
     }
+}
+
+/// Whether trace `trace_id` is the one of the ambient OpenTelemetry `Context` (our spans
+/// joined it).
+fn joins_otel_trace(trace_id: u128) -> bool {
+    opentelemetry::Context::map_current(|cx| {
+        cx.has_active_span()
+            && u128::from_be_bytes(cx.span().span_context().trace_id().to_bytes()) == trace_id
+    })
+}
+
+/// `tracestate` with our `ot` entry first, holding `threshold` (or none) and what else the
+/// caller's `ot` held, then the caller's other members, within the W3C limits. A threshold of
+/// 0 (probability 1) is sent only where the caller sent one: by default no request gets a
+/// header more.
+fn with_threshold(passed_on: Option<&str>, threshold: Option<u64>) -> Option<String> {
+    let ot = passed_on
+        .and_then(|ts| tracestate_member(ts, OT))
+        .map(OtState::parse)
+        .unwrap_or_default();
+    let threshold = threshold.filter(|&t| t > 0 || ot.threshold.is_some());
+    let ot_value = ot.with_threshold(threshold);
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    if let Some(v) = &ot_value {
+        members.push((OT, v));
+    }
+    // Canonical already (`parse_tracestate`): `key=value` joined by `,`.
+    members.extend(
+        passed_on
+            .into_iter()
+            .flat_map(|ts| ts.split(','))
+            .filter_map(|m| m.split_once('='))
+            .filter(|(k, _)| *k != OT),
+    );
+    members.truncate(MAX_TRACESTATE_MEMBERS);
+    write_tracestate(members)
+}
+
+/// The value of member `key` of a canonical `tracestate`.
+fn tracestate_member<'a>(tracestate: &'a str, key: &str) -> Option<&'a str> {
+    tracestate
+        .split(',')
+        .filter_map(|m| m.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 /// Builds a `baggage` value within the W3C limits: a member that does not fit is left out
@@ -393,6 +467,7 @@ pub fn extract(carrier: &impl Carrier) -> Remote {
 
 impl Remote {
     fn carried(&self) -> Carried {
+        let ot = self.ot();
         let span = match self.parent {
             // The first span inside decides, as any root does (see `sampling`).
             Some(p) => Current {
@@ -400,6 +475,7 @@ impl Remote {
                 span_id: u64::from_be_bytes(p.span_id.to_bytes()),
                 state: State::Remote { sampled: p.sampled },
                 here: false,
+                threshold: ScopeThreshold::new(ot.threshold),
             },
             None => context::current(),
         };
@@ -424,9 +500,11 @@ impl Remote {
             c.tracestate = Some(Arc::from(ts.as_str()));
         }
         if let Some(p) = self.parent {
-            c.random_trace_id = p
-                .random_trace_id
-                .then(|| u128::from_be_bytes(p.trace_id.to_bytes()));
+            c.caller_trace = Some(CallerTrace {
+                trace_id: u128::from_be_bytes(p.trace_id.to_bytes()),
+                random: p.random_trace_id,
+                rv: ot.randomness,
+            });
         }
         c.baggage = self
             .baggage
@@ -435,6 +513,15 @@ impl Remote {
             .collect();
         let correlation = (c != Correlation::default()).then(|| Arc::new(c));
         Carried::from_parts(span, correlation)
+    }
+
+    /// The OpenTelemetry entry of the caller's `tracestate`.
+    fn ot(&self) -> OtState<'_> {
+        self.tracestate
+            .as_deref()
+            .and_then(|ts| tracestate_member(ts, OT))
+            .map(OtState::parse)
+            .unwrap_or_default()
     }
 
     /// Runs `f` as the handler of this request.
@@ -511,6 +598,12 @@ fn parse_tracestate(values: &[Option<&str>]) -> Option<String> {
             members.push((key, val));
         }
     }
+    write_tracestate(members)
+}
+
+/// Members as a canonical `tracestate` (`key=value` joined by `,`) within 512 characters, or
+/// `None` when there are none.
+fn write_tracestate(mut members: Vec<(&str, &str)>) -> Option<String> {
     let len = |m: &[(&str, &str)]| -> usize {
         m.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>() + m.len().saturating_sub(1)
     };

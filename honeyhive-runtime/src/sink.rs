@@ -16,18 +16,13 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::Thread;
 
-use crate::span::SpanRecord;
+use crate::record::SpanRecord;
 
 /// Whether a pipeline is installed and enabled. Read once per root span.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// Byte cap for captured values (default 8 KiB).
-static CAPTURE_CAP: AtomicUsize = AtomicUsize::new(DEFAULT_CAPTURE_CAP);
 /// Bumped whenever the installed pipeline changes, so threads refresh their cached sender.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-
-/// Default byte cap of one captured value.
-pub const DEFAULT_CAPTURE_CAP: usize = 8 * 1024;
 
 /// Records a thread keeps for reuse at most; the export thread frees what is beyond.
 const MAX_RECYCLED: usize = 4096;
@@ -37,15 +32,6 @@ const MAX_DOOMED: usize = 64 * 1024;
 #[inline]
 pub(crate) fn is_active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
-}
-
-#[inline]
-pub(crate) fn capture_cap() -> usize {
-    CAPTURE_CAP.load(Ordering::Relaxed)
-}
-
-pub(crate) fn set_capture_cap(cap: usize) {
-    CAPTURE_CAP.store(cap, Ordering::Relaxed);
 }
 
 /// Counters shared by callers and the export thread.

@@ -7,7 +7,6 @@
 //! `SpanData`, wall-clock time, durations and resource attributes all happen on the export
 //! thread.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -16,182 +15,15 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::trace::{Event, Status};
-use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::capture::ErrorInfo;
-use crate::context::{self, Current, State};
+use crate::context::{self, Current, ScopeThreshold, State};
 use crate::correlation::{self, Correlation};
+pub use crate::record::{EventType, Meta, SpanRecord};
 use crate::{clock, sampling, sink};
 
-/// What kind of step a span is, as HoneyHive models it (`honeyhive_event_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum EventType {
-    /// A call to an LLM.
-    Model,
-    /// A tool, API or function call (the default).
-    Tool,
-    /// A composition of steps, such as a RAG pipeline.
-    Chain,
-    /// A user session: the root of a conversation.
-    Session,
-    /// An agent loop.
-    Agent,
-    /// A retrieval from a vector store or search index.
-    Retriever,
-    /// An embedding call.
-    Embedding,
-    /// An evaluator scoring an output.
-    Evaluator,
-    /// A guardrail checking an input or output.
-    Guardrail,
-}
-
-impl EventType {
-    /// The name HoneyHive uses.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EventType::Model => "model",
-            EventType::Tool => "tool",
-            EventType::Chain => "chain",
-            EventType::Session => "session",
-            EventType::Agent => "agent",
-            EventType::Retriever => "retriever",
-            EventType::Embedding => "embedding",
-            EventType::Evaluator => "evaluator",
-            EventType::Guardrail => "guardrail",
-        }
-    }
-}
-
-/// Static facts about a traced function, written once by the macro as a `static`.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Meta {
-    /// Span name.
-    pub name: &'static str,
-    /// Event type.
-    pub event_type: EventType,
-    /// `sample_rate = p` on the function, if any.
-    pub sample_rate: Option<f64>,
-    /// How many attributes the expansion records at most, so the vector is allocated once.
-    pub attr_capacity: usize,
-    /// Sampling counters and adaptive rate of this function as a root.
-    pub root: sampling::RootState,
-}
-
-/// A recorded span, as the hot path keeps it.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct SpanRecord {
-    pub(crate) trace_id: u128,
-    pub(crate) span_id: u64,
-    pub(crate) parent_id: u64,
-    pub(crate) parent_remote: bool,
-    pub(crate) meta: &'static Meta,
-    pub(crate) start: u64,
-    pub(crate) end: u64,
-    pub(crate) attrs: Vec<KeyValue>,
-    pub(crate) events: Vec<Event>,
-    pub(crate) status: Status,
-    pub(crate) root_sample_rate: Option<f64>,
-    /// Whether this span is the first of its trace in this process (the trace assembler
-    /// waits for it).
-    pub(crate) local_root: bool,
-    /// Whether work carried out of this trace's scope (a spawned task, another thread) may end
-    /// after this root: the assembler then waits a little for it before sending the trace.
-    pub(crate) lingers: bool,
-    /// The thread this record was allocated by, which gets it back for reuse.
-    pub(crate) home: u32,
-}
-
-/// Bytes a record holds besides its inline fields, as the queue and the assembler count them.
-const RECORD_BYTES: usize = std::mem::size_of::<SpanRecord>();
-
+/// What only a span guard does to its record.
 impl SpanRecord {
-    /// About how many bytes this record holds: its fields, its attribute and event lists, and
-    /// the text they own.
-    pub(crate) fn bytes(&self) -> usize {
-        let text = |v: &Value| match v {
-            Value::String(s) => s.as_str().len(),
-            Value::Array(opentelemetry::Array::String(a)) => {
-                a.iter().map(|s| s.as_str().len() + 24).sum()
-            }
-            _ => 0,
-        };
-        RECORD_BYTES
-            + self
-                .attrs
-                .iter()
-                .map(|kv| std::mem::size_of::<KeyValue>() + text(&kv.value))
-                .sum::<usize>()
-            + self
-                .events
-                .iter()
-                .map(|e| {
-                    std::mem::size_of::<Event>()
-                        + e.attributes
-                            .iter()
-                            .map(|kv| std::mem::size_of::<KeyValue>() + text(&kv.value))
-                            .sum::<usize>()
-                })
-                .sum::<usize>()
-    }
-
-    /// Whether this span is the first of its trace in this process: a root here, or the
-    /// child of a span from another process.
-    pub(crate) fn is_local_root(&self) -> bool {
-        self.local_root || self.parent_remote
-    }
-}
-
-impl SpanRecord {
-    /// The byte cap for captured values.
-    #[inline]
-    pub fn cap(&self) -> usize {
-        sink::capture_cap()
-    }
-
-    /// Records an attribute under a static key.
-    #[inline]
-    pub fn attr(&mut self, key: &'static str, value: Value) {
-        self.attrs
-            .push(KeyValue::new(Key::from_static_str(key), value));
-    }
-
-    /// Records the output, if it could be captured.
-    #[inline]
-    pub fn output(&mut self, value: Option<Value>) {
-        if let Some(value) = value {
-            self.attr("honeyhive_outputs.result", value);
-        }
-    }
-
-    /// Marks the span failed with an error returned by the function.
-    pub fn error(&mut self, info: ErrorInfo) {
-        let ErrorInfo { type_name, message } = info;
-        self.set_error(type_name, message);
-    }
-
-    pub(crate) fn set_error(&mut self, type_name: StringValue, message: StringValue) {
-        self.status = Status::Error {
-            description: Cow::Owned(message.as_str().to_owned()),
-        };
-        self.attrs.push(KeyValue::new(
-            "honeyhive_error",
-            Value::String(message.clone()),
-        ));
-        self.events.push(Event::new(
-            "exception",
-            std::time::SystemTime::now(),
-            vec![
-                KeyValue::new("exception.type", Value::String(type_name)),
-                KeyValue::new("exception.message", Value::String(message)),
-            ],
-            0,
-        ));
-    }
-
     fn panicked(&mut self) {
         let message = take_panic_message().unwrap_or_else(|| "panicked".to_owned());
         self.set_error(StringValue::from("panic"), StringValue::from(message));
@@ -267,18 +99,37 @@ impl Span {
         match parent.state {
             State::Unsampled => Span::unchanged(),
             State::Sampled => {
-                if let Some(rate) = meta.sample_rate
-                    && !pinned_roll().unwrap_or_else(|| sampling::roll(rate))
-                {
+                let Some(rate) = meta.sample_rate else {
+                    return Span::recorded(
+                        meta,
+                        parent.trace_id,
+                        parent.span_id,
+                        false,
+                        (None, parent.threshold),
+                        enter,
+                    );
+                };
+                let decision =
+                    sampling::decide_nested(rate, parent.trace_id, parent.threshold.get())
+                        .pinned(pinned_roll());
+                if !decision.keep {
                     return Span::unsampled(
                         Current {
                             state: State::Unsampled,
+                            threshold: ScopeThreshold::UNKNOWN,
                             ..parent
                         },
                         enter,
                     );
                 }
-                Span::recorded(meta, parent.trace_id, parent.span_id, false, None, enter)
+                Span::recorded(
+                    meta,
+                    parent.trace_id,
+                    parent.span_id,
+                    false,
+                    (decision.rate, ScopeThreshold::new(decision.threshold)),
+                    enter,
+                )
             }
             State::Idle | State::Remote { .. } => Span::root(meta, parent, enter),
         }
@@ -314,20 +165,25 @@ impl Span {
         // A trace started elsewhere (another service, through `propagation::extract`, or the
         // OTel SDK in this process) is joined; the sampler decides whether its decision is kept.
         let ambient = context::root_parent(current);
-        let decision = sampling::decide_root(meta, ambient.as_ref().map(|a| a.sampled));
-        let (trace_id, parent_id, parent_remote) = match ambient {
+        let (trace_id, parent_id, parent_remote) = match &ambient {
             Some(a) => (a.trace_id, a.span_id, a.is_remote),
-            None => (context::new_trace_id(), 0, false),
+            None => (sampling::new_trace_id(), 0, false),
         };
-        if !pinned_roll().unwrap_or(decision.keep) {
+        let upstream = ambient.map(|a| sampling::Upstream {
+            sampled: a.sampled,
+            threshold: a.threshold,
+        });
+        let decision = sampling::decide_root(meta, trace_id, upstream).pinned(pinned_roll());
+        if !decision.keep {
             // Real ids, so that `inject` and `otel_context` pass the "not sampled" decision on
             // and the services downstream keep it instead of deciding again.
             return Span::unsampled(
                 Current {
                     trace_id,
-                    span_id: context::new_span_id(),
+                    span_id: crate::rng::new_span_id(),
                     state: State::Unsampled,
                     here: false,
+                    threshold: ScopeThreshold::UNKNOWN,
                 },
                 enter,
             );
@@ -337,7 +193,7 @@ impl Span {
             trace_id,
             parent_id,
             parent_remote,
-            decision.rate,
+            (decision.rate, ScopeThreshold::new(decision.threshold)),
             enter,
         );
         if let Some(record) = span.record.as_mut() {
@@ -352,15 +208,16 @@ impl Span {
         trace_id: u128,
         parent_id: u64,
         parent_remote: bool,
-        root_sample_rate: Option<f64>,
+        (root_sample_rate, threshold): (Option<f64>, ScopeThreshold),
         enter: bool,
     ) -> Span {
-        let span_id = context::new_span_id();
+        let span_id = crate::rng::new_span_id();
         let scope = Current {
             trace_id,
             span_id,
             state: State::Sampled,
             here: true,
+            threshold,
         };
         // A session root starts a session for its subtree, unless one is already current.
         let session = if meta.event_type == EventType::Session {
@@ -384,8 +241,11 @@ impl Span {
                 r.events.clear();
                 r.status = Status::Unset;
                 r.root_sample_rate = root_sample_rate;
+                r.threshold = threshold.get();
                 r.local_root = false;
                 r.lingers = false;
+                r.name = None;
+                r.kind = None;
                 r.start = clock::now();
                 record
             }
@@ -404,9 +264,12 @@ impl Span {
                     events: Vec::new(),
                     status: Status::Unset,
                     root_sample_rate,
+                    threshold: threshold.get(),
                     local_root: false,
                     lingers: false,
                     home: sink::home_index(),
+                    name: None,
+                    kind: None,
                 },
             ),
         };
@@ -438,6 +301,31 @@ impl Span {
     #[inline]
     pub fn is_recording(&self) -> bool {
         self.record.is_some()
+    }
+
+    /// What is current inside this span, if it changes the scope at all.
+    pub(crate) fn scope_inner(&self) -> Option<Current> {
+        self.scope.map(|scope| scope.inner)
+    }
+
+    /// The session this span is the root of.
+    pub(crate) fn session(&self) -> Option<Arc<Correlation>> {
+        self.session.as_ref().map(Arc::clone)
+    }
+
+    /// Leaves this span's scope, entered outside a closure (see
+    /// [`crate::ActiveSpan::enter`]): as when a poll of [`Instrumented`] ends.
+    #[allow(clippy::option_option)] // `None`: no correlation to restore
+    pub(crate) fn leave_scope(
+        &mut self,
+        prev: Current,
+        prev_correlation: Option<Option<Arc<Correlation>>>,
+    ) {
+        drop(PollScope {
+            prev,
+            prev_correlation,
+            span: self,
+        });
     }
 
     /// Runs `f` with this (detached) span current, as [`Instrumented`] does for one poll: what

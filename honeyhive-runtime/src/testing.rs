@@ -253,6 +253,18 @@ impl FinishedSpan {
             .map(|kv| &kv.value)
     }
 
+    /// The span kind.
+    pub fn kind(&self) -> crate::SpanKind {
+        use opentelemetry::trace::SpanKind as K;
+        match self.span_kind {
+            K::Server => crate::SpanKind::Server,
+            K::Client => crate::SpanKind::Client,
+            K::Producer => crate::SpanKind::Producer,
+            K::Consumer => crate::SpanKind::Consumer,
+            K::Internal => crate::SpanKind::Internal,
+        }
+    }
+
     /// Whether this span has no parent in this process (a root, or a child of a remote span).
     pub fn is_root(&self) -> bool {
         self.parent_span_id == SpanId::INVALID || self.parent_span_is_remote

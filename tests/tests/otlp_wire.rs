@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
-use honeyhive_runtime::{LlmCall, Scope, enrich_span, propagation, trace};
+use honeyhive_runtime::{LlmCall, Scope, SpanKind, enrich_span, propagation, trace};
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, Value};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
@@ -116,7 +116,15 @@ fn assert_same(ours: &FinishedSpan, wire: &WireSpan) {
         "{name}: start"
     );
     assert_eq!(wire.end_time_unix_nano, nanos(s.end_time), "{name}: end");
-    assert_eq!(wire.kind, 1, "{name}: INTERNAL");
+    let kind = match ours.kind() {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+        other => panic!("{name}: a kind this test does not know: {other:?}"),
+    };
+    assert_eq!(wire.kind, kind, "{name}: kind");
     // Sampled, and whether the parent is remote is known (and said).
     let remote = if s.parent_span_is_remote { 0x200 } else { 0 };
     assert_eq!(wire.flags, 0x101 | remote, "{name}: flags");
@@ -225,4 +233,7 @@ fn the_wire_carries_exactly_what_span_data_exporters_get() {
     assert!(ours.get("complete").i64("honeyhive.total.tokens").is_none());
     assert_eq!(ours.get("answer").i64("honeyhive.total.tokens"), Some(44));
     assert!(ours.get("downstream").0.parent_span_is_remote);
+    // A model call is a CLIENT span (the GenAI conventions), the rest INTERNAL.
+    assert_eq!(ours.get("complete").kind(), SpanKind::Client);
+    assert_eq!(ours.get("answer").kind(), SpanKind::Internal);
 }

@@ -37,7 +37,8 @@ fn injected_headers_continue_the_trace_and_the_request_id_elsewhere() {
         .run(|| client_call("rid-42"));
     let tp = &headers["traceparent"];
     assert!(
-        tp.starts_with("00-") && tp.ends_with("-01") && tp.len() == 55,
+        // Sampled, and a random trace id (W3C level 2).
+        tp.starts_with("00-") && tp.ends_with("-03") && tp.len() == 55,
         "{tp}"
     );
     assert_eq!(headers["x-request-id"], "rid-42");
@@ -226,7 +227,7 @@ fn an_unsampled_root_passes_its_decision_on_with_real_ids() {
         (parts[1].into(), parts[2].into(), parts[3].into())
     };
     let (trace, span, flags) = tp(&first);
-    assert_eq!(flags, "00", "not sampled");
+    assert_eq!(flags, "02", "not sampled, a random trace id");
     assert_ne!(trace, "0".repeat(32));
     assert_ne!(span, "0".repeat(16));
     assert_ne!(
@@ -252,7 +253,7 @@ fn an_unsampled_root_passes_its_decision_on_with_real_ids() {
         forward()
     });
     let (d_trace, d_span, d_flags) = tp(&downstream);
-    assert_eq!((d_trace.as_str(), d_flags.as_str()), (trace.as_str(), "00"));
+    assert_eq!((d_trace.as_str(), d_flags.as_str()), (trace.as_str(), "02"));
     assert_ne!(d_span, span, "downstream's own span id");
     assert!(rec.spans().is_empty());
     let stats = honeyhive_runtime::sampling::sampling_stats();

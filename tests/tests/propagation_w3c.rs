@@ -347,7 +347,7 @@ fn trace_flags_follow_level_2() {
         assert_ne!(parent, PARENT);
     }
     // A new trace that carries the caller's correlation (a scope moved to another thread,
-    // without the span) is not marked with the caller's flag.
+    // without the span) has our own random trace id, flagged so, not the caller's.
     let tp = format!("00-{TRACE}-{PARENT}-03");
     let out = extract(&hash_map(&[("traceparent", &tp)])).run(|| {
         let scoped = Scope::session("sess-1").instrument(async { next_hop() });
@@ -357,7 +357,7 @@ fn trace_flags_follow_level_2() {
     });
     let (trace, _, flags) = traceparent(&out);
     assert_ne!(trace, TRACE, "a trace of its own");
-    assert_eq!(flags, "01");
+    assert_eq!(flags, "03");
     assert!(out["baggage"].contains("session_id=sess-1"), "{out:?}");
 }
 

@@ -425,6 +425,10 @@ fn ratio_root() {
 #[trace]
 fn ratio_child() {}
 
+/// The probability 0.2 is kept with: its threshold (`th:cccd`, 4 hex digits) stands for
+/// this, as the specification's table says.
+const P_FIFTH: f64 = 0.199_996_948_242_187_5;
+
 fn within(actual: u64, expected: f64, tolerance: f64) -> bool {
     (actual as f64 - expected).abs() <= expected * tolerance
 }
@@ -449,7 +453,7 @@ fn a_ratio_keeps_its_fraction_and_roots_carry_the_rate() {
     assert_eq!(spans.all("ratio_root").count() as u64, root.sampled);
     assert_eq!(spans.all("ratio_child").count() as u64, root.sampled);
     for r in spans.all("ratio_root") {
-        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.2));
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(P_FIFTH));
     }
     for child in spans.all("ratio_child") {
         assert_eq!(child.f64("honeyhive.sample_rate"), None);
@@ -682,6 +686,23 @@ fn from_caller(flags: &str, baggage: Option<&str>) -> honeyhive_runtime::propaga
     honeyhive_runtime::propagation::extract(&headers)
 }
 
+/// A sampled caller with a trace of its own (from `rng`), and `tracestate`: decisions are made
+/// from the trace id, so each call of a loop needs its own.
+fn from_callers_trace(
+    rng: &mut TestRng,
+    tracestate: Option<&str>,
+) -> honeyhive_runtime::propagation::Remote {
+    let trace = (u128::from(rng.next()) << 64) | u128::from(rng.next());
+    let mut headers = std::collections::HashMap::from([(
+        "traceparent".to_owned(),
+        format!("00-{trace:032x}-b7ad6b7169203331-03"),
+    )]);
+    if let Some(ts) = tracestate {
+        headers.insert("tracestate".to_owned(), ts.to_owned());
+    }
+    honeyhive_runtime::propagation::extract(&headers)
+}
+
 #[test]
 fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_counts_the_root() {
     let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOff)));
@@ -699,11 +720,12 @@ fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_
     assert!(root.parent_span_is_remote);
     drop(rec);
 
-    // A rate declared on the root still thins a sampled caller's trace, and is carried.
+    // A rate declared on the root still thins a sampled caller's trace, and is carried (the
+    // caller kept it with probability 1: `ot=th:0`).
     let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOn)));
-    sampling::seed_thread_rng(21);
+    let mut rng = TestRng(21);
     for _ in 0..400 {
-        from_caller("01", None).run(quarter);
+        from_callers_trace(&mut rng, Some("ot=th:0")).run(quarter);
     }
     let kept = sampling::sampling_stats()["quarter"];
     assert_eq!(kept.seen, 400);
@@ -712,6 +734,18 @@ fn under_an_extracted_context_a_parent_based_sampler_keeps_the_callers_flag_and_
     for r in rec.spans().all("quarter") {
         assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.25));
         assert!(r.parent_span_is_remote);
+    }
+    drop(rec);
+    // A caller that sent no threshold kept the trace with a probability unknown here, so the
+    // trace's is unknown too: none is claimed.
+    let rec = Recorder::with(|b| b.sampler(Sampler::ParentBased(RootSampler::AlwaysOn)));
+    for _ in 0..64 {
+        from_callers_trace(&mut rng, None).run(quarter);
+    }
+    let spans = rec.spans();
+    assert!(spans.all("quarter").count() > 0);
+    for r in spans.all("quarter") {
+        assert_eq!(r.f64("honeyhive.sample_rate"), None);
     }
 }
 
@@ -756,16 +790,16 @@ fn under_an_extracted_context_other_samplers_apply_their_rules_users_and_rates()
 
     // The ratio, at its rate.
     let rec = Recorder::with(|b| b.sampler(Sampler::Ratio(0.2)));
-    sampling::seed_thread_rng(22);
+    let mut rng = TestRng(22);
     for _ in 0..2000 {
-        from_caller("01", None).run(ratio_root);
+        from_callers_trace(&mut rng, None).run(ratio_root);
     }
     let root = sampling::sampling_stats()["ratio_root"];
     assert_eq!(root.seen, 2000);
     // Tolerance 15% (about 4.2 standard deviations of a binomial(2000, 0.2)).
     assert!(within(root.sampled, 400.0, 0.15), "{root:?}");
     for r in rec.spans().all("ratio_root") {
-        assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.2));
+        assert_eq!(r.f64("honeyhive.sample_rate"), Some(P_FIFTH));
     }
     drop(rec);
 
@@ -775,9 +809,9 @@ fn under_an_extracted_context_other_samplers_apply_their_rules_users_and_rates()
         b.sampler(Sampler::AlwaysOn)
             .adaptive_sampling(Adaptive::new(1000.0).initial_rate(0.5).clock(clock.clone()))
     });
-    sampling::seed_thread_rng(23);
+    let mut rng = TestRng(23);
     for _ in 0..1000 {
-        from_caller("01", None).run(ratio_root);
+        from_callers_trace(&mut rng, None).run(ratio_root);
     }
     let root = sampling::sampling_stats()["ratio_root"];
     assert_eq!(root.seen, 1000);

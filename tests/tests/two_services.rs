@@ -104,8 +104,8 @@ fn b_joins_as_trace_with_as_span_as_parent_and_the_same_request_id() {
     let b_child = spans.get("b_lookup");
     assert_eq!(
         reply,
-        format!("sunny in Paris|00-{}-{}-01", a.trace_id(), call.span_id()),
-        "B received A's trace, A's client span as parent, sampled"
+        format!("sunny in Paris|00-{}-{}-03", a.trace_id(), call.span_id()),
+        "B received A's trace, A's client span as parent, sampled, a random trace id"
     );
     assert!(a.is_root() && !a.parent_span_is_remote);
     assert_eq!(call.parent_span_id, a.span_id());
@@ -145,7 +145,7 @@ fn an_unsampled_decision_at_a_reaches_b_and_b_records_nothing() {
     let parts: Vec<&str> = received.split('-').collect();
     assert_eq!(parts.len(), 4, "B received a traceparent: {received}");
     assert_ne!(parts[1], "0".repeat(32), "with a real trace id");
-    assert_eq!(parts[3], "00", "marked not sampled");
+    assert_eq!(parts[3], "02", "marked not sampled (and a random trace id)");
     assert!(
         rec.spans().is_empty(),
         "B recorded no fragment of A's trace"

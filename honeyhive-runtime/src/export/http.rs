@@ -200,7 +200,7 @@ fn jitter(d: Duration) -> Duration {
     let half = d / 2;
     #[allow(clippy::cast_possible_truncation)] // the backoff is far below 2^64 ns
     let span = half.as_nanos() as u64 + 1;
-    half + Duration::from_nanos(crate::context::random_u64() % span)
+    half + Duration::from_nanos(crate::rng::random_u64() % span)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

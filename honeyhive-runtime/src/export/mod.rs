@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
+use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue, SpanId, TraceId};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -39,8 +39,7 @@ use assembler::{Assembler, Limits, Trace};
 use resilience::{Guarded, Outcome};
 use semantics::Rendered;
 
-pub use crate::sink::DEFAULT_CAPTURE_CAP;
-pub(crate) use crate::sink::capture_cap;
+pub use crate::capture::DEFAULT_CAPTURE_CAP;
 
 impl Counters {
     fn stats(&self) -> ExportStats {
@@ -205,7 +204,7 @@ pub(crate) struct PipelineConfig {
     pub(crate) max_export_batch: usize,
     pub(crate) scheduled_delay: Duration,
     pub(crate) capture_cap: usize,
-    pub(crate) tail: Option<tail::TailSampling>,
+    pub(crate) tail: Option<crate::sampling::TailSampling>,
     pub(crate) limits: Limits,
     pub(crate) circuit_breaker: CircuitBreaker,
     /// LLM conventions, cost, roll-ups, redaction and the attribute budget.
@@ -312,7 +311,7 @@ impl Pipeline {
             .spawn(move || export_thread(config, &rx, thread_counters, &ready_tx))
             .map_err(|e| format!("cannot start the export thread: {e}"))?;
         match ready_rx.recv() {
-            Ok(Ok(cap)) => sink::set_capture_cap(cap),
+            Ok(Ok(cap)) => crate::capture::set_capture_cap(cap),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
@@ -757,7 +756,10 @@ fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) 
             SpanId::from(record.span_id),
             TraceFlags::SAMPLED,
             false,
-            TraceState::NONE,
+            r.trace_state
+                .as_deref()
+                .and_then(|ts| ts.parse().ok())
+                .unwrap_or(TraceState::NONE),
         ),
         parent_span_id: if record.parent_id == 0 {
             SpanId::INVALID
@@ -765,8 +767,14 @@ fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) 
             SpanId::from(record.parent_id)
         },
         parent_span_is_remote: record.parent_remote,
-        span_kind: SpanKind::Internal,
-        name: r.name.map_or(Cow::Borrowed(record.meta.name), Cow::Owned),
+        span_kind: record.kind().to_otel(),
+        name: match r.name {
+            Some(name) => Cow::Owned(name),
+            None => record
+                .name
+                .clone()
+                .unwrap_or(Cow::Borrowed(record.meta.name)),
+        },
         start_time: clock::to_system_time(record.start),
         end_time: clock::to_system_time(end),
         attributes: r.attrs,

@@ -23,8 +23,6 @@ const WIRE_FIXED64: u8 = 1;
 const WIRE_LEN: u8 = 2;
 const WIRE_FIXED32: u8 = 5;
 
-/// `SpanKind` values.
-const SPAN_KIND_INTERNAL: u64 = 1;
 /// `Status.code` values.
 const STATUS_OK: u64 = 1;
 const STATUS_ERROR: u64 = 2;
@@ -205,13 +203,19 @@ fn status_len(status: &Status) -> usize {
 
 /// Encodes one span (an `opentelemetry.proto.trace.v1.Span` field of `ScopeSpans`).
 pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
-    let name = r.name.as_deref().unwrap_or(record.meta.name).as_bytes();
+    let name = r.name.as_deref().unwrap_or(record.name()).as_bytes();
     let has_parent = record.parent_id != 0;
     let attrs: usize = r.attrs.iter().map(|kv| field_len(kv_len(kv))).sum();
     let events: usize = r.events.iter().map(|e| field_len(event_len(e))).sum();
     let status = status_len(&r.status);
+    let trace_state = r.trace_state.as_deref().unwrap_or("").as_bytes();
     let len = field_len(16)
         + field_len(8)
+        + if trace_state.is_empty() {
+            0
+        } else {
+            field_len(trace_state.len())
+        }
         + if has_parent { field_len(8) } else { 0 }
         + field_len(name.len())
         + 2
@@ -231,12 +235,15 @@ pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
     put_header(out, 2, len);
     put_bytes(out, 1, &record.trace_id.to_be_bytes());
     put_bytes(out, 2, &record.span_id.to_be_bytes());
+    if !trace_state.is_empty() {
+        put_bytes(out, 3, trace_state);
+    }
     if has_parent {
         put_bytes(out, 4, &record.parent_id.to_be_bytes());
     }
     put_bytes(out, 5, name);
     put_tag(out, 6, WIRE_VARINT);
-    put_varint(out, SPAN_KIND_INTERNAL);
+    put_varint(out, record.kind().otlp());
     let end = record.end.max(record.start);
     put_tag(out, 7, WIRE_FIXED64);
     out.extend_from_slice(&clock::to_unix_nanos(record.start).to_le_bytes());

@@ -34,6 +34,8 @@ pub(crate) struct Rendered {
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
     pub(crate) dropped_attributes: u32,
+    /// `ot=th:<threshold>`, when the span was kept with a known probability below 1.
+    pub(crate) trace_state: Option<String>,
 }
 
 /// The export thread's per-span processing.
@@ -55,7 +57,7 @@ impl Semantics {
             conventions,
             prices,
             redactor: Redactor::new(privacy)?,
-            cap: crate::sink::DEFAULT_CAPTURE_CAP,
+            cap: crate::capture::DEFAULT_CAPTURE_CAP,
         })
     }
 
@@ -98,7 +100,7 @@ impl Semantics {
                 self.cap,
             ));
             out.push(Rendered {
-                name: match self.redactor.redact_name(record.meta.name) {
+                name: match self.redactor.redact_name(record.name()) {
                     std::borrow::Cow::Owned(name) => Some(name),
                     std::borrow::Cow::Borrowed(_) => None,
                 },
@@ -106,6 +108,7 @@ impl Semantics {
                 events,
                 status,
                 dropped_attributes: 0,
+                trace_state: trace_state(record, trace.factor),
             });
         }
         if usages.iter().any(|u| !u.is_empty()) || !sessions.is_empty() {
@@ -131,6 +134,17 @@ fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) 
     if let Some(rate) = record.root_sample_rate {
         attrs.push(KeyValue::new("honeyhive.sample_rate", rate * factor));
     }
+}
+
+/// The span's OTLP `trace_state`: the threshold it was kept with (what an adjusted count
+/// needs, as OpenTelemetry stores it), unless the tail sampler's keep probability, drawn
+/// independently of the trace's randomness, came on top (`honeyhive.sample_rate` has it).
+fn trace_state(record: &SpanRecord, factor: f64) -> Option<String> {
+    let t = record.threshold.filter(|&t| t > 0 && factor >= 1.0)?;
+    Some(format!(
+        "ot=th:{}",
+        crate::sampling::consistent::encode_threshold(t)
+    ))
 }
 
 /// Sums usage into ancestors, totals on local roots, session enrichment to the nearest

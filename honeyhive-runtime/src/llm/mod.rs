@@ -38,7 +38,6 @@ use std::borrow::Cow;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 use crate::capture::truncated_text;
-use crate::export;
 use crate::span::{self, Annotation, EventType};
 
 pub use prices::{Cost, ModelPrice, PriceError, PriceTable, PriceTier, TokenUsage};
@@ -403,7 +402,7 @@ impl LlmCall {
         if !span::current_is_recording() {
             return;
         }
-        for kv in self.into_attributes(export::capture_cap()) {
+        for kv in self.into_attributes(crate::capture::capture_cap()) {
             span::annotate(|| Annotation::Attr(kv));
         }
     }

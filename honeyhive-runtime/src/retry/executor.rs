@@ -14,7 +14,7 @@ use opentelemetry::{KeyValue, Value};
 use super::policy::Policy;
 use super::{Decision, TimedOut};
 use crate::capture::ErrorInfo;
-use crate::{context, export, span};
+use crate::{context, span};
 
 /// A return type `#[retry]` can retry: a `Result`, under any alias.
 #[doc(hidden)]
@@ -326,7 +326,7 @@ impl Retry {
             _ => (delay, reason),
         };
         span::current_add_event("retry", || {
-            let ErrorInfo { type_name, message } = describe(error, export::capture_cap());
+            let ErrorInfo { type_name, message } = describe(error, crate::capture::capture_cap());
             vec![
                 KeyValue::new("retry.attempt", i64::from(attempt)),
                 KeyValue::new("retry.max_attempts", i64::from(max_attempts)),

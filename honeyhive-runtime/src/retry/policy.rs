@@ -3,8 +3,6 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use crate::context;
-
 /// A retry policy, written by `#[retry]` as a `static`.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -146,7 +144,7 @@ fn random_fraction() -> f64 {
     }
     let mut state = RNG.get();
     if state == 0 {
-        state = context::random_u64() | 1;
+        state = crate::rng::random_u64() | 1;
     }
     state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     RNG.set(state);

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::record::Window;
+
 /// A source of monotonic time for samplers, injectable for tests.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Time since an arbitrary fixed origin; never decreases.
@@ -145,32 +147,7 @@ impl Adaptive {
     }
 }
 
-/// One operation's adaptive state, in its static metadata.
-#[derive(Debug)]
-pub(crate) struct Window {
-    /// Start of the current window, clock nanoseconds + 1; 0 before the first root.
-    start: AtomicU64,
-    /// Roots seen in the current window.
-    seen: AtomicU64,
-    /// Roots kept in the current window.
-    kept: AtomicU64,
-    /// The current probability, as `f64` bits.
-    rate: AtomicU64,
-    /// Smoothed roots per second, as `f64` bits; NaN before the first window closes.
-    arrivals: AtomicU64,
-}
-
 impl Window {
-    pub(crate) const fn new() -> Window {
-        Window {
-            start: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
-            kept: AtomicU64::new(0),
-            rate: AtomicU64::new(1.0f64.to_bits()),
-            arrivals: AtomicU64::new(f64::NAN.to_bits()),
-        }
-    }
-
     pub(crate) fn reset(&self, initial_rate: f64) {
         self.start.store(0, Ordering::Relaxed);
         self.seen.store(0, Ordering::Relaxed);

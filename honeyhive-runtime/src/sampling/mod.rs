@@ -26,6 +26,45 @@
 //! counts can be extrapolated (a kept root stands for `1 / rate` roots). [`sampling_stats`]
 //! counts roots seen and sampled per operation.
 //!
+//! # Consistent across services
+//!
+//! Every decision above is the OpenTelemetry specification's consistent probability sampling
+//! ("`TraceState`: Probability Sampling"): a rate becomes a rejection threshold `T` (to 4
+//! significant hex digits, more for small rates), and a trace is kept iff its randomness `R`,
+//! the low 56 bits of its trace id (or the caller's `ot=rv:`), is at least `T`. Every service
+//! and every nested `sample_rate` compares the same `R`, so a trace kept at some rate is kept
+//! at every higher one: a service at 10% keeps a subset of what a service at 50% keeps, a
+//! nested `sample_rate` a subset of its parent's, and the stricter threshold holds below it.
+//!
+//! Kept traces send their threshold on as `ot=th:<T>` in `tracestate` (when below
+//! probability 1), with the W3C level 2 random flag on our trace ids. A parent-based sampler
+//! keeps the caller's threshold (a declared rate may only raise it); a caller that sent none
+//! kept the trace with an unknown probability, so no `honeyhive.sample_rate` is claimed for
+//! it. The recorded rate is the threshold's probability: 0.2 is kept, and reported, as
+//! 0.19999695 (`th:cccd`). A span with a nested `sample_rate` carries the rate too.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use honeyhive_runtime::{propagation, trace};
+//!
+//! #[trace(sample_rate = 0.1)]
+//! fn call_backend() -> HashMap<String, String> {
+//!     let mut headers = HashMap::new();
+//!     propagation::inject(&mut headers);
+//!     headers
+//! }
+//!
+//! let _recorder = honeyhive_runtime::testing::Recorder::start();
+//! // The caller kept this trace at 50% (`th:8`); its randomness (the trace id's last 14 hex
+//! // digits, f0000000000000) passes 10% too.
+//! let caller = HashMap::from([
+//!     ("traceparent".to_owned(), "00-4bf92f3577b34da6a3f0000000000000-00f067aa0ba902b7-03".to_owned()),
+//!     ("tracestate".to_owned(), "ot=th:8".to_owned()),
+//! ]);
+//! let headers = propagation::extract(&caller).run(call_backend);
+//! assert_eq!(headers["tracestate"], "ot=th:e666"); // raised to 10%: a subset of the caller's
+//! ```
+//!
 //! Rules, users and the adaptive rate are consulted at roots only; a span inside a trace costs
 //! no more than before.
 //!
@@ -36,23 +75,26 @@
 //!
 //! # Determinism
 //!
-//! Decisions on a thread draw from that thread's generator; [`seed_thread_rng`] makes them
-//! repeatable. The tail sampler has its own ([`TailSampling::seed`]), and the adaptive sampler
-//! takes a [`Clock`] ([`ManualClock`] in tests).
+//! Decisions are made from trace ids; [`seed_thread_rng`] makes the trace ids of the roots a
+//! thread starts, and so their decisions, repeatable. The tail sampler has its own generator
+//! ([`TailSampling::seed`]), and the adaptive sampler takes a [`Clock`] ([`ManualClock`] in
+//! tests).
 
 mod adaptive;
+pub(crate) mod consistent;
 mod rules;
+pub(crate) mod tail;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
-pub(crate) use self::adaptive::Window;
 pub use self::adaptive::{Adaptive, Clock, ManualClock, MonotonicClock};
 pub use self::rules::Rule;
-pub use crate::export::tail::{TailSampling, TailStats, tail_stats};
-use crate::span::Meta;
+pub use self::tail::{TailSampling, TailStats, tail_stats};
+use crate::record::Meta;
+pub use crate::record::RootState;
 
 /// The base sampler (from the builder or `OTEL_TRACES_SAMPLER`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -227,22 +269,66 @@ fn with_installed<R>(f: impl FnOnce(&Installed) -> R) -> R {
     }
 }
 
-/// A root's decision, and the probability it was kept with when that is known.
+/// A sampling decision, and what the span records if it is kept.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct RootDecision {
+pub(crate) struct Decision {
     pub(crate) keep: bool,
+    /// The probability the trace is kept with from this span on (`honeyhive.sample_rate`),
+    /// when known: the probability of `threshold`.
     pub(crate) rate: Option<f64>,
+    /// The trace's threshold from this span on, when known (`ot=th:` downstream).
+    pub(crate) threshold: Option<u64>,
+}
+
+impl Decision {
+    const DROP: Decision = Decision {
+        keep: false,
+        rate: None,
+        threshold: None,
+    };
+
+    fn kept(threshold: Option<u64>) -> Decision {
+        Decision {
+            keep: true,
+            rate: threshold.map(consistent::probability),
+            threshold,
+        }
+    }
+
+    /// This decision overridden by one made in advance (`#[retry]` decides once per call): a
+    /// trace kept against its randomness has no threshold, the one it would have is not true.
+    pub(crate) fn pinned(self, pinned: Option<bool>) -> Decision {
+        match pinned {
+            Some(true) if !self.keep => Decision {
+                keep: true,
+                ..Decision::DROP
+            },
+            Some(false) => Decision::DROP,
+            _ => self,
+        }
+    }
+}
+
+/// A root's parent in another service or in the OpenTelemetry SDK.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Upstream {
+    pub(crate) sampled: bool,
+    /// The threshold it sent (`ot=th:`), if valid.
+    pub(crate) threshold: Option<u64>,
 }
 
 /// Decides whether a root span is recorded: the one decision every root takes, whether it
-/// starts a trace or joins one from another service (an extracted `traceparent`) or from the
-/// OpenTelemetry SDK. `ambient_sampled` is that parent's sampled flag, if there is one. Counts
-/// the root in [`sampling_stats`].
-pub(crate) fn decide_root(meta: &'static Meta, ambient_sampled: Option<bool>) -> RootDecision {
+/// starts trace `trace_id` or joins it from another service (an extracted `traceparent`) or
+/// from the OpenTelemetry SDK (`upstream`). Counts the root in [`sampling_stats`].
+pub(crate) fn decide_root(
+    meta: &'static Meta,
+    trace_id: u128,
+    upstream: Option<Upstream>,
+) -> Decision {
     with_installed(|installed| {
         let state = &meta.root;
         state.register(meta, installed);
-        let decision = installed.decide(meta, ambient_sampled);
+        let decision = installed.decide(meta, trace_id, upstream);
         state.seen.fetch_add(1, Ordering::Relaxed);
         if decision.keep {
             state.sampled.fetch_add(1, Ordering::Relaxed);
@@ -251,32 +337,61 @@ pub(crate) fn decide_root(meta: &'static Meta, ambient_sampled: Option<bool>) ->
     })
 }
 
+/// Decides whether a span declaring `sample_rate = rate` inside recorded trace `trace_id` is
+/// recorded, with its subtree: by the same randomness as the trace's other decisions, so it
+/// keeps a subset of what its parent was kept with (`scope`, the parent's threshold). The
+/// stricter threshold holds from there on.
+pub(crate) fn decide_nested(rate: f64, trace_id: u128, scope: Option<u64>) -> Decision {
+    let t = consistent::threshold(rate);
+    if !passes(t, trace_id) {
+        return Decision::DROP;
+    }
+    Decision::kept(scope.map(|s| s.max(t)))
+}
+
+/// Whether trace `trace_id` is kept at threshold `t`: `R >= T`.
+fn passes(t: u64, trace_id: u128) -> bool {
+    t == 0 || (t < consistent::NEVER && randomness(trace_id) >= t)
+}
+
+/// The trace's randomness `R`: the caller's explicit `rv` if it sent one, else the least
+/// significant 56 bits of the trace id (random, W3C level 2; presumed so for a caller's).
+fn randomness(trace_id: u128) -> u64 {
+    match crate::correlation::caller_trace() {
+        Some(caller) if caller.trace_id == trace_id => caller
+            .rv
+            .unwrap_or_else(|| consistent::trace_id_randomness(trace_id)),
+        _ => consistent::trace_id_randomness(trace_id),
+    }
+}
+
 impl Installed {
-    fn decide(&self, meta: &'static Meta, ambient_sampled: Option<bool>) -> RootDecision {
-        if let Some(sampled) = ambient_sampled
+    fn decide(&self, meta: &'static Meta, trace_id: u128, upstream: Option<Upstream>) -> Decision {
+        if let Some(upstream) = upstream
             && self.parent_based
         {
-            // A trace started elsewhere keeps its decision; a declared rate may thin it.
+            // A trace started elsewhere keeps its decision and threshold; a declared rate may
+            // thin it (a subset: the stricter threshold holds).
+            if !upstream.sampled {
+                return Decision::DROP;
+            }
+            // A threshold the sampled flag contradicts is not trusted (the specification
+            // erases it).
+            let known = upstream.threshold.filter(|&t| passes(t, trace_id));
             return match meta.sample_rate {
-                Some(rate) => RootDecision {
-                    keep: sampled && roll(rate),
-                    rate: Some(rate),
-                },
-                None => RootDecision {
-                    keep: sampled,
-                    rate: None,
-                },
+                Some(rate) => decide_nested(rate, trace_id, known),
+                None => Decision::kept(known),
             };
         }
         let (rate, adaptive) = self.local_rate(meta);
-        let keep = roll(rate);
-        if keep && adaptive {
+        let t = consistent::threshold(rate);
+        if !passes(t, trace_id) {
+            return Decision::DROP;
+        }
+        if adaptive {
             meta.root.window.kept();
         }
-        RootDecision {
-            keep,
-            rate: Some(rate),
-        }
+        Decision::kept(Some(t))
     }
 
     /// The rate for a root, and whether the adaptive sampler chose it.
@@ -297,30 +412,7 @@ impl Installed {
     }
 }
 
-/// Per-operation state kept in each traced function's static metadata, used when the function
-/// is a root: sampling counters and the adaptive rate.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct RootState {
-    /// The install these counters belong to; 0 before the first root.
-    generation: AtomicU64,
-    seen: AtomicU64,
-    sampled: AtomicU64,
-    window: Window,
-}
-
 impl RootState {
-    /// Fresh state, for the `static` the macro writes.
-    #[allow(clippy::new_without_default)] // only ever built in a `static`
-    pub const fn new() -> RootState {
-        RootState {
-            generation: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
-            sampled: AtomicU64::new(0),
-            window: Window::new(),
-        }
-    }
-
     #[inline]
     fn register(&self, meta: &'static Meta, installed: &Installed) {
         if self.generation.load(Ordering::Acquire) != installed.generation {
@@ -406,36 +498,38 @@ pub fn sampling_stats() -> BTreeMap<&'static str, OperationStats> {
 pub(crate) use crate::rng::Wyrand;
 
 thread_local! {
-    /// This thread's decision generator; `None` until first used or seeded.
-    static RNG: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The generator of this thread's trace ids once [`seed_thread_rng`] seeded it.
+    static SEEDED: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
-/// Seeds the generator that sampling decisions on the current thread draw from, so that they
-/// repeat from run to run (in tests). Span ids come from a separate generator, so seeding
-/// changes no id and ids never shift decisions.
+/// Makes sampling decisions on the current thread repeat from run to run (in tests): the
+/// trace ids of the roots it starts, which decisions are made from, are drawn from a
+/// generator seeded with `seed`. Span ids come from a separate generator, so seeding changes
+/// no span id.
 ///
 /// Decisions are made where spans open: for async code, on the thread that polls the future
-/// (use a current-thread runtime in tests). The tail sampler runs on the export thread and
-/// has its own seed, [`TailSampling::seed`].
+/// (use a current-thread runtime in tests). A trace that arrives from another service is
+/// decided from its own trace id. The tail sampler runs on the export thread and has its own
+/// seed, [`TailSampling::seed`].
 pub fn seed_thread_rng(seed: u64) {
-    RNG.with(|state| state.set(Some(seed)));
+    SEEDED.with(|state| state.set(Some(seed)));
 }
 
-/// True with probability `rate`, from this thread's generator.
-#[inline]
-pub(crate) fn roll(rate: f64) -> bool {
-    if rate >= 1.0 {
-        return true;
-    }
-    if rate <= 0.0 || rate.is_nan() {
-        return false;
-    }
-    RNG.try_with(|state| {
-        let mut rng = Wyrand::new(state.get().unwrap_or_else(rand::random::<u64>));
-        let keep = rng.roll(rate);
-        state.set(Some(rng.0));
-        keep
-    })
-    // Thread-local storage is gone only while the thread exits.
-    .unwrap_or(false)
+/// A new, random, non-zero trace id: from the seeded generator of this thread, if any.
+pub(crate) fn new_trace_id() -> u128 {
+    SEEDED
+        .try_with(|state| {
+            let mut rng = Wyrand::new(state.get()?);
+            let id = loop {
+                let id = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                if id != 0 {
+                    break id;
+                }
+            };
+            state.set(Some(rng.0));
+            Some(id)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(crate::rng::new_trace_id)
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::span::{EventType, Meta};
+use crate::record::{EventType, Meta};
 
 /// A sampling rate for root spans matching a name and/or an event type.
 ///
