@@ -5,8 +5,9 @@
 # 127.0.0.1 with a throwaway working dir and free ports (scripts/lib/phoenix.sh), runs the
 # `otlp` example (a simulated RAG request, eight spans) against it over OTLP/HTTP protobuf,
 # reads the spans back from GET /v1/projects/{project}/spans and checks names, parent links,
-# span kinds, token counts and the failed tool call (scripts/phoenix_check.py). Stops the
-# server by its PID on exit.
+# span kinds, token counts and the failed tool call (scripts/phoenix_check.py), then compares
+# our LLM costs with the ones Phoenix computes from its own table (scripts/phoenix_cost_check.py).
+# Stops the server by its PID on exit.
 #
 # Never skips: if Phoenix cannot be installed or started, it fails with a message saying so.
 # Time is bounded at every step; a cold install takes about 1-2 minutes, reruns a few seconds.
@@ -38,4 +39,8 @@ if ! timeout 120 python3 scripts/phoenix_check.py "$PHOENIX_BASE" "$project" 60;
     phoenix_log_tail
     fail "Phoenix does not hold the expected trace (see above)"
 fi
+
+# Our LLM costs for a fixed set of calls against Phoenix's own cost table and calculator.
+timeout 900 "$PHOENIX_VENV/bin/python" scripts/phoenix_cost_check.py ||
+    fail "our LLM costs differ from Phoenix's (see above)"
 say "OK"

@@ -98,7 +98,7 @@ pub struct Settings {
     pub conventions: Conventions,
     /// Redaction, key lists and the per-span attribute budget.
     pub privacy: Privacy,
-    /// A LiteLLM price file to load on top of the built-in prices (`HH_PRICE_FILE`).
+    /// A genai-prices or LiteLLM price file to load over the built-in prices (`HH_PRICE_FILE`).
     pub price_file: Option<PathBuf>,
     /// Problems found while reading the environment (bad values are ignored, not fatal).
     pub warnings: Vec<String>,
@@ -440,8 +440,9 @@ impl Builder {
         self
     }
 
-    /// Loads a LiteLLM price file at install, over the built-in prices (`HH_PRICE_FILE`). An
-    /// unreadable file makes [`install`](Builder::install) fail.
+    /// Loads a price file at install, over the built-in prices (`HH_PRICE_FILE`): genai-prices'
+    /// `data.json` or LiteLLM's, see [`PriceTable::from_path`]. An unreadable file makes
+    /// [`install`](Builder::install) fail.
     pub fn price_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.semantics.price_file = Some(path.into());
         self

@@ -267,7 +267,7 @@ impl Options {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read price file {}: {e}", path.display()))?;
             prices
-                .merge_litellm_json(&text)
+                .merge_json(&text)
                 .map_err(|e| format!("price file {}: {e}", path.display()))?;
         }
         for (model, price) in self.model_prices {

@@ -51,7 +51,7 @@ use crate::capture::truncated_text;
 use crate::span::{self, Annotation, EventType};
 
 pub use documents::{Document, record_documents};
-pub use prices::{Cost, ModelPrice, PriceError, PriceTable};
+pub use prices::{Cost, ModelPrice, PriceError, PriceTable, PriceTier, TokenUsage};
 pub use tools::{ToolCall, ToolDefinition, record_tool_call};
 
 /// Which attribute conventions LLM spans are written in.
@@ -700,6 +700,30 @@ impl Usage {
     }
 }
 
+/// The provider the call names, for its price.
+fn provider_of(attrs: &[KeyValue]) -> Option<&str> {
+    match find(attrs, gen_ai::PROVIDER_NAME) {
+        Some(Value::String(provider)) => Some(provider.as_str()),
+        _ => None,
+    }
+}
+
+/// The call's tokens, for its price (a negative count is none).
+fn tokens_of(attrs: &[KeyValue], input: Option<i64>, output: Option<i64>) -> TokenUsage {
+    let n = |tokens: Option<i64>| tokens.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    let int = |key: &str| match find(attrs, key) {
+        Some(Value::I64(n)) => Some(*n),
+        _ => None,
+    };
+    TokenUsage {
+        input: n(input),
+        output: n(output),
+        cache_read: n(int(gen_ai::USAGE_CACHE_READ_INPUT_TOKENS)),
+        cache_write: n(int(gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        reasoning: n(int(gen_ai::USAGE_REASONING_OUTPUT_TOKENS)),
+    }
+}
+
 /// The export thread's side: turns what [`LlmCall::record`] wrote into the chosen conventions,
 /// prices the call, and adds OpenInference's kind and I/O to every span. Returns the span's own
 /// usage for the roll-up. Values built here are cut at `cap` bytes like captured ones; a cut
@@ -746,11 +770,9 @@ pub(crate) fn render(
             }),
             None => model.as_deref().and_then(|m| {
                 prices.cost(
+                    provider_of(attrs),
                     m,
-                    input_tokens.unwrap_or(0),
-                    output_tokens.unwrap_or(0),
-                    int(attrs, gen_ai::USAGE_CACHE_READ_INPUT_TOKENS).unwrap_or(0),
-                    int(attrs, gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS).unwrap_or(0),
+                    &tokens_of(attrs, input_tokens, output_tokens),
                 )
             }),
         };
