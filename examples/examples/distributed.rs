@@ -107,11 +107,11 @@ async fn weather_alone(port_file: &str) {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async {
+    let serving = axum::serve(listener, router).with_graceful_shutdown(async {
         let _ = done.await;
     });
     std::fs::write(port_file, port.to_string()).expect("write the port file");
-    server.await.expect("serve");
+    serving.await.expect("serve");
 }
 
 #[tokio::main]

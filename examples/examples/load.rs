@@ -43,12 +43,17 @@ fn arg(args: &[String], i: usize, default: u64) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (requests, children, rate) = (arg(&args, 0, 1000), arg(&args, 1, 4).max(1), arg(&args, 2, 0));
+    let (requests, children, rate) = (
+        arg(&args, 0, 1000),
+        arg(&args, 1, 4).max(1),
+        arg(&args, 2, 0),
+    );
     let guard = honeyhive_runtime::init();
     let start = Instant::now();
     for id in 0..requests {
-        if rate > 0 {
-            let due = start + Duration::from_secs_f64(id as f64 / rate as f64);
+        // When request `id` is due (rate 0: now).
+        if let Some(nanos) = id.saturating_mul(1_000_000_000).checked_div(rate) {
+            let due = start + Duration::from_nanos(nanos);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
