@@ -727,6 +727,47 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_inside_a_user_struct_stops_being_formatted_at_the_cap() {
+        // A derived `Debug` hands the field to std's list helper, not to `BoundedDebug`: what
+        // stops it is the writer failing, and every later item is skipped unformatted.
+        #[derive(Debug)]
+        #[allow(dead_code)] // read through the derived `Debug` only
+        struct Batch<'a> {
+            name: &'static str,
+            items: Vec<Tally<'a>>,
+            after: Vec<Tally<'a>>,
+        }
+        struct Tally<'a>(&'a Cell<usize>);
+        impl Debug for Tally<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("t")
+            }
+        }
+        let calls = Cell::new(0);
+        let batch = Batch {
+            name: "big",
+            items: (0..1_000_000).map(|_| Tally(&calls)).collect(),
+            after: (0..1_000).map(|_| Tally(&calls)).collect(),
+        };
+        let v = (&&&Capture(&batch)).hh_kind().value(&batch, 64);
+        assert!(
+            v.as_str()
+                .starts_with("Batch { name: \"big\", items: [t, t, t"),
+            "{}",
+            v.as_str()
+        );
+        assert!(v.as_str().ends_with("+ bytes]"), "{}", v.as_str());
+        // The cap and the margin looked at for secrets, three bytes an item: not a million,
+        // and nothing of the field after the cut.
+        assert!(
+            calls.get() < (64 + SECRET_MARGIN) / 3 + 2,
+            "{}",
+            calls.get()
+        );
+    }
+
+    #[test]
     fn a_value_that_fits_in_the_margin_has_an_exact_marker() {
         let v = debug_text(&vec![7u8; 100], 16);
         let full = format!("{:?}", vec![7u8; 100]).len();
