@@ -452,7 +452,8 @@ impl<K> ErrOf<K> {
     }
 }
 impl NoErr {
-    /// Nothing to record.
+    /// Nothing to record (a method, as the other kinds' `record`, for the dispatch).
+    #[allow(clippy::unused_self)]
     #[inline]
     pub fn record<R: ?Sized>(self, _: &mut Span, _: &R) {}
 }

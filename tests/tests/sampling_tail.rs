@@ -123,7 +123,7 @@ impl SteppedClock {
         let (state, timeout) = self
             .0
             .changed
-            .wait_timeout_while(state, Duration::from_secs(60), |s| !s.asked)
+            .wait_timeout_while(state, Duration::from_mins(1), |s| !s.asked)
             .unwrap();
         assert!(
             !timeout.timed_out(),
