@@ -265,51 +265,6 @@ impl DebugKind {
     }
 }
 
-/// Output probes: like the input ones, with a last resort that records nothing, because a
-/// return type such as `impl Iterator` is legitimately not `Debug`.
-#[doc(hidden)]
-pub trait OutTextProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> TextKind {
-        TextKind
-    }
-}
-impl<T: AsText + ?Sized> OutTextProbe for &&&Capture<'_, T> {}
-#[doc(hidden)]
-/// Output number (and collection) probe.
-pub trait OutNumberProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> NumberKind {
-        NumberKind
-    }
-}
-impl<T: AsNumber + ?Sized> OutNumberProbe for &&Capture<'_, T> {}
-#[doc(hidden)]
-/// Output Debug probe.
-pub trait OutDebugProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> DebugKind {
-        DebugKind
-    }
-}
-impl<T: Debug + ?Sized> OutDebugProbe for &Capture<'_, T> {}
-#[doc(hidden)]
-/// Output fallback probe.
-pub trait OutSkipProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> SkipKind {
-        SkipKind
-    }
-}
-impl<T: ?Sized> OutSkipProbe for Capture<'_, T> {}
-
-impl SkipKind {
-    /// Nothing to record.
-    pub fn value<T: ?Sized>(self, _v: &T, _cap: usize) -> Option<Value> {
-        None
-    }
-}
-
 impl TextKind {
     /// [`TextKind::value`] for outputs.
     pub fn out<T: AsText + ?Sized>(self, v: &T, cap: usize) -> Option<Value> {
@@ -326,52 +281,6 @@ impl DebugKind {
     /// [`DebugKind::value`] for outputs.
     pub fn out<T: Debug + ?Sized>(self, v: &T, cap: usize) -> Option<Value> {
         Some(Value::String(debug_text(v, cap)))
-    }
-}
-impl SkipKind {
-    /// Nothing to record.
-    pub fn out<T: ?Sized>(self, _v: &T, _cap: usize) -> Option<Value> {
-        None
-    }
-}
-
-/// Splits a return value into success and error: `Result`s (through any alias) are split,
-/// every other type is a success.
-#[doc(hidden)]
-pub trait ResultProbe {
-    /// The kind.
-    fn hh_result_kind(&self) -> ResultKind {
-        ResultKind
-    }
-}
-impl<T, E> ResultProbe for &Capture<'_, Result<T, E>> {}
-/// Every non-`Result` return value.
-#[doc(hidden)]
-pub trait PlainProbe {
-    /// The kind.
-    fn hh_result_kind(&self) -> PlainKind {
-        PlainKind
-    }
-}
-impl<T: ?Sized> PlainProbe for Capture<'_, T> {}
-
-/// A `Result` return.
-#[doc(hidden)]
-pub struct ResultKind;
-/// Any other return.
-#[doc(hidden)]
-pub struct PlainKind;
-
-impl ResultKind {
-    /// `Ok` value or error.
-    pub fn split<T, E>(self, r: &Result<T, E>) -> Result<&T, &E> {
-        r.as_ref()
-    }
-}
-impl PlainKind {
-    /// Always a success.
-    pub fn split<T: ?Sized>(self, r: &T) -> Result<&T, &core::convert::Infallible> {
-        Ok(r)
     }
 }
 

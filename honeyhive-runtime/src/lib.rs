@@ -160,9 +160,7 @@ pub use span::EventType;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::capture::{
-        Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe,
-        OutDebugProbe, OutNumberProbe, OutSkipProbe, OutTextProbe, PlainProbe, ResultProbe,
-        TextProbe,
+        Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe, TextProbe,
     };
     pub use crate::correlation::{CorrelationGuard, Policy, WithCorrelation, with_request_id};
     pub use crate::expand_support::{
