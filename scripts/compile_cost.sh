@@ -2,9 +2,11 @@
 # Compile cost of instrumentation, side by side: a generated crate of N fns (half async),
 # untraced, with our #[trace], with `#[trace(skip_all, skip_output)]`, fastrace's #[trace] and
 # tracing's #[instrument]. Each is rebuilt from scratch (its dependencies stay built) RUNS
-# times; the table shows the median time, its ratio to the untraced crate, and the size of the
-# macro-expanded source (`-Zunpretty=expanded`, allowed on stable by RUSTC_BOOTSTRAP=1, for
-# this measurement only) against the untraced source.
+# times; the table shows the median wall time, the median CPU time (user + system of cargo and
+# rustc: on a shared machine it moves much less with the load than wall time), the CPU time's
+# ratio to the untraced crate, and the size of the macro-expanded source
+# (`-Zunpretty=expanded`, allowed on stable by RUSTC_BOOTSTRAP=1, for this measurement only)
+# against the untraced source.
 #
 # Usage: scripts/compile_cost.sh [N=100] [RUNS=5]
 set -euo pipefail
@@ -25,27 +27,28 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-declare -A TIME SIZE
+declare -A TIME CPU SIZE
 for v in "${VARIANTS[@]}"; do
   # Its own target directory: RUSTC_BOOTSTRAP would otherwise invalidate the timed builds.
   SIZE[$v]=$(cd "$WORK/$v" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CARGO_TARGET_DIR/expand" cargo rustc --quiet --profile check --lib -- -Zunpretty=expanded 2>/dev/null | wc -c)
   samples=()
+  cpu=()
   for _ in $(seq "$RUNS"); do
     (cd "$WORK/$v" && cargo clean --quiet -p "compile_cost_$v")
-    start=$(date +%s.%N)
-    (cd "$WORK/$v" && cargo build --quiet)
-    end=$(date +%s.%N)
-    samples+=("$(echo "$end - $start" | bc)")
+    read -r wall user sys < <(cd "$WORK/$v" && { /usr/bin/time -f '%e %U %S' cargo build --quiet; } 2>&1 | tail -1)
+    samples+=("$wall")
+    cpu+=("$(echo "$user + $sys" | bc)")
   done
   TIME[$v]=$(printf '%s\n' "${samples[@]}" | median)
+  CPU[$v]=$(printf '%s\n' "${cpu[@]}" | median)
 done
 
-base=${TIME[untraced]}
+base=${CPU[untraced]}
 size=${SIZE[untraced]}
 echo "$N fns (half async), median of $RUNS fresh builds of the crate"
-printf '| %-10s | %9s | %10s | %14s |\n' variant "median s" "time ratio" "expanded ratio"
-printf '|%s|%s|%s|%s|\n' ------------ ----------: -----------: ---------------:
+printf '| %-10s | %6s | %5s | %9s | %14s |\n' variant "wall s" "CPU s" "CPU ratio" "expanded ratio"
+printf '|%s|%s|%s|%s|%s|\n' ------------ -------: ------: ----------: ---------------:
 for v in "${VARIANTS[@]}"; do
-  printf '| %-10s | %9.2f | %9.2fx | %13.2fx |\n' "$v" "${TIME[$v]}" \
-    "$(echo "${TIME[$v]} / $base" | bc -l)" "$(echo "${SIZE[$v]} / $size" | bc -l)"
+  printf '| %-10s | %6.2f | %5.2f | %8.2fx | %13.2fx |\n' "$v" "${TIME[$v]}" "${CPU[$v]}" \
+    "$(echo "${CPU[$v]} / $base" | bc -l)" "$(echo "${SIZE[$v]} / $size" | bc -l)"
 done

@@ -9,6 +9,9 @@
 //! - `small`: a `&str`, a `u64` and an 8-item `Vec<u32>` as arguments, a `u64` returned.
 //! - `vec_1m_arg`: a 1,000,000-item `Vec<u64>` argument, recorded through `Debug`.
 //! - `vec_1m_output`: the same `Vec` returned (by reference to a static), recorded as output.
+//! - `struct_vec_1m_arg`: a user struct with a derived `Debug` that holds the same `Vec`: std's
+//!   list helper formats the field, and stops formatting when the capped writer fails (it
+//!   still steps over the remaining items, unformatted).
 //! - `map_100k_enrich`: a 100,000-entry `enrich::Value` map given to `enrich_span().metadata`
 //!   (built outside the timing; its drop is timed in both variants).
 //! - `hashmap_100k_enrich`: a 100,000-entry `HashMap<String, i64>` given the same way, so its
@@ -38,6 +41,17 @@ impl SpanExporter for Discard {
 
 static BIG: LazyLock<Vec<u64>> = LazyLock::new(|| (0..1_000_000).collect());
 
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    items: Vec<u64>,
+}
+
+static BATCH: LazyLock<Batch> = LazyLock::new(|| Batch {
+    id: 7,
+    items: (0..1_000_000).collect(),
+});
+
 #[trace]
 #[inline(never)]
 fn small(query: &str, n: u64, ids: &[u32]) -> u64 {
@@ -48,6 +62,12 @@ fn small(query: &str, n: u64, ids: &[u32]) -> u64 {
 #[inline(never)]
 fn vec_arg(items: &Vec<u64>) -> usize {
     black_box(items.len())
+}
+
+#[trace]
+#[inline(never)]
+fn struct_arg(batch: &Batch) -> u64 {
+    black_box(batch.id + batch.items.len() as u64)
 }
 
 #[trace]
@@ -76,6 +96,10 @@ fn cases(c: &mut Criterion, variant: &str) {
     });
     let big: &Vec<u64> = &BIG;
     group.bench_function("vec_1m_arg", |b| b.iter(|| vec_arg(black_box(big))));
+    let batch: &Batch = &BATCH;
+    group.bench_function("struct_vec_1m_arg", |b| {
+        b.iter(|| struct_arg(black_box(batch)));
+    });
     group.bench_function("vec_1m_output", |b| {
         b.iter(|| vec_output(black_box(1_000_000)).len());
     });

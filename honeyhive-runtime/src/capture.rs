@@ -282,51 +282,6 @@ impl DebugKind {
     }
 }
 
-/// Output probes: like the input ones, with a last resort that records nothing, because a
-/// return type such as `impl Iterator` is legitimately not `Debug`.
-#[doc(hidden)]
-pub trait OutTextProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> TextKind {
-        TextKind
-    }
-}
-impl<T: AsText + ?Sized> OutTextProbe for &&&Capture<'_, T> {}
-#[doc(hidden)]
-/// Output number (and collection) probe.
-pub trait OutNumberProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> NumberKind {
-        NumberKind
-    }
-}
-impl<T: AsNumber + ?Sized> OutNumberProbe for &&Capture<'_, T> {}
-#[doc(hidden)]
-/// Output Debug probe.
-pub trait OutDebugProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> DebugKind {
-        DebugKind
-    }
-}
-impl<T: Debug + ?Sized> OutDebugProbe for &Capture<'_, T> {}
-#[doc(hidden)]
-/// Output fallback probe.
-pub trait OutSkipProbe {
-    /// The kind.
-    fn hh_out_kind(&self) -> SkipKind {
-        SkipKind
-    }
-}
-impl<T: ?Sized> OutSkipProbe for Capture<'_, T> {}
-
-impl SkipKind {
-    /// Nothing to record.
-    pub fn value<T: ?Sized>(self, _v: &T, _cap: usize) -> Option<Value> {
-        None
-    }
-}
-
 impl TextKind {
     /// [`TextKind::value`] for outputs.
     pub fn out<T: AsText + ?Sized>(self, v: &T, cap: usize) -> Option<Value> {
@@ -343,52 +298,6 @@ impl DebugKind {
     /// [`DebugKind::value`] for outputs.
     pub fn out<T: Debug + ?Sized>(self, v: &T, cap: usize) -> Option<Value> {
         Some(Value::String(debug_text(v, cap)))
-    }
-}
-impl SkipKind {
-    /// Nothing to record.
-    pub fn out<T: ?Sized>(self, _v: &T, _cap: usize) -> Option<Value> {
-        None
-    }
-}
-
-/// Splits a return value into success and error: `Result`s (through any alias) are split,
-/// every other type is a success.
-#[doc(hidden)]
-pub trait ResultProbe {
-    /// The kind.
-    fn hh_result_kind(&self) -> ResultKind {
-        ResultKind
-    }
-}
-impl<T, E> ResultProbe for &Capture<'_, Result<T, E>> {}
-/// Every non-`Result` return value.
-#[doc(hidden)]
-pub trait PlainProbe {
-    /// The kind.
-    fn hh_result_kind(&self) -> PlainKind {
-        PlainKind
-    }
-}
-impl<T: ?Sized> PlainProbe for Capture<'_, T> {}
-
-/// A `Result` return.
-#[doc(hidden)]
-pub struct ResultKind;
-/// Any other return.
-#[doc(hidden)]
-pub struct PlainKind;
-
-impl ResultKind {
-    /// `Ok` value or error.
-    pub fn split<T, E>(self, r: &Result<T, E>) -> Result<&T, &E> {
-        r.as_ref()
-    }
-}
-impl PlainKind {
-    /// Always a success.
-    pub fn split<T: ?Sized>(self, r: &T) -> Result<&T, &core::convert::Infallible> {
-        Ok(r)
     }
 }
 
@@ -740,6 +649,47 @@ mod tests {
         assert_eq!(
             (&&&Capture(&arr)).hh_kind().value(&arr, 64),
             Value::from(format!("{arr:?}"))
+        );
+    }
+
+    #[test]
+    fn a_collection_inside_a_user_struct_stops_being_formatted_at_the_cap() {
+        // A derived `Debug` hands the field to std's list helper, not to `BoundedDebug`: what
+        // stops it is the writer failing, and every later item is skipped unformatted.
+        #[derive(Debug)]
+        #[allow(dead_code)] // read through the derived `Debug` only
+        struct Batch<'a> {
+            name: &'static str,
+            items: Vec<Tally<'a>>,
+            after: Vec<Tally<'a>>,
+        }
+        struct Tally<'a>(&'a Cell<usize>);
+        impl Debug for Tally<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("t")
+            }
+        }
+        let calls = Cell::new(0);
+        let batch = Batch {
+            name: "big",
+            items: (0..1_000_000).map(|_| Tally(&calls)).collect(),
+            after: (0..1_000).map(|_| Tally(&calls)).collect(),
+        };
+        let v = (&&&Capture(&batch)).hh_kind().value(&batch, 64);
+        assert!(
+            v.as_str()
+                .starts_with("Batch { name: \"big\", items: [t, t, t"),
+            "{}",
+            v.as_str()
+        );
+        assert!(v.as_str().ends_with("+ bytes]"), "{}", v.as_str());
+        // The cap and the margin looked at for secrets, three bytes an item: not a million,
+        // and nothing of the field after the cut.
+        assert!(
+            calls.get() < (64 + SECRET_MARGIN) / 3 + 2,
+            "{}",
+            calls.get()
         );
     }
 

@@ -2,11 +2,20 @@
 //! Not public API.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use std::fmt::{Debug, Display};
 
 use futures_core::Stream;
 
-use crate::span::Span;
+use crate::capture::{
+    AsNumber, AsText, DebugKind, ErrDebug, ErrDisplay, ErrOpaque, NumberKind, Recordable, SkipKind,
+    TextKind,
+};
+use crate::span::{Span, SpanRecord};
 use crate::stream::{StreamLog, TracedStream};
 
 /// `?` for a body that runs inline in a `#[track_caller]` function (the `Try` trait is not
@@ -150,35 +159,51 @@ impl NotStream {
 pub trait MetadataValue: std::fmt::Debug {}
 impl<T: std::fmt::Debug + ?Sized> MetadataValue for T {}
 
-impl crate::capture::TextKind {
-    /// A metadata value: as [`Self::value`].
+// Inputs and metadata: one call per value, which reads the cap and records under the key.
+impl TextKind {
+    /// Records an argument.
     #[inline]
-    pub fn metadata<T: crate::capture::AsText + ?Sized>(
-        self,
-        v: &T,
-        cap: usize,
-    ) -> opentelemetry::Value {
-        self.value(v, cap)
+    pub fn record<T: AsText + ?Sized>(self, record: &mut SpanRecord, key: &'static str, v: &T) {
+        record.attr(key, self.value(v, record.cap()));
+    }
+
+    /// Records a metadata value.
+    #[inline]
+    pub fn metadata<T: AsText + ?Sized>(self, record: &mut SpanRecord, key: &'static str, v: &T) {
+        self.record(record, key, v);
     }
 }
 
-impl crate::capture::NumberKind {
-    /// A metadata value: as [`Self::value`].
+impl NumberKind {
+    /// Records an argument.
     #[inline]
-    pub fn metadata<T: crate::capture::AsNumber + ?Sized>(
-        self,
-        v: &T,
-        cap: usize,
-    ) -> opentelemetry::Value {
-        self.value(v, cap)
+    pub fn record<T: AsNumber + ?Sized>(self, record: &mut SpanRecord, key: &'static str, v: &T) {
+        record.attr(key, self.value(v, record.cap()));
+    }
+
+    /// Records a metadata value.
+    #[inline]
+    pub fn metadata<T: AsNumber + ?Sized>(self, record: &mut SpanRecord, key: &'static str, v: &T) {
+        self.record(record, key, v);
     }
 }
 
-impl crate::capture::DebugKind {
-    /// A metadata value: as [`Self::value`], with its own message when not `Debug`.
+impl DebugKind {
+    /// Records an argument (its message, when not `Debug`, says to skip it).
     #[inline]
-    pub fn metadata<T: MetadataValue + ?Sized>(self, v: &T, cap: usize) -> opentelemetry::Value {
-        self.value(v, cap)
+    pub fn record<T: Recordable + ?Sized>(self, record: &mut SpanRecord, key: &'static str, v: &T) {
+        record.attr(key, self.value(v, record.cap()));
+    }
+
+    /// Records a metadata value, with its own message when not `Debug`.
+    #[inline]
+    pub fn metadata<T: MetadataValue + ?Sized>(
+        self,
+        record: &mut SpanRecord,
+        key: &'static str,
+        v: &T,
+    ) {
+        record.attr(key, self.value(v, record.cap()));
     }
 }
 
@@ -240,10 +265,10 @@ pub fn retry_classify<E: ?Sized>(
 }
 
 /// The span of an `async fn` while its body runs: the expansion pins the body's future in the
-/// fn's own state and polls it through [`Scoped::poll`], which makes the span current for the
-/// poll (as `Instrumented` does). The body is held by the fn's state, not by a wrapper type
-/// around it, so each traced level adds one level to the future's type, not two, and deep
-/// chains of traced async fns stay within rustc's recursion limit.
+/// fn's own state and awaits [`Scoped::run`], which makes the span current for each poll (as
+/// `Instrumented` does). The body is held by the fn's state, not by a wrapper type around it,
+/// so each traced level adds one level to the future's type, not two, and deep chains of
+/// traced async fns reach rustc's recursion limit later.
 ///
 /// Dropped before the body completed (the call was cancelled), the span ends marked
 /// `honeyhive.cancelled`; the body's future, declared after it, is dropped first, so the
@@ -268,16 +293,35 @@ impl Scoped {
         &mut self.span
     }
 
-    /// Polls the body with the span current.
+    /// The body, polled with the span current. A named future rather than a `poll_fn`
+    /// closure: each traced fn instantiates this one `poll`, and nothing else, per body.
     #[inline]
-    pub fn poll<F: std::future::Future>(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-        body: std::pin::Pin<&mut F>,
-    ) -> std::task::Poll<F::Output> {
-        let poll = self.span.in_scope(|| body.poll(cx));
+    pub fn run<'a, F: Future>(&'a mut self, body: Pin<&'a mut F>) -> ScopedRun<'a, F> {
+        ScopedRun { scoped: self, body }
+    }
+}
+
+/// The future [`Scoped::run`] returns.
+#[doc(hidden)]
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct ScopedRun<'a, F> {
+    scoped: &'a mut Scoped,
+    body: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for ScopedRun<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // Both fields are references: the struct is `Unpin`.
+        let this = &mut *self;
+        let scope = this.scoped.span.poll_scope();
+        let poll = this.body.as_mut().poll(cx);
+        drop(scope);
         if poll.is_ready() {
-            self.done = true;
+            this.scoped.done = true;
         }
         poll
     }
@@ -291,4 +335,177 @@ impl Drop for Scoped {
             record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
         }
     }
+}
+
+/// What a traced fn returned, to be recorded in one generic call per role: the kind of its
+/// success value and of its error are picked at the expansion site by autoref specialization
+/// (most `&`s first), and the kind's `record` does the rest, so each traced fn expands to two
+/// calls rather than a `match` with a chain of probes per arm.
+#[doc(hidden)]
+pub struct Returned<'a, T: ?Sized>(pub &'a T);
+
+/// Records a success value of type `T` (the kinds of [`crate::capture`]).
+#[doc(hidden)]
+pub trait RecordOk<T: ?Sized> {
+    /// Records `v` as the output.
+    fn record_ok(self, record: &mut SpanRecord, v: &T);
+}
+impl<T: AsText + ?Sized> RecordOk<T> for TextKind {
+    #[inline]
+    fn record_ok(self, record: &mut SpanRecord, v: &T) {
+        record.output(self.out(v, record.cap()));
+    }
+}
+impl<T: AsNumber + ?Sized> RecordOk<T> for NumberKind {
+    #[inline]
+    fn record_ok(self, record: &mut SpanRecord, v: &T) {
+        record.output(self.out(v, record.cap()));
+    }
+}
+impl<T: Debug + ?Sized> RecordOk<T> for DebugKind {
+    #[inline]
+    fn record_ok(self, record: &mut SpanRecord, v: &T) {
+        record.output(self.out(v, record.cap()));
+    }
+}
+impl<T: ?Sized> RecordOk<T> for SkipKind {
+    #[inline]
+    fn record_ok(self, _: &mut SpanRecord, _: &T) {}
+}
+
+/// Describes an error of type `E` (the error kinds of [`crate::capture`]).
+#[doc(hidden)]
+pub trait RecordErr<E: ?Sized> {
+    /// Marks the span failed with `e`.
+    fn record_err(self, record: &mut SpanRecord, e: &E);
+}
+impl<E: Display + ?Sized> RecordErr<E> for ErrDisplay {
+    #[inline]
+    fn record_err(self, record: &mut SpanRecord, e: &E) {
+        record.error(self.describe(e, record.cap()));
+    }
+}
+impl<E: Debug + ?Sized> RecordErr<E> for ErrDebug {
+    #[inline]
+    fn record_err(self, record: &mut SpanRecord, e: &E) {
+        record.error(self.describe(e, record.cap()));
+    }
+}
+impl<E: ?Sized> RecordErr<E> for ErrOpaque {
+    #[inline]
+    fn record_err(self, record: &mut SpanRecord, e: &E) {
+        record.error(self.describe(e, record.cap()));
+    }
+}
+
+/// The `Ok` value of a returned `Result`, recorded by `K`.
+#[doc(hidden)]
+pub struct OkOf<K>(K);
+/// A returned value that is not a `Result`, recorded whole by `K`.
+#[doc(hidden)]
+pub struct ValueOf<K>(K);
+/// The error of a returned `Result`, described by `K`.
+#[doc(hidden)]
+pub struct ErrOf<K>(K);
+/// A returned value that is not a `Result`: no error to record.
+#[doc(hidden)]
+pub struct NoErr;
+
+impl<K> OkOf<K> {
+    /// Records the `Ok` value, if it is one and the span is recorded.
+    #[inline]
+    pub fn record<T, E>(self, span: &mut Span, r: &Result<T, E>)
+    where
+        K: RecordOk<T>,
+    {
+        if let Ok(v) = r
+            && let Some(record) = span.recording()
+        {
+            self.0.record_ok(record, v);
+        }
+    }
+}
+impl<K> ValueOf<K> {
+    /// Records the value, if the span is recorded.
+    #[inline]
+    pub fn record<R: ?Sized>(self, span: &mut Span, r: &R)
+    where
+        K: RecordOk<R>,
+    {
+        if let Some(record) = span.recording() {
+            self.0.record_ok(record, r);
+        }
+    }
+}
+impl<K> ErrOf<K> {
+    /// Marks the span failed, if the value is an `Err` and the span is recorded.
+    #[inline]
+    pub fn record<T, E>(self, span: &mut Span, r: &Result<T, E>)
+    where
+        K: RecordErr<E>,
+    {
+        if let Err(e) = r
+            && let Some(record) = span.recording()
+        {
+            self.0.record_err(record, e);
+        }
+    }
+}
+impl NoErr {
+    /// Nothing to record (a method, as the other kinds' `record`, for the dispatch).
+    #[allow(clippy::unused_self)]
+    #[inline]
+    pub fn record<R: ?Sized>(self, _: &mut Span, _: &R) {}
+}
+
+/// The probes of [`Returned`], imported together by the expansion (`use returned::*`).
+#[doc(hidden)]
+pub mod returned {
+    pub use super::{
+        ErrDebugOf as _, ErrDisplayOf as _, ErrOpaqueOf as _, NoErrOf as _, OkDebug as _,
+        OkNumber as _, OkSkip as _, OkText as _, ValueDebug as _, ValueNumber as _, ValueSkip as _,
+        ValueText as _,
+    };
+}
+
+macro_rules! probes {
+    ($($(#[$m:meta])* $probe:ident: [$($g:tt)*] $self_ty:ty => $method:ident -> $kind:ty = $value:expr;)*) => {$(
+        $(#[$m])*
+        #[doc(hidden)]
+        pub trait $probe {
+            /// The kind.
+            #[inline]
+            fn $method(&self) -> $kind {
+                $value
+            }
+        }
+        impl<$($g)*> $probe for $self_ty {}
+    )*};
+}
+
+probes! {
+    /// A `Result` whose `Ok` is text.
+    OkText: [T: AsText, E] &&&&&&&Returned<'_, Result<T, E>> => hh_ok_kind -> OkOf<TextKind> = OkOf(TextKind);
+    /// A `Result` whose `Ok` is a number or a collection.
+    OkNumber: [T: AsNumber, E] &&&&&&Returned<'_, Result<T, E>> => hh_ok_kind -> OkOf<NumberKind> = OkOf(NumberKind);
+    /// A `Result` whose `Ok` is `Debug`.
+    OkDebug: [T: Debug, E] &&&&&Returned<'_, Result<T, E>> => hh_ok_kind -> OkOf<DebugKind> = OkOf(DebugKind);
+    /// A `Result` whose `Ok` cannot be recorded.
+    OkSkip: [T, E] &&&&Returned<'_, Result<T, E>> => hh_ok_kind -> OkOf<SkipKind> = OkOf(SkipKind);
+    /// Any other value that is text.
+    ValueText: [T: AsText + ?Sized] &&&Returned<'_, T> => hh_ok_kind -> ValueOf<TextKind> = ValueOf(TextKind);
+    /// Any other value that is a number or a collection.
+    ValueNumber: [T: AsNumber + ?Sized] &&Returned<'_, T> => hh_ok_kind -> ValueOf<NumberKind> = ValueOf(NumberKind);
+    /// Any other `Debug` value.
+    ValueDebug: [T: Debug + ?Sized] &Returned<'_, T> => hh_ok_kind -> ValueOf<DebugKind> = ValueOf(DebugKind);
+    /// Any other value (`impl Iterator`, ...): nothing is recorded.
+    ValueSkip: [T: ?Sized] Returned<'_, T> => hh_ok_kind -> ValueOf<SkipKind> = ValueOf(SkipKind);
+    /// A `Result` whose error is `Display`.
+    ErrDisplayOf: [T, E: Display] &&&Returned<'_, Result<T, E>> => hh_err_kind -> ErrOf<ErrDisplay> = ErrOf(ErrDisplay);
+    /// A `Result` whose error is `Debug`.
+    ErrDebugOf: [T, E: Debug] &&Returned<'_, Result<T, E>> => hh_err_kind -> ErrOf<ErrDebug> = ErrOf(ErrDebug);
+    /// A `Result` whose error is neither: described by its type name.
+    ErrOpaqueOf: [T, E] &Returned<'_, Result<T, E>> => hh_err_kind -> ErrOf<ErrOpaque> = ErrOf(ErrOpaque);
+    /// Any other value: no error.
+    NoErrOf: [T: ?Sized] Returned<'_, T> => hh_err_kind -> NoErr = NoErr;
 }

@@ -95,16 +95,16 @@
 //!         rec.attr("honeyhive_inputs.question", capture(&question));
 //!     }
 //!     let __hh_ret = call_once(move || { /* the original body */ });
-//!     if let Some(rec) = __hh_span.recording() {
-//!         /* Ok value -> honeyhive_outputs.result, Err -> status, exception event */
-//!     }
+//!     // Two generic calls; which kinds of value and error they record is picked here:
+//!     ok_kind(&__hh_ret).record(&mut __hh_span, &__hh_ret);  // honeyhive_outputs.result
+//!     err_kind(&__hh_ret).record(&mut __hh_span, &__hh_ret); // Err: status, exception event
 //!     __hh_ret                                          // the span ends when __hh_span drops
 //! }
 //! ```
 //!
-//! An `async fn` opens the span when first polled and wraps its body in an `Instrumented`
-//! future that makes the span current only while it is polled, so the span follows the task
-//! across `.await` points and threads.
+//! An `async fn` opens the span when first polled, pins its body's future in its own state
+//! and awaits it through `Scoped::run`, which makes the span current only while the body is
+//! polled, so the span follows the task across `.await` points and threads.
 //!
 //! The span itself is a small record owned by the caller (recycled from earlier spans of the
 //! same thread); it is moved to a per-thread buffer when it ends and handed to a background
@@ -172,14 +172,13 @@ pub use span::EventType;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::capture::{
-        Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe,
-        OutDebugProbe, OutNumberProbe, OutSkipProbe, OutTextProbe, PlainProbe, ResultProbe,
-        TextProbe,
+        Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe, TextProbe,
     };
     pub use crate::correlation::{CorrelationGuard, Policy, WithCorrelation, with_request_id};
     pub use crate::expand_support::{
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
-        NotStreamProbe, Scoped, StreamProbe, WhenFn, retry_classify, retry_when,
+        NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, WhenFn, retry_classify,
+        retry_when, returned,
     };
     pub use crate::record::RootState;
     pub use crate::retry::Decision;

@@ -333,20 +333,26 @@ impl Span {
     /// whose span outlives the call that opened it.
     #[inline]
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let Some(scope) = self.scope else {
-            return f();
-        };
-        let guard = PollScope {
+        let guard = self.poll_scope();
+        let out = f();
+        drop(guard);
+        out
+    }
+
+    /// Makes this (detached) span current until the guard drops, as [`Span::in_scope`] does,
+    /// without a closure: the poll of a traced `async fn` body uses it, so that each traced
+    /// fn instantiates nothing here.
+    #[inline]
+    pub(crate) fn poll_scope(&mut self) -> Option<PollScope<'_>> {
+        let scope = self.scope?;
+        Some(PollScope {
             prev: context::replace(scope.inner),
             prev_correlation: self
                 .session
                 .as_ref()
                 .map(|s| correlation::replace(Some(Arc::clone(s)))),
             span: self,
-        };
-        let out = f();
-        drop(guard);
-        out
+        })
     }
 }
 
@@ -656,7 +662,7 @@ impl Span {
 }
 
 /// Restores the previous scope after a poll, even when the poll panics, and records the panic.
-struct PollScope<'a> {
+pub(crate) struct PollScope<'a> {
     prev: Current,
     #[allow(clippy::option_option)] // `None`: nothing to restore
     prev_correlation: Option<Option<Arc<Correlation>>>,

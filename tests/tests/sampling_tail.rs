@@ -8,10 +8,12 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context as TaskContext, Poll, Waker};
+use std::thread::ThreadId;
 use std::time::Duration;
 
-use honeyhive_runtime::sampling::{self, ManualClock, Sampler, TailSampling, TailStats};
+use honeyhive_runtime::sampling::{self, Clock, Sampler, TailSampling, TailStats};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
 use honeyhive_runtime::trace;
 
@@ -69,15 +71,76 @@ fn finish<F: Future>(mut future: Pin<Box<F>>) -> F::Output {
     }
 }
 
-/// Yields until `done` holds (no sleep: it waits for the export thread, not for time).
-fn wait_until(done: impl Fn() -> bool) {
-    for _ in 0..100_000_000u64 {
-        if done() {
-            return;
+/// A tail-sampling clock the test answers: while held, each reading on another thread waits
+/// until the test says what time it is. The export thread reads the clock once at the start
+/// of each step (a batch, a timer tick, a flush), so when it asks again, the step before is
+/// done: the test sees what it did without polling and without sleeping.
+#[derive(Clone, Debug, Default)]
+struct SteppedClock(Arc<Stepped>);
+
+#[derive(Debug, Default)]
+struct Stepped {
+    state: Mutex<StepState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct StepState {
+    now: Duration,
+    /// The thread that holds the clock; its own readings never wait.
+    held_by: Option<ThreadId>,
+    /// A reading is waiting for an answer.
+    asked: bool,
+}
+
+impl Clock for SteppedClock {
+    fn now(&self) -> Duration {
+        let mut state = self.0.state.lock().unwrap();
+        if state
+            .held_by
+            .is_none_or(|t| t == std::thread::current().id())
+        {
+            return state.now;
         }
-        std::thread::yield_now();
+        state.asked = true;
+        self.0.changed.notify_all();
+        while state.asked && state.held_by.is_some() {
+            state = self.0.changed.wait(state).unwrap();
+        }
+        state.now
     }
-    panic!("the export thread never got there");
+}
+
+impl SteppedClock {
+    /// From now on, other threads' readings wait for [`SteppedClock::answer`].
+    fn hold(&self) {
+        self.0.state.lock().unwrap().held_by = Some(std::thread::current().id());
+    }
+
+    /// Waits for the next reading; the watchdog turns a hang into a failure.
+    fn next_reading(&self) {
+        let state = self.0.state.lock().unwrap();
+        let (state, timeout) = self
+            .0
+            .changed
+            .wait_timeout_while(state, Duration::from_mins(1), |s| !s.asked)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "the export thread never read the clock: {state:?}"
+        );
+    }
+
+    /// Answers the waiting reading with `now`; `release` lets every later reading through.
+    fn answer(&self, now: Duration, release: bool) {
+        let mut state = self.0.state.lock().unwrap();
+        state.now = now;
+        state.asked = false;
+        if release {
+            state.held_by = None;
+        }
+        self.0.changed.notify_all();
+    }
 }
 
 /// Every exported span's parent was exported too, or it is a root.
@@ -226,20 +289,31 @@ fn too_many_traces_in_flight_decides_the_oldest_early() {
 
 #[test]
 fn a_trace_whose_root_does_not_end_is_decided_after_the_timeout() {
-    let clock = ManualClock::new();
+    let clock = SteppedClock::default();
     let rec = Recorder::with(|b| {
         b.tail_sampling(
             TailSampling::new(1.0)
                 .root_timeout(Duration::from_secs(10))
                 .clock(clock.clone()),
         )
+        // Timer ticks come often, so the export thread asks the time often; what it does
+        // with the answer does not depend on when it asks.
+        .scheduled_delay(Duration::from_millis(10))
     });
+    clock.hold();
     let mut stuck = Box::pin(long_request());
     assert!(poll_once(stuck.as_mut()).is_pending());
-    // The export thread stamps a trace with the clock when it takes its first span: move the
-    // clock only once it has (a flush would decide the trace).
-    wait_until(|| sampling::tail_stats().in_flight == 1);
-    clock.advance(Duration::from_secs(11));
+    // The export thread stamps a trace with the time it read when it takes its first span.
+    // Every reading is answered with 0 until a reading comes after that step (the trace is
+    // held); that one, and all later ones, see 11 s.
+    loop {
+        clock.next_reading();
+        if sampling::tail_stats().in_flight == 1 {
+            clock.answer(Duration::from_secs(11), true);
+            break;
+        }
+        clock.answer(Duration::ZERO, false);
+    }
     // The next trace to arrive lets the export thread see the time.
     request(1, None);
     let spans = rec.spans();

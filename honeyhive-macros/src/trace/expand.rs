@@ -20,8 +20,9 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
     let meta = meta(plan);
     let inputs = capture_inputs(plan);
 
+    let local_span = quote!(&mut __hh_span);
     if function.async_trait_block_ref() {
-        let output = capture_output(plan, true);
+        let output = capture_output(plan, true, &local_span);
         return async_trait_method(plan, function, &meta, &inputs, &output);
     }
 
@@ -45,7 +46,7 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
     let new_body: TokenStream = if let Some(kind) = stream {
         traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
     } else if let Some(kind) = future {
-        let output = capture_output(plan, future_output_is_value(declared));
+        let output = capture_output(plan, future_output_is_value(declared), &local_span);
         traced_future(plan, kind, &meta, &inputs, &output, body)
     } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
@@ -59,15 +60,7 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
         let fake_return = ret_ty.map(fake_return);
-        let output = if returns_value {
-            let output = capture_output(plan, true);
-            quote! {
-                let __hh_span = __hh_scoped.span();
-                #output
-            }
-        } else {
-            TokenStream::new()
-        };
+        let output = returns_value.then(|| capture_output(plan, true, &quote!(__hh_scoped.span())));
         let inputs = (!inputs.is_empty()).then(|| {
             quote! {
                 let __hh_span = __hh_scoped.span();
@@ -75,18 +68,16 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             }
         });
         // The body's future is pinned in this fn's own state and polled with the span
-        // current (see the runtime's `Scoped`): one type level per traced fn.
+        // current (see the runtime's `Scoped`): one type level per traced fn, and one small
+        // `poll` instantiated for it.
         quote! {
             #meta
             let mut __hh_scoped = #krate::__private::Scoped::new(
                 #krate::__private::Span::detached(&__HH_META),
             );
             #inputs
-            let mut __hh_body = ::core::pin::pin!(async move { #fake_return #body });
-            let __hh_ret = ::core::future::poll_fn(|__hh_cx| {
-                __hh_scoped.poll(__hh_cx, ::core::pin::Pin::as_mut(&mut __hh_body))
-            })
-            .await;
+            let __hh_body = ::core::pin::pin!(async move { #fake_return #body });
+            let __hh_ret = __hh_scoped.run(__hh_body).await;
             #output
             __hh_ret
         }
@@ -101,7 +92,7 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
     } else {
         let run = sync_body(plan, function, ret_ty);
         let (output, span_mut) = if returns_value {
-            (capture_output(plan, true), quote!(mut))
+            (capture_output(plan, true, &local_span), quote!(mut))
         } else {
             (TokenStream::new(), mutability.clone().unwrap_or_default())
         };
@@ -227,7 +218,7 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         // `_name` arguments are captured too.
         quote_spanned! {at(ty.span())=>
             #[allow(clippy::used_underscore_binding)]
-            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#ident)).hh_kind().value(#arg, __hh_cap));
+            (&&&#krate::__private::Capture(&#ident)).hh_kind().record(__hh_rec, #key, #arg);
         }
     });
     let metadata = plan.metadata.iter().map(|m| {
@@ -238,14 +229,13 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         let arg = borrow_located_at(&tmp, value);
         quote_spanned! {at(value.span())=>
             let #tmp = #value;
-            __hh_rec.attr(#key, (&&&#krate::__private::Capture(&#tmp)).hh_kind().metadata(#arg, __hh_cap));
+            (&&&#krate::__private::Capture(&#tmp)).hh_kind().metadata(__hh_rec, #key, #arg);
         }
     });
     quote! {
         if let ::core::option::Option::Some(__hh_rec) = __hh_span.recording() {
             #[allow(unused_imports)]
             use #krate::__private::{DebugProbe as _, NumberProbe as _, TextProbe as _};
-            let __hh_cap = __hh_rec.cap();
             #(#inputs)*
             #(#metadata)*
         }
@@ -271,30 +261,21 @@ fn borrow_located_at(ident: &Ident, at: &impl ToTokens) -> TokenStream {
     quote_spanned!(first=> &#ident)
 }
 
-fn capture_output(plan: &Plan<'_>, returns_value: bool) -> TokenStream {
+/// Records what `__hh_ret` holds on the span `span` (a `&mut Span`): the output unless
+/// skipped, and the error of a `Result`. Two generic calls; the probes pick what they record.
+fn capture_output(plan: &Plan<'_>, returns_value: bool, span: &TokenStream) -> TokenStream {
     let krate = &plan.krate;
-    let ok = if plan.record_output && returns_value {
+    let ok = (plan.record_output && returns_value).then(|| {
         quote! {
-            __hh_rec.output((&&&&#krate::__private::Capture(__hh_ok)).hh_out_kind().out(__hh_ok, __hh_cap));
+            (&&&&&&&&#krate::__private::Returned(&__hh_ret)).hh_ok_kind().record(#span, &__hh_ret);
         }
-    } else {
-        quote!(let _ = __hh_ok;)
-    };
+    });
     quote! {
-        if let ::core::option::Option::Some(__hh_rec) = __hh_span.recording() {
+        {
             #[allow(unused_imports)]
-            use #krate::__private::{
-                ErrDebugProbe as _, ErrDisplayProbe as _, ErrOpaqueProbe as _, OutDebugProbe as _,
-                OutNumberProbe as _, OutSkipProbe as _, OutTextProbe as _, PlainProbe as _,
-                ResultProbe as _,
-            };
-            let __hh_cap = __hh_rec.cap();
-            match (&&#krate::__private::Capture(&__hh_ret)).hh_result_kind().split(&__hh_ret) {
-                ::core::result::Result::Ok(__hh_ok) => { #ok }
-                ::core::result::Result::Err(__hh_err) => {
-                    __hh_rec.error((&&&#krate::__private::Capture(__hh_err)).hh_err_kind().describe(__hh_err, __hh_cap));
-                }
-            }
+            use #krate::__private::returned::*;
+            #ok
+            (&&&&#krate::__private::Returned(&__hh_ret)).hh_err_kind().record(#span, &__hh_ret);
         }
     }
 }
