@@ -4,6 +4,7 @@
 # Installs Phoenix in a cached venv (target/phoenix-venv), starts `phoenix serve` on
 # 127.0.0.1 with a throwaway working dir and free ports (scripts/lib/phoenix.sh), runs the
 # `otlp` example (a simulated RAG request, eight spans) against it over OTLP/HTTP protobuf,
+# then the `phoenix_integrations` example (scripts/phoenix_integrations_check.py),
 # reads the spans back from GET /v1/projects/{project}/spans and checks names, parent links,
 # span kinds, token counts and the failed tool call (scripts/phoenix_check.py), then compares
 # our LLM costs with the ones Phoenix computes from its own table (scripts/phoenix_cost_check.py).
@@ -38,6 +39,17 @@ OTEL_EXPORTER_OTLP_ENDPOINT="$PHOENIX_BASE" HH_PROJECT="$project" \
 if ! timeout 120 python3 scripts/phoenix_check.py "$PHOENIX_BASE" "$project" 60; then
     phoenix_log_tail
     fail "Phoenix does not hold the expected trace (see above)"
+fi
+
+# The integrations (documents, metadata, tags, tool name, an LLM call traced by the reqwest
+# middleware, a bridged `tracing` span and event) as Phoenix shows them.
+OTEL_EXPORTER_OTLP_ENDPOINT="$PHOENIX_BASE" HH_PROJECT="$project-integrations" \
+    timeout 900 cargo run -q -p honeyhive-examples --example phoenix_integrations ||
+    fail "the phoenix_integrations example could not export to Phoenix"
+if ! timeout 120 python3 scripts/phoenix_integrations_check.py "$PHOENIX_BASE" \
+    "$project-integrations" 60; then
+    phoenix_log_tail
+    fail "Phoenix does not show what the integrations recorded (see above)"
 fi
 
 # Our LLM costs for a fixed set of calls against Phoenix's own cost table and calculator.
