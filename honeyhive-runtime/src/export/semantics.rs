@@ -43,7 +43,13 @@ pub(crate) struct Semantics {
     prices: PriceTable,
     redactor: Redactor,
     cap: usize,
+    /// Attribute lists of spans already encoded, emptied, for the next spans to reuse.
+    spare: Vec<Vec<KeyValue>>,
 }
+
+/// Lists kept for reuse at most, and the largest kept: enough for a batch of ordinary spans.
+const MAX_SPARE: usize = 4096;
+const MAX_SPARE_CAPACITY: usize = 256;
 
 impl Semantics {
     pub(crate) fn new(
@@ -56,11 +62,20 @@ impl Semantics {
             prices,
             redactor: Redactor::new(privacy)?,
             cap: crate::sink::DEFAULT_CAPTURE_CAP,
+            spare: Vec::new(),
         })
     }
 
     pub(crate) fn set_capture_cap(&mut self, cap: usize) {
         self.cap = cap;
+    }
+
+    /// Takes back the attribute list of a rendered span that was encoded and is no longer needed.
+    pub(crate) fn recycle(&mut self, mut attrs: Vec<KeyValue>) {
+        if self.spare.len() < MAX_SPARE && attrs.capacity() <= MAX_SPARE_CAPACITY {
+            attrs.clear();
+            self.spare.push(attrs);
+        }
     }
 
     /// Renders every span of `trace`, in its order, into `out` (cleared first).
@@ -69,7 +84,8 @@ impl Semantics {
         let mut usages: Vec<Usage> = Vec::with_capacity(trace.spans.len());
         let mut sessions: Vec<(usize, Vec<KeyValue>)> = Vec::new();
         for (i, record) in trace.spans.iter().enumerate() {
-            let mut attrs = Vec::with_capacity(record.attrs.len() + 12);
+            let mut attrs = self.spare.pop().unwrap_or_default();
+            attrs.reserve(record.attrs.len() + 12);
             core_attributes(record, trace.factor, &mut attrs);
             let core = attrs.len();
             let mut session = Vec::new();
