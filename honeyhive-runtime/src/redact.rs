@@ -174,6 +174,8 @@ pub(crate) struct Redactor {
     /// What was decided for each key seen: keys repeat from span to span (most are static),
     /// so each distinct key is matched against the lists and scanned once.
     keys: RefCell<HashMap<Box<str>, KeyDecision, BuildHasherDefault<FastHasher>>>,
+    /// The duplicate check's hashes and table, reused from span to span.
+    dedup: RefCell<(Vec<u64>, Vec<usize>)>,
 }
 
 /// Keys remembered at most; the cache starts over beyond (user keys can be unbounded).
@@ -271,6 +273,7 @@ impl Redactor {
             max_attributes: privacy.max_attributes,
             max_bytes: privacy.max_bytes,
             keys: RefCell::default(),
+            dedup: RefCell::default(),
         })
     }
 
@@ -433,7 +436,7 @@ impl Redactor {
     /// Keeps core keys, then small keys, then content, within the count and byte budgets.
     fn budget(&self, attrs: &mut Vec<KeyValue>) -> u32 {
         // Duplicates keep their last value (an enrichment overrides a captured value).
-        dedup_keep_last(attrs);
+        dedup_keep_last(attrs, &mut self.dedup.borrow_mut());
         let total: usize = attrs.iter().map(size_of).sum();
         if attrs.len() <= self.max_attributes && total <= self.max_bytes {
             return 0;
@@ -498,21 +501,20 @@ impl Redactor {
 }
 
 /// Removes earlier attributes whose key comes again later, keeping the order of the rest.
-fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
+fn dedup_keep_last(attrs: &mut Vec<KeyValue>, (hashes, table): &mut (Vec<u64>, Vec<usize>)) {
     let n = attrs.len();
     // A cheap hash per key; only keys whose hashes are equal are compared in full.
-    let hashes: Vec<u64> = attrs
-        .iter()
-        .map(|kv| {
-            let mut h = FastHasher::default();
-            std::hash::Hasher::write(&mut h, kv.key.as_str().as_bytes());
-            std::hash::Hasher::finish(&h)
-        })
-        .collect();
+    hashes.clear();
+    hashes.extend(attrs.iter().map(|kv| {
+        let mut h = FastHasher::default();
+        std::hash::Hasher::write(&mut h, kv.key.as_str().as_bytes());
+        std::hash::Hasher::finish(&h)
+    }));
     // An open-addressing table of the hashes seen; equal hashes are compared in full.
     let mut has_duplicate = false;
     let slots = (2 * n).next_power_of_two().max(16);
-    let mut table = vec![usize::MAX; slots];
+    table.clear();
+    table.resize(slots, usize::MAX);
     'keys: for (i, &h) in hashes.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation)] // the low bits pick the slot
         let mut slot = (h as usize) & (slots - 1);

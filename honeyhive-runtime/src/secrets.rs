@@ -235,10 +235,10 @@ pub(crate) struct Found {
 }
 
 impl Scanner {
-    /// Whether the prefilter lets `text` through; most text stops here.
+    /// Whether the prefilters let `text` through; most text stops at the first, [`screen`].
     #[inline]
     pub(crate) fn may_contain(&self, text: &str) -> bool {
-        self.prefilter.is_match(text)
+        screen(text.as_bytes()) && self.prefilter.is_match(text)
     }
 
     /// Every secret in `text`, in order, not overlapping.
@@ -274,6 +274,301 @@ impl Scanner {
             whole,
         })
     }
+}
+
+/// Byte classes of [`screen`].
+const OTHER: u8 = 0;
+/// `[A-Za-z0-9_.-]`: what key names, key prefixes and the keys themselves are made of.
+const WORD: u8 = 1;
+/// ASCII whitespace and control bytes, and every byte of a non-ASCII character (Unicode `\s`
+/// is among them).
+const SPACE: u8 = 2;
+const QUOTE: u8 = 3;
+const COLON: u8 = 4;
+const EQUALS: u8 = 5;
+
+const CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[allow(clippy::cast_possible_truncation)] // b < 256
+        let byte = b as u8;
+        table[b] = match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => WORD,
+            0..=0x20 | 0x80..=0xff => SPACE,
+            b'"' | b'\'' => QUOTE,
+            b':' => COLON,
+            b'=' => EQUALS,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    table
+};
+
+/// The shortest run of [`WORD`] bytes a key found by its prefix makes (`hh_` and 12, `xoxb-` and
+/// 10); every prefixed format is such a run.
+const MIN_KEY_RUN: usize = 15;
+
+/// What every name of an assignment contains (see [`KEY_NAMES`]), in lower case.
+const KEY_NAME_PARTS: &[&[u8]] = &[
+    b"key",
+    b"secret",
+    b"passw",
+    b"token",
+    b"credential",
+    b"connection",
+];
+
+/// Whether `text` may hold a secret of the built-in formats: a necessary condition of each,
+/// checked in one pass over the bytes, so that plain prose and most JSON never reach the
+/// literal prefilter (an automaton walked byte by byte) or the expression. A format matches only
+/// where one of these holds:
+///
+/// - a key by its prefix, or a JWT: a run of at least [`MIN_KEY_RUN`] `[A-Za-z0-9_.-]` bytes;
+/// - an assignment: `=` or `:` after a name holding one of [`KEY_NAME_PARTS`] (quotes and
+///   spaces between);
+/// - a credential in a URL, or a webhook: `://`; a SAS signature: `sig=`;
+/// - `Bearer`, `Basic` or `Token` followed by a space;
+/// - a PEM key: `-----BEGIN`.
+///
+/// Like the literal prefilter, names are matched ASCII case-insensitively.
+fn screen(text: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if text.len() >= 64 {
+        return wide::screen(text);
+    }
+    screen_bytes(text)
+}
+
+/// [`screen`], a byte at a time.
+fn screen_bytes(text: &[u8]) -> bool {
+    let n = text.len();
+    let mut i = 0;
+    while i < n {
+        match CLASS[usize::from(text[i])] {
+            WORD => {
+                let start = i;
+                while i < n && CLASS[usize::from(text[i])] == WORD {
+                    i += 1;
+                }
+                let run = &text[start..i];
+                if run.len() >= MIN_KEY_RUN
+                    || (run.len() >= 10 && run.windows(10).any(|w| w == b"-----BEGIN"))
+                {
+                    return true;
+                }
+                if i < n && CLASS[usize::from(text[i])] == SPACE && names_a_scheme(run) {
+                    return true;
+                }
+                continue;
+            }
+            COLON | EQUALS if assigns_a_secret(text, i) => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a word followed by a space is an HTTP authorization scheme.
+fn names_a_scheme(run: &[u8]) -> bool {
+    [&b"bearer"[..], b"basic", b"token"]
+        .iter()
+        .any(|word| ends_with_ignore_case(run, word))
+}
+
+/// At the `:` or `=` at `at`: a URL with a scheme, a secret's name, or a SAS signature.
+fn assigns_a_secret(text: &[u8], at: usize) -> bool {
+    if text[at] == b':' {
+        text[at + 1..].starts_with(b"//") || names_a_secret(text, at)
+    } else {
+        names_a_secret(text, at) || ends_with_ignore_case(name_before(text, at), b"sig")
+    }
+}
+
+/// [`screen`] 64 bytes at a time: SSE2 (part of every x86-64) compares 16 bytes at once into
+/// bit masks, the runs are found on the masks, and only the rare `:` and `=` and the words
+/// that end in `n`, `c` or `r` before a space are looked at byte by byte. Bytes past the end
+/// are zeros, which are spaces here and so end every run.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+
+    use super::{MIN_KEY_RUN, assigns_a_secret, names_a_scheme};
+
+    /// Bit `i` describes byte `i` of a 64-byte chunk.
+    struct Masks {
+        /// `[A-Za-z0-9_.-]`.
+        word: u64,
+        /// ASCII space and control bytes, and non-ASCII bytes.
+        space: u64,
+        /// `:` and `=`.
+        special: u64,
+        /// `n`, `c` and `r` in either case: the last letters of `token`, `basic` and `bearer`.
+        scheme_end: u64,
+        /// `-`.
+        dash: u64,
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn byte(b: u8) -> __m128i {
+        _mm_set1_epi8(i8::from_ne_bytes([b]))
+    }
+
+    /// `x` in `lo..lo + len` (unsigned): shifted so that `lo` is -128, then one signed compare.
+    #[target_feature(enable = "sse2")]
+    fn within(x: __m128i, lo: u8, len: u8) -> __m128i {
+        _mm_cmplt_epi8(
+            _mm_add_epi8(x, byte(128u8.wrapping_sub(lo))),
+            byte(128u8.wrapping_add(len)),
+        )
+    }
+
+    /// The 16 compare results of `x` as bits, moved to `shift`.
+    #[target_feature(enable = "sse2")]
+    fn bits(x: __m128i, shift: usize) -> u64 {
+        u64::from(u32::try_from(_mm_movemask_epi8(x)).unwrap_or(0)) << shift
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn masks(chunk: &[u8; 64]) -> Masks {
+        let mut m = Masks {
+            word: 0,
+            space: 0,
+            special: 0,
+            scheme_end: 0,
+            dash: 0,
+        };
+        for (k, block) in chunk.chunks_exact(16).enumerate() {
+            // SAFETY: `block` is 16 readable bytes; this load has no alignment requirement.
+            let v = unsafe { _mm_loadu_si128(block.as_ptr().cast()) };
+            let lower = _mm_or_si128(v, byte(0x20));
+            let dash = _mm_cmpeq_epi8(v, byte(b'-'));
+            let word = _mm_or_si128(
+                _mm_or_si128(within(lower, b'a', 26), within(v, b'0', 10)),
+                _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, byte(b'_')), _mm_cmpeq_epi8(v, byte(b'.'))),
+                    dash,
+                ),
+            );
+            // Signed, bytes of 0x80 and above are negative: one compare finds both kinds.
+            let space = _mm_cmplt_epi8(v, byte(0x21));
+            let special =
+                _mm_or_si128(_mm_cmpeq_epi8(v, byte(b':')), _mm_cmpeq_epi8(v, byte(b'=')));
+            let scheme_end = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(lower, byte(b'n')),
+                    _mm_cmpeq_epi8(lower, byte(b'c')),
+                ),
+                _mm_cmpeq_epi8(lower, byte(b'r')),
+            );
+            let shift = 16 * k;
+            m.word |= bits(word, shift);
+            m.space |= bits(space, shift);
+            m.special |= bits(special, shift);
+            m.scheme_end |= bits(scheme_end, shift);
+            m.dash |= bits(dash, shift);
+        }
+        m
+    }
+
+    /// Whether `mask`, after `carry` set bits that end the chunk before, has `len` set bits in
+    /// a row.
+    fn has_run(mask: u64, carry: u32, len: u32) -> bool {
+        if carry + mask.trailing_ones() >= len {
+            return true;
+        }
+        // Bit i of `x` stays set while bits i..i + covered are all set.
+        let mut x = mask;
+        let mut covered = 1;
+        while covered < len {
+            let step = covered.min(len - covered);
+            x &= x >> step;
+            covered += step;
+        }
+        x != 0
+    }
+
+    pub(super) fn screen(text: &[u8]) -> bool {
+        #[allow(clippy::cast_possible_truncation)] // a small constant
+        const KEY_RUN: u32 = MIN_KEY_RUN as u32;
+        let mut word_carry = 0;
+        let mut dash_carry = 0;
+        let mut scheme_carry = 0;
+        let mut pad = [0u8; 64];
+        let mut at = 0;
+        while at < text.len() {
+            let chunk: &[u8; 64] = if let Some(full) = text.get(at..at + 64) {
+                full.try_into().expect("64 bytes")
+            } else {
+                let rest = &text[at..];
+                pad[..rest.len()].copy_from_slice(rest);
+                &pad
+            };
+            // SAFETY: SSE2 is part of every x86-64 CPU (and enabled for every x86-64 target).
+            let m = unsafe { masks(chunk) };
+            // A key by its prefix; a PEM key (`-----BEGIN`).
+            if has_run(m.word, word_carry, KEY_RUN) || has_run(m.dash, dash_carry, 5) {
+                return true;
+            }
+            word_carry = m.word.leading_ones();
+            dash_carry = m.dash.leading_ones();
+            // `Bearer`, `Basic`, `Token` and a space.
+            let mut ends = m.space & ((m.scheme_end << 1) | scheme_carry);
+            scheme_carry = m.scheme_end >> 63;
+            while ends != 0 {
+                let space = at + ends.trailing_zeros() as usize;
+                ends &= ends - 1;
+                // Only the word's end is compared.
+                if names_a_scheme(&text[space.saturating_sub(6)..space]) {
+                    return true;
+                }
+            }
+            // Assignments, URLs, signatures.
+            let mut specials = m.special;
+            while specials != 0 {
+                let i = at + specials.trailing_zeros() as usize;
+                specials &= specials - 1;
+                if assigns_a_secret(text, i) {
+                    return true;
+                }
+            }
+            at += 64;
+        }
+        false
+    }
+}
+
+/// The run of [`WORD`] bytes in front of `at`, past any quotes and spaces.
+fn name_before(text: &[u8], at: usize) -> &[u8] {
+    let mut end = at;
+    while end > 0 && matches!(CLASS[usize::from(text[end - 1])], SPACE | QUOTE) {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && CLASS[usize::from(text[start - 1])] == WORD {
+        start -= 1;
+    }
+    &text[start..end]
+}
+
+/// Whether the name in front of the `=` or `:` at `at` is one an assignment of a secret has.
+fn names_a_secret(text: &[u8], at: usize) -> bool {
+    let name = name_before(text, at);
+    KEY_NAME_PARTS.iter().any(|part| {
+        name.len() >= part.len()
+            && name
+                .windows(part.len())
+                .any(|w| w.eq_ignore_ascii_case(part))
+    })
+}
+
+fn ends_with_ignore_case(run: &[u8], word: &[u8]) -> bool {
+    run.len() >= word.len() && run[run.len() - word.len()..].eq_ignore_ascii_case(word)
 }
 
 /// Values after a secret-like name that are flags or placeholders.
@@ -432,6 +727,153 @@ mod tests {
             "token expiration is one hour",
         ] {
             assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
+        }
+    }
+
+    /// Pieces of every format, and of look-alikes.
+    const PIECES: &[&str] = &[
+        "sk-",
+        "sk-ant-",
+        "sk_",
+        "rk_live_",
+        "whsec_",
+        "AIza",
+        "GOCSPX-",
+        "ya29.",
+        "hh_",
+        "hf_",
+        "glpat-",
+        "glc-",
+        "npm_",
+        "pypi-AgE",
+        "SG.",
+        "ghp_",
+        "github_pat_",
+        "xoxb-",
+        "xapp-1-",
+        "AKIA",
+        "SK",
+        "-us1",
+        "dop_v1_",
+        "shpat_",
+        "dapi",
+        "lin_api_",
+        "PMAK-",
+        "NRAK-",
+        "gsk_",
+        "r8_",
+        "pplx-",
+        "xai-",
+        "lsv2_pt_",
+        "AGE-SECRET-KEY-1",
+        "eyJ",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "abcdefghijklmnop",
+        "ABCDEFGHIJKLMNOP0123",
+        "0123456789",
+        "0123456789abcdef0123456789abcdef",
+        "a1B2c3",
+        ".",
+        "-",
+        "_",
+        "-----BEGIN",
+        "-----BEGIN RSA",
+        " PRIVATE KEY-----",
+        "MIIEow",
+        "-----END PRIVATE KEY-----",
+        "password",
+        "Passwd",
+        "api_key",
+        "x-api-key",
+        "API-KEY",
+        "token",
+        "Token",
+        "tokens",
+        "secret",
+        "client_secret",
+        "credentials",
+        "connection_string",
+        "AccountKey",
+        "SharedAccessKey",
+        "sig",
+        "?",
+        "&",
+        "=",
+        ":",
+        ": ",
+        " = ",
+        "\"",
+        "'",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\\n",
+        "\\t",
+        "\u{a0}",
+        "\u{2003}",
+        "é",
+        "Bearer ",
+        "bearer",
+        "basic ",
+        "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+        "postgres://",
+        "https://",
+        "mongodb+srv://",
+        "user",
+        ":pw",
+        "@host",
+        "hooks.slack.com/services/",
+        "T000/B000/XXXXXXXX",
+        "discord.com/api/webhooks/123/",
+        "max_tokens",
+        "100000",
+        ",",
+        "{",
+        "}",
+        "<",
+        ">",
+        "/",
+        "+",
+        "~",
+        "the ",
+        "ask ",
+        "task",
+    ];
+
+    #[test]
+    fn the_screen_lets_through_every_text_a_format_matches() {
+        // The pieces joined at random: wherever the expression finds a secret, the screen must
+        // have let the text through.
+        let formats = &scanner().formats;
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % n as u64).unwrap()
+        };
+        let mut matched = 0;
+        for _ in 0..8_000 {
+            // Prose in front moves the pieces across the 64-byte chunks of the wide screen.
+            let mut text = "lorem ipsum dolor sit amet ".repeat(4)[..next(100)].to_owned();
+            for _ in 0..=next(12) {
+                text.push_str(PIECES[next(PIECES.len())]);
+            }
+            if formats.is_match(&text) {
+                matched += 1;
+                assert!(screen(text.as_bytes()), "{text:?}");
+                assert!(screen_bytes(text.as_bytes()), "{text:?}");
+            }
+        }
+        assert!(matched > 400, "only {matched} texts held a secret");
+        for prose in [
+            "You are a careful assistant. Answer questions about the weather, and ask when unsure.",
+            r#"[{"role":"user","content":"what is the capital of France?"}]"#,
+            "Tokens used: 1234; the budget is fine.",
+        ] {
+            assert!(!screen(prose.as_bytes()), "{prose}");
+            assert!(!screen_bytes(prose.as_bytes()), "{prose}");
         }
     }
 

@@ -38,7 +38,8 @@ fn timeval(tv: libc::timeval) -> Duration {
         + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
 }
 
-/// CPU time of each live thread of this process, by name (`/proc/self/task/*/stat`, Linux),
+/// CPU time of each live thread of this process, by name (`/proc/self/task/*/schedstat`, else
+/// `stat`, Linux),
 /// busiest first; for diagnostics.
 pub(crate) fn threads() -> Vec<(String, Duration)> {
     // SAFETY: sysconf has no preconditions.
@@ -65,8 +66,15 @@ pub(crate) fn threads() -> Vec<(String, Duration)> {
                 .and_then(|f| f.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        let t = tick(11) + tick(12);
-        out.push((name, Duration::from_millis(t * 1000 / ticks)));
+        // `schedstat` has the time on the CPU in nanoseconds; `stat` only in clock ticks.
+        let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        let t = match on_cpu {
+            Some(ns) => Duration::from_nanos(ns),
+            None => Duration::from_millis((tick(11) + tick(12)) * 1000 / ticks),
+        };
+        out.push((name, t));
     }
     out.sort_by_key(|t| std::cmp::Reverse(t.1));
     out

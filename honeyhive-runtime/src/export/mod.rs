@@ -644,6 +644,8 @@ impl Worker {
             }
             if to_spans {
                 self.pending.push(to_span_data(record, r, &self.scope));
+            } else {
+                self.semantics.recycle(r.attrs);
             }
         }
         self.pending_n += n;

@@ -47,7 +47,13 @@ pub(crate) struct Semantics {
     cap: usize,
     /// GenAI's `{operation} {model}` span names instead of the function names.
     genai_span_names: bool,
+    /// Attribute lists of spans already encoded, emptied, for the next spans to reuse.
+    spare: Vec<Vec<KeyValue>>,
 }
+
+/// Lists kept for reuse at most, and the largest kept: enough for a batch of ordinary spans.
+const MAX_SPARE: usize = 4096;
+const MAX_SPARE_CAPACITY: usize = 256;
 
 impl Semantics {
     pub(crate) fn new(
@@ -61,11 +67,20 @@ impl Semantics {
             redactor: Redactor::new(privacy)?,
             cap: crate::capture::DEFAULT_CAPTURE_CAP,
             genai_span_names: false,
+            spare: Vec::new(),
         })
     }
 
     pub(crate) fn set_capture_cap(&mut self, cap: usize) {
         self.cap = cap;
+    }
+
+    /// Takes back the attribute list of a rendered span that was encoded and is no longer needed.
+    pub(crate) fn recycle(&mut self, mut attrs: Vec<KeyValue>) {
+        if self.spare.len() < MAX_SPARE && attrs.capacity() <= MAX_SPARE_CAPACITY {
+            attrs.clear();
+            self.spare.push(attrs);
+        }
     }
 
     /// Renders every span of `trace`, in its order, into `out` (cleared first).
@@ -74,7 +89,8 @@ impl Semantics {
         let mut usages: Vec<Usage> = Vec::with_capacity(trace.spans.len());
         let mut sessions: Vec<(usize, Vec<KeyValue>)> = Vec::new();
         for (i, record) in trace.spans.iter().enumerate() {
-            let mut attrs = Vec::with_capacity(record.attrs.len() + 12);
+            let mut attrs = self.spare.pop().unwrap_or_default();
+            attrs.reserve(record.attrs.len() + 12);
             core_attributes(record, trace.factor, &mut attrs);
             let core = attrs.len();
             let mut session = Vec::new();

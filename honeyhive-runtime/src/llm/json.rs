@@ -143,46 +143,59 @@ impl<'a> Object<'a> {
     }
 }
 
-/// `[{"role":..,"content":..}]`, OpenInference's `input.value` for a chat.
-pub(crate) fn chat(messages: &[(StringValue, StringValue)]) -> String {
-    let mut out = String::with_capacity(
-        messages
-            .iter()
-            .map(|(r, c)| r.as_str().len() + c.as_str().len() + 24)
-            .sum(),
-    );
-    list(&mut out, messages, |out, (role, content)| {
-        let mut o = Object::new(out);
-        string(o.key("role"), role.as_str());
-        string(o.key("content"), content.as_str());
+/// `[{"role":..,"content":..}]`, OpenInference's `input.value` for a chat, from
+/// `[role, content, role, content, ...]`.
+pub(crate) fn chat(messages: &[StringValue]) -> String {
+    // `{"role":"","content":""},` is 26 bytes around a message's two texts.
+    let mut out = String::with_capacity(capacity(messages, 13) + 2);
+    out.push('[');
+    for (i, (role, content)) in pairs(messages).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut o = Object::new(&mut out);
+        string(o.key("role"), role);
+        string(o.key("content"), content);
         o.end();
-    });
+    }
+    out.push(']');
     out
 }
 
+fn pairs(messages: &[StringValue]) -> impl Iterator<Item = (&str, &str)> {
+    messages
+        .chunks_exact(2)
+        .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+}
+
+/// Room for the texts and `per_text` bytes of JSON around each.
+fn capacity(messages: &[StringValue], per_text: usize) -> usize {
+    messages.iter().map(|s| s.as_str().len() + per_text).sum()
+}
+
 /// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
-pub(crate) fn gen_ai_messages(
-    messages: &[(StringValue, StringValue)],
-    finish_reason: Option<&str>,
-) -> String {
-    let mut out = String::with_capacity(
-        messages
-            .iter()
-            .map(|(r, c)| r.as_str().len() + c.as_str().len() + 64)
-            .sum(),
-    );
-    list(&mut out, messages, |out, (role, content)| {
-        let mut o = Object::new(out);
-        string(o.key("role"), role.as_str());
+pub(crate) fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>) -> String {
+    // `{"role":"","parts":[{"type":"text","content":""}]},` is 52 bytes around two texts, and
+    // `,"finish_reason":""` 19 more with the reason.
+    let extra = finish_reason.map_or(0, |r| r.len() + 19);
+    let mut out = String::with_capacity(capacity(messages, 26 + extra.div_ceil(2)) + 2);
+    out.push('[');
+    for (i, (role, content)) in pairs(messages).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut o = Object::new(&mut out);
+        string(o.key("role"), role);
         let parts = o.key("parts");
         parts.push_str("[{\"type\":\"text\",\"content\":");
-        string(parts, content.as_str());
+        string(parts, content);
         parts.push_str("}]");
         if let Some(reason) = finish_reason {
             string(o.key("finish_reason"), reason);
         }
         o.end();
-    });
+    }
+    out.push(']');
     out
 }
 

@@ -602,16 +602,16 @@ pub const fn span_kind(event_type: EventType) -> &'static str {
     }
 }
 
-/// OpenInference's provider vocabulary for a GenAI provider name.
-fn openinference_provider(gen_ai_provider: &str) -> &str {
-    match gen_ai_provider {
+/// OpenInference's provider vocabulary for a GenAI provider name, when it names it otherwise.
+fn openinference_provider(gen_ai_provider: &str) -> Option<&'static str> {
+    Some(match gen_ai_provider {
         "gcp.gemini" | "gcp.vertex_ai" | "gcp.gen_ai" => "google",
         "mistral_ai" => "mistralai",
         "azure.ai.openai" | "azure.ai.inference" => "azure",
         "aws.bedrock" => "aws",
         "x_ai" => "xai",
-        other => other,
-    }
+        _ => return None,
+    })
 }
 
 /// Tokens and cost of one span, or summed over a subtree.
@@ -735,31 +735,27 @@ pub(crate) fn render(
     prices: &PriceTable,
     cap: usize,
 ) -> Usage {
-    let raw_in = take(attrs, RAW_INPUT_MESSAGES);
-    let raw_out = take(attrs, RAW_OUTPUT_MESSAGES);
-    let known_cost = match take(attrs, RAW_COST) {
-        Some(Value::F64(usd)) => Some(usd),
-        _ => None,
+    // Most spans are not LLM calls: one look at the keys spares them every lookup below.
+    let llm_keys = attrs.iter().any(|kv| {
+        let key = kv.key.as_str();
+        key.starts_with('\0') || key.starts_with("gen_ai.") || key.starts_with("llm.")
+    });
+    let Call {
+        input_messages,
+        output_messages,
+        known_cost,
+        model,
+        input_tokens,
+        output_tokens,
+    } = if llm_keys {
+        Call::take(attrs)
+    } else {
+        Call::default()
     };
-    let input_messages = raw_in.as_ref().map(messages_of).unwrap_or_default();
-    let output_messages = raw_out.as_ref().map(messages_of).unwrap_or_default();
-
-    let int = |attrs: &[KeyValue], key: &str| match find(attrs, key) {
-        Some(Value::I64(n)) => Some(*n),
-        _ => None,
-    };
-    let text = |attrs: &[KeyValue], key: &str| match find(attrs, key) {
-        Some(Value::String(s)) => Some(s.as_str().to_owned()),
-        _ => None,
-    };
-    let model = text(attrs, gen_ai::RESPONSE_MODEL).or_else(|| text(attrs, gen_ai::REQUEST_MODEL));
-    let input_tokens = int(attrs, gen_ai::USAGE_INPUT_TOKENS)
-        .or_else(|| int(attrs, openinference::LLM_TOKEN_COUNT_PROMPT));
-    let output_tokens = int(attrs, gen_ai::USAGE_OUTPUT_TOKENS)
-        .or_else(|| int(attrs, openinference::LLM_TOKEN_COUNT_COMPLETION));
     let is_llm_call = model.is_some() || input_tokens.is_some() || output_tokens.is_some();
 
-    let mut added = Vec::new();
+    // Room for the keys an LLM call adds, so the list grows once.
+    let mut added = Vec::with_capacity(if is_llm_call { 32 } else { 4 });
     let mut usage = Usage::default();
     if is_llm_call {
         let cost = match known_cost {
@@ -768,10 +764,10 @@ pub(crate) fn render(
                 completion: None,
                 total,
             }),
-            None => model.as_deref().and_then(|m| {
+            None => model.as_ref().and_then(|m| {
                 prices.cost(
                     provider_of(attrs),
-                    m,
+                    m.as_str(),
                     &tokens_of(attrs, input_tokens, output_tokens),
                 )
             }),
@@ -813,10 +809,10 @@ pub(crate) fn render(
         if is_llm_call {
             openinference_llm(attrs, &mut added, model, input_tokens, output_tokens);
         }
-        openinference_io(attrs, &mut added, &input_messages, &output_messages);
+        openinference_io(attrs, &mut added, input_messages, output_messages);
     }
 
-    if !conventions.gen_ai() {
+    if llm_keys && !conventions.gen_ai() {
         attrs.retain(|kv| !kv.key.as_str().starts_with("gen_ai."));
     }
     let mut cut = Vec::new();
@@ -841,12 +837,57 @@ pub(crate) fn render(
     usage
 }
 
+/// What a span's list says about an LLM call.
+#[derive(Default)]
+struct Call {
+    /// `[role, content, role, content, ...]`, moved out of the span's list: the JSON forms read
+    /// them, and the flattened OpenInference keys take them over, so each text is copied only
+    /// into the JSON written from it.
+    input_messages: Vec<StringValue>,
+    output_messages: Vec<StringValue>,
+    /// The cost the caller gave.
+    known_cost: Option<f64>,
+    model: Option<StringValue>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+}
+
+impl Call {
+    /// Takes the raw values out of `attrs` and reads the rest.
+    fn take(attrs: &mut Vec<KeyValue>) -> Call {
+        let known_cost = match take(attrs, RAW_COST) {
+            Some(Value::F64(usd)) => Some(usd),
+            _ => None,
+        };
+        let input_messages = messages_of(take(attrs, RAW_INPUT_MESSAGES));
+        let output_messages = messages_of(take(attrs, RAW_OUTPUT_MESSAGES));
+        let int = |key: &str| match find(attrs, key) {
+            Some(Value::I64(n)) => Some(*n),
+            _ => None,
+        };
+        let text = |key: &str| match find(attrs, key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        Call {
+            input_messages,
+            output_messages,
+            known_cost,
+            model: text(gen_ai::RESPONSE_MODEL).or_else(|| text(gen_ai::REQUEST_MODEL)),
+            input_tokens: int(gen_ai::USAGE_INPUT_TOKENS)
+                .or_else(|| int(openinference::LLM_TOKEN_COUNT_PROMPT)),
+            output_tokens: int(gen_ai::USAGE_OUTPUT_TOKENS)
+                .or_else(|| int(openinference::LLM_TOKEN_COUNT_COMPLETION)),
+        }
+    }
+}
+
 /// `gen_ai.input.messages` and `gen_ai.output.messages`.
 fn gen_ai_message_keys(
     attrs: &[KeyValue],
     added: &mut Vec<KeyValue>,
-    input_messages: &[(StringValue, StringValue)],
-    output_messages: &[(StringValue, StringValue)],
+    input_messages: &[StringValue],
+    output_messages: &[StringValue],
 ) {
     if !input_messages.is_empty() {
         added.push(KeyValue::new(
@@ -856,12 +897,12 @@ fn gen_ai_message_keys(
     }
     if !output_messages.is_empty() {
         let reason = match find(attrs, gen_ai::RESPONSE_FINISH_REASONS) {
-            Some(Value::Array(Array::String(r))) => r.first().map(|s| s.as_str().to_owned()),
+            Some(Value::Array(Array::String(r))) => r.first().map(StringValue::as_str),
             _ => None,
         };
         added.push(KeyValue::new(
             gen_ai::OUTPUT_MESSAGES,
-            gen_ai_messages(output_messages, reason.as_deref()),
+            gen_ai_messages(output_messages, reason),
         ));
     }
 }
@@ -879,41 +920,51 @@ fn push_mime(added: &mut Vec<KeyValue>, key: &'static str, mime: &'static str) {
 fn openinference_io(
     attrs: &[KeyValue],
     added: &mut Vec<KeyValue>,
-    input_messages: &[(StringValue, StringValue)],
-    output_messages: &[(StringValue, StringValue)],
+    input_messages: Vec<StringValue>,
+    output_messages: Vec<StringValue>,
 ) {
+    // Written from the messages before the flattened keys take them over.
+    let input = if find(attrs, openinference::INPUT_VALUE).is_some() {
+        None
+    } else if input_messages.is_empty() {
+        captured_input(attrs)
+    } else {
+        Some((messages_json(&input_messages), "application/json"))
+    };
+    let output = if find(attrs, openinference::OUTPUT_VALUE).is_some() {
+        None
+    } else if output_messages.is_empty() {
+        captured_output(attrs)
+    } else {
+        let mut text = String::new();
+        for (i, pair) in output_messages.chunks_exact(2).enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(pair[1].as_str());
+        }
+        Some((Value::from(text), "text/plain"))
+    };
     for (prefix, messages) in [
         ("llm.input_messages", input_messages),
         ("llm.output_messages", output_messages),
     ] {
-        for (i, (role, content)) in messages.iter().enumerate() {
+        let mut messages = messages.into_iter();
+        let mut i = 0;
+        while let (Some(role), Some(content)) = (messages.next(), messages.next()) {
             let (role_key, content_key) = message_keys(prefix, i);
-            added.push(KeyValue::new(role_key, role.clone()));
-            added.push(KeyValue::new(content_key, content.clone()));
+            added.push(KeyValue::new(role_key, role));
+            added.push(KeyValue::new(content_key, content));
+            i += 1;
         }
     }
-    if find(attrs, openinference::INPUT_VALUE).is_none() {
-        let input = if input_messages.is_empty() {
-            captured_input(attrs)
-        } else {
-            Some((messages_json(input_messages), "application/json"))
-        };
-        if let Some((value, mime)) = input {
-            added.push(KeyValue::new(openinference::INPUT_VALUE, value));
-            push_mime(added, openinference::INPUT_MIME_TYPE, mime);
-        }
+    if let Some((value, mime)) = input {
+        added.push(KeyValue::new(openinference::INPUT_VALUE, value));
+        push_mime(added, openinference::INPUT_MIME_TYPE, mime);
     }
-    if find(attrs, openinference::OUTPUT_VALUE).is_none() {
-        let output = if output_messages.is_empty() {
-            captured_output(attrs)
-        } else {
-            let text: Vec<&str> = output_messages.iter().map(|(_, c)| c.as_str()).collect();
-            Some((Value::from(text.join("\n")), "text/plain"))
-        };
-        if let Some((value, mime)) = output {
-            added.push(KeyValue::new(openinference::OUTPUT_VALUE, value));
-            push_mime(added, openinference::OUTPUT_MIME_TYPE, mime);
-        }
+    if let Some((value, mime)) = output {
+        added.push(KeyValue::new(openinference::OUTPUT_VALUE, value));
+        push_mime(added, openinference::OUTPUT_MIME_TYPE, mime);
     }
 }
 
@@ -948,7 +999,7 @@ fn message_keys(prefix: &'static str, i: usize) -> (opentelemetry::Key, opentele
 fn openinference_llm(
     attrs: &[KeyValue],
     added: &mut Vec<KeyValue>,
-    model: Option<String>,
+    model: Option<StringValue>,
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
 ) {
@@ -957,7 +1008,8 @@ fn openinference_llm(
         added.push(KeyValue::new(oi::LLM_MODEL_NAME, model));
     }
     if let Some(Value::String(provider)) = find(attrs, gen_ai::PROVIDER_NAME) {
-        let provider = openinference_provider(provider.as_str()).to_owned();
+        let provider = openinference_provider(provider.as_str())
+            .map_or_else(|| provider.clone(), StringValue::from);
         added.push(KeyValue::new(oi::LLM_PROVIDER, provider.clone()));
         added.push(KeyValue::new(oi::LLM_SYSTEM, provider));
     }
@@ -1054,23 +1106,21 @@ fn captured_output(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
     }
 }
 
-fn messages_of(raw: &Value) -> Vec<(StringValue, StringValue)> {
+/// The raw messages, `[role, content, role, content, ...]`, as recorded.
+fn messages_of(raw: Option<Value>) -> Vec<StringValue> {
     match raw {
-        Value::Array(Array::String(flat)) => flat
-            .chunks_exact(2)
-            .map(|pair| (pair[0].clone(), pair[1].clone()))
-            .collect(),
+        Some(Value::Array(Array::String(flat))) => flat,
         _ => Vec::new(),
     }
 }
 
 /// OpenInference's `input.value` for a chat: `[{"role":..,"content":..}]`.
-fn messages_json(messages: &[(StringValue, StringValue)]) -> Value {
+fn messages_json(messages: &[StringValue]) -> Value {
     Value::from(json::chat(messages))
 }
 
 /// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
-fn gen_ai_messages(messages: &[(StringValue, StringValue)], finish_reason: Option<&str>) -> Value {
+fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>) -> Value {
     Value::from(json::gen_ai_messages(messages, finish_reason))
 }
 
@@ -1082,18 +1132,12 @@ fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
         .map(|kv| &kv.value)
 }
 
-/// Removes every attribute named `key` and returns the last value.
+/// Removes every attribute named `key` and returns the last value (moved, not copied).
 fn take(attrs: &mut Vec<KeyValue>, key: &str) -> Option<Value> {
-    let mut last = None;
-    attrs.retain(|kv| {
-        if kv.key.as_str() == key {
-            last = Some(kv.value.clone());
-            false
-        } else {
-            true
-        }
-    });
-    last
+    attrs
+        .extract_if(.., |kv| kv.key.as_str() == key)
+        .last()
+        .map(|kv| kv.value)
 }
 
 #[cfg(test)]
@@ -1281,7 +1325,7 @@ mod tests {
             .into_attributes(10);
         let raw = find(&attrs, RAW_INPUT_MESSAGES).unwrap();
         assert_eq!(
-            messages_of(raw)[0].1.as_str(),
+            messages_of(Some(raw.clone()))[1].as_str(),
             "xxxxxxxxxx…[truncated 90 bytes]"
         );
     }
