@@ -590,12 +590,13 @@ async fn the_middleware_opens_a_client_model_span_under_the_callers_span() {
         llm.str("url.full").map(str::to_owned),
         Some(fake.url("/v1/chat/completions"))
     );
-    // W3C trace context went out, naming the model span as the parent.
+    // W3C trace context went out, naming the model span as the parent (sampled, and the
+    // trace id marked random: flags 03).
     let sent = &fake.received()[0];
     let traceparent = sent.header("traceparent").expect("traceparent sent");
     assert_eq!(
         traceparent,
-        format!("00-{}-{}-01", llm.trace_id(), llm.span_id())
+        format!("00-{}-{}-03", llm.trace_id(), llm.span_id())
     );
 }
 
