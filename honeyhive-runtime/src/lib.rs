@@ -126,6 +126,7 @@ mod dynamic;
 pub mod enrich;
 mod expand_support;
 pub mod export;
+pub mod integrations;
 pub mod llm;
 pub mod propagation;
 pub mod redact;

@@ -392,7 +392,7 @@ pub fn extract(carrier: &impl Carrier) -> Remote {
 }
 
 impl Remote {
-    fn carried(&self) -> Carried {
+    pub(crate) fn carried(&self) -> Carried {
         let span = match self.parent {
             // The first span inside decides, as any root does (see `sampling`).
             Some(p) => Current {
