@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -17,6 +18,7 @@ use honeyhive_runtime::integrations::tower::ServerLayer;
 use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
 use honeyhive_runtime::{SpanKind, is_valid_request_id, trace, with_request_id};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use tokio::sync::Notify;
 
 #[trace(event_type = "tool")]
 async fn load_user(id: String) -> String {
@@ -377,4 +379,53 @@ fn a_streamed_body_is_made_inside_the_server_span_which_ends_with_it() {
             "the span covers the body"
         );
     }
+}
+
+#[test]
+fn a_request_dropped_before_its_response_ends_its_span_cancelled() {
+    let rec = Recorder::start();
+    run(async {
+        let started = Arc::new(Notify::new());
+        let handler_started = Arc::clone(&started);
+        let hang = move || {
+            let handler_started = Arc::clone(&handler_started);
+            async move {
+                handler_started.notify_one();
+                std::future::pending::<&'static str>().await
+            }
+        };
+        let addr = serve(
+            Router::new()
+                .route("/hang", get(hang))
+                .layer(ServerLayer::new()),
+        )
+        .await;
+        let request = tokio::spawn(
+            reqwest::Client::new()
+                .get(format!("http://{addr}/hang"))
+                .send(),
+        );
+        started.notified().await;
+        request.abort();
+    });
+    // Dropping the runtime dropped the server's task, and the request still in it.
+    let spans = rec.spans();
+    let hang = spans.get("GET /hang");
+    assert_eq!(hang.bool("honeyhive.cancelled"), Some(true));
+    assert_eq!(hang.i64("http.response.status_code"), None);
+}
+
+/// tonic's server takes the layer too (built with the tests' `grpc` feature, which brings
+/// tonic's server): the layered server future is made, with every bound tonic puts on it.
+#[cfg(feature = "grpc")]
+#[test]
+fn tonics_server_takes_the_layer() {
+    fn is_send<T: Send>(_: &T) -> bool {
+        true
+    }
+    let serve = tonic::transport::Server::builder()
+        .layer(ServerLayer::new())
+        .add_routes(tonic::service::Routes::default())
+        .serve("127.0.0.1:0".parse().unwrap());
+    assert!(is_send(&serve));
 }
