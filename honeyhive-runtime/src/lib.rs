@@ -81,6 +81,8 @@
 //! - [`sampling`]: per-function rates, rules, adaptive and tail sampling.
 //! - [`LlmCall`], [`enrich_span`] and [`enrich_session`] record LLM calls, tokens, cost and
 //!   feedback; [`redact`] keeps secrets out.
+//! - [`integrations`]: a tower layer for servers (axum, tonic; feature `tower`) and a
+//!   reqwest-middleware middleware for clients (feature `reqwest`).
 //! - [`testing::Recorder`] captures finished spans in your own tests.
 //!
 //! # Explanation

@@ -466,7 +466,7 @@ pub fn extract(carrier: &impl Carrier) -> Remote {
 }
 
 impl Remote {
-    fn carried(&self) -> Carried {
+    pub(crate) fn carried(&self) -> Carried {
         let ot = self.ot();
         let span = match self.parent {
             // The first span inside decides, as any root does (see `sampling`).

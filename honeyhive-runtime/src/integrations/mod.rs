@@ -1,4 +1,8 @@
-//! LLM clients traced without hand work: the HTTP exchanges of OpenAI-compatible APIs (chat
+//! Middleware for the crates Rust services are built on, each behind its cargo feature:
+//! `tower` (servers: axum, tonic, hyper; feature `tower`, `axum` for route names) and
+//! `reqwest` (a CLIENT span per request for reqwest-middleware clients; feature `reqwest`).
+//!
+//! And LLM clients traced without hand work: the HTTP exchanges of OpenAI-compatible APIs (chat
 //! completions, responses, embeddings; OpenAI, Azure OpenAI, Ollama, vLLM, mistral.rs and other
 //! servers that speak it) and Anthropic Messages, read from the wire into an [`LlmCall`].
 //!
@@ -33,6 +37,10 @@
 pub mod anthropic;
 #[cfg(feature = "reqwest")]
 mod middleware;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod openai;
 #[cfg(feature = "async-openai")]
 mod openai_layer;

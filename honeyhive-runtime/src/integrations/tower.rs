@@ -1,0 +1,363 @@
+//! A tower [`Layer`] for HTTP servers (axum, tonic, hyper): one SERVER span per request.
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use axum::{Router, routing::get};
+//! use honeyhive_runtime::integrations::tower::ServerLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "ok" }))
+//!     .layer(ServerLayer::new());
+//! # }
+//! ```
+//!
+//! For each request the layer:
+//! - reads the caller's context from the headers as [`propagation::extract`] does (W3C
+//!   `traceparent`, `tracestate`, `baggage`, and `x-request-id`; anything malformed is ignored,
+//!   an invalid request id is replaced);
+//! - opens a root span of this service (kind SERVER, a child of the caller's span if one came),
+//!   named `{METHOD} {route}`: the route is axum's matched route (`/users/{id}`) with the `axum`
+//!   feature when the layer runs inside the router (`Router::layer`), else the path;
+//! - runs the inner service, and the response body, with that span current and the request's
+//!   correlation (request id, session, user, baggage) in scope, so `#[trace]` calls in the
+//!   handler are children of it and carry the request id;
+//! - records `http.request.method`, `url.path`, `url.scheme`, `http.route` (only when the route
+//!   is known), `server.address`, `server.port`, `user_agent.original`,
+//!   `network.protocol.version` and `http.response.status_code`; a 5xx status, an error from the
+//!   inner service, a panic or a failing response body mark it failed (a 4xx does not: the
+//!   server did its job, as OpenTelemetry's HTTP conventions say);
+//! - sets `x-request-id` on the response: the one that came in if valid, else a generated one
+//!   (the same id every span of the request carries). A response that already has an
+//!   `x-request-id` keeps it; nothing else in the response changes.
+//!
+//! The span ends when the response body ends (its last frame, an error, or when the server drops
+//! it), so a streamed response is timed whole. A request dropped before the response is ready
+//! (the client went away) ends it marked `honeyhive.cancelled`.
+//!
+//! [`propagation::extract`]: crate::propagation::extract
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use http::header::{HOST, USER_AGENT};
+use http::{HeaderValue, Request, Response, Version};
+use http_body::{Body, Frame, SizeHint};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::carry::Carried;
+use crate::correlation::{RequestId, RequestIdSource, new_request_id};
+use crate::dynamic::{ActiveSpan, SpanBuilder, SpanKind};
+use crate::propagation::{X_REQUEST_ID, extract};
+use crate::span::EventType;
+
+/// Traces every request of the service it wraps; see the [module docs](self).
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLayer {
+    event_type: EventType,
+}
+
+impl ServerLayer {
+    /// Request spans of event type [`EventType::Chain`]: the root of what the handler does.
+    pub fn new() -> ServerLayer {
+        ServerLayer {
+            event_type: EventType::Chain,
+        }
+    }
+
+    /// Another event type for the request spans, e.g. [`EventType::Session`] so that each
+    /// request starts a session.
+    #[must_use]
+    pub fn event_type(mut self, event_type: EventType) -> ServerLayer {
+        self.event_type = event_type;
+        self
+    }
+}
+
+impl Default for ServerLayer {
+    fn default() -> ServerLayer {
+        ServerLayer::new()
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = ServerService<S>;
+
+    fn layer(&self, inner: S) -> ServerService<S> {
+        ServerService {
+            inner,
+            event_type: self.event_type,
+        }
+    }
+}
+
+/// The service [`ServerLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct ServerService<S> {
+    inner: S,
+    event_type: EventType,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: fmt::Display,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> ResponseFuture<S::Future> {
+        let mut remote = extract(req.headers());
+        // Every request gets an id (the valid one that came, else a new one), and the response
+        // tells the caller which.
+        let request_id = Arc::clone(
+            &remote
+                .request_id
+                .get_or_insert_with(|| RequestId {
+                    id: Arc::from(new_request_id()),
+                    source: RequestIdSource::Generated,
+                })
+                .id,
+        );
+        let carried = remote.carried();
+        let mut span = carried.run(|| {
+            SpanBuilder::new("HTTP request")
+                .event_type(self.event_type)
+                .kind(SpanKind::Server)
+                .start()
+        });
+        if span.is_recording() {
+            describe_request(&mut span, &req);
+        }
+        // Some services work in `call` already (routers route there): it runs in scope too.
+        let inner = carried.run(|| span.in_scope(|| self.inner.call(req)));
+        ResponseFuture {
+            inner,
+            pending: Some(Pending {
+                span,
+                carried,
+                request_id,
+            }),
+        }
+    }
+}
+
+/// Names the span and records what the request says about itself.
+fn describe_request<B>(span: &mut ActiveSpan, req: &Request<B>) {
+    let method = req.method().as_str();
+    let path = req.uri().path();
+    match route(req) {
+        Some(route) => {
+            span.set_name(format!("{method} {route}"));
+            span.set_attribute("http.route", route);
+        }
+        None => span.set_name(format!("{method} {path}")),
+    }
+    span.set_attribute("http.request.method", method);
+    span.set_attribute("url.path", path);
+    // HTTP/1 requests name no scheme; behind TLS termination this crate cannot tell.
+    span.set_attribute("url.scheme", req.uri().scheme_str().unwrap_or("http"));
+    let authority = req.uri().authority().cloned().or_else(|| {
+        req.headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+    });
+    if let Some(authority) = authority {
+        span.set_attribute("server.address", authority.host());
+        if let Some(port) = authority.port_u16() {
+            span.set_attribute("server.port", i64::from(port));
+        }
+    }
+    if let Some(agent) = req.headers().get(USER_AGENT).and_then(|h| h.to_str().ok()) {
+        span.set_attribute("user_agent.original", agent);
+    }
+    if let Some(version) = protocol_version(req.version()) {
+        span.set_attribute("network.protocol.version", version);
+    }
+}
+
+/// The route the router matched, when the layer runs inside an axum router.
+#[cfg(feature = "axum")]
+fn route<B>(req: &Request<B>) -> Option<&str> {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str)
+}
+
+/// Without the `axum` feature no router tells the layer its route.
+#[cfg(not(feature = "axum"))]
+fn route<B>(_req: &Request<B>) -> Option<&str> {
+    None
+}
+
+fn protocol_version(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_09 => Some("0.9"),
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
+/// What a request in flight holds until its response is ready.
+#[derive(Debug)]
+struct Pending {
+    span: ActiveSpan,
+    carried: Carried,
+    request_id: Arc<str>,
+}
+
+/// The response future of [`ServerService`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture<F> {
+    // Declared first, so dropped first: the handler's spans end before the request's.
+    inner: F,
+    pending: Option<Pending>,
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: fmt::Display,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        // SAFETY: `inner` is structurally pinned: never moved out of `self` (nor by `Drop`);
+        // `pending` is not pinned and may be taken.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let Some(mut pending) = this.pending.take() else {
+            panic!("`ResponseFuture` polled after completion");
+        };
+        // A panic in the handler marks the span (see `ActiveSpan::in_scope`) and unwinds on,
+        // ending it.
+        let poll = pending
+            .carried
+            .run(|| pending.span.in_scope(|| inner.poll(cx)));
+        let Poll::Ready(result) = poll else {
+            this.pending = Some(pending);
+            return Poll::Pending;
+        };
+        let Pending {
+            mut span,
+            carried,
+            request_id,
+        } = pending;
+        Poll::Ready(match result {
+            Ok(mut response) => {
+                let status = response.status();
+                if span.is_recording() {
+                    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+                    if status.is_server_error() {
+                        span.set_attribute("error.type", status.as_str());
+                        span.set_error(
+                            status.as_str(),
+                            &format!(
+                                "HTTP {} {}",
+                                status.as_str(),
+                                status.canonical_reason().unwrap_or("")
+                            ),
+                        );
+                    }
+                }
+                if !response.headers().contains_key(X_REQUEST_ID)
+                    && let Ok(value) = HeaderValue::from_str(&request_id)
+                {
+                    response
+                        .headers_mut()
+                        .insert(http::HeaderName::from_static(X_REQUEST_ID), value);
+                }
+                Ok(response.map(|inner| ResponseBody {
+                    inner,
+                    open: Some(Open { span, carried }),
+                }))
+            }
+            Err(err) => {
+                let type_name = std::any::type_name::<E>();
+                span.set_attribute("error.type", type_name);
+                span.set_error(type_name, &err.to_string());
+                Err(err)
+            }
+        })
+    }
+}
+
+impl<F> Drop for ResponseFuture<F> {
+    fn drop(&mut self) {
+        if let Some(pending) = &mut self.pending {
+            pending.span.set_attribute("honeyhive.cancelled", true);
+        }
+    }
+}
+
+/// The request's span and scope while its body is sent.
+#[derive(Debug)]
+struct Open {
+    span: ActiveSpan,
+    carried: Carried,
+}
+
+/// The response body of [`ServerService`]: the inner body, unchanged, with the request's span
+/// current while it is polled; the span ends with the body.
+#[derive(Debug)]
+pub struct ResponseBody<B> {
+    inner: B,
+    open: Option<Open>,
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        // SAFETY: `inner` is structurally pinned: never moved out of `self`; `open` is not
+        // pinned and may be taken.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let Some(open) = this.open.as_mut() else {
+            return inner.poll_frame(cx);
+        };
+        let poll = open
+            .carried
+            .run(|| open.span.in_scope(|| inner.as_mut().poll_frame(cx)));
+        match &poll {
+            Poll::Ready(Some(Ok(_))) if !inner.is_end_stream() => {}
+            Poll::Ready(Some(Err(err))) => {
+                open.span.set_error("http.response.body", &err.to_string());
+                this.open = None;
+            }
+            // The last frame: the server need not poll again before dropping the body.
+            Poll::Ready(_) => this.open = None,
+            Poll::Pending => {}
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
