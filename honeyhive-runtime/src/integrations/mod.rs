@@ -37,14 +37,14 @@
 pub mod anthropic;
 #[cfg(feature = "reqwest")]
 mod middleware;
-#[cfg(feature = "reqwest")]
-pub mod reqwest;
-#[cfg(feature = "tower")]
-pub mod tower;
 pub mod openai;
 #[cfg(feature = "async-openai")]
 mod openai_layer;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod sse;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 #[cfg(feature = "reqwest")]
 pub use middleware::LlmMiddleware;
