@@ -224,9 +224,13 @@ fn a_panic_inside_the_scope_marks_the_span_and_still_unwinds() {
 }
 
 #[test]
-fn without_a_pipeline_nothing_is_recorded_and_the_code_runs_the_same() {
-    let mut span = SpanBuilder::new("no pipeline").start();
+fn with_tracing_disabled_nothing_is_recorded_and_the_code_runs_the_same() {
+    // Holds the Recorder lock, so no other test's pipeline is installed meanwhile.
+    let rec = Recorder::with(|b| b.disabled(true));
+    let mut span = SpanBuilder::new("disabled").start();
     assert!(!span.is_recording());
     span.set_attribute("k", "v");
     assert_eq!(span.in_scope(traced_child), 7);
+    drop(span);
+    assert!(rec.spans().0.is_empty());
 }
