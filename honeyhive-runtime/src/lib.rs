@@ -63,7 +63,7 @@
 //!   rather than in a closure, with its `return` and `?` (on `Result` and `Option`) rewritten
 //!   to pass through the output capture. A `return` written by a macro inside such a body
 //!   (`anyhow::bail!`) leaves the function directly: the span still ends, without the value.
-//! - A unit fn whose body diverges (`todo!()`, `loop {}`) is traced like any other.
+//! - A unit fn whose body diverges (`panic!`, `loop {}`, `process::exit`) is traced like any other.
 //! - Arguments named `_x` are captured; `_` and arguments bound by patterns are not.
 //! - `#[trace]` is ours when written bare, as `honeyhive_runtime::trace`, or under the path
 //!   given with `crate = ".."`; never by its last segment alone (`#[other::trace]` is not).

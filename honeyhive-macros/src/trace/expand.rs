@@ -28,7 +28,7 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
 
     let body = &function.item.block;
     let declared = function.return_type();
-    // A unit fn records no output; naming `()` gives a diverging body (`todo!()`) its type.
+    // A unit fn records no output; naming `()` gives a diverging body (`panic!`, `loop {}`) its type.
     let unit: Type = syn::parse_quote!(());
     let ret_ty = declared
         .or(Some(&unit))
