@@ -8,9 +8,8 @@ Waits until the four spans are queryable, then checks that they form one trace: 
 service's handler (another process) hangs under the gateway's client span, each service's spans
 under their own root, the same request id on every span. Standard library only.
 """
-import sys
 
-from phoenix_check import fetch_spans, wait_for_spans  # noqa: F401 (same directory)
+from phoenix_check import run_check  # same directory
 
 # name -> parent name
 EXPECTED = {
@@ -47,19 +46,7 @@ def check(spans):
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
-    base, project = sys.argv[1].rstrip("/"), sys.argv[2]
-    timeout = float(sys.argv[3]) if len(sys.argv) == 4 else 60
-    spans = wait_for_spans(base, project, timeout, len(EXPECTED))
-    problems = check(spans)
-    if problems:
-        print(f"collector_check: FAIL: {len(problems)} problem(s) in project {project!r}:")
-        for p in problems:
-            print(f"  - {p}")
-        print(f"spans: {[(s['name'], s['context'], s.get('parent_id')) for s in spans]}")
-        sys.exit(1)
-    print(f"collector_check: OK: {len(spans)} spans of two services in one trace")
+    run_check("collector_check", __doc__, check, len(EXPECTED))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,24 @@ def check(spans):
     return problems, sorted(by_name)
 
 
+def run_check(tool, usage, check, expected):
+    """The command line of a check script: BASE_URL PROJECT [TIMEOUT_SECONDS]; waits for
+    `expected` spans, runs `check(spans)` (a list of problems) and exits 1 on any."""
+    if len(sys.argv) not in (3, 4):
+        sys.exit(usage)
+    base, project = sys.argv[1].rstrip("/"), sys.argv[2]
+    timeout = float(sys.argv[3]) if len(sys.argv) == 4 else 60
+    spans = wait_for_spans(base, project, timeout, expected)
+    problems = check(spans)
+    if problems:
+        print(f"{tool}: FAIL: {len(problems)} problem(s) in project {project!r}:")
+        for p in problems:
+            print(f"  - {p}")
+        print(f"spans: {[(s['name'], s['context'], s.get('parent_id')) for s in spans]}")
+        sys.exit(1)
+    print(f"{tool}: OK: {sorted(s['name'] for s in spans)}")
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)

@@ -13,9 +13,8 @@ Usage: phoenix_integrations_check.py BASE_URL PROJECT [TIMEOUT_SECONDS]
   `tracing` event as a span event with level and target.
 Standard library only.
 """
-import sys
 
-from phoenix_check import wait_for_spans
+from phoenix_check import run_check
 
 # name -> (parent, Phoenix span kind)
 EXPECTED = {
@@ -80,18 +79,7 @@ def check(spans):
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
-    base, project = sys.argv[1].rstrip("/"), sys.argv[2]
-    timeout = float(sys.argv[3]) if len(sys.argv) == 4 else 60
-    spans = wait_for_spans(base, project, timeout, len(EXPECTED))
-    problems = check(spans)
-    if problems:
-        print(f"phoenix_integrations_check: FAIL: {len(problems)} problem(s):")
-        for p in problems:
-            print(f"  - {p}")
-        sys.exit(1)
-    print(f"phoenix_integrations_check: OK: {sorted(s['name'] for s in spans)}")
+    run_check("phoenix_integrations_check", __doc__, check, len(EXPECTED))
 
 
 if __name__ == "__main__":
