@@ -145,6 +145,8 @@ pub struct Builder {
     disabled: Option<bool>,
     semantics: semantics::Options,
     env: EnvSource,
+    /// What else the export thread feeds whole traces to (metrics, the trace store, files).
+    observers: Vec<crate::export::observe::ObserverFactory>,
 }
 
 impl fmt::Debug for Builder {
@@ -205,7 +207,16 @@ impl Builder {
             disabled: None,
             semantics: semantics::Options::default(),
             env: Arc::new(|key| std::env::var(key).ok()),
+            observers: Vec::new(),
         }
+    }
+
+    /// Feeds every whole, rendered trace to an observer on the export thread (what the
+    /// metrics, the trace store, alerts and the file exporter are built on).
+    #[allow(dead_code)] // until the first observer lands
+    pub(crate) fn observer(mut self, factory: crate::export::observe::ObserverFactory) -> Self {
+        self.observers.push(factory);
+        self
     }
 
     /// Reads variables from `env` instead of the process environment (for tests, or to
@@ -781,6 +792,7 @@ impl Builder {
             semantics,
             exit_hook: settings.exit_hook,
             shutdown_timeout: settings.shutdown_timeout,
+            observers: self.observers,
         })
         .map_err(InitError)?;
         Ok(Guard {

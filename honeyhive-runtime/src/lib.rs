@@ -119,6 +119,7 @@
 // (thread buffer, queue, assembler, back to their thread for reuse) as pointers.
 #![allow(clippy::vec_box)]
 
+pub mod analysis;
 mod capture;
 mod carry;
 mod clock;

@@ -288,3 +288,30 @@ impl FinishedSpan {
         self.parent_span_id == SpanId::INVALID || self.parent_span_is_remote
     }
 }
+
+impl From<&FinishedSpan> for crate::analysis::Span {
+    fn from(s: &FinishedSpan) -> crate::analysis::Span {
+        use crate::analysis::{attributes_of, events_of, status_of};
+        let d = &s.0;
+        crate::analysis::Span {
+            trace_id: u128::from_be_bytes(d.span_context.trace_id().to_bytes()),
+            span_id: u64::from_be_bytes(d.span_context.span_id().to_bytes()),
+            parent_span_id: u64::from_be_bytes(d.parent_span_id.to_bytes()),
+            parent_remote: d.parent_span_is_remote,
+            name: d.name.to_string(),
+            kind: s.kind(),
+            start_unix_nanos: crate::clock::unix_nanos(d.start_time),
+            end_unix_nanos: crate::clock::unix_nanos(d.end_time.max(d.start_time)),
+            status: status_of(&d.status),
+            attributes: attributes_of(&d.attributes),
+            events: events_of(&d.events.events),
+        }
+    }
+}
+
+impl Spans {
+    /// The spans as whole traces of the analysis model ([`crate::analysis`]).
+    pub fn traces(&self) -> Vec<crate::analysis::Trace> {
+        crate::analysis::Trace::group(self.0.iter().map(crate::analysis::Span::from))
+    }
+}

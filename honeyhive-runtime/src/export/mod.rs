@@ -11,6 +11,7 @@
 pub(crate) mod assembler;
 pub mod console;
 mod http;
+pub(crate) mod observe;
 pub(crate) mod otlp;
 mod resilience;
 pub(crate) mod semantics;
@@ -213,6 +214,8 @@ pub(crate) struct PipelineConfig {
     pub(crate) exit_hook: bool,
     /// How long the exit hook waits.
     pub(crate) shutdown_timeout: Duration,
+    /// What else sees every whole trace (metrics, the trace store, alerts, files).
+    pub(crate) observers: Vec<observe::ObserverFactory>,
 }
 
 /// A running export pipeline; dropping it does not stop it (see [`Pipeline::shutdown`]).
@@ -448,7 +451,9 @@ fn export_thread(
         .map_or(config.limits, |t| t.limits(config.limits));
     let mut semantics = config.semantics;
     semantics.set_capture_cap(config.capture_cap);
+    let observers = config.observers.into_iter().map(|f| f()).collect();
     let mut worker = Worker {
+        observers,
         outputs,
         wire,
         envelope,
@@ -503,6 +508,8 @@ fn export_thread(
 }
 
 struct Worker {
+    /// Fed every rendered trace before the exporters take it.
+    observers: Vec<Box<dyn observe::Observer>>,
     /// `SpanExporter`s, fed `pending`.
     outputs: Vec<Guarded<Box<dyn DynSpanExporter>>>,
     /// OTLP/HTTP exporters, fed `body`.
@@ -564,6 +571,8 @@ impl Worker {
     }
 
     fn tick(&mut self) {
+        let wall = std::time::SystemTime::now();
+        self.observe(|o| o.tick(wall));
         let now = self.assembler.now();
         self.take_doomed(now);
         let mut traces = std::mem::take(&mut self.traces);
@@ -580,9 +589,23 @@ impl Worker {
         self.emit_all(&mut traces);
         self.traces = traces;
         self.export_pending();
+        self.observe(|o| o.flush());
         for e in &mut self.outputs {
             let _ = e.exporter.force_flush_blocking();
         }
+    }
+
+    /// Runs `f` on every observer; one that panics is counted (as an exporter panic) and
+    /// dropped, and the rest go on.
+    fn observe(&mut self, mut f: impl FnMut(&mut dyn observe::Observer)) {
+        let panics = &self.counters.exporter_panics;
+        self.observers.retain_mut(|o| {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut **o))).is_ok();
+            if !ok {
+                panics.fetch_add(1, Ordering::Relaxed);
+            }
+            ok
+        });
     }
 
     fn emit_all(&mut self, traces: &mut Vec<Trace>) {
@@ -636,6 +659,19 @@ impl Worker {
         }
         let mut rendered = std::mem::take(&mut self.rendered);
         self.semantics.render_trace(&trace, &mut rendered);
+        if !self.observers.is_empty() {
+            let views: Vec<observe::SpanView<'_>> = trace
+                .spans
+                .iter()
+                .zip(&rendered)
+                .map(|(record, rendered)| observe::SpanView {
+                    record,
+                    rendered,
+                    factor: trace.factor,
+                })
+                .collect();
+            self.observe(|o| o.trace(&views));
+        }
         let to_wire = !self.wire.is_empty();
         let to_spans = !self.outputs.is_empty();
         for (record, r) in trace.spans.iter().zip(rendered.drain(..)) {
@@ -741,6 +777,7 @@ impl Worker {
 
     fn shutdown(&mut self) {
         self.flush();
+        self.observe(|o| o.shutdown());
         for e in &mut self.outputs {
             let _ = e.exporter.shutdown_blocking(Duration::from_secs(5));
         }

@@ -1,0 +1,204 @@
+//! Trace analysis: whole traces as plain data, from the in-process store of recent traces,
+//! from [`testing::Recorder`](crate::testing::Recorder) spans or from an OTLP JSON file, and
+//! what can be asked of them.
+//!
+//! The model here names no OpenTelemetry type, so code written against it survives an
+//! OpenTelemetry upgrade. It sits below `export`: the export thread's observers build it,
+//! the console uses its algorithms.
+
+use std::collections::HashMap;
+
+use crate::enrich::Value;
+use crate::record::SpanKind;
+
+/// A span's outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Not set (most successful spans).
+    #[default]
+    Unset,
+    /// Set to OK explicitly.
+    Ok,
+    /// Failed, with the description.
+    Error(String),
+}
+
+impl Status {
+    /// Whether the span failed.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Status::Error(_))
+    }
+}
+
+/// An event recorded on a span (a log line, an exception, an evaluation result).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SpanEvent {
+    /// The event's name.
+    pub name: String,
+    /// When it happened, in nanoseconds since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// Its attributes, in their order.
+    pub attributes: Vec<(String, Value)>,
+}
+
+/// One finished span.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Span {
+    /// The trace id.
+    pub trace_id: u128,
+    /// The span id.
+    pub span_id: u64,
+    /// The parent's span id; 0 for a root.
+    pub parent_span_id: u64,
+    /// Whether the parent is in another process.
+    pub parent_remote: bool,
+    /// The span's name.
+    pub name: String,
+    /// Its OpenTelemetry span kind.
+    pub kind: SpanKind,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// End, in nanoseconds since the Unix epoch; never before the start.
+    pub end_unix_nanos: u64,
+    /// Its outcome.
+    pub status: Status,
+    /// Its attributes as the backend got them (conventions' keys, cost and roll-ups
+    /// included), in their order.
+    pub attributes: Vec<(String, Value)>,
+    /// Its events.
+    pub events: Vec<SpanEvent>,
+}
+
+impl Span {
+    /// The value of attribute `key`, if set.
+    pub fn attr(&self, key: &str) -> Option<&Value> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The text of attribute `key`, if it is text.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.attr(key)? {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number in attribute `key`, if it is a number.
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        match self.attr(key)? {
+            #[allow(clippy::cast_precision_loss)] // token counts and the like
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// How long the span took, in nanoseconds.
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
+    }
+
+    /// Whether the span has no parent in this trace's data (no parent, or a remote one).
+    pub fn is_root(&self) -> bool {
+        self.parent_span_id == 0 || self.parent_remote
+    }
+}
+
+/// The spans of one trace.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Trace {
+    /// The trace id.
+    pub trace_id: u128,
+    /// Its spans, in no particular order.
+    pub spans: Vec<Span>,
+}
+
+impl Trace {
+    /// A trace of `spans` (all of one trace id; the first span's is taken).
+    pub fn new(spans: Vec<Span>) -> Trace {
+        Trace {
+            trace_id: spans.first().map_or(0, |s| s.trace_id),
+            spans,
+        }
+    }
+
+    /// Groups spans of any traces by trace id, each trace's spans in their given order, the
+    /// traces in the order their first span came.
+    pub fn group(spans: impl IntoIterator<Item = Span>) -> Vec<Trace> {
+        let mut index: HashMap<u128, usize> = HashMap::new();
+        let mut traces: Vec<Trace> = Vec::new();
+        for span in spans {
+            let i = *index.entry(span.trace_id).or_insert_with(|| {
+                traces.push(Trace {
+                    trace_id: span.trace_id,
+                    spans: Vec::new(),
+                });
+                traces.len() - 1
+            });
+            traces[i].spans.push(span);
+        }
+        traces
+    }
+
+    /// The root: the span without a parent here (the earliest-starting one if several).
+    pub fn root(&self) -> Option<&Span> {
+        self.spans
+            .iter()
+            .filter(|s| s.is_root())
+            .min_by_key(|s| s.start_unix_nanos)
+    }
+}
+
+/// An OpenTelemetry value as ours.
+pub(crate) fn value_of(v: &opentelemetry::Value) -> Value {
+    use opentelemetry::{Array, Value as V};
+    match v {
+        V::Bool(b) => Value::Bool(*b),
+        V::I64(i) => Value::Int(*i),
+        V::F64(f) => Value::Float(*f),
+        V::String(s) => Value::Str(s.as_str().to_owned().into()),
+        V::Array(Array::Bool(a)) => Value::List(a.iter().map(|b| Value::Bool(*b)).collect()),
+        V::Array(Array::I64(a)) => Value::List(a.iter().map(|i| Value::Int(*i)).collect()),
+        V::Array(Array::F64(a)) => Value::List(a.iter().map(|f| Value::Float(*f)).collect()),
+        V::Array(Array::String(a)) => Value::List(
+            a.iter()
+                .map(|s| Value::Str(s.as_str().to_owned().into()))
+                .collect(),
+        ),
+        _ => Value::Str(v.as_str().into_owned().into()),
+    }
+}
+
+pub(crate) fn attributes_of(kvs: &[opentelemetry::KeyValue]) -> Vec<(String, Value)> {
+    kvs.iter()
+        .map(|kv| (kv.key.as_str().to_owned(), value_of(&kv.value)))
+        .collect()
+}
+
+pub(crate) fn status_of(status: &opentelemetry::trace::Status) -> Status {
+    match status {
+        opentelemetry::trace::Status::Unset => Status::Unset,
+        opentelemetry::trace::Status::Ok => Status::Ok,
+        opentelemetry::trace::Status::Error { description } => {
+            Status::Error(description.to_string())
+        }
+    }
+}
+
+pub(crate) fn events_of(events: &[opentelemetry::trace::Event]) -> Vec<SpanEvent> {
+    events
+        .iter()
+        .map(|e| SpanEvent {
+            name: e.name.to_string(),
+            time_unix_nanos: crate::clock::unix_nanos(e.timestamp),
+            attributes: attributes_of(&e.attributes),
+        })
+        .collect()
+}
