@@ -492,8 +492,8 @@ fn backend_answering_429_is_retried_with_backoff_then_the_breaker_opens() {
         assert!(guard.force_flush());
     }
     let hits = backend.hits();
-    // Each batch is retried with jittered backoff (10 ms doubling, at most 100 ms apart) until the
-    // export timeout ends it; then the next batch is tried the same way.
+    // Each batch is retried with jittered backoff (10 ms doubling, up to 1 s apart for a 429) until
+    // the attempt cap or the export timeout ends it; then the next batch is tried the same way.
     let batches: Vec<Vec<&Hit>> = hits
         .chunk_by(|a, b| a.spans == b.spans)
         .map(|run| run.iter().collect())

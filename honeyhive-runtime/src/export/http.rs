@@ -7,8 +7,10 @@
 //!
 //! - **Retries** 429, 502, 503, 504 and connection errors with exponential backoff and jitter
 //!   (10 ms doubling to 100 ms, so it tracks a backend that comes back quickly), honouring
-//!   `Retry-After` (seconds or an HTTP date), all within the per-call deadline. 500 and other
-//!   4xx are not retried, as the specification says.
+//!   `Retry-After` (seconds or an HTTP date), all within the per-call deadline and at most
+//!   [`MAX_ATTEMPTS`] tries per request. A 429 without `Retry-After` backs off further (up to
+//!   [`MAX_THROTTLE_BACKOFF`]): a throttling backend is not asked ten times a second. 500 and
+//!   other 4xx are not retried, as the specification says.
 //! - **413** (payload too large) splits the batch in halves and sends each, down to one span,
 //!   and remembers the size that was refused so later batches are split before sending.
 //! - **401 and 403** and other refusals are reported once per distinct message on stderr
@@ -31,6 +33,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between two attempts (unless the server asks for more with `Retry-After`).
 /// Short, so that a backend that is back is found within a tenth of a second.
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause after a 429 without `Retry-After`: the backend said it is overloaded.
+const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
+/// Tries per request (the first and the retries), whatever time the deadline leaves.
+const MAX_ATTEMPTS: u32 = 10;
 /// A connection attempt gives up after this (or the deadline, if sooner), so a black-holed
 /// address does not eat the whole export timeout on its first try.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -136,7 +142,10 @@ impl HttpTransport {
     /// Sends `self.body`, retrying transient failures until `deadline`.
     fn post(&mut self, deadline: Instant) -> Outcome {
         let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
+            let mut throttled = false;
             let (error, retry_after) = match self.client.post(&self.body, deadline) {
                 Ok(reply) => match reply.status {
                     200..=299 => {
@@ -150,7 +159,10 @@ impl HttpTransport {
                         return Outcome::Accepted { rejected };
                     }
                     413 => return Outcome::TooLarge,
-                    429 | 502 | 503 | 504 => (format!("HTTP {}", reply.status), reply.retry_after),
+                    429 | 502 | 503 | 504 => {
+                        throttled = reply.status == 429;
+                        (format!("HTTP {}", reply.status), reply.retry_after)
+                    }
                     status => {
                         report_once(&refusal(status, &self.client.endpoint));
                         return Outcome::Failed;
@@ -165,8 +177,15 @@ impl HttpTransport {
                 }
                 Err(Error::Io(e)) => (e.to_string(), None),
             };
+            if attempts >= MAX_ATTEMPTS {
+                report_once(&format!(
+                    "{}: export failed ({error}) {MAX_ATTEMPTS} times in a row; spans dropped",
+                    self.client.endpoint
+                ));
+                return Outcome::Failed;
+            }
             let pause = retry_after.unwrap_or_else(|| jitter(backoff));
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = next_backoff(backoff, throttled);
             if Instant::now() + pause >= deadline {
                 report_once(&format!(
                     "{}: export failed ({error}) and the export timeout ran out before it \
@@ -178,6 +197,17 @@ impl HttpTransport {
             std::thread::sleep(pause);
         }
     }
+}
+
+/// The pause after `backoff`: doubled, up to [`MAX_THROTTLE_BACKOFF`] after a 429 (the
+/// backend is overloaded) and [`MAX_BACKOFF`] otherwise (it may be back any moment).
+fn next_backoff(backoff: Duration, throttled: bool) -> Duration {
+    let ceiling = if throttled {
+        MAX_THROTTLE_BACKOFF
+    } else {
+        MAX_BACKOFF
+    };
+    (backoff * 2).min(ceiling)
 }
 
 /// The message for a status that is not retried.
@@ -1341,6 +1371,50 @@ mod tests {
 
         assert_eq!(backend.requests(), 5);
         assert_eq!(backend.delivered_ids(), (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_backend_that_keeps_throttling_is_tried_a_bounded_number_of_times() {
+        let backend = Backend::start(|_, _| reply(429));
+        // A deadline far beyond what the tries take: the attempt cap ends it, not the clock.
+        let mut transport = backend.transport(600 * SECOND);
+
+        assert_eq!(
+            transport.deliver(20, &mut plain),
+            Delivery {
+                delivered: 0,
+                failed: 20
+            }
+        );
+
+        assert_eq!(backend.requests(), MAX_ATTEMPTS as usize);
+        let message = format!(
+            "{}: export failed (HTTP 429) {MAX_ATTEMPTS} times in a row",
+            backend.url
+        );
+        assert_eq!(Reports::printed(&message), 1, "{message}");
+    }
+
+    #[test]
+    fn throttling_backs_off_further_than_other_transient_failures() {
+        let pauses = |throttled| {
+            let mut backoff = FIRST_BACKOFF;
+            let mut seen = Vec::new();
+            for _ in 0..MAX_ATTEMPTS {
+                seen.push(backoff);
+                backoff = next_backoff(backoff, throttled);
+            }
+            seen
+        };
+        let (throttled, other) = (pauses(true), pauses(false));
+        assert_eq!(throttled.iter().max(), Some(&MAX_THROTTLE_BACKOFF));
+        assert_eq!(other.iter().max(), Some(&MAX_BACKOFF));
+        assert!(throttled.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(
+            throttled[..4],
+            other[..4],
+            "both start at {FIRST_BACKOFF:?}, doubling"
+        );
     }
 
     #[test]
