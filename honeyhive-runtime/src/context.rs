@@ -81,6 +81,17 @@ impl ScopeThreshold {
     }
 }
 
+/// `th` value (consistent sampling, see `sampling`): hex, trailing zeros removed, `0` for
+/// keep-all. `threshold` is below 2^56.
+pub(crate) fn encode_threshold(threshold: u64) -> String {
+    if threshold == 0 {
+        return "0".to_owned();
+    }
+    let mut hex = format!("{:014x}", threshold.min((1 << 56) - 1));
+    hex.truncate(hex.trim_end_matches('0').len());
+    hex
+}
+
 thread_local! {
     static CURRENT: Cell<Current> = const { Cell::new(Current::IDLE) };
 }
@@ -150,7 +161,9 @@ fn ambient_parent() -> Option<AmbientParent> {
 /// Use it to hand our trace to code that speaks OpenTelemetry: an `OTel` propagator, a library
 /// instrumented with the `OTel` SDK, or `tracing-opentelemetry`. Outside any traced scope it
 /// returns [`Context::current()`] unchanged. An unsampled scope yields a context whose span is
-/// marked not sampled, so downstream samplers keep the decision.
+/// marked not sampled, so downstream samplers keep the decision. Under consistent sampling the
+/// span's trace state carries the threshold it was kept with (`ot=th:..`), as the span's own
+/// OTLP `trace_state` does, so an OpenTelemetry propagator passes it on.
 pub fn otel_context() -> Context {
     let cur = current();
     let (flags, is_remote) = match cur.state {
@@ -163,12 +176,23 @@ pub fn otel_context() -> Context {
     if cur.trace_id == 0 || cur.span_id == 0 {
         return Context::current();
     }
+    // What the span's `trace_state` is on export (`export::semantics`), and what a caller
+    // sent for a remote parent; 0 (keep all) is not written there either.
+    let trace_state = cur
+        .threshold
+        .get()
+        .filter(|&t| t > 0 && flags.is_sampled())
+        .and_then(|t| {
+            let th = format!("th:{}", encode_threshold(t));
+            TraceState::from_key_value([("ot", th)]).ok()
+        })
+        .unwrap_or_default();
     let sc = SpanContext::new(
         TraceId::from(cur.trace_id),
         SpanId::from(cur.span_id),
         flags,
         is_remote,
-        TraceState::NONE,
+        trace_state,
     );
     Context::current().with_remote_span_context(sc)
 }

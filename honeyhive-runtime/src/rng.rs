@@ -72,19 +72,4 @@ impl Wyrand {
         let folded = (t as u64) ^ ((t >> 64) as u64);
         folded
     }
-
-    /// True with probability `rate`.
-    #[inline]
-    pub(crate) fn roll(&mut self, rate: f64) -> bool {
-        if rate >= 1.0 {
-            return true;
-        }
-        if rate <= 0.0 || rate.is_nan() {
-            return false;
-        }
-        // 53 random bits give a uniform float in [0, 1).
-        #[allow(clippy::cast_precision_loss)] // exact: the value has 53 significant bits
-        let unit = (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        unit < rate
-    }
 }

@@ -20,15 +20,24 @@ use regex::Regex;
 /// The name may have any prefix (`aws_secret_access_key`) and a short suffix (`_id`, `s`).
 const KEY_NAMES: &str = r"api[_\-]?key|x[_\-]api[_\-]key|secret|password|passwd|token|credentials?|private[_\-]?key|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|signing[_\-]?key|account[_\-]?key|shared[_\-]?access[_\-]?key|connection[_\-]?string";
 
+/// The value of an assignment: at least 6 bytes up to a space, a quote or a separator, not
+/// ending in what closes or follows it in text (`f(token=abc123)`, `?token=abc123): x`, a
+/// sentence's `.`), so that the match ends where the secret ends.
+const VALUE: &str = r#"[^\s"'`,;&<>]{5,}[^\s"'`,;&<>)\]}:.!?]"#;
+
 /// The formats, as one alternation. Each alternative contains a literal of [`LITERALS`].
 fn pattern() -> String {
     let formats: &[&str] = &[
         // `name = value` assignments, in code, JSON, Debug output, env files, query strings.
         &format!(
-            r#"(?i:\b[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?[^\s"'`,;&<>]{{6,}}"#
+            r#"(?i:\b[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?{VALUE}"#
         ),
+        // A plain `key` query parameter (Google Maps, YouTube, many REST APIs): only in a
+        // query, where `key=` names a credential; `sort_key=name` elsewhere is no secret.
+        // The value ends at a fragment too.
+        r#"[?&](?i:key)=[^\s"'`,;&#<>]{5,}[^\s"'`,;&#<>)\]}:.!?]"#,
         // HTTP authorization schemes.
-        r"(?i:\b(?:bearer|basic|token))\s+[A-Za-z0-9._~+/=\-]{8,}",
+        r"(?i:\b(?:bearer|basic|token))\s+[A-Za-z0-9._~+/=\-]{7,}[A-Za-z0-9_~+/=\-]",
         // Credentials in URLs, any scheme (https, postgres, mongodb+srv, redis, amqp, ...).
         r#"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@"'<>]*:[^\s/@"'<>]+@"#,
         // PEM private keys; one cut before its end is redacted to the end of the text.
@@ -72,7 +81,7 @@ fn pattern() -> String {
         r"\bxai-[A-Za-z0-9]{40,}",
         r"\blsv2_(?:pt|sk)_[A-Za-z0-9_]{30,}",
         r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}",
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]*)?",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]+)?",
     ];
     // A word boundary, or the end of a `\n`-style escape: LLM messages are rendered as JSON
     // before redaction, and `\nsk-...` has no boundary in front of the key. Boundaries are
@@ -128,7 +137,8 @@ const LITERALS: &[&str] = &[
     "basic",
     "://",
     "-----begin",
-    "sig=", // prefixes
+    "sig=",
+    "key=", // prefixes
     "sk-",
     "sk_",
     "rk_",
@@ -213,7 +223,7 @@ pub(crate) fn scanner() -> &'static Scanner {
             .expect("the secret literals build an automaton");
         let formats = Regex::new(&pattern()).expect("the secret formats compile");
         let keep = Regex::new(&format!(
-            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&]sig=)"#
+            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=)"#
         ))
         .expect("the keep pattern compiles");
         Scanner {

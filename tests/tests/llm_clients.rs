@@ -217,6 +217,21 @@ async fn tool_calls_and_tool_definitions_are_recorded_plain_and_streamed() {
             ["tool_calls"]
         );
         assert_eq!(json_attr(&span, "llm.tools.0.tool.json_schema"), tools[0]);
+        // The GenAI keys too, written by the typed API's path (`LlmCall::tools` / `tool_call`).
+        assert_eq!(
+            json_attr(&span, gen_ai::TOOL_DEFINITIONS),
+            json!([{"type": "function", "name": "get_weather",
+                "description": "The weather in a city",
+                "parameters": tools[0]["function"]["parameters"]}]),
+            "stream {stream}"
+        );
+        assert_eq!(
+            json_attr(&span, gen_ai::OUTPUT_MESSAGES),
+            json!([{"role": "assistant", "finish_reason": "tool_calls", "parts": [
+                {"type": "tool_call", "id": "call_abc123", "name": "get_weather",
+                 "arguments": {"city": "Paris"}}]}]),
+            "stream {stream}"
+        );
     }
 }
 
@@ -369,6 +384,22 @@ async fn anthropic_tool_use_is_recorded_plain_and_streamed() {
             span.str("llm.output_messages.0.message.content"),
             Some("Let me check the weather.")
         );
+        assert_eq!(
+            json_attr(&span, gen_ai::TOOL_DEFINITIONS),
+            json!([{"type": "function", "name": "get_weather",
+                "parameters": {"type": "object"}}]),
+            "stream {stream}"
+        );
+        let output = json_attr(&span, gen_ai::OUTPUT_MESSAGES);
+        let parts = &output[0]["parts"];
+        assert_eq!(
+            parts[0],
+            json!({"type": "text", "content": "Let me check the weather."})
+        );
+        assert_eq!(parts[1]["type"], "tool_call", "stream {stream}");
+        assert_eq!(parts[1]["name"], "get_weather");
+        assert_eq!(parts[1]["arguments"], json!({"city": "Paris"}));
+        assert!(parts[1]["id"].as_str().unwrap().starts_with("toolu_"));
     }
 }
 

@@ -246,12 +246,13 @@ fn leaked_cases(rec: &Recorder) -> Vec<String> {
 }
 
 #[test]
-fn thirty_secret_formats_in_eight_places_never_leak() {
+fn thirty_three_secret_formats_in_eight_places_never_leak() {
     let rec = Recorder::start();
     let cases = secrets();
-    assert_eq!(cases.len() * PLACES.len(), 240);
+    let total = cases.len() * PLACES.len();
+    assert_eq!(total, 264);
     let leaked = leaked_cases(&rec);
-    println!("recall: {}/240", 240 - leaked.len());
+    println!("recall: {}/{total}", total - leaked.len());
     assert!(
         leaked.is_empty(),
         "{} leaked:\n{}",
@@ -264,7 +265,7 @@ fn thirty_secret_formats_in_eight_places_never_leak() {
 fn the_cases_leak_without_redaction() {
     // The leak check itself can fail: with redaction off, every case leaks.
     let rec = Recorder::with(|b| b.redact_secrets(false));
-    assert_eq!(leaked_cases(&rec).len(), 240);
+    assert_eq!(leaked_cases(&rec).len(), secrets().len() * PLACES.len());
 }
 
 /// Ordinary text that must come out exactly as it went in.
@@ -311,6 +312,66 @@ fn ordinary_text_is_not_redacted() {
         changed.is_empty(),
         "false positives:\n{}",
         changed.join("\n")
+    );
+}
+
+/// Secrets followed by the text around them: only the secret is replaced, so what closes or
+/// follows it (a bracket, a `:`, a sentence's `.`, a fragment) is exported as it was.
+const AROUND: &[(&str, &str)] = &[
+    (
+        "fetch(https://api.example.com/v1/data?token=tok-999abcdef): x",
+        "fetch(https://api.example.com/v1/data?token=[REDACTED]): x",
+    ),
+    (
+        "Config { password=Hunter2Hunter2 } (dev)",
+        "Config { password=[REDACTED] } (dev)",
+    ),
+    ("[api_key: abcd1234efgh] next", "[api_key: [REDACTED]] next"),
+    (
+        "The key is api_key=abc123def456.",
+        "The key is api_key=[REDACTED].",
+    ),
+    (
+        "Use Authorization: Bearer abcdefgh12345678.",
+        "Use Authorization: Bearer [REDACTED].",
+    ),
+    (
+        "GET /geocode?key=Zx81kLmq02PaBc#results",
+        "GET /geocode?key=[REDACTED]#results",
+    ),
+    (
+        "https://maps.example.com/api?KEY=abcd1234efgh5678&q=paris",
+        "https://maps.example.com/api?KEY=[REDACTED]&q=paris",
+    ),
+    ("(password=P@ss!w0rd#2024$) ok", "(password=[REDACTED]) ok"),
+];
+
+#[test]
+fn only_the_secret_is_replaced_not_the_text_after_it() {
+    let rec = Recorder::start();
+    for (text, _) in AROUND {
+        echo(text);
+    }
+    let spans = rec.spans();
+    let mut wrong = Vec::new();
+    for (span, (text, expected)) in spans.all("echo").zip(AROUND) {
+        for key in ["honeyhive_inputs.text", "honeyhive_outputs.result"] {
+            if span.str(key) != Some(*expected) {
+                wrong.push(format!("{text}\n  -> {:?}", span.str(key)));
+            }
+        }
+    }
+    assert_eq!(spans.all("echo").count(), AROUND.len());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // A `key` that names no credential outside a query stays.
+    let rec = {
+        drop(rec);
+        Recorder::start()
+    };
+    echo("sort_key=created_at and monkey=bananas123");
+    assert_eq!(
+        rec.spans().get("echo").str("honeyhive_outputs.result"),
+        Some("sort_key=created_at and monkey=bananas123")
     );
 }
 

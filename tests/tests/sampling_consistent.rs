@@ -489,3 +489,33 @@ fn every_kept_span_carries_its_threshold_in_its_trace_state() {
     assert_eq!(wire["request"], "ot=th:8");
     assert_eq!(wire["rare_step"], "ot=th:e666");
 }
+
+#[trace(event_type = "chain")]
+fn hands_off() -> (opentelemetry::Context, Option<opentelemetry::Context>) {
+    (honeyhive_runtime::otel_context(), rare_hand_off())
+}
+
+#[trace(event_type = "tool", sample_rate = 0.1)]
+fn rare_hand_off() -> Option<opentelemetry::Context> {
+    Some(honeyhive_runtime::otel_context())
+}
+
+#[test]
+fn otel_context_carries_the_threshold_its_span_carries() {
+    use opentelemetry::trace::TraceContextExt;
+    let rec = Recorder::with(|b| b.sampler(Sampler::Ratio(0.5)));
+    let id = with_randomness(0xf0_0000_0000_0000);
+    let (root, nested) = extract(&caller(id, None)).run(hands_off);
+    let state = |cx: &opentelemetry::Context| cx.span().span_context().trace_state().header();
+    let spans = rec.spans();
+    let span_state = |name: &str| spans.get(name).span_context.trace_state().header();
+    assert_eq!(state(&root), "ot=th:8");
+    assert_eq!(state(&root), span_state("hands_off"));
+    let nested = nested.expect("R passes 0.1");
+    assert_eq!(state(&nested), "ot=th:e666");
+    assert_eq!(state(&nested), span_state("rare_hand_off"));
+    // An OpenTelemetry propagator passes it on.
+    let mut out = Headers::new();
+    TraceContextPropagator::new().inject_context(&nested, &mut out);
+    assert_eq!(out["tracestate"], "ot=th:e666");
+}

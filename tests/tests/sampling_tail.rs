@@ -13,9 +13,11 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use honeyhive_runtime::Builder;
 use honeyhive_runtime::sampling::{self, Clock, Sampler, TailSampling, TailStats};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
 use honeyhive_runtime::trace;
+use opentelemetry::TraceId;
 
 #[trace]
 fn step(fail: bool) -> Result<u32, String> {
@@ -213,35 +215,76 @@ fn traces_with_slow_roots_are_kept() {
     assert_eq!(sampling::tail_stats().traces_dropped, 1);
 }
 
-#[test]
-fn the_rest_is_kept_at_the_rate_and_roots_carry_the_combined_probability() {
-    // Head: half the traces; tail: half of those. A kept root stands for 4 requests.
-    let rec = Recorder::with(|b| {
-        b.sampler(Sampler::Ratio(0.5))
-            .tail_sampling(TailSampling::new(0.5).seed(3))
-            // Room for every span even if the export thread falls behind.
-            .queue_capacity(1 << 20)
-    });
+/// The low 56 bits of a trace id: the trace's randomness `R` (OpenTelemetry probability
+/// sampling), which head and tail decisions compare with their thresholds.
+fn randomness(span: &FinishedSpan) -> u64 {
+    u64::from_be_bytes(span.trace_id().to_bytes()[8..].try_into().unwrap()) & ((1 << 56) - 1)
+}
+
+/// The trace ids of the `request` roots 2,000 seeded requests leave under `configure`, and
+/// the tail sampler's counts.
+fn kept_traces(configure: impl FnOnce(Builder) -> Builder) -> (Spans, HashSet<TraceId>, TailStats) {
+    // Room for every span even if the export thread falls behind.
+    let rec = Recorder::with(|b| configure(b.queue_capacity(1 << 20)));
     sampling::seed_thread_rng(4);
-    for _ in 0..8000 {
+    for _ in 0..2000 {
         request(1, None);
     }
     let spans = rec.spans();
-    let head = sampling::sampling_stats()["request"].sampled;
-    let tail = sampling::tail_stats();
-    assert_eq!(tail.traces_kept + tail.traces_dropped, head);
-    let kept = spans.all("request").count() as u64;
-    assert_eq!(kept, tail.traces_kept);
-    // Tolerance 10% on 8000 x 0.25 = 2000 (about 5 standard deviations).
-    assert!((kept as f64 - 2000.0).abs() <= 200.0, "{kept} kept");
+    let ids = spans.all("request").map(FinishedSpan::trace_id).collect();
+    (spans, ids, sampling::tail_stats())
+}
+
+#[test]
+fn the_rest_is_kept_consistently_with_the_heads_randomness() {
+    // Head: half the traces (threshold 0x8...); tail: a quarter (0xc...). Both compare the
+    // trace's R, so the tail keeps exactly the head-kept traces with R >= 0xc..., a quarter of
+    // all, not an independent half of the half (an eighth).
+    let (head_only, head_ids, _) = kept_traces(|b| b.sampler(Sampler::Ratio(0.5)));
+    let quarter = 0xc0_0000_0000_0000;
+    let expected: HashSet<TraceId> = head_only
+        .all("request")
+        .filter(|root| randomness(root) >= quarter)
+        .map(FinishedSpan::trace_id)
+        .collect();
+    let (spans, kept, tail) = kept_traces(|b| {
+        b.sampler(Sampler::Ratio(0.5))
+            .tail_sampling(TailSampling::new(0.25))
+    });
+    assert_eq!(kept, expected);
+    assert!(expected.len() < head_ids.len());
+    assert_eq!(tail.traces_kept, kept.len() as u64);
     assert_eq!(
-        spans.all("step").count() as u64,
-        kept,
+        tail.traces_kept + tail.traces_dropped,
+        head_ids.len() as u64
+    );
+    assert_eq!(
+        spans.all("step").count(),
+        kept.len(),
         "traces are kept whole"
     );
     assert_no_orphans(&spans);
+    // The adjusted count is written as head sampling writes it: the stricter threshold.
+    for span in spans.iter() {
+        assert_eq!(span.span_context.trace_state().header(), "ot=th:c");
+    }
     for root in spans.all("request") {
         assert_eq!(root.f64("honeyhive.sample_rate"), Some(0.25));
+    }
+}
+
+#[test]
+fn a_tail_rate_above_the_heads_keeps_every_head_kept_trace() {
+    // Every trace R >= 0x8... passes 0x4... too: the head's threshold stands.
+    let (_, head_ids, _) = kept_traces(|b| b.sampler(Sampler::Ratio(0.5)));
+    let (spans, kept, _) = kept_traces(|b| {
+        b.sampler(Sampler::Ratio(0.5))
+            .tail_sampling(TailSampling::new(0.75))
+    });
+    assert_eq!(kept, head_ids);
+    for root in spans.all("request") {
+        assert_eq!(root.f64("honeyhive.sample_rate"), Some(0.5));
+        assert_eq!(root.span_context.trace_state().header(), "ot=th:8");
     }
 }
 

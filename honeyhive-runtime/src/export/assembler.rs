@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use opentelemetry::trace::Status;
 
-use super::tail::Policy;
+use super::tail::{Policy, Verdict};
 use crate::span::SpanRecord;
 
 /// Hashes a trace id by folding it: ids are random, so no mixing is needed.
@@ -87,7 +87,8 @@ impl Default for Limits {
 #[derive(Debug)]
 pub(crate) struct Trace {
     pub(crate) spans: Vec<Box<SpanRecord>>,
-    /// The probability the tail sampler kept it with (1 without tail sampling).
+    /// The probability the tail sampler kept it with (1 without tail sampling), for its spans
+    /// whose threshold is not known: the others carry the tail's threshold (`Verdict::apply`).
     pub(crate) factor: f64,
 }
 
@@ -115,10 +116,9 @@ struct Held {
 /// A decision, remembered for spans that end after it.
 #[derive(Clone, Copy, Debug)]
 struct Decided {
-    keep: bool,
+    verdict: Verdict,
     /// Dropped because the queue refused part of the trace (not a sampling decision).
     doomed: bool,
-    factor: f64,
     at: u64,
     seq: u64,
 }
@@ -219,11 +219,12 @@ impl Assembler {
         dropped: &mut Vec<Box<SpanRecord>>,
     ) {
         if let Some(d) = self.decided.get(&id).copied() {
-            if d.keep {
+            if d.verdict.keep {
                 self.stats.late += run.len() as u64;
+                d.verdict.apply(run);
                 out.push(Trace {
                     spans: std::mem::take(run),
-                    factor: d.factor,
+                    factor: d.verdict.factor,
                 });
             } else {
                 if d.doomed {
@@ -421,7 +422,7 @@ impl Assembler {
                 self.stats.doomed_spans += h.spans.len() as u64;
                 dropped.extend(h.spans);
             }
-            self.remember(id, false, 1.0, now);
+            self.remember(id, Verdict::DROP, now);
             if let Some(d) = self.decided.get_mut(&id) {
                 d.doomed = true;
             }
@@ -448,9 +449,11 @@ impl Assembler {
             out.push(Trace { spans, factor: 1.0 });
             return;
         };
-        let verdict = tail.verdict(error, Some(root_ns), spans.len());
-        self.remember(id, verdict.keep, verdict.factor, now);
+        let verdict = tail.verdict(id, error, Some(root_ns), spans.len());
+        self.remember(id, verdict, now);
         if verdict.keep {
+            let mut spans = spans;
+            verdict.apply(&mut spans);
             out.push(Trace {
                 spans,
                 factor: verdict.factor,
@@ -474,19 +477,20 @@ impl Assembler {
         };
         self.release_held(&h);
         self.stats.early[why as usize] += 1;
-        let (keep, factor) = match self.tail.as_mut() {
+        let verdict = match self.tail.as_mut() {
             Some(tail) => {
                 tail.count_early(why);
-                let v = tail.verdict(h.error, None, h.spans.len());
-                (v.keep, v.factor)
+                tail.verdict(id, h.error, None, h.spans.len())
             }
-            None => (true, 1.0),
+            None => Verdict::KEEP,
         };
-        self.remember(id, keep, factor, now);
-        if keep {
+        self.remember(id, verdict, now);
+        if verdict.keep {
+            let mut spans = h.spans;
+            verdict.apply(&mut spans);
             out.push(Trace {
-                spans: h.spans,
-                factor,
+                spans,
+                factor: verdict.factor,
             });
         } else {
             dropped.extend(h.spans);
@@ -508,14 +512,13 @@ impl Assembler {
         false
     }
 
-    fn remember(&mut self, id: u128, keep: bool, factor: f64, now: u64) {
+    fn remember(&mut self, id: u128, verdict: Verdict, now: u64) {
         self.seq += 1;
         self.decided.insert(
             id,
             Decided {
-                keep,
+                verdict,
                 doomed: false,
-                factor,
                 at: now,
                 seq: self.seq,
             },

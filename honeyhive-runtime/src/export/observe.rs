@@ -95,12 +95,13 @@ impl SpanView<'_> {
     /// The probability this span was recorded with (head sampling, by threshold or rate,
     /// times the tail sampler's keep probability): weight estimates by its inverse.
     pub(crate) fn probability(&self) -> f64 {
-        let head = match (self.record.threshold, self.record.root_sample_rate) {
+        let p = match (self.record.threshold, self.record.root_sample_rate) {
+            // The tail's threshold is folded into the span's (`tail::Verdict::apply`).
             (Some(t), _) => crate::sampling::consistent::probability(t),
-            (None, Some(rate)) => rate,
-            (None, None) => 1.0,
+            (None, Some(rate)) => rate * self.factor,
+            (None, None) => self.factor,
         };
-        (head * self.factor).clamp(f64::MIN_POSITIVE, 1.0)
+        p.clamp(f64::MIN_POSITIVE, 1.0)
     }
 
     /// The span as the analysis model's plain data.

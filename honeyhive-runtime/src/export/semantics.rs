@@ -141,7 +141,7 @@ impl Semantics {
                 events,
                 status,
                 dropped_attributes: 0,
-                trace_state: trace_state(record, trace.factor),
+                trace_state: trace_state(record),
             });
         }
         if usages.iter().any(|u| !u.is_empty()) || !sessions.is_empty() {
@@ -172,15 +172,20 @@ fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) 
     ));
     attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
     if let Some(rate) = record.root_sample_rate {
+        // A rate known with its threshold has the tail's folded in already.
+        let factor = if record.threshold.is_some() {
+            1.0
+        } else {
+            factor
+        };
         attrs.push(KeyValue::new("honeyhive.sample_rate", rate * factor));
     }
 }
 
 /// The span's OTLP `trace_state`: the threshold it was kept with (what an adjusted count
-/// needs, as OpenTelemetry stores it), unless the tail sampler's keep probability, drawn
-/// independently of the trace's randomness, came on top (`honeyhive.sample_rate` has it).
-fn trace_state(record: &SpanRecord, factor: f64) -> Option<String> {
-    let t = record.threshold.filter(|&t| t > 0 && factor >= 1.0)?;
+/// needs, as OpenTelemetry stores it), the tail sampler's included (`tail::Verdict::apply`).
+fn trace_state(record: &SpanRecord) -> Option<String> {
+    let t = record.threshold.filter(|&t| t > 0)?;
     Some(format!(
         "ot=th:{}",
         crate::sampling::consistent::encode_threshold(t)

@@ -6,7 +6,7 @@
 
 use serde_json::Value as Json;
 
-use super::openai::{content_text, parameters};
+use super::openai::{content_text, parameters, tools};
 use super::{Accum, RequestInfo, ToolCall};
 use crate::llm::{LlmCall, Message};
 
@@ -35,11 +35,8 @@ fn blocks_text(content: &Json) -> String {
 
 /// `POST /v1/messages`: parameters, `system`, messages, tools.
 pub(crate) fn request(mut call: LlmCall, body: &Json, request: &mut RequestInfo) -> LlmCall {
-    call = parameters(call, body);
+    call = tools(parameters(call, body), body);
     request.stream = body["stream"].as_bool().unwrap_or(false);
-    if let Some(tools) = body["tools"].as_array() {
-        request.tools = tools.iter().map(Json::to_string).collect();
-    }
     if !body["system"].is_null() {
         call = call.message("system", blocks_text(&body["system"]));
     }

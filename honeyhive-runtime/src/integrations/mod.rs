@@ -270,13 +270,10 @@ impl Accum {
     }
 }
 
-/// What a request tells besides the [`LlmCall`] fields: whether it streams, and the tools it
-/// offers.
+/// What a request tells besides the [`LlmCall`] fields: whether it streams.
 #[derive(Debug, Default)]
 pub(crate) struct RequestInfo {
     pub(crate) stream: bool,
-    /// Each tool definition as JSON text.
-    pub(crate) tools: Vec<String>,
 }
 
 /// One LLM call over HTTP, read as it happens: the request, then the response head, then the
@@ -423,14 +420,20 @@ impl LlmExchange {
         if let Some(id) = acc.id {
             call = call.response_id(id);
         }
-        let only_tool_calls = acc.texts.is_empty() && !acc.tool_calls.is_empty();
-        for text in acc.texts {
-            call = call.completion(text);
+        let calls_only = acc.texts.iter().all(String::is_empty) && !acc.tool_calls.is_empty();
+        if !calls_only {
+            for text in acc.texts {
+                call = call.completion(text);
+            }
         }
-        if only_tool_calls {
-            // A reply that is only tool calls still has its assistant message, so the calls
-            // below have a message to belong to.
-            call = call.completion(String::new());
+        // The typed API's calls: `tool_call` parts of the output messages and OpenInference's
+        // `tool_calls` of the last assistant message (one made for a reply of calls only).
+        for tc in acc.tool_calls {
+            let mut typed = crate::llm::ToolCall::new(tc.name).arguments_json(tc.arguments);
+            if !tc.id.is_empty() {
+                typed = typed.call_id(tc.id);
+            }
+            call = call.tool_call(typed);
         }
         for reason in acc.finish_reasons {
             call = call.finish_reason(reason);
@@ -452,26 +455,6 @@ impl LlmExchange {
         }
 
         let mut attributes = Vec::new();
-        for (j, tc) in acc.tool_calls.iter().enumerate() {
-            let prefix = format!("llm.output_messages.0.message.tool_calls.{j}.tool_call");
-            if !tc.id.is_empty() {
-                attributes.push(KeyValue::new(format!("{prefix}.id"), tc.id.clone()));
-            }
-            attributes.push(KeyValue::new(
-                format!("{prefix}.function.name"),
-                tc.name.clone(),
-            ));
-            attributes.push(KeyValue::new(
-                format!("{prefix}.function.arguments"),
-                tc.arguments.clone(),
-            ));
-        }
-        for (i, tool) in self.request.tools.into_iter().enumerate() {
-            attributes.push(KeyValue::new(
-                format!("llm.tools.{i}.tool.json_schema"),
-                tool,
-            ));
-        }
         if let Some(ttft) = self.first_token {
             attributes.push(KeyValue::new(
                 TIME_TO_FIRST_TOKEN_MS,

@@ -5,7 +5,7 @@
 use serde_json::Value as Json;
 
 use super::{Accum, RequestInfo, ToolCall};
-use crate::llm::{LlmCall, Message};
+use crate::llm::{LlmCall, Message, ToolDefinition};
 
 /// Request parameters every API shares (under their OpenAI names).
 pub(crate) fn parameters(mut call: LlmCall, body: &Json) -> LlmCall {
@@ -70,10 +70,36 @@ pub(crate) fn content_text(content: &Json) -> String {
     }
 }
 
-fn tools(body: &Json, request: &mut RequestInfo) {
-    if let Some(tools) = body["tools"].as_array() {
-        request.tools = tools.iter().map(Json::to_string).collect();
-    }
+/// The tools a request offers, as the typed API's definitions (so they are written in both
+/// conventions): chat completions nest them under `function`, the responses API and Anthropic
+/// do not (Anthropic names the schema `input_schema`); a built-in tool without a name (the
+/// responses API's `web_search`) goes by its type.
+pub(crate) fn tools(mut call: LlmCall, body: &Json) -> LlmCall {
+    let Some(tools) = body["tools"].as_array() else {
+        return call;
+    };
+    call = call.tools(tools.iter().filter_map(|tool| {
+        let function = if tool["function"].is_object() {
+            &tool["function"]
+        } else {
+            tool
+        };
+        let name = function["name"]
+            .as_str()
+            .or_else(|| tool["type"].as_str())?;
+        let mut definition = ToolDefinition::new(name.to_owned());
+        if let Some(description) = function["description"].as_str() {
+            definition = definition.description(description);
+        }
+        let schema = [&function["parameters"], &function["input_schema"]]
+            .into_iter()
+            .find(|schema| !schema.is_null());
+        if let Some(schema) = schema {
+            definition = definition.parameters(schema.clone());
+        }
+        Some(definition)
+    }));
+    call
 }
 
 fn stream_flag(body: &Json, request: &mut RequestInfo) {
@@ -83,9 +109,8 @@ fn stream_flag(body: &Json, request: &mut RequestInfo) {
 /// `POST /chat/completions`: parameters, messages (a tool call in the history is shown as its
 /// JSON), tools.
 pub(crate) fn chat_request(mut call: LlmCall, body: &Json, request: &mut RequestInfo) -> LlmCall {
-    call = parameters(call, body);
+    call = tools(parameters(call, body), body);
     stream_flag(body, request);
-    tools(body, request);
     if let Some(messages) = body["messages"].as_array() {
         call = call.messages(messages.iter().map(|m| {
             let role = m["role"].as_str().unwrap_or("user").to_owned();
@@ -106,9 +131,8 @@ pub(crate) fn responses_request(
     body: &Json,
     request: &mut RequestInfo,
 ) -> LlmCall {
-    call = parameters(call, body);
+    call = tools(parameters(call, body), body);
     stream_flag(body, request);
-    tools(body, request);
     if let Some(instructions) = body["instructions"].as_str() {
         call = call.message("system", instructions.to_owned());
     }

@@ -69,15 +69,8 @@ pub(crate) fn trace_id_randomness(trace_id: u128) -> u64 {
     (trace_id as u64) & (NEVER - 1)
 }
 
-/// `th` value: hex, trailing zeros removed, `0` for keep-all. `threshold` is below 2^56.
-pub(crate) fn encode_threshold(threshold: u64) -> String {
-    if threshold == 0 {
-        return "0".to_owned();
-    }
-    let mut hex = format!("{:014x}", threshold.min(NEVER - 1));
-    hex.truncate(hex.trim_end_matches('0').len());
-    hex
-}
+// Here for `otel_context`, which writes a span's `th` too and sits below sampling.
+pub(crate) use crate::context::encode_threshold;
 
 /// A `th` value: 1 to 14 hex digits, extended with zeros to 14.
 pub(crate) fn decode_threshold(value: &str) -> Option<u64> {

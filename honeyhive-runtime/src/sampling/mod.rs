@@ -76,9 +76,8 @@
 //! # Determinism
 //!
 //! Decisions are made from trace ids; [`seed_thread_rng`] makes the trace ids of the roots a
-//! thread starts, and so their decisions, repeatable. The tail sampler has its own generator
-//! ([`TailSampling::seed`]), and the adaptive sampler takes a [`Clock`] ([`ManualClock`] in
-//! tests).
+//! thread starts, and so their decisions, repeatable, the tail sampler's too; the adaptive
+//! sampler takes a [`Clock`] ([`ManualClock`] in tests).
 
 mod adaptive;
 pub(crate) mod consistent;
@@ -509,8 +508,8 @@ thread_local! {
 ///
 /// Decisions are made where spans open: for async code, on the thread that polls the future
 /// (use a current-thread runtime in tests). A trace that arrives from another service is
-/// decided from its own trace id. The tail sampler runs on the export thread and has its own
-/// seed, [`TailSampling::seed`].
+/// decided from its own trace id. The tail sampler's keep at its rate follows from the trace id
+/// too.
 pub fn seed_thread_rng(seed: u64) {
     SEEDED.with(|state| state.set(Some(seed)));
 }

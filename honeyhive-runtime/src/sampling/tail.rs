@@ -22,13 +22,20 @@ use super::{Clock, MonotonicClock};
 /// Memory is bounded. A trace that reaches [`max_spans_per_trace`] or would exceed
 /// [`max_traces_in_flight`] (the oldest trace gives way), or whose root has not ended after
 /// [`root_timeout`], is decided early, on what is known: an error keeps it, else `keep_rate`.
+/// The `keep_rate` keep is consistent with head sampling (OpenTelemetry's probability
+/// sampling): a trace is kept iff its randomness, the low 56 bits of its trace id, is at least
+/// the rate's threshold, so decisions follow from trace ids (seed them with
+/// [`seed_thread_rng`](super::seed_thread_rng)) and a trace kept at the tail is kept by every
+/// higher rate, head or tail.
 /// Spans of that trace that end later follow the same decision, so a trace is never cut into
 /// orphans. Flushing or shutting down decides every trace still held. Each case is counted in
 /// [`tail_stats`].
 ///
-/// A kept root's `honeyhive.sample_rate` is multiplied by the probability the tail sampler kept
-/// it with: 1 for a trace kept for an error or latency, `keep_rate` otherwise. That is the
-/// probability a trace like it had of being exported, so dividing counts by it stays unbiased.
+/// A trace kept at `keep_rate` is kept at the stricter of the two thresholds, the head's and
+/// the tail's: its spans carry that threshold in their `trace_state` (`ot=th:`), and a kept
+/// root's `honeyhive.sample_rate` is its probability, `min(head rate, keep_rate)`. A trace
+/// kept for an error or latency keeps its head values. That is the probability a trace like it
+/// had of being exported, so dividing counts by it stays unbiased.
 ///
 /// [`max_spans_per_trace`]: TailSampling::max_spans_per_trace
 /// [`max_traces_in_flight`]: TailSampling::max_traces_in_flight
@@ -51,7 +58,6 @@ pub struct TailSampling {
     pub(crate) max_spans_per_trace: usize,
     pub(crate) max_traces: usize,
     pub(crate) root_timeout: Duration,
-    pub(crate) seed: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -70,7 +76,6 @@ impl TailSampling {
             max_spans_per_trace: 1_000,
             max_traces: 10_000,
             root_timeout: Duration::from_secs(30),
-            seed: None,
             clock: Arc::new(MonotonicClock),
         }
     }
@@ -103,12 +108,6 @@ impl TailSampling {
     /// for spans that end after their root.
     pub fn root_timeout(mut self, timeout: Duration) -> TailSampling {
         self.root_timeout = timeout;
-        self
-    }
-
-    /// Seeds the generator of the `keep_rate` draws, so decisions repeat (in tests).
-    pub fn seed(mut self, seed: u64) -> TailSampling {
-        self.seed = Some(seed);
         self
     }
 

@@ -1,5 +1,5 @@
-//! 30 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
-//! where captured text ends up: 240 cases. Shared by `privacy.rs` (our recall, on real exported
+//! 33 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
+//! where captured text ends up: 264 cases. Shared by `privacy.rs` (our recall, on real exported
 //! spans) and `detect_secrets.rs` (the same strings given to detect-secrets).
 
 #![allow(dead_code)] // each test file uses its part
@@ -68,7 +68,7 @@ fn base64url(bytes: &[u8]) -> String {
         .replace('/', "_")
 }
 
-/// The 30 formats.
+/// The 33 formats.
 #[allow(clippy::too_many_lines)] // one short block per format
 pub(crate) fn secrets() -> Vec<Case> {
     let mut g = Gen(0x5EC2_E75E_ED00_0001);
@@ -231,6 +231,24 @@ pub(crate) fn secrets() -> Vec<Case> {
     add("honeyhive key", s.clone(), format!("HH_API_KEY={s}"));
     let s = format!("{}-us14", g.pick(HEX, 32));
     add("mailchimp key", s.clone(), s);
+    let s = g.pick(B62, 32);
+    add(
+        "opaque key query parameter",
+        s.clone(),
+        format!("GET https://maps.example.com/api/geocode/json?address=Paris&key={s}"),
+    );
+    let s = g.pick(URLSAFE, 24);
+    add(
+        "api_key query parameter",
+        s.clone(),
+        format!("GET /v2/report?format=csv&api_key={s} 200"),
+    );
+    let s = format!("tok-{}", g.pick(B62, 20));
+    add(
+        "token query parameter before punctuation",
+        s.clone(),
+        format!("fetch(https://api.example.com/v1/data?token={s}): timed out"),
+    );
     out
 }
 
