@@ -128,6 +128,7 @@ mod context;
 mod correlation;
 mod dynamic;
 pub mod enrich;
+pub mod evaluate;
 mod expand_support;
 pub mod export;
 pub mod integrations;
@@ -135,6 +136,7 @@ pub mod llm;
 pub mod propagation;
 mod record;
 pub mod redact;
+pub mod resources;
 pub mod retry;
 mod rng;
 pub mod sampling;
@@ -178,12 +180,14 @@ pub mod __private {
         Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe, TextProbe,
     };
     pub use crate::correlation::{CorrelationGuard, Policy, WithCorrelation, with_request_id};
+    pub use crate::evaluate::{AsyncEvaluator, Evaluations, SyncEvaluator};
     pub use crate::expand_support::{
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
         NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, WhenFn, retry_classify,
         retry_when, returned,
     };
     pub use crate::record::RootState;
+    pub use crate::resources::{PollCpu, Usage};
     pub use crate::retry::Decision;
     pub use crate::retry::executor::{
         AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, TimeoutError, retry_error, reuse,

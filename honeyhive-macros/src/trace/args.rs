@@ -17,6 +17,8 @@ const KEYS: &[&str] = &[
     "skip_all",
     "skip_output",
     "metadata",
+    "evaluate",
+    "resources",
     "crate",
 ];
 
@@ -40,6 +42,13 @@ pub(crate) struct MetadataEntry {
     pub(crate) value: Expr,
 }
 
+/// An evaluator named in `evaluate = path` or `evaluate(path, async path)`.
+pub(crate) struct EvaluatorArg {
+    pub(crate) path: syn::Path,
+    /// `async path`: an async evaluator, run off the caller's task.
+    pub(crate) asyncness: Option<Token![async]>,
+}
+
 pub(crate) struct TraceArgs {
     pub(crate) name: Once<LitStr>,
     /// The variant of `EventType`.
@@ -49,6 +58,9 @@ pub(crate) struct TraceArgs {
     pub(crate) skip_all: Once<()>,
     pub(crate) skip_output: Once<()>,
     pub(crate) metadata: Once<Vec<MetadataEntry>>,
+    /// Every `evaluate` argument, in order (the key may be repeated).
+    pub(crate) evaluate: Vec<(Ident, EvaluatorArg)>,
+    pub(crate) resources: Once<()>,
     pub(crate) krate: Once<syn::Path>,
 }
 
@@ -69,6 +81,8 @@ impl TraceArgs {
             skip_all: Once::new("skip_all"),
             skip_output: Once::new("skip_output"),
             metadata: Once::new("metadata"),
+            evaluate: Vec::new(),
+            resources: Once::new("resources"),
             krate: Once::new("crate"),
         };
         for (key, value) in raw {
@@ -117,6 +131,26 @@ impl TraceArgs {
                 Ok(entries) => self.metadata.set(errors, key, entries),
                 Err(e) => errors.push(e),
             },
+            ("evaluate", Value::Eq(e)) => match e {
+                Expr::Path(p) if p.attrs.is_empty() && p.qself.is_none() => {
+                    let arg = EvaluatorArg {
+                        path: p.path,
+                        asyncness: None,
+                    };
+                    self.evaluate.push((key.clone(), arg));
+                }
+                other => errors.error(&other, NOT_AN_EVALUATOR),
+            },
+            ("evaluate", Value::List(list)) => match Parser::parse2(parse_evaluators, list) {
+                Ok(list) => {
+                    for arg in list {
+                        self.evaluate.push((key.clone(), arg));
+                    }
+                }
+                Err(e) => errors.push(e),
+            },
+            ("evaluate", Value::None) => errors.error(key, NOT_AN_EVALUATOR),
+            ("resources", Value::None) => self.resources.set(errors, key, ()),
             ("skip_all", Value::None) => self.skip_all.set(errors, key, ()),
             ("skip_output", Value::None) => self.skip_output.set(errors, key, ()),
             ("name" | "event_type" | "sample_rate" | "crate", _) => {
@@ -144,7 +178,7 @@ impl TraceArgs {
                     "`metadata` takes a list of entries: `metadata(key = value, ...)`",
                 );
             }
-            ("skip_all" | "skip_output", _) => {
+            ("skip_all" | "skip_output" | "resources", _) => {
                 errors.error(key, format!("`{k}` takes no value: write `{k}` alone"));
             }
             _ => errors.error(key, unknown_key(&k)),
@@ -282,6 +316,30 @@ fn sample_rate(e: &Expr, errors: &mut Errors) -> Option<f64> {
             None
         }
     }
+}
+
+const NOT_AN_EVALUATOR: &str = "`evaluate` takes the path of an evaluator function: `evaluate = my_evaluator`, or several: `evaluate(relevance, async judge)`";
+
+/// `evaluate(a, async b, path::c)`.
+fn parse_evaluators(input: ParseStream) -> syn::Result<Vec<EvaluatorArg>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let asyncness: Option<Token![async]> = input.parse()?;
+        let path = match input.parse::<syn::Path>() {
+            Ok(path) if input.is_empty() || input.peek(Token![,]) => path,
+            _ => {
+                let bad: TokenStream = input.parse()?;
+                let at = bad.into_iter().next().map_or_else(|| input.span(), |t| t.span());
+                return Err(syn::Error::new(at, NOT_AN_EVALUATOR));
+            }
+        };
+        out.push(EvaluatorArg { path, asyncness });
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(out)
 }
 
 fn parse_metadata(input: ParseStream) -> syn::Result<Vec<MetadataEntry>> {

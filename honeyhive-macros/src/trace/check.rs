@@ -20,6 +20,17 @@ pub(crate) struct Plan<'a> {
     pub(crate) inputs: Vec<(Ident, Type)>,
     pub(crate) metadata: Vec<&'a MetadataEntry>,
     pub(crate) record_output: bool,
+    pub(crate) evaluators: Vec<Evaluator<'a>>,
+    /// `resources`: CPU and memory per recorded call.
+    pub(crate) resources: bool,
+}
+
+/// An evaluator to run after the body.
+pub(crate) struct Evaluator<'a> {
+    pub(crate) path: &'a syn::Path,
+    pub(crate) is_async: bool,
+    /// What its result is recorded as: the last segment of the path.
+    pub(crate) name: String,
 }
 
 pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut Errors) -> Plan<'a> {
@@ -94,6 +105,9 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
             metadata.push(entry);
         }
     }
+    let evaluators = evaluators(args, errors);
+    let resources = args.resources.get().is_some();
+    check_extras(args, function, errors);
     let krate = args.krate.get().map_or_else(
         || quote!(::honeyhive_runtime),
         |k| {
@@ -122,6 +136,55 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
         inputs,
         metadata,
         record_output: args.skip_output.get().is_none(),
+        evaluators,
+        resources,
+    }
+}
+
+fn evaluators<'a>(args: &'a TraceArgs, errors: &mut Errors) -> Vec<Evaluator<'a>> {
+    let mut out: Vec<Evaluator<'a>> = Vec::new();
+    for (_, arg) in &args.evaluate {
+        let Some(last) = arg.path.segments.last() else {
+            continue;
+        };
+        let name = unraw(&last.ident);
+        if out.iter().any(|e| e.name == name) {
+            errors.error(
+                &arg.path,
+                format!("the evaluator `{name}` is listed twice; each result is recorded under its name, so list it once"),
+            );
+        }
+        out.push(Evaluator {
+            path: &arg.path,
+            is_async: arg.asyncness.is_some(),
+            name,
+        });
+    }
+    out
+}
+
+/// `evaluate` and `resources` work on a sync fn or an `async fn`; not (yet) on the shapes
+/// whose span outlives the call (streams, returned futures, `#[async_trait]` methods) nor on
+/// a fn that never returns.
+fn check_extras(args: &TraceArgs, function: &Function, errors: &mut Errors) {
+    let ret = function.return_type();
+    let shape = if function.async_trait_block_ref() {
+        Some("an `#[async_trait]` method")
+    } else if crate::item::stream_kind(ret).is_some() {
+        Some("a function returning a stream or iterator")
+    } else if !function.is_async() && matches!(crate::item::future_kind(ret), Ok(Some(_))) {
+        Some("a function returning a future (make it an `async fn`)")
+    } else if matches!(ret, Some(Type::Never(_))) {
+        Some("a function that never returns")
+    } else {
+        None
+    };
+    let Some(shape) = shape else { return };
+    if let Some((key, _)) = args.evaluate.first() {
+        errors.error(key, format!("`evaluate` is not supported on {shape}"));
+    }
+    if let Some(r) = args.resources.get() {
+        errors.error(&r.tokens, format!("`resources` is not supported on {shape}"));
     }
 }
 

@@ -70,15 +70,36 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         // The body's future is pinned in this fn's own state and polled with the span
         // current (see the runtime's `Scoped`): one type level per traced fn, and one small
         // `poll` instantiated for it.
+        let run = if plan.resources {
+            // The CPU of each poll of the body, on the thread that polls it.
+            quote! {
+                let __hh_usage = #krate::__private::Usage::start(__hh_scoped.span());
+                let mut __hh_body = ::core::pin::pin!(#krate::__private::PollCpu::new(
+                    __hh_usage,
+                    async move { #fake_return #body },
+                ));
+                let __hh_ret = __hh_scoped.run(__hh_body.as_mut()).await;
+                #krate::__private::Usage::finish_async(
+                    __hh_body.as_mut().take_usage(),
+                    __hh_scoped.span(),
+                );
+            }
+        } else {
+            quote! {
+                let __hh_body = ::core::pin::pin!(async move { #fake_return #body });
+                let __hh_ret = __hh_scoped.run(__hh_body).await;
+            }
+        };
+        let evaluate = evaluate(plan, &quote!(__hh_scoped.span()));
         quote! {
             #meta
             let mut __hh_scoped = #krate::__private::Scoped::new(
                 #krate::__private::Span::detached(&__HH_META),
             );
             #inputs
-            let __hh_body = ::core::pin::pin!(async move { #fake_return #body });
-            let __hh_ret = __hh_scoped.run(__hh_body).await;
+            #run
             #output
+            #evaluate
             __hh_ret
         }
     } else if never {
@@ -91,18 +112,33 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         }
     } else {
         let run = sync_body(plan, function, ret_ty);
+        let extras = plan.resources || !plan.evaluators.is_empty();
         let (output, span_mut) = if returns_value {
             (capture_output(plan, true, &local_span), quote!(mut))
+        } else if extras {
+            (TokenStream::new(), quote!(mut))
         } else {
             (TokenStream::new(), mutability.clone().unwrap_or_default())
         };
+        let (usage, usage_end) = if plan.resources {
+            (
+                quote!(let __hh_usage = #krate::__private::Usage::start(&__hh_span);),
+                quote!(#krate::__private::Usage::finish_sync(__hh_usage, &mut __hh_span);),
+            )
+        } else {
+            (TokenStream::new(), TokenStream::new())
+        };
+        let evaluate = evaluate(plan, &local_span);
         quote! {
             #meta
             let #span_mut __hh_span = #krate::__private::Span::enter(&__HH_META);
             #inputs
+            #usage
             #[allow(clippy::semicolon_if_nothing_returned, clippy::unit_arg)]
             let __hh_ret = #run;
+            #usage_end
             #output
+            #evaluate
             __hh_ret
         }
     };
@@ -194,7 +230,9 @@ fn meta(plan: &Plan<'_>) -> TokenStream {
         || quote!(::core::option::Option::None),
         |rate| quote!(::core::option::Option::Some(#rate)),
     );
-    let capacity = plan.inputs.len() + plan.metadata.len() + 2;
+    let resources = if plan.resources { 6 } else { 0 };
+    let capacity =
+        plan.inputs.len() + plan.metadata.len() + 2 + plan.evaluators.len() + resources;
     quote! {
         static __HH_META: #krate::__private::Meta = #krate::__private::Meta {
             name: #name,
@@ -259,6 +297,36 @@ fn borrow_located_at(ident: &Ident, at: &impl ToTokens) -> TokenStream {
     let mut ident = ident.clone();
     ident.set_span(ident.span().located_at(last));
     quote_spanned!(first=> &#ident)
+}
+
+/// Runs the evaluators on `__hh_ret` if the span `span` (a `&mut Span`) is recorded. Each call
+/// is located at the user's path, so a wrong signature is reported there.
+fn evaluate(plan: &Plan<'_>, span: &TokenStream) -> TokenStream {
+    if plan.evaluators.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = &plan.krate;
+    let calls = plan.evaluators.iter().map(|e| {
+        let path = e.path;
+        let name = &e.name;
+        let metric = format!("honeyhive_metrics.{name}");
+        if e.is_async {
+            quote_spanned! {at(path.span())=>
+                __hh_evals.spawn(#path, #name, #metric);
+            }
+        } else {
+            quote_spanned! {at(path.span())=>
+                __hh_evals.run(#path, #name, #metric, &__hh_ret);
+            }
+        }
+    });
+    quote! {
+        if let ::core::option::Option::Some(mut __hh_evals) =
+            #krate::__private::Evaluations::new(#span)
+        {
+            #(#calls)*
+        }
+    }
 }
 
 /// Records what `__hh_ret` holds on the span `span` (a `&mut Span`): the output unless
