@@ -16,6 +16,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 
 use crate::export::assembler::Limits;
 use crate::export::console::{ConsoleExporter, ConsoleTarget};
+use crate::export::file::{FileExport, FileExporter};
 use crate::export::semantics;
 use crate::export::{
     CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, Exporter, ExporterFactory,
@@ -50,6 +51,8 @@ pub enum ExporterKind {
     },
     /// An exporter given to [`Builder::with_exporter`].
     Custom,
+    /// OTLP JSON lines appended to a file ([`Builder::file`], `HH_TRACES_FILE`).
+    File(FileExport),
 }
 
 /// Settings after resolving the builder against the environment.
@@ -298,6 +301,21 @@ impl Builder {
     pub fn with_honeyhive(mut self) -> Self {
         // Resolved in `resolve`, where the key and URL are known.
         self.entries.push(Entry::HoneyHive);
+        self
+    }
+
+    /// Adds a file of OTLP JSON lines, the format of the OpenTelemetry Collector's `file`
+    /// exporter, for offline analysis ([`analysis::read_file`](crate::analysis::read_file),
+    /// the `honeyhive-traces` tool). Takes a path, or a [`FileExport`] for rotation. With
+    /// no exporter named in code, `HH_TRACES_FILE` does the same (and
+    /// `HH_TRACES_FILE_MAX_BYTES` rotates it, keeping 5 old files); it replaces the console
+    /// default and goes next to an OTLP or HoneyHive exporter set by the environment.
+    ///
+    /// The file is opened on the export thread at install; a path that cannot be opened
+    /// fails [`install`](Builder::install).
+    pub fn file(mut self, file: impl Into<FileExport>) -> Self {
+        self.entries
+            .push(Entry::Kind(ExporterKind::File(file.into())));
         self
     }
 
@@ -616,8 +634,11 @@ impl Builder {
             })
         });
 
-        let exporters =
+        let mut exporters =
             self.resolve_exporters(&env, api_key.as_deref(), &server_url, &mut warnings);
+        if self.entries.is_empty() {
+            env_file(&env, &mut exporters, &mut warnings);
+        }
 
         Settings {
             enabled: !disabled,
@@ -759,6 +780,15 @@ impl Builder {
                     let target = console_target.take().unwrap_or(ConsoleTarget::Stdout);
                     Box::new(move || Ok(Exporter::Spans(Box::new(ConsoleExporter::new(target)))))
                 }
+                ExporterKind::File(file) => {
+                    let file = file.clone();
+                    Box::new(move || {
+                        let path = file.path().display().to_string();
+                        FileExporter::open(file)
+                            .map(|e| Exporter::Spans(Box::new(e)))
+                            .map_err(|e| format!("trace file {path}: {e}"))
+                    })
+                }
                 other => otlp_factory(other.clone(), settings.export_timeout),
             });
         }
@@ -829,6 +859,29 @@ fn resource(settings: &Settings) -> Resource {
     Resource::builder_empty().with_attributes(attrs).build()
 }
 
+/// `HH_TRACES_FILE`: a trace file instead of the console default, or next to an exporter the
+/// environment set.
+fn env_file(
+    env: &dyn Fn(&str) -> Option<String>,
+    exporters: &mut Vec<ExporterKind>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(path) = env("HH_TRACES_FILE") else {
+        return;
+    };
+    let mut file = FileExport::new(path.trim());
+    if let Some(raw) = env("HH_TRACES_FILE_MAX_BYTES") {
+        match raw.trim().parse::<u64>() {
+            Ok(max) => file = file.rotate(max, 5),
+            Err(_) => warnings.push(format!(
+                "HH_TRACES_FILE_MAX_BYTES={raw:?} is not a number; the file is not rotated"
+            )),
+        }
+    }
+    exporters.retain(|e| *e != ExporterKind::Console);
+    exporters.push(ExporterKind::File(file));
+}
+
 /// Parses `key=value,key2=value2` (values percent-decoded), as the OTLP spec defines.
 fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -879,7 +932,9 @@ fn build_otlp(kind: ExporterKind, timeout: Duration) -> Result<Exporter, String>
         ExporterKind::OtlpGrpc { endpoint, headers } => {
             build_grpc(endpoint, headers, timeout).map(Exporter::Spans)
         }
-        ExporterKind::Console | ExporterKind::Custom => Err("not an OTLP exporter".to_owned()),
+        ExporterKind::Console | ExporterKind::Custom | ExporterKind::File(_) => {
+            Err("not an OTLP exporter".to_owned())
+        }
     }
 }
 

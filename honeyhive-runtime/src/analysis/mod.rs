@@ -6,6 +6,10 @@
 //! OpenTelemetry upgrade. It sits below `export`: the export thread's observers build it,
 //! the console uses its algorithms.
 
+mod file;
+
+pub use file::{ReadError, SkippedLine, TraceFile, read, read_file};
+
 use std::collections::HashMap;
 
 use crate::enrich::Value;

@@ -10,6 +10,7 @@
 
 pub(crate) mod assembler;
 pub mod console;
+pub mod file;
 mod http;
 pub(crate) mod observe;
 pub(crate) mod otlp;
