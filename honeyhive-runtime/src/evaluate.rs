@@ -218,8 +218,11 @@ impl IntoEvaluation for f32 {
 impl IntoEvaluation for bool {
     fn into_evaluation(self) -> Result<Option<Evaluation>, EvalError> {
         Ok(Some(
-            Evaluation::score(if self { 1.0 } else { 0.0 })
-                .with_label(if self { "pass" } else { "fail" }),
+            Evaluation::score(if self { 1.0 } else { 0.0 }).with_label(if self {
+                "pass"
+            } else {
+                "fail"
+            }),
         ))
     }
 }
@@ -324,7 +327,7 @@ impl EvalInput {
     fn from_record(record: &SpanRecord) -> EvalInput {
         let mut input = EvalInput::new(Cow::Borrowed(record.meta.name));
         if let Some(name) = &record.name {
-            input.span_name = name.clone();
+            input.span_name.clone_from(name);
         }
         for kv in &record.attrs {
             let key = kv.key.as_str();
@@ -353,10 +356,7 @@ fn record_outcome(
                     let key = Key::from(format!("honeyhive_metrics.{custom}"));
                     (StringValue::from(custom), key)
                 }
-                None => (
-                    StringValue::from(name),
-                    Key::from_static_str(metric_key),
-                ),
+                None => (StringValue::from(name), Key::from_static_str(metric_key)),
             };
             let mut attrs = vec![KeyValue::new(NAME, Value::String(name))];
             let mut metric = None;
@@ -572,9 +572,9 @@ impl<F: Future<Output: IntoEvaluation>> Future for CatchPanic<F> {
         let future = self.future.as_mut();
         match guarded(|| future.poll(cx)) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(r)) => Poll::Ready(
-                guarded(|| r.into_evaluation()).unwrap_or_else(|m| Err(panicked(m))),
-            ),
+            Ok(Poll::Ready(r)) => {
+                Poll::Ready(guarded(|| r.into_evaluation()).unwrap_or_else(|m| Err(panicked(m))))
+            }
             Err(message) => Poll::Ready(Err(panicked(message))),
         }
     }

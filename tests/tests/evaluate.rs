@@ -3,6 +3,9 @@
 //! span (sync evaluators) or on an `evaluator` child span (async ones, which run off the
 //! caller's task). An evaluator that fails or panics is recorded, never propagated.
 
+// Evaluators take the output by reference, whatever its type (`&String`, `&u32`).
+#![allow(clippy::ptr_arg, clippy::trivially_copy_pass_by_ref)]
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -107,7 +110,10 @@ fn evaluators_take_any_output_type_and_see_the_captured_inputs() {
     assert_eq!(results(span).len(), 2);
     assert_eq!(span.f64("honeyhive_metrics.always_half"), Some(0.5));
     // Renamed by the evaluation; a skipped argument is not an input.
-    assert_eq!(span.str("honeyhive_metrics.inputs_seen"), Some("[\"n\"] 42"));
+    assert_eq!(
+        span.str("honeyhive_metrics.inputs_seen"),
+        Some("[\"n\"] 42")
+    );
 }
 
 fn fails(_: &EvalInput, _: &u32) -> Result<f64, std::fmt::Error> {
@@ -175,7 +181,11 @@ fn evaluators_run_only_for_sampled_calls() {
         let rec = Recorder::start();
         COUNTED.store(0, Ordering::SeqCst);
         assert_eq!(never_sampled(7), 7);
-        assert_eq!(COUNTED.load(Ordering::SeqCst), 0, "unsampled: not evaluated");
+        assert_eq!(
+            COUNTED.load(Ordering::SeqCst),
+            0,
+            "unsampled: not evaluated"
+        );
         assert_eq!(sampled(7), 7);
         assert_eq!(COUNTED.load(Ordering::SeqCst), 1);
         assert!(rec.spans().all("never_sampled").next().is_none());
@@ -232,7 +242,10 @@ async fn an_async_evaluator_runs_off_the_callers_task_as_a_child_span() {
     assert!(evaluate::wait(WAIT));
     let spans = rec.spans();
     let span = spans.get("answer");
-    assert!(results(span).is_empty(), "async results are on the children");
+    assert!(
+        results(span).is_empty(),
+        "async results are on the children"
+    );
     let judge = spans.get("judge");
     assert_eq!(judge.parent_span_id, span.span_id());
     assert_eq!(judge.trace_id(), span.trace_id());

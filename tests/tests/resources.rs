@@ -52,7 +52,10 @@ fn a_sync_call_records_cpu_and_rss_before_after_and_delta() {
     );
     assert_eq!(after - before, delta);
     assert!(delta > 0, "the work used CPU");
-    assert!(delta <= wall_ns(span), "one thread's CPU fits in the call's wall time");
+    assert!(
+        delta <= wall_ns(span),
+        "one thread's CPU fits in the call's wall time"
+    );
     let (before, after, delta) = (
         span.i64(RSS_BYTES_BEFORE).unwrap(),
         span.i64(RSS_BYTES_AFTER).unwrap(),
@@ -100,12 +103,21 @@ async fn an_async_fn_counts_cpu_over_its_polls_not_its_wall_time() {
         wall_ns(sleeper)
     );
     // The busy one computed all along: far more CPU, and never more than its wall time.
-    assert!(busy_cpu > 10 * sleep_cpu, "busy {busy_cpu} vs sleeper {sleep_cpu}");
+    assert!(
+        busy_cpu > 10 * sleep_cpu,
+        "busy {busy_cpu} vs sleeper {sleep_cpu}"
+    );
     assert!(busy_cpu <= wall_ns(busy));
     assert!(busy.i64(POLLS).unwrap() >= 5, "polled after each yield");
-    assert!(sleeper.i64(POLLS).unwrap() >= 2, "polled, then woken by the timer");
+    assert!(
+        sleeper.i64(POLLS).unwrap() >= 2,
+        "polled, then woken by the timer"
+    );
     assert!(busy.i64(RSS_BYTES_AFTER).unwrap() > 0);
-    assert!(busy.attr(CPU_NS_BEFORE).is_none(), "no thread clock readings across polls");
+    assert!(
+        busy.attr(CPU_NS_BEFORE).is_none(),
+        "no thread clock readings across polls"
+    );
 }
 
 #[trace(sample_rate = 0.0, resources)]

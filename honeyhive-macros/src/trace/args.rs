@@ -329,7 +329,10 @@ fn parse_evaluators(input: ParseStream) -> syn::Result<Vec<EvaluatorArg>> {
             Ok(path) if input.is_empty() || input.peek(Token![,]) => path,
             _ => {
                 let bad: TokenStream = input.parse()?;
-                let at = bad.into_iter().next().map_or_else(|| input.span(), |t| t.span());
+                let at = bad
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| input.span(), |t| t.span());
                 return Err(syn::Error::new(at, NOT_AN_EVALUATOR));
             }
         };

@@ -33,6 +33,7 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) name: String,
 }
 
+#[allow(clippy::too_many_lines)] // one pass over the options, in their order
 pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut Errors) -> Plan<'a> {
     check_shape(args, function, errors);
     let all_args = function.args();
@@ -184,7 +185,10 @@ fn check_extras(args: &TraceArgs, function: &Function, errors: &mut Errors) {
         errors.error(key, format!("`evaluate` is not supported on {shape}"));
     }
     if let Some(r) = args.resources.get() {
-        errors.error(&r.tokens, format!("`resources` is not supported on {shape}"));
+        errors.error(
+            &r.tokens,
+            format!("`resources` is not supported on {shape}"),
+        );
     }
 }
 

@@ -15,6 +15,7 @@ use crate::item::{
     with_body,
 };
 
+#[allow(clippy::too_many_lines)] // one quote! per part of the expansion, in order
 pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
     let krate = &plan.krate;
     let meta = meta(plan);
@@ -231,8 +232,7 @@ fn meta(plan: &Plan<'_>) -> TokenStream {
         |rate| quote!(::core::option::Option::Some(#rate)),
     );
     let resources = if plan.resources { 6 } else { 0 };
-    let capacity =
-        plan.inputs.len() + plan.metadata.len() + 2 + plan.evaluators.len() + resources;
+    let capacity = plan.inputs.len() + plan.metadata.len() + 2 + plan.evaluators.len() + resources;
     quote! {
         static __HH_META: #krate::__private::Meta = #krate::__private::Meta {
             name: #name,
