@@ -46,6 +46,8 @@
 //! | `sample_rate = 0.25` | keep this fraction of calls, with their whole subtree |
 //! | `skip(a, b)`, `skip_all`, `skip_output` | what is not captured |
 //! | `metadata(key = expr, ...)` | extra attributes `honeyhive_metadata.<key>`, evaluated only when recorded |
+//! | `evaluate = path`, `evaluate(a, async b)` | evaluators scoring each sampled call (see [`evaluate`]) |
+//! | `resources` | CPU time and resident memory per sampled call (see [`resources`]) |
 //! | `crate = "path"` | where `honeyhive_runtime` is, if renamed |
 //!
 //! Function shapes:
