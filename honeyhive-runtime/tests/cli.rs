@@ -44,15 +44,29 @@ fn summary_of_a_collector_file_lists_each_model() {
     // model, calls, errors, p50, p95, tokens in, tokens out, cost
     assert_eq!(
         row(&text, "gpt-4o-mini"),
-        ["gpt-4o-mini", "1", "0", "900.0ms", "900.0ms", "412", "57", "0.000096"]
+        [
+            "gpt-4o-mini",
+            "1",
+            "0",
+            "900.0ms",
+            "900.0ms",
+            "412",
+            "57",
+            "0.000096"
+        ]
     );
     assert_eq!(
         row(&text, "gpt-4o "),
-        ["gpt-4o", "1", "1", "380.0ms", "380.0ms", "120", "0", "0.000000"]
+        [
+            "gpt-4o", "1", "1", "380.0ms", "380.0ms", "120", "0", "0.000000"
+        ]
     );
     // The metrics line of the same file is skipped and said so, not fatal.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("skipped 1 line(s) without readable traces"), "{stderr}");
+    assert!(
+        stderr.contains("skipped 1 line(s) without readable traces"),
+        "{stderr}"
+    );
     assert!(stderr.contains("line 2: resourceMetrics"), "{stderr}");
 }
 

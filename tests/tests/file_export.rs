@@ -65,10 +65,16 @@ fn spans_read_back_from_the_file_as_the_exporters_got_them() {
     let lookups: Vec<_> = trace.spans.iter().filter(|s| s.name == "lookup").collect();
     assert_eq!(lookups.len(), 2);
     assert!(lookups.iter().all(|s| s.parent_span_id == root.span_id));
-    let failed = lookups.iter().find(|s| s.status.is_error()).expect("an error");
+    let failed = lookups
+        .iter()
+        .find(|s| s.status.is_error())
+        .expect("an error");
     assert_eq!(failed.status, Status::Error("no city".to_owned()));
     assert!(failed.events.iter().any(|e| e.name == "exception"));
-    let ok = lookups.iter().find(|s| !s.status.is_error()).expect("a success");
+    let ok = lookups
+        .iter()
+        .find(|s| !s.status.is_error())
+        .expect("a success");
     assert_eq!(ok.str("honeyhive_inputs.city"), Some("Paris"));
     assert_eq!(ok.attr("honeyhive_outputs.result"), Some(&Value::Int(7)));
     assert_eq!(ok.f64("honeyhive_metrics.score"), Some(0.5));
@@ -83,8 +89,8 @@ fn every_line_is_an_otlp_json_export_request() {
     assert!(recorder.shutdown().completed);
 
     let text = std::fs::read_to_string(&path).expect("the file");
-    let line: serde_json::Value = serde_json::from_str(text.lines().next().expect("a line"))
-        .expect("a JSON line");
+    let line: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).expect("a JSON line");
     let resource = &line["resourceSpans"][0];
     assert!(
         resource["resource"]["attributes"]
@@ -105,7 +111,13 @@ fn every_line_is_an_otlp_json_export_request() {
     assert_eq!(span["spanId"].as_str().map(str::len), Some(16));
     assert_eq!(span["parentSpanId"].as_str().map(str::len), Some(16));
     assert_eq!(span["kind"], 1);
-    assert!(span["startTimeUnixNano"].as_str().expect("a string").parse::<u64>().is_ok());
+    assert!(
+        span["startTimeUnixNano"]
+            .as_str()
+            .expect("a string")
+            .parse::<u64>()
+            .is_ok()
+    );
     let attr = |key: &str| {
         span["attributes"]
             .as_array()
@@ -114,8 +126,14 @@ fn every_line_is_an_otlp_json_export_request() {
             .find(|kv| kv["key"] == key)
             .map(|kv| kv["value"].clone())
     };
-    assert_eq!(attr("honeyhive_outputs.result"), Some(serde_json::json!({"intValue": "7"})));
-    assert_eq!(attr("honeyhive_inputs.city"), Some(serde_json::json!({"stringValue": "Paris"})));
+    assert_eq!(
+        attr("honeyhive_outputs.result"),
+        Some(serde_json::json!({"intValue": "7"}))
+    );
+    assert_eq!(
+        attr("honeyhive_inputs.city"),
+        Some(serde_json::json!({"stringValue": "Paris"}))
+    );
 }
 
 #[test]
@@ -139,7 +157,10 @@ fn a_file_that_cannot_be_opened_fails_install() {
         .file("/nonexistent-dir/traces.jsonl")
         .install()
         .expect_err("no such directory");
-    assert!(err.to_string().contains("/nonexistent-dir/traces.jsonl"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent-dir/traces.jsonl"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,7 +177,11 @@ fn rotation_keeps_every_trace_across_files() {
     assert!(recorder.shutdown().completed);
 
     let mut files = vec![path.clone()];
-    files.extend((1..=10).map(|n| config.rotated_path(n)).filter(|p| p.exists()));
+    files.extend(
+        (1..=10)
+            .map(|n| config.rotated_path(n))
+            .filter(|p| p.exists()),
+    );
     assert!(files.len() >= 3, "rotated into {files:?}");
     let cities: Vec<String> = files
         .iter()
@@ -179,7 +204,9 @@ fn hh_traces_file_replaces_the_console_default() {
         .resolve();
     assert_eq!(
         settings.exporters,
-        [ExporterKind::File(FileExport::new("/tmp/t.jsonl").rotate(1000, 5))]
+        [ExporterKind::File(
+            FileExport::new("/tmp/t.jsonl").rotate(1000, 5)
+        )]
     );
     // Next to an OTLP endpoint from the environment, it is one more exporter.
     let settings = Builder::new()
@@ -190,7 +217,10 @@ fn hh_traces_file_replaces_the_console_default() {
         })
         .resolve();
     assert_eq!(settings.exporters.len(), 2);
-    assert!(matches!(settings.exporters[0], ExporterKind::OtlpHttp { .. }));
+    assert!(matches!(
+        settings.exporters[0],
+        ExporterKind::OtlpHttp { .. }
+    ));
 }
 
 #[test]
@@ -203,21 +233,41 @@ fn a_collector_file_reads_with_its_metrics_line_skipped() {
     assert_eq!((file.traces.len(), file.spans), (2, 5));
     assert_eq!(file.skipped_lines, 1);
     let trace = &file.traces[0];
-    assert_eq!(format!("{:032x}", trace.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        format!("{:032x}", trace.trace_id),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     // Its root has a remote parent (flags 0x300), so it is the root here.
     let root = trace.root().expect("a root");
-    assert_eq!((root.name.as_str(), root.kind), ("POST /chat", SpanKind::Server));
+    assert_eq!(
+        (root.name.as_str(), root.kind),
+        ("POST /chat", SpanKind::Server)
+    );
     assert!(root.parent_remote);
-    let llm = trace.spans.iter().find(|s| s.name == "ChatCompletion").expect("the LLM call");
+    let llm = trace
+        .spans
+        .iter()
+        .find(|s| s.name == "ChatCompletion")
+        .expect("the LLM call");
     assert_eq!(llm.parent_span_id, root.span_id);
     assert_eq!(llm.kind, SpanKind::Client);
     assert_eq!(llm.attr("llm.token_count.prompt"), Some(&Value::Int(412)));
     assert_eq!(llm.duration_nanos(), 900_000_000);
-    let retrieve = trace.spans.iter().find(|s| s.name == "retrieve").expect("retrieve");
+    let retrieve = trace
+        .spans
+        .iter()
+        .find(|s| s.name == "retrieve")
+        .expect("retrieve");
     assert_eq!(
         retrieve.attr("tags"),
-        Some(&Value::List(vec![Value::Str("kb".into()), Value::Str("faq".into())]))
+        Some(&Value::List(vec![
+            Value::Str("kb".into()),
+            Value::Str("faq".into())
+        ]))
     );
     let failed = file.traces[1].root().expect("the second root");
-    assert_eq!(failed.status, Status::Error("upstream model unavailable".to_owned()));
+    assert_eq!(
+        failed.status,
+        Status::Error("upstream model unavailable".to_owned())
+    );
 }

@@ -142,13 +142,14 @@ pub fn read(reader: impl BufRead) -> Result<Vec<Trace>, ReadError> {
 }
 
 fn read_line(line: &[u8], out: &mut Vec<Span>, bad_spans: &mut usize) -> Result<(), String> {
-    let json: Json =
-        serde_json::from_slice(line).map_err(|e| format!("not JSON ({e})"))?;
+    let json: Json = serde_json::from_slice(line).map_err(|e| format!("not JSON ({e})"))?;
     let Some(resources) = json.get("resourceSpans").and_then(Json::as_array) else {
         let what = ["resourceMetrics", "resourceLogs"]
             .into_iter()
             .find(|k| json.get(k).is_some())
-            .map_or("no resourceSpans".to_owned(), |k| format!("{k}, not traces"));
+            .map_or("no resourceSpans".to_owned(), |k| {
+                format!("{k}, not traces")
+            });
         return Err(what);
     };
     for resource in resources {
@@ -165,7 +166,9 @@ fn read_line(line: &[u8], out: &mut Vec<Span>, bad_spans: &mut usize) -> Result<
 }
 
 fn array<'a>(json: &'a Json, key: &str) -> &'a [Json] {
-    json.get(key).and_then(Json::as_array).map_or(&[], Vec::as_slice)
+    json.get(key)
+        .and_then(Json::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn read_span(json: &Json) -> Option<Span> {
@@ -180,7 +183,10 @@ fn read_span(json: &Json) -> Option<Span> {
     };
     let flags = span.get("flags").and_then(integer).unwrap_or(0);
     let start = span.get("startTimeUnixNano").and_then(integer).unwrap_or(0);
-    let end = span.get("endTimeUnixNano").and_then(integer).unwrap_or(start);
+    let end = span
+        .get("endTimeUnixNano")
+        .and_then(integer)
+        .unwrap_or(start);
     Some(Span {
         trace_id,
         span_id,
@@ -299,7 +305,9 @@ fn any_value(json: &Json) -> Value {
         return Value::Null;
     };
     match kind.as_str() {
-        "stringValue" | "bytesValue" => Value::Str(v.as_str().unwrap_or_default().to_owned().into()),
+        "stringValue" | "bytesValue" => {
+            Value::Str(v.as_str().unwrap_or_default().to_owned().into())
+        }
         "boolValue" => Value::Bool(v.as_bool().unwrap_or(false)),
         "intValue" => match v {
             Json::Number(n) => n.as_i64().map_or(Value::Null, Value::Int),
@@ -320,7 +328,12 @@ fn any_value(json: &Json) -> Value {
         "kvlistValue" => Value::Map(
             array(v, "values")
                 .iter()
-                .filter_map(|kv| Some((kv.get("key")?.as_str()?.to_owned(), any_value(kv.get("value")?))))
+                .filter_map(|kv| {
+                    Some((
+                        kv.get("key")?.as_str()?.to_owned(),
+                        any_value(kv.get("value")?),
+                    ))
+                })
                 .collect(),
         ),
         _ => Value::Null,

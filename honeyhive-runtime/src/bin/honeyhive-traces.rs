@@ -243,7 +243,9 @@ fn walk<'a>(
     let mut children: Vec<&Span> = trace
         .spans
         .iter()
-        .filter(|c| c.parent_span_id == span.span_id && !c.parent_remote && c.span_id != span.span_id)
+        .filter(|c| {
+            c.parent_span_id == span.span_id && !c.parent_remote && c.span_id != span.span_id
+        })
         .collect();
     children.sort_by_key(|c| std::cmp::Reverse(c.end_unix_nanos));
     let at = path.len();

@@ -157,7 +157,8 @@ impl FileExporter {
             // What the buffer still holds belongs to the failed line: drop it (without the
             // flush a drop would try), so the next line does not inherit its tail.
             let file = state.out.get_ref().try_clone()?;
-            let failed = std::mem::replace(&mut state.out, BufWriter::with_capacity(BUFFER_BYTES, file));
+            let failed =
+                std::mem::replace(&mut state.out, BufWriter::with_capacity(BUFFER_BYTES, file));
             drop(failed.into_parts());
             return result;
         }
@@ -200,10 +201,7 @@ impl SpanExporter for FileExporter {
             return Ok(());
         }
         self.write_batch(&batch).map_err(|e| {
-            OTelSdkError::InternalFailure(format!(
-                "trace file {}: {e}",
-                self.config.path.display()
-            ))
+            OTelSdkError::InternalFailure(format!("trace file {}: {e}", self.config.path.display()))
         })
     }
 
@@ -306,7 +304,12 @@ fn write_scope(w: &mut impl Write, scope: &InstrumentationScope) -> io::Result<(
 
 fn write_span(w: &mut impl Write, span: &SpanData) -> io::Result<()> {
     let cx = &span.span_context;
-    write!(w, "{{\"traceId\":\"{}\",\"spanId\":\"{}\"", cx.trace_id(), cx.span_id())?;
+    write!(
+        w,
+        "{{\"traceId\":\"{}\",\"spanId\":\"{}\"",
+        cx.trace_id(),
+        cx.span_id()
+    )?;
     let trace_state = cx.trace_state().header();
     if !trace_state.is_empty() {
         w.write_all(b",\"traceState\":")?;
@@ -316,7 +319,11 @@ fn write_span(w: &mut impl Write, span: &SpanData) -> io::Result<()> {
         write!(w, ",\"parentSpanId\":\"{}\"", span.parent_span_id)?;
     }
     // Bits 0-7: W3C trace flags; bit 8: whether the parent's remoteness is known; bit 9: it is.
-    let remote = if span.parent_span_is_remote { 0x300 } else { 0x100 };
+    let remote = if span.parent_span_is_remote {
+        0x300
+    } else {
+        0x100
+    };
     write!(
         w,
         ",\"flags\":{},\"name\":",
@@ -332,7 +339,12 @@ fn write_span(w: &mut impl Write, span: &SpanData) -> io::Result<()> {
     )?;
     if !span.attributes.is_empty() {
         w.write_all(b",\"attributes\":")?;
-        write_attributes(w, span.attributes.iter().map(|kv| (kv.key.as_str(), &kv.value)))?;
+        write_attributes(
+            w,
+            span.attributes
+                .iter()
+                .map(|kv| (kv.key.as_str(), &kv.value)),
+        )?;
     }
     if span.dropped_attributes_count > 0 {
         write!(
@@ -347,13 +359,20 @@ fn write_span(w: &mut impl Write, span: &SpanData) -> io::Result<()> {
             if i > 0 {
                 w.write_all(b",")?;
             }
-            write!(w, "{{\"timeUnixNano\":\"{}\",\"name\":", unix_nanos(event.timestamp))?;
+            write!(
+                w,
+                "{{\"timeUnixNano\":\"{}\",\"name\":",
+                unix_nanos(event.timestamp)
+            )?;
             write_str(w, &event.name)?;
             if !event.attributes.is_empty() {
                 w.write_all(b",\"attributes\":")?;
                 write_attributes(
                     w,
-                    event.attributes.iter().map(|kv| (kv.key.as_str(), &kv.value)),
+                    event
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.as_str(), &kv.value)),
                 )?;
             }
             if event.dropped_attributes_count > 0 {
@@ -488,7 +507,10 @@ mod tests {
         use serde_json::json;
         assert_eq!(value_json(&Value::I64(-3)), json!({"intValue": "-3"}));
         assert_eq!(value_json(&Value::F64(2.0)), json!({"doubleValue": 2.0}));
-        assert_eq!(value_json(&Value::F64(f64::NAN)), json!({"doubleValue": "NaN"}));
+        assert_eq!(
+            value_json(&Value::F64(f64::NAN)),
+            json!({"doubleValue": "NaN"})
+        );
         assert_eq!(value_json(&Value::Bool(true)), json!({"boolValue": true}));
         assert_eq!(
             value_json(&Value::from("a \"quote\"\n")),
