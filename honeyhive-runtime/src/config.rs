@@ -216,7 +216,7 @@ impl Builder {
 
     /// Feeds every whole, rendered trace to an observer on the export thread (what the
     /// metrics, the trace store, alerts and the file exporter are built on).
-    #[allow(dead_code)] // until the first observer lands
+    #[allow(dead_code)] // used by tests until the metrics and trace-store observers (branches) land
     pub(crate) fn observer(mut self, factory: crate::export::observe::ObserverFactory) -> Self {
         self.observers.push(factory);
         self

@@ -17,13 +17,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use crate::clock::unix_nanos;
 
 /// Bytes buffered before a write to the file.
 const BUFFER_BYTES: usize = 64 * 1024;
@@ -337,22 +339,7 @@ fn write_span(w: &mut impl Write, span: &SpanData) -> io::Result<()> {
         unix_nanos(span.start_time),
         unix_nanos(span.end_time.max(span.start_time)),
     )?;
-    if !span.attributes.is_empty() {
-        w.write_all(b",\"attributes\":")?;
-        write_attributes(
-            w,
-            span.attributes
-                .iter()
-                .map(|kv| (kv.key.as_str(), &kv.value)),
-        )?;
-    }
-    if span.dropped_attributes_count > 0 {
-        write!(
-            w,
-            ",\"droppedAttributesCount\":{}",
-            span.dropped_attributes_count
-        )?;
-    }
+    write_attribute_fields(w, &span.attributes, span.dropped_attributes_count)?;
     if !span.events.events.is_empty() {
         w.write_all(b",\"events\":[")?;
         for (i, event) in span.events.events.iter().enumerate() {
@@ -365,23 +352,7 @@ fn write_span(w: &mut impl Write, span: &SpanData) -> io::Result<()> {
                 unix_nanos(event.timestamp)
             )?;
             write_str(w, &event.name)?;
-            if !event.attributes.is_empty() {
-                w.write_all(b",\"attributes\":")?;
-                write_attributes(
-                    w,
-                    event
-                        .attributes
-                        .iter()
-                        .map(|kv| (kv.key.as_str(), &kv.value)),
-                )?;
-            }
-            if event.dropped_attributes_count > 0 {
-                write!(
-                    w,
-                    ",\"droppedAttributesCount\":{}",
-                    event.dropped_attributes_count
-                )?;
-            }
+            write_attribute_fields(w, &event.attributes, event.dropped_attributes_count)?;
             w.write_all(b"}")?;
         }
         w.write_all(b"]")?;
@@ -412,8 +383,16 @@ fn kind_number(kind: &SpanKind) -> u8 {
     }
 }
 
-fn unix_nanos(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+/// A span's or an event's `attributes` and `droppedAttributesCount`, each only when not empty.
+fn write_attribute_fields(w: &mut impl Write, attrs: &[KeyValue], dropped: u32) -> io::Result<()> {
+    if !attrs.is_empty() {
+        w.write_all(b",\"attributes\":")?;
+        write_attributes(w, attrs.iter().map(|kv| (kv.key.as_str(), &kv.value)))?;
+    }
+    if dropped > 0 {
+        write!(w, ",\"droppedAttributesCount\":{dropped}")?;
+    }
+    Ok(())
 }
 
 fn write_attributes<'a>(

@@ -137,3 +137,64 @@ pub(crate) trait Observer: Send {
 
 /// Builds an observer on the export thread.
 pub(crate) type ObserverFactory = Box<dyn FnOnce() -> Box<dyn Observer> + Send>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Observer, SpanView};
+    use crate::testing::Recorder;
+    use crate::{Parent, SpanBuilder};
+
+    /// Keeps, per trace it is fed, the names of the spans.
+    struct Collect(Arc<Mutex<Vec<Vec<String>>>>);
+
+    impl Observer for Collect {
+        fn trace(&mut self, spans: &[SpanView<'_>]) {
+            let names = spans.iter().map(|s| s.name().to_owned()).collect();
+            self.0.lock().unwrap().push(names);
+        }
+    }
+
+    struct Panics;
+
+    impl Observer for Panics {
+        fn trace(&mut self, _: &[SpanView<'_>]) {
+            panic!("an observer's bug");
+        }
+    }
+
+    fn request(name: &'static str) {
+        let mut root = SpanBuilder::new(name).start();
+        root.in_scope(|| {
+            SpanBuilder::new("child")
+                .parent(Parent::Current)
+                .start()
+                .end();
+        });
+        root.end();
+    }
+
+    #[test]
+    fn observers_see_whole_traces_and_a_panicking_one_is_counted_and_dropped() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let collect = Arc::clone(&seen);
+        let rec = Recorder::with(move |b| {
+            b.observer(Box::new(|| Box::new(Panics)))
+                .observer(Box::new(move || Box::new(Collect(collect))))
+        });
+        request("first");
+        assert!(rec.guard().force_flush());
+        request("second");
+        assert!(rec.guard().force_flush());
+
+        let mut traces = seen.lock().unwrap().clone();
+        for names in &mut traces {
+            names.sort();
+        }
+        assert_eq!(traces, [["child", "first"], ["child", "second"]]);
+        // One panic: the faulty observer was dropped after it, and export went on.
+        assert_eq!(rec.guard().export_stats().exporter_panics, 1);
+        assert_eq!(rec.spans().0.len(), 4);
+    }
+}
