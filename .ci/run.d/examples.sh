@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The retry and distributed examples: attempts on the waterfall; two services in one trace.
+# The retry, distributed and judge examples: attempts on the waterfall; two services in one
+# trace; evaluation results on the evaluator spans.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(timeout 300 cargo run -q -p honeyhive-examples --example retry)
@@ -11,3 +12,8 @@ grep -q 'request req-2026-demo' <<<"$out"
 # One trace: the weather service's handler hangs under the gateway's client span.
 grep -Eq '^      weather_handler \[chain\]' <<<"$out"
 [ "$(grep -c '^trace ' <<<"$out")" = 1 ]
+# An LLM as judge: each answer's evaluator span shows the judge's verdict.
+out=$(timeout 300 cargo run -q -p honeyhive-examples --example judge)
+printf '%s\n' "$out"
+grep -Eq '^ +faithfulness \[evaluator\] .*eval faithfulness=1 faithful$' <<<"$out"
+grep -Eq '^ +faithfulness \[evaluator\] .*eval faithfulness=0\.57 unfaithful$' <<<"$out"

@@ -5,7 +5,7 @@
 use std::sync::Once;
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
-use honeyhive_runtime::tracing::HoneyHiveLayer;
+use honeyhive_runtime::tracing::{FOLLOWS_FROM, HoneyHiveLayer};
 use honeyhive_runtime::{SpanKind, enrich_span, trace};
 use opentelemetry::Value;
 use tracing::Instrument as _;
@@ -106,6 +106,48 @@ fn a_tracing_span_under_no_span_is_a_root_and_its_tracing_children_join_it() {
     let detached = spans.get("detached");
     assert!(detached.is_root());
     assert_ne!(detached.trace_id(), spans.get("detaches").trace_id());
+}
+
+/// A `tracing` span opened in a call that is never sampled, so it is not recorded either.
+#[trace(sample_rate = 0.0)]
+fn unsampled_cause() -> tracing::Span {
+    tracing::info_span!("unsampled_cause")
+}
+
+#[test]
+fn follows_from_lists_the_causes_span_ids_on_the_span() {
+    bridge();
+    let rec = Recorder::start();
+    {
+        let first = tracing::info_span!("request_a");
+        let second = tracing::info_span!("request_b");
+        let unrecorded = unsampled_cause();
+        let batch = tracing::info_span!(parent: None, "batch");
+        batch.follows_from(&first);
+        batch.follows_from(&second);
+        batch.follows_from(&first);
+        batch.follows_from(&unrecorded);
+        // A cause may close before the span that follows it.
+        drop(first);
+        let _batch = batch.entered();
+        leaf();
+    }
+    let spans = rec.spans();
+    let (a, b) = (spans.get("request_a"), spans.get("request_b"));
+    let batch = spans.get("batch");
+    let (a_id, b_id) = (a.span_id().to_string(), b.span_id().to_string());
+    // Each cause once, in the order given; the unrecorded one is left out.
+    assert_eq!(
+        batch.strings(FOLLOWS_FROM),
+        Some(vec![a_id.as_str(), b_id.as_str()])
+    );
+    assert_eq!(a_id.len(), 16);
+    // Following is not parenthood: the batch is a root of its own trace.
+    assert!(batch.is_root());
+    assert_ne!(batch.trace_id(), a.trace_id());
+    assert_eq!(parent_name(&spans, spans.get("leaf")), Some("batch"));
+    assert_eq!(a.attr(FOLLOWS_FROM), None);
+    assert!(!spans.names().contains(&"unsampled_cause"));
 }
 
 #[test]

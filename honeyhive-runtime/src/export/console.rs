@@ -30,6 +30,7 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use crate::evaluate;
 use crate::llm::openinference;
 
 const DEFAULT_BAR_WIDTH: usize = 40;
@@ -297,7 +298,8 @@ fn is_root(span: &SpanData) -> bool {
 /// and cost totals), then one line per span in tree order with children sorted by start time,
 /// indented two spaces per level, and a blank line. Each span line shows the name, the
 /// `[event_type]`, the duration and a bar `bar_width` columns wide (at most 500; `0` leaves it
-/// out) placed on the trace's time axis, then tokens, cost, retry attempts and error messages.
+/// out) placed on the trace's time axis, then tokens, cost, retry attempts,
+/// evaluation results (`eval name=score label`) and error messages.
 /// `color` marks error spans in red with ANSI escapes. A trace without a root span is rendered
 /// as partial and says so in its header.
 ///
@@ -446,6 +448,9 @@ impl Waterfall<'_> {
             Some(1) => f.write_str("  (1 attempt)")?,
             Some(attempts) => write!(f, "  ({attempts} attempts)")?,
             None => {}
+        }
+        for evaluation in evaluations(span) {
+            write!(f, "  eval {evaluation}")?;
         }
         if let Some(description) = error.filter(|description| !description.is_empty()) {
             f.write_str("  ")?;
@@ -704,6 +709,31 @@ fn exception_message(span: &SpanData) -> Option<&str> {
                 _ => None,
             },
         )
+}
+
+/// Each `gen_ai.evaluation.result` event of `span`, as `name=score label` (or `name failed:
+/// message` for an evaluator that failed), cut to fit the line.
+fn evaluations(span: &SpanData) -> impl Iterator<Item = String> + '_ {
+    span.events
+        .iter()
+        .filter(|event| event.name == evaluate::EVENT)
+        .map(|event| {
+            let text = |key| attribute(&event.attributes, key).map(Value::as_str);
+            let mut shown = text(evaluate::NAME).unwrap_or_default().into_owned();
+            if let Some(score) = attribute(&event.attributes, evaluate::SCORE) {
+                shown.push('=');
+                shown.push_str(&score.as_str());
+            }
+            if let Some(label) = text(evaluate::LABEL) {
+                shown.push(' ');
+                shown.push_str(&label);
+            }
+            if let Some(message) = text(EXCEPTION_MESSAGE_KEY) {
+                shown.push_str(" failed: ");
+                shown.push_str(&message);
+            }
+            clean(&shown, MAX_MESSAGE_CHARS)
+        })
 }
 
 /// The name column: indentation, the name and the `[event_type]`.
@@ -993,6 +1023,32 @@ mod tests {
         );
         assert!(!line_of(&text, "root").contains('✗'), "{text}");
         assert!(!text.contains('\x1b'), "{text}");
+    }
+
+    #[test]
+    fn evaluation_results_are_shown_on_their_span() {
+        let mut judged = span(1, 2, 1, "faithfulness", 10, 20);
+        let result = |attrs: Vec<KeyValue>| Event::new(evaluate::EVENT, at(20), attrs, 0);
+        judged.events.events.push(result(vec![
+            KeyValue::new(evaluate::NAME, "faithfulness"),
+            KeyValue::new(evaluate::SCORE, 0.57),
+            KeyValue::new(evaluate::LABEL, "unfaithful"),
+            KeyValue::new(evaluate::EXPLANATION, "not in the context: 450"),
+        ]));
+        judged.events.events.push(result(vec![
+            KeyValue::new(evaluate::NAME, "judge"),
+            KeyValue::new("error.type", "panic"),
+            KeyValue::new(EXCEPTION_MESSAGE_KEY, "the judge fell over"),
+        ]));
+        let spans = [judged, span(1, 1, ROOT, "root", 0, 100)];
+        let text = render_trace(&spans, 10, false);
+        assert!(
+            line_of(&text, "faithfulness").ends_with(
+                "  eval faithfulness=0.57 unfaithful  eval judge failed: the judge fell over"
+            ),
+            "{text}"
+        );
+        assert!(!line_of(&text, "root").contains("eval"), "{text}");
     }
 
     #[test]

@@ -26,6 +26,15 @@
 //!   `network.protocol.version` and `http.response.status_code`; a 5xx status, an error from the
 //!   inner service, a panic or a failing response body mark it failed (a 4xx does not: the
 //!   server did its job, as OpenTelemetry's HTTP conventions say);
+//! - for a gRPC call (`content-type: application/grpc...`, as tonic serves them), follows
+//!   OpenTelemetry's RPC conventions: the span is named `{service}/{method}` from the path
+//!   (`/helloworld.Greeter/SayHello`), records `rpc.system = "grpc"`, `rpc.service`,
+//!   `rpc.method` and `rpc.grpc.status_code` (from the `grpc-status` response header of a
+//!   trailers-only response, else from the trailers at the end of the body), and is marked
+//!   failed, with `error.type` the code's name and `grpc-message` as the message, for the codes
+//!   the conventions count as a server's error: `UNKNOWN`, `DEADLINE_EXCEEDED`,
+//!   `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE` and `DATA_LOSS` (a caller's mistake such as
+//!   `INVALID_ARGUMENT` or `NOT_FOUND` is recorded, not marked, like an HTTP 4xx);
 //! - sets `x-request-id` on the response: the one that came in if valid, else a generated one
 //!   (the same id every span of the request carries). A response that already has an
 //!   `x-request-id` keeps it; nothing else in the response changes.
@@ -134,8 +143,12 @@ where
                 .kind(SpanKind::Server)
                 .start()
         });
+        let grpc = is_grpc(&req);
         if span.is_recording() {
             describe_request(&mut span, &req);
+            if grpc {
+                describe_grpc(&mut span, req.uri().path());
+            }
         }
         // Some services work in `call` already (routers route there): it runs in scope too.
         let inner = carried.run(|| span.in_scope(|| self.inner.call(req)));
@@ -145,6 +158,7 @@ where
                 span,
                 carried,
                 request_id,
+                grpc,
             }),
         }
     }
@@ -185,6 +199,88 @@ fn describe_request<B>(span: &mut ActiveSpan, req: &Request<B>) {
     }
 }
 
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.get(.."application/grpc".len()))
+        .is_some_and(|h| h.eq_ignore_ascii_case("application/grpc"))
+}
+
+/// Names a gRPC call's span `{service}/{method}` and records both, from its path
+/// `/{service}/{method}`.
+fn describe_grpc(span: &mut ActiveSpan, path: &str) {
+    span.set_attribute("rpc.system", "grpc");
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+        return;
+    };
+    if service.is_empty() || method.is_empty() || method.contains('/') {
+        return;
+    }
+    span.set_name(format!("{service}/{method}"));
+    span.set_attribute("rpc.service", service.to_owned());
+    span.set_attribute("rpc.method", method.to_owned());
+}
+
+/// Records a gRPC call's status, if `headers` (the response's, or its trailers) carry one;
+/// returns whether they did.
+fn record_grpc_status(span: &mut ActiveSpan, headers: &http::HeaderMap) -> bool {
+    let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.trim().parse::<u16>().ok())
+    else {
+        return false;
+    };
+    span.set_attribute("rpc.grpc.status_code", i64::from(code));
+    // OpenTelemetry's gRPC conventions for SERVER spans: these codes are the server's failure;
+    // the others (INVALID_ARGUMENT, NOT_FOUND, ...) are the caller's and leave the status unset.
+    let name = match code {
+        2 => "UNKNOWN",
+        4 => "DEADLINE_EXCEEDED",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        _ => return true,
+    };
+    span.set_attribute("error.type", name);
+    let message = headers
+        .get("grpc-message")
+        .map(|h| percent_decode(h.as_bytes()))
+        .filter(|m| !m.is_empty());
+    let message = match message {
+        Some(message) => format!("gRPC {name}: {message}"),
+        None => format!("gRPC {name}"),
+    };
+    span.set_error(name, &message);
+    true
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2: "Percent-Encoded").
+fn percent_decode(bytes: &[u8]) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            // Two hex digits: at most 0xff.
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The route the router matched, when the layer runs inside an axum router.
 #[cfg(feature = "axum")]
 fn route<B>(req: &Request<B>) -> Option<&str> {
@@ -216,6 +312,8 @@ struct Pending {
     span: ActiveSpan,
     carried: Carried,
     request_id: Arc<str>,
+    /// A gRPC call, whose status comes in the response headers or trailers.
+    grpc: bool,
 }
 
 /// The response future of [`ServerService`].
@@ -255,6 +353,7 @@ where
             mut span,
             carried,
             request_id,
+            grpc,
         } = pending;
         Poll::Ready(match result {
             Ok(mut response) => {
@@ -273,6 +372,8 @@ where
                         );
                     }
                 }
+                // A trailers-only response (tonic's for an error) has the status already.
+                let grpc = grpc && !record_grpc_status(&mut span, response.headers());
                 if !response.headers().contains_key(X_REQUEST_ID)
                     && let Ok(value) = HeaderValue::from_str(&request_id)
                 {
@@ -282,7 +383,11 @@ where
                 }
                 Ok(response.map(|inner| ResponseBody {
                     inner,
-                    open: Some(Open { span, carried }),
+                    open: Some(Open {
+                        span,
+                        carried,
+                        grpc,
+                    }),
                 }))
             }
             Err(err) => {
@@ -308,6 +413,8 @@ impl<F> Drop for ResponseFuture<F> {
 struct Open {
     span: ActiveSpan,
     carried: Carried,
+    /// A gRPC call whose status is still to come, in the trailers.
+    grpc: bool,
 }
 
 /// The response body of [`ServerService`]: the inner body, unchanged, with the request's span
@@ -340,6 +447,12 @@ where
         let poll = open
             .carried
             .run(|| open.span.in_scope(|| inner.as_mut().poll_frame(cx)));
+        if open.grpc
+            && let Poll::Ready(Some(Ok(frame))) = &poll
+            && let Some(trailers) = frame.trailers_ref()
+        {
+            open.grpc = !record_grpc_status(&mut open.span, trailers);
+        }
         match &poll {
             Poll::Ready(Some(Ok(_))) if !inner.is_end_stream() => {}
             Poll::Ready(Some(Err(err))) => {

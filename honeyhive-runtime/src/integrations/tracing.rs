@@ -55,7 +55,13 @@
 //!
 //! Combine it with any other layer or filter; spans a per-layer filter hides from it are
 //! simply not bridged (their children then hang under the nearest bridged span or call).
-//! `follows_from` links are not recorded.
+//!
+//! `span.follows_from(&cause)` (a batch job that follows the requests it serves, a retry that
+//! follows the attempt before) is recorded on `span` as the attribute [`FOLLOWS_FROM`]: the
+//! span ids of the causes, 16 hex digits each as OpenTelemetry writes them, in the order
+//! given, each once. Our span records carry no OpenTelemetry links, so the ids are data for a
+//! query, not links a viewer draws. A cause that is not recorded (unsampled, or hidden from the
+//! layer) is left out.
 //!
 //! [`LlmCall`]: crate::LlmCall
 
@@ -63,7 +69,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use opentelemetry::trace::Event;
-use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event as TracingEvent, Level, Subscriber};
@@ -75,6 +81,10 @@ use crate::dynamic::{ActiveSpan, Parent, RawEntered, SpanBuilder};
 use crate::record::{EventType, SpanKind, SpanRecord};
 use crate::span::{self, Annotation};
 use crate::{LlmCall, Message};
+
+/// The attribute a bridged span lists the spans it follows from in (`Span::follows_from`):
+/// their span ids as hex text.
+pub const FOLLOWS_FROM: &str = "honeyhive.follows_from";
 
 /// A `tracing_subscriber` layer that puts `tracing` spans and events in our traces; see the
 /// [module docs](self).
@@ -169,6 +179,39 @@ where
                 llm: &mut bridged.llm,
                 status: &mut bridged.status,
             });
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let cause = ctx.span(follows).and_then(|cause| {
+            let mut extensions = cause.extensions_mut();
+            let record = extensions.get_mut::<Bridged>()?.span.record_mut()?;
+            Some(opentelemetry::SpanId::from(record.span_id).to_string())
+        });
+        let (Some(cause), Some(span_ref)) = (cause, ctx.span(id)) else {
+            return;
+        };
+        let mut extensions = span_ref.extensions_mut();
+        let Some(record) = extensions
+            .get_mut::<Bridged>()
+            .and_then(|bridged| bridged.span.record_mut())
+        else {
+            return;
+        };
+        let listed = record.attrs.iter_mut().find_map(|kv| match &mut kv.value {
+            Value::Array(Array::String(ids)) if kv.key.as_str() == FOLLOWS_FROM => Some(ids),
+            _ => None,
+        });
+        match listed {
+            Some(ids) => {
+                if !ids.iter().any(|listed| listed.as_str() == cause) {
+                    ids.push(StringValue::from(cause));
+                }
+            }
+            None => record.attrs.push(KeyValue::new(
+                FOLLOWS_FROM,
+                Value::Array(Array::String(vec![StringValue::from(cause)])),
+            )),
         }
     }
 
