@@ -3,6 +3,7 @@
 //! `gen_ai.evaluation.result` on a child span of the referenced span, and sends it to Phoenix
 //! as a span annotation and to HoneyHive as event feedback when those are configured.
 
+use std::process::Command;
 use std::time::Duration;
 
 use honeyhive_runtime::evaluate;
@@ -12,6 +13,8 @@ use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::{SpanRef, current_span_ref, trace};
 use honeyhive_tests::fake_backends::{Answer, FakeBackend, Request};
 use opentelemetry::{SpanId, TraceId};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -402,4 +405,56 @@ fn shutdown_gives_up_on_feedback_a_backend_never_answers() {
     // Returns although Phoenix never answers (the request's own timeout is ten minutes).
     let report = recorder.shutdown();
     assert!(report.exported > 0, "{report:?}");
+}
+
+#[test]
+fn another_process_with_only_the_string_sends_feedback_where_its_environment_says() {
+    let honeyhive = FakeBackend::honeyhive();
+    let text = "hh1.4bf92f3577b34da6a3ce929d0e0e4736.00f067aa0ba902b7";
+    let span_ref: SpanRef = text.parse().expect("a reference");
+    // `HH_API_KEY` alone: spans and feedback go to HoneyHive.
+    let out = Command::new(env!("CARGO_BIN_EXE_send_feedback"))
+        .arg(text)
+        .env_clear()
+        .env("HH_API_KEY", "hh-env-key")
+        .env("HH_API_URL", &honeyhive.url)
+        .output()
+        .expect("the send_feedback program runs");
+    assert!(out.status.success(), "{out:?}");
+
+    // The feedback, sent before the process ended.
+    let update = honeyhive
+        .requests()
+        .into_iter()
+        .find(is_event_update)
+        .expect("PUT /events from the other process");
+    assert_eq!(update.header("authorization"), Some("Bearer hh-env-key"));
+    assert_eq!(
+        update.json(),
+        serde_json::json!({
+            "event_id": span_ref.honeyhive_event_id(),
+            "feedback": {"user_feedback": 0.5, "comment": "from another process"},
+            "metrics": {"user_feedback": 0.5},
+        })
+    );
+    // And its span, exported over OTLP under the referenced span.
+    let spans: Vec<_> = honeyhive
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/opentelemetry/v1/traces")
+        .filter_map(|r| ExportTraceServiceRequest::decode(r.body.as_slice()).ok())
+        .flat_map(|req| req.resource_spans)
+        .flat_map(|rs| rs.scope_spans)
+        .flat_map(|ss| ss.spans)
+        .collect();
+    let fb = spans
+        .iter()
+        .find(|s| s.name == "feedback user_feedback")
+        .unwrap_or_else(|| panic!("no feedback span among {spans:?}"));
+    assert_eq!(fb.trace_id, span_ref.trace_id().to_bytes());
+    assert_eq!(fb.parent_span_id, span_ref.span_id().to_bytes());
+    assert!(
+        fb.events.iter().any(|e| e.name == evaluate::EVENT),
+        "{fb:?}"
+    );
 }
