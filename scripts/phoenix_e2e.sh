@@ -4,7 +4,8 @@
 # Installs Phoenix in a cached venv (target/phoenix-venv), starts `phoenix serve` on
 # 127.0.0.1 with a throwaway working dir and free ports (scripts/lib/phoenix.sh), runs the
 # `otlp` example (a simulated RAG request, eight spans) against it over OTLP/HTTP protobuf,
-# then the `phoenix_integrations` example (scripts/phoenix_integrations_check.py),
+# then the `phoenix_integrations` example (scripts/phoenix_integrations_check.py), the
+# `feedback` example (a span annotation read back by scripts/phoenix_feedback_check.py),
 # reads the spans back from GET /v1/projects/{project}/spans and checks names, parent links,
 # span kinds, token counts and the failed tool call (scripts/phoenix_check.py), then compares
 # our LLM costs with the ones Phoenix computes from its own table (scripts/phoenix_cost_check.py).
@@ -50,6 +51,20 @@ if ! timeout 120 python3 scripts/phoenix_integrations_check.py "$PHOENIX_BASE" \
     "$project-integrations" 60; then
     phoenix_log_tail
     fail "Phoenix does not show what the integrations recorded (see above)"
+fi
+
+# Feedback after the fact: the example records a request, then feedback on it from its span
+# reference; Phoenix shows it as a span annotation and the feedback span under the request.
+out=$(PHOENIX_COLLECTOR_ENDPOINT="$PHOENIX_BASE" HH_PROJECT="$project-feedback" \
+    timeout 900 cargo run -q -p honeyhive-examples --example feedback) ||
+    fail "the feedback example could not send to Phoenix"
+printf '%s\n' "$out"
+span_ref=$(sed -n 's/^span ref: //p' <<<"$out")
+[ -n "$span_ref" ] || fail "the feedback example printed no span reference"
+if ! timeout 120 python3 scripts/phoenix_feedback_check.py "$PHOENIX_BASE" \
+    "$project-feedback" "$span_ref" 60; then
+    phoenix_log_tail
+    fail "Phoenix does not show the feedback (see above)"
 fi
 
 # Our LLM costs for a fixed set of calls against Phoenix's own cost table and calculator.

@@ -150,6 +150,8 @@ pub struct Builder {
     env: EnvSource,
     /// What else the export thread feeds whole traces to (metrics, the trace store, files).
     observers: Vec<crate::export::observe::ObserverFactory>,
+    /// Phoenix's base URL, for feedback as span annotations.
+    phoenix_annotations: Option<String>,
 }
 
 impl fmt::Debug for Builder {
@@ -211,6 +213,7 @@ impl Builder {
             semantics: semantics::Options::default(),
             env: Arc::new(|key| std::env::var(key).ok()),
             observers: Vec::new(),
+            phoenix_annotations: None,
         }
     }
 
@@ -301,6 +304,19 @@ impl Builder {
     pub fn with_honeyhive(mut self) -> Self {
         // Resolved in `resolve`, where the key and URL are known.
         self.entries.push(Entry::HoneyHive);
+        self
+    }
+
+    /// Sends [`feedback`](crate::feedback()) to Phoenix at `base_url` as span annotations
+    /// (`POST {base_url}/v1/span_annotations`), besides recording it as a span. Off by default.
+    /// Phoenix serves its REST API and its OTLP receiver at one base, so with
+    /// `with_otlp_http("http://127.0.0.1:6006/v1/traces")` this is `http://127.0.0.1:6006`
+    /// (an OTLP URL given here has its `/v1/traces` removed).
+    pub fn phoenix_annotations(mut self, base_url: impl Into<String>) -> Self {
+        let url: String = base_url.into();
+        let base = url.trim_end_matches('/');
+        let base = base.strip_suffix("/v1/traces").unwrap_or(base);
+        self.phoenix_annotations = Some(base.to_owned());
         self
     }
 
@@ -825,10 +841,34 @@ impl Builder {
             observers: self.observers,
         })
         .map_err(InitError)?;
+        crate::feedback::install(feedback_backends(&settings, self.phoenix_annotations));
         Ok(Guard {
             pipeline: Some(pipeline),
             shutdown_timeout: settings.shutdown_timeout,
         })
+    }
+}
+
+/// Where feedback goes: Phoenix when asked, HoneyHive when spans go there with a key.
+fn feedback_backends(settings: &Settings, phoenix: Option<String>) -> crate::feedback::Backends {
+    let honeyhive_traces = format!(
+        "{}/opentelemetry/v1/traces",
+        settings.server_url.trim_end_matches('/')
+    );
+    let to_honeyhive = settings.exporters.iter().any(
+        |e| matches!(e, ExporterKind::OtlpHttp { endpoint, .. } if *endpoint == honeyhive_traces),
+    );
+    crate::feedback::Backends {
+        phoenix,
+        honeyhive: settings
+            .api_key
+            .clone()
+            .filter(|_| to_honeyhive)
+            .map(|api_key| crate::feedback::HoneyHiveTarget {
+                server_url: settings.server_url.clone(),
+                api_key,
+            }),
+        timeout: settings.export_timeout,
     }
 }
 
@@ -1054,6 +1094,7 @@ impl Guard {
         let spawned = std::thread::Builder::new()
             .name("honeyhive-shutdown".into())
             .spawn(move || {
+                let timeout = crate::feedback::shutdown(timeout);
                 let report = pipeline.shutdown(timeout);
                 let mut state = theirs
                     .lock()
@@ -1075,7 +1116,7 @@ impl Guard {
 
     fn shutdown_inner(&mut self) -> ShutdownReport {
         match self.pipeline.take() {
-            Some(mut p) => p.shutdown(self.shutdown_timeout),
+            Some(mut p) => p.shutdown(crate::feedback::shutdown(self.shutdown_timeout)),
             None => ShutdownReport::NOTHING,
         }
     }

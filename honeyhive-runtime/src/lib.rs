@@ -133,6 +133,7 @@ pub mod enrich;
 pub mod evaluate;
 mod expand_support;
 pub mod export;
+pub mod feedback;
 pub mod integrations;
 pub mod llm;
 pub mod propagation;
@@ -169,6 +170,7 @@ pub use correlation::{
 pub use dynamic::{ActiveSpan, Entered, InstrumentedBy, Parent, SpanBuilder, SpanKind};
 pub use enrich::{Enrich, Value, enrich_session, enrich_span};
 pub use export::{ExportStats, ShutdownReport, dropped_spans, export_stats};
+pub use feedback::{SpanRef, current_span_ref, feedback};
 pub use llm::{
     Conventions, Document, LlmCall, Message, ToolCall, ToolDefinition, record_documents,
     record_llm, record_tool_call,

@@ -1,5 +1,6 @@
 //! Tests, and what several of them share.
 
+pub mod fake_backends;
 pub mod fake_llm;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -317,6 +317,34 @@ fn take_varint(buf: &mut &[u8]) -> Option<u64> {
     None
 }
 
+/// Why a [`send_json`] request got no answer.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The URL or a header cannot be used; sending again would not help.
+    Invalid(String),
+    /// Connecting, writing or reading failed, or the deadline passed.
+    Io(String),
+}
+
+/// Sends one JSON request (`method` to `url`, the whole body in `body`) on a new connection
+/// and returns the response's status, within `timeout`. For the feedback sender, which
+/// sends a request now and then, so nothing is kept alive and nothing is retried here.
+pub(crate) fn send_json(
+    method: &str,
+    url: &str,
+    headers: &BTreeMap<String, String>,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<u16, SendError> {
+    let mut client = Client::for_request(method, "application/json", url, headers)
+        .map_err(SendError::Invalid)?;
+    match client.post(body, Instant::now() + timeout) {
+        Ok(reply) => Ok(reply.status),
+        Err(Error::Timeout) => Err(SendError::Io(format!("no answer within {timeout:?}"))),
+        Err(Error::Io(e)) => Err(SendError::Io(e.to_string())),
+    }
+}
+
 /// Prints `honeyhive: {msg}` on stderr the first time a message is seen, then at most once per
 /// [`REPEAT_AFTER`] with how many times it recurred, so a failure that repeats every batch
 /// (a wrong API key) is one line, not thousands.
@@ -504,6 +532,16 @@ struct Client {
 
 impl Client {
     fn new(endpoint: &str, headers: &BTreeMap<String, String>) -> Result<Client, String> {
+        Client::for_request("POST", "application/x-protobuf", endpoint, headers)
+    }
+
+    /// A client whose requests use `method` and `content_type` (JSON for [`send_json`]).
+    fn for_request(
+        method: &str,
+        content_type: &str,
+        endpoint: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Client, String> {
         let (rest, default_port, tls) = if let Some(rest) = endpoint.strip_prefix("http://") {
             (rest, 80, false)
         } else if let Some(rest) = endpoint.strip_prefix("https://") {
@@ -526,7 +564,7 @@ impl Client {
             None
         };
         let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-protobuf\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n"
         );
         for (name, value) in headers {
             let valid_name = !name.is_empty()
