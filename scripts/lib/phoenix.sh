@@ -52,9 +52,9 @@ phoenix_start() {
             tail -n 40 "$PHOENIX_WORK/phoenix.log" >&2 || true
             fail "phoenix serve exited before answering /healthz (log above)"
         fi
-        if ((SECONDS - started > 120)); then
+        if ((SECONDS - started > 300)); then
             tail -n 40 "$PHOENIX_WORK/phoenix.log" >&2 || true
-            fail "phoenix serve did not answer $PHOENIX_BASE/healthz within 120 s (log above)"
+            fail "phoenix serve did not answer $PHOENIX_BASE/healthz within 300 s (log above)"
         fi
         sleep 0.5
     done
