@@ -6,9 +6,15 @@
 //! OpenTelemetry upgrade. It sits below `export`: the export thread's observers build it,
 //! the console uses its algorithms.
 
+mod critical_path;
 mod file;
+mod query;
+mod summary;
 
+pub use critical_path::PathStep;
 pub use file::{ReadError, SkippedLine, TraceFile, read, read_file};
+pub use query::{Aggregate, Group, GroupBy, Query};
+pub use summary::{ModelSummary, summarize, summarize_spans};
 
 use std::collections::HashMap;
 
@@ -158,6 +164,20 @@ impl Trace {
             .filter(|s| s.is_root())
             .min_by_key(|s| s.start_unix_nanos)
     }
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of `sorted` values; 0 when empty.
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // a rank within the slice
+    let rank = (p.clamp(0.0, 100.0) * sorted.len() as f64 / 100.0).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// An OpenTelemetry value as ours.
