@@ -319,6 +319,16 @@ impl Builder {
         self
     }
 
+    /// Keeps recent whole traces in `store` (opt-in; bounded in bytes, the oldest evicted
+    /// first), as the exporters get them, for the [`analysis`](crate::analysis) API:
+    /// `store.traces()`, `store.query()`. The export thread converts and inserts them;
+    /// callers' threads do nothing more. Pass a clone and keep the handle.
+    pub fn trace_store(self, store: crate::analysis::TraceStore) -> Self {
+        self.observer(Box::new(move || {
+            Box::new(crate::export::store::StoreObserver::new(store))
+        }))
+    }
+
     /// Adds any OpenTelemetry `SpanExporter` (stdout, in-memory, a vendor's).
     pub fn with_exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
         self.entries.push(Entry::Custom(Box::new(move || {

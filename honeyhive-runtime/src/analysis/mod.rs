@@ -9,11 +9,13 @@
 mod critical_path;
 mod file;
 mod query;
+mod store;
 mod summary;
 
 pub use critical_path::PathStep;
 pub use file::{ReadError, SkippedLine, TraceFile, read, read_file};
 pub use query::{Aggregate, Group, GroupBy, Query};
+pub use store::{StoreStats, TraceStore};
 pub use summary::{ModelSummary, summarize, summarize_spans};
 
 use std::collections::HashMap;

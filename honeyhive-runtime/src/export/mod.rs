@@ -16,6 +16,7 @@ pub(crate) mod observe;
 pub(crate) mod otlp;
 mod resilience;
 pub(crate) mod semantics;
+pub(crate) mod store;
 pub(crate) mod tail;
 
 pub use resilience::CircuitBreaker;
