@@ -6,6 +6,7 @@
 //! OpenTelemetry upgrade. It sits below `export`: the export thread's observers build it,
 //! the console uses its algorithms.
 
+pub mod alerts;
 mod critical_path;
 mod file;
 mod query;

@@ -8,6 +8,7 @@
 //!
 //! Callers never block and never do I/O: a full queue drops whole traces and counts them.
 
+pub(crate) mod alerting;
 pub(crate) mod assembler;
 pub mod console;
 pub mod file;
