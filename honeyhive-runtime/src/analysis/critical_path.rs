@@ -10,7 +10,7 @@
 //!
 //! A child that ends after its parent (a detached task) counts as ending with its parent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Span, Trace};
 
@@ -40,9 +40,11 @@ struct Frame {
 }
 
 impl Trace {
-    /// The critical path from the root (see [`Trace::root`]): the root first, then the spans
-    /// on the path in the order they started (a parent before its first child on the path).
-    /// Empty without a root.
+    /// The critical path from the root: the root first, then the spans on the path in the
+    /// order they started (a parent before its first child on the path). Empty without a
+    /// root. The root is [`Trace::root`], except that a span under a remote parent that is in
+    /// the trace too is that parent's child here (both sides of a call in one trace), so the
+    /// path starts at the caller and goes through the callee.
     ///
     /// ```
     /// # use honeyhive_runtime::analysis::Trace;
@@ -53,17 +55,31 @@ impl Trace {
     /// # }
     /// ```
     pub fn critical_path(&self) -> Vec<PathStep<'_>> {
-        let Some(root) = self.root() else {
-            return Vec::new();
+        let ids: HashSet<u64> = self.spans.iter().map(|s| s.span_id).collect();
+        // A span under a remote parent that is here too (both services in one process, or
+        // one file) is walked into like any child.
+        let attached = |s: &Span| {
+            s.parent_span_id != 0
+                && s.parent_span_id != s.span_id
+                && ids.contains(&s.parent_span_id)
         };
         let root = self
             .spans
             .iter()
-            .position(|s| std::ptr::eq(s, root))
-            .unwrap_or(0);
+            .enumerate()
+            .filter(|(_, s)| s.is_root() && !attached(s))
+            .min_by_key(|(_, s)| s.start_unix_nanos)
+            .map(|(i, _)| i)
+            .or_else(|| {
+                let root = self.root()?;
+                self.spans.iter().position(|s| std::ptr::eq(s, root))
+            });
+        let Some(root) = root else {
+            return Vec::new();
+        };
         let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, span) in self.spans.iter().enumerate() {
-            if !span.is_root() {
+            if !span.is_root() || attached(span) {
                 children.entry(span.parent_span_id).or_default().push(i);
             }
         }
@@ -235,6 +251,19 @@ mod tests {
         assert_eq!(steps[1].end_unix_nanos, 50 * MS);
         assert_eq!(steps[1].self_nanos, 10 * MS);
         assert_eq!(steps[0].self_nanos, 40 * MS);
+    }
+
+    #[test]
+    fn the_path_goes_through_a_remote_call_whose_caller_is_in_the_trace() {
+        let mut server = span(3, 2, "server", 0, 30);
+        server.parent_remote = true;
+        let trace = Trace::new(vec![
+            server,
+            span(2, 1, "call", 0, 40),
+            span(1, 0, "client", 0, 50),
+        ]);
+        let names: Vec<&str> = path(&trace).iter().map(|s| s.0).collect();
+        assert_eq!(names, ["client", "call", "server"]);
     }
 
     #[test]
