@@ -9,7 +9,8 @@ use honeyhive_runtime::analysis::{self, GroupBy, Query, Trace, TraceStore};
 use honeyhive_runtime::testing::Recorder;
 use honeyhive_runtime::{EventType, LlmCall, bind_current, trace};
 
-/// Runs until `request` lets it go, on its own thread: started first, ended last but one.
+/// Runs on its own thread until the model call lets it go: it starts before the cache lookup
+/// and ends while the model call runs. The channels fix that order, not timing.
 #[trace(event_type = "retriever", skip_all)]
 fn slow_search(started: &mpsc::Sender<()>, go: &mpsc::Receiver<()>) -> usize {
     started.send(()).expect("the request waits for this");
@@ -17,12 +18,9 @@ fn slow_search(started: &mpsc::Sender<()>, go: &mpsc::Receiver<()>) -> usize {
     3
 }
 
-/// Takes a while: `slow_search` runs all along, so it is the longest child.
+/// Runs while `slow_search` does.
 #[trace(event_type = "tool")]
 fn quick_cache(question: &str) -> Option<String> {
-    // Not a timed assertion: it makes `slow_search` (running meanwhile) longer than the
-    // model call, which the test checks before relying on it.
-    std::thread::sleep(Duration::from_millis(60));
     question.is_empty().then(String::new)
 }
 
@@ -58,7 +56,7 @@ fn only_trace(rec: &Recorder) -> Trace {
 }
 
 #[test]
-fn the_critical_path_of_concurrent_calls_leaves_out_the_longest_child() {
+fn the_critical_path_of_concurrent_calls_leaves_out_one_that_overlapped_a_later_call() {
     let rec = Recorder::start();
     let answer = concurrent_request("rust");
     assert_eq!(answer, "3 documents about rust");
@@ -71,20 +69,19 @@ fn the_critical_path_of_concurrent_calls_leaves_out_the_longest_child() {
             .unwrap_or_else(|| panic!("no span {name}"))
     };
     let (search, model, cache) = (span("slow_search"), span("generate"), span("quick_cache"));
-    // The set-up: the search is the longest child, and it overlapped both other children.
-    assert!(
-        search.duration_nanos() > model.duration_nanos()
-            && search.duration_nanos() > cache.duration_nanos(),
-        "{trace:?}"
-    );
+    // The set-up: the search spans the cache lookup and ends inside the model call. (The
+    // unit tests of `critical_path` and the console pin the case where it is also the
+    // longest child; here the order is what matters, and it does not depend on timing.)
     assert!(search.start_unix_nanos < cache.start_unix_nanos);
+    assert!(cache.end_unix_nanos <= model.start_unix_nanos);
     assert!(search.end_unix_nanos > model.start_unix_nanos);
     assert!(search.end_unix_nanos <= model.end_unix_nanos);
 
     let path = trace.critical_path();
     let names: Vec<&str> = path.iter().map(|s| s.span.name.as_str()).collect();
     // The model call ended last; before it started, the cache lookup was the last to end.
-    // The search decided nothing: the model call was already running when it ended.
+    // The search decided nothing: it was still running when the model call started, and
+    // ended before it, so neither waited for it.
     assert_eq!(names, ["concurrent_request", "quick_cache", "generate"]);
     assert_eq!(path[0].depth, 0);
     assert!(path[1..].iter().all(|s| s.depth == 1));
