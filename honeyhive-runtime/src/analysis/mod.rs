@@ -2,6 +2,16 @@
 //! from [`testing::Recorder`](crate::testing::Recorder) spans or from an OTLP JSON file, and
 //! what can be asked of them.
 //!
+//! - [`Trace::critical_path`]: the chain of spans that decided when the root ended,
+//!   concurrency accounted for (the console waterfall marks it with `◆`).
+//! - [`summarize`]: calls, errors, tokens, cost and latency per model and provider.
+//! - [`Query`]: filters, a group-by and aggregates over spans.
+//! - [`TraceStore`]: recent traces kept in the process, bounded in bytes
+//!   ([`Builder::trace_store`](crate::Builder::trace_store)).
+//! - [`alerts`]: error-rate, latency and cost-burn rules over a window
+//!   ([`Builder::alert`](crate::Builder::alert)).
+//! - [`read_file`]: traces from an OTLP JSON-lines file.
+//!
 //! The model here names no OpenTelemetry type, so code written against it survives an
 //! OpenTelemetry upgrade. It sits below `export`: the export thread's observers build it,
 //! the console uses its algorithms.
