@@ -13,7 +13,8 @@
 //! ✗     ◆ check_schema [guardrail]    850µs │                                       █│  error: missing field `answer`
 //! ```
 //!
-//! `◆` marks the trace's critical path ([`Trace::critical_path`]): the chain of spans that
+//! `◆` marks the trace's critical path
+//! ([`Trace::critical_path`](crate::analysis::Trace::critical_path)): the chain of spans that
 //! decided when the root ended, concurrency accounted for.
 //!
 //! A root is a span without a parent or with a remote parent. Spans whose root never arrives
@@ -33,7 +34,6 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::analysis::{self, Trace};
 use crate::llm::openinference;
 
 const DEFAULT_BAR_WIDTH: usize = 40;
@@ -523,6 +523,45 @@ fn tree_order(spans: &[&SpanData]) -> Vec<Row> {
     rows
 }
 
+/// Whether each span is on the trace's critical path
+/// ([`Trace::critical_path`](crate::analysis::Trace::critical_path)); none are in a partial
+/// trace (no root).
+fn critical_path(spans: &[&SpanData]) -> Vec<bool> {
+    let id = |span_id: SpanId| u64::from_be_bytes(span_id.to_bytes());
+    let trace = crate::analysis::Trace::new(
+        spans
+            .iter()
+            .map(|s| crate::analysis::Span {
+                trace_id: 0,
+                span_id: id(s.span_context.span_id()),
+                parent_span_id: id(s.parent_span_id),
+                parent_remote: s.parent_span_is_remote,
+                name: String::new(),
+                kind: crate::record::SpanKind::Internal,
+                start_unix_nanos: crate::clock::unix_nanos(s.start_time),
+                end_unix_nanos: crate::clock::unix_nanos(s.end_time.max(s.start_time)),
+                status: crate::analysis::Status::Unset,
+                attributes: Vec::new(),
+                events: Vec::new(),
+            })
+            .collect(),
+    );
+    // The steps borrow `trace.spans`, which is in the order of `spans`.
+    let index: HashMap<*const crate::analysis::Span, usize> = trace
+        .spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (std::ptr::from_ref(s), i))
+        .collect();
+    let mut on_path = vec![false; spans.len()];
+    for step in trace.critical_path() {
+        if let Some(&i) = index.get(&std::ptr::from_ref(step.span)) {
+            on_path[i] = true;
+        }
+    }
+    on_path
+}
+
 /// The time span shared by all bars of a trace: from its first start to its last end.
 struct TimeAxis {
     start: SystemTime,
@@ -714,48 +753,10 @@ fn exception_message(span: &SpanData) -> Option<&str> {
         )
 }
 
-/// Whether each span is on the trace's critical path ([`Trace::critical_path`]); none are
-/// in a partial trace (no root).
-fn critical_path(spans: &[&SpanData]) -> Vec<bool> {
-    let id = |span_id: SpanId| u64::from_be_bytes(span_id.to_bytes());
-    let trace = Trace::new(
-        spans
-            .iter()
-            .map(|s| analysis::Span {
-                trace_id: 0,
-                span_id: id(s.span_context.span_id()),
-                parent_span_id: id(s.parent_span_id),
-                parent_remote: s.parent_span_is_remote,
-                name: String::new(),
-                kind: crate::record::SpanKind::Internal,
-                start_unix_nanos: crate::clock::unix_nanos(s.start_time),
-                end_unix_nanos: crate::clock::unix_nanos(s.end_time.max(s.start_time)),
-                status: analysis::Status::Unset,
-                attributes: Vec::new(),
-                events: Vec::new(),
-            })
-            .collect(),
-    );
-    // The steps borrow `trace.spans`, which is in the order of `spans`.
-    let index: HashMap<*const analysis::Span, usize> = trace
-        .spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (std::ptr::from_ref(s), i))
-        .collect();
-    let mut on_path = vec![false; spans.len()];
-    for step in trace.critical_path() {
-        if let Some(&i) = index.get(&std::ptr::from_ref(step.span)) {
-            on_path[i] = true;
-        }
-    }
-    on_path
-}
-
-/// The name column: indentation, `◆ ` on the critical path (else two spaces), the name and
-/// the `[event_type]`.
+/// The name column: indentation, the name and the `[event_type]`.
 fn label(span: &SpanData, depth: usize, on_path: bool) -> String {
     let mut label = "  ".repeat(depth.min(MAX_INDENT_DEPTH));
+    // `◆ ` on the critical path, else two blanks, so names stay aligned.
     label.push_str(if on_path { "◆ " } else { "  " });
     label.push_str(&clean(&span.name, MAX_NAME_CHARS));
     if let Some(event_type) = attribute(&span.attributes, EVENT_TYPE_KEY) {
