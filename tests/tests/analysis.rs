@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use honeyhive_runtime::analysis::{self, GroupBy, Query, Trace, TraceStore};
 use honeyhive_runtime::testing::Recorder;
-use honeyhive_runtime::{EventType, LlmCall, bind_current, trace};
+use honeyhive_runtime::{Conventions, EventType, LlmCall, bind_current, trace};
 
 /// Runs on its own thread until the model call lets it go: it starts before the cache lookup
 /// and ends while the model call runs. The channels fix that order, not timing.
@@ -146,6 +146,39 @@ fn the_per_model_summary_counts_calls_errors_tokens_and_cost() {
         ),
         ("claude-sonnet-4", Some("anthropic"), 2)
     );
+}
+
+#[test]
+fn the_summary_reads_either_convention_our_pipeline_writes() {
+    for conventions in [Conventions::GenAi, Conventions::OpenInference] {
+        let rec = Recorder::with(|b| b.conventions(conventions));
+        for turn in 0..4 {
+            agent(turn);
+        }
+        let rows = analysis::summarize(&rec.spans().traces());
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.model.as_str(),
+                    r.provider.as_deref(),
+                    r.calls,
+                    r.errors,
+                    r.input_tokens,
+                    r.output_tokens,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("gpt-4o-mini", Some("openai"), 8, 1, 800, 80),
+                ("claude-sonnet-4", Some("anthropic"), 2, 0, 200, 20),
+            ],
+            "{conventions:?}"
+        );
+        assert!((rows[0].cost_usd - 0.08).abs() < 1e-9, "{conventions:?}");
+    }
 }
 
 #[test]
