@@ -9,8 +9,9 @@ grep -Eq 'attempts\)' <<<"$out"
 out=$(timeout 300 cargo run -q -p honeyhive-examples --example distributed)
 printf '%s\n' "$out"
 grep -q 'request req-2026-demo' <<<"$out"
-# One trace: the weather service's handler hangs under the gateway's client span.
-grep -Eq '^      weather_handler \[chain\]' <<<"$out"
+# One trace: the weather service's handler hangs under the gateway's client span (depth 2,
+# indented 6, then the critical-path mark or its blank).
+grep -Eq '^      (◆ |  )weather_handler \[chain\]' <<<"$out"
 [ "$(grep -c '^trace ' <<<"$out")" = 1 ]
 # An LLM as judge: each answer's evaluator span shows the judge's verdict.
 out=$(timeout 300 cargo run -q -p honeyhive-examples --example judge)

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/../.."
 out=$(timeout 300 cargo run -q -p honeyhive-examples --example openai_client)
 printf '%s\n' "$out"
 grep -q 'answer: Paris is the capital of France. / Paris is the capital of France.' <<<"$out"
-[ "$(grep -Ec '^ +openai\.chat \[model\] .* tokens 19→10 +\$[0-9]' <<<"$out")" = 2 ]
+[ "$(grep -Ec '^ +(◆ )?openai\.chat \[model\] .* tokens 19→10 +\$[0-9]' <<<"$out")" = 2 ]

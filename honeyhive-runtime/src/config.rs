@@ -335,6 +335,36 @@ impl Builder {
         self
     }
 
+    /// Keeps recent whole traces in `store` (opt-in; bounded in bytes, the oldest evicted
+    /// first), as the exporters get them, for the [`analysis`](crate::analysis) API:
+    /// `store.traces()`, `store.query()`. The export thread converts and inserts them;
+    /// callers' threads do nothing more. Pass a clone and keep the handle. The store is not
+    /// an exporter: with none named, the console default stays.
+    pub fn trace_store(self, store: crate::analysis::TraceStore) -> Self {
+        self.observer(Box::new(move || {
+            Box::new(crate::export::store::StoreObserver::new(store))
+        }))
+    }
+
+    /// Evaluates an alert rule ([`analysis::alerts`](crate::analysis::alerts)) on the export
+    /// thread, at every scheduled export and flush, and calls `callback` once when it starts
+    /// breaching and once when it recovers. A callback that panics is caught and counted in
+    /// the rule's [`stats`](crate::analysis::alerts::AlertRule::stats). Keep the callback
+    /// quick (it runs on the export thread): hand the event to a channel for slow work. The
+    /// window slides with time even when no traces come, so a quiet service recovers.
+    pub fn alert(
+        self,
+        rule: crate::analysis::alerts::AlertRule,
+        callback: impl FnMut(&crate::analysis::alerts::AlertEvent) + Send + 'static,
+    ) -> Self {
+        self.observer(Box::new(move || {
+            Box::new(crate::export::alerting::AlertObserver::new(
+                rule,
+                Box::new(callback),
+            ))
+        }))
+    }
+
     /// Adds any OpenTelemetry `SpanExporter` (stdout, in-memory, a vendor's).
     pub fn with_exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
         self.entries.push(Entry::Custom(Box::new(move || {

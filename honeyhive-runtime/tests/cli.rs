@@ -171,3 +171,45 @@ fn the_tool_reads_what_our_pipeline_wrote() {
     assert!(text.contains("answer"), "{text}");
     assert!(text.contains("  complete"), "{text}");
 }
+
+/// One span of a hand-written OTLP JSON line; times in ms.
+fn json_span(id: u8, parent: u8, name: &str, start_ms: u64, end_ms: u64) -> String {
+    let parent = if parent == 0 {
+        String::new()
+    } else {
+        format!("\"parentSpanId\":\"{parent:016x}\",")
+    };
+    format!(
+        "{{\"traceId\":\"{:032x}\",\"spanId\":\"{id:016x}\",{parent}\"name\":\"{name}\",\
+         \"kind\":1,\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\"}}",
+        7,
+        1_767_225_600_000_000_000 + start_ms * 1_000_000,
+        1_767_225_600_000_000_000 + end_ms * 1_000_000,
+    )
+}
+
+#[test]
+fn the_critical_path_leaves_out_a_longer_child_that_ran_alongside_it() {
+    // `slow_search` is the longest child, but it was still running when `model` started and
+    // ended before `model` did: the request waited for `quick_cache`, then `model`.
+    let dir = TempDir::new("concurrent");
+    let file = dir.path("traces.jsonl");
+    let spans = [
+        json_span(2, 1, "slow_search", 5, 80),
+        json_span(3, 1, "quick_cache", 10, 20),
+        json_span(4, 1, "model", 30, 95),
+        json_span(1, 0, "request", 0, 100),
+    ];
+    let line = format!(
+        "{{\"resourceSpans\":[{{\"scopeSpans\":[{{\"spans\":[{}]}}]}}]}}\n",
+        spans.join(",")
+    );
+    std::fs::write(&file, line).expect("write the file");
+    let text = stdout(&traces_tool(&["critical-path", arg(&file)]));
+    assert!(text.contains("critical path of 3 spans"), "{text}");
+    let on_path = |name| row(&text, name).last().copied();
+    assert_eq!(on_path("request"), Some("25.0ms"));
+    assert_eq!(on_path("quick_cache"), Some("10.0ms"));
+    assert_eq!(on_path("model"), Some("65.0ms"));
+    assert!(!text.contains("slow_search"), "{text}");
+}

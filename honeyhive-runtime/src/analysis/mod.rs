@@ -2,13 +2,32 @@
 //! from [`testing::Recorder`](crate::testing::Recorder) spans or from an OTLP JSON file, and
 //! what can be asked of them.
 //!
+//! - [`Trace::critical_path`]: the chain of spans that decided when the root ended,
+//!   concurrency accounted for (the console waterfall marks it with `◆`).
+//! - [`summarize`]: calls, errors, tokens, cost and latency per model and provider.
+//! - [`Query`]: filters, a group-by and aggregates over spans.
+//! - [`TraceStore`]: recent traces kept in the process, bounded in bytes
+//!   ([`Builder::trace_store`](crate::Builder::trace_store)).
+//! - [`alerts`]: error-rate, latency and cost-burn rules over a window
+//!   ([`Builder::alert`](crate::Builder::alert)).
+//! - [`read_file`]: traces from an OTLP JSON-lines file.
+//!
 //! The model here names no OpenTelemetry type, so code written against it survives an
 //! OpenTelemetry upgrade. It sits below `export`: the export thread's observers build it,
 //! the console uses its algorithms.
 
+pub mod alerts;
+mod critical_path;
 mod file;
+mod query;
+mod store;
+mod summary;
 
+pub use critical_path::PathStep;
 pub use file::{ReadError, SkippedLine, TraceFile, read, read_file};
+pub use query::{Aggregate, Group, GroupBy, Query};
+pub use store::{StoreStats, TraceStore};
+pub use summary::{ModelSummary, summarize, summarize_spans};
 
 use std::collections::HashMap;
 
@@ -158,6 +177,20 @@ impl Trace {
             .filter(|s| s.is_root())
             .min_by_key(|s| s.start_unix_nanos)
     }
+}
+
+/// The nearest-rank percentile `p` (0 to 100) of `sorted` values; 0 when empty.
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // a rank within the slice
+    let rank = (p.clamp(0.0, 100.0) * sorted.len() as f64 / 100.0).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// An OpenTelemetry value as ours.

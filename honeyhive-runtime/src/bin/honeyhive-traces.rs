@@ -8,13 +8,12 @@
 //!                                                  trace ended (the slowest trace by default)
 //! ```
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use honeyhive_runtime::analysis::{Span, Trace, TraceFile};
-use honeyhive_runtime::llm::{gen_ai, openinference};
+use honeyhive_runtime::analysis::{self, GroupBy, Query, Span, Trace, TraceFile};
 
 const USAGE: &str = "usage:
   honeyhive-traces summary FILE...
@@ -87,105 +86,54 @@ fn load(files: &[String]) -> Result<Vec<Trace>, String> {
     Ok(Trace::group(spans))
 }
 
-// The summaries below are this tool's own, minimal versions. The `analysis` module's
-// per-model summary and critical path should replace them once they land.
-
-/// The model a span called, if it is an LLM call.
-fn model(span: &Span) -> Option<&str> {
-    span.str(gen_ai::RESPONSE_MODEL)
-        .or_else(|| span.str(gen_ai::REQUEST_MODEL))
-        .or_else(|| span.str(openinference::LLM_MODEL_NAME))
-}
-
-#[derive(Default)]
-struct ModelRow {
-    calls: usize,
-    errors: usize,
-    durations: Vec<u64>,
-    input_tokens: f64,
-    output_tokens: f64,
-    cost: f64,
-}
-
 fn summary(traces: &[Trace]) -> String {
-    let mut rows: HashMap<&str, ModelRow> = HashMap::new();
-    for span in traces.iter().flat_map(|t| &t.spans) {
-        let Some(model) = model(span) else { continue };
-        let row = rows.entry(model).or_default();
-        row.calls += 1;
-        row.errors += usize::from(span.status.is_error());
-        row.durations.push(span.duration_nanos());
-        row.input_tokens += span
-            .f64(gen_ai::USAGE_INPUT_TOKENS)
-            .or_else(|| span.f64(openinference::LLM_TOKEN_COUNT_PROMPT))
-            .unwrap_or(0.0);
-        row.output_tokens += span
-            .f64(gen_ai::USAGE_OUTPUT_TOKENS)
-            .or_else(|| span.f64(openinference::LLM_TOKEN_COUNT_COMPLETION))
-            .unwrap_or(0.0);
-        row.cost += span.f64(openinference::LLM_COST_TOTAL).unwrap_or(0.0);
-    }
+    let rows = analysis::summarize(traces);
     let spans: usize = traces.iter().map(|t| t.spans.len()).sum();
     let mut out = format!("{} traces, {spans} spans\n", traces.len());
     if rows.is_empty() {
         out.push_str("no LLM calls (spans with a gen_ai or llm model attribute)\n");
         return out;
     }
-    let mut rows: Vec<_> = rows.into_iter().collect();
-    rows.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
     let _ = writeln!(
         out,
-        "{:<24} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "{:<24} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12}  provider",
         "model", "calls", "errors", "p50", "p95", "tokens in", "tokens out", "cost USD"
     );
-    for (model, mut row) in rows {
-        row.durations.sort_unstable();
-        let _ = writeln!(
-            out,
-            "{model:<24} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12.6}",
+    for row in rows {
+        let line = format!(
+            "{:<24} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12.6}  {}",
+            row.model,
             row.calls,
             row.errors,
-            ms(percentile(&row.durations, 50)),
-            ms(percentile(&row.durations, 95)),
+            ms(row.p50),
+            ms(row.p95),
             row.input_tokens,
             row.output_tokens,
-            row.cost,
+            row.cost_usd,
+            row.provider.as_deref().unwrap_or(""),
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }
 
 fn slowest(traces: &[Trace], top: usize) -> String {
-    let mut ops: HashMap<&str, (Vec<u64>, usize)> = HashMap::new();
-    for span in traces.iter().flat_map(|t| &t.spans) {
-        let op = ops.entry(&span.name).or_default();
-        op.0.push(span.duration_nanos());
-        op.1 += usize::from(span.status.is_error());
-    }
-    let mut ops: Vec<_> = ops
-        .into_iter()
-        .map(|(name, (mut d, errors))| {
-            d.sort_unstable();
-            (name, d, errors)
-        })
-        .collect();
-    ops.sort_by(|a, b| {
-        percentile(&b.1, 95)
-            .cmp(&percentile(&a.1, 95))
-            .then(a.0.cmp(b.0))
-    });
+    let mut ops = Query::over(traces).group_by(GroupBy::Name);
+    ops.sort_by(|a, b| b.stats.p95.cmp(&a.stats.p95).then(a.key.cmp(&b.key)));
     let mut out = format!(
         "{:<32} {:>6} {:>6} {:>10} {:>10} {:>10}\n",
         "operation", "count", "errors", "p50", "p95", "max"
     );
-    for (name, d, errors) in ops.into_iter().take(top) {
+    for op in ops.into_iter().take(top) {
         let _ = writeln!(
             out,
-            "{name:<32} {:>6} {errors:>6} {:>10} {:>10} {:>10}",
-            d.len(),
-            ms(percentile(&d, 50)),
-            ms(percentile(&d, 95)),
-            ms(d.last().copied().unwrap_or(0)),
+            "{:<32} {:>6} {:>6} {:>10} {:>10} {:>10}",
+            op.key,
+            op.stats.count,
+            op.stats.errors,
+            ms(op.stats.p50),
+            ms(op.stats.p95),
+            ms(op.stats.max),
         );
     }
     out
@@ -203,78 +151,35 @@ fn critical_path(traces: &[Trace], wanted: Option<&str>) -> Result<String, Strin
             .max_by_key(|t| t.root().map_or(0, Span::duration_nanos))
             .ok_or("no trace with a root span in the file")?,
     };
-    let root = trace.root().ok_or("the trace has no root span")?;
-    let mut path = Vec::new();
-    walk(trace, root, root.end_unix_nanos, 0, &mut path);
-    path.sort_by_key(|(span, _, _)| span.start_unix_nanos);
+    let path = trace.critical_path();
+    let root = path.first().ok_or("the trace has no root span")?.span;
     let mut out = format!(
         "trace {:032x} · {} · {} · critical path of {} spans\n",
         trace.trace_id,
         root.name,
-        ms(root.duration_nanos()),
+        ms(Duration::from_nanos(root.duration_nanos())),
         path.len()
     );
-    for (span, depth, own) in path {
+    for step in path {
+        let span = step.span;
         let mark = if span.status.is_error() { "✗ " } else { "  " };
         let _ = writeln!(
             out,
             "{mark}{:indent$}{:<width$} {:>10}  on the path {:>10}",
             "",
             span.name,
-            ms(span.duration_nanos()),
-            ms(own),
-            indent = depth * 2,
-            width = 32usize.saturating_sub(depth * 2),
+            ms(Duration::from_nanos(span.duration_nanos())),
+            ms(Duration::from_nanos(step.self_nanos)),
+            indent = step.depth * 2,
+            width = 32usize.saturating_sub(step.depth * 2),
         );
     }
     Ok(out)
 }
 
-/// Walks back from `until` (when `span` had to be done): the child that ended last before
-/// that is on the path, then the one that ended last before it started, and so on; the gaps
-/// are the span's own time on the path.
-fn walk<'a>(
-    trace: &'a Trace,
-    span: &'a Span,
-    until: u64,
-    depth: usize,
-    path: &mut Vec<(&'a Span, usize, u64)>,
-) {
-    let mut children: Vec<&Span> = trace
-        .spans
-        .iter()
-        .filter(|c| {
-            c.parent_span_id == span.span_id && !c.parent_remote && c.span_id != span.span_id
-        })
-        .collect();
-    children.sort_by_key(|c| std::cmp::Reverse(c.end_unix_nanos));
-    let at = path.len();
-    path.push((span, depth, 0));
-    let mut cursor = until.min(span.end_unix_nanos);
-    let mut own = 0;
-    for child in children {
-        if child.start_unix_nanos >= cursor {
-            continue;
-        }
-        let end = child.end_unix_nanos.min(cursor);
-        own += cursor - end;
-        walk(trace, child, end, depth + 1, path);
-        cursor = child.start_unix_nanos.max(span.start_unix_nanos);
-    }
-    own += cursor.saturating_sub(span.start_unix_nanos);
-    path[at].2 = own;
-}
-
-fn percentile(sorted: &[u64], p: usize) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// A duration for people: `812µs`, `41.3ms`, `2.05s`.
-fn ms(nanos: u64) -> String {
+fn ms(d: Duration) -> String {
+    let nanos = d.as_nanos();
     #[allow(clippy::cast_precision_loss)] // display only
     let n = nanos as f64;
     if nanos < 1_000_000 {

@@ -6,12 +6,16 @@
 //!
 //! ```text
 //! trace 3df5a350779dc118c97cfbeebe7897cf · handle_request · 120ms · 5 spans · 1 error · tokens 1200→45 · $0.0021
-//!   handle_request [chain]          120ms │████████████████████████████████████████│
-//!     retrieve_documents [tool]    30.3ms │███████████                             │
-//!     call_llm [model]             86.7ms │          ██████████████████████████████│  tokens 1200→45  $0.0021  (2 attempts)
-//!     validate                     1.10ms │                                       █│
-//! ✗     check_schema [guardrail]    850µs │                                       █│  error: missing field `answer`
+//!   ◆ handle_request [chain]          120ms │████████████████████████████████████████│
+//!       retrieve_documents [tool]    30.3ms │███████████                             │
+//!     ◆ call_llm [model]             86.7ms │          ██████████████████████████████│  tokens 1200→45  $0.0021  (2 attempts)
+//!     ◆ validate                     1.10ms │                                       █│
+//! ✗     ◆ check_schema [guardrail]    850µs │                                       █│  error: missing field `answer`
 //! ```
+//!
+//! `◆` marks the trace's critical path
+//! ([`Trace::critical_path`](crate::analysis::Trace::critical_path)): the chain of spans that
+//! decided when the root ended, concurrency accounted for.
 //!
 //! A root is a span without a parent or with a remote parent. Spans whose root never arrives
 //! (the root is still running, or was dropped) are printed as a partial trace on
@@ -350,9 +354,13 @@ impl fmt::Display for Waterfall<'_> {
         let rows = tree_order(&self.spans);
         let axis = TimeAxis::of(&self.spans);
         self.write_header(f, &rows, &axis)?;
+        let critical = critical_path(&self.spans);
         let labels: Vec<String> = rows
             .iter()
-            .map(|row| label(self.spans[row.index], row.depth))
+            .map(|row| {
+                let on_path = critical.get(row.index).copied().unwrap_or(false);
+                label(self.spans[row.index], row.depth, on_path)
+            })
             .collect();
         let label_width = labels
             .iter()
@@ -518,6 +526,45 @@ fn tree_order(spans: &[&SpanData]) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// Whether each span is on the trace's critical path
+/// ([`Trace::critical_path`](crate::analysis::Trace::critical_path)); none are in a partial
+/// trace (no root).
+fn critical_path(spans: &[&SpanData]) -> Vec<bool> {
+    let id = |span_id: SpanId| u64::from_be_bytes(span_id.to_bytes());
+    let trace = crate::analysis::Trace::new(
+        spans
+            .iter()
+            .map(|s| crate::analysis::Span {
+                trace_id: 0,
+                span_id: id(s.span_context.span_id()),
+                parent_span_id: id(s.parent_span_id),
+                parent_remote: s.parent_span_is_remote,
+                name: String::new(),
+                kind: crate::record::SpanKind::Internal,
+                start_unix_nanos: crate::clock::unix_nanos(s.start_time),
+                end_unix_nanos: crate::clock::unix_nanos(s.end_time.max(s.start_time)),
+                status: crate::analysis::Status::Unset,
+                attributes: Vec::new(),
+                events: Vec::new(),
+            })
+            .collect(),
+    );
+    // The steps borrow `trace.spans`, which is in the order of `spans`.
+    let index: HashMap<*const crate::analysis::Span, usize> = trace
+        .spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (std::ptr::from_ref(s), i))
+        .collect();
+    let mut on_path = vec![false; spans.len()];
+    for step in trace.critical_path() {
+        if let Some(&i) = index.get(&std::ptr::from_ref(step.span)) {
+            on_path[i] = true;
+        }
+    }
+    on_path
 }
 
 /// The time span shared by all bars of a trace: from its first start to its last end.
@@ -737,8 +784,10 @@ fn evaluations(span: &SpanData) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The name column: indentation, the name and the `[event_type]`.
-fn label(span: &SpanData, depth: usize) -> String {
+fn label(span: &SpanData, depth: usize, on_path: bool) -> String {
     let mut label = "  ".repeat(depth.min(MAX_INDENT_DEPTH));
+    // `◆ ` on the critical path, else two blanks, so names stay aligned.
+    label.push_str(if on_path { "◆ " } else { "  " });
     label.push_str(&clean(&span.name, MAX_NAME_CHARS));
     if let Some(event_type) = attribute(&span.attributes, EVENT_TYPE_KEY) {
         label.push_str(" [");
@@ -873,7 +922,10 @@ mod tests {
         let needle = format!("{name} ");
         text.lines()
             .skip(1)
-            .find(|line| line.trim_start_matches(['✗', ' ']).starts_with(&needle))
+            .find(|line| {
+                line.trim_start_matches(['✗', '◆', ' '])
+                    .starts_with(&needle)
+            })
             .unwrap_or_else(|| panic!("no line for {name:?} in\n{text}"))
     }
 
@@ -924,13 +976,43 @@ mod tests {
             ),
             "{text}"
         );
-        // Marker column, a space, then two spaces per level.
-        assert!(lines[1].starts_with("  root "), "{text}");
-        assert!(lines[2].starts_with("    first "), "{text}");
-        assert!(lines[3].starts_with("    second "), "{text}");
-        assert!(lines[4].starts_with("      leaf "), "{text}");
+        // Marker column, a space, two spaces per level, then the critical-path mark (all four are
+        // on it here: `first` ended before `second` started).
+        assert!(lines[1].starts_with("  ◆ root "), "{text}");
+        assert!(lines[2].starts_with("    ◆ first "), "{text}");
+        assert!(lines[3].starts_with("    ◆ second "), "{text}");
+        assert!(lines[4].starts_with("      ◆ leaf "), "{text}");
         assert_eq!(lines[5], "");
         assert_eq!(lines.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn the_critical_path_is_marked_and_a_longer_concurrent_child_is_not() {
+        // `search` is the longest child, but `model` ends last and `cache` is the last to end
+        // before `model` started: the request waited for those two.
+        let spans = [
+            span(1, 2, 1, "search", 5, 80),
+            span(1, 3, 1, "cache", 10, 20),
+            span(1, 4, 1, "model", 30, 95),
+            span(1, 1, ROOT, "request", 0, 100),
+        ];
+        let text = render_trace(&spans, 0, false);
+        assert!(
+            line_of(&text, "request").starts_with("  ◆ request "),
+            "{text}"
+        );
+        assert!(
+            line_of(&text, "cache").starts_with("    ◆ cache "),
+            "{text}"
+        );
+        assert!(
+            line_of(&text, "model").starts_with("    ◆ model "),
+            "{text}"
+        );
+        assert!(
+            line_of(&text, "search").starts_with("      search "),
+            "{text}"
+        );
     }
 
     #[test]
@@ -977,10 +1059,10 @@ mod tests {
         let child = text.lines().nth(2).unwrap();
         let cut: String = long.chars().take(MAX_NAME_CHARS - 1).collect();
         assert!(
-            child.starts_with(&format!("    {cut}… [model]  ")),
+            child.starts_with(&format!("    ◆ {cut}… [model]  ")),
             "{text}"
         );
-        assert!(root.starts_with("  root [chain]  "), "{text}");
+        assert!(root.starts_with("  ◆ root [chain]  "), "{text}");
         let bar_column = |line: &str| line.chars().position(|c| c == '│');
         assert_eq!(bar_column(root), bar_column(child), "{text}");
         assert!(root.contains(" 2.00ms │"), "{text}");
@@ -1160,7 +1242,10 @@ mod tests {
         let text = printed(&buffer);
         assert_eq!(headers(&text).len(), 1, "{text}");
         assert!(!text.contains("partial"), "{text}");
-        assert!(line_of(&text, "child").starts_with("    child "), "{text}");
+        assert!(
+            line_of(&text, "child").starts_with("    ◆ child "),
+            "{text}"
+        );
         // Printed traces are forgotten.
         exporter.force_flush().unwrap();
         assert_eq!(printed(&buffer), text);
@@ -1193,10 +1278,13 @@ mod tests {
         .unwrap();
         let text = printed(&buffer);
         assert_eq!(headers(&text).len(), 1, "{text}");
-        assert!(line_of(&text, "client").starts_with("  client "), "{text}");
-        assert!(line_of(&text, "call").starts_with("    call "), "{text}");
         assert!(
-            line_of(&text, "server").starts_with("      server "),
+            line_of(&text, "client").starts_with("  ◆ client "),
+            "{text}"
+        );
+        assert!(line_of(&text, "call").starts_with("    ◆ call "), "{text}");
+        assert!(
+            line_of(&text, "server").starts_with("      ◆ server "),
             "{text}"
         );
     }
@@ -1223,13 +1311,13 @@ mod tests {
                 .starts_with("trace 0000000000000000000000000000000b · b_root · 3.00ms · 2 spans"),
             "{text}"
         );
-        assert!(traces[0].contains("    b_child "), "{text}");
+        assert!(traces[0].contains("    ◆ b_child "), "{text}");
         assert!(
             traces[1]
                 .starts_with("trace 0000000000000000000000000000000a · a_root · 3.00ms · 2 spans"),
             "{text}"
         );
-        assert!(traces[1].contains("    a_child "), "{text}");
+        assert!(traces[1].contains("    ◆ a_child "), "{text}");
         assert!(!text.contains("c_child"), "{text}");
     }
 
@@ -1254,7 +1342,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            line_of(&text, "grandchild").starts_with("    grandchild "),
+            line_of(&text, "grandchild").starts_with("      grandchild "),
             "{text}"
         );
         assert!(matches!(
@@ -1307,7 +1395,7 @@ mod tests {
         }
         assert!(line_of(&text, "backwards").contains("  0ns │"), "{text}");
         assert!(
-            line_of(&text, "cycle_b").starts_with("    cycle_b "),
+            line_of(&text, "cycle_b").starts_with("      cycle_b "),
             "{text}"
         );
         assert!(
@@ -1360,7 +1448,7 @@ mod tests {
         let text = printed(&buffer);
         assert!(headers(&text)[0].contains(" · handle_request · "), "{text}");
         assert!(
-            line_of(&text, "retrieve").starts_with("    retrieve "),
+            line_of(&text, "retrieve").starts_with("    ◆ retrieve "),
             "{text}"
         );
         provider.shutdown().unwrap();

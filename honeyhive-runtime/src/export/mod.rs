@@ -8,6 +8,7 @@
 //!
 //! Callers never block and never do I/O: a full queue drops whole traces and counts them.
 
+pub(crate) mod alerting;
 pub(crate) mod assembler;
 pub mod console;
 pub mod file;
@@ -16,6 +17,7 @@ pub(crate) mod observe;
 pub(crate) mod otlp;
 mod resilience;
 pub(crate) mod semantics;
+pub(crate) mod store;
 pub(crate) mod tail;
 
 pub use resilience::CircuitBreaker;
