@@ -16,5 +16,5 @@ grep -Eq '^      (◆ |  )weather_handler \[chain\]' <<<"$out"
 # An LLM as judge: each answer's evaluator span shows the judge's verdict.
 out=$(timeout 300 cargo run -q -p honeyhive-examples --example judge)
 printf '%s\n' "$out"
-grep -Eq '^ +faithfulness \[evaluator\] .*eval faithfulness=1 faithful$' <<<"$out"
-grep -Eq '^ +faithfulness \[evaluator\] .*eval faithfulness=0\.57 unfaithful$' <<<"$out"
+grep -Eq '^ +(◆ )?faithfulness \[evaluator\] .*eval faithfulness=1 faithful$' <<<"$out"
+grep -Eq '^ +(◆ )?faithfulness \[evaluator\] .*eval faithfulness=0\.57 unfaithful$' <<<"$out"
