@@ -135,6 +135,7 @@ mod expand_support;
 pub mod export;
 pub mod integrations;
 pub mod llm;
+pub mod metrics;
 pub mod propagation;
 mod record;
 pub mod redact;

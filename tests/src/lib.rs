@@ -1,6 +1,7 @@
 //! Tests, and what several of them share.
 
 pub mod fake_llm;
+pub mod metrics_receiver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

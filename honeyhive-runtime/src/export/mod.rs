@@ -11,7 +11,7 @@
 pub(crate) mod assembler;
 pub mod console;
 pub mod file;
-mod http;
+pub(crate) mod http;
 pub(crate) mod observe;
 pub(crate) mod otlp;
 mod resilience;
