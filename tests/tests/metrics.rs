@@ -8,12 +8,14 @@
 use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
+use honeyhive_runtime::integrations::LlmMiddleware;
 use honeyhive_runtime::integrations::TIME_TO_FIRST_TOKEN_MS;
 use honeyhive_runtime::llm::{gen_ai, openinference};
 use honeyhive_runtime::metrics::{self, Metrics, names};
-use honeyhive_runtime::sampling::{self, RootSampler, Sampler};
+use honeyhive_runtime::sampling::{self, RootSampler, Sampler, TailSampling};
 use honeyhive_runtime::testing::{Recorder, Spans};
-use honeyhive_runtime::{EventType, LlmCall, Parent, SpanBuilder, record_llm, trace};
+use honeyhive_runtime::{Conventions, EventType, LlmCall, Parent, SpanBuilder, record_llm, trace};
+use honeyhive_tests::fake_llm::{FakeLlm, Fault, OPENAI_USAGE};
 use honeyhive_tests::metrics_receiver::{
     Answer, MetricsRequest, has_attrs, histogram_points, metrics_receiver, point_attrs, sum_points,
     value,
@@ -471,15 +473,16 @@ fn cost(i: u64) -> f64 {
     input_tokens(i) as f64 * 1e-6
 }
 
-/// Within `k` standard deviations of the Horvitz-Thompson estimator of a sum of `values`
-/// sampled with probability `p`: Var = (1-p)/p * sum(x^2).
-fn assert_unbiased(what: &str, estimate: f64, values: impl Iterator<Item = f64>, p: f64) {
-    let (mut total, mut squares) = (0.0, 0.0);
-    for x in values {
+/// Within 5 standard deviations of the true total: `values` are every call's `(x, p)`, its
+/// value and the probability it was kept with, and the estimator (each kept `x` weighted by
+/// `1/p`, Horvitz-Thompson) has variance `sum((1-p)/p * x^2)`.
+fn assert_unbiased(what: &str, estimate: f64, values: impl Iterator<Item = (f64, f64)>) {
+    let (mut total, mut variance) = (0.0, 0.0);
+    for (x, p) in values {
         total += x;
-        squares += x * x;
+        variance += (1.0 - p) / p * x * x;
     }
-    let sigma = ((1.0 - p) / p * squares).sqrt();
+    let sigma = variance.sqrt();
     let off = (estimate - total).abs();
     assert!(
         off <= 5.0 * sigma,
@@ -517,20 +520,19 @@ fn one_percent_workload(
     assert_unbiased(
         "input tokens",
         input.sum.expect("a sum"),
-        (0..N).map(|i| input_tokens(i) as f64),
-        P,
+        (0..N).map(|i| (input_tokens(i) as f64, P)),
     );
     // Each bucket is its rounded weight, so the count is within a bucket-rounding of N's
     // estimate.
-    assert_unbiased("calls", input.count as f64, (0..N).map(|_| 1.0), P);
+    assert_unbiased("calls", input.count as f64, (0..N).map(|_| (1.0, P)));
     let calls: u64 = histogram_points(req.metric(names::OPERATION_DURATION))
         .iter()
         .map(|p| p.count)
         .sum();
-    assert_unbiased("operation count", calls as f64, (0..N).map(|_| 1.0), P);
+    assert_unbiased("operation count", calls as f64, (0..N).map(|_| (1.0, P)));
 
     let usd: f64 = sum_points(req.metric(names::COST)).iter().map(value).sum();
-    assert_unbiased("cost", usd, (0..N).map(cost), P);
+    assert_unbiased("cost", usd, (0..N).map(|i| (cost(i), P)));
     let errors: f64 = sum_points(req.metric(names::ERRORS))
         .iter()
         .map(value)
@@ -538,8 +540,7 @@ fn one_percent_workload(
     assert_unbiased(
         "errors",
         errors,
-        (0..N).map(|i| if i.is_multiple_of(10) { 1.0 } else { 0.0 }),
-        P,
+        (0..N).map(|i| (if i.is_multiple_of(10) { 1.0 } else { 0.0 }, P)),
     );
 }
 
@@ -557,4 +558,152 @@ fn estimates_at_one_percent_by_consistent_threshold_are_within_five_sigma() {
     one_percent_workload(call, |b| {
         b.sampler(Sampler::ParentBased(RootSampler::Ratio(P)))
     });
+}
+
+#[test]
+fn estimates_under_tail_sampling_count_kept_errors_once_and_the_rest_by_the_keep_rate() {
+    const CALLS: u64 = 20_000;
+    const KEEP: f64 = 0.05;
+    let _turn = turn();
+    let (url, rx) = metrics_receiver(Answer::Ok);
+    let rec = Recorder::with(|b| {
+        b.queue_capacity(1 << 20)
+            .tail_sampling(TailSampling::new(KEEP))
+            .metrics(Metrics::new().endpoint(&url))
+    });
+    sampling::seed_thread_rng(7);
+    for i in 0..CALLS {
+        let _ = call(i);
+    }
+    let kept = rec.spans().len() as u64;
+    let req = latest(&rx);
+    assert_eq!(rec.guard().export_stats().dropped, 0);
+    // Every failed call (one in ten) is kept, and about 5% of the others.
+    assert!((2_700..3_200).contains(&kept), "kept {kept}");
+
+    // Failed calls were kept for sure: each counts once, exactly.
+    let errors: f64 = sum_points(req.metric(names::ERRORS))
+        .iter()
+        .map(value)
+        .sum();
+    assert!((errors - (CALLS / 10) as f64).abs() < 1e-9, "{errors}");
+    let p = |i: u64| if i.is_multiple_of(10) { 1.0 } else { KEEP };
+    let input = histogram_points(req.metric(names::TOKEN_USAGE))
+        .iter()
+        .find(|p| has_attrs(&p.attributes, &[("gen_ai.token.type", "input")]))
+        .expect("an input point")
+        .clone();
+    assert_unbiased(
+        "input tokens",
+        input.sum.expect("a sum"),
+        (0..CALLS).map(|i| (input_tokens(i) as f64, p(i))),
+    );
+    assert_unbiased("calls", input.count as f64, (0..CALLS).map(|i| (1.0, p(i))));
+}
+
+#[test]
+fn only_openinference_keys_still_give_the_call_attributes() {
+    let _turn = turn();
+    let (url, rx) = metrics_receiver(Answer::Ok);
+    let rec = Recorder::with(|b| {
+        b.conventions(Conventions::OpenInference)
+            .metrics(Metrics::new().endpoint(&url))
+    });
+    chat("gpt-4o-mini", "openai", (100, 20));
+    let spans = rec.spans();
+    let req = latest(&rx);
+    let span = spans.get("chat");
+    assert_eq!(span.str(gen_ai::REQUEST_MODEL), None, "no GenAI keys");
+    let model = span
+        .str(openinference::LLM_MODEL_NAME)
+        .expect("llm.model_name");
+    let input = histogram_points(req.metric(names::TOKEN_USAGE))
+        .iter()
+        .find(|p| has_attrs(&p.attributes, &[("gen_ai.token.type", "input")]))
+        .expect("an input point")
+        .clone();
+    assert!(has_attrs(
+        &input.attributes,
+        &[
+            (gen_ai::OPERATION_NAME, "chat"),
+            (gen_ai::PROVIDER_NAME, "openai"),
+            (gen_ai::REQUEST_MODEL, model),
+        ]
+    ));
+    assert_eq!(input.sum, Some(100.0));
+}
+
+fn llm_client() -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(LlmMiddleware::new().provider_for_host("127.0.0.1", "openai"))
+        .build()
+}
+
+#[test]
+fn llm_client_calls_traced_from_the_wire_give_time_to_first_chunk_and_error_types() {
+    let _turn = turn();
+    let fake = FakeLlm::start();
+    let (url, rx) = metrics_receiver(Answer::Ok);
+    let rec = Recorder::with(|b| b.metrics(Metrics::new().endpoint(&url)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let post = |stream: bool| {
+            let body = serde_json::json!({
+                "model": "gpt-4o-mini",
+                "stream": stream,
+                "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": "Capital of France?"}]
+            });
+            llm_client()
+                .post(fake.url("/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+        };
+        for stream in [true, false] {
+            let response = post(stream).await.expect("an answer");
+            assert_eq!(response.status(), 200);
+            response.text().await.expect("a body");
+        }
+        fake.fail_next(Fault::RateLimited { retry_after: 1 });
+        let response = post(false).await.expect("an answer");
+        assert_eq!(response.status(), 429);
+        response.text().await.expect("a body");
+    });
+    let spans = rec.spans();
+    let req = latest(&rx);
+
+    let streamed: Vec<f64> = spans
+        .iter()
+        .filter_map(|s| s.f64(TIME_TO_FIRST_TOKEN_MS))
+        .collect();
+    assert_eq!(streamed.len(), 1, "one streaming call");
+    let ttfc = histogram_points(req.metric(names::TIME_TO_FIRST_CHUNK));
+    assert_eq!(ttfc.len(), 1);
+    assert_eq!(ttfc[0].count, 1);
+    assert!((ttfc[0].sum.expect("a sum") - streamed[0] / 1000.0).abs() < 1e-12);
+
+    let errors = sum_points(req.metric(names::ERRORS));
+    assert_eq!(errors.len(), 1);
+    assert!(has_attrs(
+        &errors[0].attributes,
+        &[
+            ("error.type", "rate_limit_exceeded"),
+            (gen_ai::REQUEST_MODEL, "gpt-4o-mini")
+        ]
+    ));
+    assert!((value(&errors[0]) - 1.0).abs() < 1e-12);
+
+    let input: f64 = histogram_points(req.metric(names::TOKEN_USAGE))
+        .iter()
+        .filter(|p| has_attrs(&p.attributes, &[("gen_ai.token.type", "input")]))
+        .filter_map(|p| p.sum)
+        .sum();
+    assert!(
+        (input - 2.0 * OPENAI_USAGE.0 as f64).abs() < 1e-9,
+        "{input}"
+    );
 }
