@@ -707,3 +707,66 @@ fn llm_client_calls_traced_from_the_wire_give_time_to_first_chunk_and_error_type
         "{input}"
     );
 }
+
+/// A token stream on a model span: `#[trace]` records when its first item came.
+#[trace(event_type = "model")]
+fn stream_tokens(prompt: &str) -> impl Iterator<Item = String> {
+    LlmCall::new("llama-3.1-8b")
+        .provider("ollama")
+        .usage(5, 4)
+        .record();
+    let words: Vec<String> = prompt.split(' ').map(str::to_owned).collect();
+    words.into_iter()
+}
+
+#[test]
+fn a_traced_token_stream_gives_time_to_first_chunk() {
+    let _turn = turn();
+    let (url, rx) = metrics_receiver(Answer::Ok);
+    let rec = Recorder::with(|b| b.metrics(Metrics::new().endpoint(&url)));
+    assert_eq!(stream_tokens("the capital is Paris").count(), 4);
+    chat("gpt-4o-mini", "openai", (100, 20));
+    let spans = rec.spans();
+    let req = latest(&rx);
+    let first_ms = spans
+        .get("stream_tokens")
+        .f64("honeyhive.stream.time_to_first_item_ms")
+        .expect("a first item time");
+    let points = histogram_points(req.metric(names::TIME_TO_FIRST_CHUNK));
+    assert_eq!(points.len(), 1, "the stream only, not the plain call");
+    assert!(has_attrs(
+        &points[0].attributes,
+        &[
+            (gen_ai::REQUEST_MODEL, "llama-3.1-8b"),
+            (gen_ai::PROVIDER_NAME, "ollama")
+        ]
+    ));
+    assert_eq!(points[0].count, 1);
+    assert!((points[0].sum.expect("a sum") - first_ms / 1000.0).abs() < 1e-12);
+}
+
+#[trace(event_type = "model", skip_all)]
+fn call_model(model: String) {
+    LlmCall::new(model).provider("openai").usage(1, 1).record();
+}
+
+#[test]
+fn attribute_sets_past_the_limit_go_to_one_overflow_series() {
+    let _turn = turn();
+    let (url, rx) = metrics_receiver(Answer::Ok);
+    let rec = Recorder::with(|b| b.metrics(Metrics::new().endpoint(&url)));
+    for i in 0..1_010 {
+        call_model(format!("model-{i}"));
+    }
+    rec.guard().force_flush();
+    let req = latest(&rx);
+    let points = histogram_points(req.metric(names::OPERATION_DURATION));
+    assert_eq!(points.len(), 1_001, "1000 series and the overflow one");
+    let overflow: Vec<_> = points
+        .iter()
+        .filter(|p| has_attrs(&p.attributes, &[("otel.metric.overflow", "true")]))
+        .collect();
+    assert_eq!(overflow.len(), 1);
+    assert_eq!(overflow[0].count, 10);
+    assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 1_010);
+}

@@ -49,6 +49,11 @@
 //! that grows with the number of calls.) A histogram's `count` is the sum of its rounded
 //! buckets, as OTLP requires; its `sum` is not rounded.
 //!
+//! What sampling cannot account for is what the pipeline loses: traces dropped before the
+//! export thread renders them (a full queue, or every span exporter's circuit breaker open) are
+//! not observed, so they are missing from the metrics too; they are counted in
+//! [`export_stats`](crate::export_stats).
+//!
 //! # Export
 //!
 //! Cumulative temporality, one `ExportMetricsServiceRequest` with the traces' resource,
