@@ -692,7 +692,8 @@ fn llm_client_calls_traced_from_the_wire_give_time_to_first_chunk_and_error_type
         &errors[0].attributes,
         &[
             ("error.type", "rate_limit_exceeded"),
-            (gen_ai::REQUEST_MODEL, "gpt-4o-mini")
+            (gen_ai::REQUEST_MODEL, "gpt-4o-mini"),
+            ("server.address", "127.0.0.1"),
         ]
     ));
     assert!((value(&errors[0]) - 1.0).abs() < 1e-12);

@@ -46,6 +46,7 @@ const OTHER_ERROR: &str = "_OTHER";
 const STREAM_FIRST_ITEM_MS: &str = "honeyhive.stream.time_to_first_item_ms";
 const TOKEN_TYPE: &str = "gen_ai.token.type";
 const ERROR_TYPE: &str = "error.type";
+const SERVER_ADDRESS: &str = "server.address";
 
 /// A series' attributes, sorted by key: every value is a string.
 pub(super) type Attrs = Vec<(&'static str, String)>;
@@ -227,7 +228,7 @@ fn is_model_call(span: &SpanView<'_>) -> bool {
 
 /// `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model` and
 /// `gen_ai.response.model`, read from the GenAI keys or, when only OpenInference keys were
-/// written, from theirs.
+/// written, from theirs; and `server.address` (the LLM client integrations record the host).
 fn call_attributes(span: &SpanView<'_>) -> Attrs {
     let text = |keys: &[&str]| keys.iter().find_map(|k| string(span.attr(k)));
     let operation = text(&[gen_ai::OPERATION_NAME]).unwrap_or_else(|| {
@@ -250,6 +251,9 @@ fn call_attributes(span: &SpanView<'_>) -> Attrs {
     }
     if let Some(model) = text(&[gen_ai::RESPONSE_MODEL]) {
         attrs.push((gen_ai::RESPONSE_MODEL, model));
+    }
+    if let Some(host) = text(&[SERVER_ADDRESS]) {
+        attrs.push((SERVER_ADDRESS, host));
     }
     attrs.sort_unstable();
     attrs

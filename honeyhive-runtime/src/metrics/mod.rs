@@ -26,8 +26,8 @@
 //! | `honeyhive.gen_ai.client.errors` | monotonic sum | `{error}` | `error.type` |
 //!
 //! The call's attributes are `gen_ai.operation.name`, `gen_ai.provider.name`,
-//! `gen_ai.request.model` and `gen_ai.response.model`, where the span has them (read from the
-//! OpenInference keys when only those were written). The first three names, units and
+//! `gen_ai.request.model`, `gen_ai.response.model` and `server.address`, where the span has
+//! them (read from the OpenInference keys when only those were written). The first three names, units and
 //! histogram boundaries are the OpenTelemetry GenAI metric conventions'; they define no cost
 //! or error-count metric, hence ours, under our own prefix. Time to first chunk is what the
 //! LLM client integrations record as
@@ -119,7 +119,9 @@ impl Metrics {
         self
     }
 
-    /// How often the cumulative metrics are sent (default 60 s; at least 10 ms).
+    /// How often the cumulative metrics are sent (default 60 s; at least 10 ms). The export
+    /// thread looks at its clock once per
+    /// [`scheduled_delay`](crate::Builder::scheduled_delay), so that is the interval's grain.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = Some(interval);
         self
