@@ -147,11 +147,11 @@ pub struct Builder {
     circuit_breaker: Option<CircuitBreaker>,
     disabled: Option<bool>,
     semantics: semantics::Options,
+    /// GenAI metrics over OTLP, when asked for ([`Builder::metrics`]).
+    metrics: Option<crate::metrics::Metrics>,
     env: EnvSource,
     /// What else the export thread feeds whole traces to (metrics, the trace store, files).
     observers: Vec<crate::export::observe::ObserverFactory>,
-    /// GenAI metrics over OTLP, when asked for ([`Builder::metrics`]).
-    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl fmt::Debug for Builder {
@@ -211,9 +211,9 @@ impl Builder {
             circuit_breaker: None,
             disabled: None,
             semantics: semantics::Options::default(),
+            metrics: None,
             env: Arc::new(|key| std::env::var(key).ok()),
             observers: Vec::new(),
-            metrics: None,
         }
     }
 
