@@ -849,6 +849,33 @@ impl Builder {
     }
 }
 
+/// One exporter asked of the builder.
+enum Entry {
+    Kind(ExporterKind),
+    /// HoneyHive cloud, whose URL and key are known only after resolving the environment.
+    HoneyHive,
+    Custom(ExporterFactory),
+}
+
+fn resource(settings: &Settings) -> Resource {
+    let mut attrs = vec![
+        KeyValue::new("service.name", settings.service_name.clone()),
+        KeyValue::new("telemetry.sdk.name", "honeyhive-rs"),
+        KeyValue::new("telemetry.sdk.language", "rust"),
+        KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("honeyhive.source", settings.source.clone()),
+    ];
+    if let Some(project) = &settings.project {
+        attrs.push(KeyValue::new("honeyhive.project", project.clone()));
+        // Phoenix files spans under this project.
+        attrs.push(KeyValue::new("openinference.project.name", project.clone()));
+    }
+    if let Some(session) = &settings.session_name {
+        attrs.push(KeyValue::new("honeyhive.session_name", session.clone()));
+    }
+    Resource::builder_empty().with_attributes(attrs).build()
+}
+
 // --- metrics helper: GenAI metrics over OTLP ---
 /// The metrics observer: to the endpoint the [`Metrics`](crate::metrics::Metrics) name, else
 /// the environment's, else the first OTLP/HTTP trace exporter's. `None` (said on stderr) when
@@ -888,33 +915,6 @@ fn metrics_observer(
         .map_err(InitError)
 }
 // --- end of metrics helper block ---
-
-/// One exporter asked of the builder.
-enum Entry {
-    Kind(ExporterKind),
-    /// HoneyHive cloud, whose URL and key are known only after resolving the environment.
-    HoneyHive,
-    Custom(ExporterFactory),
-}
-
-fn resource(settings: &Settings) -> Resource {
-    let mut attrs = vec![
-        KeyValue::new("service.name", settings.service_name.clone()),
-        KeyValue::new("telemetry.sdk.name", "honeyhive-rs"),
-        KeyValue::new("telemetry.sdk.language", "rust"),
-        KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
-        KeyValue::new("honeyhive.source", settings.source.clone()),
-    ];
-    if let Some(project) = &settings.project {
-        attrs.push(KeyValue::new("honeyhive.project", project.clone()));
-        // Phoenix files spans under this project.
-        attrs.push(KeyValue::new("openinference.project.name", project.clone()));
-    }
-    if let Some(session) = &settings.session_name {
-        attrs.push(KeyValue::new("honeyhive.session_name", session.clone()));
-    }
-    Resource::builder_empty().with_attributes(attrs).build()
-}
 
 /// `HH_TRACES_FILE`: a trace file instead of the console default, or next to an exporter the
 /// environment set.
