@@ -27,9 +27,9 @@
 //!
 //! The call's attributes are `gen_ai.operation.name`, `gen_ai.provider.name`,
 //! `gen_ai.request.model`, `gen_ai.response.model` and `server.address`, where the span has
-//! them (read from the OpenInference keys when only those were written). The first three names, units and
-//! histogram boundaries are the OpenTelemetry GenAI metric conventions'; they define no cost
-//! or error-count metric, hence ours, under our own prefix. Time to first chunk is what the
+//! them (read from the OpenInference keys when only those were written). The first three
+//! metrics' names, units and histogram boundaries are the OpenTelemetry GenAI metric
+//! conventions'; they define no cost or error-count metric, hence ours, under our own prefix. Time to first chunk is what the
 //! LLM client integrations record as
 //! [`TIME_TO_FIRST_TOKEN_MS`](crate::integrations::TIME_TO_FIRST_TOKEN_MS), or the first item of
 //! a traced stream on a model span. Cost is the span's `llm.cost.total` (the price table's, or
