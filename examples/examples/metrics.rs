@@ -71,7 +71,7 @@ fn main() {
         report.exported, report.dropped
     );
     println!(
-        "metrics: {} model calls observed, {} requests to {endpoint}/v1/metrics accepted, {} failed",
+        "metrics: {} model calls observed; requests to {endpoint}/v1/metrics: {} accepted, {} failed",
         stats.calls, stats.exported, stats.failed
     );
     if !report.completed || report.exported == 0 || stats.exported == 0 {
