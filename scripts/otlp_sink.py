@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A minimal OTLP/HTTP receiver for CI: answers 200 to POST /v1/traces and logs each request.
+"""A minimal OTLP/HTTP receiver for CI: answers 200 to every POST (/v1/traces, /v1/metrics)
+and logs each request.
 
 Usage: otlp_sink.py PORT_FILE LOG_FILE
 Binds 127.0.0.1 on a free port, writes the port to PORT_FILE, and appends one line per

@@ -147,6 +147,8 @@ pub struct Builder {
     circuit_breaker: Option<CircuitBreaker>,
     disabled: Option<bool>,
     semantics: semantics::Options,
+    /// GenAI metrics over OTLP, when asked for ([`Builder::metrics`]).
+    metrics: Option<crate::metrics::Metrics>,
     env: EnvSource,
     /// What else the export thread feeds whole traces to (metrics, the trace store, files).
     observers: Vec<crate::export::observe::ObserverFactory>,
@@ -211,6 +213,7 @@ impl Builder {
             circuit_breaker: None,
             disabled: None,
             semantics: semantics::Options::default(),
+            metrics: None,
             env: Arc::new(|key| std::env::var(key).ok()),
             observers: Vec::new(),
             phoenix_annotations: None,
@@ -222,6 +225,15 @@ impl Builder {
     #[allow(dead_code)] // used by tests until the metrics and trace-store observers (branches) land
     pub(crate) fn observer(mut self, factory: crate::export::observe::ObserverFactory) -> Self {
         self.observers.push(factory);
+        self
+    }
+
+    /// Computes the GenAI metrics (token usage, operation duration, time to first chunk, cost
+    /// and errors by model) from the traces on the export thread, weighted by 1/sampling
+    /// probability, and sends them over OTLP/HTTP (off by default). See
+    /// [`metrics`](crate::metrics).
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -854,6 +866,11 @@ impl Builder {
             },
             ..Limits::default()
         };
+        // GenAI metrics over OTLP (see `crate::metrics`).
+        let mut observers = self.observers;
+        if let Some(metrics) = &self.metrics {
+            observers.extend(metrics_observer(metrics, &self.env, &settings, &resource)?);
+        }
         let pipeline = Pipeline::start(PipelineConfig {
             exporters: factories,
             resource,
@@ -868,7 +885,7 @@ impl Builder {
             semantics,
             exit_hook: settings.exit_hook,
             shutdown_timeout: settings.shutdown_timeout,
-            observers: self.observers,
+            observers,
         })
         .map_err(InitError)?;
         crate::feedback::install(feedback_backends(&settings, self.phoenix_annotations));
@@ -928,6 +945,46 @@ fn resource(settings: &Settings) -> Resource {
     }
     Resource::builder_empty().with_attributes(attrs).build()
 }
+
+// --- metrics helper: GenAI metrics over OTLP ---
+/// The metrics observer: to the endpoint the [`Metrics`](crate::metrics::Metrics) name, else
+/// the environment's, else the first OTLP/HTTP trace exporter's. `None` (said on stderr) when
+/// there is none.
+fn metrics_observer(
+    metrics: &crate::metrics::Metrics,
+    env: &EnvSource,
+    settings: &Settings,
+    resource: &Resource,
+) -> Result<Option<crate::export::observe::ObserverFactory>, InitError> {
+    let env = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+    let mut warnings = Vec::new();
+    let env_headers = parse_headers(
+        env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
+            .as_deref(),
+        &mut warnings,
+    );
+    let traces = settings.exporters.iter().find_map(|e| match e {
+        ExporterKind::OtlpHttp { endpoint, headers } => Some((endpoint.as_str(), headers)),
+        _ => None,
+    });
+    let target = metrics.resolve(&env, env_headers, traces, &mut warnings);
+    for warning in &warnings {
+        eprintln!("honeyhive: {warning}");
+    }
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    target
+        .observer(
+            &crate::export::resource_attributes(resource),
+            settings.export_timeout,
+            settings.shutdown_timeout,
+        )
+        .map(Some)
+        .map_err(InitError)
+}
+// --- end of metrics helper block ---
 
 /// `HH_TRACES_FILE`: a trace file instead of the console default, or next to an exporter the
 /// environment set.

@@ -136,6 +136,7 @@ pub mod export;
 pub mod feedback;
 pub mod integrations;
 pub mod llm;
+pub mod metrics;
 pub mod propagation;
 mod record;
 pub mod redact;

@@ -2,6 +2,7 @@
 
 pub mod fake_backends;
 pub mod fake_llm;
+pub mod metrics_receiver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

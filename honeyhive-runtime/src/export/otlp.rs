@@ -18,9 +18,9 @@ use super::semantics::Rendered;
 use crate::clock;
 use crate::span::SpanRecord;
 
-const WIRE_VARINT: u8 = 0;
-const WIRE_FIXED64: u8 = 1;
-const WIRE_LEN: u8 = 2;
+pub(crate) const WIRE_VARINT: u8 = 0;
+pub(crate) const WIRE_FIXED64: u8 = 1;
+pub(crate) const WIRE_LEN: u8 = 2;
 const WIRE_FIXED32: u8 = 5;
 
 /// `Status.code` values.
@@ -32,7 +32,7 @@ const FLAG_SAMPLED: u32 = 0x01;
 const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 const FLAG_IS_REMOTE: u32 = 0x200;
 
-fn varint_len(mut v: u64) -> usize {
+pub(crate) fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
         v >>= 7;
@@ -42,7 +42,7 @@ fn varint_len(mut v: u64) -> usize {
 }
 
 #[inline]
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         #[allow(clippy::cast_possible_truncation)] // the low 7 bits
         out.push((v as u8) | 0x80);
@@ -53,22 +53,22 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 #[inline]
-fn put_tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+pub(crate) fn put_tag(out: &mut Vec<u8>, field: u32, wire: u8) {
     put_varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
 /// Size of a length-delimited field of `len` bytes (tags here are all one byte).
-fn field_len(len: usize) -> usize {
+pub(crate) fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_tag(out, field, WIRE_LEN);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
-fn put_header(out: &mut Vec<u8>, field: u32, len: usize) {
+pub(crate) fn put_header(out: &mut Vec<u8>, field: u32, len: usize) {
     put_tag(out, field, WIRE_LEN);
     put_varint(out, len as u64);
 }
@@ -155,11 +155,11 @@ fn put_any(out: &mut Vec<u8>, v: &Value) {
 }
 
 /// `KeyValue`.
-fn kv_len(kv: &KeyValue) -> usize {
+pub(crate) fn kv_len(kv: &KeyValue) -> usize {
     field_len(kv.key.as_str().len()) + field_len(any_len(&kv.value))
 }
 
-fn put_kv(out: &mut Vec<u8>, field: u32, kv: &KeyValue) {
+pub(crate) fn put_kv(out: &mut Vec<u8>, field: u32, kv: &KeyValue) {
     put_header(out, field, kv_len(kv));
     put_bytes(out, 1, kv.key.as_str().as_bytes());
     put_header(out, 2, any_len(&kv.value));
@@ -286,9 +286,9 @@ pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
     /// `Resource` message bytes.
-    resource: Vec<u8>,
+    pub(crate) resource: Vec<u8>,
     /// `InstrumentationScope` message bytes.
-    scope: Vec<u8>,
+    pub(crate) scope: Vec<u8>,
 }
 
 impl Envelope {
