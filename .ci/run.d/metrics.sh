@@ -16,3 +16,4 @@ cat "$tmp/log"
 grep -q "^/v1/traces application/x-protobuf [1-9]" "$tmp/log"
 grep -q "^/v1/metrics application/x-protobuf [1-9]" "$tmp/log"
 grep -Eq '^metrics: [1-9][0-9]* model calls observed; requests to .*: [1-9][0-9]* accepted, 0 failed$' <<<"$out"
+bash scripts/metrics_e2e.sh
