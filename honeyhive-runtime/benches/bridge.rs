@@ -15,9 +15,14 @@
 //! A round is a batch of requests small enough for either export queue (1,800 spans; the
 //! SDK's queue holds 2,048), timed on the caller's thread, then a flush that is not timed. So
 //! every span made reaches the exporter, which the bench checks: a cost per span counts only
-//! when nothing was dropped. It prints the median ns per span over the rounds, and the ratio.
+//! when nothing was dropped. The peers take turns round by round (the first peer of a round
+//! moves on each round), so that a shared, loaded machine slows all of them alike rather than
+//! whichever ran while the load was high. It prints the median ns per span of each peer over
+//! its rounds, and the ratio.
 //!
 //! Run: `cargo bench -p honeyhive-runtime --features tracing --bench bridge`.
+//! `HH_BENCH_PEER=honeyhive_layer` (a comma-separated list of peer names) runs only those
+//! peers, for a profiler.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -98,67 +103,117 @@ impl Count {
     }
 }
 
-/// Runs the rounds under `subscriber`, with `flush` after each; returns the median ns per
-/// span of the measured rounds and the requests made.
-fn measure(
-    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
-    flush: impl Fn(),
-) -> (f64, u64) {
-    tracing::subscriber::with_default(subscriber, || {
-        let mut per_span = Vec::with_capacity(ROUNDS);
-        let mut requests = 0;
-        for round in 0..ROUNDS * 2 {
+/// One peer: its subscriber, the untimed flush after each round, and what it measured.
+struct Peer {
+    name: &'static str,
+    dispatch: tracing::Dispatch,
+    flush: Box<dyn Fn()>,
+    /// Spans its exporter got, for the peers that export.
+    delivered: Option<Box<dyn Fn() -> u64>>,
+    per_span: Vec<f64>,
+    requests: u64,
+}
+
+impl Peer {
+    fn new(
+        name: &'static str,
+        subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+        flush: impl Fn() + 'static,
+    ) -> Peer {
+        Peer {
+            name,
+            dispatch: tracing::Dispatch::new(subscriber),
+            flush: Box::new(flush),
+            delivered: None,
+            per_span: Vec::with_capacity(ROUNDS),
+            requests: 0,
+        }
+    }
+
+    /// One round under this peer's subscriber; kept when `measured`.
+    fn round(&mut self, measured: bool) {
+        let elapsed = tracing::dispatcher::with_default(&self.dispatch, || {
             let start = Instant::now();
             for i in 0..BATCH {
                 black_box(request::root(black_box(QUERY), black_box(i)));
             }
-            let elapsed = start.elapsed();
-            requests += BATCH;
-            flush();
-            if round >= ROUNDS {
-                #[allow(clippy::cast_precision_loss)] // nanoseconds of a short round
-                per_span.push(elapsed.as_nanos() as f64 / (BATCH * SPANS) as f64);
-            }
+            start.elapsed()
+        });
+        self.requests += BATCH;
+        (self.flush)();
+        if measured {
+            #[allow(clippy::cast_precision_loss)] // nanoseconds of a short round
+            self.per_span
+                .push(elapsed.as_nanos() as f64 / (BATCH * SPANS) as f64);
         }
-        per_span.sort_by(f64::total_cmp);
-        (per_span[per_span.len() / 2], requests)
-    })
-}
+    }
 
-fn report(peer: &str, ns: f64, requests: u64, delivered: Option<u64>) {
-    match delivered {
-        Some(delivered) => {
-            let made = requests * SPANS;
-            println!(
-                "{peer:>22}: {ns:8.0} ns per span   (spans made {made}, delivered {delivered})"
-            );
-            assert_eq!(
-                delivered, made,
-                "{peer} dropped spans: its cost would not count"
-            );
+    /// The median ns per span of the measured rounds.
+    fn median(&mut self) -> f64 {
+        self.per_span.sort_by(f64::total_cmp);
+        self.per_span[self.per_span.len() / 2]
+    }
+
+    fn report(&mut self) -> f64 {
+        let ns = self.median();
+        let peer = self.name;
+        match &self.delivered {
+            Some(delivered) => {
+                let made = self.requests * SPANS;
+                let delivered = delivered();
+                println!(
+                    "{peer:>22}: {ns:8.0} ns per span   (spans made {made}, delivered {delivered})"
+                );
+                assert_eq!(
+                    delivered, made,
+                    "{peer} dropped spans: its cost would not count"
+                );
+            }
+            None => println!("{peer:>22}: {ns:8.0} ns per span"),
         }
-        None => println!("{peer:>22}: {ns:8.0} ns per span"),
+        ns
     }
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing here takes arguments.
-    let (registry_ns, requests) = measure(tracing_subscriber::registry(), || {});
-    report("registry_only", registry_ns, requests, None);
+    let only = std::env::var("HH_BENCH_PEER").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|p| p == name))
+    };
+
+    let mut peers = Vec::new();
+    if wanted("registry_only") {
+        peers.push(Peer::new(
+            "registry_only",
+            tracing_subscriber::registry(),
+            || {},
+        ));
+    }
 
     let ours = Count::default();
-    let guard = honeyhive_runtime::Builder::new()
-        .env(|_| None)
-        .with_exporter(ours.clone())
-        .sampler(honeyhive_runtime::sampling::Sampler::AlwaysOn)
-        .install()
-        .expect("the pipeline installs");
-    let (ours_ns, requests) = measure(
-        tracing_subscriber::registry().with(honeyhive_runtime::tracing::HoneyHiveLayer::new()),
-        || assert!(guard.force_flush(), "our export thread did not flush"),
-    );
-    guard.shutdown();
-    report("honeyhive_layer", ours_ns, requests, Some(ours.get()));
+    let guard = wanted("honeyhive_layer").then(|| {
+        honeyhive_runtime::Builder::new()
+            .env(|_| None)
+            .with_exporter(ours.clone())
+            .sampler(honeyhive_runtime::sampling::Sampler::AlwaysOn)
+            .install()
+            .expect("the pipeline installs")
+    });
+    // Shared with the peer's flush, and shut down after the rounds.
+    let guard = guard.map(std::rc::Rc::new);
+    if let Some(guard) = &guard {
+        let flusher = std::rc::Rc::clone(guard);
+        let mut peer = Peer::new(
+            "honeyhive_layer",
+            tracing_subscriber::registry().with(honeyhive_runtime::tracing::HoneyHiveLayer::new()),
+            move || assert!(flusher.force_flush(), "our export thread did not flush"),
+        );
+        let count = ours.clone();
+        peer.delivered = Some(Box::new(move || count.get()));
+        peers.push(peer);
+    }
 
     let theirs = Count::default();
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
@@ -166,23 +221,52 @@ fn main() {
             opentelemetry_sdk::trace::BatchSpanProcessor::builder(theirs.clone()).build(),
         )
         .build();
-    let (theirs_ns, requests) = measure(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
-        || provider.force_flush().expect("the SDK flushes"),
-    );
-    let _ = provider.shutdown();
-    report(
-        "tracing_opentelemetry",
-        theirs_ns,
-        requests,
-        Some(theirs.get()),
+    if wanted("tracing_opentelemetry") {
+        let flusher = provider.clone();
+        let mut peer = Peer::new(
+            "tracing_opentelemetry",
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+            move || flusher.force_flush().expect("the SDK flushes"),
+        );
+        let count = theirs.clone();
+        peer.delivered = Some(Box::new(move || count.get()));
+        peers.push(peer);
+    }
+    assert!(
+        !peers.is_empty(),
+        "HH_BENCH_PEER names no peer of this bench"
     );
 
-    println!(
-        "ratio honeyhive_layer / tracing_opentelemetry: {:.3} (goal: at most 0.2); \
-         without the registry's own cost: {:.3}",
-        ours_ns / theirs_ns,
-        (ours_ns - registry_ns) / (theirs_ns - registry_ns)
-    );
+    for round in 0..ROUNDS * 2 {
+        let n = peers.len();
+        for k in 0..n {
+            peers[(round + k) % n].round(round >= ROUNDS);
+        }
+    }
+    for peer in &mut peers {
+        // Drops the flushes' handles on the pipeline, so that it can be shut down.
+        peer.flush = Box::new(|| {});
+    }
+    if let Some(guard) = guard.and_then(std::rc::Rc::into_inner) {
+        guard.shutdown();
+    }
+    let _ = provider.shutdown();
+
+    let mut ns = std::collections::HashMap::new();
+    for peer in &mut peers {
+        ns.insert(peer.name, peer.report());
+    }
+    if let (Some(registry), Some(ours), Some(theirs)) = (
+        ns.get("registry_only"),
+        ns.get("honeyhive_layer"),
+        ns.get("tracing_opentelemetry"),
+    ) {
+        println!(
+            "ratio honeyhive_layer / tracing_opentelemetry: {:.3} (goal: at most 0.2); \
+             without the registry's own cost: {:.3}",
+            ours / theirs,
+            (ours - registry) / (theirs - registry)
+        );
+    }
 }
