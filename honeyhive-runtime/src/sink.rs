@@ -39,11 +39,33 @@ pub(crate) fn is_active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
+/// What the queue holds: the one counter pair every hand-over writes.
+#[derive(Debug, Default)]
+pub(crate) struct Level {
+    pub(crate) spans: AtomicUsize,
+    pub(crate) bytes: AtomicUsize,
+}
+
+/// A value alone on its cache lines (two: the adjacent line is prefetched with it), so that
+/// the export thread's writes to counters beside it do not take it from the callers' cores.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Counters shared by callers and the export thread.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) queued: AtomicUsize,
-    pub(crate) queued_bytes: AtomicUsize,
+    /// Spans and bytes queued, written by every hand-over and by the export thread for every
+    /// batch it takes.
+    pub(crate) queued: Padded<Level>,
     pub(crate) capacity: usize,
     pub(crate) capacity_bytes: usize,
     /// How many queued spans wake the export thread before its next scheduled export.
@@ -161,11 +183,11 @@ impl Sink {
         let n = batch.records.len();
         let bytes = batch.bytes;
         let c = &self.counters;
-        let before = c.queued.fetch_add(n, Ordering::Relaxed);
-        let before_bytes = c.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let before = c.queued.spans.fetch_add(n, Ordering::Relaxed);
+        let before_bytes = c.queued.bytes.fetch_add(bytes, Ordering::Relaxed);
         if before + n > c.capacity || before_bytes + bytes > c.capacity_bytes {
-            c.queued.fetch_sub(n, Ordering::Relaxed);
-            c.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            c.queued.spans.fetch_sub(n, Ordering::Relaxed);
+            c.queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
             return Err(batch);
         }
         // Never blocks: the channel has a slot for every span the queue admits (see
@@ -177,8 +199,8 @@ impl Sink {
                 TrySendError::Disconnected(m) => (false, m),
             };
             if let Msg::Spans(b) = msg {
-                c.queued.fetch_sub(n, Ordering::Relaxed);
-                c.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                c.queued.spans.fetch_sub(n, Ordering::Relaxed);
+                c.queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
                 if !full {
                     c.dropped.fetch_add(n as u64, Ordering::Relaxed);
                 }

@@ -47,9 +47,9 @@ impl Counters {
     fn stats(&self) -> ExportStats {
         ExportStats {
             // Momentarily above capacity while a refused batch is being taken back.
-            queued: self.queued.load(Ordering::Relaxed).min(self.capacity),
+            queued: self.queued.spans.load(Ordering::Relaxed).min(self.capacity),
             queue_capacity: self.capacity,
-            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+            queued_bytes: self.queued.bytes.load(Ordering::Relaxed),
             queue_capacity_bytes: self.capacity_bytes,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             exported: self.exported.load(Ordering::Relaxed),
@@ -583,12 +583,9 @@ impl Worker {
             bytes,
             home,
         } = batch;
-        self.counters
-            .queued
-            .fetch_sub(records.len(), Ordering::Relaxed);
-        self.counters
-            .queued_bytes
-            .fetch_sub(bytes, Ordering::Relaxed);
+        let queued = &self.counters.queued;
+        queued.spans.fetch_sub(records.len(), Ordering::Relaxed);
+        queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
         let now = self.assembler.now();
         self.take_doomed(now);
         let mut traces = std::mem::take(&mut self.traces);
