@@ -45,6 +45,12 @@
 //!   20,000, since the SDK's export drops spans of 50 attributes at 50,000/s). A cell where a
 //!   peer lost spans is marked.
 //!
+//! - `caller-ours` (not in the default set): ours alone, the `caller` part's trace-size cells
+//!   (`HH_BENCH_CALLER_CHILDREN`, default `1,10,100,1000` children per root), so that a
+//!   profiler sees only our caller and export threads: e.g.
+//!   `HH_BENCH_PARTS=caller-ours HH_BENCH_CALLER_CHILDREN=1 HH_BENCH_CALLER_SECS=10 perf record
+//!   -g target/release/deps/throughput-<hash> --bench`.
+//!
 //! `HH_BENCH_ROUNDS` sets the rounds (default 3). The defaults run in about a minute and a half
 //! on a 2-core machine. `OTEL_*` variables are ignored by ours (`Builder::env(|_| None)`) but
 //! read by the SDK's batch processor and exporter, so leave them unset; the bench warns if any
@@ -1594,6 +1600,50 @@ fn caller(cfg: &Config, receiver: &Receiver, reported: &AtomicU64, goals: &mut G
     );
 }
 
+/// Part `caller-ours`: ours alone, by trace size.
+fn caller_ours(cfg: &Config, receiver: &Receiver, reported: &AtomicU64) {
+    let sizes: Vec<u64> = std::env::var("HH_BENCH_CALLER_CHILDREN")
+        .unwrap_or_else(|_| "1,10,100,1000".to_owned())
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("HH_BENCH_CALLER_CHILDREN: {c} is not a number"))
+        })
+        .collect();
+    let mut by_size = vec![Samples::default(); sizes.len()];
+    let mut lost_size = vec![0u64; sizes.len()];
+    for round in 0..cfg.rounds {
+        for (i, &c) in sizes.iter().enumerate() {
+            let (ns, lost) = caller_cost(cfg, receiver, reported, Caller::Ours, Shape::Children(c));
+            eprintln!("[caller-ours] round {round} children {c}: {ns:.0} ns/span, lost {lost}");
+            by_size[i].push(ns);
+            lost_size[i] += lost;
+        }
+    }
+    let mut t = Table::new([
+        format!(
+            "ours alone: caller CPU ns per span, paced at {} spans/s, median of {} (min-max)",
+            table::rate(cfg.caller_rate),
+            cfg.rounds
+        )
+        .as_str(),
+        "ours",
+        "spans lost",
+    ]);
+    for (i, &c) in sizes.iter().enumerate() {
+        t.row([
+            format!("root + {c}"),
+            by_size[i].show(table::ns),
+            lost_size[i].to_string(),
+        ]);
+    }
+    println!(
+        "### Caller cost per span by trace size, ours alone\n\n{}",
+        t.render()
+    );
+}
+
 fn main() {
     let cfg = Config::from_env();
     let otel: Vec<String> = std::env::vars()
@@ -1635,6 +1685,9 @@ fn main() {
     }
     if cfg.part("caller") {
         caller(&cfg, &receiver, &reported, &mut goals);
+    }
+    if cfg.part("caller-ours") {
+        caller_ours(&cfg, &receiver, &reported);
     }
     goals.print();
     eprintln!(

@@ -8,11 +8,13 @@
 //!
 //! Records are recycled, never freed across threads: the export thread returns each batch's
 //! records to the thread that recorded them, which clears and reuses them (what they own was
-//! allocated there, so it is freed there).
+//! allocated there, so it is freed there). The vector a batch travels in goes back the same
+//! way, to the thread that handed it over: a hand-over allocates nothing once a thread has a
+//! few in circulation.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::Thread;
 
@@ -26,6 +28,9 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 
 /// Records a thread keeps for reuse at most; the export thread frees what is beyond.
 const MAX_RECYCLED: usize = 4096;
+/// Emptied batch vectors a thread keeps for reuse at most; the export thread frees what is
+/// beyond (as many as batches can be in flight at once only when traces are tiny).
+const MAX_RECYCLED_VECS: usize = 1024;
 /// Refused trace ids waiting for the export thread at most.
 const MAX_DOOMED: usize = 64 * 1024;
 
@@ -34,11 +39,33 @@ pub(crate) fn is_active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
 }
 
+/// What the queue holds: the one counter pair every hand-over writes.
+#[derive(Debug, Default)]
+pub(crate) struct Level {
+    pub(crate) spans: AtomicUsize,
+    pub(crate) bytes: AtomicUsize,
+}
+
+/// A value alone on its cache lines (two: the adjacent line is prefetched with it), so that
+/// the export thread's writes to counters beside it do not take it from the callers' cores.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Counters shared by callers and the export thread.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) queued: AtomicUsize,
-    pub(crate) queued_bytes: AtomicUsize,
+    /// Spans and bytes queued, written by every hand-over and by the export thread for every
+    /// batch it takes.
+    pub(crate) queued: Padded<Level>,
     pub(crate) capacity: usize,
     pub(crate) capacity_bytes: usize,
     /// How many queued spans wake the export thread before its next scheduled export.
@@ -68,10 +95,18 @@ pub(crate) struct Counters {
 /// Homes are reused by later threads once theirs exits; records name theirs by index.
 #[derive(Debug, Default)]
 struct Home {
-    records: Mutex<Vec<Box<SpanRecord>>>,
+    back: Mutex<Returned>,
     in_use: AtomicBool,
     /// How many ended spans the thread buffers now, for [`buffered_elsewhere`].
     buffered: AtomicUsize,
+}
+
+/// What the export thread gave back to a thread: records to reuse, and the emptied vectors
+/// its batches travelled in.
+#[derive(Debug, Default)]
+struct Returned {
+    records: Vec<Box<SpanRecord>>,
+    vecs: Vec<Vec<Box<SpanRecord>>>,
 }
 
 static HOMES: RwLock<Vec<Arc<Home>>> = RwLock::new(Vec::new());
@@ -89,7 +124,8 @@ pub(crate) fn give_back(records: &mut Vec<Box<SpanRecord>>) {
         let Some(home) = homes.get(index) else {
             continue;
         };
-        let mut slot = home.records.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut back = home.back.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut back.records;
         if slot.len() < MAX_RECYCLED {
             slot.push(first);
         }
@@ -101,10 +137,31 @@ pub(crate) fn give_back(records: &mut Vec<Box<SpanRecord>>) {
     }
 }
 
+/// Returns the emptied vector of a batch to the thread that handed it over (export thread
+/// side), for its next hand-over.
+pub(crate) fn give_back_vec(home: u32, mut records: Vec<Box<SpanRecord>>) {
+    if records.capacity() == 0 {
+        return;
+    }
+    // Normally empty already (the assembler drained it); what is left goes back as records.
+    give_back(&mut records);
+    let homes = HOMES.read().unwrap_or_else(PoisonError::into_inner);
+    let Some(home) = homes.get(home as usize) else {
+        return;
+    };
+    let mut back = home.back.lock().unwrap_or_else(PoisonError::into_inner);
+    if back.vecs.len() < MAX_RECYCLED_VECS {
+        back.vecs.push(records);
+    }
+}
+
 /// A batch of ended spans from one thread.
 pub(crate) struct Batch {
     pub(crate) records: Vec<Box<SpanRecord>>,
     pub(crate) bytes: usize,
+    /// The home of the thread that handed it over, which gets the emptied vector back
+    /// ([`give_back_vec`]).
+    pub(crate) home: u32,
 }
 
 pub(crate) enum Msg {
@@ -116,7 +173,7 @@ pub(crate) enum Msg {
 #[derive(Clone)]
 pub(crate) struct Sink {
     pub(crate) generation: u64,
-    pub(crate) tx: Sender<Msg>,
+    pub(crate) tx: SyncSender<Msg>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) export_thread: Thread,
 }
@@ -126,19 +183,30 @@ impl Sink {
         let n = batch.records.len();
         let bytes = batch.bytes;
         let c = &self.counters;
-        let before = c.queued.fetch_add(n, Ordering::Relaxed);
-        let before_bytes = c.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let before = c.queued.spans.fetch_add(n, Ordering::Relaxed);
+        let before_bytes = c.queued.bytes.fetch_add(bytes, Ordering::Relaxed);
         if before + n > c.capacity || before_bytes + bytes > c.capacity_bytes {
-            c.queued.fetch_sub(n, Ordering::Relaxed);
-            c.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            c.queued.spans.fetch_sub(n, Ordering::Relaxed);
+            c.queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
             return Err(batch);
         }
-        if let Err(mpsc::SendError(Msg::Spans(b))) = self.tx.send(Msg::Spans(batch)) {
-            c.queued.fetch_sub(n, Ordering::Relaxed);
-            c.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            c.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            batch = b;
-            return Err(batch);
+        // Never blocks: the channel has a slot for every span the queue admits (see
+        // `export::MAX_CHANNEL_SLOTS`); full beyond that, the batch is refused like on a full
+        // queue.
+        if let Err(e) = self.tx.try_send(Msg::Spans(batch)) {
+            let (full, msg) = match e {
+                TrySendError::Full(m) => (true, m),
+                TrySendError::Disconnected(m) => (false, m),
+            };
+            if let Msg::Spans(b) = msg {
+                c.queued.spans.fetch_sub(n, Ordering::Relaxed);
+                c.queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
+                if !full {
+                    c.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                batch = b;
+                return Err(batch);
+            }
         }
         // The export thread sleeps until its next scheduled export and is woken early only when
         // a batch's worth is waiting: waking it for every trace cost a futex syscall and a
@@ -187,7 +255,7 @@ impl Sink {
 }
 
 /// Installs `sink` as the global one; returns its generation.
-pub(crate) fn install(tx: Sender<Msg>, counters: Arc<Counters>, export_thread: Thread) -> u64 {
+pub(crate) fn install(tx: SyncSender<Msg>, counters: Arc<Counters>, export_thread: Thread) -> u64 {
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     *SINK.write().unwrap_or_else(PoisonError::into_inner) = Some(Sink {
         generation,
@@ -232,6 +300,8 @@ struct Local {
     finished: Vec<Box<SpanRecord>>,
     finished_bytes: usize,
     spare: Vec<Box<SpanRecord>>,
+    /// Emptied batch vectors to hand the next batch over in.
+    spare_vecs: Vec<Vec<Box<SpanRecord>>>,
     home: Arc<Home>,
     home_index: u32,
     /// Traces of which this thread handed over a part before their root ended (async tasks
@@ -270,6 +340,7 @@ fn new_local() -> Local {
         finished: Vec::new(),
         finished_bytes: 0,
         spare: Vec::new(),
+        spare_vecs: Vec::new(),
         home,
         home_index: u32::try_from(index).unwrap_or(u32::MAX),
         open_parts: Vec::new(),
@@ -335,11 +406,11 @@ pub(crate) fn take_record() -> Option<Box<SpanRecord>> {
                 return Some(r);
             }
             let home = Arc::clone(&local.home);
-            let mut back = home.records.lock().unwrap_or_else(PoisonError::into_inner);
-            if back.is_empty() {
+            let mut back = home.back.lock().unwrap_or_else(PoisonError::into_inner);
+            if back.records.is_empty() {
                 return None;
             }
-            std::mem::swap(&mut local.spare, &mut *back);
+            std::mem::swap(&mut local.spare, &mut back.records);
             drop(back);
             local.spare.pop()
         })
@@ -386,9 +457,24 @@ pub(crate) fn flush_thread() {
     });
 }
 
+/// An emptied batch vector given back by the export thread, else a new one sized for a trace
+/// like the last (so that it does not grow span by span).
+fn next_vec(local: &mut Local, len: usize) -> Vec<Box<SpanRecord>> {
+    if let Some(v) = local.spare_vecs.pop() {
+        return v;
+    }
+    let home = Arc::clone(&local.home);
+    let mut back = home.back.lock().unwrap_or_else(PoisonError::into_inner);
+    std::mem::swap(&mut local.spare_vecs, &mut back.vecs);
+    drop(back);
+    local
+        .spare_vecs
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(len))
+}
+
 fn hand_over_local(local: &mut Local) {
-    // Sized for the next trace of the same shape, so it does not grow span by span.
-    let next = Vec::with_capacity(local.finished.len());
+    let next = next_vec(local, local.finished.len());
     let records = std::mem::replace(&mut local.finished, next);
     let bytes = std::mem::take(&mut local.finished_bytes);
     local.home.buffered.store(0, Ordering::Relaxed);
@@ -406,7 +492,11 @@ fn hand_over_local(local: &mut Local) {
         }
     }
     let refused = match local.sink.as_ref() {
-        Some(sink) => match sink.send(Batch { records, bytes }) {
+        Some(sink) => match sink.send(Batch {
+            records,
+            bytes,
+            home: local.home_index,
+        }) {
             Ok(()) => None,
             Err(batch) => {
                 sink.refuse(&batch, &local.open_parts);
@@ -447,4 +537,84 @@ pub(crate) fn on_export_thread() -> bool {
     EXPORT_THREAD
         .try_with(std::cell::Cell::get)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use crate::record::{EventType, Meta, RootState};
+    use crate::span::Span;
+    use crate::testing::Recorder;
+
+    /// Counts this thread's allocations (the lib's unit tests run with it).
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    // SAFETY: forwards to the system allocator; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    static ROOT: Meta = Meta {
+        name: "hand_over_root",
+        event_type: EventType::Chain,
+        sample_rate: None,
+        attr_capacity: 0,
+        root: RootState::new(),
+    };
+    static CHILD: Meta = Meta {
+        name: "hand_over_child",
+        event_type: EventType::Tool,
+        sample_rate: None,
+        attr_capacity: 0,
+        root: RootState::new(),
+    };
+
+    /// A root and one child: one hand-over when the root ends.
+    fn small_trace() {
+        let _root = Span::enter(&ROOT);
+        let _child = Span::enter(&CHILD);
+    }
+
+    #[test]
+    fn a_hand_over_reuses_what_the_export_thread_gave_back() {
+        let recorder = Recorder::start();
+        for _ in 0..64 {
+            small_trace();
+        }
+        // Every batch taken: the records and the vectors they travelled in are back here.
+        assert!(recorder.guard().force_flush());
+        let before = ALLOCATIONS.with(Cell::get);
+        for _ in 0..32 {
+            small_trace();
+        }
+        let allocations = ALLOCATIONS.with(Cell::get) - before;
+        // A new vector per hand-over, or a channel that allocates as it is sent to, shows here.
+        assert_eq!(
+            allocations, 0,
+            "32 small traces allocated {allocations} times"
+        );
+        assert!(recorder.guard().force_flush());
+        let spans = recorder.spans();
+        assert_eq!(spans.all("hand_over_root").count(), 96);
+        assert_eq!(spans.all("hand_over_child").count(), 96);
+        let root = spans.all("hand_over_root").last().expect("a root");
+        assert_eq!(spans.children_of(root).len(), 1);
+    }
 }

@@ -25,7 +25,7 @@ pub use resilience::CircuitBreaker;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -49,9 +49,9 @@ impl Counters {
     fn stats(&self) -> ExportStats {
         ExportStats {
             // Momentarily above capacity while a refused batch is being taken back.
-            queued: self.queued.load(Ordering::Relaxed).min(self.capacity),
+            queued: self.queued.spans.load(Ordering::Relaxed).min(self.capacity),
             queue_capacity: self.capacity,
-            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+            queued_bytes: self.queued.bytes.load(Ordering::Relaxed),
             queue_capacity_bytes: self.capacity_bytes,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             exported: self.exported.load(Ordering::Relaxed),
@@ -224,7 +224,7 @@ pub(crate) struct PipelineConfig {
 /// A running export pipeline; dropping it does not stop it (see [`Pipeline::shutdown`]).
 pub(crate) struct Pipeline {
     generation: u64,
-    tx: Sender<Msg>,
+    tx: SyncSender<Msg>,
     counters: Arc<Counters>,
     export_thread: Thread,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -264,7 +264,7 @@ static AT_EXIT: Mutex<Option<ExitHandle>> = Mutex::new(None);
 
 struct ExitHandle {
     generation: u64,
-    tx: Sender<Msg>,
+    tx: SyncSender<Msg>,
     export_thread: Thread,
     timeout: Duration,
 }
@@ -277,7 +277,8 @@ extern "C" fn flush_at_exit() {
     sink::flush_thread();
     sink::uninstall(handle.generation);
     let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-    if handle.tx.send(Msg::Shutdown(reply_tx)).is_ok() {
+    let deadline = deadline_after(handle.timeout);
+    if send_control(&handle.tx, Msg::Shutdown(reply_tx), deadline) {
         handle.export_thread.unpark();
         let _ = reply_rx.recv_timeout(handle.timeout);
     }
@@ -294,11 +295,45 @@ fn register_exit_hook() {
     });
 }
 
+/// Messages the queue's channel holds at most: a batch holds at least one span and the
+/// queue admits at most its capacity in spans, so with room for control messages it is never
+/// full before the queue is, up to this bound on its preallocated slots.
+const MAX_CHANNEL_SLOTS: usize = 64 * 1024;
+
+/// `timeout` from now, or as far as an `Instant` goes.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(now)
+}
+
+/// Sends a flush or shutdown message, waiting for room until `deadline` (the channel is full
+/// only when more than [`MAX_CHANNEL_SLOTS`] batches wait); whether it was sent.
+fn send_control(tx: &SyncSender<Msg>, mut msg: Msg, deadline: Instant) -> bool {
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(m)) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                msg = m;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
 impl Pipeline {
     /// Starts the export thread and installs the pipeline as the global one.
     pub(crate) fn start(config: PipelineConfig) -> Result<Pipeline, String> {
         clock::init();
-        let (tx, rx) = mpsc::channel();
+        // Bounded, so its slots are allocated once here: an unbounded channel allocates a
+        // block every 31 messages on the sending (caller's) thread and frees it here.
+        let slots = config.queue_capacity.clamp(1, MAX_CHANNEL_SLOTS) + 64;
+        let (tx, rx) = mpsc::sync_channel(slots);
         let counters = Arc::new(Counters {
             capacity: config.queue_capacity.max(1),
             capacity_bytes: config.queue_max_bytes.max(1),
@@ -360,11 +395,14 @@ impl Pipeline {
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
         sink::flush_thread();
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        if self.tx.send(Msg::Flush(reply_tx)).is_err() {
+        let deadline = deadline_after(timeout);
+        if !send_control(&self.tx, Msg::Flush(reply_tx), deadline) {
             return false;
         }
         self.export_thread.unpark();
-        reply_rx.recv_timeout(timeout).is_ok()
+        reply_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 
     /// Uninstalls the pipeline, exports what is queued and stops the thread, within `timeout`.
@@ -385,9 +423,13 @@ impl Pipeline {
             .fetch_add(lost_buffered, Ordering::Relaxed);
         sink::uninstall(self.generation);
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let sent = self.tx.send(Msg::Shutdown(reply_tx)).is_ok();
+        let deadline = deadline_after(timeout);
+        let sent = send_control(&self.tx, Msg::Shutdown(reply_tx), deadline);
         self.export_thread.unpark();
-        let completed = sent && reply_rx.recv_timeout(timeout).is_ok();
+        let completed = sent
+            && reply_rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok();
         if completed && let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -538,18 +580,22 @@ struct Worker {
 
 impl Worker {
     fn accept(&mut self, batch: Batch) {
-        let Batch { mut records, bytes } = batch;
-        self.counters
-            .queued
-            .fetch_sub(records.len(), Ordering::Relaxed);
-        self.counters
-            .queued_bytes
-            .fetch_sub(bytes, Ordering::Relaxed);
+        let Batch {
+            mut records,
+            bytes,
+            home,
+        } = batch;
+        let queued = &self.counters.queued;
+        queued.spans.fetch_sub(records.len(), Ordering::Relaxed);
+        queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
         let now = self.assembler.now();
         self.take_doomed(now);
         let mut traces = std::mem::take(&mut self.traces);
         self.assembler
             .accept(&mut records, now, &mut traces, &mut self.dropped);
+        // The emptied vector was allocated by the thread that handed it over: it goes back
+        // there for reuse, not freed here.
+        sink::give_back_vec(home, records);
         self.emit_all(&mut traces);
         self.traces = traces;
     }
