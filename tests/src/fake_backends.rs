@@ -2,7 +2,7 @@
 //! (method, path with query, headers, body) and answer as told, for the feedback tests.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -147,42 +147,13 @@ fn serve(stream: TcpStream, shared: &Shared, answer: Answer) {
     };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            }
-        }
-        let len = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(request) = crate::http1::read_request(&mut reader) {
         let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.requests.push(Request {
-            method,
-            path,
-            headers,
-            body,
+            method: request.method,
+            path: request.path,
+            headers: request.headers.into_iter().collect(),
+            body: request.body,
         });
         shared.changed.notify_all();
         let status = match answer {

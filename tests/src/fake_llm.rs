@@ -8,7 +8,7 @@
 //! per HTTP chunk, written as they would be generated.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -134,35 +134,13 @@ fn serve(stream: &TcpStream, state: &Mutex<State>) {
         return;
     };
     let mut reader = BufReader::new(read_half);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let mut headers = Vec::new();
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                if k == "content-length" {
-                    len = v.parse().unwrap_or(0);
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(crate::http1::Request {
+        path,
+        headers,
+        body,
+        ..
+    }) = crate::http1::read_request(&mut reader)
+    {
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (fault, hold) = {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);

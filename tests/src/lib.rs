@@ -2,9 +2,10 @@
 
 pub mod fake_backends;
 pub mod fake_llm;
+pub mod http1;
 pub mod metrics_receiver;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 
@@ -38,32 +39,8 @@ fn serve(stream: &TcpStream, tx: &mpsc::Sender<ExportTraceServiceRequest>) {
         return;
     };
     let mut reader = BufReader::new(read_half);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if let Ok(req) = ExportTraceServiceRequest::decode(body.as_slice()) {
+    while let Some(request) = http1::read_request(&mut reader) {
+        if let Ok(req) = ExportTraceServiceRequest::decode(request.body.as_slice()) {
             let _ = tx.send(req);
         }
         let mut w = stream;

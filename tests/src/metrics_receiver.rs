@@ -1,6 +1,6 @@
 //! An OTLP/HTTP metrics receiver on 127.0.0.1, and lookups over what it received.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 
@@ -54,33 +54,9 @@ fn serve(stream: &TcpStream, tx: &mpsc::Sender<MetricsRequest>, answer: Answer) 
         return;
     };
     let mut reader = BufReader::new(read_half);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if let Ok(body) = ExportMetricsServiceRequest::decode(body.as_slice()) {
+    while let Some(request) = crate::http1::read_request(&mut reader) {
+        let path = request.path;
+        if let Ok(body) = ExportMetricsServiceRequest::decode(request.body.as_slice()) {
             let _ = tx.send(MetricsRequest { path, body });
         }
         let status = match answer {
