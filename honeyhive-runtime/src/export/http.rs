@@ -226,7 +226,7 @@ fn refusal(status: u16, endpoint: &str) -> String {
 }
 
 /// A random pause in `[d/2, d]`, so that exporters that failed together do not retry together.
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     let half = d / 2;
     #[allow(clippy::cast_possible_truncation)] // the backoff is far below 2^64 ns
     let span = half.as_nanos() as u64 + 1;
@@ -327,19 +327,20 @@ pub(crate) enum SendError {
 }
 
 /// Sends one JSON request (`method` to `url`, the whole body in `body`) on a new connection
-/// and returns the response's status, within `timeout`. For the feedback sender, which
-/// sends a request now and then, so nothing is kept alive and nothing is retried here.
+/// and returns the response's status and `Retry-After`, within `timeout`. For the feedback
+/// sender, which sends a request now and then, so nothing is kept alive and nothing is retried
+/// here.
 pub(crate) fn send_json(
     method: &str,
     url: &str,
     headers: &BTreeMap<String, String>,
     body: &[u8],
     timeout: Duration,
-) -> Result<u16, SendError> {
+) -> Result<(u16, Option<Duration>), SendError> {
     let mut client = Client::for_request(method, "application/json", url, headers)
         .map_err(SendError::Invalid)?;
     match client.post(body, Instant::now() + timeout) {
-        Ok(reply) => Ok(reply.status),
+        Ok(reply) => Ok((reply.status, reply.retry_after)),
         Err(Error::Timeout) => Err(SendError::Io(format!("no answer within {timeout:?}"))),
         Err(Error::Io(e)) => Err(SendError::Io(e.to_string())),
     }

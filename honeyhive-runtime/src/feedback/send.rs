@@ -200,7 +200,8 @@ fn deliver(backends: &Backends, feedback: &Feedback) {
 }
 
 /// One request, tried again while the answer says it may work later (404: the span is not
-/// ingested yet; 429, 502, 503, 504; no connection), within `timeout`.
+/// ingested yet; 429, 502, 503, 504; no connection), within `timeout`, after the `Retry-After`
+/// the backend asks for or a jittered, doubling backoff.
 fn send(
     url: &str,
     method: &str,
@@ -214,20 +215,25 @@ fn send(
     let why = loop {
         attempts += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        let why = match http::send_json(method, url, headers, body.as_bytes(), left) {
-            Ok(200..=299) => {
+        let (why, retry_after) = match http::send_json(method, url, headers, body.as_bytes(), left)
+        {
+            Ok((200..=299, _)) => {
                 DELIVERED.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Ok(status @ (404 | 429 | 502 | 503 | 504)) => format!("HTTP {status}"),
-            Ok(status) => break format!("HTTP {status}"),
+            Ok((status @ (404 | 429 | 502 | 503 | 504), retry_after)) => {
+                (format!("HTTP {status}"), retry_after)
+            }
+            Ok((status, _)) => break format!("HTTP {status}"),
             Err(SendError::Invalid(why)) => break why,
-            Err(SendError::Io(why)) => why,
+            Err(SendError::Io(why)) => (why, None),
         };
-        if attempts >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
+        // The backend's own `Retry-After` first, else the transport's jittered backoff.
+        let pause = retry_after.unwrap_or_else(|| http::jitter(backoff));
+        if attempts >= MAX_ATTEMPTS || Instant::now() + pause >= deadline {
             break why;
         }
-        std::thread::sleep(backoff);
+        std::thread::sleep(pause);
         backoff *= 2;
     };
     FAILED.fetch_add(1, Ordering::Relaxed);
