@@ -27,15 +27,13 @@ fail() {
 
 # 1. rotel and Phoenix, installed once per pinned version.
 rotel_install
-rotel=$ROTEL_AGENT
 phoenix_install
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/collector-e2e.XXXXXX")
-rotel_pid=
 weather_pid=
 cleanup() {
     stop_pid "$weather_pid"
-    stop_pid "$rotel_pid"
+    stop_pid "${ROTEL_PID:-}"
     phoenix_stop
     rm -rf "$work"
 }
@@ -43,23 +41,8 @@ trap cleanup EXIT
 
 # 2. Phoenix, then rotel forwarding to it.
 phoenix_start
-otlp_http=$(free_port)
-otlp_grpc=$(free_port)
-say "starting rotel on 127.0.0.1:$otlp_http, exporting to $PHOENIX_BASE"
-timeout --kill-after=10 600 "$rotel" start \
-    --otlp-http-endpoint "127.0.0.1:$otlp_http" --otlp-grpc-endpoint "127.0.0.1:$otlp_grpc" \
-    --otlp-receiver-metrics-disabled --otlp-receiver-logs-disabled \
-    --exporter otlp --otlp-exporter-protocol http --otlp-exporter-endpoint "$PHOENIX_BASE" \
-    --pid-file "$work/rotel.pid" --log-file "$work/rotel.log" \
-    >"$work/rotel.out" 2>&1 &
-rotel_pid=$!
-started=$SECONDS
-until curl -s -o /dev/null "http://127.0.0.1:$otlp_http/v1/traces"; do
-    kill -0 "$rotel_pid" 2>/dev/null || { cat "$work/rotel.out" >&2; fail "rotel exited at start"; }
-    ((SECONDS - started < 30)) || fail "rotel did not listen on 127.0.0.1:$otlp_http within 30 s"
-    sleep 0.2
-done
-say "rotel is up"
+rotel_start "$work" "$PHOENIX_BASE" --otlp-receiver-metrics-disabled
+otlp_http=$ROTEL_HTTP_PORT
 
 # 3. The two services, as two processes, both exporting to the collector.
 project="honeyhive-rs-collector-$(date +%s)-$$"

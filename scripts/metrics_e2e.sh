@@ -39,9 +39,8 @@ rotel_install
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/metrics-e2e.XXXXXX")
 sink_pid=
-rotel_pid=
 cleanup() {
-    stop_pid "$rotel_pid"
+    stop_pid "${ROTEL_PID:-}"
     stop_pid "$sink_pid"
     rm -rf "$work"
 }
@@ -53,22 +52,8 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 [ -s "$work/port" ] || fail "the sink did not start"
 sink="http://127.0.0.1:$(cat "$work/port")"
 
-otlp_http=$(free_port)
-otlp_grpc=$(free_port)
-say "starting rotel on 127.0.0.1:$otlp_http, exporting to $sink"
-timeout --kill-after=10 600 "$ROTEL_AGENT" start \
-    --otlp-http-endpoint "127.0.0.1:$otlp_http" --otlp-grpc-endpoint "127.0.0.1:$otlp_grpc" \
-    --otlp-receiver-logs-disabled \
-    --exporter otlp --otlp-exporter-protocol http --otlp-exporter-endpoint "$sink" \
-    --pid-file "$work/rotel.pid" --log-file "$work/rotel.log" \
-    >"$work/rotel.out" 2>&1 &
-rotel_pid=$!
-started=$SECONDS
-until curl -s -o /dev/null "http://127.0.0.1:$otlp_http/v1/traces"; do
-    kill -0 "$rotel_pid" 2>/dev/null || { cat "$work/rotel.out" >&2; fail "rotel exited at start"; }
-    ((SECONDS - started < 30)) || fail "rotel did not listen on 127.0.0.1:$otlp_http within 30 s"
-    sleep 0.2
-done
+rotel_start "$work" "$sink"
+otlp_http=$ROTEL_HTTP_PORT
 
 out=$(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$otlp_http" \
     timeout 300 cargo run -q -p honeyhive-examples --example metrics) ||
