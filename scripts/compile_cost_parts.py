@@ -6,7 +6,8 @@ compare CPU time as scripts/compile_cost.sh does).
 
 Usage: compile_cost_parts.py <dir> <variant> <n>
 variant: untraced | ours | skip (the macro, as compile_cost_gen.py) | bare (async bodies in a
-bare `async move {..}.await`, nothing else) | h_full (the expansion by hand) | h_noargs (without
+bare `async move {..}.await`, nothing else) | rpit (async fns as `fn -> impl Future` returning
+`async move {..}`, nothing else) | h_full (the expansion by hand) | h_noargs (without
 argument capture) | h_noret (without output and error capture) | h_none (neither) |
 h_none_nocl (and the sync body in a plain closure call). The hand-written variants name the
 runtime's macro-only `__private` API, which may change with the expansion.
@@ -43,15 +44,14 @@ def hand(i, is_async, inner, args, ret, closure=True):
     __hh_ret
 }}
 """
-    return f"""pub async fn f{i}(name: &str, count: u32) -> Result<u32, String> {{
+    arg_rec = args_rec('__hh_span') if args else ''
+    done = f"|__hh_span: &mut {P}::Span, __hh_ret| {{ {ret_rec('__hh_span')} __hh_ret }}" if ret else f"{P}::pass"
+    return f"""pub fn f{i}(name: &str, count: u32) -> impl ::core::future::Future<Output = Result<u32, String>> {{
     {meta(i)}
-    let mut __hh_scoped = {P}::Scoped::new({P}::Span::detached(&__HH_META));
-    let __hh_span = __hh_scoped.span();
-    {args_rec('__hh_span') if args else ''}
-    let __hh_body = ::core::pin::pin!(async move {{ {inner}{body(i)} }});
-    let __hh_ret = __hh_scoped.run(__hh_body).await;
-    {ret_rec('__hh_scoped.span()') if ret else ''}
-    __hh_ret
+    {P}::TracedCall::new(&__HH_META, move |__hh_span: &mut {P}::Span| {{
+        {arg_rec}
+        async move {{ let name = name; let count = count; {inner}{body(i)} }}
+    }}, {done})
 }}
 """
 def main():
@@ -67,6 +67,11 @@ def main():
         if variant == "bare":
             b = f"async move {{ {inner}{body(i)} }}.await" if a else f"{inner}{body(i)}"
             fns.append(f"pub {'async ' if a else ''}fn f{i}(name: &str, count: u32) -> Result<u32, String> {{\n{b}\n}}\n")
+        elif variant == "rpit":
+            if a:
+                fns.append(f"pub fn f{i}(name: &str, count: u32) -> impl ::core::future::Future<Output = Result<u32, String>> {{\nasync move {{ {inner}{body(i)} }}\n}}\n")
+            else:
+                fns.append(f"pub fn f{i}(name: &str, count: u32) -> Result<u32, String> {{\n{inner}{body(i)}\n}}\n")
         elif variant in ("untraced", "ours", "skip"):
             attr = {"untraced": "", "ours": "#[honeyhive_runtime::trace]", "skip": "#[honeyhive_runtime::trace(skip_all, skip_output)]"}[variant]
             fns.append(f"{attr}\npub {'async ' if a else ''}fn f{i}(name: &str, count: u32) -> Result<u32, String> {{\n{inner}{body(i)}\n}}\n")

@@ -15,6 +15,7 @@ use crate::capture::{
     AsNumber, AsText, DebugKind, ErrDebug, ErrDisplay, ErrOpaque, NumberKind, Recordable, SkipKind,
     TextKind,
 };
+use crate::record::Meta;
 use crate::span::{Span, SpanRecord};
 use crate::stream::{StreamLog, TracedStream};
 
@@ -330,6 +331,135 @@ impl<F: Future> Future for ScopedRun<'_, F> {
 impl Drop for Scoped {
     fn drop(&mut self) {
         if !self.done
+            && let Some(record) = self.span.recording()
+        {
+            record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
+        }
+    }
+}
+
+/// The future a traced `async fn` returns: `#[trace]` writes the fn as a plain fn returning
+/// this, around a closure that records the arguments and returns the body's `async move`
+/// block. One coroutine per traced fn (the body's), a closure and this generic type, instead
+/// of the fn's own coroutine around the body's: the second coroutine alone cost more compile
+/// time than the rest of the expansion.
+///
+/// As for an `async fn`, nothing happens at the call: the first poll opens the span (so its
+/// parent is what is current there: `propagation::extract(..).instrument(traced(..))` and
+/// `Carried::instrument` work as for any future) and runs the closure, and a future dropped
+/// unpolled records nothing. The span is current during each poll; when the body is done,
+/// `done` records the output on the span and gives the value back, and the span ends then, not
+/// when the future is dropped. Dropped before it is done (the call was cancelled), the span
+/// ends marked `honeyhive.cancelled`; the body, declared first, is dropped first, so the spans
+/// inside end before this one.
+#[doc(hidden)]
+#[must_use = "futures do nothing unless polled"]
+pub struct TracedCall<C, F, D> {
+    body: Body<C, F>,
+    span: Span,
+    meta: &'static Meta,
+    done: Option<D>,
+}
+
+enum Body<C, F> {
+    /// Not polled yet: what makes the body, and records the arguments.
+    Start(C),
+    Run(F),
+    Done,
+}
+
+// SAFETY: the fields other than `body` (the span, the `&'static` metadata, `done`) are
+// `Send` when `D` is (`Span` is `Send`: asserted below). Written out rather than derived so
+// that proving a traced future `Send` takes one step per traced fn, not three (through
+// `Body` and its variants): a chain of awaited traced fns meets rustc's recursion limit as
+// late as an untraced one would.
+unsafe impl<C: Send, F: Send, D: Send> Send for TracedCall<C, F, D> {}
+
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Span>();
+};
+
+impl<C, F, D> std::fmt::Debug for TracedCall<C, F, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracedCall")
+            .field("name", &self.meta.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C, F, D, R> TracedCall<C, F, D>
+where
+    C: FnOnce(&mut Span) -> F,
+    F: Future,
+    D: FnOnce(&mut Span, F::Output) -> R,
+{
+    /// The call of the fn `meta` describes: `start` records the arguments on the span and
+    /// returns the body; `done` gets its output.
+    #[inline]
+    pub fn new(meta: &'static Meta, start: C, done: D) -> Self {
+        TracedCall {
+            body: Body::Start(start),
+            span: Span::ended(),
+            meta,
+            done: Some(done),
+        }
+    }
+}
+
+/// The `done` of a [`TracedCall`] with nothing to record: a fn item, not a closure per fn.
+#[doc(hidden)]
+#[inline]
+pub fn pass<T>(_: &mut Span, value: T) -> T {
+    value
+}
+
+impl<C, F, D, R> Future for TracedCall<C, F, D>
+where
+    C: FnOnce(&mut Span) -> F,
+    F: Future,
+    D: FnOnce(&mut Span, F::Output) -> R,
+{
+    type Output = R;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        // SAFETY: `body`'s `Run` is structurally pinned: it is written once, in place, and
+        // never moved until dropped (the Drop impl does not move it). `Start` is not pinned:
+        // it is moved out before `Run` is written. The other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if let Body::Start(_) = this.body {
+            let Body::Start(start) = std::mem::replace(&mut this.body, Body::Done) else {
+                unreachable!()
+            };
+            this.span = Span::detached(this.meta);
+            this.body = Body::Run(start(&mut this.span));
+        }
+        let Body::Run(body) = &mut this.body else {
+            panic!("a traced `async fn`'s future was polled after it completed");
+        };
+        let body = unsafe { Pin::new_unchecked(body) };
+        let scope = this.span.poll_scope();
+        let poll = body.poll(cx);
+        drop(scope);
+        let Poll::Ready(out) = poll else {
+            return Poll::Pending;
+        };
+        // The body is done: dropped now, in place, before the span ends.
+        this.body = Body::Done;
+        let value = match this.done.take() {
+            Some(done) => done(&mut this.span, out),
+            None => unreachable!(),
+        };
+        // The call is over: the span ends now, even if the future is kept.
+        drop(std::mem::replace(&mut this.span, Span::ended()));
+        Poll::Ready(value)
+    }
+}
+
+impl<C, F, D> Drop for TracedCall<C, F, D> {
+    fn drop(&mut self) {
+        if self.done.is_some()
             && let Some(record) = self.span.recording()
         {
             record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));

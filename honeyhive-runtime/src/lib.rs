@@ -106,9 +106,32 @@
 //! }
 //! ```
 //!
-//! An `async fn` opens the span when first polled, pins its body's future in its own state
-//! and awaits it through `Scoped::run`, which makes the span current only while the body is
-//! polled, so the span follows the task across `.await` points and threads.
+//! An `async fn` becomes a plain fn returning its traced future, which behaves as the
+//! `async fn`'s did: nothing runs at the call; the first poll opens the span (its parent is
+//! what is current there), records the arguments and starts the body, each argument is
+//! moved into the body and dropped when it is done, and the span is current only while the
+//! body is polled, so it follows the task across `.await` points and threads:
+//!
+//! ```ignore
+//! fn answer(question: &str) -> impl Future<Output = Result<String, Error>> {
+//!     static __HH_META: Meta = Meta { name: "answer", .. };
+//!     TracedCall::new(
+//!         &__HH_META,
+//!         move |__hh_span: &mut Span| {                 // at the first poll
+//!             /* record the arguments on __hh_span */
+//!             async move { let question = question; /* the original body */ }
+//!         },
+//!         |__hh_span, __hh_ret| { /* record the output */ __hh_ret }, // when it is done
+//!     )
+//! }
+//! ```
+//!
+//! That is one coroutine per traced fn (the body's) instead of two (the fn's own around the
+//! body's), for compile time. The `impl Future` is written by the macro, so it captures every
+//! lifetime in scope as an `async fn`'s future does, also in a crate on the 2021 edition;
+//! rustdoc shows the fn as returning `impl Future<Output = ..>`. An `async fn` with another
+//! attribute below `#[trace]` (`#[tokio::test]`, `#[retry]`, `#[with_request_id]`) stays an
+//! `async fn`: its span opens in its first poll and awaits the body through `Scoped::run`.
 //!
 //! The span itself is a small record owned by the caller (recycled from earlier spans of the
 //! same thread); it is moved to a per-thread buffer when it ends and handed to a background
@@ -188,8 +211,8 @@ pub mod __private {
     pub use crate::evaluate::{AsyncEvaluator, Evaluations, SyncEvaluator};
     pub use crate::expand_support::{
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
-        NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, WhenFn, retry_classify,
-        retry_when, returned,
+        NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, TracedCall, WhenFn, pass,
+        retry_classify, retry_when, returned,
     };
     pub use crate::record::RootState;
     pub use crate::resources::{PollCpu, Usage};

@@ -199,32 +199,32 @@ impl<F: Future> PollCpu<F> {
     pub fn new(usage: Option<Usage>, future: F) -> PollCpu<F> {
         PollCpu { future, usage }
     }
-
-    /// What was measured, once the future is done.
-    #[inline]
-    pub fn take_usage(self: Pin<&mut Self>) -> Option<Usage> {
-        // SAFETY: `usage` is not structurally pinned; `future` is not moved.
-        unsafe { self.get_unchecked_mut() }.usage.take()
-    }
 }
 
 impl<F: Future> Future for PollCpu<F> {
-    type Output = F::Output;
+    /// The body's output, and what was measured.
+    type Output = (F::Output, Option<Usage>);
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned: never moved out of `self`.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: never moved out of `self`; `usage` is not.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let Some(usage) = this.usage.as_mut() else {
-            return future.poll(cx);
+        let poll = match this.usage.as_mut() {
+            None => future.poll(cx),
+            Some(usage) => {
+                let before = thread_cpu_ns();
+                let poll = future.poll(cx);
+                if let (Some(before), Some(after)) = (before, thread_cpu_ns()) {
+                    usage.polled_ns += after.saturating_sub(before);
+                }
+                usage.polls += 1;
+                poll
+            }
         };
-        let before = thread_cpu_ns();
-        let poll = future.poll(cx);
-        if let (Some(before), Some(after)) = (before, thread_cpu_ns()) {
-            usage.polled_ns += after.saturating_sub(before);
+        match poll {
+            Poll::Ready(out) => Poll::Ready((out, this.usage.take())),
+            Poll::Pending => Poll::Pending,
         }
-        usage.polls += 1;
-        poll
     }
 }

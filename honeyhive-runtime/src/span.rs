@@ -297,6 +297,12 @@ impl Span {
         self.record.as_deref_mut()
     }
 
+    /// A span that does nothing, in place of one that ended.
+    #[inline]
+    pub(crate) fn ended() -> Span {
+        Span::unchanged()
+    }
+
     /// Whether this span is recorded (sampled).
     #[inline]
     pub fn is_recording(&self) -> bool {

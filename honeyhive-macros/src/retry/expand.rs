@@ -236,7 +236,7 @@ fn traced_attempt(plan: &Plan, function: &Function, trace_args: TokenStream) -> 
         __hh_ret
     });
     let sig = &function.item.sig;
-    let traced = crate::trace::entry(trace_args, quote!(#sig #inner));
+    let traced = crate::trace::entry_in_place(trace_args, quote!(#sig #inner));
     // `#[trace]` gives back the function, and `compile_error!`s next to it if its arguments
     // are wrong.
     let mut errors = TokenStream::new();

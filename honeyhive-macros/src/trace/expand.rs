@@ -16,7 +16,12 @@ use crate::item::{
 };
 
 #[allow(clippy::too_many_lines)] // one quote! per part of the expansion, in order
-pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function) -> TokenStream {
+pub(crate) fn expand(
+    _args: &TraceArgs,
+    plan: &Plan<'_>,
+    function: &mut Function,
+    in_place: bool,
+) -> TokenStream {
     let krate = &plan.krate;
     let meta = meta(plan);
     let inputs = capture_inputs(plan);
@@ -49,6 +54,8 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
     } else if let Some(kind) = future {
         let output = capture_output(plan, future_output_is_value(declared), &local_span);
         traced_future(plan, kind, &meta, &inputs, &output, body)
+    } else if function.is_async() && !never && !in_place && returns_future_safely(function) {
+        return traced_call(plan, function, &meta, &inputs, returns_value, ret_ty);
     } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
         quote! {
@@ -75,15 +82,12 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
             // The CPU of each poll of the body, on the thread that polls it.
             quote! {
                 let __hh_usage = #krate::__private::Usage::start(__hh_scoped.span());
-                let mut __hh_body = ::core::pin::pin!(#krate::__private::PollCpu::new(
+                let __hh_body = ::core::pin::pin!(#krate::__private::PollCpu::new(
                     __hh_usage,
                     async move { #fake_return #body },
                 ));
-                let __hh_ret = __hh_scoped.run(__hh_body.as_mut()).await;
-                #krate::__private::Usage::finish_async(
-                    __hh_body.as_mut().take_usage(),
-                    __hh_scoped.span(),
-                );
+                let (__hh_ret, __hh_usage) = __hh_scoped.run(__hh_body).await;
+                #krate::__private::Usage::finish_async(__hh_usage, __hh_scoped.span());
             }
         } else {
             quote! {
@@ -144,6 +148,157 @@ pub(crate) fn expand(_args: &TraceArgs, plan: &Plan<'_>, function: &mut Function
         }
     };
     with_body(&function.item, &new_body)
+}
+
+/// Whether an `async fn` can be written as a plain fn returning its traced future: not when
+/// an attribute left below `#[trace]` may need the `async` (another crate's `#[tokio::test]`;
+/// `#[retry]`, which loops over the body; `#[with_request_id]`, which settles an `async fn`'s
+/// request id at the first poll but a returned future's at the call): only the compiler's
+/// inert attributes may follow.
+fn returns_future_safely(function: &Function) -> bool {
+    const INERT: &[&str] = &[
+        "doc",
+        "allow",
+        "warn",
+        "deny",
+        "forbid",
+        "expect",
+        "inline",
+        "cold",
+        "must_use",
+        "deprecated",
+    ];
+    function.item.attrs.iter().all(|attr| {
+        let path = attr.path();
+        path.get_ident()
+            .is_some_and(|i| INERT.iter().any(|n| i == n))
+    })
+}
+
+/// An `async fn` written as a plain fn returning the runtime's `TracedCall`, which at the
+/// first poll opens the span and runs a closure that records the arguments and returns the
+/// body's `async move` block: one coroutine per traced fn instead of two (the fn's own and
+/// the body's). The span is current during each poll; what the body returns is recorded by
+/// the `done` closure when it completes.
+///
+/// The returned `impl Future` is written by this macro, so it follows the capture rules of
+/// this crate's edition (2024: every lifetime and type in scope, as an `async fn`'s future),
+/// whatever the user's crate's edition.
+fn traced_call(
+    plan: &Plan<'_>,
+    function: &Function,
+    meta: &TokenStream,
+    inputs: &TokenStream,
+    returns_value: bool,
+    ret_ty: Option<&Type>,
+) -> TokenStream {
+    let krate = &plan.krate;
+    let body = &function.item.block;
+    let fake_return = ret_ty.map(fake_return);
+    let mut sig = function.item.sig.clone();
+    let rebind = move_arguments_in(&mut sig);
+    let future = quote!(async move { #rebind #fake_return #body });
+    let span = quote!(__hh_span);
+    let output = returns_value.then(|| capture_output(plan, true, &span));
+    let evaluate = evaluate(plan, &span);
+    let (usage, future, ret) = if plan.resources {
+        (
+            Some(quote!(let __hh_usage = #krate::__private::Usage::start(__hh_span);)),
+            quote!(#krate::__private::PollCpu::new(__hh_usage, #future)),
+            quote!((__hh_ret, __hh_usage)),
+        )
+    } else {
+        (None, future, quote!(__hh_ret))
+    };
+    let finish_usage = plan
+        .resources
+        .then(|| quote!(#krate::__private::Usage::finish_async(__hh_usage, __hh_span);));
+    let done = if output.is_none() && evaluate.is_empty() && !plan.resources {
+        quote!(#krate::__private::pass)
+    } else {
+        quote! {
+            |__hh_span: &mut #krate::__private::Span, #ret| {
+                #finish_usage
+                #output
+                #evaluate
+                __hh_ret
+            }
+        }
+    };
+    let new_body = quote! {
+        #meta
+        #krate::__private::TracedCall::new(
+            &__HH_META,
+            move |__hh_span: &mut #krate::__private::Span| {
+                #inputs
+                #usage
+                #future
+            },
+            #done,
+        )
+    };
+    let item = &function.item;
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    sig.asyncness = None;
+    let output_ty = function
+        .return_type()
+        .map_or_else(|| quote!(()), ToTokens::to_token_stream);
+    sig.output = syn::parse_quote!(-> impl ::core::future::Future<Output = #output_ty>);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #new_body
+        }
+    }
+}
+
+/// What an `async fn` does with its arguments, for the plain fn `traced_call` writes: each is
+/// moved into the body's future and bound there by its pattern, so that it lives until the
+/// body is done and drops after the body's locals, also when the body never names it
+/// (`_guard: MutexGuard<..>`, `_: Permit`, `self`). The signature keeps a named argument's
+/// name (without `mut` or `ref`, which go to the binding in the body, where the body needs
+/// them) so the arguments are recorded by name; any other pattern becomes `__hh_argN` in the
+/// signature. Returns the statements that start the body.
+fn move_arguments_in(sig: &mut syn::Signature) -> TokenStream {
+    let mut rebind = TokenStream::new();
+    for (i, input) in sig.inputs.iter_mut().enumerate() {
+        match input {
+            syn::FnArg::Receiver(receiver) => {
+                // A reference dropped is nothing; `self` by value must live as long as the body.
+                if !matches!(receiver.kind, syn::ReceiverKind::Reference(..)) {
+                    rebind.extend(quote!(let _ = &self;));
+                }
+            }
+            syn::FnArg::Typed(typed) => {
+                let pat = (*typed.pat).clone();
+                match &mut *typed.pat {
+                    syn::Pat::Ident(pi) if pi.subpat.is_none() => {
+                        let ident = pi.ident.clone();
+                        pi.by_ref = None;
+                        pi.mutability = None;
+                        rebind.extend(quote! {
+                            #[allow(
+                                clippy::used_underscore_binding,
+                                clippy::no_effect_underscore_binding,
+                                clippy::redundant_locals
+                            )]
+                            let #pat = #ident;
+                        });
+                    }
+                    other => {
+                        let arg = format_ident!("__hh_arg{i}");
+                        *other = syn::parse_quote!(#arg);
+                        rebind.extend(quote! {
+                            let #arg = #arg;
+                            let #pat = #arg;
+                        });
+                    }
+                }
+            }
+        }
+    }
+    rebind
 }
 
 /// The sync body, run so that `return` and `?` end the body rather than the function: in a

@@ -134,6 +134,38 @@ fn tokens(text: &str) -> impl Iterator<Item = &str> + '_ {
     text.split_whitespace()
 }
 
+/// Patterns, `mut`, unused and by-value arguments: `#[trace]` moves each into the body's
+/// future, as an `async fn` does.
+#[trace]
+async fn patterns(
+    mut total: u32,
+    (a, b): (u32, u32),
+    _: u8,
+    _unused: &str,
+    ref_arg: String,
+) -> u32 {
+    total += a + b;
+    tokio::task::yield_now().await;
+    total + u32::try_from(ref_arg.len()).unwrap_or(0)
+}
+
+/// Owns a value, consumed by a traced `async fn` taking `self`.
+#[derive(Debug)]
+struct Owned(u32);
+
+impl Owned {
+    #[trace]
+    async fn into_inner(self) -> u32 {
+        tokio::task::yield_now().await;
+        self.0
+    }
+
+    #[trace]
+    async fn dropped(self) {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[trace]
 async fn describe(value: impl Debug + Send) -> String {
     tokio::task::yield_now().await;
@@ -325,6 +357,9 @@ async fn main() {
     assert_eq!(count([1, 2]), 2);
     assert_eq!(tokens("a b").count(), 2);
     assert_eq!(describe(1).await, "1");
+    assert_eq!(patterns(1, (2, 3), 0, "", "ab".to_owned()).await, 8);
+    assert_eq!(Owned(4).into_inner().await, 4);
+    Owned(5).dropped().await;
     assert_eq!(complete("hi", "key"), "hi3");
     assert_eq!(secret("pw"), 2);
     session();

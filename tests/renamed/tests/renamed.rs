@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use hh::testing::Recorder;
-use honeyhive_renamed_dep::{Counter, answer, lookup};
+use honeyhive_renamed_dep::{answer, longest, lookup, Counter};
 
 /// Runs a future on this thread; this crate depends on nothing but `hh`.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -66,4 +66,23 @@ fn method_records_through_an_absolute_path() {
     assert_eq!(counter.add(2), 3);
     let spans = recorder.spans();
     assert_eq!(spans.get("add").i64("honeyhive_inputs.by"), Some(2));
+}
+
+#[test]
+fn async_fns_borrowing_their_arguments_record_on_the_2021_edition() {
+    let recorder = Recorder::start();
+    let mut counter = Counter(1);
+    let words = ["ab".to_owned(), "cde".to_owned()];
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    assert_eq!(block_on(counter.add_from(&refs)), 6);
+    let (a, b) = ("Paris".to_owned(), "Rome".to_owned());
+    assert_eq!(block_on(longest(&a, &b, "x")), "Paris");
+    let spans = recorder.spans();
+    assert_eq!(
+        spans.get("add_from").i64("honeyhive_outputs.result"),
+        Some(6)
+    );
+    let longest = spans.get("longest");
+    assert_eq!(longest.str("honeyhive_inputs.b"), Some("Rome"));
+    assert_eq!(longest.str("honeyhive_outputs.result"), Some("Paris"));
 }

@@ -1,8 +1,7 @@
 //! A chain of 50 awaited traced async fns compiles and runs, spawned on a multi-threaded
 //! runtime (so the outermost future must be `Send`). A chain of awaited async fns meets rustc's
-//! recursion limit (128) even untraced (about 43 deep when the future must be `Send`); a
-//! traced async fn is two coroutines, so a traced chain meets it at about half that depth, and
-//! a crate with deeper chains raises the limit.
+//! recursion limit (128) even untraced (about 42 deep when the future must be `Send`); a
+//! traced chain meets it at about 32, and a crate with deeper chains raises the limit.
 #![recursion_limit = "512"]
 
 use honeyhive_runtime::testing::Recorder;
