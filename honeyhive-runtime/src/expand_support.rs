@@ -265,7 +265,8 @@ pub fn retry_classify<E: ?Sized>(
     classify.hh_classify(error)
 }
 
-/// The span of an `async fn` while its body runs: the expansion pins the body's future in the
+/// The span of an `async fn` that stays one (another attribute below `#[trace]`; see
+/// [`TracedCall`] for the others) while its body runs: the expansion pins the body's future in the
 /// fn's own state and awaits [`Scoped::run`], which makes the span current for each poll (as
 /// `Instrumented` does). The body is held by the fn's state, not by a wrapper type around it,
 /// so each traced level adds one level to the future's type, not two, and deep chains of
