@@ -205,3 +205,33 @@ fn the_future_is_send_when_the_body_is_and_borrows_like_an_async_fn() {
         Some(1)
     );
 }
+
+// --- recursion -------------------------------------------------------------------------------
+
+#[trace]
+async fn fib(n: u64) -> u64 {
+    if n < 2 {
+        return n;
+    }
+    Box::pin(fib(n - 1)).await + Box::pin(fib(n - 2)).await
+}
+
+#[test]
+fn a_recursive_async_fn_compiles_as_an_async_fn_does_and_nests_its_spans() {
+    let rec = Recorder::start();
+    let mut call = Box::pin(assert_send(fib(6)));
+    assert_eq!(poll_once(call.as_mut()), Poll::Ready(8));
+    let spans = rec.spans();
+    // fib(6) makes 25 calls.
+    assert_eq!(spans.all("fib").count(), 25);
+    let root = spans
+        .all("fib")
+        .find(|s| s.i64("honeyhive_inputs.n") == Some(6))
+        .expect("the outer call");
+    let children: Vec<_> = spans
+        .children_of(root)
+        .iter()
+        .map(|s| s.i64("honeyhive_inputs.n"))
+        .collect();
+    assert_eq!(children, [Some(5), Some(4)]);
+}
