@@ -91,7 +91,7 @@ impl Semantics {
         for (i, record) in trace.spans.iter().enumerate() {
             let mut attrs = self.spare.pop().unwrap_or_default();
             attrs.reserve(record.attrs.len() + 12);
-            core_attributes(record, trace.factor, &mut attrs);
+            core_attributes(record, trace.factor, self.conventions, &mut attrs);
             let core = attrs.len();
             let mut session = Vec::new();
             for kv in &record.attrs {
@@ -160,17 +160,25 @@ impl Semantics {
     }
 }
 
-/// What every span carries: event type, duration, and on a root the probability it was kept
-/// with. The event name is the span's name, sent once (HoneyHive reads it from there).
-fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) {
+/// What every span carries: event type, and on a root the probability it was kept with. The
+/// event name is the span's name, sent once (HoneyHive reads it from there); the duration,
+/// which repeats the span's start and end, only when HoneyHive's keys are (`Both`).
+fn core_attributes(
+    record: &SpanRecord,
+    factor: f64,
+    conventions: Conventions,
+    attrs: &mut Vec<KeyValue>,
+) {
     let meta = record.meta;
-    #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
-    let duration_ms = record.end.saturating_sub(record.start) as f64 / 1e6;
     attrs.push(KeyValue::new(
         "honeyhive_event_type",
         meta.event_type.as_str(),
     ));
-    attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+    if conventions == Conventions::Both {
+        #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
+        let duration_ms = record.end.saturating_sub(record.start) as f64 / 1e6;
+        attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+    }
     if let Some(rate) = record.root_sample_rate {
         // A rate known with its threshold has the tail's folded in already.
         let factor = if record.threshold.is_some() {
@@ -272,6 +280,8 @@ pub(crate) struct Options {
     pub(crate) price_file: Option<std::path::PathBuf>,
     /// Name spans as GenAI does (`chat gpt-4o`, `execute_tool get_weather`).
     pub(crate) genai_span_names: bool,
+    /// OTLP endpoints added with `Builder::with_phoenix`, which read OpenInference keys.
+    pub(crate) phoenix_endpoints: Vec<String>,
 }
 
 impl Options {

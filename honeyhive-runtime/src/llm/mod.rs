@@ -55,6 +55,15 @@ pub use prices::{Cost, ModelPrice, PriceError, PriceTable, PriceTier, TokenUsage
 pub use tools::{ToolCall, ToolDefinition, record_tool_call};
 
 /// Which attribute conventions LLM spans are written in.
+///
+/// Unless [`Builder::conventions`](crate::Builder::conventions) or `HH_CONVENTIONS` says
+/// otherwise, the pipeline writes what its destinations read: [`GenAi`](Conventions::GenAi)
+/// for a generic OTLP endpoint (Jaeger, Logfire, Langfuse and collectors read `gen_ai.*`),
+/// [`OpenInference`](Conventions::OpenInference) for
+/// [`Builder::with_phoenix`](crate::Builder::with_phoenix), and [`Both`](Conventions::Both)
+/// for HoneyHive, the console, trace files and your own exporters, or when destinations
+/// differ. Only `Both` adds `honeyhive_duration_ms`, which repeats the span's start and end
+/// for HoneyHive.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Conventions {
@@ -62,12 +71,54 @@ pub enum Conventions {
     GenAi,
     /// OpenInference (`openinference.span.kind`, `llm.*`, `input.value`, ...) only.
     OpenInference,
-    /// Both (the default).
+    /// Both, and HoneyHive's `honeyhive_duration_ms` (`Conventions::default()`).
     #[default]
     Both,
 }
 
+/// What reads an exporter's spans, for the conventions it is sent by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// A generic OTLP backend or collector: GenAI.
+    Otlp,
+    /// Arize Phoenix: OpenInference.
+    Phoenix,
+    /// HoneyHive cloud.
+    HoneyHive,
+    /// The console, files, custom exporters: everything.
+    Other,
+}
+
 impl Conventions {
+    /// `genai`, `openinference` or `both` (any case), as `HH_CONVENTIONS` names them.
+    pub(crate) fn from_name(name: &str) -> Option<Conventions> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "genai" | "gen_ai" => Some(Conventions::GenAi),
+            "openinference" => Some(Conventions::OpenInference),
+            "both" => Some(Conventions::Both),
+            _ => None,
+        }
+    }
+
+    /// What every destination reads: one convention when they agree, else both.
+    pub(crate) fn for_destinations(
+        destinations: impl IntoIterator<Item = Destination>,
+    ) -> Conventions {
+        let (mut gen_ai, mut openinference) = (false, false);
+        for d in destinations {
+            match d {
+                Destination::Otlp => gen_ai = true,
+                Destination::Phoenix => openinference = true,
+                Destination::HoneyHive | Destination::Other => return Conventions::Both,
+            }
+        }
+        match (gen_ai, openinference) {
+            (true, false) => Conventions::GenAi,
+            (false, true) => Conventions::OpenInference,
+            _ => Conventions::Both,
+        }
+    }
+
     /// Whether `gen_ai.*` keys are written.
     pub const fn gen_ai(self) -> bool {
         matches!(self, Conventions::GenAi | Conventions::Both)
