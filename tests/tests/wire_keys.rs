@@ -36,9 +36,28 @@ fn chat() {
         .record();
 }
 
+#[trace(event_type = "chain", skip_output)]
+fn answer() {
+    chat();
+    chat();
+}
+
 /// Installs `configure(builder, receiver_url)`, traces `lookup` and `chat` (two traces), shuts
 /// down and returns the spans the receiver got.
 fn sent(configure: impl FnOnce(Builder, &str) -> Builder) -> Vec<WireSpan> {
+    sent_of(configure, 2, || {
+        lookup("capital of France?", 3);
+        chat();
+    })
+}
+
+/// Installs `configure(builder, receiver_url)`, runs `work` (`n` spans), shuts down and returns
+/// the spans the receiver got.
+fn sent_of(
+    configure: impl FnOnce(Builder, &str) -> Builder,
+    n: usize,
+    work: impl FnOnce(),
+) -> Vec<WireSpan> {
     let _turn = TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -46,12 +65,11 @@ fn sent(configure: impl FnOnce(Builder, &str) -> Builder) -> Vec<WireSpan> {
     let guard = configure(Builder::new().env(|_| None), &url)
         .install()
         .expect("the pipeline installs");
-    lookup("capital of France?", 3);
-    chat();
+    work();
     let report = guard.shutdown();
-    assert_eq!(report.exported, 2, "{report:?}");
+    assert_eq!(report.exported, n as u64, "{report:?}");
     let mut spans = Vec::new();
-    while spans.len() < 2 {
+    while spans.len() < n {
         let request = requests
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the receiver got both spans");
@@ -103,7 +121,7 @@ fn set<'a>(keys: &[&'a str]) -> BTreeSet<&'a str> {
     keys.iter().copied().collect()
 }
 
-/// The LLM keys every convention carries: GenAI has no cost key, and the totals are ours.
+/// A root's totals over the LLM calls below it.
 const TOTALS: [&str; 5] = [
     "honeyhive.total.input_tokens",
     "honeyhive.total.output_tokens",
@@ -111,6 +129,7 @@ const TOTALS: [&str; 5] = [
     "honeyhive.total.llm_calls",
     "honeyhive.total.cost_usd",
 ];
+/// OpenInference's cost keys.
 const COST: [&str; 3] = ["llm.cost.prompt", "llm.cost.completion", "llm.cost.total"];
 
 #[test]
@@ -120,16 +139,16 @@ fn a_generic_otlp_endpoint_gets_genai_keys_and_each_message_once() {
         keys(span(&spans, "lookup")),
         set(&[
             "honeyhive_event_type",
-            "honeyhive.sample_rate",
             "honeyhive_inputs.query",
             "honeyhive_inputs.n",
             "honeyhive_outputs.result",
         ])
     );
     let chat = span(&spans, "chat");
-    let mut want = set(&[
+    // A probability of 1 and totals equal to the root's own call are not repeated, and the
+    // cost is one total (GenAI has no cost key; the parts are OpenInference's).
+    let want = set(&[
         "honeyhive_event_type",
-        "honeyhive.sample_rate",
         "gen_ai.operation.name",
         "gen_ai.provider.name",
         "gen_ai.request.model",
@@ -138,9 +157,8 @@ fn a_generic_otlp_endpoint_gets_genai_keys_and_each_message_once() {
         "gen_ai.response.finish_reasons",
         "gen_ai.input.messages",
         "gen_ai.output.messages",
+        "llm.cost.total",
     ]);
-    want.extend(COST);
-    want.extend(TOTALS);
     assert_eq!(keys(chat), want);
     assert_eq!(keys_holding(chat, USER_MESSAGE), ["gen_ai.input.messages"]);
     assert_eq!(keys_holding(chat, COMPLETION), ["gen_ai.output.messages"]);
@@ -153,7 +171,6 @@ fn phoenix_gets_openinference_keys() {
         keys(span(&spans, "lookup")),
         set(&[
             "honeyhive_event_type",
-            "honeyhive.sample_rate",
             "honeyhive_inputs.query",
             "honeyhive_inputs.n",
             "honeyhive_outputs.result",
@@ -167,7 +184,6 @@ fn phoenix_gets_openinference_keys() {
     let chat = span(&spans, "chat");
     let mut want = set(&[
         "honeyhive_event_type",
-        "honeyhive.sample_rate",
         "openinference.span.kind",
         "llm.model_name",
         "llm.provider",
@@ -186,7 +202,6 @@ fn phoenix_gets_openinference_keys() {
         "output.value",
     ]);
     want.extend(COST);
-    want.extend(TOTALS);
     assert_eq!(keys(chat), want);
     // Phoenix shows the flattened messages in its LLM view and `input.value` as the span's
     // input: it reads both.
@@ -281,4 +296,17 @@ fn settings_name_the_conventions_each_setup_gets() {
         "{:?}",
         bad.warnings
     );
+}
+
+#[test]
+fn a_root_gets_totals_over_the_calls_below_it() {
+    let spans = sent_of(|b, url| b.with_otlp_http(url), 3, answer);
+    let root = keys(span(&spans, "answer"));
+    assert!(TOTALS.iter().all(|k| root.contains(k)), "{root:?}");
+    let total = span(&spans, "answer")
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "honeyhive.total.input_tokens")
+        .and_then(|kv| kv.value.as_ref()?.value.clone());
+    assert_eq!(total, Some(any_value::Value::IntValue(320)));
 }

@@ -825,10 +825,12 @@ pub(crate) fn render(
         };
         // Tokens without a price record no cost at all, never a guessed one.
         if let Some(cost) = cost {
-            if let Some(prompt) = cost.prompt {
+            // The total is written under either convention (GenAI has no cost key); its parts
+            // are OpenInference's.
+            if let Some(prompt) = cost.prompt.filter(|_| conventions.openinference()) {
                 added.push(KeyValue::new(openinference::LLM_COST_PROMPT, prompt));
             }
-            if let Some(completion) = cost.completion {
+            if let Some(completion) = cost.completion.filter(|_| conventions.openinference()) {
                 added.push(KeyValue::new(
                     openinference::LLM_COST_COMPLETION,
                     completion,
