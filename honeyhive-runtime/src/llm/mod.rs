@@ -23,12 +23,15 @@
 //!
 //! [`LlmCall::record`] adds typed values to the current span (a cheap append, nothing when the
 //! span is not recorded; [`record_llm`] also defers building the record). The export thread
-//! then writes the conventions chosen with [`Builder::conventions`](crate::Builder::conventions)
-//! (both by default), prices the call from the [`PriceTable`], and adds token and cost totals to
-//! the root span of the trace (`honeyhive.total.*`).
+//! then writes the conventions its destinations read ([`Conventions`]; GenAI for a generic
+//! OTLP endpoint, OpenInference for Phoenix, both for HoneyHive, or what
+//! [`Builder::conventions`](crate::Builder::conventions) says), prices the call from the
+//! [`PriceTable`], and adds token and cost totals to the root span of the trace
+//! (`honeyhive.total.*`).
 //!
-//! Every span also gets `openinference.span.kind` from its event type, and `input.value` /
-//! `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O for all spans.
+//! With OpenInference, every span also gets `openinference.span.kind` from its event type, and
+//! `input.value` / `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O
+//! for all spans.
 //!
 //! Retrieved documents ([`record_documents`]), tool calls and tool definitions
 //! ([`record_tool_call`], [`LlmCall::tools`], [`LlmCall::tool_call`]) and tags
@@ -62,8 +65,13 @@ pub use tools::{ToolCall, ToolDefinition, record_tool_call};
 /// [`OpenInference`](Conventions::OpenInference) for
 /// [`Builder::with_phoenix`](crate::Builder::with_phoenix), and [`Both`](Conventions::Both)
 /// for HoneyHive, the console, trace files and your own exporters, or when destinations
-/// differ. Only `Both` adds `honeyhive_duration_ms`, which repeats the span's start and end
-/// for HoneyHive.
+/// differ.
+///
+/// Each value goes out once per convention. Keys that repeat others are HoneyHive's and come
+/// with `Both` only: `honeyhive_duration_ms` (the span's start and end), a root's
+/// `honeyhive.sample_rate` of 1 (what readers assume without one) and the totals of a root
+/// whose only LLM call is its own (its call's keys). A root over other calls always gets its
+/// totals, and a rate below 1 is always sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Conventions {
@@ -71,7 +79,7 @@ pub enum Conventions {
     GenAi,
     /// OpenInference (`openinference.span.kind`, `llm.*`, `input.value`, ...) only.
     OpenInference,
-    /// Both, and HoneyHive's `honeyhive_duration_ms` (`Conventions::default()`).
+    /// Both, and HoneyHive's keys that repeat others (`Conventions::default()`).
     #[default]
     Both,
 }
