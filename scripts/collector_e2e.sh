@@ -46,7 +46,10 @@ otlp_http=$ROTEL_HTTP_PORT
 
 # 3. The two services, as two processes, both exporting to the collector.
 project="honeyhive-rs-collector-$(date +%s)-$$"
-export HH_PROJECT="$project" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$otlp_http"
+# Phoenix behind the collector reads OpenInference keys: an OTLP endpoint gets GenAI ones
+# unless told.
+export HH_PROJECT="$project" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$otlp_http" \
+    HH_CONVENTIONS=both
 timeout 900 cargo build -q -p honeyhive-examples --example distributed ||
     fail "the distributed example does not build"
 OTEL_SERVICE_NAME=weather-service timeout 300 \

@@ -30,6 +30,9 @@ phoenix_install
 trap phoenix_stop EXIT
 phoenix_start
 project="honeyhive-rs-e2e-$(date +%s)-$$"
+# An OTLP endpoint gets GenAI keys by default (`with_phoenix` gets OpenInference ones); the
+# checks below compare the two conventions side by side, so every run here sends both.
+export HH_CONVENTIONS=both
 
 # The example, exporting over OTLP/HTTP protobuf to Phoenix's /v1/traces.
 OTEL_EXPORTER_OTLP_ENDPOINT="$PHOENIX_BASE" HH_PROJECT="$project" \

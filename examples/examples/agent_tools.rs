@@ -1,6 +1,7 @@
 //! An agent with retrieval and a tool call, simulated (no network): retrieved documents, the
 //! tools offered to the model, the call it asks for, the tool's execution, tags and metadata,
-//! all through typed APIs. Sent to Phoenix (`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:6006`)
+//! all through typed APIs. Sent to Phoenix (`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:6006
+//! HH_CONVENTIONS=openinference`)
 //! the retriever span shows its documents, the tool span its name and parameters, the agent its
 //! tags and metadata. `--genai-names` names the spans as the GenAI conventions do.
 //!

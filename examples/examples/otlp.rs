@@ -1,9 +1,10 @@
 //! Exports the simulated RAG request over OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! (e.g. Phoenix at `http://127.0.0.1:6006`, Jaeger or a collector at `http://127.0.0.1:4318`).
+//! An OTLP endpoint gets GenAI keys; Phoenix reads OpenInference ones, hence `HH_CONVENTIONS`:
 //!
 //! ```text
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:6006 HH_PROJECT=quickstart \
-//!     cargo run -p honeyhive-examples --example otlp
+//!     HH_CONVENTIONS=openinference cargo run -p honeyhive-examples --example otlp
 //! ```
 
 use honeyhive_examples::answer_question;

@@ -5,7 +5,7 @@
 //! the tool a `tracing` span and a `tracing` event bridged by `HoneyHiveLayer`.
 //!
 //! ```text
-//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:6006 HH_PROJECT=demo \
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:6006 HH_PROJECT=demo HH_CONVENTIONS=openinference \
 //!     cargo run -p honeyhive-examples --example phoenix_integrations
 //! ```
 

@@ -2,7 +2,8 @@
 //! everything is delivered; `#[trace]` and the OpenTelemetry SDK side by side in one process.
 //!
 //! A local OTLP/HTTP receiver (`support/receiver.rs`, in this process, on 127.0.0.1) counts the
-//! spans and body bytes it gets. Our pipeline is `Builder::new().with_otlp_http(receiver)`; the
+//! spans and body bytes it gets. Our pipeline is `Builder::new().with_otlp_http(receiver)`, a
+//! generic OTLP endpoint, so it sends GenAI keys (`Conventions` by destination); the
 //! SDK's is an `SdkTracerProvider` with a default `BatchSpanProcessor` and the
 //! `opentelemetry-otlp` HTTP/protobuf exporter (blocking reqwest client) to the same receiver.
 //! Rounds interleave the peers (ours first in even rounds, the SDK first in odd ones), and every

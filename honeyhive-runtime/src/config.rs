@@ -22,7 +22,7 @@ use crate::export::{
     CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, Exporter, ExporterFactory,
     Pipeline, PipelineConfig, ShutdownReport,
 };
-use crate::llm::{Conventions, ModelPrice, PriceTable};
+use crate::llm::{Conventions, Destination, ModelPrice, PriceTable};
 use crate::redact::Privacy;
 use crate::sampling::{self, Adaptive, Rule, Sampler, TailSampling};
 
@@ -97,7 +97,7 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// When to stop calling an exporter that keeps failing.
     pub circuit_breaker: CircuitBreaker,
-    /// Which conventions LLM spans are written in (default both).
+    /// Which conventions LLM spans are written in (by default, what the exporters read).
     pub conventions: Conventions,
     /// Redaction, key lists and the per-span attribute budget.
     pub privacy: Privacy,
@@ -440,11 +440,29 @@ impl Builder {
         self
     }
 
-    /// Which conventions LLM spans are written in: GenAI, OpenInference or both (the
-    /// default). See [`llm`](crate::llm).
+    /// Which conventions LLM spans are written in: GenAI, OpenInference or both, for every
+    /// exporter (`HH_CONVENTIONS=genai|openinference|both`). Without it they follow the
+    /// destinations: GenAI for a generic OTLP endpoint, OpenInference for
+    /// [`with_phoenix`](Builder::with_phoenix), both for HoneyHive, the console, files and
+    /// your own exporters, the union when there are several. See [`llm`](crate::llm).
     pub fn conventions(mut self, conventions: Conventions) -> Self {
         self.semantics.conventions = Some(conventions);
         self
+    }
+
+    /// Adds Arize Phoenix at `base_url` (e.g. `http://127.0.0.1:6006`): OTLP/HTTP to
+    /// `{base_url}/v1/traces`, a destination that reads OpenInference keys, so those are
+    /// what it gets by default (see [`conventions`](Builder::conventions)).
+    pub fn with_phoenix(self, base_url: impl Into<String>) -> Self {
+        let url: String = base_url.into();
+        let base = url.trim_end_matches('/');
+        let endpoint = format!(
+            "{}/v1/traces",
+            base.strip_suffix("/v1/traces").unwrap_or(base)
+        );
+        let mut builder = self.with_otlp_http(endpoint.clone());
+        builder.semantics.phoenix_endpoints.push(endpoint);
+        builder
     }
 
     /// Names model, embedding, agent and tool spans as the GenAI conventions do
@@ -697,6 +715,39 @@ impl Builder {
         if self.entries.is_empty() {
             env_file(&env, &mut exporters, &mut warnings);
         }
+        let conventions = self
+            .semantics
+            .conventions
+            .or_else(|| {
+                let raw = env("HH_CONVENTIONS")?;
+                let parsed = Conventions::from_name(&raw);
+                if parsed.is_none() {
+                    warnings.push(format!(
+                        "HH_CONVENTIONS={raw:?} is not genai, openinference or both; ignored"
+                    ));
+                }
+                parsed
+            })
+            .unwrap_or_else(|| {
+                Conventions::for_destinations(exporters.iter().map(|e| match e {
+                    ExporterKind::OtlpHttp { endpoint, .. }
+                        if self.semantics.phoenix_endpoints.contains(endpoint) =>
+                    {
+                        Destination::Phoenix
+                    }
+                    ExporterKind::OtlpHttp { endpoint, .. }
+                        if *endpoint == honeyhive_traces_url(&server_url) =>
+                    {
+                        Destination::HoneyHive
+                    }
+                    ExporterKind::OtlpHttp { .. } | ExporterKind::OtlpGrpc { .. } => {
+                        Destination::Otlp
+                    }
+                    ExporterKind::Console | ExporterKind::Custom | ExporterKind::File(_) => {
+                        Destination::Other
+                    }
+                }))
+            });
 
         Settings {
             enabled: !disabled,
@@ -718,7 +769,7 @@ impl Builder {
             export_timeout,
             shutdown_timeout,
             circuit_breaker: self.circuit_breaker.unwrap_or_default(),
-            conventions: self.semantics.conventions.unwrap_or_default(),
+            conventions,
             privacy: self.semantics.privacy.clone(),
             price_file: self
                 .semantics
@@ -896,12 +947,17 @@ impl Builder {
     }
 }
 
+/// Where HoneyHive cloud takes spans.
+fn honeyhive_traces_url(server_url: &str) -> String {
+    format!(
+        "{}/opentelemetry/v1/traces",
+        server_url.trim_end_matches('/')
+    )
+}
+
 /// Where feedback goes: Phoenix when asked, HoneyHive when spans go there with a key.
 fn feedback_backends(settings: &Settings, phoenix: Option<String>) -> crate::feedback::Backends {
-    let honeyhive_traces = format!(
-        "{}/opentelemetry/v1/traces",
-        settings.server_url.trim_end_matches('/')
-    );
+    let honeyhive_traces = honeyhive_traces_url(&settings.server_url);
     let to_honeyhive = settings.exporters.iter().any(
         |e| matches!(e, ExporterKind::OtlpHttp { endpoint, .. } if *endpoint == honeyhive_traces),
     );

@@ -26,7 +26,8 @@
 //! # What `#[trace]` records
 //!
 //! One span per call, named after the function (or `name = "..."`), with
-//! `honeyhive_event_type` and `honeyhive_duration_ms` (the event name is the span name). Arguments are
+//! `honeyhive_event_type` (the event name is the span name; `honeyhive_duration_ms` goes to
+//! HoneyHive, see [`Conventions`]). Arguments are
 //! recorded as `honeyhive_inputs.<arg>` and the return value as `honeyhive_outputs.result`:
 //! strings as their text, numbers and bools as typed values, anything else through `Debug`,
 //! each cut at a byte cap (8 KiB by default) with a visible `…[truncated N bytes]` marker

@@ -91,7 +91,7 @@ impl Semantics {
         for (i, record) in trace.spans.iter().enumerate() {
             let mut attrs = self.spare.pop().unwrap_or_default();
             attrs.reserve(record.attrs.len() + 12);
-            core_attributes(record, trace.factor, &mut attrs);
+            core_attributes(record, trace.factor, self.conventions, &mut attrs);
             let core = attrs.len();
             let mut session = Vec::new();
             for kv in &record.attrs {
@@ -146,7 +146,10 @@ impl Semantics {
         }
         if usages.iter().any(|u| !u.is_empty()) || !sessions.is_empty() {
             let moved = !sessions.is_empty();
-            roll_up(&trace.spans, &usages, sessions, out);
+            // Totals a root gets from its own call alone repeat that call's keys: only
+            // HoneyHive's keys (`Both`) carry them anyway.
+            let lone_totals = self.conventions == Conventions::Both;
+            roll_up(&trace.spans, &usages, sessions, lone_totals, out);
             if moved {
                 // Session enrichment joins the tags and metadata of the span it moved to.
                 for r in out.iter_mut() {
@@ -160,17 +163,27 @@ impl Semantics {
     }
 }
 
-/// What every span carries: event type, duration, and on a root the probability it was kept
-/// with. The event name is the span's name, sent once (HoneyHive reads it from there).
-fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) {
+/// What every span carries: event type, and on a root the probability it was kept with. The
+/// event name is the span's name, sent once (HoneyHive reads it from there); the duration,
+/// which repeats the span's start and end, and a probability of 1 only when HoneyHive's keys
+/// are sent (`Both`).
+fn core_attributes(
+    record: &SpanRecord,
+    factor: f64,
+    conventions: Conventions,
+    attrs: &mut Vec<KeyValue>,
+) {
     let meta = record.meta;
-    #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
-    let duration_ms = record.end.saturating_sub(record.start) as f64 / 1e6;
     attrs.push(KeyValue::new(
         "honeyhive_event_type",
         meta.event_type.as_str(),
     ));
-    attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+    let honeyhive = conventions == Conventions::Both;
+    if honeyhive {
+        #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
+        let duration_ms = record.end.saturating_sub(record.start) as f64 / 1e6;
+        attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+    }
     if let Some(rate) = record.root_sample_rate {
         // A rate known with its threshold has the tail's folded in already.
         let factor = if record.threshold.is_some() {
@@ -178,7 +191,12 @@ fn core_attributes(record: &SpanRecord, factor: f64, attrs: &mut Vec<KeyValue>) 
         } else {
             factor
         };
-        attrs.push(KeyValue::new("honeyhive.sample_rate", rate * factor));
+        let rate = rate * factor;
+        // A rate of 1 is what a reader assumes without one (as OpenTelemetry does without
+        // `ot=th`): only HoneyHive's keys say it.
+        if honeyhive || rate < 1.0 {
+            attrs.push(KeyValue::new("honeyhive.sample_rate", rate));
+        }
     }
 }
 
@@ -194,10 +212,13 @@ fn trace_state(record: &SpanRecord) -> Option<String> {
 
 /// Sums usage into ancestors, totals on local roots, session enrichment to the nearest
 /// session span or local root. Works in any arrival order: each span walks up its parents.
+/// Without `lone_totals`, a root whose only call is its own gets no totals (they would repeat
+/// its call's keys).
 fn roll_up(
     spans: &[Box<SpanRecord>],
     usages: &[Usage],
     sessions: Vec<(usize, Vec<KeyValue>)>,
+    lone_totals: bool,
     out: &mut [Rendered],
 ) {
     // Small traces look their parents up by a scan; a map pays off only for larger ones.
@@ -222,6 +243,8 @@ fn roll_up(
     // Totals belong to spans that are roots here; a span whose parent is not in this trace
     // (a part sent without its root) is not one, so its usage is not totalled.
     let mut totals: Vec<Usage> = vec![Usage::default(); spans.len()];
+    // Whether a root's totals hold a call other than its own.
+    let mut from_below = vec![lone_totals; spans.len()];
     for (i, usage) in usages.iter().enumerate() {
         if usage.is_empty() {
             continue;
@@ -239,10 +262,11 @@ fn roll_up(
         }
         if spans[at].is_local_root() {
             totals[at].add(*usage);
+            from_below[at] |= at != i;
         }
     }
     for (i, total) in totals.iter().enumerate() {
-        if !total.is_empty() {
+        if !total.is_empty() && from_below[i] {
             out[i].attrs.extend(total.totals());
         }
     }
@@ -272,6 +296,8 @@ pub(crate) struct Options {
     pub(crate) price_file: Option<std::path::PathBuf>,
     /// Name spans as GenAI does (`chat gpt-4o`, `execute_tool get_weather`).
     pub(crate) genai_span_names: bool,
+    /// OTLP endpoints added with `Builder::with_phoenix`, which read OpenInference keys.
+    pub(crate) phoenix_endpoints: Vec<String>,
 }
 
 impl Options {

@@ -23,12 +23,15 @@
 //!
 //! [`LlmCall::record`] adds typed values to the current span (a cheap append, nothing when the
 //! span is not recorded; [`record_llm`] also defers building the record). The export thread
-//! then writes the conventions chosen with [`Builder::conventions`](crate::Builder::conventions)
-//! (both by default), prices the call from the [`PriceTable`], and adds token and cost totals to
-//! the root span of the trace (`honeyhive.total.*`).
+//! then writes the conventions its destinations read ([`Conventions`]; GenAI for a generic
+//! OTLP endpoint, OpenInference for Phoenix, both for HoneyHive, or what
+//! [`Builder::conventions`](crate::Builder::conventions) says), prices the call from the
+//! [`PriceTable`], and adds token and cost totals to the root span of the trace
+//! (`honeyhive.total.*`).
 //!
-//! Every span also gets `openinference.span.kind` from its event type, and `input.value` /
-//! `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O for all spans.
+//! With OpenInference, every span also gets `openinference.span.kind` from its event type, and
+//! `input.value` / `output.value` from what `#[trace]` captured, so Phoenix shows kinds and I/O
+//! for all spans.
 //!
 //! Retrieved documents ([`record_documents`]), tool calls and tool definitions
 //! ([`record_tool_call`], [`LlmCall::tools`], [`LlmCall::tool_call`]) and tags
@@ -55,6 +58,20 @@ pub use prices::{Cost, ModelPrice, PriceError, PriceTable, PriceTier, TokenUsage
 pub use tools::{ToolCall, ToolDefinition, record_tool_call};
 
 /// Which attribute conventions LLM spans are written in.
+///
+/// Unless [`Builder::conventions`](crate::Builder::conventions) or `HH_CONVENTIONS` says
+/// otherwise, the pipeline writes what its destinations read: [`GenAi`](Conventions::GenAi)
+/// for a generic OTLP endpoint (Jaeger, Logfire, Langfuse and collectors read `gen_ai.*`),
+/// [`OpenInference`](Conventions::OpenInference) for
+/// [`Builder::with_phoenix`](crate::Builder::with_phoenix), and [`Both`](Conventions::Both)
+/// for HoneyHive, the console, trace files and your own exporters, or when destinations
+/// differ.
+///
+/// Each value goes out once per convention. Keys that repeat others are HoneyHive's and come
+/// with `Both` only: `honeyhive_duration_ms` (the span's start and end), a root's
+/// `honeyhive.sample_rate` of 1 (what readers assume without one) and the totals of a root
+/// whose only LLM call is its own (its call's keys). A root over other calls always gets its
+/// totals, and a rate below 1 is always sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Conventions {
@@ -62,12 +79,54 @@ pub enum Conventions {
     GenAi,
     /// OpenInference (`openinference.span.kind`, `llm.*`, `input.value`, ...) only.
     OpenInference,
-    /// Both (the default).
+    /// Both, and HoneyHive's keys that repeat others (`Conventions::default()`).
     #[default]
     Both,
 }
 
+/// What reads an exporter's spans, for the conventions it is sent by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// A generic OTLP backend or collector: GenAI.
+    Otlp,
+    /// Arize Phoenix: OpenInference.
+    Phoenix,
+    /// HoneyHive cloud.
+    HoneyHive,
+    /// The console, files, custom exporters: everything.
+    Other,
+}
+
 impl Conventions {
+    /// `genai`, `openinference` or `both` (any case), as `HH_CONVENTIONS` names them.
+    pub(crate) fn from_name(name: &str) -> Option<Conventions> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "genai" | "gen_ai" => Some(Conventions::GenAi),
+            "openinference" => Some(Conventions::OpenInference),
+            "both" => Some(Conventions::Both),
+            _ => None,
+        }
+    }
+
+    /// What every destination reads: one convention when they agree, else both.
+    pub(crate) fn for_destinations(
+        destinations: impl IntoIterator<Item = Destination>,
+    ) -> Conventions {
+        let (mut gen_ai, mut openinference) = (false, false);
+        for d in destinations {
+            match d {
+                Destination::Otlp => gen_ai = true,
+                Destination::Phoenix => openinference = true,
+                Destination::HoneyHive | Destination::Other => return Conventions::Both,
+            }
+        }
+        match (gen_ai, openinference) {
+            (true, false) => Conventions::GenAi,
+            (false, true) => Conventions::OpenInference,
+            _ => Conventions::Both,
+        }
+    }
+
     /// Whether `gen_ai.*` keys are written.
     pub const fn gen_ai(self) -> bool {
         matches!(self, Conventions::GenAi | Conventions::Both)
@@ -774,10 +833,12 @@ pub(crate) fn render(
         };
         // Tokens without a price record no cost at all, never a guessed one.
         if let Some(cost) = cost {
-            if let Some(prompt) = cost.prompt {
+            // The total is written under either convention (GenAI has no cost key); its parts
+            // are OpenInference's.
+            if let Some(prompt) = cost.prompt.filter(|_| conventions.openinference()) {
                 added.push(KeyValue::new(openinference::LLM_COST_PROMPT, prompt));
             }
-            if let Some(completion) = cost.completion {
+            if let Some(completion) = cost.completion.filter(|_| conventions.openinference()) {
                 added.push(KeyValue::new(
                     openinference::LLM_COST_COMPLETION,
                     completion,
