@@ -336,6 +336,8 @@ struct Local {
     /// since): a hand-over queues them first, so that its traces arrive in the order they
     /// ended.
     staged: bool,
+    /// [`limits`] of the cached sink.
+    limits: (usize, usize),
 }
 
 /// Open traces a thread remembers at most (the oldest is forgotten beyond).
@@ -374,6 +376,7 @@ fn new_local() -> Local {
         home_index: u32::try_from(index).unwrap_or(u32::MAX),
         open_parts: Vec::new(),
         staged: false,
+        limits: limits(None),
     }
 }
 
@@ -398,6 +401,7 @@ fn refresh(local: &mut Local, generation: u64) {
         local
             .sink
             .clone_from(&SINK.read().unwrap_or_else(PoisonError::into_inner));
+        local.limits = limits(local.sink.as_ref());
     }
 }
 
@@ -464,7 +468,7 @@ pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
         if hand_over {
             refresh(&mut local, generation);
             stage_or_hand_over(&mut local);
-        } else if local.finished.len() >= limits(&local).0 {
+        } else if local.finished.len() >= local.limits.0 {
             refresh(&mut local, generation);
             hand_over_local(&mut local);
         } else {
@@ -475,9 +479,10 @@ pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
 }
 
 /// How many spans, and bytes, a thread buffers or stages at most before it queues them: a
-/// share of the queue's capacity, so that what it queues fits.
-fn limits(local: &Local) -> (usize, usize) {
-    local.sink.as_ref().map_or((512, usize::MAX), |s| {
+/// share of the queue's capacity, so that what it queues fits. Kept in [`Local`] (read per
+/// span, it would share a cache line with counters the export thread writes).
+fn limits(sink: Option<&Sink>) -> (usize, usize) {
+    sink.map_or((512, usize::MAX), |s| {
         (
             (s.counters.capacity / 4).clamp(1, 512),
             (s.counters.capacity_bytes / 4).max(1),
@@ -536,7 +541,7 @@ fn stage_or_hand_over(local: &mut Local) {
         hand_over_local(local);
         return;
     }
-    let (max_spans, max_bytes) = limits(local);
+    let (max_spans, max_bytes) = local.limits;
     let mut stage = local
         .home
         .stage
