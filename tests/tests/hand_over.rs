@@ -143,7 +143,15 @@ fn a_flush_takes_the_traces_other_threads_staged() {
         sum
     });
     traced.wait();
+    // No scheduled export comes (an hour away): the traces are counted as staged, not lost.
+    let stats = rec.guard().export_stats();
+    assert_eq!(stats.staged, 12, "{stats:?}");
+    assert_eq!(stats.queued + stats.in_flight, 0, "{stats:?}");
+    assert_eq!(stats.exported + stats.dropped, 0, "{stats:?}");
     let spans = rec.spans();
+    let stats = rec.guard().export_stats();
+    assert_eq!(stats.staged, 0, "{stats:?}");
+    assert_eq!(stats.exported, 12, "{stats:?}");
     release.wait();
     assert_eq!(worker.join().unwrap(), 24);
     assert_eq!(spans.len(), 12, "flushed from the other thread's stage");
