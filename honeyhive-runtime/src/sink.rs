@@ -714,7 +714,7 @@ mod tests {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
-    use crate::record::{EventType, Meta, RootState};
+    use crate::record::{EventType, Meta, RootState, SpanRecord};
     use crate::span::Span;
     use crate::testing::Recorder;
 
@@ -786,5 +786,67 @@ mod tests {
         assert_eq!(spans.all("hand_over_child").count(), 96);
         let root = spans.all("hand_over_root").last().expect("a root");
         assert_eq!(spans.children_of(root).len(), 1);
+    }
+
+    /// A record of `trace`, as a span guard would leave it.
+    fn record(trace: u128, span: u64, parent: u64) -> Box<SpanRecord> {
+        Box::new(SpanRecord {
+            trace_id: trace,
+            span_id: span,
+            parent_id: parent,
+            parent_remote: false,
+            meta: if parent == 0 { &ROOT } else { &CHILD },
+            start: 1,
+            end: 2,
+            attrs: Vec::new(),
+            events: Vec::new(),
+            status: opentelemetry::trace::Status::Unset,
+            root_sample_rate: None,
+            threshold: None,
+            local_root: parent == 0,
+            lingers: false,
+            home: 0,
+            name: None,
+            kind: None,
+        })
+    }
+
+    #[test]
+    fn whole_traces_pass_the_assembler_without_allocating() {
+        use crate::export::assembler::{Assembler, Limits};
+        let mut assembler = Assembler::new(Limits::default(), None);
+        let (mut out, mut dropped) = (Vec::with_capacity(16), Vec::new());
+        let mut batch = Vec::with_capacity(64);
+        let mut pool: Vec<Box<SpanRecord>> = Vec::with_capacity(64);
+        for round in 0..4u64 {
+            // Eight traces of a root and two children, children first, as a stage holds them.
+            for t in 0..8u64 {
+                let trace = u128::from(round * 8 + t + 1);
+                for (span, parent) in [(2, 1), (3, 1), (1, 0)] {
+                    let mut r = pool.pop().unwrap_or_else(|| record(trace, span, parent));
+                    r.trace_id = trace;
+                    r.span_id = span;
+                    r.parent_id = parent;
+                    r.local_root = parent == 0;
+                    batch.push(r);
+                }
+            }
+            let before = ALLOCATIONS.with(Cell::get);
+            assembler.accept(&mut batch, 3, &mut out, &mut dropped);
+            let mut sent = 0;
+            for trace in out.drain(..) {
+                let mut spans = trace.spans;
+                sent += spans.len();
+                pool.append(&mut spans);
+                assembler.recycle(spans);
+            }
+            let allocations = ALLOCATIONS.with(Cell::get) - before;
+            assert_eq!(sent, 24, "every trace passes straight through");
+            // A trace vector allocated per trace shows here once the first rounds are done.
+            if round >= 2 {
+                assert_eq!(allocations, 0, "round {round}: {allocations} allocations");
+            }
+        }
+        assert!(dropped.is_empty());
     }
 }

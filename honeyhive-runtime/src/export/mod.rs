@@ -799,6 +799,7 @@ impl Worker {
             self.counters.dropped.fetch_add(n64, Ordering::Relaxed);
             self.untake(n);
             sink::give_back(&mut trace.spans);
+            self.assembler.recycle(trace.spans);
             return;
         }
         // A trace is never split across export calls (the console prints whole traces).
@@ -836,6 +837,7 @@ impl Worker {
         self.pending_n += n;
         self.rendered = rendered;
         sink::give_back(&mut trace.spans);
+        self.assembler.recycle(trace.spans);
         if self.pending_n >= self.max_batch {
             self.export_pending();
         }
