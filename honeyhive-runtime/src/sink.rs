@@ -6,6 +6,13 @@
 //! belonged to are marked so that their other parts are dropped too: overload loses whole
 //! traces, never parts of them.
 //!
+//! A thread whose hand-over holds only whole traces (each with its root, none of them
+//! handed over in part before) does not queue them at once: it stages them in its [`Home`]
+//! and queues the stage when it is as large as a share of the queue, so that a small trace
+//! costs no queue message of its own. The export thread takes every thread's stage at each
+//! scheduled export, flush and shutdown ([`take_staged`]), so a thread that stops tracing
+//! keeps nothing. A stage is queued whole or refused whole, like any batch.
+//!
 //! Records are recycled, never freed across threads: the export thread returns each batch's
 //! records to the thread that recorded them, which clears and reuses them (what they own was
 //! allocated there, so it is freed there). The vector a batch travels in goes back the same
@@ -87,18 +94,36 @@ pub(crate) struct Counters {
     pub(crate) exporter_panics: AtomicU64,
     /// Trace ids of batches dropped on a full queue, for the export thread to drop the rest.
     pub(crate) doomed: Mutex<Vec<u128>>,
+    /// The generation the pipeline was installed as (0 until then): the stages it takes.
+    pub(crate) generation: AtomicU64,
+    /// Spans the export thread took from stages and has not yet moved on (still counted as
+    /// staged). Written by the export thread only.
+    pub(crate) taken: AtomicUsize,
     /// Whether `doomed` may hold ids (so the export thread locks it only then).
     pub(crate) has_doomed: AtomicBool,
 }
 
 /// A thread's way back for the records it handed over, and its gauge of buffered spans.
 /// Homes are reused by later threads once theirs exits; records name theirs by index.
+///
+/// The parts the export thread writes (`back`, for every batch it takes) and the parts the
+/// thread writes (`stage`, per trace; `buffered`, per span) are on separate cache lines.
 #[derive(Debug, Default)]
 struct Home {
-    back: Mutex<Returned>,
+    back: Padded<Mutex<Returned>>,
+    stage: Padded<Mutex<Stage>>,
     in_use: AtomicBool,
     /// How many ended spans the thread buffers now, for [`buffered_elsewhere`].
     buffered: AtomicUsize,
+}
+
+/// Whole traces a thread ended, waiting to be queued with more.
+#[derive(Debug, Default)]
+struct Stage {
+    records: Vec<Box<SpanRecord>>,
+    bytes: usize,
+    /// The pipeline they were staged for.
+    generation: u64,
 }
 
 /// What the export thread gave back to a thread: records to reuse, and the emptied vectors
@@ -307,6 +332,12 @@ struct Local {
     /// Traces of which this thread handed over a part before their root ended (async tasks
     /// interleave, so there may be several): if the rest is refused, those parts are doomed.
     open_parts: Vec<u128>,
+    /// Whether this thread may have traces staged (the export thread may have taken them
+    /// since): a hand-over queues them first, so that its traces arrive in the order they
+    /// ended.
+    staged: bool,
+    /// [`limits`] of the cached sink.
+    limits: (usize, usize),
 }
 
 /// Open traces a thread remembers at most (the oldest is forgotten beyond).
@@ -344,6 +375,8 @@ fn new_local() -> Local {
         home,
         home_index: u32::try_from(index).unwrap_or(u32::MAX),
         open_parts: Vec::new(),
+        staged: false,
+        limits: limits(None),
     }
 }
 
@@ -368,6 +401,7 @@ fn refresh(local: &mut Local, generation: u64) {
         local
             .sink
             .clone_from(&SINK.read().unwrap_or_else(PoisonError::into_inner));
+        local.limits = limits(local.sink.as_ref());
     }
 }
 
@@ -420,7 +454,8 @@ pub(crate) fn take_record() -> Option<Box<SpanRecord>> {
 
 /// Buffers an ended span; hands the buffer over when `hand_over` (the thread has left traced
 /// code) or when it is as large as a share of the queue, so the queue sees one message per
-/// trace rather than one per span, and a buffer always fits the queue.
+/// trace (or per stage of small traces, see [`stage_or_hand_over`]) rather than one per span,
+/// and a buffer always fits the queue.
 #[inline]
 pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
     let generation = GENERATION.load(Ordering::Acquire);
@@ -430,11 +465,10 @@ pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
         };
         local.finished_bytes += record.bytes();
         local.finished.push(record);
-        let limit = local
-            .sink
-            .as_ref()
-            .map_or(512, |s| (s.counters.capacity / 4).clamp(1, 512));
-        if hand_over || local.finished.len() >= limit {
+        if hand_over {
+            refresh(&mut local, generation);
+            stage_or_hand_over(&mut local);
+        } else if local.finished.len() >= local.limits.0 {
             refresh(&mut local, generation);
             hand_over_local(&mut local);
         } else {
@@ -444,7 +478,20 @@ pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
     });
 }
 
-/// Hands this thread's ended spans to the export thread now.
+/// How many spans, and bytes, a thread buffers or stages at most before it queues them: a
+/// share of the queue's capacity, so that what it queues fits. Kept in [`Local`] (read per
+/// span, it would share a cache line with counters the export thread writes).
+fn limits(sink: Option<&Sink>) -> (usize, usize) {
+    sink.map_or((512, usize::MAX), |s| {
+        (
+            (s.counters.capacity / 4).clamp(1, 512),
+            (s.counters.capacity_bytes / 4).max(1),
+        )
+    })
+}
+
+/// Hands this thread's ended spans to the export thread now (or stages them, when they are
+/// whole traces: the export thread takes stages at flush and shutdown).
 pub(crate) fn flush_thread() {
     let generation = GENERATION.load(Ordering::Acquire);
     let _ = LOCAL.try_with(|local| {
@@ -452,32 +499,155 @@ pub(crate) fn flush_thread() {
             && !local.finished.is_empty()
         {
             refresh(&mut local, generation);
-            hand_over_local(&mut local);
+            stage_or_hand_over(&mut local);
         }
     });
 }
 
 /// An emptied batch vector given back by the export thread, else a new one sized for a trace
 /// like the last (so that it does not grow span by span).
-fn next_vec(local: &mut Local, len: usize) -> Vec<Box<SpanRecord>> {
-    if let Some(v) = local.spare_vecs.pop() {
+fn next_vec(
+    spare_vecs: &mut Vec<Vec<Box<SpanRecord>>>,
+    home: &Home,
+    len: usize,
+) -> Vec<Box<SpanRecord>> {
+    if let Some(v) = spare_vecs.pop() {
         return v;
     }
-    let home = Arc::clone(&local.home);
     let mut back = home.back.lock().unwrap_or_else(PoisonError::into_inner);
-    std::mem::swap(&mut local.spare_vecs, &mut back.vecs);
+    std::mem::swap(spare_vecs, &mut back.vecs);
     drop(back);
-    local
-        .spare_vecs
-        .pop()
-        .unwrap_or_else(|| Vec::with_capacity(len))
+    spare_vecs.pop().unwrap_or_else(|| Vec::with_capacity(len))
+}
+
+/// Stages the buffer when it holds only whole traces of which nothing was handed over
+/// before (the common case of a thread that traces requests one at a time), and queues the
+/// stage once it is as large as a share of the queue; else hands the buffer over now.
+///
+/// A staged trace costs no queue message, no write to the queue level the export thread
+/// writes too, and no batch vector of its own: per small trace that was most of what the
+/// caller paid beyond its spans.
+fn stage_or_hand_over(local: &mut Local) {
+    let whole = local.open_parts.is_empty()
+        && local
+            .finished
+            .chunk_by(|a, b| a.trace_id == b.trace_id)
+            .all(|run| run[run.len() - 1].is_local_root());
+    let Some(generation) = local.sink.as_ref().map(|s| s.generation) else {
+        hand_over_local(local);
+        return;
+    };
+    if !whole {
+        hand_over_local(local);
+        return;
+    }
+    let (max_spans, max_bytes) = local.limits;
+    let mut stage = local
+        .home
+        .stage
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if stage.generation != generation {
+        // Left for a pipeline that is gone (its shutdown took what was staged in time):
+        // nobody takes them.
+        let room = MAX_RECYCLED.saturating_sub(local.spare.len());
+        local.spare.extend(stage.records.drain(..).take(room));
+        stage.bytes = 0;
+        stage.generation = generation;
+    }
+    if stage.records.capacity() == 0 {
+        stage.records = next_vec(&mut local.spare_vecs, &local.home, max_spans);
+    }
+    // The buffer keeps its vector (and capacity) for the next trace; the stage keeps its own
+    // until it is queued (the export thread copies out what it takes, see `take_staged`).
+    stage.records.append(&mut local.finished);
+    stage.bytes += std::mem::take(&mut local.finished_bytes);
+    local.home.buffered.store(0, Ordering::Relaxed);
+    if stage.records.len() < max_spans && stage.bytes < max_bytes {
+        local.staged = true;
+        return;
+    }
+    let next = next_vec(&mut local.spare_vecs, &local.home, max_spans);
+    let records = std::mem::replace(&mut stage.records, next);
+    let bytes = std::mem::take(&mut stage.bytes);
+    drop(stage);
+    local.staged = false;
+    queue(local, records, bytes);
+}
+
+/// Queues what this thread staged, if anything (before a hand-over of other spans).
+fn queue_stage(local: &mut Local) {
+    local.staged = false;
+    let Some(generation) = local.sink.as_ref().map(|s| s.generation) else {
+        return;
+    };
+    let mut stage = local
+        .home
+        .stage
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if stage.generation != generation || stage.records.is_empty() {
+        return;
+    }
+    let next = next_vec(&mut local.spare_vecs, &local.home, stage.records.len());
+    let records = std::mem::replace(&mut stage.records, next);
+    let bytes = std::mem::take(&mut stage.bytes);
+    drop(stage);
+    queue(local, records, bytes);
+}
+
+/// Takes every thread's staged traces for the pipeline of `generation` into `out` (export
+/// thread side: at each scheduled export, flush and shutdown), so that a thread that stopped
+/// tracing keeps nothing staged. The records are copied out: each stage keeps its vector,
+/// which its thread allocated.
+pub(crate) fn take_staged(counters: &Counters, out: &mut Vec<Box<SpanRecord>>) {
+    let generation = counters.generation.load(Ordering::Acquire);
+    let homes = HOMES.read().unwrap_or_else(PoisonError::into_inner);
+    for home in homes.iter() {
+        let mut stage = home.stage.lock().unwrap_or_else(PoisonError::into_inner);
+        if stage.generation != generation || stage.records.is_empty() {
+            continue;
+        }
+        // Still counted as staged, from under the stage's lock, until the export thread
+        // moves them on.
+        counters
+            .taken
+            .fetch_add(stage.records.len(), Ordering::Relaxed);
+        out.append(&mut stage.records);
+        stage.bytes = 0;
+    }
+}
+
+/// Spans staged for the pipeline of `generation`, on every thread (for its stats).
+pub(crate) fn staged_spans(generation: u64) -> usize {
+    HOMES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|home| {
+            let stage = home.stage.lock().unwrap_or_else(PoisonError::into_inner);
+            if stage.generation == generation {
+                stage.records.len()
+            } else {
+                0
+            }
+        })
+        .sum()
 }
 
 fn hand_over_local(local: &mut Local) {
-    let next = next_vec(local, local.finished.len());
+    if local.staged {
+        queue_stage(local);
+    }
+    let next = next_vec(&mut local.spare_vecs, &local.home, local.finished.len());
     let records = std::mem::replace(&mut local.finished, next);
     let bytes = std::mem::take(&mut local.finished_bytes);
     local.home.buffered.store(0, Ordering::Relaxed);
+    queue(local, records, bytes);
+}
+
+/// Queues `records` (whole or refused whole) and keeps track of the traces it leaves open.
+fn queue(local: &mut Local, records: Vec<Box<SpanRecord>>, bytes: usize) {
     // Which traces this batch ends and which it leaves open, before it is handed over.
     let mut ended: Vec<u128> = Vec::new();
     let mut opened: Vec<u128> = Vec::new();
@@ -544,7 +714,7 @@ mod tests {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
-    use crate::record::{EventType, Meta, RootState};
+    use crate::record::{EventType, Meta, RootState, SpanRecord};
     use crate::span::Span;
     use crate::testing::Recorder;
 
@@ -616,5 +786,67 @@ mod tests {
         assert_eq!(spans.all("hand_over_child").count(), 96);
         let root = spans.all("hand_over_root").last().expect("a root");
         assert_eq!(spans.children_of(root).len(), 1);
+    }
+
+    /// A record of `trace`, as a span guard would leave it.
+    fn record(trace: u128, span: u64, parent: u64) -> Box<SpanRecord> {
+        Box::new(SpanRecord {
+            trace_id: trace,
+            span_id: span,
+            parent_id: parent,
+            parent_remote: false,
+            meta: if parent == 0 { &ROOT } else { &CHILD },
+            start: 1,
+            end: 2,
+            attrs: Vec::new(),
+            events: Vec::new(),
+            status: opentelemetry::trace::Status::Unset,
+            root_sample_rate: None,
+            threshold: None,
+            local_root: parent == 0,
+            lingers: false,
+            home: 0,
+            name: None,
+            kind: None,
+        })
+    }
+
+    #[test]
+    fn whole_traces_pass_the_assembler_without_allocating() {
+        use crate::export::assembler::{Assembler, Limits};
+        let mut assembler = Assembler::new(Limits::default(), None);
+        let (mut out, mut dropped) = (Vec::with_capacity(16), Vec::new());
+        let mut batch = Vec::with_capacity(64);
+        let mut pool: Vec<Box<SpanRecord>> = Vec::with_capacity(64);
+        for round in 0..4u64 {
+            // Eight traces of a root and two children, children first, as a stage holds them.
+            for t in 0..8u64 {
+                let trace = u128::from(round * 8 + t + 1);
+                for (span, parent) in [(2, 1), (3, 1), (1, 0)] {
+                    let mut r = pool.pop().unwrap_or_else(|| record(trace, span, parent));
+                    r.trace_id = trace;
+                    r.span_id = span;
+                    r.parent_id = parent;
+                    r.local_root = parent == 0;
+                    batch.push(r);
+                }
+            }
+            let before = ALLOCATIONS.with(Cell::get);
+            assembler.accept(&mut batch, 3, &mut out, &mut dropped);
+            let mut sent = 0;
+            for trace in out.drain(..) {
+                let mut spans = trace.spans;
+                sent += spans.len();
+                pool.append(&mut spans);
+                assembler.recycle(spans);
+            }
+            let allocations = ALLOCATIONS.with(Cell::get) - before;
+            assert_eq!(sent, 24, "every trace passes straight through");
+            // A trace vector allocated per trace shows here once the first rounds are done.
+            if round >= 2 {
+                assert_eq!(allocations, 0, "round {round}: {allocations} allocations");
+            }
+        }
+        assert!(dropped.is_empty());
     }
 }

@@ -400,7 +400,7 @@ fn backend_hung_accepts_and_never_answers() {
         "nothing failed yet: the export is still waiting"
     );
     assert_eq!(
-        stats.dropped + stats.queued as u64 + stats.in_flight as u64,
+        stats.dropped + stats.queued as u64 + stats.staged as u64 + stats.in_flight as u64,
         produced,
         "{stats:?}"
     );

@@ -151,7 +151,13 @@ pub(crate) struct Assembler {
     held_spans: usize,
     tail: Option<Policy>,
     pub(crate) stats: AssemblerStats,
+    /// Emptied trace vectors (allocated here, on the export thread) for the next traces, so
+    /// that a whole trace passing through costs no allocation of its own.
+    runs: Vec<Vec<Box<SpanRecord>>>,
 }
+
+/// Emptied trace vectors the assembler keeps at most.
+const MAX_SPARE_RUNS: usize = 64;
 
 impl Assembler {
     pub(crate) fn new(limits: Limits, tail: Option<Policy>) -> Assembler {
@@ -167,6 +173,14 @@ impl Assembler {
             held_spans: 0,
             tail,
             stats: AssemblerStats::default(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Takes back the vector of a trace that was sent, emptied, for a later trace.
+    pub(crate) fn recycle(&mut self, spans: Vec<Box<SpanRecord>>) {
+        if spans.is_empty() && spans.capacity() > 0 && self.runs.len() < MAX_SPARE_RUNS {
+            self.runs.push(spans);
         }
     }
 
@@ -197,7 +211,7 @@ impl Assembler {
         dropped: &mut Vec<Box<SpanRecord>>,
     ) {
         let mut records = batch.drain(..).peekable();
-        let mut run: Vec<Box<SpanRecord>> = Vec::new();
+        let mut run: Vec<Box<SpanRecord>> = self.runs.pop().unwrap_or_default();
         while let Some(first) = records.next() {
             let id = first.trace_id;
             run.push(first);
@@ -205,7 +219,13 @@ impl Assembler {
                 run.push(next);
             }
             self.accept_run(id, &mut run, now, out, dropped);
+            if run.capacity() == 0 {
+                // Sent on as a trace: the next one starts in a recycled vector.
+                run = self.runs.pop().unwrap_or_default();
+            }
         }
+        drop(records);
+        self.recycle(run);
         self.tick(now, out, dropped);
     }
 

@@ -51,6 +51,8 @@ impl Counters {
             // Momentarily above capacity while a refused batch is being taken back.
             queued: self.queued.spans.load(Ordering::Relaxed).min(self.capacity),
             queue_capacity: self.capacity,
+            staged: sink::staged_spans(self.generation.load(Ordering::Acquire))
+                + self.taken.load(Ordering::Relaxed),
             queued_bytes: self.queued.bytes.load(Ordering::Relaxed),
             queue_capacity_bytes: self.capacity_bytes,
             in_flight: self.in_flight.load(Ordering::Relaxed),
@@ -68,8 +70,9 @@ impl Counters {
 
 /// What the export pipeline has done so far; see [`export_stats`].
 ///
-/// Every ended, sampled span is in one of `queued`, `in_flight`, `exported` and `dropped`
-/// (give or take the instant it moves from one to the next), or held by a tail sampler.
+/// Every ended, sampled span is in one of `queued`, `staged`, `in_flight`, `exported` and
+/// `dropped` (give or take the instant it moves from one to the next), or held by a tail
+/// sampler.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportStats {
@@ -77,6 +80,10 @@ pub struct ExportStats {
     pub queued: usize,
     /// The queue's capacity ([`Builder::queue_capacity`](crate::Builder::queue_capacity)).
     pub queue_capacity: usize,
+    /// Spans of whole traces that caller threads ended and keep to queue with more (at most
+    /// a quarter of the queue per thread); the export thread takes them at its next
+    /// scheduled export, flush or shutdown.
+    pub staged: usize,
     /// Bytes of span records waiting in the queue.
     pub queued_bytes: usize,
     /// The queue's capacity in bytes ([`Builder::queue_max_bytes`](crate::Builder::queue_max_bytes)).
@@ -239,7 +246,7 @@ pub struct ShutdownReport {
     /// Spans dropped because the queue was full or an export failed (and those of
     /// `lost_buffered`).
     pub dropped: u64,
-    /// Spans still queued or being exported when the deadline passed (lost).
+    /// Spans still queued, staged or being exported when the deadline passed (lost).
     pub lost_at_deadline: u64,
     /// Spans ended on other threads that had not handed them over (their thread was still
     /// inside a root span): lost, and counted in `dropped`.
@@ -361,6 +368,8 @@ impl Pipeline {
         }
         let export_thread = thread.thread().clone();
         let generation = sink::install(tx.clone(), Arc::clone(&counters), export_thread.clone());
+        // From now on the export thread takes the stages of this generation.
+        counters.generation.store(generation, Ordering::Release);
         if exit_hook {
             register_exit_hook();
             *AT_EXIT.lock().unwrap_or_else(PoisonError::into_inner) = Some(ExitHandle {
@@ -438,7 +447,7 @@ impl Pipeline {
             0
         } else {
             let stats = self.stats();
-            (stats.queued + stats.in_flight) as u64
+            (stats.queued + stats.staged + stats.in_flight) as u64
         };
         ShutdownReport {
             exported: self.exported(),
@@ -515,6 +524,10 @@ fn export_thread(
         traces: Vec::new(),
         dropped: Vec::new(),
         rendered: Vec::new(),
+        staged: Vec::new(),
+        taken: 0,
+        owed: 0,
+        origin: Origin::Queue,
         late_seen: 0,
         doomed_seen: 0,
     };
@@ -544,12 +557,20 @@ fn export_thread(
             }
         }
         if Instant::now() >= next_export {
+            worker.take_staged();
             worker.tick();
             worker.export_pending();
             next_export = Instant::now() + delay;
         }
         std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
     }
+}
+
+/// Where the spans the export thread is taking came from.
+#[derive(Clone, Copy)]
+enum Origin {
+    Queue,
+    Stage,
 }
 
 struct Worker {
@@ -573,29 +594,105 @@ struct Worker {
     traces: Vec<Trace>,
     dropped: Vec<Box<SpanRecord>>,
     rendered: Vec<Rendered>,
+    /// What `take_staged` took, reused.
+    staged: Vec<Box<SpanRecord>>,
+    /// Of the batch or stages being taken, spans not yet rendered for export, held or
+    /// dropped; `owed`: those that were, not yet taken off the count they came from
+    /// (`origin`).
+    taken: usize,
+    owed: usize,
+    origin: Origin,
     /// Assembler counts already published.
     late_seen: u64,
     doomed_seen: u64,
 }
 
 impl Worker {
+    /// Takes a batch off the queue. Its spans stay counted as queued until they are rendered
+    /// for export, held or dropped (see [`Worker::settle`]), so that every span is in one
+    /// count even while an export blocks in the middle of a large batch.
     fn accept(&mut self, batch: Batch) {
+        self.counters
+            .queued
+            .bytes
+            .fetch_sub(batch.bytes, Ordering::Relaxed);
+        self.origin = Origin::Queue;
+        self.taken = batch.records.len();
+        self.assemble_batch(batch);
+        self.taken = 0;
+        self.settle();
+    }
+
+    /// Takes the whole traces threads staged instead of queueing them one by one (see
+    /// `sink::take_staged`): at each scheduled export, flush and shutdown. They stay counted
+    /// as staged (`Counters::taken`) until they are rendered for export, held or dropped.
+    fn take_staged(&mut self) {
+        let mut staged = std::mem::take(&mut self.staged);
+        sink::take_staged(&self.counters, &mut staged);
+        if !staged.is_empty() {
+            self.origin = Origin::Stage;
+            self.taken = staged.len();
+            self.assemble(&mut staged);
+            self.taken = 0;
+            self.settle();
+        }
+        self.staged = staged;
+    }
+
+    /// `n` spans of what was taken moved on (rendered, held or dropped): owed to the count
+    /// they were taken from.
+    fn untake(&mut self, n: usize) {
+        let moved = n.min(self.taken);
+        self.taken -= moved;
+        self.owed += moved;
+    }
+
+    /// Takes what moved on off the count it was taken from: before an export call blocks,
+    /// and when a batch is done (once per batch, not per trace: callers write that count).
+    fn settle(&mut self) {
+        if self.taken > 0 {
+            // Whatever was not moved on explicitly is done with when the batch is.
+            self.owed += std::mem::take(&mut self.taken);
+        }
+        self.settle_owed();
+    }
+
+    fn settle_owed(&mut self) {
+        let owed = std::mem::take(&mut self.owed);
+        if owed == 0 {
+            return;
+        }
+        match self.origin {
+            Origin::Queue => self
+                .counters
+                .queued
+                .spans
+                .fetch_sub(owed, Ordering::Relaxed),
+            Origin::Stage => self.counters.taken.fetch_sub(owed, Ordering::Relaxed),
+        };
+    }
+
+    fn assemble_batch(&mut self, batch: Batch) {
         let Batch {
-            mut records,
-            bytes,
-            home,
+            mut records, home, ..
         } = batch;
-        let queued = &self.counters.queued;
-        queued.spans.fetch_sub(records.len(), Ordering::Relaxed);
-        queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.assemble(&mut records);
+        // The emptied vector was allocated by the thread that handed it over: it goes back
+        // there for reuse, not freed here.
+        sink::give_back_vec(home, records);
+    }
+
+    fn assemble(&mut self, records: &mut Vec<Box<SpanRecord>>) {
         let now = self.assembler.now();
         self.take_doomed(now);
         let mut traces = std::mem::take(&mut self.traces);
         self.assembler
-            .accept(&mut records, now, &mut traces, &mut self.dropped);
-        // The emptied vector was allocated by the thread that handed it over: it goes back
-        // there for reuse, not freed here.
-        sink::give_back_vec(home, records);
+            .accept(records, now, &mut traces, &mut self.dropped);
+        if self.taken > 0 {
+            // What the assembler held or dropped is counted there now.
+            let out: usize = traces.iter().map(|t| t.spans.len()).sum();
+            self.untake(self.taken.saturating_sub(out));
+        }
         self.emit_all(&mut traces);
         self.traces = traces;
     }
@@ -631,6 +728,7 @@ impl Worker {
     }
 
     fn flush(&mut self) {
+        self.take_staged();
         let now = self.assembler.now();
         self.take_doomed(now);
         let mut traces = std::mem::take(&mut self.traces);
@@ -695,17 +793,20 @@ impl Worker {
         let n = trace.spans.len();
         if self.all_open() {
             // Nobody would take them: drop without rendering, so a dead backend costs nothing.
-            let n = n as u64;
-            self.counters.failed.fetch_add(n, Ordering::Relaxed);
-            self.counters.circuit_open.fetch_add(n, Ordering::Relaxed);
-            self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+            let n64 = n as u64;
+            self.counters.failed.fetch_add(n64, Ordering::Relaxed);
+            self.counters.circuit_open.fetch_add(n64, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(n64, Ordering::Relaxed);
+            self.untake(n);
             sink::give_back(&mut trace.spans);
+            self.assembler.recycle(trace.spans);
             return;
         }
         // A trace is never split across export calls (the console prints whole traces).
         if self.pending_n > 0 && self.pending_n + n > self.max_batch {
             self.export_pending();
         }
+        self.untake(n);
         let mut rendered = std::mem::take(&mut self.rendered);
         self.semantics.render_trace(&trace, &mut rendered);
         if !self.observers.is_empty() {
@@ -736,6 +837,7 @@ impl Worker {
         self.pending_n += n;
         self.rendered = rendered;
         sink::give_back(&mut trace.spans);
+        self.assembler.recycle(trace.spans);
         if self.pending_n >= self.max_batch {
             self.export_pending();
         }
@@ -760,6 +862,12 @@ impl Worker {
         }
         let n = self.pending_n;
         self.pending_n = 0;
+        // Exact while the export blocks: these spans are in flight, the rest of a batch
+        // being taken is still queued (or staged).
+        self.settle_owed();
+        self.counters
+            .in_flight
+            .store(self.assembler.held_spans() + n, Ordering::Relaxed);
         let panics = &self.counters.exporter_panics;
         // The most spans any exporter failed to deliver: a span counts as exported only when
         // every exporter took it.
