@@ -211,6 +211,8 @@ impl std::error::Error for PriceError {}
 /// Lookups remembered per table: a lookup scans the dataset's match rules (some are regular
 /// expressions), an application uses few models. Bounded, as model names come from callers.
 const CACHE_CAP: usize = 4096;
+/// Providers remembered per model name in the lookup cache.
+const PROVIDERS_PER_MODEL: usize = 16;
 
 /// Prices by provider and model name: your own prices, then loaded files (the newest first),
 /// then the built-in snapshot.
@@ -222,8 +224,14 @@ pub struct PriceTable {
     datasets: Vec<Arc<Dataset>>,
     /// Whether the built-in snapshot is consulted after them.
     builtin: bool,
-    cache: Mutex<HashMap<String, Option<Arc<Priced>>>>,
+    /// Lookups by the model name and provider exactly as the caller gave them, so that a
+    /// repeated lookup (the export thread's, once per LLM span) allocates nothing: by model,
+    /// the providers seen with it and what they found.
+    cache: Mutex<HashMap<String, Vec<Looked>>>,
 }
+
+/// A provider a model was looked up with, and what was found.
+type Looked = (Option<String>, Option<Arc<Priced>>);
 
 impl Clone for PriceTable {
     fn clone(&self) -> PriceTable {
@@ -429,34 +437,47 @@ impl PriceTable {
             .as_ref()
     }
 
-    fn lookup(&self, provider: Option<&str>, model: &str) -> Option<Arc<Priced>> {
+    fn lookup(&self, provider: Option<&str>, raw_model: &str) -> Option<Arc<Priced>> {
+        let seen = |entries: &Vec<Looked>| {
+            entries
+                .iter()
+                .find(|(p, _)| p.as_deref() == provider)
+                .map(|(_, found)| found.clone())
+        };
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(raw_model)
+            .and_then(seen)
+        {
+            return hit;
+        }
+        let found = self.find(provider, raw_model);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < CACHE_CAP {
+            let entries = cache.entry(raw_model.to_owned()).or_default();
+            if entries.len() < PROVIDERS_PER_MODEL && seen(entries).is_none() {
+                entries.push((provider.map(str::to_owned), found.clone()));
+            }
+        }
+        found
+    }
+
+    /// What `provider` and `model` name, whatever their case and surrounding blanks.
+    fn find(&self, provider: Option<&str>, model: &str) -> Option<Arc<Priced>> {
         let model = model.trim().to_lowercase();
         let provider = provider
             .map(|p| p.trim().to_lowercase())
             .filter(|p| !p.is_empty());
-        let key = format!("{}\0{model}", provider.as_deref().unwrap_or(""));
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        if let Some(hit) = cached {
-            return hit;
-        }
-        let found = self.find_named(provider.as_deref(), &model).or_else(|| {
+        self.find_named(provider.as_deref(), &model).or_else(|| {
             self.datasets
                 .iter()
                 .map(|d| &**d)
                 .chain(self.builtin_dataset())
                 .find_map(|d| d.find(provider.as_deref(), &model))
                 .and_then(|m| m.price.clone())
-        });
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() < CACHE_CAP {
-            cache.insert(key, found.clone());
-        }
-        found
+        })
     }
 
     fn find_named(&self, provider: Option<&str>, model: &str) -> Option<Arc<Priced>> {
@@ -1057,6 +1078,30 @@ mod tests {
             }
         }
         assert_eq!(never, 0);
+    }
+
+    #[test]
+    fn lookups_are_remembered_by_the_names_given_and_any_spelling_finds_the_same_price() {
+        let mut t = PriceTable::empty();
+        t.insert("acme-1", ModelPrice::new(1.0, 2.0));
+        let price = |p: Option<&str>, m: &str| t.get(p, m).map(|m| m.input_per_million);
+        assert_eq!(price(None, "acme-1"), Some(1.0));
+        assert_eq!(price(None, " ACME-1 "), Some(1.0));
+        assert_eq!(price(Some("openai"), "Acme-1"), Some(1.0));
+        assert_eq!(price(None, "acme-2"), None);
+        // Again, from the cache: the same answers.
+        assert_eq!(price(None, " ACME-1 "), Some(1.0));
+        assert_eq!(price(None, "acme-2"), None);
+        let cache = t.cache.lock().unwrap();
+        assert_eq!(cache.len(), 4, "one entry per model name as given");
+        assert_eq!(cache["acme-1"].len(), 1);
+        assert_eq!(cache["Acme-1"][0].0.as_deref(), Some("openai"));
+        drop(cache);
+        // Bounded per name, whatever providers callers pass.
+        for i in 0..100 {
+            assert_eq!(price(Some(&format!("p{i}")), "acme-1"), Some(1.0));
+        }
+        assert_eq!(t.cache.lock().unwrap()["acme-1"].len(), PROVIDERS_PER_MODEL);
     }
 
     #[test]
