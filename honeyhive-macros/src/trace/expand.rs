@@ -28,7 +28,7 @@ pub(crate) fn expand(
 
     let local_span = quote!(&mut __hh_span);
     if function.async_trait_block_ref() {
-        let output = capture_output(plan, true, &local_span);
+        let output = capture_output(plan, true, &local_span, None);
         return async_trait_method(plan, function, &meta, &inputs, &output);
     }
 
@@ -52,7 +52,7 @@ pub(crate) fn expand(
     let new_body: TokenStream = if let Some(kind) = stream {
         traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
     } else if let Some(kind) = future {
-        let output = capture_output(plan, future_output_is_value(declared), &local_span);
+        let output = capture_output(plan, future_output_is_value(declared), &local_span, None);
         traced_future(plan, kind, &meta, &inputs, &output, body)
     } else if function.is_async() && !never && !in_place && returns_future_safely(function) {
         return traced_call(plan, function, &meta, &inputs, returns_value, ret_ty);
@@ -68,7 +68,8 @@ pub(crate) fn expand(
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
         let fake_return = ret_ty.map(fake_return);
-        let output = returns_value.then(|| capture_output(plan, true, &quote!(__hh_scoped.span())));
+        let output = returns_value
+            .then(|| capture_output(plan, true, &quote!(__hh_scoped.span()), declared));
         let inputs = (!inputs.is_empty()).then(|| {
             quote! {
                 let __hh_span = __hh_scoped.span();
@@ -119,7 +120,10 @@ pub(crate) fn expand(
         let run = sync_body(plan, function, ret_ty);
         let extras = plan.resources || !plan.evaluators.is_empty();
         let (output, span_mut) = if returns_value {
-            (capture_output(plan, true, &local_span), quote!(mut))
+            (
+                capture_output(plan, true, &local_span, declared),
+                quote!(mut),
+            )
         } else if extras {
             (TokenStream::new(), quote!(mut))
         } else {
@@ -199,7 +203,7 @@ fn traced_call(
     let rebind = move_arguments_in(&mut sig);
     let future = quote!(async move { #rebind #fake_return #body });
     let span = quote!(__hh_span);
-    let output = returns_value.then(|| capture_output(plan, true, &span));
+    let output = returns_value.then(|| capture_output(plan, true, &span, function.return_type()));
     let evaluate = evaluate(plan, &span);
     let (usage, future, ret) = if plan.resources {
         (
@@ -486,20 +490,49 @@ fn evaluate(plan: &Plan<'_>, span: &TokenStream) -> TokenStream {
 
 /// Records what `__hh_ret` holds on the span `span` (a `&mut Span`): the output unless
 /// skipped, and the error of a `Result`. Two generic calls; the probes pick what they record.
-fn capture_output(plan: &Plan<'_>, returns_value: bool, span: &TokenStream) -> TokenStream {
+/// When `declared` (the type of `__hh_ret`, if the signature names it) has a shape no
+/// `Result` has (a tuple, array, slice, reference or pointer), the error probe is left out:
+/// a probe is most of what a traced fn costs to type-check. Names are never read, since any
+/// of them may be the user's own (see `tests/ui/pass/shadowed_prelude.rs`).
+fn capture_output(
+    plan: &Plan<'_>,
+    returns_value: bool,
+    span: &TokenStream,
+    declared: Option<&Type>,
+) -> TokenStream {
     let krate = &plan.krate;
     let ok = (plan.record_output && returns_value).then(|| {
         quote! {
             (&&&&&&&&#krate::__private::Returned(&__hh_ret)).hh_ok_kind().record(#span, &__hh_ret);
         }
     });
+    let err = (!declared.is_some_and(never_a_result)).then(|| {
+        quote! {
+            (&&&&#krate::__private::Returned(&__hh_ret)).hh_err_kind().record(#span, &__hh_ret);
+        }
+    });
+    if ok.is_none() && err.is_none() {
+        return TokenStream::new();
+    }
     quote! {
         {
             #[allow(unused_imports)]
             use #krate::__private::returned::*;
             #ok
-            (&&&&#krate::__private::Returned(&__hh_ret)).hh_err_kind().record(#span, &__hh_ret);
+            #err
         }
+    }
+}
+
+/// Whether a type is, by its shape alone, not a `Result`.
+fn never_a_result(ty: &Type) -> bool {
+    match ty {
+        Type::Group(g) => never_a_result(&g.elem),
+        Type::Paren(p) => never_a_result(&p.elem),
+        Type::Tuple(_) | Type::Array(_) | Type::Slice(_) | Type::Reference(_) | Type::Ptr(_) => {
+            true
+        }
+        _ => false,
     }
 }
 
