@@ -315,3 +315,79 @@ impl Spans {
         crate::analysis::Trace::group(self.0.iter().map(crate::analysis::Span::from))
     }
 }
+
+/// A port of 127.0.0.1 that refuses connections for as long as this value lives: a socket is
+/// bound to it and never listens, so no other process is given the port meanwhile. For tests
+/// of what happens when the backend is down (a listener bound and dropped frees its port,
+/// which another test's listener may take and answer on). A backend that comes back binds
+/// the same address with `TcpListener::bind(port.addr())` while this value still lives (both
+/// ask for `SO_REUSEADDR`, and this socket does not listen).
+///
+/// ```
+/// # #[cfg(unix)] {
+/// let down = honeyhive_runtime::testing::RefusingPort::bind();
+/// assert!(std::net::TcpStream::connect(down.addr()).is_err());
+/// # }
+/// ```
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct RefusingPort {
+    fd: libc::c_int,
+    addr: std::net::SocketAddr,
+}
+
+#[cfg(unix)]
+impl RefusingPort {
+    /// Binds a socket to a free port of 127.0.0.1, without listening.
+    ///
+    /// # Panics
+    ///
+    /// If the system refuses a socket or a port (it is for tests).
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // `AF_INET` (2) and a 16-byte size
+    pub fn bind() -> RefusingPort {
+        // SAFETY: plain socket calls on a descriptor this function owns; the address
+        // structure is zeroed and sized as the calls require.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let one: libc::c_int = 1;
+            let reuse = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                std::ptr::from_ref(&one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            assert_eq!(reuse, 0, "setsockopt: {}", std::io::Error::last_os_error());
+            let mut sin: libc::sockaddr_in = std::mem::zeroed();
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(fd, std::ptr::from_ref(&sin).cast(), len);
+            assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+            let named = libc::getsockname(fd, std::ptr::from_mut(&mut sin).cast(), &raw mut len);
+            assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+            RefusingPort {
+                fd,
+                addr: (std::net::Ipv4Addr::LOCALHOST, u16::from_be(sin.sin_port)).into(),
+            }
+        }
+    }
+
+    /// The address, `127.0.0.1:<port>`.
+    #[must_use]
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+#[cfg(unix)]
+impl Drop for RefusingPort {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is this value's own and closed once.
+        unsafe {
+            libc::close(self.fd);
+        }
+    }
+}

@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use honeyhive_runtime::export::CircuitBreaker;
+use honeyhive_runtime::testing::RefusingPort;
 use honeyhive_runtime::{Builder, Guard, ShutdownReport, trace};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
@@ -231,14 +232,6 @@ fn decode(body: &[u8]) -> Vec<(String, Option<i64>)> {
         .collect()
 }
 
-/// An address where nothing listens: connecting is refused.
-fn refused_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // The application side.
 
@@ -357,7 +350,8 @@ fn resident_bytes() -> Option<u64> {
 #[test]
 fn backend_down_connection_refused() {
     let _turn = turn();
-    let addr = refused_addr();
+    let down = RefusingPort::bind();
+    let addr = down.addr();
     let guard = install(&format!("http://{addr}/v1/traces"), |b| {
         b.export_timeout(Duration::from_secs(2))
             .circuit_breaker(CircuitBreaker::new(2, Duration::from_mins(1)))
@@ -559,7 +553,9 @@ fn throttling_and_unavailable_answers_are_retried_until_they_succeed() {
 #[test]
 fn a_backend_that_comes_back_receives_the_spans_produced_after() {
     let _turn = turn();
-    let addr = refused_addr();
+    // Held to the end: the backend that comes back binds the same port beside it.
+    let refusing = RefusingPort::bind();
+    let addr = refusing.addr();
     let guard = install(&format!("http://{addr}/v1/traces"), |b| {
         b.export_timeout(Duration::from_secs(2))
             .shutdown_timeout(Duration::from_secs(5))
@@ -579,7 +575,7 @@ fn a_backend_that_comes_back_receives_the_spans_produced_after() {
 
     // Back, on the same port.
     let backend = Backend::on(
-        TcpListener::bind(addr).expect("the port is free again"),
+        TcpListener::bind(addr).expect("the port can be listened on"),
         |_| Reply::Status(200),
     );
     // The breaker probes after its cool-down; until then spans are dropped (and counted).

@@ -319,10 +319,9 @@ fn a_5xx_fails_both_sides_and_a_4xx_only_the_client() {
 fn a_refused_connection_fails_the_client_span_without_leaking_the_credentials() {
     let rec = Recorder::start();
     let reply = run(async {
-        // A port that was just free: nothing listens on it any more.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        // Nothing listens on it while `down` lives.
+        let down = honeyhive_runtime::testing::RefusingPort::bind();
+        let addr = down.addr();
         // `key=` is not a name the export's secret scan knows: only the middleware masks it.
         let url = format!("http://bob:hunter2@{addr}/x?key=k-999-live");
         fetch(&client(), url, None).await

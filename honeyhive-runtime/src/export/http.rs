@@ -1582,10 +1582,8 @@ mod tests {
 
     #[test]
     fn a_refused_connection_is_retried_then_fails_at_the_deadline() {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let refusing = crate::testing::RefusingPort::bind();
+        let addr = refusing.addr();
         let url = format!("http://{addr}/v1/traces");
         let mut transport =
             HttpTransport::new(&url, &BTreeMap::new(), Duration::from_millis(300)).unwrap();
