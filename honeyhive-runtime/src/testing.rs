@@ -332,7 +332,8 @@ impl Spans {
 #[cfg(unix)]
 #[derive(Debug)]
 pub struct RefusingPort {
-    fd: libc::c_int,
+    /// Closed when the value is dropped.
+    _socket: std::os::fd::OwnedFd,
     addr: std::net::SocketAddr,
 }
 
@@ -346,11 +347,15 @@ impl RefusingPort {
     #[must_use]
     #[allow(clippy::cast_possible_truncation)] // `AF_INET` (2) and a 16-byte size
     pub fn bind() -> RefusingPort {
-        // SAFETY: plain socket calls on a descriptor this function owns; the address
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: plain socket calls on a descriptor this function owns (an `OwnedFd` from
+        // the start, so it is closed once, also on a failed assertion); the address
         // structure is zeroed and sized as the calls require.
         unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let socket = OwnedFd::from_raw_fd(raw);
+            let fd = socket.as_raw_fd();
             let one: libc::c_int = 1;
             let reuse = libc::setsockopt(
                 fd,
@@ -369,7 +374,7 @@ impl RefusingPort {
             let named = libc::getsockname(fd, std::ptr::from_mut(&mut sin).cast(), &raw mut len);
             assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
             RefusingPort {
-                fd,
+                _socket: socket,
                 addr: (std::net::Ipv4Addr::LOCALHOST, u16::from_be(sin.sin_port)).into(),
             }
         }
@@ -379,15 +384,5 @@ impl RefusingPort {
     #[must_use]
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
-    }
-}
-
-#[cfg(unix)]
-impl Drop for RefusingPort {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is this value's own and closed once.
-        unsafe {
-            libc::close(self.fd);
-        }
     }
 }

@@ -492,7 +492,7 @@ fn evaluate(plan: &Plan<'_>, span: &TokenStream) -> TokenStream {
 /// skipped, and the error of a `Result`. Two generic calls; the probes pick what they record.
 /// When `declared` (the type of `__hh_ret`, if the signature names it) has a shape no
 /// `Result` has (a tuple, array, slice, reference or pointer), the error probe is left out:
-/// a probe is most of what a traced fn costs to type-check. Names are never read, since any
+/// the probes are a large part of what a traced fn costs to type-check. Names are never read, since any
 /// of them may be the user's own (see `tests/ui/pass/shadowed_prelude.rs`).
 fn capture_output(
     plan: &Plan<'_>,
@@ -633,4 +633,35 @@ fn async_trait_method(
     }};
     *item.block = body;
     quote!(#item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::never_a_result;
+
+    #[test]
+    fn only_shapes_that_cannot_be_a_result_skip_the_error_probe() {
+        let never = |ty: &str| never_a_result(&syn::parse_str(ty).unwrap());
+        for ty in [
+            "(u32, String)",
+            "[u8; 4]",
+            "&[u8]",
+            "&str",
+            "&mut Result<u8, E>",
+            "*const u8",
+        ] {
+            assert!(never(ty), "{ty}");
+        }
+        // Any name may be a `Result` (an alias, or the user's own type): the probe decides.
+        for ty in [
+            "Result<u32, String>",
+            "io::Result<()>",
+            "String",
+            "u32",
+            "Option<u8>",
+            "T",
+        ] {
+            assert!(!never(ty), "{ty}");
+        }
+    }
 }
