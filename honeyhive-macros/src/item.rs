@@ -1,8 +1,9 @@
 //! The annotated item: a function with a body, and what the expansions need to know of it.
 
 use proc_macro2::TokenStream;
+use syn::parse::ParseStream;
 use syn::visit_mut::VisitMut;
-use syn::{Expr, FnArg, Ident, ItemFn, Pat, ReturnType, Stmt, Type};
+use syn::{AttrStyle, Attribute, Block, Expr, FnArg, Ident, ItemFn, Pat, ReturnType, Stmt, Type};
 
 use crate::errors::Errors;
 
@@ -22,12 +23,11 @@ impl Function {
     /// Parses `tokens` as a function with a body, or says at the user's tokens why not.
     pub(crate) fn parse(
         macro_name: &str,
-        tokens: TokenStream,
+        tokens: &TokenStream,
         errors: &mut Errors,
     ) -> Option<Self> {
-        // Worked out before parsing consumes the tokens; used only if parsing fails.
-        let (at, what) = (first_tokens(&tokens), describe(&tokens));
-        let Ok(item) = syn::parse2::<ItemFn>(tokens) else {
+        let Ok(mut item) = syn::parse::Parser::parse2(shallow_fn, tokens.clone()) else {
+            let (at, what) = (first_tokens(tokens), describe(tokens));
             let message = match what {
                 // Only a foreign fn can be `safe`.
                 Item::Bodiless { foreign: true } => format!(
@@ -62,6 +62,13 @@ impl Function {
                 variadic,
                 format!("`#[{macro_name}]` cannot be applied to a variadic function"),
             );
+        }
+        // Rewritten statement by statement: the body's statements are needed.
+        if (crate::inline_body::tracks_caller(&item.attrs) || may_be_async_trait(&item.block))
+            && let Err(e) = parse_statements(&mut item.block)
+        {
+            errors.push(e);
+            return None;
         }
         Some(Function { item })
     }
@@ -129,23 +136,91 @@ impl Function {
     }
 }
 
+/// A function whose body is kept as tokens, one verbatim statement: the expansions move the
+/// body whole, so parsing its statements here would only be done again by rustc, which parses
+/// (and reports the syntax errors of) the body once, after us. Inner attributes at the top
+/// of the body (`#![allow(..)]`) become outer attributes of the function, where they mean the
+/// same: in the closure or async block the body moves into, they would not be allowed.
+fn shallow_fn(input: ParseStream<'_>) -> syn::Result<ItemFn> {
+    let mut attrs = input.call(Attribute::parse_outer)?;
+    let vis = input.parse()?;
+    let sig = input.parse()?;
+    let content;
+    let brace_token = syn::braced!(content in input);
+    for mut attr in content.call(Attribute::parse_inner)? {
+        attr.style = AttrStyle::Outer;
+        attrs.push(attr);
+    }
+    let body: TokenStream = content.parse()?;
+    Ok(ItemFn {
+        attrs,
+        vis,
+        modifiers: syn::FnModifiers::default(),
+        sig,
+        block: Box::new(Block {
+            brace_token,
+            stmts: vec![Stmt::Item(syn::Item::Verbatim(body))],
+        }),
+    })
+}
+
+/// Parses the statements of a body kept as tokens by [`shallow_fn`].
+fn parse_statements(block: &mut Block) -> syn::Result<()> {
+    if let [Stmt::Item(syn::Item::Verbatim(body))] = block.stmts.as_slice() {
+        block.stmts = syn::parse::Parser::parse2(Block::parse_within, body.clone())?;
+    }
+    Ok(())
+}
+
+/// Whether a body kept as tokens ends as `#[async_trait]`'s do, `..Box::pin(async move { .. })`
+/// (what [`Function::async_trait_block_ref`] then checks on the parsed statements).
+fn may_be_async_trait(block: &Block) -> bool {
+    use proc_macro2::{Delimiter, TokenTree};
+    let [Stmt::Item(syn::Item::Verbatim(body))] = block.stmts.as_slice() else {
+        return false;
+    };
+    let trees: Vec<TokenTree> = body.clone().into_iter().collect();
+    let [
+        ..,
+        TokenTree::Ident(boxed),
+        TokenTree::Punct(_),
+        TokenTree::Punct(_),
+        TokenTree::Ident(pin),
+        TokenTree::Group(args),
+    ] = trees.as_slice()
+    else {
+        return false;
+    };
+    let mut args_trees = args.stream().into_iter();
+    boxed == "Box"
+        && pin == "pin"
+        && args.delimiter() == Delimiter::Parenthesis
+        && matches!(args_trees.next(), Some(TokenTree::Ident(a)) if a == "async")
+}
+
 /// A never-taken `return` of the function's return type at the top of an async block, so the
 /// block's output type is known (`?` infers its error type) and a wrong return type is
-/// reported at the user's signature. Empty when the type cannot be named in a `let`.
-pub(crate) fn fake_return(ty: &Type) -> TokenStream {
+/// reported at the user's signature. `support` is the path of the runtime's macro support
+/// (`__private`), whose `fake` is never called (rustc drops the `if false` branch before
+/// code generation). Empty when the type cannot be named (`impl Trait`, `!`).
+pub(crate) fn fake_return(ty: &Type, support: &TokenStream) -> TokenStream {
     if contains_impl_trait(ty) || matches!(ty, Type::Never(_)) {
         return TokenStream::new();
     }
-    quote::quote_spanned! {syn::spanned::Spanned::span(ty)=>
-        #[allow(
-            unreachable_code,
-            clippy::diverging_sub_expression,
-            clippy::empty_loop,
-            clippy::let_unit_value
-        )]
+    // At the type, so that "return type inferred to be `T` here" points at the user's
+    // signature (`support` is an item's path: seen from any hygiene context).
+    let at = syn::spanned::Spanned::span(ty);
+    let support: TokenStream = support
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            tree.set_span(at);
+            tree
+        })
+        .collect();
+    quote::quote_spanned! {at=>
         if false {
-            let __hh_fake_return: #ty = loop {};
-            return __hh_fake_return;
+            return #support::fake::<#ty>();
         }
     }
 }

@@ -408,6 +408,14 @@ where
     }
 }
 
+/// A value of any type, for the never-taken `if false { return fake::<T>(); }` that gives an
+/// async block its output type (see the macros' `fake_return`). Never called: rustc removes
+/// the branch before code generation.
+#[doc(hidden)]
+pub fn fake<T>() -> T {
+    unreachable!("`fake` is only named in a branch that is never taken")
+}
+
 /// The `done` of a [`TracedCall`] with nothing to record: a fn item, not a closure per fn.
 #[doc(hidden)]
 #[inline]
@@ -589,14 +597,16 @@ impl NoErr {
     pub fn record<R: ?Sized>(self, _: &mut Span, _: &R) {}
 }
 
-/// The probes of [`Returned`], imported together by the expansion (`use returned::*`).
+/// The probes of [`Returned`] and of [`Capture`](crate::capture::Capture), imported together
+/// by the expansion, once per traced fn (`use __private::{self as __hh, probes::*}`).
 #[doc(hidden)]
-pub mod returned {
+pub mod probes {
     pub use super::{
         ErrDebugOf as _, ErrDisplayOf as _, ErrOpaqueOf as _, NoErrOf as _, OkDebug as _,
         OkNumber as _, OkSkip as _, OkText as _, ValueDebug as _, ValueNumber as _, ValueSkip as _,
         ValueText as _,
     };
+    pub use crate::capture::{DebugProbe as _, NumberProbe as _, TextProbe as _};
 }
 
 macro_rules! probes {

@@ -205,6 +205,7 @@ pub use span::EventType;
 /// Not public API. Referenced by macro-generated code.
 #[doc(hidden)]
 pub mod __private {
+    // Hygienic names for the expansion, however the user's code shadows the prelude's.
     pub use crate::capture::{
         Capture, DebugProbe, ErrDebugProbe, ErrDisplayProbe, ErrOpaqueProbe, NumberProbe, TextProbe,
     };
@@ -212,8 +213,8 @@ pub mod __private {
     pub use crate::evaluate::{AsyncEvaluator, Evaluations, SyncEvaluator};
     pub use crate::expand_support::{
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
-        NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, TracedCall, WhenFn, pass,
-        retry_classify, retry_when, returned,
+        NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, TracedCall, WhenFn, fake, pass,
+        probes, retry_classify, retry_when,
     };
     pub use crate::record::RootState;
     pub use crate::resources::{PollCpu, Usage};
@@ -230,5 +231,6 @@ pub mod __private {
         ItemOtherProbe, ItemResultProbe, ItemResultTextProbe, ItemTextProbe, StreamLog, TracedIter,
         TracedStream,
     };
+    pub use ::core::option::Option::{None, Some};
     pub use opentelemetry::{KeyValue, Value};
 }

@@ -66,7 +66,7 @@ fn mentions(tokens: TokenStream, word: &str) -> bool {
 fn expand_item(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let args = args::RetryArgs::parse(args, &mut errors);
-    let function = Function::parse("retry", item.clone(), &mut errors);
+    let function = Function::parse("retry", &item, &mut errors);
     errors.check()?;
     let (Some(args), Some(function)) = (args, function) else {
         return Ok(item);

@@ -22,14 +22,13 @@ pub(crate) fn expand(
     function: &mut Function,
     in_place: bool,
 ) -> TokenStream {
-    let krate = &plan.krate;
     let meta = meta(plan);
     let inputs = capture_inputs(plan);
 
     let local_span = quote!(&mut __hh_span);
     if function.async_trait_block_ref() {
         let output = capture_output(plan, true, &local_span, None);
-        return async_trait_method(plan, function, &meta, &inputs, &output);
+        return async_trait_method(function, &meta, &inputs, &output);
     }
 
     let body = &function.item.block;
@@ -53,21 +52,21 @@ pub(crate) fn expand(
         traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
     } else if let Some(kind) = future {
         let output = capture_output(plan, future_output_is_value(declared), &local_span, None);
-        traced_future(plan, kind, &meta, &inputs, &output, body)
+        traced_future(kind, &meta, &inputs, &output, body)
     } else if function.is_async() && !never && !in_place && returns_future_safely(function) {
         return traced_call(plan, function, &meta, &inputs, returns_value, ret_ty);
     } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
         quote! {
             #meta
-            let #mutability __hh_span = #krate::__private::Span::detached(&__HH_META);
+            let #mutability __hh_span = __hh::Span::detached(&__HH_META);
             #inputs
-            #krate::__private::Instrumented::new(__hh_span, async move #body).await.1
+            __hh::Instrumented::new(__hh_span, async move #body).await.1
         }
     } else if function.is_async() {
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
-        let fake_return = ret_ty.map(fake_return);
+        let fake_return = ret_ty.map(|ty| fake_return(ty, &quote!(__hh)));
         let output = returns_value
             .then(|| capture_output(plan, true, &quote!(__hh_scoped.span()), declared));
         let inputs = (!inputs.is_empty()).then(|| {
@@ -82,13 +81,13 @@ pub(crate) fn expand(
         let run = if plan.resources {
             // The CPU of each poll of the body, on the thread that polls it.
             quote! {
-                let __hh_usage = #krate::__private::Usage::start(__hh_scoped.span());
-                let __hh_body = ::core::pin::pin!(#krate::__private::PollCpu::new(
+                let __hh_usage = __hh::Usage::start(__hh_scoped.span());
+                let __hh_body = ::core::pin::pin!(__hh::PollCpu::new(
                     __hh_usage,
                     async move { #fake_return #body },
                 ));
                 let (__hh_ret, __hh_usage) = __hh_scoped.run(__hh_body).await;
-                #krate::__private::Usage::finish_async(__hh_usage, __hh_scoped.span());
+                __hh::Usage::finish_async(__hh_usage, __hh_scoped.span());
             }
         } else {
             quote! {
@@ -99,8 +98,8 @@ pub(crate) fn expand(
         let evaluate = evaluate(plan, &quote!(__hh_scoped.span()));
         quote! {
             #meta
-            let mut __hh_scoped = #krate::__private::Scoped::new(
-                #krate::__private::Span::detached(&__HH_META),
+            let mut __hh_scoped = __hh::Scoped::new(
+                __hh::Span::detached(&__HH_META),
             );
             #inputs
             #run
@@ -112,7 +111,7 @@ pub(crate) fn expand(
         let run = sync_body(plan, function, ret_ty);
         quote! {
             #meta
-            let #mutability __hh_span = #krate::__private::Span::enter(&__HH_META);
+            let #mutability __hh_span = __hh::Span::enter(&__HH_META);
             #inputs
             #run
         }
@@ -131,19 +130,22 @@ pub(crate) fn expand(
         };
         let (usage, usage_end) = if plan.resources {
             (
-                quote!(let __hh_usage = #krate::__private::Usage::start(&__hh_span);),
-                quote!(#krate::__private::Usage::finish_sync(__hh_usage, &mut __hh_span);),
+                quote!(let __hh_usage = __hh::Usage::start(&__hh_span);),
+                quote!(__hh::Usage::finish_sync(__hh_usage, &mut __hh_span);),
             )
         } else {
             (TokenStream::new(), TokenStream::new())
         };
         let evaluate = evaluate(plan, &local_span);
+        // For a unit body moved into the closure.
+        let unit_lints = (!returns_value)
+            .then(|| quote!(#[allow(clippy::semicolon_if_nothing_returned, clippy::unit_arg)]));
         quote! {
             #meta
-            let #span_mut __hh_span = #krate::__private::Span::enter(&__HH_META);
+            let #span_mut __hh_span = __hh::Span::enter(&__HH_META);
             #inputs
             #usage
-            #[allow(clippy::semicolon_if_nothing_returned, clippy::unit_arg)]
+            #unit_lints
             let __hh_ret = #run;
             #usage_end
             #output
@@ -196,9 +198,8 @@ fn traced_call(
     returns_value: bool,
     ret_ty: Option<&Type>,
 ) -> TokenStream {
-    let krate = &plan.krate;
     let body = &function.item.block;
-    let fake_return = ret_ty.map(fake_return);
+    let fake_return = ret_ty.map(|ty| fake_return(ty, &quote!(__hh)));
     let mut sig = function.item.sig.clone();
     let rebind = move_arguments_in(&mut sig);
     let future = quote!(async move { #rebind #fake_return #body });
@@ -207,8 +208,8 @@ fn traced_call(
     let evaluate = evaluate(plan, &span);
     let (usage, future, ret) = if plan.resources {
         (
-            Some(quote!(let __hh_usage = #krate::__private::Usage::start(__hh_span);)),
-            quote!(#krate::__private::PollCpu::new(__hh_usage, #future)),
+            Some(quote!(let __hh_usage = __hh::Usage::start(__hh_span);)),
+            quote!(__hh::PollCpu::new(__hh_usage, #future)),
             quote!((__hh_ret, __hh_usage)),
         )
     } else {
@@ -216,12 +217,12 @@ fn traced_call(
     };
     let finish_usage = plan
         .resources
-        .then(|| quote!(#krate::__private::Usage::finish_async(__hh_usage, __hh_span);));
+        .then(|| quote!(__hh::Usage::finish_async(__hh_usage, __hh_span);));
     let done = if output.is_none() && evaluate.is_empty() && !plan.resources {
-        quote!(#krate::__private::pass)
+        quote!(__hh::pass)
     } else {
         quote! {
-            |__hh_span: &mut #krate::__private::Span, #ret| {
+            |__hh_span: &mut __hh::Span, #ret| {
                 #finish_usage
                 #output
                 #evaluate
@@ -231,9 +232,9 @@ fn traced_call(
     };
     let new_body = quote! {
         #meta
-        #krate::__private::TracedCall::new(
+        __hh::TracedCall::new(
             &__HH_META,
-            move |__hh_span: &mut #krate::__private::Span| {
+            move |__hh_span: &mut __hh::Span| {
                 #inputs
                 #usage
                 #future
@@ -281,12 +282,16 @@ fn move_arguments_in(sig: &mut syn::Signature) -> TokenStream {
                         let ident = pi.ident.clone();
                         pi.by_ref = None;
                         pi.mutability = None;
-                        rebind.extend(quote! {
-                            #[allow(
+                        // The underscore lints only where they can fire: fewer tokens
+                        // for rustc to parse per argument.
+                        let underscore = unraw(&ident).starts_with('_').then(|| {
+                            quote!(
                                 clippy::used_underscore_binding,
                                 clippy::no_effect_underscore_binding,
-                                clippy::redundant_locals
-                            )]
+                            )
+                        });
+                        rebind.extend(quote! {
+                            #[allow(#underscore clippy::redundant_locals)]
                             let #pat = #ident;
                         });
                     }
@@ -325,7 +330,7 @@ fn sync_body(plan: &Plan<'_>, function: &Function, ret_ty: Option<&Type>) -> Tok
         }};
     }
     let closure_return = ret_ty.map(|ty| quote!(-> #ty));
-    quote!(#krate::__private::call_once(move || #closure_return #body))
+    quote!(__hh::call_once(move || #closure_return #body))
 }
 
 fn is_unit(ty: &Type) -> bool {
@@ -353,18 +358,16 @@ fn future_output_is_value(ret: Option<&Type>) -> bool {
 /// returning the future runs inside it) and stays open while the future runs, as for an
 /// `async fn`; the output is the future's.
 fn traced_future(
-    plan: &Plan<'_>,
     kind: FutureKind,
     meta: &TokenStream,
     inputs: &TokenStream,
     output: &TokenStream,
     body: &syn::Block,
 ) -> TokenStream {
-    let krate = &plan.krate;
     let future = quote! {
         async move {
             let (mut __hh_span, __hh_ret) =
-                #krate::__private::Instrumented::new(__hh_span, __hh_future).await;
+                __hh::Instrumented::new(__hh_span, __hh_future).await;
             #output
             __hh_ret
         }
@@ -375,7 +378,7 @@ fn traced_future(
     };
     quote! {
         #meta
-        let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+        let mut __hh_span = __hh::Span::detached(&__HH_META);
         #inputs
         let __hh_future = __hh_span.in_scope(move || #body);
         #future
@@ -386,19 +389,23 @@ fn meta(plan: &Plan<'_>) -> TokenStream {
     let krate = &plan.krate;
     let name = &plan.name;
     let event_type = &plan.event_type;
-    let sample_rate = plan.sample_rate.map_or_else(
-        || quote!(::core::option::Option::None),
-        |rate| quote!(::core::option::Option::Some(#rate)),
-    );
+    let sample_rate = plan
+        .sample_rate
+        .map_or_else(|| quote!(__hh::None), |rate| quote!(__hh::Some(#rate)));
     let resources = if plan.resources { 6 } else { 0 };
     let capacity = plan.inputs.len() + plan.metadata.len() + 2 + plan.evaluators.len() + resources;
+    // One short name for the runtime's macro support: the paths below are most of the
+    // expansion's tokens, which rustc parses, resolves and lowers once per traced fn.
     quote! {
-        static __HH_META: #krate::__private::Meta = #krate::__private::Meta {
+        // With the probes that pick how values are recorded (unused when nothing is).
+        #[allow(unused_imports)]
+        use #krate::__private::{self as __hh, probes::*};
+        static __HH_META: __hh::Meta = __hh::Meta {
             name: #name,
-            event_type: #krate::__private::EventType::#event_type,
+            event_type: __hh::EventType::#event_type,
             sample_rate: #sample_rate,
             attr_capacity: #capacity,
-            root: #krate::__private::RootState::new(),
+            root: __hh::RootState::new(),
         };
     }
 }
@@ -407,15 +414,17 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
     if plan.inputs.is_empty() && plan.metadata.is_empty() {
         return TokenStream::new();
     }
-    let krate = &plan.krate;
     let inputs = plan.inputs.iter().map(|(ident, ty)| {
         let key = format!("honeyhive_inputs.{}", unraw(ident));
         // Spanned at the argument's type, so "does not implement Debug" underlines it.
         let arg = borrow_located_at(ident, ty);
         // `_name` arguments are captured too.
+        let underscore = unraw(ident)
+            .starts_with('_')
+            .then(|| quote!(#[allow(clippy::used_underscore_binding)]));
         quote_spanned! {at(ty.span())=>
-            #[allow(clippy::used_underscore_binding)]
-            (&&&#krate::__private::Capture(&#ident)).hh_kind().record(__hh_rec, #key, #arg);
+            #underscore
+            (&&&__hh::Capture(&#ident)).hh_kind().record(__hh_rec, #key, #arg);
         }
     });
     let metadata = plan.metadata.iter().map(|m| {
@@ -426,13 +435,11 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         let arg = borrow_located_at(&tmp, value);
         quote_spanned! {at(value.span())=>
             let #tmp = #value;
-            (&&&#krate::__private::Capture(&#tmp)).hh_kind().metadata(__hh_rec, #key, #arg);
+            (&&&__hh::Capture(&#tmp)).hh_kind().metadata(__hh_rec, #key, #arg);
         }
     });
     quote! {
-        if let ::core::option::Option::Some(__hh_rec) = __hh_span.recording() {
-            #[allow(unused_imports)]
-            use #krate::__private::{DebugProbe as _, NumberProbe as _, TextProbe as _};
+        if let __hh::Some(__hh_rec) = __hh_span.recording() {
             #(#inputs)*
             #(#metadata)*
         }
@@ -464,7 +471,6 @@ fn evaluate(plan: &Plan<'_>, span: &TokenStream) -> TokenStream {
     if plan.evaluators.is_empty() {
         return TokenStream::new();
     }
-    let krate = &plan.krate;
     let calls = plan.evaluators.iter().map(|e| {
         let path = e.path;
         let name = &e.name;
@@ -480,8 +486,8 @@ fn evaluate(plan: &Plan<'_>, span: &TokenStream) -> TokenStream {
         }
     });
     quote! {
-        if let ::core::option::Option::Some(mut __hh_evals) =
-            #krate::__private::Evaluations::new(#span)
+        if let __hh::Some(mut __hh_evals) =
+            __hh::Evaluations::new(#span)
         {
             #(#calls)*
         }
@@ -500,27 +506,22 @@ fn capture_output(
     span: &TokenStream,
     declared: Option<&Type>,
 ) -> TokenStream {
-    let krate = &plan.krate;
     let ok = (plan.record_output && returns_value).then(|| {
         quote! {
-            (&&&&&&&&#krate::__private::Returned(&__hh_ret)).hh_ok_kind().record(#span, &__hh_ret);
+            (&&&&&&&&__hh::Returned(&__hh_ret)).hh_ok_kind().record(#span, &__hh_ret);
         }
     });
     let err = (!declared.is_some_and(never_a_result)).then(|| {
         quote! {
-            (&&&&#krate::__private::Returned(&__hh_ret)).hh_err_kind().record(#span, &__hh_ret);
+            (&&&&__hh::Returned(&__hh_ret)).hh_err_kind().record(#span, &__hh_ret);
         }
     });
     if ok.is_none() && err.is_none() {
         return TokenStream::new();
     }
     quote! {
-        {
-            #[allow(unused_imports)]
-            use #krate::__private::returned::*;
-            #ok
-            #err
-        }
+        #ok
+        #err
     }
 }
 
@@ -546,16 +547,15 @@ fn traced_stream(
     inputs: &TokenStream,
     body: &syn::Block,
 ) -> TokenStream {
-    let krate = &plan.krate;
     // A bare `Stream` may be a trait of the user's: the value's type decides (see the
     // runtime's `MaybeStream`).
     let adapter = match kind {
-        StreamKind::Iterator => quote!(#krate::__private::TracedIter::new),
+        StreamKind::Iterator => quote!(__hh::TracedIter::new),
         StreamKind::Stream => quote! {
             {
                 #[allow(unused_imports)]
-                use #krate::__private::{NotStreamProbe as _, StreamProbe as _};
-                (&&#krate::__private::MaybeStream(&__hh_ret)).hh_stream_kind()
+                use __hh::{NotStreamProbe as _, StreamProbe as _};
+                (&&__hh::MaybeStream(&__hh_ret)).hh_stream_kind()
             }
             .wrap
         },
@@ -564,14 +564,14 @@ fn traced_stream(
     let call = if is_async {
         let mutability = (!inputs.is_empty()).then(|| quote!(mut));
         quote! {
-            let #mutability __hh_span = #krate::__private::Span::detached(&__HH_META);
+            let #mutability __hh_span = __hh::Span::detached(&__HH_META);
             #inputs
             let (__hh_span, __hh_ret) =
-                #krate::__private::Instrumented::new(__hh_span, async move #body).await;
+                __hh::Instrumented::new(__hh_span, async move #body).await;
         }
     } else {
         quote! {
-            let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+            let mut __hh_span = __hh::Span::detached(&__HH_META);
             #inputs
             let __hh_ret = __hh_span.in_scope(move || #body);
         }
@@ -585,11 +585,11 @@ fn traced_stream(
             #record_output,
             |__hh_item, __hh_log, __hh_cap| {
                 #[allow(unused_imports)]
-                use #krate::__private::{
+                use __hh::{
                     ItemOtherProbe as _, ItemResultProbe as _, ItemResultTextProbe as _,
                     ItemTextProbe as _,
                 };
-                (&&&&#krate::__private::Capture(__hh_item))
+                (&&&&__hh::Capture(__hh_item))
                     .hh_item_kind()
                     .observe(__hh_item, __hh_log, __hh_cap);
             },
@@ -600,13 +600,11 @@ fn traced_stream(
 /// `#[async_trait]` turned `async fn` into `fn -> Pin<Box<dyn Future>>` returning
 /// `Box::pin(async move { body })`: instrument that future, not its creation.
 fn async_trait_method(
-    plan: &Plan<'_>,
     function: &mut Function,
     meta: &TokenStream,
     inputs: &TokenStream,
     output: &TokenStream,
 ) -> TokenStream {
-    let krate = &plan.krate;
     let Some(block) = function.async_trait_block() else {
         return TokenStream::new();
     };
@@ -617,7 +615,7 @@ fn async_trait_method(
     let new_block: syn::ExprAsync = syn::parse_quote! {
         #(#attrs)*
         async move {
-            let (mut __hh_span, __hh_ret) = #krate::__private::Instrumented::new(__hh_span, async move #inner).await;
+            let (mut __hh_span, __hh_ret) = __hh::Instrumented::new(__hh_span, async move #inner).await;
             #output
             __hh_ret
         }
@@ -627,7 +625,7 @@ fn async_trait_method(
     let stmts = &item.block.stmts;
     let body: syn::Block = syn::parse_quote! {{
         #meta
-        let mut __hh_span = #krate::__private::Span::detached(&__HH_META);
+        let mut __hh_span = __hh::Span::detached(&__HH_META);
         #inputs
         #(#stmts)*
     }};

@@ -22,7 +22,7 @@ pub(crate) fn entry_in_place(args: TokenStream, item: TokenStream) -> TokenStrea
 fn entry_as(args: TokenStream, item: TokenStream, in_place: bool) -> TokenStream {
     let mut errors = Errors::default();
     let args = args::TraceArgs::parse(args, &mut errors);
-    let function = Function::parse("trace", item.clone(), &mut errors);
+    let function = Function::parse("trace", &item, &mut errors);
     if let Err(e) = errors.check() {
         return with_item(&e, item);
     }

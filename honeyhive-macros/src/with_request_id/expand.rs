@@ -78,7 +78,8 @@ pub(crate) fn expand(
             #wrapped
         }
     } else if function.is_async() {
-        let fake = function.return_type().map(fake_return);
+        let support = quote!(#krate::__private);
+        let fake = function.return_type().map(|ty| fake_return(ty, &support));
         quote! {
             let __hh_correlation = #correlation;
             #krate::__private::WithCorrelation::new(__hh_correlation, async move { #fake #body }).await

@@ -14,7 +14,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let raw_args = args.clone();
     let args = RequestIdArgs::parse(args, &mut errors);
-    let function = Function::parse("with_request_id", item.clone(), &mut errors);
+    let function = Function::parse("with_request_id", &item, &mut errors);
     if let Err(e) = errors.check() {
         return with_item(&e, item);
     }
