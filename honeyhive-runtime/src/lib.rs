@@ -67,6 +67,8 @@
 //!   to pass through the output capture. A `return` written by a macro inside such a body
 //!   (`anyhow::bail!`) leaves the function directly: the span still ends, without the value.
 //! - A unit fn whose body diverges (`panic!`, `loop {}`, `process::exit`) is traced like any other.
+//! - Inner attributes at the top of a body (`#![allow(..)]`) apply to the function, as
+//!   without `#[trace]` (they become its outer attributes).
 //! - Arguments named `_x` are captured; `_` and arguments bound by patterns are not.
 //! - `#[trace]` is ours when written bare, as `honeyhive_runtime::trace`, or under the path
 //!   given with `crate = ".."`; never by its last segment alone (`#[other::trace]` is not).
