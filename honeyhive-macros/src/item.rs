@@ -17,6 +17,9 @@ pub(crate) struct Arg {
     pub(crate) ident: Ident,
     /// The argument's type, for error messages at the user's tokens.
     pub(crate) ty: Type,
+    /// Its `#[cfg(..)]` / `#[cfg_attr(..)]` attributes, for each statement the expansions
+    /// write about it: an argument configured out must not be named.
+    pub(crate) cfg: TokenStream,
 }
 
 impl Function {
@@ -88,6 +91,7 @@ impl Function {
                     Pat::Ident(pi) if pi.subpat.is_none() => Some(Arg {
                         ident: pi.ident.clone(),
                         ty: (*pt.ty).clone(),
+                        cfg: cfg_attrs(&pt.attrs),
                     }),
                     _ => None,
                 },
@@ -196,6 +200,29 @@ fn may_be_async_trait(block: &Block) -> bool {
         && pin == "pin"
         && args.delimiter() == Delimiter::Parenthesis
         && matches!(args_trees.next(), Some(TokenTree::Ident(a)) if a == "async")
+}
+
+/// The `#[cfg(..)]` and `#[cfg_attr(..)]` among an argument's attributes.
+pub(crate) fn cfg_attrs(attrs: &[Attribute]) -> TokenStream {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+        .map(quote::ToTokens::to_token_stream)
+        .collect()
+}
+
+/// The body's block with `prefix` written before its statements, in the body's own braces:
+/// `{ prefix stmts }`. Writing `{ prefix #body }` instead would make a body that is one
+/// expression (`{ x }`) a block in tail position, which rustc's `unused_braces` lint reports
+/// at the user's braces.
+pub(crate) fn prefixed_body(prefix: &TokenStream, body: &Block) -> TokenStream {
+    let mut inner = prefix.clone();
+    for stmt in &body.stmts {
+        quote::ToTokens::to_tokens(stmt, &mut inner);
+    }
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, inner);
+    group.set_span(body.brace_token.span.join());
+    quote::ToTokens::into_token_stream(proc_macro2::TokenTree::Group(group))
 }
 
 /// A never-taken `return` of the function's return type at the top of an async block, so the

@@ -68,7 +68,9 @@
 //!   (`anyhow::bail!`) leaves the function directly: the span still ends, without the value.
 //! - A unit fn whose body diverges (`panic!`, `loop {}`, `process::exit`) is traced like any other.
 //! - Inner attributes at the top of a body (`#![allow(..)]`) apply to the function, as
-//!   without `#[trace]` (they become its outer attributes).
+//!   without `#[trace]` (they become its outer attributes). Arguments under `#[cfg(..)]` are
+//!   recorded when configured in and never named when configured out. A body that is one
+//!   expression (`{ x }`) gets no `unused_braces` warning.
 //! - Arguments named `_x` are captured; `_` and arguments bound by patterns are not.
 //! - `#[trace]` is ours when written bare, as `honeyhive_runtime::trace`, or under the path
 //!   given with `crate = ".."`; never by its last segment alone (`#[other::trace]` is not).

@@ -62,6 +62,8 @@ pub(crate) struct PerAttempt {
     pub(crate) mutable: bool,
     /// `clone(arg)`; otherwise the argument must be `Copy`.
     pub(crate) cloned: bool,
+    /// Its `cfg` attributes, for the statement that copies it.
+    pub(crate) cfg: proc_macro2::TokenStream,
 }
 
 /// A statement that resolves an attribute's path, for an attribute consumed by the other
@@ -212,6 +214,7 @@ fn arguments(
                         ident: pat.ident.clone(),
                         mutable: pat.mutability.is_some(),
                         cloned: is_cloned,
+                        cfg: crate::item::cfg_attrs(&arg.attrs),
                     }),
                 }
             }

@@ -141,12 +141,10 @@ fn body(plan: &Plan, function: &Function) -> TokenStream {
         .map(|(ident, ty)| quote!(#ident: #ty));
     let ret = plan.ret.as_ref().map(|ty| quote!(-> #ty));
     let asyncness = function.is_async().then(|| quote!(async));
-    let block = &function.item.block;
+    let per_attempt: TokenStream = per_attempt.into_iter().collect();
+    let block = crate::item::prefixed_body(&per_attempt, &function.item.block);
     quote! {
-        #asyncness |#(#params),*| #ret {
-            #(#per_attempt)*
-            #block
-        }
+        #asyncness |#(#params),*| #ret #block
     }
 }
 
@@ -158,13 +156,16 @@ fn per_attempt(plan: &Plan) -> Vec<TokenStream> {
         .map(|a| {
             let ident = &a.ident;
             let mutability = a.mutable.then(|| quote!(mut));
+            let cfg = &a.cfg;
             if a.cloned {
                 quote_spanned! {ident.span()=>
+                    #cfg
                     let #mutability #ident = ::core::clone::Clone::clone(&#ident);
                 }
             } else {
                 // Spanned at the argument, where "needs `clone(..)`" is reported.
                 quote_spanned! {ident.span()=>
+                    #cfg
                     let #mutability #ident = #k::__private::reuse(&#ident);
                 }
             }

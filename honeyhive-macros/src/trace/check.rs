@@ -17,7 +17,8 @@ pub(crate) struct Plan<'a> {
     pub(crate) event_type: Ident,
     pub(crate) sample_rate: Option<f64>,
     /// Arguments to record, with their types (for errors at the user's tokens).
-    pub(crate) inputs: Vec<(Ident, Type)>,
+    /// Each recorded argument: its name, its type and its `cfg` attributes.
+    pub(crate) inputs: Vec<(Ident, Type, TokenStream)>,
     pub(crate) metadata: Vec<&'a MetadataEntry>,
     pub(crate) record_output: bool,
     pub(crate) evaluators: Vec<Evaluator<'a>>,
@@ -88,7 +89,7 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
         all_args
             .into_iter()
             .filter(|a| !skipped.contains(&&a.ident))
-            .map(|a| (a.ident, a.ty))
+            .map(|a| (a.ident, a.ty, a.cfg))
             .collect()
     };
     let mut metadata: Vec<&MetadataEntry> = Vec::new();

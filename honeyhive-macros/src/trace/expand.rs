@@ -11,8 +11,8 @@ use syn::visit_mut::VisitMut;
 
 use crate::inline_body::{labelled, tracks_caller};
 use crate::item::{
-    Function, FutureKind, StreamKind, contains_impl_trait, fake_return, future_kind, stream_kind,
-    with_body,
+    Function, FutureKind, StreamKind, contains_impl_trait, fake_return, future_kind, prefixed_body,
+    stream_kind, with_body,
 };
 
 #[allow(clippy::too_many_lines)] // one quote! per part of the expansion, in order
@@ -66,7 +66,8 @@ pub(crate) fn expand(
     } else if function.is_async() {
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
-        let fake_return = ret_ty.map(|ty| fake_return(ty, &quote!(__hh)));
+        let fake_return = ret_ty.map_or_else(TokenStream::new, |ty| fake_return(ty, &quote!(__hh)));
+        let fake_body = prefixed_body(&fake_return, body);
         let output = returns_value
             .then(|| capture_output(plan, true, &quote!(__hh_scoped.span()), declared));
         let inputs = (!inputs.is_empty()).then(|| {
@@ -84,14 +85,14 @@ pub(crate) fn expand(
                 let __hh_usage = __hh::Usage::start(__hh_scoped.span());
                 let __hh_body = ::core::pin::pin!(__hh::PollCpu::new(
                     __hh_usage,
-                    async move { #fake_return #body },
+                    async move #fake_body,
                 ));
                 let (__hh_ret, __hh_usage) = __hh_scoped.run(__hh_body).await;
                 __hh::Usage::finish_async(__hh_usage, __hh_scoped.span());
             }
         } else {
             quote! {
-                let __hh_body = ::core::pin::pin!(async move { #fake_return #body });
+                let __hh_body = ::core::pin::pin!(async move #fake_body);
                 let __hh_ret = __hh_scoped.run(__hh_body).await;
             }
         };
@@ -201,8 +202,10 @@ fn traced_call(
     let body = &function.item.block;
     let fake_return = ret_ty.map(|ty| fake_return(ty, &quote!(__hh)));
     let mut sig = function.item.sig.clone();
-    let rebind = move_arguments_in(&mut sig);
-    let future = quote!(async move { #rebind #fake_return #body });
+    let mut rebind = move_arguments_in(&mut sig);
+    rebind.extend(fake_return);
+    let body = prefixed_body(&rebind, body);
+    let future = quote!(async move #body);
     let span = quote!(__hh_span);
     let output = returns_value.then(|| capture_output(plan, true, &span, function.return_type()));
     let evaluate = evaluate(plan, &span);
@@ -277,6 +280,7 @@ fn move_arguments_in(sig: &mut syn::Signature) -> TokenStream {
             }
             syn::FnArg::Typed(typed) => {
                 let pat = (*typed.pat).clone();
+                let cfg = crate::item::cfg_attrs(&typed.attrs);
                 match &mut *typed.pat {
                     syn::Pat::Ident(pi) if pi.subpat.is_none() => {
                         let ident = pi.ident.clone();
@@ -291,6 +295,7 @@ fn move_arguments_in(sig: &mut syn::Signature) -> TokenStream {
                             )
                         });
                         rebind.extend(quote! {
+                            #cfg
                             #[allow(#underscore clippy::redundant_locals)]
                             let #pat = #ident;
                         });
@@ -299,7 +304,9 @@ fn move_arguments_in(sig: &mut syn::Signature) -> TokenStream {
                         let arg = format_ident!("__hh_arg{i}");
                         *other = syn::parse_quote!(#arg);
                         rebind.extend(quote! {
+                            #cfg
                             let #arg = #arg;
+                            #cfg
                             let #pat = #arg;
                         });
                     }
@@ -414,7 +421,7 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
     if plan.inputs.is_empty() && plan.metadata.is_empty() {
         return TokenStream::new();
     }
-    let inputs = plan.inputs.iter().map(|(ident, ty)| {
+    let inputs = plan.inputs.iter().map(|(ident, ty, cfg)| {
         let key = format!("honeyhive_inputs.{}", unraw(ident));
         // Spanned at the argument's type, so "does not implement Debug" underlines it.
         let arg = borrow_located_at(ident, ty);
@@ -423,6 +430,7 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
             .starts_with('_')
             .then(|| quote!(#[allow(clippy::used_underscore_binding)]));
         quote_spanned! {at(ty.span())=>
+            #cfg
             #underscore
             (&&&__hh::Capture(&#ident)).hh_kind().record(__hh_rec, #key, #arg);
         }

@@ -79,10 +79,13 @@ pub(crate) fn expand(
         }
     } else if function.is_async() {
         let support = quote!(#krate::__private);
-        let fake = function.return_type().map(|ty| fake_return(ty, &support));
+        let fake = function
+            .return_type()
+            .map_or_else(TokenStream::new, |ty| fake_return(ty, &support));
+        let body = crate::item::prefixed_body(&fake, body);
         quote! {
             let __hh_correlation = #correlation;
-            #krate::__private::WithCorrelation::new(__hh_correlation, async move { #fake #body }).await
+            #krate::__private::WithCorrelation::new(__hh_correlation, async move #body).await
         }
     } else {
         quote! {
