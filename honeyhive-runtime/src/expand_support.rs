@@ -442,7 +442,9 @@ where
                 unreachable!()
             };
             this.span = Span::detached(this.meta);
-            this.body = Body::Run(start(&mut this.span));
+            // With the span current, as the body: what recording the arguments runs (their
+            // `Debug`) is inside it.
+            this.body = Body::Run(this.span.with_current(start));
         }
         let Body::Run(body) = &mut this.body else {
             panic!("a traced `async fn`'s future was polled after it completed");
@@ -457,7 +459,8 @@ where
         // The body is done: dropped now, in place, before the span ends.
         this.body = Body::Done;
         let value = match this.done.take() {
-            Some(done) => done(&mut this.span, out),
+            // With the span current: the output's `Debug` and the evaluators run inside it.
+            Some(done) => this.span.with_current(|span| done(span, out)),
             None => unreachable!(),
         };
         // The call is over: the span ends now, even if the future is kept.

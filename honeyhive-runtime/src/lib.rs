@@ -71,6 +71,9 @@
 //!   without `#[trace]` (they become its outer attributes). Arguments under `#[cfg(..)]` are
 //!   recorded when configured in and never named when configured out. A body that is one
 //!   expression (`{ x }`) gets no `unused_braces` warning.
+//! - Recording runs inside the span in every shape: a traced call made by an argument's or
+//!   the output's `Debug`, or by a sync evaluator, is the span's child, and an `enrich_span`
+//!   there lands on the span, in async fns and fns returning futures as in sync fns.
 //! - Arguments named `_x` are captured; `_` and arguments bound by patterns are not.
 //! - `#[trace]` is ours when written bare, as `honeyhive_runtime::trace`, or under the path
 //!   given with `crate = ".."`; never by its last segment alone (`#[other::trace]` is not).

@@ -334,6 +334,57 @@ impl Span {
         });
     }
 
+    /// Runs `f` on this (detached) span with the span current: what the expansion writes to
+    /// record a detached span's arguments, output and evaluations, so that what that runs
+    /// (a `Debug` impl, an evaluator) is inside the span as in a sync fn: a traced call made
+    /// there is the span's child, an `enrich_span` lands on it.
+    #[doc(hidden)]
+    #[inline]
+    pub fn with_current<T>(&mut self, f: impl FnOnce(&mut Span) -> T) -> T {
+        let mut f = Some(f);
+        let mut out = None;
+        self.with_current_dyn(&mut |span| {
+            if let Some(f) = f.take() {
+                out = Some(f(span));
+            }
+        });
+        match out {
+            Some(out) => out,
+            // `with_current_dyn` calls its closure once, or unwinds.
+            None => unreachable!(),
+        }
+    }
+
+    /// [`Span::with_current`] without a type parameter: compiled once, not once per traced fn.
+    fn with_current_dyn(&mut self, f: &mut dyn FnMut(&mut Span)) {
+        /// Puts the outer context back if `f` unwinds.
+        #[allow(clippy::option_option)] // as `leave_scope`'s: `None`, no correlation to restore
+        struct Restore(Option<(Current, Option<Option<Arc<Correlation>>>)>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if let Some((prev, prev_correlation)) = self.0.take() {
+                    context::set(prev);
+                    if let Some(prev) = prev_correlation {
+                        correlation::replace(prev);
+                    }
+                }
+            }
+        }
+        let Some(inner) = self.scope_inner() else {
+            return f(self);
+        };
+        let prev = context::replace(inner);
+        let prev_correlation = self
+            .session
+            .as_ref()
+            .map(|s| correlation::replace(Some(Arc::clone(s))));
+        let mut restore = Restore(Some((prev, prev_correlation)));
+        f(self);
+        if let Some((prev, prev_correlation)) = restore.0.take() {
+            self.leave_scope(prev, prev_correlation);
+        }
+    }
+
     /// Runs `f` with this (detached) span current, as [`Instrumented`] does for one poll: what
     /// `f` annotates lands on the span, and a panic in `f` marks it. Used by token streams,
     /// whose span outlives the call that opened it.

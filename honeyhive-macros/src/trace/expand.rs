@@ -27,7 +27,7 @@ pub(crate) fn expand(
 
     let local_span = quote!(&mut __hh_span);
     if function.async_trait_block_ref() {
-        let output = capture_output(plan, true, &local_span, None);
+        let output = capture_output(plan, true, &quote!(__hh_span), None);
         return async_trait_method(function, &meta, &inputs, &output);
     }
 
@@ -51,16 +51,22 @@ pub(crate) fn expand(
     let new_body: TokenStream = if let Some(kind) = stream {
         traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
     } else if let Some(kind) = future {
-        let output = capture_output(plan, future_output_is_value(declared), &local_span, None);
+        let output = capture_output(
+            plan,
+            future_output_is_value(declared),
+            &quote!(__hh_span),
+            None,
+        );
         traced_future(kind, &meta, &inputs, &output, body)
     } else if function.is_async() && !never && !in_place && returns_future_safely(function) {
         return traced_call(plan, function, &meta, &inputs, returns_value, ret_ty);
     } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
+        let inputs_in_span = with_current(&quote!(__hh_span), &inputs);
         quote! {
             #meta
             let #mutability __hh_span = __hh::Span::detached(&__HH_META);
-            #inputs
+            #inputs_in_span
             __hh::Instrumented::new(__hh_span, async move #body).await.1
         }
     } else if function.is_async() {
@@ -68,14 +74,12 @@ pub(crate) fn expand(
         // and a wrong return type is reported at the user's signature.
         let fake_return = ret_ty.map_or_else(TokenStream::new, |ty| fake_return(ty, &quote!(__hh)));
         let fake_body = prefixed_body(&fake_return, body);
-        let output = returns_value
-            .then(|| capture_output(plan, true, &quote!(__hh_scoped.span()), declared));
-        let inputs = (!inputs.is_empty()).then(|| {
-            quote! {
-                let __hh_span = __hh_scoped.span();
-                #inputs
-            }
-        });
+        let output = if returns_value {
+            capture_output(plan, true, &quote!(__hh_span), declared)
+        } else {
+            TokenStream::new()
+        };
+        let inputs = with_current(&quote!(__hh_scoped.span()), &inputs);
         // The body's future is pinned in this fn's own state and polled with the span
         // current (see the runtime's `Scoped`): one type level per traced fn, and one small
         // `poll` instantiated for it.
@@ -96,7 +100,8 @@ pub(crate) fn expand(
                 let __hh_ret = __hh_scoped.run(__hh_body).await;
             }
         };
-        let evaluate = evaluate(plan, &quote!(__hh_scoped.span()));
+        let evaluate = evaluate(plan, &quote!(__hh_span));
+        let done = with_current(&quote!(__hh_scoped.span()), &quote!(#output #evaluate));
         quote! {
             #meta
             let mut __hh_scoped = __hh::Scoped::new(
@@ -104,8 +109,7 @@ pub(crate) fn expand(
             );
             #inputs
             #run
-            #output
-            #evaluate
+            #done
             __hh_ret
         }
     } else if never {
@@ -371,6 +375,8 @@ fn traced_future(
     output: &TokenStream,
     body: &syn::Block,
 ) -> TokenStream {
+    let output = with_current(&quote!(__hh_span), output);
+    let inputs = with_current(&quote!(__hh_span), inputs);
     let future = quote! {
         async move {
             let (mut __hh_span, __hh_ret) =
@@ -390,6 +396,16 @@ fn traced_future(
         let __hh_future = __hh_span.in_scope(move || #body);
         #future
     }
+}
+
+/// `body` run on the detached span `span` (a `Span` or `&mut Span` place) with the span
+/// current, the span bound as `__hh_span: &mut Span`: so that what recording runs (a `Debug`
+/// impl, an evaluator) is inside the span, as in a sync fn.
+fn with_current(span: &TokenStream, body: &TokenStream) -> TokenStream {
+    if body.is_empty() {
+        return TokenStream::new();
+    }
+    quote!(#span.with_current(|__hh_span| { #body });)
 }
 
 fn meta(plan: &Plan<'_>) -> TokenStream {
@@ -557,6 +573,7 @@ fn traced_stream(
 ) -> TokenStream {
     // A bare `Stream` may be a trait of the user's: the value's type decides (see the
     // runtime's `MaybeStream`).
+    let inputs = &with_current(&quote!(__hh_span), inputs);
     let adapter = match kind {
         StreamKind::Iterator => quote!(__hh::TracedIter::new),
         StreamKind::Stream => quote! {
@@ -620,6 +637,8 @@ fn async_trait_method(
     // `Box::pin(async move { body })`: instrument that future, not its creation.
     let inner = block.block.clone();
     let attrs = &block.attrs;
+    let output = with_current(&quote!(__hh_span), output);
+    let inputs = with_current(&quote!(__hh_span), inputs);
     let new_block: syn::ExprAsync = syn::parse_quote! {
         #(#attrs)*
         async move {
