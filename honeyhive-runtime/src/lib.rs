@@ -118,7 +118,8 @@
 //! `async fn`'s did: nothing runs at the call; the first poll opens the span (its parent is
 //! what is current there), records the arguments and starts the body, each argument is
 //! moved into the body and dropped when it is done, and the span is current only while the
-//! body is polled, so it follows the task across `.await` points and threads:
+//! body is polled and while the arguments and the output are recorded, so it follows the
+//! task across `.await` points and threads:
 //!
 //! ```ignore
 //! fn answer(question: &str) -> impl Future<Output = Result<String, Error>> {
