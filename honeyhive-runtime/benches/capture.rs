@@ -8,6 +8,8 @@
 //!
 //! - `small`: a `&str`, a `u64` and an 8-item `Vec<u32>` as arguments, a `u64` returned.
 //! - `vec_1m_arg`: a 1,000,000-item `Vec<u64>` argument, recorded through `Debug`.
+//! - `option_vec_1m_arg`, `arc_vec_1m_arg`: the same `Vec` in `Some(..)` and behind an `Arc`,
+//!   walked up to the cap like the bare `Vec` (before, std's `Debug` stepped over every item).
 //! - `vec_1m_output`: the same `Vec` returned (by reference to a static), recorded as output.
 //! - `struct_vec_1m_arg`: a user struct with a derived `Debug` that holds the same `Vec`: std's
 //!   list helper formats the field, and stops formatting when the capped writer fails (it
@@ -21,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion};
@@ -66,6 +68,18 @@ fn vec_arg(items: &Vec<u64>) -> usize {
 
 #[trace]
 #[inline(never)]
+fn option_vec_arg(items: &Option<Vec<u64>>) -> usize {
+    black_box(items.as_ref().map_or(0, Vec::len))
+}
+
+#[trace]
+#[inline(never)]
+fn arc_vec_arg(items: &Arc<Vec<u64>>) -> usize {
+    black_box(items.len())
+}
+
+#[trace]
+#[inline(never)]
 fn struct_arg(batch: &Batch) -> u64 {
     black_box(batch.id + batch.items.len() as u64)
 }
@@ -96,6 +110,14 @@ fn cases(c: &mut Criterion, variant: &str) {
     });
     let big: &Vec<u64> = &BIG;
     group.bench_function("vec_1m_arg", |b| b.iter(|| vec_arg(black_box(big))));
+    let some: Option<Vec<u64>> = Some(BIG.clone());
+    group.bench_function("option_vec_1m_arg", |b| {
+        b.iter(|| option_vec_arg(black_box(&some)));
+    });
+    let shared = Arc::new(BIG.clone());
+    group.bench_function("arc_vec_1m_arg", |b| {
+        b.iter(|| arc_vec_arg(black_box(&shared)));
+    });
     let batch: &Batch = &BATCH;
     group.bench_function("struct_vec_1m_arg", |b| {
         b.iter(|| struct_arg(black_box(batch)));

@@ -74,16 +74,30 @@ impl AsText for Cow<'_, str> {
         self
     }
 }
-impl AsText for Box<str> {
-    fn as_text(&self) -> &str {
-        self
-    }
+/// Smart pointers are recorded as what they point to: `Box<str>`, `Arc<String>` as text,
+/// `Box<u32>` as a number, `Arc<Vec<T>>` walked only up to the cap.
+macro_rules! pointers {
+    ($trait:ident, $method:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        impl<T: $trait + ?Sized> $trait for Box<T> {
+            fn $method(&self, $($arg: $ty),*) -> $ret {
+                (**self).$method($($arg),*)
+            }
+        }
+        impl<T: $trait + ?Sized> $trait for std::sync::Arc<T> {
+            fn $method(&self, $($arg: $ty),*) -> $ret {
+                (**self).$method($($arg),*)
+            }
+        }
+        impl<T: $trait + ?Sized> $trait for std::rc::Rc<T> {
+            fn $method(&self, $($arg: $ty),*) -> $ret {
+                (**self).$method($($arg),*)
+            }
+        }
+    };
 }
-impl AsText for std::sync::Arc<str> {
-    fn as_text(&self) -> &str {
-        self
-    }
-}
+pointers!(AsText, as_text() -> &str);
+pointers!(AsNumber, as_value(cap: usize) -> Value);
+
 impl<T: AsText + ?Sized> AsText for &T {
     fn as_text(&self) -> &str {
         (**self).as_text()
@@ -243,12 +257,21 @@ collections! {
     [T: Debug] [T] => |s, w| list(w, "[", "]", s);
     [T: Debug, const N: usize] [T; N] => |s, w| list(w, "[", "]", s);
     [T: Debug] Vec<T> => |s, w| list(w, "[", "]", s);
-    [T: Debug] Box<[T]> => |s, w| list(w, "[", "]", s.iter());
     [T: Debug] std::collections::VecDeque<T> => |s, w| list(w, "[", "]", s);
     [T: Debug] std::collections::BTreeSet<T> => |s, w| list(w, "{", "}", s);
     [T: Debug, S] std::collections::HashSet<T, S> => |s, w| list(w, "{", "}", s);
     [K: Debug, V: Debug] std::collections::BTreeMap<K, V> => |s, w| map(w, s);
     [K: Debug, V: Debug, S] std::collections::HashMap<K, V, S> => |s, w| map(w, s);
+    /// `Some(collection)`: the collection walked only up to the cap, as above (an `Option`
+    /// of anything else is recorded through `Debug`).
+    [T: BoundedDebug] Option<T> => |s, w| match s {
+        Some(v) => {
+            w.write_str("Some(")?;
+            v.fmt_bounded(w)?;
+            w.write_str(")")
+        }
+        None => w.write_str("None"),
+    };
 }
 
 /// Picks [`DebugKind`] for everything else.
@@ -613,6 +636,54 @@ mod tests {
         // The cap, the margin looked at for secrets, and one item more: not 100,000.
         let formatted = calls.get();
         assert!(formatted <= (16 + SECRET_MARGIN) / 6 + 2, "{formatted}");
+    }
+
+    #[test]
+    fn smart_pointers_record_what_they_point_to_and_options_of_collections_are_walked() {
+        use std::rc::Rc;
+        use std::sync::Arc;
+        /// Compiles only for the kind that walks up to the cap.
+        fn walked(_: &NumberKind) {}
+        // Typed as what they point to, where `Debug` would give `"5"` and `"\"abc\""`.
+        let boxed = Box::new(5u32);
+        assert_eq!(
+            (&&&Capture(&boxed)).hh_kind().value(&boxed, 64),
+            Value::I64(5)
+        );
+        let shared = Arc::new(String::from("abc"));
+        assert_eq!(
+            (&&&Capture(&shared)).hh_kind().value(&shared, 64),
+            Value::from("abc")
+        );
+        let rc: Rc<str> = Rc::from("text");
+        assert_eq!(
+            (&&&Capture(&rc)).hh_kind().value(&rc, 64),
+            Value::from("text")
+        );
+        // Collections behind a pointer or in `Some` take the walk that stops at the cap
+        // (`NumberKind`), not std's `Debug`, which steps over every item; same text.
+        let items = Arc::new(vec![1u64, 2, 3]);
+        let kind = (&&&Capture(&items)).hh_kind();
+        walked(&kind);
+        assert_eq!(kind.value(&items, 64), Value::from(format!("{items:?}")));
+        let maybe = Some(vec![1u8, 2]);
+        let kind = (&&&Capture(&maybe)).hh_kind();
+        walked(&kind);
+        assert_eq!(kind.value(&maybe, 64), Value::from("Some([1, 2])"));
+        let none: Option<Vec<u8>> = None;
+        assert_eq!(
+            (&&&Capture(&none)).hh_kind().value(&none, 64),
+            Value::from("None")
+        );
+        let slice: Box<[u8]> = Box::new([1, 2]);
+        assert_eq!(
+            (&&&Capture(&slice)).hh_kind().value(&slice, 64),
+            Value::from("[1, 2]")
+        );
+        // An `Option` of anything else stays `Debug`.
+        let number = Some(5u32);
+        let kind: DebugKind = (&&&Capture(&number)).hh_kind();
+        assert_eq!(kind.value(&number, 64), Value::from("Some(5)"));
     }
 
     #[test]
