@@ -253,6 +253,19 @@ macro_rules! collections {
         }
     )*};
 }
+// A collection behind a reference or a pointer is walked the same way (`Some(&vec)`,
+// `Option<Arc<Vec<T>>>`).
+macro_rules! bounded_pointers {
+    ($($p:ty),*) => {$(
+        impl<T: BoundedDebug + ?Sized> BoundedDebug for $p {
+            fn fmt_bounded(&self, w: &mut CappedWriter) -> fmt::Result {
+                (**self).fmt_bounded(w)
+            }
+        }
+    )*};
+}
+bounded_pointers!(&T, Box<T>, std::sync::Arc<T>, std::rc::Rc<T>);
+
 collections! {
     [T: Debug] [T] => |s, w| list(w, "[", "]", s);
     [T: Debug, const N: usize] [T; N] => |s, w| list(w, "[", "]", s);
@@ -670,6 +683,10 @@ mod tests {
         let kind = (&&&Capture(&maybe)).hh_kind();
         walked(&kind);
         assert_eq!(kind.value(&maybe, 64), Value::from("Some([1, 2])"));
+        let borrowed = Some(Arc::new(&maybe));
+        let kind = (&&&Capture(&borrowed)).hh_kind();
+        walked(&kind);
+        assert_eq!(kind.value(&borrowed, 64), Value::from("Some(Some([1, 2]))"));
         let none: Option<Vec<u8>> = None;
         assert_eq!(
             (&&&Capture(&none)).hh_kind().value(&none, 64),
