@@ -356,32 +356,15 @@ impl Span {
     }
 
     /// [`Span::with_current`] without a type parameter: compiled once, not once per traced fn.
+    /// An unrecorded span records nothing, so `f` runs as it is, without entering the scope:
+    /// no cost on the unsampled path.
     fn with_current_dyn(&mut self, f: &mut dyn FnMut(&mut Span)) {
-        /// Puts the outer context back if `f` unwinds.
-        #[allow(clippy::option_option)] // as `leave_scope`'s: `None`, no correlation to restore
-        struct Restore(Option<(Current, Option<Option<Arc<Correlation>>>)>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                if let Some((prev, prev_correlation)) = self.0.take() {
-                    context::set(prev);
-                    if let Some(prev) = prev_correlation {
-                        correlation::replace(prev);
-                    }
-                }
-            }
-        }
-        let Some(inner) = self.scope_inner() else {
+        if !self.is_recording() || self.scope.is_none() {
             return f(self);
-        };
-        let prev = context::replace(inner);
-        let prev_correlation = self
-            .session
-            .as_ref()
-            .map(|s| correlation::replace(Some(Arc::clone(s))));
-        let mut restore = Restore(Some((prev, prev_correlation)));
-        f(self);
-        if let Some((prev, prev_correlation)) = restore.0.take() {
-            self.leave_scope(prev, prev_correlation);
+        }
+        // The same scope as a poll's (restored on unwind too); `f` gets the span through it.
+        if let Some(scope) = self.poll_scope() {
+            f(scope.span);
         }
     }
 

@@ -49,6 +49,12 @@ fn future_shape(probe: Probe) -> impl Future<Output = Probe> {
     async move { probe }
 }
 
+// A token stream: its span outlives the call; the argument is recorded at the call.
+#[trace]
+fn stream_shape(probe: Probe) -> impl Iterator<Item = u32> {
+    [1, u32::from(probe.0.is_empty()) + 2].into_iter()
+}
+
 #[trace]
 fn judge_call(n: u32) -> bool {
     n > 0
@@ -108,6 +114,24 @@ fn recording_runs_inside_the_span_in_every_fn_shape() {
     for shape in ["sync_shape", "async_shape", "scoped_shape", "future_shape"] {
         assert_recorded_inside(&spans, shape);
     }
+}
+
+#[test]
+fn a_streams_arguments_are_recorded_inside_its_span() {
+    let rec = Recorder::start();
+    assert_eq!(stream_shape(Probe("stream_shape")).sum::<u32>(), 3);
+    let spans = rec.spans();
+    let span = spans.get("stream_shape");
+    let call = spans
+        .all("looked_up")
+        .find(|s| s.str("honeyhive_inputs.shape") == Some("stream_shape"))
+        .expect("the argument's Debug made its call");
+    let parent = spans.parent_of(call).map(|p| p.name.to_string());
+    assert_eq!(parent.as_deref(), Some("stream_shape"));
+    assert_eq!(
+        span.str("honeyhive_metadata.seen_by_debug"),
+        Some("stream_shape")
+    );
 }
 
 #[test]
