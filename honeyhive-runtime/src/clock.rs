@@ -45,35 +45,62 @@ pub(crate) fn now() -> u64 {
 const REMAP_AFTER_NS: u64 = 1_000_000_000;
 
 thread_local! {
-    /// A timestamp from [`now`] and the wall-clock time read with it, on the converting thread.
-    static WALL: Cell<Option<(u64, SystemTime)>> = const { Cell::new(None) };
+    /// A timestamp from [`now`] and the wall-clock time read with it, in nanoseconds since the
+    /// Unix epoch, on the converting thread.
+    static WALL: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
 }
 
-/// The wall-clock time of a timestamp from [`now`].
-pub(crate) fn to_system_time(ns: u64) -> SystemTime {
+/// Nanoseconds since the Unix epoch of a timestamp from [`now`]: integer arithmetic on the
+/// thread's mapping, so the export thread pays two of these per span for an add each.
+pub(crate) fn to_unix_nanos(ns: u64) -> u64 {
     let (at, wall) = WALL.with(|mapping| match mapping.get() {
         Some((at, wall)) if ns <= at.saturating_add(REMAP_AFTER_NS) => (at, wall),
         _ => {
-            let fresh = (now(), SystemTime::now());
+            let fresh = (now(), unix_nanos(SystemTime::now()));
             mapping.set(Some(fresh));
             fresh
         }
     });
     if ns >= at {
-        wall + Duration::from_nanos(ns - at)
+        wall.saturating_add(ns - at)
     } else {
-        wall.checked_sub(Duration::from_nanos(at - ns))
-            .unwrap_or(wall)
+        wall.saturating_sub(at - ns)
     }
 }
 
-/// Nanoseconds since the Unix epoch of a timestamp from [`now`].
-pub(crate) fn to_unix_nanos(ns: u64) -> u64 {
-    unix_nanos(to_system_time(ns))
+/// The wall-clock time of a timestamp from [`now`].
+pub(crate) fn to_system_time(ns: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(to_unix_nanos(ns))
 }
 
 /// Nanoseconds since the Unix epoch of a wall-clock time (0 before it).
 pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_map_to_wall_clock_time_on_one_mapping() {
+        let before = unix_nanos(SystemTime::now());
+        let t = now();
+        let wall = to_unix_nanos(t);
+        let after = unix_nanos(SystemTime::now());
+        // The mapping's error is about a microsecond; a generous bound keeps this deterministic.
+        assert!(
+            wall + 50_000_000 >= before && wall <= after + 50_000_000,
+            "{before} <= {wall} <= {after}"
+        );
+        // Later timestamps are offsets on the same mapping (taken after `t`), to the nanosecond.
+        assert_eq!(to_unix_nanos(t + 5_000_000), wall + 5_000_000);
+        assert_eq!(to_unix_nanos(t + 1_000), wall + 1_000);
+        assert_eq!(
+            unix_nanos(to_system_time(t + 7)),
+            wall + 7,
+            "the SystemTime form agrees"
+        );
+    }
 }
