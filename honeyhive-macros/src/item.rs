@@ -73,6 +73,12 @@ impl Function {
             errors.push(e);
             return None;
         }
+        expect_as_allow(&mut item.attrs);
+        for input in &mut item.sig.inputs {
+            if let FnArg::Typed(typed) = input {
+                expect_as_allow(&mut typed.attrs);
+            }
+        }
         Some(Function { item })
     }
 
@@ -211,6 +217,234 @@ pub(crate) fn cfg_attrs(attrs: &[Attribute]) -> TokenStream {
         .collect()
 }
 
+/// How a body moved into a closure or an `async move` block (a traced body, a request scope)
+/// keeps the arguments: each is moved in and bound there by its own pattern, in declaration
+/// order, so that it lives until the body is done and, as in the untraced fn, the arguments
+/// drop after the body's locals and in reverse declaration order, also those the body never
+/// names (`_guard: MutexGuard<..>`, `_: Permit`, `self`). Without this, a `move` closure
+/// would capture only what the body names, in the order it first names it.
+///
+/// Rewrites `sig`: a named argument keeps its name (so it is recorded by name) without `mut`
+/// or `ref`, which go to the binding in the body, where the body needs them; any other pattern
+/// becomes `__hh_argN`. An argument's lint attributes (`#[allow(unused_variables)]`) are given
+/// to its binding too, where the lints about its use now fire. Returns the statements that
+/// start the body: one `let` of a tuple for each run of arguments without attributes.
+///
+/// `used` names the arguments the expansion itself uses (records, reads a request id from):
+/// an argument the body never names is then not reported unused at its binding, as it was
+/// not before the body moved.
+pub(crate) fn rebind_arguments(
+    sig: &mut syn::Signature,
+    used: &dyn Fn(&Ident) -> bool,
+) -> TokenStream {
+    use quote::quote;
+    // Runs of arguments bound by one `let (a, b) = (a, b);`; an argument with attributes of
+    // its own (`#[cfg]`, lints) gets its own `let`.
+    let mut out = TokenStream::new();
+    // A pattern that is not a name is bound in two steps, `let __hh_argN = __hh_argN;` then
+    // `let pat = __hh_argN;`: a `_` inside a tuple pattern would drop its part at once.
+    let mut run: (Vec<Pat>, Vec<Ident>, TokenStream) = Default::default();
+    let mut keep_self = TokenStream::new();
+    let mut underscore = false;
+    let flush =
+        |run: &mut (Vec<Pat>, Vec<Ident>, TokenStream), out: &mut TokenStream, underscore: bool| {
+            let (pats, values, then) = std::mem::take(run);
+            let allow = binding_lints(underscore, values.iter().any(used));
+            match (pats.as_slice(), values.as_slice()) {
+                ([], _) => {}
+                ([pat], [value]) => out.extend(quote!(#allow let #pat = #value;)),
+                _ => out.extend(quote!(#allow let (#(#pats,)*) = (#(#values,)*);)),
+            }
+            out.extend(then);
+        };
+    for (i, input) in sig.inputs.iter_mut().enumerate() {
+        match input {
+            FnArg::Receiver(receiver) => {
+                // A reference dropped is nothing; `self` by value must live as long as the
+                // body, and drops last, after the bindings (it cannot be rebound).
+                if !matches!(receiver.kind, syn::ReceiverKind::Reference(..)) {
+                    keep_self = quote!(let _ = &self;);
+                }
+            }
+            FnArg::Typed(typed) => {
+                let own: Vec<&Attribute> = typed
+                    .attrs
+                    .iter()
+                    .filter(|a| {
+                        is_lint_attr(a) || a.path().is_ident("cfg") || a.path().is_ident("cfg_attr")
+                    })
+                    .collect();
+                let user_pat = (*typed.pat).clone();
+                let (pat, value, then) = match &mut *typed.pat {
+                    Pat::Ident(pi) if pi.subpat.is_none() => {
+                        pi.by_ref = None;
+                        pi.mutability = None;
+                        let name = pi.ident.to_string();
+                        underscore |= name.trim_start_matches("r#").starts_with('_');
+                        (user_pat, pi.ident.clone(), TokenStream::new())
+                    }
+                    other => {
+                        let arg = quote::format_ident!("__hh_arg{i}");
+                        *other = syn::parse_quote!(#arg);
+                        let then = quote!(#(#own)* let #user_pat = #arg;);
+                        (syn::parse_quote!(#arg), arg, then)
+                    }
+                };
+                if own.is_empty() {
+                    // The pattern's `let` right after its own, before the next argument's,
+                    // so that its bindings drop where the fn's would.
+                    let split = !then.is_empty();
+                    run.0.push(pat);
+                    run.1.push(value);
+                    run.2.extend(then);
+                    if split {
+                        flush(&mut run, &mut out, underscore);
+                    }
+                } else {
+                    flush(&mut run, &mut out, underscore);
+                    let allow = binding_lints(underscore, used(&value));
+                    out.extend(quote!(#(#own)* #allow let #pat = #value; #then));
+                }
+            }
+        }
+    }
+    flush(&mut run, &mut out, underscore);
+    out.extend(keep_self);
+    out
+}
+
+/// The lints a binding of an argument in the body may meet, which the user's code does not.
+fn binding_lints(underscore: bool, used: bool) -> TokenStream {
+    // The underscore lints only where they can fire: fewer tokens for rustc to parse.
+    let underscore = underscore.then(|| {
+        quote::quote!(
+            clippy::used_underscore_binding,
+            clippy::no_effect_underscore_binding,
+        )
+    });
+    let used = used.then(|| quote::quote!(unused_variables,));
+    quote::quote!(#[allow(
+        #used
+        #underscore
+        clippy::redundant_locals,
+        clippy::shadow_same,
+        clippy::shadow_reuse,
+        clippy::shadow_unrelated,
+    )])
+}
+
+/// Whether `attr` sets a lint level (`allow`, `expect`, `warn`, `deny`, `forbid`).
+pub(crate) fn is_lint_attr(attr: &Attribute) -> bool {
+    ["allow", "expect", "warn", "deny", "forbid"]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
+}
+
+/// `#[expect(..)]` becomes `#[allow(..)]`: a lint the user expects on their fn may no longer
+/// fire once the body moves into the expansion's closure (`needless_pass_by_value`, with the
+/// argument now moved into it), and an unfulfilled expectation is a warning the untraced fn
+/// did not have. An `allow` never warns, and still silences the lint where it fires.
+pub(crate) fn expect_as_allow(attrs: &mut [Attribute]) {
+    for attr in attrs {
+        if attr.path().is_ident("expect")
+            && let syn::Meta::List(list) = &mut attr.meta
+        {
+            let span = list.path.segments[0].ident.span();
+            list.path = syn::Ident::new("allow", span).into();
+        }
+    }
+}
+
+/// What the body of a sync fn that returns a value to wrap (a future, an iterator) is
+/// type-checked against, as the fn's tail would be: the declared type, or the named
+/// `Output` / `Item` of `impl Future` / `impl Iterator`. Without it, a body moved into a
+/// closure is checked on its own: `?` in its `async` block cannot infer the error type, two
+/// `Box::pin(async ..)` do not meet at `Pin<Box<dyn Future>>`, `.parse()` and `.collect()`
+/// cannot infer their types.
+#[derive(Clone, Copy)]
+pub(crate) enum Expect<'a> {
+    Type(&'a Type),
+    Future(&'a Type),
+    Iter(&'a Type),
+}
+
+/// What the body of a sync fn returning a future of `kind` is checked against.
+pub(crate) fn future_expect(declared: Option<&Type>, kind: FutureKind) -> Option<Expect<'_>> {
+    match kind {
+        FutureKind::Impl => assoc_type(declared, "Output").map(Expect::Future),
+        FutureKind::Boxed => declared
+            .filter(|ty| !contains_impl_trait(ty))
+            .map(Expect::Type),
+    }
+}
+
+/// `body` (a block) as a `move` closure, checked against `expect`; `support` is the path of
+/// the runtime's macro support.
+pub(crate) fn expect_closure(
+    support: &TokenStream,
+    body: &TokenStream,
+    expect: Option<Expect<'_>>,
+) -> TokenStream {
+    use quote::quote;
+    match expect {
+        None => quote!(move || #body),
+        Some(Expect::Type(ty)) => quote!(move || -> #ty #body),
+        Some(Expect::Future(o)) => quote!(#support::future_body::<#o, _, _>(move || #body)),
+        Some(Expect::Iter(o)) => quote!(#support::iter_body::<#o, _, _>(move || #body)),
+    }
+}
+
+/// `body` (a block) inline, as an expression: a labelled block whose `return` and `?` leave
+/// it (see `inline_body`), checked against `expect`; `support` is the path of the runtime's
+/// macro support, `krate` the runtime's.
+pub(crate) fn expect_inline(
+    (support, krate): (&TokenStream, &TokenStream),
+    label: &str,
+    body: &TokenStream,
+    expect: Option<Expect<'_>>,
+) -> TokenStream {
+    use quote::quote;
+    let parsed: Block = match syn::parse2(body.clone()) {
+        Ok(block) => block,
+        Err(e) => return e.to_compile_error(),
+    };
+    let block = crate::inline_body::labelled(&parsed, label, krate);
+    let value = match expect {
+        None => block,
+        Some(Expect::Type(ty)) => quote!({ let __hh_ret: #ty = #block; __hh_ret }),
+        Some(Expect::Future(o)) => quote!(#support::future_value::<#o, _>(#block)),
+        Some(Expect::Iter(o)) => quote!(#support::iter_value::<#o, _>(#block)),
+    };
+    quote!({
+        #[allow(unused_labels, clippy::needless_return)]
+        let __hh_ret = #value;
+        __hh_ret
+    })
+}
+
+/// The type an `impl Trait` return type binds to the associated type `name` (`Output` of
+/// `impl Future<Output = T>`, `Item` of `impl Iterator<Item = T>`), if it can be named in the
+/// body (it is no `impl Trait` itself).
+pub(crate) fn assoc_type<'a>(ret: Option<&'a Type>, name: &str) -> Option<&'a Type> {
+    let Some(Type::ImplTrait(imp)) = ret else {
+        return None;
+    };
+    imp.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let syn::PathArguments::AngleBracketed(args) = &t.path.segments.last()?.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::AssocType(a) if a.ident == name && a.generics.is_none() => {
+                (!contains_impl_trait(&a.ty)).then_some(&a.ty)
+            }
+            _ => None,
+        })
+    })
+}
+
 /// The body's block with `prefix` written before its statements, in the body's own braces:
 /// `{ prefix stmts }`. Writing `{ prefix #body }` instead would make a body that is one
 /// expression (`{ x }`) a block in tail position, which rustc's `unused_braces` lint reports
@@ -316,6 +550,28 @@ fn attr_tokens(attr: &syn::Attribute) -> TokenStream {
         syn::Meta::List(list) => list.tokens.clone(),
         syn::Meta::Path(_) | syn::Meta::NameValue(_) => TokenStream::new(),
     }
+}
+
+/// The arguments that a `#[with_request_id(from = arg)]` left on the fn reads the request id
+/// from: the attribute expands after the others (see its `expand`), outside their closures.
+pub(crate) fn request_id_sources(item: &ItemFn, krate: Option<&syn::Path>) -> Vec<Ident> {
+    item.attrs
+        .iter()
+        .filter(|attr| is_ours(attr, "with_request_id", krate))
+        .filter_map(|attr| {
+            let raw = syn::parse::Parser::parse2(
+                |input: syn::parse::ParseStream| crate::args::parse_raw(input, ""),
+                attr_tokens(attr),
+            )
+            .ok()?;
+            raw.into_iter().find_map(|(key, value)| match value {
+                crate::args::Value::Eq(Expr::Path(p)) if key == "from" => {
+                    p.path.get_ident().cloned()
+                }
+                _ => None,
+            })
+        })
+        .collect()
 }
 
 /// The `crate = "path"` among an attribute's arguments, if any.
@@ -581,10 +837,9 @@ pub(crate) fn future_kind(ret: Option<&Type>) -> Result<Option<FutureKind>, syn:
             for bound in &imp.bounds {
                 match bound {
                     syn::TypeParamBound::Trait(t) if is_future(&t.path) => future = true,
-                    syn::TypeParamBound::Trait(t)
-                        if t.maybe.is_none()
-                            && is_auto_trait(&t.path)
-                            && t.path.segments.last().is_none_or(|s| s.ident != "Unpin") => {}
+                    // The wrappers (`TracedFuture`, `WithCorrelation`) are `Send`, `Sync`
+                    // and `Unpin` when the user's future is.
+                    syn::TypeParamBound::Trait(t) if t.maybe.is_none() && is_auto_trait(&t.path) => {}
                     syn::TypeParamBound::Lifetime(_) | syn::TypeParamBound::PreciseCapture(_) => {}
                     other_bound => other = other.or_else(|| Some(other_bound.clone())),
                 }

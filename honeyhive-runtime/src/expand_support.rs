@@ -408,6 +408,116 @@ where
     }
 }
 
+/// The future a traced sync fn returning a future gives back (`fn f() -> impl Future`): the
+/// body ran at the call, in the span; this polls the future it returned with the span current
+/// and, when it is done, gives its output to `done` (which records it) and ends the span. A
+/// named type rather than an `async` block around the future, so that it is `Unpin`, `Send`
+/// and `Sync` exactly when the user's future is, as the untraced fn's opaque type would be,
+/// and costs no coroutine. Dropped before it is done, the span ends marked
+/// `honeyhive.cancelled`, after the future (declared first).
+#[doc(hidden)]
+#[must_use = "futures do nothing unless polled"]
+pub struct TracedFuture<F, D> {
+    future: F,
+    span: Span,
+    done: Option<D>,
+}
+
+impl<F, D, R> TracedFuture<F, D>
+where
+    F: Future,
+    D: FnOnce(&mut Span, F::Output) -> R,
+{
+    /// `future`, made in `span`, which stays open while it runs.
+    #[inline]
+    pub fn new(span: Span, future: F, done: D) -> Self {
+        TracedFuture {
+            future,
+            span,
+            done: Some(done),
+        }
+    }
+}
+
+impl<F, D> std::fmt::Debug for TracedFuture<F, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracedFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, D, R> Future for TracedFuture<F, D>
+where
+    F: Future,
+    D: FnOnce(&mut Span, F::Output) -> R,
+{
+    type Output = R;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        // SAFETY: `future` is structurally pinned: never moved out of `self` (the Drop impl
+        // does not move it). `span` and `done` are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let scope = this.span.poll_scope();
+        let poll = future.poll(cx);
+        drop(scope);
+        let Poll::Ready(out) = poll else {
+            return Poll::Pending;
+        };
+        let Some(done) = this.done.take() else {
+            panic!("a traced fn's future was polled after it completed");
+        };
+        // With the span current: the output's `Debug` and the evaluators run inside it.
+        let value = this.span.with_current(|span| done(span, out));
+        // The call is over: the span ends now, even if the future is kept.
+        drop(std::mem::replace(&mut this.span, Span::ended()));
+        Poll::Ready(value)
+    }
+}
+
+impl<F, D> Drop for TracedFuture<F, D> {
+    fn drop(&mut self) {
+        if self.done.is_some()
+            && let Some(record) = self.span.recording()
+        {
+            record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
+        }
+    }
+}
+
+/// The closure a sync fn's body runs in when the fn returns `impl Future<Output = O>`, with
+/// `O` named: the closure's future is then known to output `O`, so the body's `async` block
+/// is type-checked against it as it would be in the fn's tail (`?` infers its error type,
+/// `.collect()` its collection).
+#[doc(hidden)]
+#[inline]
+pub fn future_body<O, F: Future<Output = O>, C: FnOnce() -> F>(body: C) -> C {
+    body
+}
+
+/// [`future_body`] for a body that runs inline (a `#[track_caller]` fn): the body's value.
+#[doc(hidden)]
+#[inline]
+pub fn future_value<O, F: Future<Output = O>>(value: F) -> F {
+    value
+}
+
+/// The closure a sync fn's body runs in when the fn returns `impl Iterator<Item = O>`, with
+/// `O` named: the body's iterator is type-checked against it (`.map(|s| s.parse().unwrap())`
+/// infers what it parses).
+#[doc(hidden)]
+#[inline]
+pub fn iter_body<O, I: Iterator<Item = O>, C: FnOnce() -> I>(body: C) -> C {
+    body
+}
+
+/// [`iter_body`] for a body that runs inline (a `#[track_caller]` fn): the body's value.
+#[doc(hidden)]
+#[inline]
+pub fn iter_value<O, I: Iterator<Item = O>>(value: I) -> I {
+    value
+}
+
 /// A value of any type, for the never-taken `if false { return fake::<T>(); }` that gives an
 /// async block its output type (see the macros' `fake_return`). Never called: rustc removes
 /// the branch before code generation.

@@ -379,6 +379,14 @@ impl Span {
         out
     }
 
+    /// Makes this (detached) span current until the guard drops, as [`Span::in_scope`] does:
+    /// for a `#[track_caller]` fn's body, which runs inline rather than in a closure.
+    #[doc(hidden)]
+    #[inline]
+    pub fn enter_scope(&mut self) -> Option<PollScope<'_>> {
+        self.poll_scope()
+    }
+
     /// Makes this (detached) span current until the guard drops, as [`Span::in_scope`] does,
     /// without a closure: the poll of a traced `async fn` body uses it, so that each traced
     /// fn instantiates nothing here.
@@ -702,7 +710,9 @@ impl Span {
 }
 
 /// Restores the previous scope after a poll, even when the poll panics, and records the panic.
-pub(crate) struct PollScope<'a> {
+#[doc(hidden)]
+#[must_use = "the span is current only until the guard drops"]
+pub struct PollScope<'a> {
     prev: Current,
     #[allow(clippy::option_option)] // `None`: nothing to restore
     prev_correlation: Option<Option<Arc<Correlation>>>,

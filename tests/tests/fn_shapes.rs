@@ -391,3 +391,198 @@ fn a_cancelled_async_fn_ends_marked_after_its_children() {
     );
     assert!(child.end_time <= parent.end_time);
 }
+
+// --- arguments drop as in the untraced fn ----------------------------------------------------
+
+type Log = std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>;
+
+/// Logs its drop.
+struct Noisy(&'static str, Log);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.1.borrow_mut().push(self.0);
+    }
+}
+
+impl std::fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+// The body names its arguments in another order than they are declared, and not at all:
+// a closure or async block would capture them in that order, or leave them out.
+macro_rules! drop_shapes {
+    ($($(#[$attr:meta])* $name:ident $($asyncness:ident)?;)*) => {$(
+        $(#[$attr])*
+        $($asyncness)? fn $name(first: Noisy, _unnamed: Noisy, (pair, _): (Noisy, Noisy), last: Noisy) {
+            let _local = Noisy("local", Log::clone(&first.1));
+            let _ = (&last, &pair);
+        }
+    )*};
+}
+
+drop_shapes! {
+    untraced;
+    untraced_async async;
+    #[trace] traced_async async;
+    #[trace] traced;
+    #[trace] #[with_request_id] traced_in_request;
+    #[with_request_id] in_request async;
+    #[trace] #[with_request_id] traced_in_request_async async;
+}
+
+#[trace]
+#[allow(clippy::needless_pass_by_value)]
+fn returns_future(first: Noisy, _unnamed: Noisy, last: Noisy) -> impl Future<Output = ()> {
+    let _local = Noisy("local", Log::clone(&first.1));
+    let _ = &last;
+    std::future::ready(())
+}
+
+#[allow(clippy::needless_pass_by_value)]
+fn untraced_returns_future(first: Noisy, _unnamed: Noisy, last: Noisy) -> impl Future<Output = ()> {
+    let _local = Noisy("local", Log::clone(&first.1));
+    let _ = &last;
+    std::future::ready(())
+}
+
+#[test]
+#[allow(clippy::many_single_char_names)]
+fn arguments_drop_after_the_body_in_reverse_order_as_untraced() {
+    let _rec = Recorder::start();
+    let log = Log::default();
+    let n = |name| Noisy(name, Log::clone(&log));
+    let args = || {
+        (
+            n("first"),
+            n("unnamed"),
+            (n("pair"), n("pair_rest")),
+            n("last"),
+        )
+    };
+    let take = || std::mem::take(&mut *log.borrow_mut());
+
+    let (a, b, c, d) = args();
+    untraced(a, b, c, d);
+    let expected = take();
+    assert_eq!(expected[0], "local");
+    for (name, call) in [
+        ("traced", traced as fn(Noisy, Noisy, (Noisy, Noisy), Noisy)),
+        ("traced_in_request", traced_in_request),
+    ] {
+        let (a, b, c, d) = args();
+        call(a, b, c, d);
+        assert_eq!(take(), expected, "{name}");
+    }
+    let (a, b, c, d) = args();
+    futures_executor::block_on(untraced_async(a, b, c, d));
+    let async_order = take();
+    assert_eq!(async_order[0], "local");
+    let (a, b, c, d) = args();
+    futures_executor::block_on(traced_async(a, b, c, d));
+    assert_eq!(take(), async_order, "traced_async");
+    let (a, b, c, d) = args();
+    futures_executor::block_on(in_request(a, b, c, d));
+    assert_eq!(take(), async_order, "in_request");
+    let (a, b, c, d) = args();
+    futures_executor::block_on(traced_in_request_async(a, b, c, d));
+    assert_eq!(take(), async_order, "traced_in_request_async");
+
+    let (a, b, _, c) = args();
+    take();
+    drop(untraced_returns_future(a, b, c));
+    let expected = take();
+    let (a, b, _, c) = args();
+    take();
+    let future = returns_future(a, b, c);
+    assert_eq!(
+        take(),
+        expected,
+        "the arguments drop at the call, as untraced"
+    );
+    futures_executor::block_on(future);
+}
+
+// --- `#[track_caller]` on fns returning what the span wraps ----------------------------------
+
+#[trace]
+#[track_caller]
+fn located_future() -> impl Future<Output = &'static Location<'static>> {
+    let at = Location::caller();
+    async move { at }
+}
+
+#[trace]
+#[track_caller]
+fn located_boxed() -> Pin<Box<dyn Future<Output = &'static Location<'static>> + Send>> {
+    let at = Location::caller();
+    Box::pin(async move { at })
+}
+
+#[trace]
+#[track_caller]
+fn located_items() -> impl Iterator<Item = &'static Location<'static>> {
+    std::iter::once(Location::caller())
+}
+
+#[with_request_id]
+#[track_caller]
+fn located_in_request() -> impl Future<Output = &'static Location<'static>> {
+    let at = Location::caller();
+    async move { at }
+}
+
+#[test]
+fn track_caller_sees_the_caller_in_fns_returning_futures_and_iterators() {
+    let rec = Recorder::start();
+    let (future, line) = (located_future(), line!());
+    assert_eq!(futures_executor::block_on(future).line(), line);
+    let (future, line) = (located_boxed(), line!());
+    assert_eq!(futures_executor::block_on(future).line(), line);
+    let (mut items, line) = (located_items(), line!());
+    assert_eq!(items.next().map(Location::line), Some(line));
+    drop(items);
+    let (future, line) = (located_in_request(), line!());
+    assert_eq!(futures_executor::block_on(future).line(), line);
+    let spans = rec.spans();
+    for name in ["located_future", "located_boxed", "located_items"] {
+        assert!(spans.all(name).next().is_some(), "a span for {name}");
+    }
+}
+
+// --- a returned future keeps its auto traits -------------------------------------------------
+
+#[trace]
+fn ready(n: u32) -> impl Future<Output = u32> {
+    std::future::ready(n)
+}
+
+#[test]
+fn a_returned_unpin_future_stays_unpin_and_its_span_ends_when_it_completes() {
+    fn unpin<F: Future + Unpin>(f: F) -> F {
+        f
+    }
+    let rec = Recorder::start();
+    let mut future = unpin(ready(3));
+    assert_eq!(
+        Pin::new(&mut future).poll(&mut std::task::Context::from_waker(std::task::Waker::noop())),
+        std::task::Poll::Ready(3)
+    );
+    assert_eq!(
+        rec.spans().get("ready").i64("honeyhive_outputs.result"),
+        Some(3)
+    );
+    drop(future);
+    let spans = rec.spans();
+    assert_eq!(spans.all("ready").count(), 1);
+    assert_eq!(spans.get("ready").bool("honeyhive.cancelled"), None);
+
+    // Dropped unfinished: the span ends then, marked cancelled.
+    drop(later(1));
+    assert_eq!(
+        rec.spans().get("later").bool("honeyhive.cancelled"),
+        Some(true)
+    );
+}

@@ -62,7 +62,8 @@ pub(crate) struct PerAttempt {
     pub(crate) mutable: bool,
     /// `clone(arg)`; otherwise the argument must be `Copy`.
     pub(crate) cloned: bool,
-    /// Its `cfg` attributes, for the statement that copies it.
+    /// Its `cfg` attributes, and its lint attributes (`#[allow(unused_variables)]`, which
+    /// is about the copy the attempt uses), for the statement that copies it.
     pub(crate) cfg: proc_macro2::TokenStream,
 }
 
@@ -214,7 +215,16 @@ fn arguments(
                         ident: pat.ident.clone(),
                         mutable: pat.mutability.is_some(),
                         cloned: is_cloned,
-                        cfg: crate::item::cfg_attrs(&arg.attrs),
+                        cfg: arg
+                            .attrs
+                            .iter()
+                            .filter(|a| {
+                                crate::item::is_lint_attr(a)
+                                    || a.path().is_ident("cfg")
+                                    || a.path().is_ident("cfg_attr")
+                            })
+                            .map(quote::ToTokens::to_token_stream)
+                            .collect(),
                     }),
                 }
             }

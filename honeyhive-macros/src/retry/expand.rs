@@ -160,12 +160,14 @@ fn per_attempt(plan: &Plan) -> Vec<TokenStream> {
             if a.cloned {
                 quote_spanned! {ident.span()=>
                     #cfg
+                    #[allow(clippy::shadow_reuse, clippy::shadow_unrelated)]
                     let #mutability #ident = ::core::clone::Clone::clone(&#ident);
                 }
             } else {
                 // Spanned at the argument, where "needs `clone(..)`" is reported.
                 quote_spanned! {ident.span()=>
                     #cfg
+                    #[allow(clippy::shadow_reuse, clippy::shadow_unrelated)]
                     let #mutability #ident = #k::__private::reuse(&#ident);
                 }
             }

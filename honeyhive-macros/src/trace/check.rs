@@ -217,7 +217,7 @@ fn check_shape(args: &TraceArgs, function: &Function, errors: &mut Errors) {
     {
         errors.error(
             bound,
-            "`#[trace]` traces the future this function returns by wrapping it in an `async` block, which cannot promise this bound; return `impl Future<Output = ..>` (with `Send` if needed), `Pin<Box<dyn Future<..>>>`, or make it an `async fn`",
+            "`#[trace]` traces the future this function returns by wrapping it in a future of its own, which is `Send`, `Sync` and `Unpin` when this one is but cannot promise this bound; return `impl Future<Output = ..>` (with `Send`, `Sync`, `Unpin` if needed), `Pin<Box<dyn Future<..>>>`, or make it an `async fn`",
         );
     }
 }

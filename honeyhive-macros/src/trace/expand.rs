@@ -11,13 +11,14 @@ use syn::visit_mut::VisitMut;
 
 use crate::inline_body::{labelled, tracks_caller};
 use crate::item::{
-    Function, FutureKind, StreamKind, contains_impl_trait, fake_return, future_kind, prefixed_body,
-    stream_kind, with_body,
+    Expect, Function, FutureKind, StreamKind, assoc_type, contains_impl_trait, expect_closure,
+    expect_inline, fake_return, future_expect, future_kind, prefixed_body, rebind_arguments,
+    request_id_sources, stream_kind, with_body,
 };
 
 #[allow(clippy::too_many_lines)] // one quote! per part of the expansion, in order
 pub(crate) fn expand(
-    _args: &TraceArgs,
+    args: &TraceArgs,
     plan: &Plan<'_>,
     function: &mut Function,
     in_place: bool,
@@ -48,8 +49,40 @@ pub(crate) fn expand(
     } else {
         future_kind(declared).ok().flatten()
     };
+    // The paths that move the body into a closure or an async block of their own move the
+    // arguments in with it (see `rebind_arguments`); the others keep the body in the fn (a
+    // `#[track_caller]` sync fn's labelled block), or do it themselves (`traced_call`), or
+    // are a stand-in whose block `#[retry]` runs once per attempt, where the arguments stay
+    // the fn's.
+    let labelled = !function.is_async()
+        && stream.is_none()
+        && future.is_none()
+        && tracks_caller(&function.item.attrs);
+    let traced_call_path = stream.is_none()
+        && function.is_async()
+        && !never
+        && !in_place
+        && returns_future_safely(function);
+    if !function.is_async()
+        && !in_place
+        && returns_closure(declared)
+        && plan.evaluators.is_empty()
+        && !plan.resources
+    {
+        return closure_in_tail(function, &meta, &inputs);
+    }
+    let mut moved_sig = function.item.sig.clone();
+    let rebind = if in_place || labelled || traced_call_path {
+        TokenStream::new()
+    } else {
+        let from = request_id_sources(&function.item, args.krate.get().map(|k| &k.value));
+        rebind_arguments(&mut moved_sig, &|ident| {
+            recorded(plan, ident) || from.contains(ident)
+        })
+    };
+    let moved_body = prefixed_body(&rebind, body);
     let new_body: TokenStream = if let Some(kind) = stream {
-        traced_stream(plan, function.is_async(), kind, &meta, &inputs, body)
+        traced_stream(plan, function, kind, (&meta, &inputs), &moved_body)
     } else if let Some(kind) = future {
         let output = capture_output(
             plan,
@@ -57,8 +90,8 @@ pub(crate) fn expand(
             &quote!(__hh_span),
             None,
         );
-        traced_future(kind, &meta, &inputs, &output, body)
-    } else if function.is_async() && !never && !in_place && returns_future_safely(function) {
+        traced_future(plan, function, kind, (&meta, &inputs, &output), &moved_body)
+    } else if traced_call_path {
         return traced_call(plan, function, &meta, &inputs, returns_value, ret_ty);
     } else if function.is_async() && never {
         // `!` cannot be named in a `let`, and there is no value to record.
@@ -67,13 +100,13 @@ pub(crate) fn expand(
             #meta
             let #mutability __hh_span = __hh::Span::detached(&__HH_META);
             #inputs_in_span
-            __hh::Instrumented::new(__hh_span, async move #body).await.1
+            __hh::Instrumented::new(__hh_span, async move #moved_body).await.1
         }
     } else if function.is_async() {
         // Gives the async block the function's return type, so `?` infers its error type
         // and a wrong return type is reported at the user's signature.
         let fake_return = ret_ty.map_or_else(TokenStream::new, |ty| fake_return(ty, &quote!(__hh)));
-        let fake_body = prefixed_body(&fake_return, body);
+        let fake_body = prefixed_body(&quote!(#rebind #fake_return), body);
         let output = if returns_value {
             capture_output(plan, true, &quote!(__hh_span), declared)
         } else {
@@ -113,7 +146,7 @@ pub(crate) fn expand(
             __hh_ret
         }
     } else if never {
-        let run = sync_body(plan, function, ret_ty);
+        let run = sync_body(plan, function, ret_ty, &moved_body);
         quote! {
             #meta
             let #mutability __hh_span = __hh::Span::enter(&__HH_META);
@@ -121,7 +154,7 @@ pub(crate) fn expand(
             #run
         }
     } else {
-        let run = sync_body(plan, function, ret_ty);
+        let run = sync_body(plan, function, ret_ty, &moved_body);
         let extras = plan.resources || !plan.evaluators.is_empty();
         let (output, span_mut) = if returns_value {
             (
@@ -158,14 +191,56 @@ pub(crate) fn expand(
             __hh_ret
         }
     };
+    function.item.sig = moved_sig;
     with_body(&function.item, &new_body)
+}
+
+/// Whether the argument `ident` is recorded on the span.
+fn recorded(plan: &Plan<'_>, ident: &Ident) -> bool {
+    plan.inputs.iter().any(|(input, ..)| input == ident)
+}
+
+/// Whether the fn returns a closure, `impl Fn(..)` (`FnMut`, `FnOnce`): a closure's argument
+/// types are inferred from the bound it is returned as (`|s| s.is_empty()` for
+/// `impl Fn(&str) -> bool`), which only the fn's own tail sees.
+fn returns_closure(ret: Option<&Type>) -> bool {
+    let Some(Type::ImplTrait(imp)) = ret else {
+        return false;
+    };
+    imp.bounds.iter().any(|bound| {
+        matches!(bound, syn::TypeParamBound::Trait(t)
+        if t.path.segments.last().is_some_and(|s| {
+            matches!(s.arguments, syn::PathArguments::Parenthesized(_))
+                && ["Fn", "FnMut", "FnOnce"].iter().any(|f| s.ident == f)
+        }))
+    })
+}
+
+/// A sync fn returning a closure: the body stays the fn's own, its tail the fn's tail (see
+/// `returns_closure`), and the span is open while it runs, ending when the fn returns. There
+/// is no output to record (a closure has nothing to show) and `return` needs no catching.
+/// The expansion's names are declared in a block of their own, out of the body's scope.
+fn closure_in_tail(function: &Function, meta: &TokenStream, inputs: &TokenStream) -> TokenStream {
+    let stmts = &function.item.block.stmts;
+    let mutability = (!inputs.is_empty()).then(|| quote!(mut));
+    let body = quote! {
+        let __hh_span = {
+            #meta
+            let #mutability __hh_span = __hh::Span::enter(&__HH_META);
+            #inputs
+            __hh_span
+        };
+        #(#stmts)*
+    };
+    with_body(&function.item, &body)
 }
 
 /// Whether an `async fn` can be written as a plain fn returning its traced future: not when
 /// an attribute left below `#[trace]` may need the `async` (another crate's `#[tokio::test]`;
 /// `#[retry]`, which loops over the body; `#[with_request_id]`, which settles an `async fn`'s
 /// request id at the first poll but a returned future's at the call): only the compiler's
-/// inert attributes may follow.
+/// inert attributes may follow. Not `#[must_use]`, which on an `async fn` is about the output
+/// (an unused `total(1).await` warns) but on a fn returning a future is about the future.
 fn returns_future_safely(function: &Function) -> bool {
     const INERT: &[&str] = &[
         "doc",
@@ -176,7 +251,6 @@ fn returns_future_safely(function: &Function) -> bool {
         "expect",
         "inline",
         "cold",
-        "must_use",
         "deprecated",
     ];
     function.item.attrs.iter().all(|attr| {
@@ -206,7 +280,8 @@ fn traced_call(
     let body = &function.item.block;
     let fake_return = ret_ty.map(|ty| fake_return(ty, &quote!(__hh)));
     let mut sig = function.item.sig.clone();
-    let mut rebind = move_arguments_in(&mut sig);
+    // (No `#[with_request_id]` is left below: see `returns_future_safely`.)
+    let mut rebind = rebind_arguments(&mut sig, &|ident| recorded(plan, ident));
     rebind.extend(fake_return);
     let body = prefixed_body(&rebind, body);
     let future = quote!(async move #body);
@@ -265,67 +340,16 @@ fn traced_call(
     }
 }
 
-/// What an `async fn` does with its arguments, for the plain fn `traced_call` writes: each is
-/// moved into the body's future and bound there by its pattern, so that it lives until the
-/// body is done and drops after the body's locals, also when the body never names it
-/// (`_guard: MutexGuard<..>`, `_: Permit`, `self`). The signature keeps a named argument's
-/// name (without `mut` or `ref`, which go to the binding in the body, where the body needs
-/// them) so the arguments are recorded by name; any other pattern becomes `__hh_argN` in the
-/// signature. Returns the statements that start the body.
-fn move_arguments_in(sig: &mut syn::Signature) -> TokenStream {
-    let mut rebind = TokenStream::new();
-    for (i, input) in sig.inputs.iter_mut().enumerate() {
-        match input {
-            syn::FnArg::Receiver(receiver) => {
-                // A reference dropped is nothing; `self` by value must live as long as the body.
-                if !matches!(receiver.kind, syn::ReceiverKind::Reference(..)) {
-                    rebind.extend(quote!(let _ = &self;));
-                }
-            }
-            syn::FnArg::Typed(typed) => {
-                let pat = (*typed.pat).clone();
-                let cfg = crate::item::cfg_attrs(&typed.attrs);
-                match &mut *typed.pat {
-                    syn::Pat::Ident(pi) if pi.subpat.is_none() => {
-                        let ident = pi.ident.clone();
-                        pi.by_ref = None;
-                        pi.mutability = None;
-                        // The underscore lints only where they can fire: fewer tokens
-                        // for rustc to parse per argument.
-                        let underscore = unraw(&ident).starts_with('_').then(|| {
-                            quote!(
-                                clippy::used_underscore_binding,
-                                clippy::no_effect_underscore_binding,
-                            )
-                        });
-                        rebind.extend(quote! {
-                            #cfg
-                            #[allow(#underscore clippy::redundant_locals)]
-                            let #pat = #ident;
-                        });
-                    }
-                    other => {
-                        let arg = format_ident!("__hh_arg{i}");
-                        *other = syn::parse_quote!(#arg);
-                        rebind.extend(quote! {
-                            #cfg
-                            let #arg = #arg;
-                            #cfg
-                            let #pat = #arg;
-                        });
-                    }
-                }
-            }
-        }
-    }
-    rebind
-}
-
 /// The sync body, run so that `return` and `?` end the body rather than the function: in a
 /// closure whose return type is the function's (a wrong return value is reported at the
 /// user's expression, "expected because of" the user's signature), or, for a
 /// `#[track_caller]` fn, inline as a labelled block (see `inline_body`).
-fn sync_body(plan: &Plan<'_>, function: &Function, ret_ty: Option<&Type>) -> TokenStream {
+fn sync_body(
+    plan: &Plan<'_>,
+    function: &Function,
+    ret_ty: Option<&Type>,
+    moved_body: &TokenStream,
+) -> TokenStream {
     let krate = &plan.krate;
     let body = &function.item.block;
     if tracks_caller(&function.item.attrs) {
@@ -341,7 +365,7 @@ fn sync_body(plan: &Plan<'_>, function: &Function, ret_ty: Option<&Type>) -> Tok
         }};
     }
     let closure_return = ret_ty.map(|ty| quote!(-> #ty));
-    quote!(__hh::call_once(move || #closure_return #body))
+    quote!(__hh::call_once(move || #closure_return #moved_body))
 }
 
 fn is_unit(ty: &Type) -> bool {
@@ -367,24 +391,27 @@ fn future_output_is_value(ret: Option<&Type>) -> bool {
 
 /// A sync fn returning a future: the span opens at the call (what the body does before
 /// returning the future runs inside it) and stays open while the future runs, as for an
-/// `async fn`; the output is the future's.
+/// `async fn`; the output is the future's. The future is wrapped in the runtime's
+/// `TracedFuture`, which is `Unpin` (and `Send`, `Sync`) when the user's future is.
 fn traced_future(
+    plan: &Plan<'_>,
+    function: &Function,
     kind: FutureKind,
-    meta: &TokenStream,
-    inputs: &TokenStream,
-    output: &TokenStream,
-    body: &syn::Block,
+    (meta, inputs, output): (&TokenStream, &TokenStream, &TokenStream),
+    body: &TokenStream,
 ) -> TokenStream {
-    let output = with_current(&quote!(__hh_span), output);
     let inputs = with_current(&quote!(__hh_span), inputs);
-    let future = quote! {
-        async move {
-            let (mut __hh_span, __hh_ret) =
-                __hh::Instrumented::new(__hh_span, __hh_future).await;
+    let declared = function.return_type();
+    let run = body_in_span(plan, function, body, future_expect(declared, kind));
+    let done = if output.is_empty() {
+        quote!(__hh::pass)
+    } else {
+        quote!(|__hh_span: &mut __hh::Span, __hh_ret| {
             #output
             __hh_ret
-        }
+        })
     };
+    let future = quote!(__hh::TracedFuture::new(__hh_span, __hh_future, #done));
     let future = match kind {
         FutureKind::Impl => future,
         FutureKind::Boxed => quote!(::std::boxed::Box::pin(#future)),
@@ -393,9 +420,32 @@ fn traced_future(
         #meta
         let mut __hh_span = __hh::Span::detached(&__HH_META);
         #inputs
-        let __hh_future = __hh_span.in_scope(move || #body);
+        let __hh_future = #run;
         #future
     }
+}
+
+/// The body of a sync fn run with the detached `__hh_span` current, as an expression of the
+/// body's value: in a closure (`return` and `?` end the body), or inline in a labelled block
+/// for a `#[track_caller]` fn (see `inline_body`), checked against `expect`.
+fn body_in_span(
+    plan: &Plan<'_>,
+    function: &Function,
+    body: &TokenStream,
+    expect: Option<Expect<'_>>,
+) -> TokenStream {
+    let support = quote!(__hh);
+    if tracks_caller(&function.item.attrs) {
+        let value = expect_inline((&support, &plan.krate), "'__hh_body", body, expect);
+        return quote! {{
+            let __hh_scope = __hh_span.enter_scope();
+            let __hh_ret = #value;
+            ::core::mem::drop(__hh_scope);
+            __hh_ret
+        }};
+    }
+    let closure = expect_closure(&support, body, expect);
+    quote!(__hh_span.in_scope(#closure))
 }
 
 /// `body` run on the detached span `span` (a `Span` or `&mut Span` place) with the span
@@ -565,12 +615,12 @@ fn never_a_result(ty: &Type) -> bool {
 /// place of the value and ends when the stream does (see the runtime's `stream` module).
 fn traced_stream(
     plan: &Plan<'_>,
-    is_async: bool,
+    function: &Function,
     kind: StreamKind,
-    meta: &TokenStream,
-    inputs: &TokenStream,
-    body: &syn::Block,
+    (meta, inputs): (&TokenStream, &TokenStream),
+    body: &TokenStream,
 ) -> TokenStream {
+    let is_async = function.is_async();
     // A bare `Stream` may be a trait of the user's: the value's type decides (see the
     // runtime's `MaybeStream`).
     let inputs = &with_current(&quote!(__hh_span), inputs);
@@ -595,10 +645,16 @@ fn traced_stream(
                 __hh::Instrumented::new(__hh_span, async move #body).await;
         }
     } else {
+        let expect = match kind {
+            StreamKind::Iterator => assoc_type(function.return_type(), "Item").map(Expect::Iter),
+            // `Stream` may be a trait of the user's, to which nothing can be bound.
+            StreamKind::Stream => None,
+        };
+        let run = body_in_span(plan, function, body, expect);
         quote! {
             let mut __hh_span = __hh::Span::detached(&__HH_META);
             #inputs
-            let __hh_ret = __hh_span.in_scope(move || #body);
+            let __hh_ret = #run;
         }
     };
     quote! {
@@ -630,12 +686,20 @@ fn async_trait_method(
     inputs: &TokenStream,
     output: &TokenStream,
 ) -> TokenStream {
+    let function_output = function.return_type().cloned();
+    let function_output = function_output.as_ref();
     let Some(block) = function.async_trait_block() else {
         return TokenStream::new();
     };
     // `#[async_trait]` turned `async fn` into `fn -> Pin<Box<dyn Future>>` returning
     // `Box::pin(async move { body })`: instrument that future, not its creation.
-    let inner = block.block.clone();
+    // A fn written by hand as `Box::pin(async move { .. })` (not by `#[async_trait]`, which
+    // annotates its block's value) gets its output type from the signature, as the async
+    // block did in the fn's tail.
+    let fake = boxed_future_output(function_output)
+        .map(|ty| fake_return(ty, &quote!(__hh)))
+        .unwrap_or_default();
+    let inner = prefixed_body(&fake, &block.block);
     let attrs = &block.attrs;
     let output = with_current(&quote!(__hh_span), output);
     let inputs = with_current(&quote!(__hh_span), inputs);
@@ -658,6 +722,52 @@ fn async_trait_method(
     }};
     *item.block = body;
     quote!(#item)
+}
+
+/// The output type of a boxed future type: `X` of `Pin<Box<dyn Future<Output = X> + ..>>`
+/// or of `BoxFuture<'a, X>` / `LocalBoxFuture<'a, X>`.
+fn boxed_future_output(ty: Option<&Type>) -> Option<&Type> {
+    let Some(Type::Path(p)) = ty else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let first_type = args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let out = match last.ident.to_string().as_str() {
+        "BoxFuture" | "LocalBoxFuture" => first_type?,
+        "Pin" => {
+            let Type::Path(boxed) = first_type? else {
+                return None;
+            };
+            let syn::PathArguments::AngleBracketed(b) = &boxed.path.segments.last()?.arguments
+            else {
+                return None;
+            };
+            let Some(syn::GenericArgument::Type(Type::TraitObject(object))) = b.args.first() else {
+                return None;
+            };
+            object.bounds.iter().find_map(|bound| match bound {
+                syn::TypeParamBound::Trait(t) => {
+                    let seg = t.path.segments.last()?;
+                    let syn::PathArguments::AngleBracketed(a) = &seg.arguments else {
+                        return None;
+                    };
+                    a.args.iter().find_map(|arg| match arg {
+                        syn::GenericArgument::AssocType(at) if at.ident == "Output" => Some(&at.ty),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })?
+        }
+        _ => return None,
+    };
+    (!contains_impl_trait(out)).then_some(out)
 }
 
 #[cfg(test)]

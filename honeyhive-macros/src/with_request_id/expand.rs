@@ -3,8 +3,12 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::args::RequestIdArgs;
-use crate::item::{Function, FutureKind, fake_return, with_body};
+use super::args::{RequestIdArgs, RequestIdPolicy};
+use crate::inline_body::tracks_caller;
+use crate::item::{
+    Function, FutureKind, expect_closure, expect_inline, fake_return, future_expect, prefixed_body,
+    rebind_arguments, with_body,
+};
 
 pub(crate) fn expand(
     args: &RequestIdArgs,
@@ -59,6 +63,19 @@ pub(crate) fn expand(
             .ok()
             .flatten()
     };
+    // A body moved into an async block or closure takes the arguments with it, so that they
+    // drop after its locals, in reverse order, as in the fn (see `rebind_arguments`).
+    let mut moved_sig = function.item.sig.clone();
+    let rebind = if function.is_async() || future.is_some() {
+        let from = match &args.policy {
+            RequestIdPolicy::Ensure(from) => from.clone(),
+            RequestIdPolicy::New => None,
+        };
+        rebind_arguments(&mut moved_sig, &|ident| from.as_ref() == Some(ident))
+    } else {
+        TokenStream::new()
+    };
+    let moved_body = prefixed_body(&rebind, body);
     let new_body = if let Some(kind) = future {
         // A sync fn returning a future: the scope is current for the call (where a
         // `#[trace]` opens its span) and while the returned future runs.
@@ -69,12 +86,20 @@ pub(crate) fn expand(
             FutureKind::Impl => wrapped,
             FutureKind::Boxed => quote!(::std::boxed::Box::pin(#wrapped)),
         };
+        let support = quote!(#krate::__private);
+        let expect = future_expect(function.return_type(), kind);
+        let run = if tracks_caller(&function.item.attrs) {
+            expect_inline((&support, &krate), "'__hh_request", &moved_body, expect)
+        } else {
+            let closure = expect_closure(&support, &moved_body, expect);
+            quote!(#support::call_once(#closure))
+        };
         quote! {
             let __hh_correlation = #correlation;
             let __hh_request_scope = #krate::__private::CorrelationGuard::enter(
                 ::core::clone::Clone::clone(&__hh_correlation),
             );
-            let __hh_future = #krate::__private::call_once(move || #body);
+            let __hh_future = #run;
             #wrapped
         }
     } else if function.is_async() {
@@ -82,16 +107,19 @@ pub(crate) fn expand(
         let fake = function
             .return_type()
             .map_or_else(TokenStream::new, |ty| fake_return(ty, &support));
-        let body = crate::item::prefixed_body(&fake, body);
+        let body = crate::item::prefixed_body(&quote!(#rebind #fake), body);
         quote! {
             let __hh_correlation = #correlation;
             #krate::__private::WithCorrelation::new(__hh_correlation, async move #body).await
         }
     } else {
+        // The body's statements stay the fn's own: its tail is the fn's, `return` returns.
+        let stmts = &body.stmts;
         quote! {
             let __hh_request_scope = #krate::__private::CorrelationGuard::enter(#correlation);
-            #body
+            #(#stmts)*
         }
     };
+    function.item.sig = moved_sig;
     with_body(&function.item, &new_body)
 }

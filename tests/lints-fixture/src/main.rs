@@ -3,11 +3,14 @@
 //! expansion must add no warning of its own.
 
 #![deny(warnings, clippy::pedantic)]
+// Restriction lints a user may turn on: the expansion's bindings of the arguments must not
+// trip them.
+#![deny(clippy::shadow_same, clippy::shadow_reuse, clippy::shadow_unrelated)]
 
 use std::fmt::{self, Debug};
 
 use async_trait::async_trait;
-use honeyhive_runtime::trace;
+use honeyhive_runtime::{retry, trace, with_request_id};
 
 #[derive(Debug)]
 struct MyError(&'static str);
@@ -317,8 +320,8 @@ fn caller_line(
     if early {
         return std::option::Option::None;
     }
-    let text = text?;
-    std::option::Option::Some(std::panic::Location::caller().line() + u32::from(text.is_empty()))
+    let found = text?;
+    std::option::Option::Some(std::panic::Location::caller().line() + u32::from(found.is_empty()))
 }
 
 /// A sync fn returning a future: the span covers the future.
@@ -334,8 +337,45 @@ fn unfinished(_reason: &str) {
     todo!()
 }
 
+/// An `#[expect]` of a lint the untraced fn meets: the expansion must not leave it
+/// unfulfilled (`needless_pass_by_value` no longer fires once the argument moves into the
+/// body's closure).
+#[trace]
+#[expect(clippy::needless_pass_by_value)]
+fn word_count(words: Vec<String>) -> usize {
+    words.len()
+}
+
+/// Arguments bound again where the body runs: by `#[trace]` on an `async fn`, by each attempt
+/// of `#[retry]`, by `#[with_request_id]`.
+#[trace]
+async fn rebound(n: u32, (a, b): (u32, u32)) -> u32 {
+    n + a + b
+}
+
+#[retry(max_attempts = 2, backoff = constant(0ms))]
+fn attempted(n: u32) -> Result<u32> {
+    Ok(n)
+}
+
+#[with_request_id]
+async fn in_request(n: u32) -> u32 {
+    n
+}
+
+/// A returned closure, whose argument types come from the bound.
+#[trace]
+fn predicate() -> impl Fn(&str) -> bool {
+    |s| !s.is_empty()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    assert_eq!(word_count(vec![String::new()]), 1);
+    assert_eq!(rebound(1, (2, 3)).await, 6);
+    assert_eq!(attempted(1).unwrap_or_default(), 1);
+    assert_eq!(in_request(1).await, 1);
+    assert!(predicate()("x"));
     let _guard = honeyhive_runtime::init();
     no_args();
     assert_eq!(lookup("Paris"), 5);
