@@ -249,7 +249,7 @@ pub(crate) fn rebind_arguments(
     let flush =
         |run: &mut (Vec<Pat>, Vec<Ident>, TokenStream), out: &mut TokenStream, underscore: bool| {
             let (pats, values, then) = std::mem::take(run);
-            let allow = binding_lints(underscore, values.iter().any(used));
+            let allow = binding_lints(underscore, values.iter().any(used), values.len() == 1);
             match (pats.as_slice(), values.as_slice()) {
                 ([], _) => {}
                 ([pat], [value]) => out.extend(quote!(#allow let #pat = #value;)),
@@ -302,7 +302,7 @@ pub(crate) fn rebind_arguments(
                     }
                 } else {
                     flush(&mut run, &mut out, underscore);
-                    let allow = binding_lints(underscore, used(&value));
+                    let allow = binding_lints(underscore, used(&value), true);
                     out.extend(quote!(#(#own)* #allow let #pat = #value; #then));
                 }
             }
@@ -314,7 +314,7 @@ pub(crate) fn rebind_arguments(
 }
 
 /// The lints a binding of an argument in the body may meet, which the user's code does not.
-fn binding_lints(underscore: bool, used: bool) -> TokenStream {
+fn binding_lints(underscore: bool, used: bool, single: bool) -> TokenStream {
     // The underscore lints only where they can fire: fewer tokens for rustc to parse.
     let underscore = underscore.then(|| {
         quote::quote!(
@@ -323,10 +323,12 @@ fn binding_lints(underscore: bool, used: bool) -> TokenStream {
         )
     });
     let used = used.then(|| quote::quote!(unused_variables,));
+    // `let x = x;`, not `let (x, y) = (x, y);`.
+    let single = single.then(|| quote::quote!(clippy::redundant_locals,));
     quote::quote!(#[allow(
         #used
         #underscore
-        clippy::redundant_locals,
+        #single
         clippy::shadow_same,
         clippy::shadow_reuse,
         clippy::shadow_unrelated,
@@ -839,7 +841,8 @@ pub(crate) fn future_kind(ret: Option<&Type>) -> Result<Option<FutureKind>, syn:
                     syn::TypeParamBound::Trait(t) if is_future(&t.path) => future = true,
                     // The wrappers (`TracedFuture`, `WithCorrelation`) are `Send`, `Sync`
                     // and `Unpin` when the user's future is.
-                    syn::TypeParamBound::Trait(t) if t.maybe.is_none() && is_auto_trait(&t.path) => {}
+                    syn::TypeParamBound::Trait(t)
+                        if t.maybe.is_none() && is_auto_trait(&t.path) => {}
                     syn::TypeParamBound::Lifetime(_) | syn::TypeParamBound::PreciseCapture(_) => {}
                     other_bound => other = other.or_else(|| Some(other_bound.clone())),
                 }
