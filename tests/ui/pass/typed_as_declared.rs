@@ -156,6 +156,62 @@ fn ready_unpin_in_request(n: u32) -> impl Future<Output = u32> + Unpin {
     std::future::ready(n)
 }
 
+/// Outputs named by a generic, by `Self`, with an elided lifetime, or not at all (`impl ..`).
+#[trace]
+fn defaulted_generic<T: Default + std::fmt::Debug>() -> impl Future<Output = T> {
+    async { T::default() }
+}
+
+#[derive(Debug, Default)]
+struct Counter(u32);
+
+impl Counter {
+    #[trace]
+    fn make(n: u32) -> impl Future<Output = Self> {
+        async move { Self(n) }
+    }
+
+    #[trace]
+    fn doubles(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.0).map(|i| i * 2)
+    }
+
+    #[trace]
+    fn into_sum(self, extra: String) -> usize {
+        self.0 as usize + extra.len()
+    }
+}
+
+#[trace]
+fn trimmed(s: &str) -> impl Future<Output = &str> + '_ {
+    async move { s.trim() }
+}
+
+#[trace]
+fn opaque_output() -> impl Future<Output = impl std::fmt::Display> {
+    async { 5 }
+}
+
+#[trace]
+fn starts_with(prefix: &str) -> impl Fn(&str) -> bool + '_ {
+    move |s| s.starts_with(prefix)
+}
+
+/// Arguments bound again in the body's closure: `mut`, `ref` and destructuring patterns, and a
+/// `&'a mut` whose reborrow is returned.
+#[trace]
+fn patterns(mut total: u32, (a, mut b): (u32, u32), ref r: String) -> usize {
+    b += 1;
+    total += a + b;
+    total as usize + r.len()
+}
+
+#[trace]
+fn first_mut<'a>(v: &'a mut Vec<u8>) -> &'a mut u8 {
+    v.push(1);
+    &mut v[0]
+}
+
 #[trace]
 #[must_use]
 async fn total(x: u32) -> u32 {
@@ -186,6 +242,17 @@ fn main() {
     assert_eq!(block_on(retried_stub_async(1)), Ok(0));
     assert_eq!(one_expression(1), 2);
     assert_eq!(block_on(total(4)), 4);
+    assert_eq!(block_on(defaulted_generic::<u8>()), 0);
+    assert_eq!(block_on(Counter::make(2)).0, 2);
+    assert_eq!(Counter(3).doubles().sum::<u32>(), 6);
+    assert_eq!(Counter(3).into_sum("ab".into()), 5);
+    assert_eq!(block_on(trimmed(" x ")), "x");
+    assert_eq!(block_on(opaque_output()).to_string(), "5");
+    assert!(starts_with("a")("ab"));
+    assert_eq!(patterns(1, (2, 3), "xy".into()), 9);
+    let mut v = vec![];
+    *first_mut(&mut v) = 9;
+    assert_eq!(v, [9]);
     let mut unpin = ready_unpin(5);
     assert_eq!(block_on(&mut unpin), 5);
     let mut unpin = ready_unpin_in_request(6);
@@ -207,6 +274,13 @@ fn main() {
         "stub",
         "total",
         "ready_unpin",
+        "defaulted_generic",
+        "make",
+        "doubles",
+        "trimmed",
+        "starts_with",
+        "patterns",
+        "first_mut",
     ] {
         assert!(spans.all(name).next().is_some(), "a span for {name}");
     }
