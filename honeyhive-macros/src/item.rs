@@ -424,6 +424,89 @@ pub(crate) fn expect_inline(
     })
 }
 
+/// For an `async fn` returning a closure (`-> impl Fn(&str) -> bool`): the body's block, its
+/// value passed through a local fn whose bound is the declared one, so that the closure's
+/// argument types are inferred from it as they are in the fn's own tail (the async block the
+/// body moves into does not see the declared bound). Only for a bound whose types a local fn
+/// can name: primitives, `String`, std's `Vec`/`Option`/`Result`/`Box` of them, `std::`
+/// paths, references with elided or `'static` lifetimes; a type that may be a generic of the
+/// fn or its impl (any other bare name), `Self` or a named lifetime leaves the body as it is.
+pub(crate) fn closure_expected_body(ret: Option<&Type>, body: &Block) -> Option<Block> {
+    let Some(Type::ImplTrait(imp)) = ret else {
+        return None;
+    };
+    let bound = imp.bounds.iter().find_map(|bound| match bound {
+        syn::TypeParamBound::Trait(t)
+            if t.lifetimes.is_none()
+                && t.path.leading_colon.is_none()
+                && t.path.segments.len() == 1
+                && ["Fn", "FnMut", "FnOnce"]
+                    .iter()
+                    .any(|f| t.path.segments[0].ident == f) =>
+        {
+            let syn::PathArguments::Parenthesized(args) = &t.path.segments[0].arguments else {
+                return None;
+            };
+            let output_ok = match &args.output {
+                ReturnType::Default => true,
+                ReturnType::Type(_, ty) => nameable_anywhere(ty),
+            };
+            (output_ok && args.inputs.iter().all(|arg| nameable_anywhere(&arg.ty))).then_some(t)
+        }
+        _ => None,
+    })?;
+    let stmts = &body.stmts;
+    Some(syn::parse_quote!({
+        #[inline]
+        fn __hh_closure<__HhF: #bound>(f: __HhF) -> __HhF {
+            f
+        }
+        __hh_closure({ #(#stmts)* })
+    }))
+}
+
+/// Whether `ty` means the same in a local fn as in the fn around it (see
+/// [`closure_expected_body`]).
+fn nameable_anywhere(ty: &Type) -> bool {
+    const PRIMITIVES: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64", "String",
+    ];
+    const CONTAINERS: &[&str] = &["Vec", "Option", "Result", "Box"];
+    match ty {
+        Type::Paren(p) => nameable_anywhere(&p.elem),
+        Type::Group(g) => nameable_anywhere(&g.elem),
+        Type::Tuple(t) => t.elems.iter().all(nameable_anywhere),
+        Type::Slice(s) => nameable_anywhere(&s.elem),
+        Type::Array(a) => matches!(a.len, Expr::Lit(_)) && nameable_anywhere(&a.elem),
+        Type::Reference(r) => {
+            r.lifetime
+                .as_ref()
+                .is_none_or(|l| l.ident == "static" || l.ident == "_")
+                && nameable_anywhere(&r.elem)
+        }
+        Type::Path(p) if p.qself.is_none() => {
+            let segments = &p.path.segments;
+            let args_ok = |seg: &syn::PathSegment| match &seg.arguments {
+                syn::PathArguments::None => true,
+                syn::PathArguments::AngleBracketed(a) => a.args.iter().all(
+                    |arg| matches!(arg, syn::GenericArgument::Type(t) if nameable_anywhere(t)),
+                ),
+                syn::PathArguments::Parenthesized(_) => false,
+            };
+            if let [seg] = segments.iter().collect::<Vec<_>>().as_slice() {
+                let name = seg.ident.to_string();
+                (PRIMITIVES.contains(&name.as_str()) && seg.arguments.is_none())
+                    || (CONTAINERS.contains(&name.as_str()) && args_ok(seg))
+            } else {
+                let root = segments[0].ident.to_string();
+                ["std", "core", "alloc"].contains(&root.as_str()) && segments.iter().all(args_ok)
+            }
+        }
+        _ => false,
+    }
+}
+
 /// The type an `impl Trait` return type binds to the associated type `name` (`Output` of
 /// `impl Future<Output = T>`, `Item` of `impl Iterator<Item = T>`), if it can be named in the
 /// body (it is no `impl Trait` itself).

@@ -11,9 +11,9 @@ use syn::visit_mut::VisitMut;
 
 use crate::inline_body::{labelled, tracks_caller};
 use crate::item::{
-    Expect, Function, FutureKind, StreamKind, assoc_type, contains_impl_trait, expect_closure,
-    expect_inline, fake_return, future_expect, future_kind, prefixed_body, rebind_arguments,
-    request_id_sources, stream_kind, with_body,
+    Expect, Function, FutureKind, StreamKind, assoc_type, closure_expected_body,
+    contains_impl_trait, expect_closure, expect_inline, fake_return, future_expect, future_kind,
+    prefixed_body, rebind_arguments, request_id_sources, stream_kind, with_body,
 };
 
 #[allow(clippy::too_many_lines)] // one quote! per part of the expansion, in order
@@ -32,8 +32,12 @@ pub(crate) fn expand(
         return async_trait_method(function, &meta, &inputs, &output);
     }
 
-    let body = &function.item.block;
     let declared = function.return_type();
+    let closure_body = function
+        .is_async()
+        .then(|| closure_expected_body(declared, &function.item.block))
+        .flatten();
+    let body = closure_body.as_ref().unwrap_or(&function.item.block);
     // A unit fn records no output; naming `()` gives a diverging body (`panic!`, `loop {}`) its type.
     let unit: Type = syn::parse_quote!(());
     let ret_ty = declared
@@ -277,7 +281,8 @@ fn traced_call(
     returns_value: bool,
     ret_ty: Option<&Type>,
 ) -> TokenStream {
-    let body = &function.item.block;
+    let closure_body = closure_expected_body(function.return_type(), &function.item.block);
+    let body = closure_body.as_ref().unwrap_or(&function.item.block);
     let fake_return = ret_ty.map(|ty| fake_return(ty, &quote!(__hh)));
     let mut sig = function.item.sig.clone();
     // (No `#[with_request_id]` is left below: see `returns_future_safely`.)

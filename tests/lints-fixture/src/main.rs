@@ -363,6 +363,12 @@ async fn in_request(n: u32) -> u32 {
     n
 }
 
+/// A returned closure from an `async fn`, typed by the bound too.
+#[trace]
+async fn longer_than(n: usize) -> impl Fn(&str) -> bool {
+    move |s| s.len() > n
+}
+
 /// A returned closure, whose argument types come from the bound.
 #[trace]
 fn predicate() -> impl Fn(&str) -> bool {
@@ -376,6 +382,7 @@ async fn main() {
     assert_eq!(attempted(1).unwrap_or_default(), 1);
     assert_eq!(in_request(1).await, 1);
     assert!(predicate()("x"));
+    assert!(longer_than(1).await("ab"));
     let _guard = honeyhive_runtime::init();
     no_args();
     assert_eq!(lookup("Paris"), 5);

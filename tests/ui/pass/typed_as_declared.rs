@@ -4,7 +4,8 @@
 //! `async` block needs its output type (`?` with an error that is only `Debug`, `.collect()`,
 //! `.sum()`, `.into()`, `Default::default()`), two branches returning different async blocks
 //! as one `Pin<Box<dyn Future>>`, an `impl Iterator` whose items are inferred from its
-//! `Item`, a returned closure whose argument types come from its `impl Fn` bound. Each is
+//! `Item`, a returned closure whose argument types come from its `impl Fn` bound (also from
+//! an `async fn`). Each is
 //! traced (a span with its output) and returns what it did untraced; a returned future keeps
 //! its auto traits (`Unpin`, `Send`, `Sync`), so they can be declared. Lint attributes keep
 //! their meaning: `#[expect]` on a traced fn is not left unfulfilled by the expansion, an
@@ -197,6 +198,37 @@ fn starts_with(prefix: &str) -> impl Fn(&str) -> bool + '_ {
     move |s| s.starts_with(prefix)
 }
 
+/// An `async fn` returning a closure: typed by the bound when a local fn can name it, left as
+/// written when the bound names a generic of the impl.
+#[trace]
+async fn longer(n: usize) -> impl Fn(&str) -> bool {
+    move |s| s.len() > n
+}
+
+#[trace]
+async fn adder(base: u32) -> impl FnMut(u32) -> u32 + Send {
+    let mut acc = base;
+    move |x| {
+        acc += x;
+        acc
+    }
+}
+
+#[trace]
+#[must_use]
+async fn zero_at() -> impl FnOnce(&[u8]) -> Option<usize> {
+    |b| b.iter().position(|&x| x == 0)
+}
+
+struct Holder<T>(T);
+
+impl<T: Clone + Send + 'static> Holder<T> {
+    #[trace]
+    async fn getter(&self) -> impl Fn(u8) -> T + '_ {
+        move |_x: u8| self.0.clone()
+    }
+}
+
 /// Arguments bound again in the body's closure: `mut`, `ref` and destructuring patterns, and a
 /// `&'a mut` whose reborrow is returned.
 #[trace]
@@ -253,6 +285,11 @@ fn main() {
     let mut v = vec![];
     *first_mut(&mut v) = 9;
     assert_eq!(v, [9]);
+    assert!(block_on(longer(1))("ab"));
+    let mut add = block_on(adder(1));
+    assert_eq!(add(2), 3);
+    assert_eq!(block_on(zero_at())(b"a\0"), Some(1));
+    assert_eq!(block_on(Holder(5u8).getter())(0), 5);
     let mut unpin = ready_unpin(5);
     assert_eq!(block_on(&mut unpin), 5);
     let mut unpin = ready_unpin_in_request(6);
@@ -281,6 +318,10 @@ fn main() {
         "starts_with",
         "patterns",
         "first_mut",
+        "longer",
+        "adder",
+        "zero_at",
+        "getter",
     ] {
         assert!(spans.all(name).next().is_some(), "a span for {name}");
     }
