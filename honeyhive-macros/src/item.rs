@@ -267,13 +267,7 @@ pub(crate) fn rebind_arguments(
                 }
             }
             FnArg::Typed(typed) => {
-                let own: Vec<&Attribute> = typed
-                    .attrs
-                    .iter()
-                    .filter(|a| {
-                        is_lint_attr(a) || a.path().is_ident("cfg") || a.path().is_ident("cfg_attr")
-                    })
-                    .collect();
+                let own: Vec<&Attribute> = binding_attrs(&typed.attrs).collect();
                 let user_pat = (*typed.pat).clone();
                 let (pat, value, then) = match &mut *typed.pat {
                     Pat::Ident(pi) if pi.subpat.is_none() => {
@@ -333,6 +327,14 @@ fn binding_lints(underscore: bool, used: bool, single: bool) -> TokenStream {
         clippy::shadow_reuse,
         clippy::shadow_unrelated,
     )])
+}
+
+/// The attributes of an argument that its bindings in the expansion carry too: `#[cfg]`,
+/// `#[cfg_attr]` and lint levels.
+pub(crate) fn binding_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs
+        .iter()
+        .filter(|a| is_lint_attr(a) || a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
 }
 
 /// Whether `attr` sets a lint level (`allow`, `expect`, `warn`, `deny`, `forbid`).
@@ -514,7 +516,16 @@ pub(crate) fn assoc_type<'a>(ret: Option<&'a Type>, name: &str) -> Option<&'a Ty
     let Some(Type::ImplTrait(imp)) = ret else {
         return None;
     };
-    imp.bounds.iter().find_map(|bound| {
+    bound_assoc(&imp.bounds, name)
+}
+
+/// The type `bounds` (of an `impl Trait` or a `dyn Trait`) bind to the associated type `name`,
+/// if it is no `impl Trait` itself.
+fn bound_assoc<'a>(
+    bounds: &'a syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>,
+    name: &str,
+) -> Option<&'a Type> {
+    bounds.iter().find_map(|bound| {
         let syn::TypeParamBound::Trait(t) = bound else {
             return None;
         };
@@ -528,6 +539,50 @@ pub(crate) fn assoc_type<'a>(ret: Option<&'a Type>, name: &str) -> Option<&'a Ty
             _ => None,
         })
     })
+}
+
+/// The output type of a boxed future type: `X` of `Pin<Box<dyn Future<Output = X> + ..>>` or
+/// of `BoxFuture<'a, X>` / `LocalBoxFuture<'a, X>` (the types [`future_kind`] calls `Boxed`).
+pub(crate) fn boxed_future_output(ty: Option<&Type>) -> Option<&Type> {
+    let Some(Type::Path(p)) = ty else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let out = match last.ident.to_string().as_str() {
+        "BoxFuture" | "LocalBoxFuture" => types.next()?,
+        "Pin" => bound_assoc(&dyn_future_in_box(types.next()?)?.bounds, "Output")?,
+        _ => return None,
+    };
+    (!contains_impl_trait(out)).then_some(out)
+}
+
+/// The `dyn Future<..> + ..` of `Box<dyn Future<..> + ..>`.
+fn dyn_future_in_box(ty: &Type) -> Option<&syn::TypeTraitObject> {
+    let Type::Path(inner) = ty else {
+        return None;
+    };
+    let last = inner.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(b) = &last.arguments else {
+        return None;
+    };
+    match b.args.first() {
+        Some(syn::GenericArgument::Type(Type::TraitObject(o)))
+            if last.ident == "Box"
+                && o.bounds.iter().any(
+                    |bound| matches!(bound, syn::TypeParamBound::Trait(t) if is_future(&t.path)),
+                ) =>
+        {
+            Some(o)
+        }
+        _ => None,
+    }
 }
 
 /// The body's block with `prefix` written before its statements, in the body's own braces:
@@ -967,18 +1022,7 @@ fn box_of_dyn_future(args: &syn::PathArguments) -> bool {
     let syn::PathArguments::AngleBracketed(a) = args else {
         return false;
     };
-    let Some(syn::GenericArgument::Type(Type::Path(inner))) = a.args.first() else {
-        return false;
-    };
-    let Some(last) = inner.path.segments.last() else {
-        return false;
-    };
-    let syn::PathArguments::AngleBracketed(b) = &last.arguments else {
-        return false;
-    };
-    last.ident == "Box"
-        && matches!(b.args.first(), Some(syn::GenericArgument::Type(Type::TraitObject(o)))
-            if o.bounds.iter().any(|bound| matches!(bound, syn::TypeParamBound::Trait(t) if is_future(&t.path))))
+    matches!(a.args.first(), Some(syn::GenericArgument::Type(ty)) if dyn_future_in_box(ty).is_some())
 }
 
 #[cfg(test)]

@@ -331,10 +331,8 @@ impl<F: Future> Future for ScopedRun<'_, F> {
 
 impl Drop for Scoped {
     fn drop(&mut self) {
-        if !self.done
-            && let Some(record) = self.span.recording()
-        {
-            record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
+        if !self.done {
+            mark_cancelled(&mut self.span);
         }
     }
 }
@@ -467,21 +465,31 @@ where
         let Some(done) = this.done.take() else {
             panic!("a traced fn's future was polled after it completed");
         };
-        // With the span current: the output's `Debug` and the evaluators run inside it.
-        let value = this.span.with_current(|span| done(span, out));
-        // The call is over: the span ends now, even if the future is kept.
-        drop(std::mem::replace(&mut this.span, Span::ended()));
-        Poll::Ready(value)
+        Poll::Ready(complete(&mut this.span, done, out))
     }
 }
 
 impl<F, D> Drop for TracedFuture<F, D> {
     fn drop(&mut self) {
-        if self.done.is_some()
-            && let Some(record) = self.span.recording()
-        {
-            record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
+        if self.done.is_some() {
+            mark_cancelled(&mut self.span);
         }
+    }
+}
+
+/// Gives a traced call's output to `done` with the span current (the output's `Debug` and the
+/// evaluators run inside it), then ends the span: the call is over, even if its future is
+/// kept.
+fn complete<O, R>(span: &mut Span, done: impl FnOnce(&mut Span, O) -> R, out: O) -> R {
+    let value = span.with_current(|span| done(span, out));
+    drop(std::mem::replace(span, Span::ended()));
+    value
+}
+
+/// Marks the span of a call dropped before it was done.
+fn mark_cancelled(span: &mut Span) {
+    if let Some(record) = span.recording() {
+        record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
     }
 }
 
@@ -568,23 +576,17 @@ where
         };
         // The body is done: dropped now, in place, before the span ends.
         this.body = Body::Done;
-        let value = match this.done.take() {
-            // With the span current: the output's `Debug` and the evaluators run inside it.
-            Some(done) => this.span.with_current(|span| done(span, out)),
-            None => unreachable!(),
+        let Some(done) = this.done.take() else {
+            unreachable!()
         };
-        // The call is over: the span ends now, even if the future is kept.
-        drop(std::mem::replace(&mut this.span, Span::ended()));
-        Poll::Ready(value)
+        Poll::Ready(complete(&mut this.span, done, out))
     }
 }
 
 impl<C, F, D> Drop for TracedCall<C, F, D> {
     fn drop(&mut self) {
-        if self.done.is_some()
-            && let Some(record) = self.span.recording()
-        {
-            record.attr("honeyhive.cancelled", opentelemetry::Value::Bool(true));
+        if self.done.is_some() {
+            mark_cancelled(&mut self.span);
         }
     }
 }

@@ -5,6 +5,25 @@ pub mod fake_llm;
 pub mod http1;
 pub mod metrics_receiver;
 
+/// The order in which [`Noisy`] values were dropped.
+pub type DropLog = std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>;
+
+/// A value that logs its name to a [`DropLog`] when dropped: for tests of when a traced fn's
+/// arguments and locals drop.
+pub struct Noisy(pub &'static str, pub DropLog);
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        self.1.borrow_mut().push(self.0);
+    }
+}
+
+impl std::fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;

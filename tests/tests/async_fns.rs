@@ -11,21 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use honeyhive_runtime::testing::Recorder;
 use honeyhive_runtime::trace;
-
-/// Logs its drop.
-struct Noisy(&'static str, Rc<RefCell<Vec<&'static str>>>);
-
-impl Drop for Noisy {
-    fn drop(&mut self) {
-        self.1.borrow_mut().push(self.0);
-    }
-}
-
-impl std::fmt::Debug for Noisy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
+use honeyhive_tests::Noisy;
 
 /// Polls once with a waker that does nothing.
 fn poll_once<F: Future + ?Sized>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {

@@ -394,22 +394,7 @@ fn a_cancelled_async_fn_ends_marked_after_its_children() {
 
 // --- arguments drop as in the untraced fn ----------------------------------------------------
 
-type Log = std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>;
-
-/// Logs its drop.
-struct Noisy(&'static str, Log);
-
-impl Drop for Noisy {
-    fn drop(&mut self) {
-        self.1.borrow_mut().push(self.0);
-    }
-}
-
-impl std::fmt::Debug for Noisy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
+use honeyhive_tests::{DropLog as Log, Noisy};
 
 // The body names its arguments in another order than they are declared, and not at all:
 // a closure or async block would capture them in that order, or leave them out.

@@ -215,14 +215,7 @@ fn arguments(
                         ident: pat.ident.clone(),
                         mutable: pat.mutability.is_some(),
                         cloned: is_cloned,
-                        cfg: arg
-                            .attrs
-                            .iter()
-                            .filter(|a| {
-                                crate::item::is_lint_attr(a)
-                                    || a.path().is_ident("cfg")
-                                    || a.path().is_ident("cfg_attr")
-                            })
+                        cfg: crate::item::binding_attrs(&arg.attrs)
                             .map(quote::ToTokens::to_token_stream)
                             .collect(),
                     }),

@@ -9,7 +9,7 @@ use super::args::TraceArgs;
 use super::check::{Plan, unraw};
 use syn::visit_mut::VisitMut;
 
-use crate::inline_body::{labelled, tracks_caller};
+use crate::inline_body::tracks_caller;
 use crate::item::{
     Expect, Function, FutureKind, StreamKind, assoc_type, closure_expected_body,
     contains_impl_trait, expect_closure, expect_inline, fake_return, future_expect, future_kind,
@@ -355,19 +355,13 @@ fn sync_body(
     ret_ty: Option<&Type>,
     moved_body: &TokenStream,
 ) -> TokenStream {
-    let krate = &plan.krate;
-    let body = &function.item.block;
     if tracks_caller(&function.item.attrs) {
-        let block = labelled(body, "'__hh_body", krate);
         // `!` cannot be named in a `let`.
-        let annotation = ret_ty
+        let expect = ret_ty
             .filter(|ty| !matches!(ty, Type::Never(_)))
-            .map(|ty| quote!(: #ty));
-        return quote! {{
-            #[allow(unused_labels, clippy::needless_return)]
-            let __hh_ret #annotation = #block;
-            __hh_ret
-        }};
+            .map(Expect::Type);
+        let body = function.item.block.to_token_stream();
+        return expect_inline((&quote!(__hh), &plan.krate), "'__hh_body", &body, expect);
     }
     let closure_return = ret_ty.map(|ty| quote!(-> #ty));
     quote!(__hh::call_once(move || #closure_return #moved_body))
@@ -701,7 +695,7 @@ fn async_trait_method(
     // A fn written by hand as `Box::pin(async move { .. })` (not by `#[async_trait]`, which
     // annotates its block's value) gets its output type from the signature, as the async
     // block did in the fn's tail.
-    let fake = boxed_future_output(function_output)
+    let fake = crate::item::boxed_future_output(function_output)
         .map(|ty| fake_return(ty, &quote!(__hh)))
         .unwrap_or_default();
     let inner = prefixed_body(&fake, &block.block);
@@ -727,52 +721,6 @@ fn async_trait_method(
     }};
     *item.block = body;
     quote!(#item)
-}
-
-/// The output type of a boxed future type: `X` of `Pin<Box<dyn Future<Output = X> + ..>>`
-/// or of `BoxFuture<'a, X>` / `LocalBoxFuture<'a, X>`.
-fn boxed_future_output(ty: Option<&Type>) -> Option<&Type> {
-    let Some(Type::Path(p)) = ty else {
-        return None;
-    };
-    let last = p.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    let first_type = args.args.iter().find_map(|a| match a {
-        syn::GenericArgument::Type(t) => Some(t),
-        _ => None,
-    });
-    let out = match last.ident.to_string().as_str() {
-        "BoxFuture" | "LocalBoxFuture" => first_type?,
-        "Pin" => {
-            let Type::Path(boxed) = first_type? else {
-                return None;
-            };
-            let syn::PathArguments::AngleBracketed(b) = &boxed.path.segments.last()?.arguments
-            else {
-                return None;
-            };
-            let Some(syn::GenericArgument::Type(Type::TraitObject(object))) = b.args.first() else {
-                return None;
-            };
-            object.bounds.iter().find_map(|bound| match bound {
-                syn::TypeParamBound::Trait(t) => {
-                    let seg = t.path.segments.last()?;
-                    let syn::PathArguments::AngleBracketed(a) = &seg.arguments else {
-                        return None;
-                    };
-                    a.args.iter().find_map(|arg| match arg {
-                        syn::GenericArgument::AssocType(at) if at.ident == "Output" => Some(&at.ty),
-                        _ => None,
-                    })
-                }
-                _ => None,
-            })?
-        }
-        _ => return None,
-    };
-    (!contains_impl_trait(out)).then_some(out)
 }
 
 #[cfg(test)]
