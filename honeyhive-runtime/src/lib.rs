@@ -229,7 +229,8 @@ pub mod __private {
     pub use crate::resources::{PollCpu, Usage};
     pub use crate::retry::Decision;
     pub use crate::retry::executor::{
-        AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, TimeoutError, retry_error, reuse,
+        AsyncAttempt, AsyncTimer, DefaultTimer, PerAttempt, Retry, RetryResult, SyncAttempt,
+        TimeoutError, async_attempt, retry_error, reuse, sync_attempt,
     };
     pub use crate::retry::policy::{Backoff, Jitter, Policy as RetryPolicy};
     pub use crate::span::{

@@ -253,3 +253,45 @@ fn attributes_of_other_crates_are_kept_and_expand_in_rust_order() {
         assert_eq!(opened.load(Ordering::SeqCst), 4);
     });
 }
+
+/// An owned argument the body only borrows, without `clone(..)`: every attempt shares it.
+#[retry(backoff = constant(0ms), jitter = none)]
+#[trace(event_type = "model")]
+fn shared_per_attempt_span(prompt: String, calls: &AtomicU32) -> Result<usize, String> {
+    attempt(calls, 3)?;
+    Ok(prompt.len())
+}
+
+#[trace(event_type = "model")]
+#[retry(backoff = constant(0ms), jitter = none)]
+fn shared_one_span(prompt: String, calls: &AtomicU32) -> Result<usize, String> {
+    attempt(calls, 2)?;
+    Ok(prompt.len())
+}
+
+#[test]
+fn an_owned_argument_the_body_borrows_is_shared_by_the_attempts_and_recorded_on_each() {
+    let rec = Recorder::start();
+    let _clock = TestClock::install();
+    let prompt = "why is the sky blue".to_owned();
+    assert_eq!(
+        shared_per_attempt_span(prompt.clone(), &AtomicU32::new(0)),
+        Ok(prompt.len())
+    );
+    assert_eq!(
+        shared_one_span(prompt.clone(), &AtomicU32::new(0)),
+        Ok(prompt.len())
+    );
+    let spans = rec.spans();
+    let attempts: Vec<&FinishedSpan> = spans
+        .iter()
+        .filter(|s| s.name == "shared_per_attempt_span")
+        .collect();
+    assert_eq!(attempts.len(), 3);
+    for span in attempts {
+        assert_eq!(span.str("honeyhive_inputs.prompt"), Some(prompt.as_str()));
+    }
+    let one = spans.get("shared_one_span");
+    assert_eq!(one.str("honeyhive_inputs.prompt"), Some(prompt.as_str()));
+    assert_eq!(one.i64("retry.attempts"), Some(2));
+}

@@ -209,8 +209,14 @@ fn arguments(
                             reborrowed.push((pat.ident.clone(), (*arg.ty).clone()));
                         }
                     }
-                    // `_name` marks an unused argument; nothing to give each attempt.
-                    _ if !is_cloned && pat.ident.to_string().starts_with('_') => {}
+                    // An argument neither cloned nor `mut` is shared by the attempts, as a
+                    // Python decorator passes the same object to each call: the body borrows
+                    // it (a `Copy` one is copied where it is used), and a body that consumes
+                    // one is told by the borrow checker, at the use, that it needs `clone(..)`.
+                    // `_name` marks an unused argument: nothing to give each attempt either.
+                    _ if !is_cloned
+                        && (pat.mutability.is_none() || pat.ident.to_string().starts_with('_')) => {
+                    }
                     _ => per_attempt.push(PerAttempt {
                         ident: pat.ident.clone(),
                         mutable: pat.mutability.is_some(),

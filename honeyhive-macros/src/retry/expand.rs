@@ -143,8 +143,19 @@ fn body(plan: &Plan, function: &Function) -> TokenStream {
     let asyncness = function.is_async().then(|| quote!(async));
     let per_attempt: TokenStream = per_attempt.into_iter().collect();
     let block = crate::item::prefixed_body(&per_attempt, &function.item.block);
-    quote! {
+    let closure = quote! {
         #asyncness |#(#params),*| #ret #block
+    };
+    if !plan.reborrowed.is_empty() {
+        return closure;
+    }
+    // Checked callable once per attempt where it is made, so that a body consuming an
+    // argument the attempts share is told to `clone(..)` it.
+    let k = &plan.krate;
+    if function.is_async() {
+        quote!(#k::__private::async_attempt(#closure))
+    } else {
+        quote!(#k::__private::sync_attempt(#closure))
     }
 }
 

@@ -53,12 +53,12 @@ pub fn retry_error<R: RetryResult>(ret: &R) -> Option<&R::Error> {
     ret.error()
 }
 
-/// An owned argument that every attempt can use without `clone(..)`.
+/// A `mut` owned argument that each attempt can get afresh without `clone(..)`.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "`#[retry]` runs the body once per attempt, and each attempt needs its own `{Self}`",
-    label = "owned argument: list it in `#[retry(clone(..))]`, or take it by reference",
-    note = "`clone(arg)` clones the argument for each attempt; only `Copy` arguments need nothing"
+    message = "`#[retry]` runs the body once per attempt, and each attempt needs its own `mut` `{Self}`",
+    label = "`mut` owned argument: list it in `#[retry(clone(..))]`, or drop the `mut` and borrow it",
+    note = "each attempt starts from the value the caller passed: `clone(arg)` clones it for each attempt; only `Copy` arguments need nothing"
 )]
 pub trait PerAttempt: Copy {}
 
@@ -69,6 +69,35 @@ impl<T: Copy> PerAttempt for T {}
 #[inline]
 pub fn reuse<T: PerAttempt>(value: &T) -> T {
     *value
+}
+
+/// A sync body callable once per attempt. A trait rather than an `FnMut` bound, so that the
+/// closure's kind is inferred from its body: a body that consumes an argument the attempts
+/// share is then reported at the move ("closure is `FnOnce` because it moves the variable"),
+/// not as a move out of a reference the user never wrote.
+#[doc(hidden)]
+pub trait SyncAttempt<R> {}
+
+impl<F: FnMut() -> R, R> SyncAttempt<R> for F {}
+
+/// A sync attempt body, checked to be callable once per attempt.
+#[doc(hidden)]
+#[inline]
+pub fn sync_attempt<F: SyncAttempt<R>, R>(body: F) -> F {
+    body
+}
+
+/// An async body callable once per attempt; see [`SyncAttempt`].
+#[doc(hidden)]
+pub trait AsyncAttempt<R> {}
+
+impl<F: AsyncFnMut() -> R, R> AsyncAttempt<R> for F {}
+
+/// An async attempt body, checked to be callable once per attempt.
+#[doc(hidden)]
+#[inline]
+pub fn async_attempt<F: AsyncAttempt<R>, R>(body: F) -> F {
+    body
 }
 
 /// An error type that `attempt_timeout` can produce.

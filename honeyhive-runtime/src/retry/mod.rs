@@ -60,10 +60,13 @@
 //! argument, zero attempts, a duration without a unit, an unknown jitter, `attempt_timeout` on
 //! a sync function) are compile errors at the argument.
 //!
-//! Each attempt runs on the function's own arguments, so an argument that the body could
-//! consume needs one copy per attempt: references and `Copy` arguments need nothing, and any
-//! other owned argument must be listed in `clone(..)` (the compile error at the argument says
-//! so). `self` must be taken by reference.
+//! The attempts share the function's arguments, as a Python decorator passes the same objects
+//! to each call: a body that only borrows an owned argument (`prompt: String` read as `&prompt`)
+//! needs nothing, and `Copy` arguments are copied where they are used. A body that consumes an
+//! owned argument needs one per attempt, `clone(..)`; without it the compile error points at
+//! the move ("closure is `FnOnce` because it moves the variable"). A `mut` owned argument
+//! starts each attempt from the caller's value, so it must be `Copy` or in `clone(..)` (the
+//! error at the argument says so). `self` must be taken by reference.
 //!
 //! An `async fn` waits on tokio's timer (the `tokio` feature, on by default), so it never blocks
 //! the executor, and tests under `tokio::time::pause` take no time. Without the feature, name
