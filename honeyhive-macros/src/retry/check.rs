@@ -182,10 +182,12 @@ fn arguments(
     for input in &function.item.sig.inputs {
         match input {
             FnArg::Receiver(receiver) => {
-                if matches!(receiver.kind, ReceiverKind::Value) {
+                // `self` by value is shared by the attempts as the other arguments are; a
+                // `mut self` would have to start each attempt afresh, and cannot be cloned.
+                if matches!(receiver.kind, ReceiverKind::Value) && receiver.mutability.is_some() {
                     errors.error(
                         receiver,
-                        "`#[retry]` runs the body once per attempt, so it cannot take `self` by value: take `&self` or `&mut self`",
+                        "`#[retry]` runs the body once per attempt, and each would need its own `mut self`: take `&mut self`, or drop the `mut` and borrow `self`",
                     );
                 }
             }

@@ -66,7 +66,8 @@
 //! owned argument needs one per attempt, `clone(..)`; without it the compile error points at
 //! the move ("closure is `FnOnce` because it moves the variable"). A `mut` owned argument
 //! starts each attempt from the caller's value, so it must be `Copy` or in `clone(..)` (the
-//! error at the argument says so). `self` must be taken by reference.
+//! error at the argument says so). `self` follows the same rule: `&self`, `&mut self`, and `self`
+//! or `self: Arc<Self>` by value, shared by the attempts; a `mut self` by value is refused.
 //!
 //! An `async fn` waits on tokio's timer (the `tokio` feature, on by default), so it never blocks
 //! the executor, and tests under `tokio::time::pause` take no time. Without the feature, name

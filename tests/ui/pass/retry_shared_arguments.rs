@@ -119,6 +119,7 @@ fn request(prompt: &str) -> Request {
 }
 
 fn main() {
+    by_value_self::check();
     let attempts = Cell::new(0);
     assert_eq!(sync_borrows("ab".into(), request("cde"), &attempts), Ok(5));
     assert_eq!(attempts.get(), 3);
@@ -156,4 +157,44 @@ fn main() {
         let attempts = Cell::new(0);
         assert_eq!(client.send("x".into(), &attempts).await, Ok("b/px".into()));
     });
+}
+
+mod by_value_self {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use honeyhive_runtime::{retry, trace};
+
+    async fn no_wait(_: Duration) {}
+
+    fn no_wait_sync(_: Duration) {}
+
+    #[derive(Debug)]
+    pub struct Client {
+        pub base: String,
+    }
+
+    /// `self` by value (plain or `Arc<Self>`) is shared by the attempts like any argument.
+    impl Client {
+        #[retry(max_attempts = 2, sleep = no_wait)]
+        pub async fn get(self: Arc<Self>, path: String) -> Result<String, String> {
+            Ok(format!("{}{path}", self.base))
+        }
+
+        #[trace]
+        #[retry(max_attempts = 2, sleep = no_wait_sync)]
+        pub fn len(self) -> Result<usize, String> {
+            Ok(self.base.len())
+        }
+    }
+
+    pub fn check() {
+        assert_eq!(Client { base: "abc".into() }.len(), Ok(3));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let client = Arc::new(Client { base: "b/".into() });
+        assert_eq!(runtime.block_on(client.get("x".into())), Ok("b/x".into()));
+    }
 }
