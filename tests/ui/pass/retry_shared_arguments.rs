@@ -186,6 +186,18 @@ mod by_value_self {
         pub fn len(self) -> Result<usize, String> {
             Ok(self.base.len())
         }
+
+        #[retry(max_attempts = 2, sleep = no_wait_sync)]
+        #[trace]
+        pub fn len_per_attempt(self, extra: String) -> Result<usize, String> {
+            Ok(self.base.len() + extra.len())
+        }
+
+        #[retry(max_attempts = 2, sleep = no_wait)]
+        #[trace]
+        pub async fn get_per_attempt(self: Arc<Self>, path: String) -> Result<String, String> {
+            Ok(format!("{}{path}", self.base))
+        }
     }
 
     pub fn check() {
@@ -195,6 +207,8 @@ mod by_value_self {
             .build()
             .unwrap();
         let client = Arc::new(Client { base: "b/".into() });
-        assert_eq!(runtime.block_on(client.get("x".into())), Ok("b/x".into()));
+        assert_eq!(runtime.block_on(Arc::clone(&client).get("x".into())), Ok("b/x".into()));
+        assert_eq!(runtime.block_on(client.get_per_attempt("y".into())), Ok("b/y".into()));
+        assert_eq!(Client { base: "ab".into() }.len_per_attempt("cd".into()), Ok(4));
     }
 }
