@@ -762,3 +762,53 @@ async fn a_cancelled_call_never_writes_its_outcome_on_another_span() {
         None
     );
 }
+
+/// An LLM client behind a trait object, as `#[async_trait]` makes possible.
+#[async_trait::async_trait]
+trait Completer: Send + Sync {
+    async fn complete(&self, prompt: String, budget: u32) -> Result<String, ApiError>;
+}
+
+struct Flaky {
+    calls: Calls,
+    fail_first: u32,
+}
+
+#[async_trait::async_trait]
+impl Completer for Flaky {
+    #[trace(event_type = "model")]
+    #[retry(backoff = constant(500ms), jitter = none)]
+    async fn complete(&self, prompt: String, mut budget: u32) -> Result<String, ApiError> {
+        // Each attempt starts from the caller's `budget`, and shares `prompt`.
+        budget -= 1;
+        self.calls.next();
+        if self.calls.count() <= self.fail_first {
+            return Err(ApiError::status(503));
+        }
+        Ok(format!(
+            "{prompt} ({budget} left, attempt {:?})",
+            retries::current_attempt()
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_trait_methods_are_retried_in_one_span_with_an_event_per_failed_attempt() {
+    let rec = Recorder::start();
+    let client: Box<dyn Completer> = Box::new(Flaky {
+        calls: Calls::default(),
+        fail_first: 2,
+    });
+    let start = tokio::time::Instant::now();
+    let call = assert_send(client.complete("hi".to_owned(), 5));
+    assert_eq!(call.await.unwrap(), "hi (4 left, attempt Some(3))");
+    assert_eq!(start.elapsed(), SEC, "two waits of 500 ms on tokio's clock");
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["complete"]);
+    let span = spans.get("complete");
+    assert_eq!(span.events_named("retry").count(), 2);
+    assert_eq!(span.i64("retry.attempts"), Some(3));
+    assert_eq!(span.str("retry.outcome"), Some("success"));
+    assert_eq!(span.str("honeyhive_inputs.prompt"), Some("hi"));
+    assert!(!span.is_error());
+}

@@ -86,12 +86,19 @@ pub(crate) fn attr_args(attr: &Attribute) -> TokenStream {
 
 pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) -> Plan {
     let sig = &function.item.sig;
-    let is_async = function.is_async();
-    if function.async_trait_block_ref() {
-        errors.error(
-            sig,
-            "`#[retry]` cannot retry an `#[async_trait]` method: put the body in an `async fn` with `#[retry]` and call it from the method",
-        );
+    // `#[async_trait]` made the `async fn` a fn returning `Box::pin(async move { .. })`, whose
+    // `let __ret: R = { body };` the attempts run.
+    let async_trait = function.async_trait_block_ref();
+    let is_async = function.is_async() || async_trait;
+    let mut rebound_mut = Vec::new();
+    if async_trait {
+        match async_trait_body(function) {
+            Some((stmts, _)) => rebound_mut = mutable_rebindings(stmts),
+            None => errors.error(
+                sig,
+                "`#[retry]` cannot retry this `#[async_trait]` method (its body is not in the shape `#[async_trait]` writes): put the body in an `async fn` with `#[retry]` and call it from the method",
+            ),
+        }
     }
     let (ret, ret_span) = return_type(function, errors);
 
@@ -113,7 +120,14 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
         .clone
         .get()
         .map_or_else(Vec::new, |c| c.value.iter().collect());
-    let (per_attempt, reborrowed) = arguments(function, &cloned, trace.is_some(), errors);
+    if async_trait && let Some(trace) = &trace {
+        errors.error(
+            &function.item.attrs[trace.index],
+            "on an `#[async_trait]` method, `#[retry]` cannot give each attempt its own span: put `#[trace]` above `#[retry]` (one span, with an event per failed attempt)",
+        );
+    }
+    let (per_attempt, reborrowed) =
+        arguments(function, &cloned, trace.is_some(), &rebound_mut, errors);
 
     if let Some(timeout) = args.attempt_timeout.get()
         && !is_async
@@ -174,6 +188,7 @@ fn arguments(
     function: &Function,
     cloned: &[&Ident],
     traced: bool,
+    rebound_mut: &[Ident],
     errors: &mut Errors,
 ) -> (Vec<PerAttempt>, Vec<(Ident, Type)>) {
     let mut per_attempt = Vec::new();
@@ -198,6 +213,8 @@ fn arguments(
                 }
                 named.push(&pat.ident);
                 let is_cloned = cloned.contains(&&pat.ident);
+                // `#[async_trait]` moved an argument's `mut` to its rebinding in the body.
+                let mutable = pat.mutability.is_some() || rebound_mut.contains(&pat.ident);
                 match &*arg.ty {
                     Type::Reference(reference) => {
                         if is_cloned {
@@ -216,12 +233,10 @@ fn arguments(
                     // it (a `Copy` one is copied where it is used), and a body that consumes
                     // one is told by the borrow checker, at the use, that it needs `clone(..)`.
                     // `_name` marks an unused argument: nothing to give each attempt either.
-                    _ if !is_cloned
-                        && (pat.mutability.is_none() || pat.ident.to_string().starts_with('_')) => {
-                    }
+                    _ if !is_cloned && (!mutable || pat.ident.to_string().starts_with('_')) => {}
                     _ => per_attempt.push(PerAttempt {
                         ident: pat.ident.clone(),
-                        mutable: pat.mutability.is_some(),
+                        mutable,
                         cloned: is_cloned,
                         cfg: crate::item::binding_attrs(&arg.attrs)
                             .map(quote::ToTokens::to_token_stream)
@@ -263,7 +278,13 @@ fn check_clone_list(cloned: &[&Ident], named: &[&Ident], errors: &mut Errors) {
 /// futures and other `impl Trait` returns are rejected here, since no `Result` can be seen.
 fn return_type(function: &Function, errors: &mut Errors) -> (Option<Type>, Span) {
     let sig = &function.item.sig;
-    let Some(ty) = function.return_type() else {
+    let declared = if function.async_trait_block_ref() {
+        // The future's output, `R` of `Pin<Box<dyn Future<Output = R> + Send + 'async_trait>>`.
+        crate::item::boxed_future_output(function.return_type())
+    } else {
+        function.return_type()
+    };
+    let Some(ty) = declared else {
         errors.error(
             sig,
             "`#[retry]` needs a function that returns a `Result`: an attempt fails by returning `Err`",
@@ -464,4 +485,48 @@ fn mentions_stream(tokens: &TokenStream) -> bool {
         proc_macro2::TokenTree::Group(g) => mentions_stream(&g.stream()),
         _ => false,
     })
+}
+
+/// The statements of `#[async_trait]`'s `async move { .. }` block and the index of its
+/// `let __ret: R = { body };`, the user's body (the statements before it rebind the arguments).
+pub(crate) fn async_trait_body(function: &Function) -> Option<(&[syn::Stmt], usize)> {
+    let Some(syn::Stmt::Expr(syn::Expr::Call(call), None)) = function.item.block.stmts.last()
+    else {
+        return None;
+    };
+    let Some(syn::Expr::Async(block)) = call.args.first() else {
+        return None;
+    };
+    let stmts = block.block.stmts.as_slice();
+    let index = stmts.iter().position(is_ret_binding)?;
+    Some((stmts, index))
+}
+
+/// `let __ret: R = { .. };`
+pub(crate) fn is_ret_binding(stmt: &syn::Stmt) -> bool {
+    let syn::Stmt::Local(local) = stmt else {
+        return false;
+    };
+    let Pat::Type(typed) = &local.pat else {
+        return false;
+    };
+    matches!(&*typed.pat, Pat::Ident(p) if p.ident == "__ret")
+        && matches!(
+            local.init.as_ref().map(|init| &*init.expr),
+            Some(syn::Expr::Block(_))
+        )
+}
+
+/// The arguments `#[async_trait]` rebinds as `let mut x = x;` before the body.
+fn mutable_rebindings(stmts: &[syn::Stmt]) -> Vec<Ident> {
+    stmts
+        .iter()
+        .filter_map(|stmt| match stmt {
+            syn::Stmt::Local(local) => match &local.pat {
+                Pat::Ident(p) if p.mutability.is_some() => Some(p.ident.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }

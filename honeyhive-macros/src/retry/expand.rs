@@ -13,6 +13,9 @@ use crate::inline_body::{labelled, tracks_caller};
 use crate::item::{Function, with_body};
 
 pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
+    if function.async_trait_block_ref() {
+        return async_trait_method(plan, function);
+    }
     let k = &plan.krate;
     let is_async = function.is_async();
     // Each attempt binds its own copy of an owned argument, so `mut` belongs to the copy.
@@ -78,6 +81,72 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
         }
     };
     with_body(&function.item, &body)
+}
+
+/// `#[async_trait]` made the method return `Box::pin(async move { <the arguments rebound>;
+/// let __ret: R = { body }; __ret })`: the attempts run `body` there, after the rebinding (so
+/// they share the arguments, as in an `async fn`), and the loop returns from the block.
+fn async_trait_method(plan: &Plan, mut function: Function) -> TokenStream {
+    let k = &plan.krate;
+    let Some((_, index)) = check::async_trait_body(&function) else {
+        return function.item.into_token_stream();
+    };
+    let Some(syn::Stmt::Expr(syn::Expr::Call(call), None)) = function.item.block.stmts.last_mut()
+    else {
+        return TokenStream::new();
+    };
+    let Some(syn::Expr::Async(block)) = call.args.first_mut() else {
+        return TokenStream::new();
+    };
+    let mut stmts = std::mem::take(&mut block.block.stmts);
+    let user_block = match stmts.get(index) {
+        Some(syn::Stmt::Local(local)) => match local.init.as_ref().map(|init| &*init.expr) {
+            Some(syn::Expr::Block(b)) => b.block.clone(),
+            _ => return TokenStream::new(),
+        },
+        _ => return TokenStream::new(),
+    };
+    stmts.truncate(index);
+    // Each attempt binds its own copy of a `mut` argument, so `mut` belongs to the copy.
+    for stmt in &mut stmts {
+        if let syn::Stmt::Local(local) = stmt
+            && let Pat::Ident(pat) = &mut local.pat
+            && plan.per_attempt.iter().any(|a| a.ident == pat.ident)
+        {
+            pat.mutability = None;
+        }
+    }
+    // The body as the `async fn` it was written as, for the attempt closure.
+    let mut body_fn = syn::ItemFn {
+        attrs: Vec::new(),
+        vis: syn::Visibility::Inherited,
+        modifiers: syn::FnModifiers::default(),
+        sig: function.item.sig.clone(),
+        block: Box::new(user_block),
+    };
+    body_fn.sig.asyncness = Some(syn::token::Async::default());
+    let body = body(plan, &Function { item: body_fn });
+    let policy = policy(plan);
+    let attempt = attempt(plan, true);
+    let next = after(plan, &quote!(__hh_retry));
+    let sleep = sleep(plan, true);
+    let retry: syn::Stmt = syn::parse_quote! {
+        {
+            #policy
+            let mut __hh_body = #body;
+            let mut __hh_retry = #k::__private::Retry::new_async(&__HH_RETRY);
+            loop {
+                #attempt
+                match #next {
+                    ::core::option::Option::Some(__hh_delay) => #sleep,
+                    ::core::option::Option::None => return __hh_ret,
+                }
+            }
+        }
+    };
+    stmts.push(retry);
+    block.block.stmts = stmts;
+    function.item.into_token_stream()
 }
 
 fn duration(d: Duration) -> TokenStream {

@@ -69,6 +69,11 @@
 //! error at the argument says so). `self` follows the same rule: `&self`, `&mut self`, and `self`
 //! or `self: Arc<Self>` by value, shared by the attempts; a `mut self` by value is refused.
 //!
+//! On an `#[async_trait]` method the attempts run the body inside the boxed future, after
+//! `#[async_trait]` has rebound the arguments, so the rules above hold there too (the future
+//! stays `Send`); `#[trace]` goes above `#[retry]`, since a span per attempt would need the
+//! method's signature, which `#[async_trait]` has rewritten.
+//!
 //! An `async fn` waits on tokio's timer (the `tokio` feature, on by default), so it never blocks
 //! the executor, and tests under `tokio::time::pause` take no time. Without the feature, name
 //! another runtime's sleep with `sleep = path`; forgetting both is a compile error. A sync
