@@ -367,7 +367,38 @@ impl Redactor {
         self.allow.is_empty() || self.allow.iter().any(|p| p.matches(key))
     }
 
-    fn redact_attribute(&self, kv: &mut KeyValue) {
+    /// Whether `key` comes out of redaction as it is, and its value is not redacted whole: then
+    /// its strings can be scrubbed where they are ([`scrub_strings`](Redactor::scrub_strings)).
+    pub(crate) fn keeps_key(&self, key: &str) -> bool {
+        let decision = self.decide_key(key);
+        decision.redacted.is_none() && !decision.secret_name
+    }
+
+    /// What [`redact_attribute`](Redactor::redact_attribute) makes of a string list under a key
+    /// that [`keeps_key`](Redactor::keeps_key), without copying it: borrowed when no string
+    /// changed, which is the common case.
+    pub(crate) fn scrub_strings<'a>(
+        &self,
+        key: &str,
+        items: &'a [StringValue],
+    ) -> Cow<'a, [StringValue]> {
+        let mut out = Cow::Borrowed(items);
+        for (i, s) in items.iter().enumerate() {
+            let redacted = self.redact(s.as_str());
+            let replacement = match self.masked(key, &redacted) {
+                Some(masked) => masked,
+                None => match redacted {
+                    Cow::Owned(text) => text,
+                    Cow::Borrowed(_) => continue,
+                },
+            };
+            out.to_mut()[i] = StringValue::from(replacement);
+        }
+        out
+    }
+
+    /// Redacts one attribute in place: its key, then its value (secrets, patterns, the mask).
+    pub(crate) fn redact_attribute(&self, kv: &mut KeyValue) {
         let decision = self.decide_key(kv.key.as_str());
         if let Some(key) = decision.redacted {
             kv.key = key;

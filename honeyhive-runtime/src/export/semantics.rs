@@ -13,11 +13,12 @@
 //! The records are read, never consumed: they go back to the threads that recorded them, which
 //! free what they own, so nothing a caller allocated is freed here.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
-use opentelemetry::KeyValue;
 use opentelemetry::trace::{Event, Status};
+use opentelemetry::{Array, KeyValue, Value};
 
 use super::assembler::{IdHasher, Trace};
 use crate::enrich::SESSION_MARK;
@@ -92,19 +93,35 @@ impl Semantics {
             let mut attrs = self.spare.pop().unwrap_or_default();
             attrs.reserve(record.attrs.len() + 12);
             core_attributes(record, trace.factor, self.conventions, &mut attrs);
-            let core = attrs.len();
             let mut session = Vec::new();
+            let mut messages = llm::RecordedMessages::default();
+            // The span's own content is scrubbed, in its order, before the conventions copy it.
             for kv in &record.attrs {
-                match kv.key.as_str().strip_prefix(SESSION_MARK) {
-                    Some(key) => session.push(KeyValue::new(key.to_owned(), kv.value.clone())),
-                    None => attrs.push(kv.clone()),
+                let key = kv.key.as_str();
+                if let Some(key) = key.strip_prefix(SESSION_MARK) {
+                    session.push(KeyValue::new(key.to_owned(), kv.value.clone()));
+                } else if let Some(slot) = messages.slot(key)
+                    && self.redactor.keeps_key(key)
+                {
+                    // Messages are rendered from the record: only what redaction changes is
+                    // copied. A value that is no list of texts holds no messages.
+                    *slot = Some(if let Value::Array(Array::String(items)) = &kv.value {
+                        self.redactor.scrub_strings(key, items)
+                    } else {
+                        // Scrubbed all the same: the mask sees every value.
+                        self.redactor.redact_attribute(&mut kv.clone());
+                        Cow::Borrowed(&[])
+                    });
+                } else {
+                    attrs.push(kv.clone());
+                    if let Some(kv) = attrs.last_mut() {
+                        self.redactor.redact_attribute(kv);
+                    }
                 }
             }
             let mut events = record.events.clone();
             let mut status = record.status.clone();
-            // The span's own content is scrubbed before the conventions copy it.
-            self.redactor
-                .scrub(&mut attrs[core..], &mut events, &mut status);
+            self.redactor.scrub(&mut [], &mut events, &mut status);
             self.redactor
                 .scrub(&mut session, &mut [], &mut Status::Unset);
             if !session.is_empty() {
@@ -113,6 +130,7 @@ impl Semantics {
             let event_type = record.meta.event_type;
             let mut usage = llm::render(
                 &mut attrs,
+                messages,
                 event_type,
                 self.conventions,
                 &self.prices,
@@ -133,8 +151,8 @@ impl Semantics {
                 name: match genai_name {
                     Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
                     None => match self.redactor.redact_name(record.name()) {
-                        std::borrow::Cow::Owned(name) => Some(name),
-                        std::borrow::Cow::Borrowed(_) => None,
+                        Cow::Owned(name) => Some(name),
+                        Cow::Borrowed(_) => None,
                     },
                 },
                 attrs,

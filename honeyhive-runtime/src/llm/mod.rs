@@ -293,6 +293,26 @@ const RAW_OUTPUT_MESSAGES: &str = "\0llm.output_messages";
 /// A cost the caller knows (from the provider's response), which wins over the price table.
 const RAW_COST: &str = "\0llm.cost";
 
+/// The raw messages of a span, read where the span's record holds them: the export thread
+/// renders them without copying them into the span's list first (see [`render`]). A side left
+/// `None` is taken from the list instead.
+#[derive(Debug, Default)]
+pub(crate) struct RecordedMessages<'a> {
+    input: Option<Cow<'a, [StringValue]>>,
+    output: Option<Cow<'a, [StringValue]>>,
+}
+
+impl<'a> RecordedMessages<'a> {
+    /// Where the messages recorded under `key` go, when it is a raw messages key.
+    pub(crate) fn slot(&mut self, key: &str) -> Option<&mut Option<Cow<'a, [StringValue]>>> {
+        match key {
+            RAW_INPUT_MESSAGES => Some(&mut self.input),
+            RAW_OUTPUT_MESSAGES => Some(&mut self.output),
+            _ => None,
+        }
+    }
+}
+
 /// One message of a prompt or a completion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -787,18 +807,22 @@ fn tokens_of(attrs: &[KeyValue], input: Option<i64>, output: Option<i64>) -> Tok
 /// prices the call, and adds OpenInference's kind and I/O to every span. Returns the span's own
 /// usage for the roll-up. Values built here are cut at `cap` bytes like captured ones; a cut
 /// JSON value no longer parses, so it is sent as plain text (no mime type: the default).
+/// Messages in `messages` are rendered as if they were in `attrs` under their raw keys.
 pub(crate) fn render(
     attrs: &mut Vec<KeyValue>,
+    messages: RecordedMessages<'_>,
     event_type: EventType,
     conventions: Conventions,
     prices: &PriceTable,
     cap: usize,
 ) -> Usage {
     // Most spans are not LLM calls: one look at the keys spares them every lookup below.
-    let llm_keys = attrs.iter().any(|kv| {
-        let key = kv.key.as_str();
-        key.starts_with('\0') || key.starts_with("gen_ai.") || key.starts_with("llm.")
-    });
+    let llm_keys = messages.input.is_some()
+        || messages.output.is_some()
+        || attrs.iter().any(|kv| {
+            let key = kv.key.as_str();
+            key.starts_with('\0') || key.starts_with("gen_ai.") || key.starts_with("llm.")
+        });
     let Call {
         input_messages,
         output_messages,
@@ -807,7 +831,7 @@ pub(crate) fn render(
         input_tokens,
         output_tokens,
     } = if llm_keys {
-        Call::take(attrs)
+        Call::take(attrs, messages)
     } else {
         Call::default()
     };
@@ -870,7 +894,7 @@ pub(crate) fn render(
         if is_llm_call {
             openinference_llm(attrs, &mut added, model, input_tokens, output_tokens);
         }
-        openinference_io(attrs, &mut added, input_messages, output_messages);
+        openinference_io(attrs, &mut added, &input_messages, &output_messages);
     }
 
     if llm_keys && !conventions.gen_ai() {
@@ -900,12 +924,12 @@ pub(crate) fn render(
 
 /// What a span's list says about an LLM call.
 #[derive(Default)]
-struct Call {
-    /// `[role, content, role, content, ...]`, moved out of the span's list: the JSON forms read
-    /// them, and the flattened OpenInference keys take them over, so each text is copied only
-    /// into the JSON written from it.
-    input_messages: Vec<StringValue>,
-    output_messages: Vec<StringValue>,
+struct Call<'a> {
+    /// `[role, content, role, content, ...]`, borrowed from the record or moved out of the
+    /// span's list: the JSON forms read them, and only the flattened OpenInference keys copy
+    /// them.
+    input_messages: Cow<'a, [StringValue]>,
+    output_messages: Cow<'a, [StringValue]>,
     /// The cost the caller gave.
     known_cost: Option<f64>,
     model: Option<StringValue>,
@@ -913,15 +937,19 @@ struct Call {
     output_tokens: Option<i64>,
 }
 
-impl Call {
-    /// Takes the raw values out of `attrs` and reads the rest.
-    fn take(attrs: &mut Vec<KeyValue>) -> Call {
+impl<'a> Call<'a> {
+    /// Takes the raw values out of `attrs` (the messages given apart are not looked for there)
+    /// and reads the rest.
+    fn take(attrs: &mut Vec<KeyValue>, messages: RecordedMessages<'a>) -> Call<'a> {
         let known_cost = match take(attrs, RAW_COST) {
             Some(Value::F64(usd)) => Some(usd),
             _ => None,
         };
-        let input_messages = messages_of(take(attrs, RAW_INPUT_MESSAGES));
-        let output_messages = messages_of(take(attrs, RAW_OUTPUT_MESSAGES));
+        let mut raw = |given: Option<Cow<'a, [StringValue]>>, key: &str| {
+            given.unwrap_or_else(|| Cow::Owned(messages_of(take(attrs, key))))
+        };
+        let input_messages = raw(messages.input, RAW_INPUT_MESSAGES);
+        let output_messages = raw(messages.output, RAW_OUTPUT_MESSAGES);
         let int = |key: &str| match find(attrs, key) {
             Some(Value::I64(n)) => Some(*n),
             _ => None,
@@ -981,16 +1009,15 @@ fn push_mime(added: &mut Vec<KeyValue>, key: &'static str, mime: &'static str) {
 fn openinference_io(
     attrs: &[KeyValue],
     added: &mut Vec<KeyValue>,
-    input_messages: Vec<StringValue>,
-    output_messages: Vec<StringValue>,
+    input_messages: &[StringValue],
+    output_messages: &[StringValue],
 ) {
-    // Written from the messages before the flattened keys take them over.
     let input = if find(attrs, openinference::INPUT_VALUE).is_some() {
         None
     } else if input_messages.is_empty() {
         captured_input(attrs)
     } else {
-        Some((messages_json(&input_messages), "application/json"))
+        Some((messages_json(input_messages), "application/json"))
     };
     let output = if find(attrs, openinference::OUTPUT_VALUE).is_some() {
         None
@@ -1010,13 +1037,10 @@ fn openinference_io(
         ("llm.input_messages", input_messages),
         ("llm.output_messages", output_messages),
     ] {
-        let mut messages = messages.into_iter();
-        let mut i = 0;
-        while let (Some(role), Some(content)) = (messages.next(), messages.next()) {
+        for (i, pair) in messages.chunks_exact(2).enumerate() {
             let (role_key, content_key) = message_keys(prefix, i);
-            added.push(KeyValue::new(role_key, role));
-            added.push(KeyValue::new(content_key, content));
-            i += 1;
+            added.push(KeyValue::new(role_key, pair[0].clone()));
+            added.push(KeyValue::new(content_key, pair[1].clone()));
         }
     }
     if let Some((value, mime)) = input {
@@ -1209,6 +1233,7 @@ mod tests {
         let mut attrs = call.into_attributes(1024);
         let usage = render(
             &mut attrs,
+            RecordedMessages::default(),
             EventType::Model,
             conventions,
             &PriceTable::builtin(),
@@ -1327,6 +1352,7 @@ mod tests {
         ];
         render(
             &mut attrs,
+            RecordedMessages::default(),
             EventType::Tool,
             Conventions::Both,
             &PriceTable::empty(),
@@ -1350,6 +1376,7 @@ mod tests {
         ];
         render(
             &mut two,
+            RecordedMessages::default(),
             EventType::Chain,
             Conventions::Both,
             &PriceTable::empty(),
@@ -1365,6 +1392,7 @@ mod tests {
         ];
         render(
             &mut big,
+            RecordedMessages::default(),
             EventType::Chain,
             Conventions::Both,
             &PriceTable::empty(),
