@@ -116,18 +116,26 @@ impl Function {
 
     /// Whether the body is `#[async_trait]`'s `Box::pin(async move { .. })`.
     pub(crate) fn async_trait_block_ref(&self) -> bool {
+        self.async_trait_async().is_some()
+    }
+
+    /// The `async move { .. }` of a body that is `#[async_trait]`'s `Box::pin(async move { .. })`.
+    pub(crate) fn async_trait_async(&self) -> Option<&syn::ExprAsync> {
         let Some(Stmt::Expr(Expr::Call(call), None)) = self.item.block.stmts.last() else {
-            return false;
+            return None;
         };
         let Expr::Path(func) = &*call.func else {
-            return false;
+            return None;
         };
         let n = func.path.segments.len();
-        n >= 2
+        let boxed = n >= 2
             && func.path.segments[n - 2].ident == "Box"
             && func.path.segments[n - 1].ident == "pin"
-            && call.args.len() == 1
-            && matches!(call.args.first(), Some(Expr::Async(block)) if block.capture.is_some())
+            && call.args.len() == 1;
+        match call.args.first() {
+            Some(Expr::Async(block)) if boxed && block.capture.is_some() => Some(block),
+            _ => None,
+        }
     }
 
     /// The `async move { .. }` block of a method rewritten by `#[async_trait]`, which returns

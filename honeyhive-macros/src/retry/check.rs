@@ -490,31 +490,26 @@ fn mentions_stream(tokens: &TokenStream) -> bool {
 /// The statements of `#[async_trait]`'s `async move { .. }` block and the index of its
 /// `let __ret: R = { body };`, the user's body (the statements before it rebind the arguments).
 pub(crate) fn async_trait_body(function: &Function) -> Option<(&[syn::Stmt], usize)> {
-    let Some(syn::Stmt::Expr(syn::Expr::Call(call), None)) = function.item.block.stmts.last()
-    else {
-        return None;
-    };
-    let Some(syn::Expr::Async(block)) = call.args.first() else {
-        return None;
-    };
-    let stmts = block.block.stmts.as_slice();
-    let index = stmts.iter().position(is_ret_binding)?;
+    let stmts = function.async_trait_async()?.block.stmts.as_slice();
+    let index = stmts.iter().position(|stmt| ret_body(stmt).is_some())?;
     Some((stmts, index))
 }
 
-/// `let __ret: R = { .. };`
-pub(crate) fn is_ret_binding(stmt: &syn::Stmt) -> bool {
+/// The `{ body }` of `let __ret: R = { body };`.
+pub(crate) fn ret_body(stmt: &syn::Stmt) -> Option<&syn::Block> {
     let syn::Stmt::Local(local) = stmt else {
-        return false;
+        return None;
     };
     let Pat::Type(typed) = &local.pat else {
-        return false;
+        return None;
     };
-    matches!(&*typed.pat, Pat::Ident(p) if p.ident == "__ret")
-        && matches!(
-            local.init.as_ref().map(|init| &*init.expr),
-            Some(syn::Expr::Block(_))
-        )
+    if !matches!(&*typed.pat, Pat::Ident(p) if p.ident == "__ret") {
+        return None;
+    }
+    match local.init.as_ref().map(|init| &*init.expr) {
+        Some(syn::Expr::Block(b)) => Some(&b.block),
+        _ => None,
+    }
 }
 
 /// The arguments `#[async_trait]` rebinds as `let mut x = x;` before the body.

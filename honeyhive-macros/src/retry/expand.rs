@@ -88,24 +88,17 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
 /// they share the arguments, as in an `async fn`), and the loop returns from the block.
 fn async_trait_method(plan: &Plan, mut function: Function) -> TokenStream {
     let k = &plan.krate;
-    let Some((_, index)) = check::async_trait_body(&function) else {
+    let Some((stmts, index)) = check::async_trait_body(&function) else {
         return function.item.into_token_stream();
     };
-    let Some(syn::Stmt::Expr(syn::Expr::Call(call), None)) = function.item.block.stmts.last_mut()
-    else {
-        return TokenStream::new();
+    let Some(user_block) = check::ret_body(&stmts[index]).cloned() else {
+        return function.item.into_token_stream();
     };
-    let Some(syn::Expr::Async(block)) = call.args.first_mut() else {
+    let sig = function.item.sig.clone();
+    let Some(block) = function.async_trait_block() else {
         return TokenStream::new();
     };
     let mut stmts = std::mem::take(&mut block.block.stmts);
-    let user_block = match stmts.get(index) {
-        Some(syn::Stmt::Local(local)) => match local.init.as_ref().map(|init| &*init.expr) {
-            Some(syn::Expr::Block(b)) => b.block.clone(),
-            _ => return TokenStream::new(),
-        },
-        _ => return TokenStream::new(),
-    };
     stmts.truncate(index);
     // Each attempt binds its own copy of a `mut` argument, so `mut` belongs to the copy.
     for stmt in &mut stmts {
@@ -121,7 +114,7 @@ fn async_trait_method(plan: &Plan, mut function: Function) -> TokenStream {
         attrs: Vec::new(),
         vis: syn::Visibility::Inherited,
         modifiers: syn::FnModifiers::default(),
-        sig: function.item.sig.clone(),
+        sig,
         block: Box::new(user_block),
     };
     body_fn.sig.asyncness = Some(syn::token::Async::default());
