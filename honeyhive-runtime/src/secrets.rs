@@ -82,6 +82,22 @@ fn pattern() -> String {
         r"\blsv2_(?:pt|sk)_[A-Za-z0-9_]{30,}",
         r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}",
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}(?:\.[A-Za-z0-9_\-]+)?",
+        r"\bkey-[0-9a-f]{32}\b",
+        r"\b(?:bot)?[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}",
+        r"\bhv[sbr]\.[A-Za-z0-9_\-]{24,}",
+        r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9_.\-]{20,}",
+        r"\b(?:secret_[A-Za-z0-9]{40,}|ntn_[A-Za-z0-9]{40,})\b",
+        r"\bdckr_pat_[A-Za-z0-9_\-]{20,}",
+        r"\bpcsk_[A-Za-z0-9_]{40,}",
+        r"\bsbp_[a-f0-9]{40}\b",
+        r"\bgl(?:sa|c)_[A-Za-z0-9_=+/]{32,}",
+        r"\bfigd_[A-Za-z0-9_\-]{30,}",
+        r"\bATATT3[A-Za-z0-9_=\-]{50,}",
+        // A key as a URL's whole user part, without a password (Sentry's DSN,
+        // `https://<token>@host/repo.git`): the `@` stays.
+        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[A-Za-z0-9_\-]{20,}@",
+        // A cookie header: its value is the session.
+        r#"(?i:\b(?:set-)?cookie)\s*:\s*[^\r\n"'\\]{7,}[^\r\n"'\\\s]"#,
     ];
     // A word boundary, or the end of a `\n`-style escape: LLM messages are rendered as JSON
     // before redaction, and `\nsk-...` has no boundary in front of the key. Boundaries are
@@ -197,6 +213,21 @@ const LITERALS: &[&str] = &[
     "lsv2_",
     "age-secret-key-",
     "eyj",
+    "key-",
+    ":aa",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "dp.",
+    "ntn_",
+    "dckr_pat_",
+    "pcsk_",
+    "sbp_",
+    "glsa_",
+    "glc_",
+    "figd_",
+    "atatt3",
+    "cookie",
 ];
 
 /// The compiled scanner, shared by every redactor and by the capture cut.
@@ -223,7 +254,7 @@ pub(crate) fn scanner() -> &'static Scanner {
             .expect("the secret literals build an automaton");
         let formats = Regex::new(&pattern()).expect("the secret formats compile");
         let keep = Regex::new(&format!(
-            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=)"#
+            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=|(?i:(?:set-)?cookie)\s*:\s*)"#
         ))
         .expect("the keep pattern compiles");
         Scanner {
@@ -320,7 +351,8 @@ const CLASS: [u8; 256] = {
 /// 10); every prefixed format is such a run.
 const MIN_KEY_RUN: usize = 15;
 
-/// What every name of an assignment contains (see [`KEY_NAMES`]), in lower case.
+/// What every name of an assignment contains (see [`KEY_NAMES`]), and the cookie header's
+/// name, in lower case.
 const KEY_NAME_PARTS: &[&[u8]] = &[
     b"key",
     b"secret",
@@ -328,6 +360,7 @@ const KEY_NAME_PARTS: &[&[u8]] = &[
     b"token",
     b"credential",
     b"connection",
+    b"cookie",
 ];
 
 /// Whether `text` may hold a secret of the built-in formats: a necessary condition of each,
@@ -336,8 +369,8 @@ const KEY_NAME_PARTS: &[&[u8]] = &[
 /// where one of these holds:
 ///
 /// - a key by its prefix, or a JWT: a run of at least [`MIN_KEY_RUN`] `[A-Za-z0-9_.-]` bytes;
-/// - an assignment: `=` or `:` after a name holding one of [`KEY_NAME_PARTS`] (quotes and
-///   spaces between);
+/// - an assignment or a cookie header: `=` or `:` after a name holding one of
+///   [`KEY_NAME_PARTS`] (quotes and spaces between);
 /// - a credential in a URL, or a webhook: `://`; a SAS signature: `sig=`;
 /// - `Bearer`, `Basic` or `Token` followed by a space;
 /// - a PEM key: `-----BEGIN`.

@@ -1,5 +1,5 @@
-//! 33 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
-//! where captured text ends up: 264 cases. Shared by `privacy.rs` (our recall, on real exported
+//! 46 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
+//! where captured text ends up: 368 cases. Shared by `privacy.rs` (our recall, on real exported
 //! spans) and `detect_secrets.rs` (the same strings given to detect-secrets).
 
 #![allow(dead_code)] // each test file uses its part
@@ -68,7 +68,7 @@ fn base64url(bytes: &[u8]) -> String {
         .replace('/', "_")
 }
 
-/// The 33 formats.
+/// The 46 formats.
 #[allow(clippy::too_many_lines)] // one short block per format
 pub(crate) fn secrets() -> Vec<Case> {
     let mut g = Gen(0x5EC2_E75E_ED00_0001);
@@ -248,6 +248,56 @@ pub(crate) fn secrets() -> Vec<Case> {
         "token query parameter before punctuation",
         s.clone(),
         format!("fetch(https://api.example.com/v1/data?token={s}): timed out"),
+    );
+    let s = format!("key-{}", g.pick(HEX, 32));
+    add("mailgun key", s.clone(), format!("MAILGUN_KEY={s}"));
+    let s = format!("{}:AA{}", g.pick(DIGITS, 10), g.pick(URLSAFE, 33));
+    add(
+        "telegram bot token",
+        s.clone(),
+        format!("https://api.telegram.org/bot{s}/sendMessage"),
+    );
+    let s = format!("hvs.{}", g.pick(URLSAFE, 90));
+    add("vault token", s.clone(), format!("vault login {s}"));
+    let s = format!("dp.st.prd.{}", g.pick(B62, 43));
+    add(
+        "doppler service token",
+        s.clone(),
+        format!("doppler run -t {s} -- ./serve"),
+    );
+    let s = format!("ntn_{}", g.pick(B62, 46));
+    add("notion integration token", s.clone(), s);
+    let s = g.pick(HEX, 32);
+    add(
+        "sentry dsn",
+        s.clone(),
+        format!("dsn: https://{s}@o4504.ingest.sentry.io/4505"),
+    );
+    let s = format!("dckr_pat_{}", g.pick(URLSAFE, 27));
+    add(
+        "docker hub token",
+        s.clone(),
+        format!("docker login -p {s}"),
+    );
+    let s = format!("pcsk_{}_{}", g.pick(B62, 5), g.pick(B62, 64));
+    add("pinecone key", s.clone(), s);
+    let s = format!("sbp_{}", g.pick(HEX, 40));
+    add("supabase access token", s.clone(), s);
+    let s = format!("glsa_{}_{}", g.pick(B62, 32), g.pick(HEX, 8));
+    add("grafana service account token", s.clone(), s);
+    let s = format!("figd_{}", g.pick(URLSAFE, 40));
+    add("figma token", s.clone(), s);
+    let s = format!(
+        "ATATT3xFfGF0{}={}",
+        g.pick(URLSAFE, 180),
+        g.pick(UPPER_DIGITS, 8)
+    );
+    add("atlassian api token", s.clone(), s);
+    let s = format!("s%3A{}.{}", g.pick(URLSAFE, 32), g.pick(B62, 43));
+    add(
+        "session cookie",
+        s.clone(),
+        format!("Cookie: connect.sid={s}"),
     );
     out
 }
