@@ -304,3 +304,63 @@ impl Window {
         }
     }
 }
+
+/// One attribute of a span being rendered on the export thread: read in place from the span's
+/// record when rendering leaves it as it is (the common case: no copy, nothing allocated or
+/// freed), or owned when rendering added or changed it. Writing through it copies a borrowed
+/// attribute first, like [`Cow::to_mut`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Attr<'a> {
+    Borrowed(&'a KeyValue),
+    Owned(KeyValue),
+}
+
+impl Attr<'_> {
+    /// The attribute, owned: a borrowed one is cloned.
+    pub(crate) fn into_owned(self) -> KeyValue {
+        match self {
+            Attr::Borrowed(kv) => kv.clone(),
+            Attr::Owned(kv) => kv,
+        }
+    }
+}
+
+impl std::ops::Deref for Attr<'_> {
+    type Target = KeyValue;
+    fn deref(&self) -> &KeyValue {
+        match self {
+            Attr::Borrowed(kv) => kv,
+            Attr::Owned(kv) => kv,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Attr<'_> {
+    fn deref_mut(&mut self) -> &mut KeyValue {
+        if let Attr::Borrowed(kv) = *self {
+            *self = Attr::Owned(kv.clone());
+        }
+        match self {
+            Attr::Owned(kv) => kv,
+            Attr::Borrowed(_) => unreachable!("made owned above"),
+        }
+    }
+}
+
+impl From<KeyValue> for Attr<'_> {
+    fn from(kv: KeyValue) -> Self {
+        Attr::Owned(kv)
+    }
+}
+
+impl<'a> From<&'a KeyValue> for Attr<'a> {
+    fn from(kv: &'a KeyValue) -> Self {
+        Attr::Borrowed(kv)
+    }
+}
+
+impl std::borrow::Borrow<KeyValue> for Attr<'_> {
+    fn borrow(&self) -> &KeyValue {
+        self
+    }
+}

@@ -41,6 +41,7 @@ use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use regex::Regex;
 
 use crate::capture::truncation_marker;
+use crate::record::Attr;
 use crate::secrets;
 
 /// Keys that are never dropped or evicted: without them a span cannot be placed.
@@ -333,7 +334,7 @@ impl Redactor {
     }
 
     /// The key lists, then the budget. Returns how many attributes the budget dropped.
-    pub(crate) fn limit(&self, attrs: &mut Vec<KeyValue>) -> u32 {
+    pub(crate) fn limit(&self, attrs: &mut Vec<Attr<'_>>) -> u32 {
         if self.has_lists() {
             attrs.retain(|kv| self.decide_key(kv.key.as_str()).keep);
         }
@@ -354,7 +355,10 @@ impl Redactor {
         status: &mut Status,
     ) -> u32 {
         self.scrub(attrs, events, status);
-        self.limit(attrs)
+        let mut list: Vec<Attr<'_>> = std::mem::take(attrs).into_iter().map(Attr::Owned).collect();
+        let dropped = self.limit(&mut list);
+        *attrs = list.into_iter().map(Attr::into_owned).collect();
+        dropped
     }
 
     fn keep_key(&self, key: &str) -> bool {
@@ -384,17 +388,35 @@ impl Redactor {
     ) -> Cow<'a, [StringValue]> {
         let mut out = Cow::Borrowed(items);
         for (i, s) in items.iter().enumerate() {
-            let redacted = self.redact(s.as_str());
-            let replacement = match self.masked(key, &redacted) {
-                Some(masked) => masked,
-                None => match redacted {
-                    Cow::Owned(text) => text,
-                    Cow::Borrowed(_) => continue,
-                },
-            };
-            out.to_mut()[i] = StringValue::from(replacement);
+            if let Some(replacement) = self.replacement(key, s.as_str()) {
+                out.to_mut()[i] = replacement;
+            }
         }
         out
+    }
+
+    /// What [`redact_attribute`](Redactor::redact_attribute) makes of `kv`, when it changes
+    /// it; `None` (the common case, nothing copied) when it comes out as it is.
+    pub(crate) fn redacted_attribute(&self, kv: &KeyValue) -> Option<KeyValue> {
+        let decision = self.decide_key(kv.key.as_str());
+        if decision.redacted.is_some() || decision.secret_name {
+            let mut kv = kv.clone();
+            self.redact_attribute(&mut kv);
+            return Some(kv);
+        }
+        let key = kv.key.as_str();
+        let value = match &kv.value {
+            Value::String(s) => Value::String(self.replacement(key, s.as_str())?),
+            Value::Array(Array::String(items)) => {
+                let changed = self.scrub_strings(key, items);
+                let Cow::Owned(items) = changed else {
+                    return None;
+                };
+                Value::Array(Array::String(items))
+            }
+            _ => return None,
+        };
+        Some(KeyValue::new(kv.key.clone(), value))
     }
 
     /// Redacts one attribute in place: its key, then its value (secrets, patterns, the mask).
@@ -420,11 +442,20 @@ impl Redactor {
     }
 
     fn redact_value(&self, key: &str, s: &mut StringValue) {
-        let redacted = self.redact(s.as_str());
-        if let Some(masked) = self.masked(key, &redacted) {
-            *s = StringValue::from(masked);
-        } else if let Cow::Owned(text) = redacted {
-            *s = StringValue::from(text);
+        if let Some(replacement) = self.replacement(key, s.as_str()) {
+            *s = replacement;
+        }
+    }
+
+    /// What secrets, patterns and the mask make of the value `text` of `key`, when it changes.
+    fn replacement(&self, key: &str, text: &str) -> Option<StringValue> {
+        let redacted = self.redact(text);
+        match self.masked(key, &redacted) {
+            Some(masked) => Some(StringValue::from(masked)),
+            None => match redacted {
+                Cow::Owned(text) => Some(StringValue::from(text)),
+                Cow::Borrowed(_) => None,
+            },
         }
     }
 
@@ -465,15 +496,15 @@ impl Redactor {
     }
 
     /// Keeps core keys, then small keys, then content, within the count and byte budgets.
-    fn budget(&self, attrs: &mut Vec<KeyValue>) -> u32 {
+    fn budget(&self, attrs: &mut Vec<Attr<'_>>) -> u32 {
         // Duplicates keep their last value (an enrichment overrides a captured value).
         dedup_keep_last(attrs, &mut self.dedup.borrow_mut());
-        let total: usize = attrs.iter().map(size_of).sum();
+        let total: usize = attrs.iter().map(|kv| size_of(kv)).sum();
         if attrs.len() <= self.max_attributes && total <= self.max_bytes {
             return 0;
         }
         let mut unique = std::mem::take(attrs);
-        let tier = |kv: &KeyValue| {
+        let tier = |kv: &Attr<'_>| {
             let key = kv.key.as_str();
             if CORE_KEYS.contains(&key) {
                 0
@@ -508,7 +539,7 @@ impl Redactor {
                 let text = s.as_str();
                 let cut = floor_char_boundary(text, room - 32);
                 let shortened = format!("{}{}", &text[..cut], truncation_marker(text.len() - cut));
-                unique[i].value = Value::from(shortened);
+                unique[i] = Attr::Owned(KeyValue::new(unique[i].key.clone(), shortened));
                 keep[i] = true;
                 count += 1;
                 bytes += size_of(&unique[i]);
@@ -522,17 +553,17 @@ impl Redactor {
             .filter_map(|(kv, keep)| keep.then_some(kv))
             .collect();
         if dropped > 0 {
-            attrs.push(KeyValue::new(
+            attrs.push(Attr::Owned(KeyValue::new(
                 "honeyhive.dropped_attributes",
                 i64::from(dropped),
-            ));
+            )));
         }
         dropped
     }
 }
 
 /// Removes earlier attributes whose key comes again later, keeping the order of the rest.
-fn dedup_keep_last(attrs: &mut Vec<KeyValue>, (hashes, table): &mut (Vec<u64>, Vec<usize>)) {
+fn dedup_keep_last(attrs: &mut Vec<Attr<'_>>, (hashes, table): &mut (Vec<u64>, Vec<usize>)) {
     let n = attrs.len();
     // A cheap hash per key; only keys whose hashes are equal are compared in full.
     hashes.clear();
@@ -567,7 +598,7 @@ fn dedup_keep_last(attrs: &mut Vec<KeyValue>, (hashes, table): &mut (Vec<u64>, V
         return;
     }
     let mut seen: HashSet<Key, BuildHasherDefault<FastHasher>> = HashSet::default();
-    let mut unique: Vec<KeyValue> = Vec::with_capacity(n);
+    let mut unique: Vec<Attr<'_>> = Vec::with_capacity(n);
     for kv in std::mem::take(attrs).into_iter().rev() {
         if seen.insert(kv.key.clone()) {
             unique.push(kv);

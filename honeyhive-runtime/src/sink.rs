@@ -710,7 +710,7 @@ pub(crate) fn on_export_thread() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
@@ -723,6 +723,11 @@ mod tests {
 
     thread_local! {
         static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// How many times this thread has allocated so far.
+    pub(crate) fn allocations() -> usize {
+        ALLOCATIONS.with(Cell::get)
     }
 
     // SAFETY: forwards to the system allocator; only counts.

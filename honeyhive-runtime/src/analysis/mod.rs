@@ -213,8 +213,11 @@ pub(crate) fn value_of(v: &opentelemetry::Value) -> Value {
     }
 }
 
-pub(crate) fn attributes_of(kvs: &[opentelemetry::KeyValue]) -> Vec<(String, Value)> {
+pub(crate) fn attributes_of<A: std::borrow::Borrow<opentelemetry::KeyValue>>(
+    kvs: &[A],
+) -> Vec<(String, Value)> {
     kvs.iter()
+        .map(A::borrow)
         .map(|kv| (kv.key.as_str().to_owned(), value_of(&kv.value)))
         .collect()
 }

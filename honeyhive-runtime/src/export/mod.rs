@@ -37,6 +37,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 
 use crate::clock;
+use crate::record::Attr;
 use crate::sink::{self, Batch, Counters, Msg};
 use crate::span::SpanRecord;
 use assembler::{Assembler, Limits, Trace};
@@ -593,7 +594,7 @@ struct Worker {
     /// Scratch space, reused for every batch.
     traces: Vec<Trace>,
     dropped: Vec<Box<SpanRecord>>,
-    rendered: Vec<Rendered>,
+    rendered: Vec<Rendered<'static>>,
     /// What `take_staged` took, reused.
     staged: Vec<Box<SpanRecord>>,
     /// Of the batch or stages being taken, spans not yet rendered for export, held or
@@ -835,7 +836,7 @@ impl Worker {
             }
         }
         self.pending_n += n;
-        self.rendered = rendered;
+        self.rendered = semantics::unborrowed_spans(rendered);
         sink::give_back(&mut trace.spans);
         self.assembler.recycle(trace.spans);
         if self.pending_n >= self.max_batch {
@@ -942,7 +943,7 @@ impl Worker {
 }
 
 /// Builds OpenTelemetry's `SpanData` from a record and its rendering (for `SpanExporter`s).
-fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) -> SpanData {
+fn to_span_data(record: &SpanRecord, r: Rendered<'_>, scope: &InstrumentationScope) -> SpanData {
     let end = record.end.max(record.start);
     let mut events = SpanEvents::default();
     events.events = r.events;
@@ -973,7 +974,7 @@ fn to_span_data(record: &SpanRecord, r: Rendered, scope: &InstrumentationScope) 
         },
         start_time: clock::to_system_time(record.start),
         end_time: clock::to_system_time(end),
-        attributes: r.attrs,
+        attributes: r.attrs.into_iter().map(Attr::into_owned).collect(),
         dropped_attributes_count: r.dropped_attributes,
         events,
         links: SpanLinks::default(),

@@ -9,19 +9,19 @@
 
 use std::time::SystemTime;
 
-use opentelemetry::KeyValue;
 use opentelemetry::trace::{Event, Status};
 
 use super::semantics::Rendered;
 use crate::analysis;
 use crate::clock;
+use crate::record::Attr;
 use crate::record::{EventType, SpanKind, SpanRecord};
 
 /// One span of a whole trace, as rendered for the exporters.
 #[derive(Clone, Copy)]
 pub(crate) struct SpanView<'a> {
     pub(crate) record: &'a SpanRecord,
-    pub(crate) rendered: &'a Rendered,
+    pub(crate) rendered: &'a Rendered<'a>,
     /// The probability the trace was kept with by tail sampling (1 without it).
     pub(crate) factor: f64,
 }
@@ -72,7 +72,7 @@ impl SpanView<'_> {
         self.record.end.saturating_sub(self.record.start)
     }
     /// Rendered attributes: the span's own, the conventions' keys, cost and roll-ups.
-    pub(crate) fn attrs(&self) -> &[KeyValue] {
+    pub(crate) fn attrs(&self) -> &[Attr<'_>] {
         &self.rendered.attrs
     }
     pub(crate) fn attr(&self, key: &str) -> Option<&opentelemetry::Value> {

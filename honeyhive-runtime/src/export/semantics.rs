@@ -23,15 +23,17 @@ use opentelemetry::{Array, KeyValue, Value};
 use super::assembler::{IdHasher, Trace};
 use crate::enrich::SESSION_MARK;
 use crate::llm::{self, Conventions, PriceTable, Usage};
+use crate::record::Attr;
 use crate::redact::{Privacy, Redactor};
 use crate::span::{EventType, SpanRecord};
 
-/// One span, rendered: the attributes, events and status to send.
+/// One span, rendered: the attributes, events and status to send. Attributes rendering left
+/// as they were are read from the span's record in place (`'a`).
 #[derive(Debug, Default)]
-pub(crate) struct Rendered {
+pub(crate) struct Rendered<'a> {
     /// The span's name, when redaction changed it.
     pub(crate) name: Option<String>,
-    pub(crate) attrs: Vec<KeyValue>,
+    pub(crate) attrs: Vec<Attr<'a>>,
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
     pub(crate) dropped_attributes: u32,
@@ -49,7 +51,9 @@ pub(crate) struct Semantics {
     /// GenAI's `{operation} {model}` span names instead of the function names.
     genai_span_names: bool,
     /// Attribute lists of spans already encoded, emptied, for the next spans to reuse.
-    spare: Vec<Vec<KeyValue>>,
+    spare: Vec<Vec<Attr<'static>>>,
+    /// Each span's own usage, per trace (kept for the next trace).
+    usages: Vec<Usage>,
 }
 
 /// Lists kept for reuse at most, and the largest kept: enough for a batch of ordinary spans.
@@ -69,6 +73,7 @@ impl Semantics {
             cap: crate::capture::DEFAULT_CAPTURE_CAP,
             genai_span_names: false,
             spare: Vec::new(),
+            usages: Vec::new(),
         })
     }
 
@@ -77,17 +82,18 @@ impl Semantics {
     }
 
     /// Takes back the attribute list of a rendered span that was encoded and is no longer needed.
-    pub(crate) fn recycle(&mut self, mut attrs: Vec<KeyValue>) {
+    pub(crate) fn recycle(&mut self, mut attrs: Vec<Attr<'_>>) {
         if self.spare.len() < MAX_SPARE && attrs.capacity() <= MAX_SPARE_CAPACITY {
             attrs.clear();
-            self.spare.push(attrs);
+            self.spare.push(unborrowed(attrs));
         }
     }
 
     /// Renders every span of `trace`, in its order, into `out` (cleared first).
-    pub(crate) fn render_trace(&mut self, trace: &Trace, out: &mut Vec<Rendered>) {
+    pub(crate) fn render_trace<'a>(&mut self, trace: &'a Trace, out: &mut Vec<Rendered<'a>>) {
         out.clear();
-        let mut usages: Vec<Usage> = Vec::with_capacity(trace.spans.len());
+        let mut usages = std::mem::take(&mut self.usages);
+        usages.clear();
         let mut sessions: Vec<(usize, Vec<KeyValue>)> = Vec::new();
         for (i, record) in trace.spans.iter().enumerate() {
             let mut attrs = self.spare.pop().unwrap_or_default();
@@ -113,10 +119,11 @@ impl Semantics {
                         Cow::Borrowed(&[])
                     });
                 } else {
-                    attrs.push(kv.clone());
-                    if let Some(kv) = attrs.last_mut() {
-                        self.redactor.redact_attribute(kv);
-                    }
+                    // Read in place unless redaction changes it.
+                    attrs.push(match self.redactor.redacted_attribute(kv) {
+                        Some(changed) => Attr::Owned(changed),
+                        None => Attr::Borrowed(kv),
+                    });
                 }
             }
             let mut events = record.events.clone();
@@ -178,6 +185,7 @@ impl Semantics {
         for r in out.iter_mut() {
             r.dropped_attributes += self.redactor.limit(&mut r.attrs);
         }
+        self.usages = usages;
     }
 }
 
@@ -189,18 +197,21 @@ fn core_attributes(
     record: &SpanRecord,
     factor: f64,
     conventions: Conventions,
-    attrs: &mut Vec<KeyValue>,
+    attrs: &mut Vec<Attr<'_>>,
 ) {
     let meta = record.meta;
-    attrs.push(KeyValue::new(
+    attrs.push(Attr::Owned(KeyValue::new(
         "honeyhive_event_type",
         meta.event_type.as_str(),
-    ));
+    )));
     let honeyhive = conventions == Conventions::Both;
     if honeyhive {
         #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is not needed for ms
         let duration_ms = record.end.saturating_sub(record.start) as f64 / 1e6;
-        attrs.push(KeyValue::new("honeyhive_duration_ms", duration_ms));
+        attrs.push(Attr::Owned(KeyValue::new(
+            "honeyhive_duration_ms",
+            duration_ms,
+        )));
     }
     if let Some(rate) = record.root_sample_rate {
         // A rate known with its threshold has the tail's folded in already.
@@ -213,7 +224,7 @@ fn core_attributes(
         // A rate of 1 is what a reader assumes without one (as OpenTelemetry does without
         // `ot=th`): only HoneyHive's keys say it.
         if honeyhive || rate < 1.0 {
-            attrs.push(KeyValue::new("honeyhive.sample_rate", rate));
+            attrs.push(Attr::Owned(KeyValue::new("honeyhive.sample_rate", rate)));
         }
     }
 }
@@ -237,7 +248,7 @@ fn roll_up(
     usages: &[Usage],
     sessions: Vec<(usize, Vec<KeyValue>)>,
     lone_totals: bool,
-    out: &mut [Rendered],
+    out: &mut [Rendered<'_>],
 ) {
     // Small traces look their parents up by a scan; a map pays off only for larger ones.
     let index: Option<HashMap<u64, usize, BuildHasherDefault<IdHasher>>> =
@@ -285,7 +296,9 @@ fn roll_up(
     }
     for (i, total) in totals.iter().enumerate() {
         if !total.is_empty() && from_below[i] {
-            out[i].attrs.extend(total.totals());
+            out[i]
+                .attrs
+                .extend(total.totals().into_iter().map(Attr::Owned));
         }
     }
     for (i, attrs) in sessions {
@@ -298,8 +311,25 @@ fn roll_up(
             at = p;
             steps += 1;
         }
-        out[at].attrs.extend(attrs);
+        out[at].attrs.extend(attrs.into_iter().map(Attr::Owned));
     }
+}
+
+/// An emptied list of attributes, kept beyond the records it borrowed from: the same
+/// allocation (collected in place), since it holds nothing.
+fn unborrowed(mut list: Vec<Attr<'_>>) -> Vec<Attr<'static>> {
+    list.clear();
+    list.into_iter()
+        .map(|_| -> Attr<'static> { unreachable!("the list is empty") })
+        .collect()
+}
+
+/// The same for a trace's list of rendered spans, kept for the next trace.
+pub(crate) fn unborrowed_spans(mut list: Vec<Rendered<'_>>) -> Vec<Rendered<'static>> {
+    list.clear();
+    list.into_iter()
+        .map(|_| -> Rendered<'static> { unreachable!("the list is empty") })
+        .collect()
 }
 
 /// What the builder was told about semantics, privacy and prices.
@@ -341,5 +371,108 @@ impl Options {
         let mut semantics = Semantics::new(conventions, prices, privacy)?;
         semantics.genai_span_names = self.genai_span_names;
         Ok(semantics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::Status;
+    use opentelemetry::{KeyValue, Value};
+
+    use super::{Rendered, Semantics, unborrowed_spans};
+    use crate::export::assembler::Trace;
+    use crate::llm::{Conventions, PriceTable};
+    use crate::record::{Attr, EventType, Meta, RootState, SpanRecord};
+    use crate::redact::Privacy;
+
+    static STEP: Meta = Meta {
+        name: "step",
+        event_type: EventType::Tool,
+        sample_rate: None,
+        attr_capacity: 2,
+        root: RootState::new(),
+    };
+
+    fn record(span: u64, parent: u64, query: &str) -> Box<SpanRecord> {
+        Box::new(SpanRecord {
+            trace_id: 7,
+            span_id: span,
+            parent_id: parent,
+            parent_remote: false,
+            meta: &STEP,
+            start: 1,
+            end: 2,
+            attrs: vec![
+                KeyValue::new("honeyhive_inputs.query", query.to_owned()),
+                KeyValue::new("honeyhive_inputs.n", 3),
+            ],
+            events: Vec::new(),
+            status: Status::Unset,
+            root_sample_rate: None,
+            threshold: None,
+            local_root: parent == 0,
+            lingers: false,
+            home: 0,
+            name: None,
+            kind: None,
+        })
+    }
+
+    /// A span's captured attributes go out as the record holds them: read in place, not copied
+    /// (nothing the export thread allocates per attribute, and nothing it frees); only what
+    /// redaction changes is a copy.
+    #[test]
+    fn attributes_redaction_leaves_alone_are_read_from_the_record() {
+        let mut semantics =
+            Semantics::new(Conventions::GenAi, PriceTable::empty(), &Privacy::default())
+                .expect("default privacy compiles");
+        let trace = Trace {
+            spans: (1..=6)
+                .map(|i| record(i, u64::from(i != 1), "what is rust"))
+                .collect(),
+            factor: 1.0,
+        };
+        let mut out: Vec<Rendered<'_>> = Vec::new();
+        // Warm: the key decisions, the lists kept for reuse.
+        semantics.render_trace(&trace, &mut out);
+        for r in out.drain(..) {
+            semantics.recycle(r.attrs);
+        }
+        let before = crate::sink::tests::allocations();
+        semantics.render_trace(&trace, &mut out);
+        let allocations = crate::sink::tests::allocations() - before;
+        assert_eq!(
+            allocations, 0,
+            "rendering 6 spans allocated {allocations} times"
+        );
+        for (r, record) in out.iter().zip(&trace.spans) {
+            let query = r
+                .attrs
+                .iter()
+                .find(|kv| kv.key.as_str() == "honeyhive_inputs.query")
+                .expect("the argument is sent");
+            assert!(
+                matches!(query, Attr::Borrowed(kv) if std::ptr::eq(*kv, std::ptr::from_ref(&record.attrs[0]))),
+                "{query:?} is not the record's own attribute"
+            );
+        }
+        let _ = unborrowed_spans(out);
+
+        // A value redaction changes is a copy; the record keeps what the caller wrote.
+        let secret = "token sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3iJk6lMn9o";
+        let leaky = Trace {
+            spans: vec![record(1, 0, secret)],
+            factor: 1.0,
+        };
+        let mut out = Vec::new();
+        semantics.render_trace(&leaky, &mut out);
+        let query = out[0]
+            .attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == "honeyhive_inputs.query")
+            .expect("the argument is sent");
+        assert!(matches!(query, Attr::Owned(_)));
+        assert!(!query.value.as_str().contains("sk-proj"), "{query:?}");
+        assert_eq!(leaky.spans[0].attrs[0].value, Value::from(secret));
     }
 }

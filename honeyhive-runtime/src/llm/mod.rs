@@ -46,6 +46,7 @@ pub mod prices;
 pub(crate) mod spans;
 pub mod tools;
 
+use crate::record::Attr;
 use std::borrow::Cow;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value};
@@ -780,7 +781,7 @@ impl Usage {
 }
 
 /// The provider the call names, for its price.
-fn provider_of(attrs: &[KeyValue]) -> Option<&str> {
+fn provider_of<'a>(attrs: &'a [Attr<'_>]) -> Option<&'a str> {
     match find(attrs, gen_ai::PROVIDER_NAME) {
         Some(Value::String(provider)) => Some(provider.as_str()),
         _ => None,
@@ -788,7 +789,7 @@ fn provider_of(attrs: &[KeyValue]) -> Option<&str> {
 }
 
 /// The call's tokens, for its price (a negative count is none).
-fn tokens_of(attrs: &[KeyValue], input: Option<i64>, output: Option<i64>) -> TokenUsage {
+fn tokens_of(attrs: &[Attr<'_>], input: Option<i64>, output: Option<i64>) -> TokenUsage {
     let n = |tokens: Option<i64>| tokens.map_or(0, |n| u64::try_from(n).unwrap_or(0));
     let int = |key: &str| match find(attrs, key) {
         Some(Value::I64(n)) => Some(*n),
@@ -809,7 +810,7 @@ fn tokens_of(attrs: &[KeyValue], input: Option<i64>, output: Option<i64>) -> Tok
 /// JSON value no longer parses, so it is sent as plain text (no mime type: the default).
 /// Messages in `messages` are rendered as if they were in `attrs` under their raw keys.
 pub(crate) fn render(
-    attrs: &mut Vec<KeyValue>,
+    attrs: &mut Vec<Attr<'_>>,
     messages: RecordedMessages<'_>,
     event_type: EventType,
     conventions: Conventions,
@@ -837,8 +838,13 @@ pub(crate) fn render(
     };
     let is_llm_call = model.is_some() || input_tokens.is_some() || output_tokens.is_some();
 
-    // Room for the keys an LLM call adds, so the list grows once.
-    let mut added = Vec::with_capacity(if is_llm_call { 32 } else { 4 });
+    // Room for the keys an LLM call adds, so the list grows once; nothing allocated for a
+    // span that gets no keys (any other span under GenAI's conventions).
+    let mut added = if is_llm_call {
+        Vec::with_capacity(32)
+    } else {
+        Vec::new()
+    };
     let mut usage = Usage::default();
     if is_llm_call {
         let cost = match known_cost {
@@ -918,7 +924,7 @@ pub(crate) fn render(
             added.retain(|kv| kv.key.as_str() != mime_key);
         }
     }
-    attrs.extend(added);
+    attrs.extend(added.into_iter().map(Attr::Owned));
     usage
 }
 
@@ -940,7 +946,7 @@ struct Call<'a> {
 impl<'a> Call<'a> {
     /// Takes the raw values out of `attrs` (the messages given apart are not looked for there)
     /// and reads the rest.
-    fn take(attrs: &mut Vec<KeyValue>, messages: RecordedMessages<'a>) -> Call<'a> {
+    fn take(attrs: &mut Vec<Attr<'_>>, messages: RecordedMessages<'a>) -> Call<'a> {
         let known_cost = match take(attrs, RAW_COST) {
             Some(Value::F64(usd)) => Some(usd),
             _ => None,
@@ -973,7 +979,7 @@ impl<'a> Call<'a> {
 
 /// `gen_ai.input.messages` and `gen_ai.output.messages`.
 fn gen_ai_message_keys(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     added: &mut Vec<KeyValue>,
     input_messages: &[StringValue],
     output_messages: &[StringValue],
@@ -1007,7 +1013,7 @@ fn push_mime(added: &mut Vec<KeyValue>, key: &'static str, mime: &'static str) {
 /// OpenInference's flattened messages, and `input.value` / `output.value` with their mime
 /// types: the messages of an LLM call, else what `#[trace]` captured.
 fn openinference_io(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     added: &mut Vec<KeyValue>,
     input_messages: &[StringValue],
     output_messages: &[StringValue],
@@ -1082,7 +1088,7 @@ fn message_keys(prefix: &'static str, i: usize) -> (opentelemetry::Key, opentele
 
 /// OpenInference's LLM keys, mirrored from the GenAI ones.
 fn openinference_llm(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     added: &mut Vec<KeyValue>,
     model: Option<StringValue>,
     input_tokens: Option<i64>,
@@ -1154,7 +1160,7 @@ fn openinference_llm(
 
 /// `input.value` from `honeyhive_inputs.*`: one text argument as text, anything else as a JSON
 /// object of the arguments.
-fn captured_input(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
+fn captured_input(attrs: &[Attr<'_>]) -> Option<(Value, &'static str)> {
     let inputs: Vec<(&str, &Value)> = attrs
         .iter()
         .filter_map(|kv| {
@@ -1180,7 +1186,7 @@ fn captured_input(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
 }
 
 /// `output.value` from `honeyhive_outputs.result`.
-fn captured_output(attrs: &[KeyValue]) -> Option<(Value, &'static str)> {
+fn captured_output(attrs: &[Attr<'_>]) -> Option<(Value, &'static str)> {
     match find(attrs, "honeyhive_outputs.result")? {
         Value::String(s) => Some((Value::String(s.clone()), "text/plain")),
         other => {
@@ -1209,20 +1215,22 @@ fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>) -> Val
     Value::from(json::gen_ai_messages(messages, finish_reason))
 }
 
-fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+/// In the rendered list or in a list of added keys.
+fn find<'a, A: std::borrow::Borrow<KeyValue>>(attrs: &'a [A], key: &str) -> Option<&'a Value> {
     attrs
         .iter()
+        .map(A::borrow)
         .rev()
         .find(|kv| kv.key.as_str() == key)
         .map(|kv| &kv.value)
 }
 
 /// Removes every attribute named `key` and returns the last value (moved, not copied).
-fn take(attrs: &mut Vec<KeyValue>, key: &str) -> Option<Value> {
+fn take(attrs: &mut Vec<Attr<'_>>, key: &str) -> Option<Value> {
     attrs
         .extract_if(.., |kv| kv.key.as_str() == key)
         .last()
-        .map(|kv| kv.value)
+        .map(|kv| kv.into_owned().value)
 }
 
 #[cfg(test)]
@@ -1230,7 +1238,11 @@ mod tests {
     use super::*;
 
     fn rendered(call: LlmCall, conventions: Conventions) -> (Vec<KeyValue>, Usage) {
-        let mut attrs = call.into_attributes(1024);
+        let mut attrs: Vec<Attr<'_>> = call
+            .into_attributes(1024)
+            .into_iter()
+            .map(Attr::Owned)
+            .collect();
         let usage = render(
             &mut attrs,
             RecordedMessages::default(),
@@ -1239,7 +1251,22 @@ mod tests {
             &PriceTable::builtin(),
             1024,
         );
-        (attrs, usage)
+        (attrs.into_iter().map(Attr::into_owned).collect(), usage)
+    }
+
+    /// `render` on a list of owned attributes.
+    fn render_list(
+        attrs: &mut Vec<KeyValue>,
+        messages: RecordedMessages<'_>,
+        event_type: EventType,
+        conventions: Conventions,
+        prices: &PriceTable,
+        cap: usize,
+    ) -> Usage {
+        let mut list: Vec<Attr<'_>> = std::mem::take(attrs).into_iter().map(Attr::Owned).collect();
+        let usage = render(&mut list, messages, event_type, conventions, prices, cap);
+        *attrs = list.into_iter().map(Attr::into_owned).collect();
+        usage
     }
 
     fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
@@ -1350,7 +1377,7 @@ mod tests {
             KeyValue::new("honeyhive_inputs.q", "hi"),
             KeyValue::new("honeyhive_outputs.result", 3),
         ];
-        render(
+        render_list(
             &mut attrs,
             RecordedMessages::default(),
             EventType::Tool,
@@ -1374,7 +1401,7 @@ mod tests {
             KeyValue::new("honeyhive_inputs.a", "x"),
             KeyValue::new("honeyhive_inputs.b", 2),
         ];
-        render(
+        render_list(
             &mut two,
             RecordedMessages::default(),
             EventType::Chain,
@@ -1390,7 +1417,7 @@ mod tests {
             KeyValue::new("honeyhive_inputs.a", "x".repeat(600)),
             KeyValue::new("honeyhive_inputs.b", "y".repeat(600)),
         ];
-        render(
+        render_list(
             &mut big,
             RecordedMessages::default(),
             EventType::Chain,

@@ -14,6 +14,7 @@
 //!
 //! It also tells embedding calls apart from LLM calls for the root totals.
 
+use crate::record::Attr;
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
 use super::{Conventions, Usage, documents, gen_ai, json, openinference, tools};
@@ -36,7 +37,7 @@ struct Raw {
 
 impl Raw {
     /// Takes the typed APIs' values out of `attrs` (one pass, only when there are any).
-    fn take(attrs: &mut Vec<KeyValue>) -> Raw {
+    fn take(attrs: &mut Vec<Attr<'_>>) -> Raw {
         let mut raw = Raw::default();
         if !attrs.iter().any(|kv| kv.key.as_str().starts_with('\0')) {
             return raw;
@@ -67,7 +68,7 @@ impl Raw {
 /// embedding call's usage apart from LLM calls. Returns the GenAI span name when `genai_names`
 /// is set and the span has one. Values built here are cut at `cap` bytes.
 pub(crate) fn render(
-    attrs: &mut Vec<KeyValue>,
+    attrs: &mut Vec<Attr<'_>>,
     usage: &mut Usage,
     name: &str,
     event_type: EventType,
@@ -165,7 +166,7 @@ pub(crate) fn render(
     if !replaced.is_empty() {
         attrs.retain(|kv| !replaced.contains(&kv.key.as_str()));
     }
-    attrs.extend(added);
+    attrs.extend(added.into_iter().map(Attr::Owned));
 
     if !genai_names {
         return None;
@@ -179,7 +180,7 @@ pub(crate) fn render(
 
 /// `{operation} {model}`, `execute_tool {tool}`, `invoke_agent {agent}`.
 fn genai_name(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     operation: String,
     tool: Option<String>,
     name: &str,
@@ -201,7 +202,7 @@ fn genai_name(
 
 /// After session enrichment moved into `attrs`: its tags merged with the span's own, and
 /// OpenInference's `metadata` rebuilt to hold its metadata too.
-pub(crate) fn merge_session(attrs: &mut Vec<KeyValue>, conventions: Conventions, cap: usize) {
+pub(crate) fn merge_session(attrs: &mut Vec<Attr<'_>>, conventions: Conventions, cap: usize) {
     merge_tags(attrs);
     if !conventions.openinference() {
         return;
@@ -220,19 +221,24 @@ pub(crate) fn merge_session(attrs: &mut Vec<KeyValue>, conventions: Conventions,
         } else {
             StringValue::from(metadata)
         };
-        attrs.push(KeyValue::new(METADATA, OtelValue::String(text)));
+        attrs.push(Attr::Owned(KeyValue::new(
+            METADATA,
+            OtelValue::String(text),
+        )));
     }
 }
 
-fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a OtelValue> {
+/// In the rendered list or in a list of added keys.
+fn find<'a, A: std::borrow::Borrow<KeyValue>>(attrs: &'a [A], key: &str) -> Option<&'a OtelValue> {
     attrs
         .iter()
+        .map(A::borrow)
         .rev()
         .find(|kv| kv.key.as_str() == key)
         .map(|kv| &kv.value)
 }
 
-fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
+fn text(attrs: &[Attr<'_>], key: &str) -> Option<String> {
     match find(attrs, key)? {
         OtelValue::String(s) => Some(s.as_str().to_owned()),
         _ => None,
@@ -240,7 +246,7 @@ fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
 }
 
 /// Several `tag.tags` (one per `tags` call) become one list, in order, without repeats.
-fn merge_tags(attrs: &mut Vec<KeyValue>) {
+fn merge_tags(attrs: &mut Vec<Attr<'_>>) {
     if attrs.iter().filter(|kv| kv.key.as_str() == TAGS).count() < 2 {
         return;
     }
@@ -258,7 +264,10 @@ fn merge_tags(attrs: &mut Vec<KeyValue>) {
         }
         false
     });
-    attrs.push(KeyValue::new(TAGS, OtelValue::Array(Array::String(merged))));
+    attrs.push(Attr::Owned(KeyValue::new(
+        TAGS,
+        OtelValue::Array(Array::String(merged)),
+    )));
 }
 
 /// A node of the metadata tree rebuilt from the flattened `honeyhive_metadata.*` keys.
@@ -269,7 +278,7 @@ enum Node<'a> {
 
 /// OpenInference's `metadata`: the span's `honeyhive_metadata.*` values as one JSON object,
 /// nested back as they were given (`a.b` under `a`; `0, 1, ...` as a list).
-fn metadata_json(attrs: &[KeyValue]) -> Option<String> {
+fn metadata_json(attrs: &[Attr<'_>]) -> Option<String> {
     let mut root: Vec<(&str, Node<'_>)> = Vec::new();
     for kv in attrs {
         if let Some(path) = kv.key.as_str().strip_prefix(METADATA_PREFIX) {
@@ -339,7 +348,7 @@ mod tests {
 
     #[test]
     fn metadata_is_nested_back_into_one_object() {
-        let attrs = vec![
+        let attrs = [
             KeyValue::new("honeyhive_metadata.user", "ada"),
             KeyValue::new("honeyhive_metadata.tags.0", "rag"),
             KeyValue::new("honeyhive_metadata.tags.1", "prod"),
@@ -347,6 +356,7 @@ mod tests {
             KeyValue::new("honeyhive_metadata.doc.score", 0.5),
             KeyValue::new("honeyhive_inputs.q", "not metadata"),
         ];
+        let attrs: Vec<Attr<'_>> = attrs.iter().map(Attr::from).collect();
         let text = metadata_json(&attrs).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
@@ -365,11 +375,12 @@ mod tests {
                 tags.iter().map(|t| StringValue::from(*t)).collect(),
             ))
         };
-        let mut attrs = vec![
+        let attrs = [
             KeyValue::new(TAGS, list(&["beta", "rag"])),
             KeyValue::new("x", 1),
             KeyValue::new(TAGS, list(&["rag", "eu"])),
         ];
+        let mut attrs: Vec<Attr<'_>> = attrs.iter().map(Attr::from).collect();
         merge_tags(&mut attrs);
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs[1].value, list(&["beta", "rag", "eu"]));

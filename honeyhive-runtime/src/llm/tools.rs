@@ -43,6 +43,7 @@
 //! model asked for as `tool_call` parts of `gen_ai.output.messages` and as
 //! `llm.output_messages.N.message.tool_calls.M.tool_call.*`.
 
+use crate::record::Attr;
 use std::borrow::Cow;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
@@ -340,7 +341,7 @@ pub(super) fn render_tool_span(
 /// An LLM span's tool definitions and requested tool calls. `attrs` is the span as rendered so
 /// far; returns the keys the added values replace (`gen_ai.output.messages`).
 pub(super) fn render_llm(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     definitions: Option<&OtelValue>,
     calls: Option<&OtelValue>,
     conventions: Conventions,
@@ -411,13 +412,13 @@ pub(super) fn render_llm(
 /// `gen_ai.output.messages` with the calls as `tool_call` parts of the last assistant message
 /// (a new one when the model answered with calls only).
 fn output_messages_with_calls(
-    attrs: &[KeyValue],
+    attrs: &[Attr<'_>],
     added: &[KeyValue],
     calls: &[&[StringValue]],
 ) -> String {
     let existing = added
         .iter()
-        .chain(attrs)
+        .chain(attrs.iter().map(|kv| &**kv))
         .find(|kv| kv.key.as_str() == gen_ai::OUTPUT_MESSAGES)
         .and_then(|kv| serde_json::from_str::<serde_json::Value>(&kv.value.as_str()).ok());
     let mut messages = match existing {
@@ -460,10 +461,10 @@ fn output_messages_with_calls(
 }
 
 /// `llm.output_messages.N.message.tool_calls.M.tool_call.*` on the last assistant message.
-fn openinference_calls(attrs: &[KeyValue], added: &mut Vec<KeyValue>, calls: &[&[StringValue]]) {
+fn openinference_calls(attrs: &[Attr<'_>], added: &mut Vec<KeyValue>, calls: &[&[StringValue]]) {
     let mut count = 0;
     let mut last_assistant = None;
-    for kv in added.iter().chain(attrs) {
+    for kv in added.iter().chain(attrs.iter().map(|kv| &**kv)) {
         if let Some(rest) = kv.key.as_str().strip_prefix("llm.output_messages.")
             && let Some(index) = rest.strip_suffix(".message.role")
             && let Ok(index) = index.parse::<usize>()
