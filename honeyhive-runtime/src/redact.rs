@@ -174,7 +174,7 @@ pub(crate) struct Redactor {
     max_bytes: usize,
     /// What was decided for each key seen: keys repeat from span to span (most are static),
     /// so each distinct key is matched against the lists and scanned once.
-    keys: RefCell<HashMap<Box<str>, KeyDecision, BuildHasherDefault<FastHasher>>>,
+    keys: RefCell<KeyCache>,
     /// The duplicate check's hashes and table, reused from span to span.
     dedup: RefCell<(Vec<u64>, Vec<usize>)>,
 }
@@ -191,6 +191,57 @@ struct KeyDecision {
     secret_name: bool,
     /// The key with secrets in it replaced, when it had any.
     redacted: Option<Key>,
+}
+
+/// The decisions made, by key: a map, and in front of it a small table found by where the
+/// key's text is in memory (the same static key comes back at the same address span after
+/// span), checked against the text itself, so a key at a reused address is never mistaken.
+#[derive(Debug, Default)]
+struct KeyCache {
+    index: HashMap<Box<str>, u32, BuildHasherDefault<FastHasher>>,
+    decided: Vec<(Box<str>, KeyDecision)>,
+    /// `(address, length, index into decided)`; `usize::MAX` length when empty.
+    recent: Vec<(usize, usize, u32)>,
+}
+
+/// Slots of [`KeyCache::recent`].
+const RECENT_SLOTS: usize = 64;
+
+impl KeyCache {
+    fn slot(key: &str) -> usize {
+        let at = key.as_ptr() as usize;
+        ((at >> 3) ^ (at >> 11) ^ key.len()) & (RECENT_SLOTS - 1)
+    }
+
+    fn get(&mut self, key: &str) -> Option<&KeyDecision> {
+        if self.recent.is_empty() {
+            self.recent = vec![(0, usize::MAX, 0); RECENT_SLOTS];
+        }
+        let slot = Self::slot(key);
+        let (at, len, i) = self.recent[slot];
+        if at == key.as_ptr() as usize
+            && len == key.len()
+            && let Some((known, decision)) = self.decided.get(i as usize)
+            && **known == *key
+        {
+            return Some(decision);
+        }
+        let i = *self.index.get(key)?;
+        self.recent[slot] = (key.as_ptr() as usize, key.len(), i);
+        self.decided.get(i as usize).map(|(_, d)| d)
+    }
+
+    fn insert(&mut self, key: &str, decision: KeyDecision) {
+        if self.decided.len() >= MAX_CACHED_KEYS {
+            self.index.clear();
+            self.decided.clear();
+            self.recent.clear();
+        }
+        #[allow(clippy::cast_possible_truncation)] // at most MAX_CACHED_KEYS
+        let i = self.decided.len() as u32;
+        self.index.insert(key.into(), i);
+        self.decided.push((key.into(), decision));
+    }
 }
 
 /// `FxHash`'s word-at-a-time multiply: keys are short and not attacker-chosen on this thread.
@@ -287,7 +338,7 @@ impl Redactor {
                 redacted: None,
             };
         }
-        if let Some(d) = self.keys.borrow().get(key) {
+        if let Some(d) = self.keys.borrow_mut().get(key) {
             return d.clone();
         }
         let redacted = match self.redact_name(key) {
@@ -299,11 +350,7 @@ impl Redactor {
             secret_name: self.secrets.is_some() && is_secret_name(key),
             redacted,
         };
-        let mut keys = self.keys.borrow_mut();
-        if keys.len() >= MAX_CACHED_KEYS {
-            keys.clear();
-        }
-        keys.insert(key.into(), d.clone());
+        self.keys.borrow_mut().insert(key, d.clone());
         d
     }
 
@@ -461,6 +508,14 @@ impl Redactor {
 
     fn masked(&self, key: &str, value: &str) -> Option<String> {
         self.mask.as_ref()?.apply(key, value)
+    }
+
+    /// A function's span name (static, so it repeats from span to span) with secrets and user
+    /// patterns replaced, when they change it: decided once per name, like a key.
+    pub(crate) fn redacted_static_name(&self, name: &'static str) -> Option<String> {
+        self.decide_key(name)
+            .redacted
+            .map(|name| name.as_str().to_owned())
     }
 
     /// A span name or an attribute key with secrets and user patterns replaced, like
@@ -796,5 +851,33 @@ mod tests {
             events[0].attributes[0].value,
             Value::from("Bearer [REDACTED]")
         );
+    }
+
+    #[test]
+    fn a_key_at_an_address_another_key_had_gets_its_own_decision() {
+        let decision = |keep| KeyDecision {
+            keep,
+            secret_name: false,
+            redacted: None,
+        };
+        let mut cache = KeyCache::default();
+        cache.insert("aaaa", decision(true));
+        let mut text = String::from("aaaa");
+        assert!(cache.get(&text).is_some_and(|d| d.keep));
+        // Found by address now; the same bytes of memory then hold another key.
+        assert!(cache.get(&text).is_some_and(|d| d.keep));
+        let at = text.as_ptr();
+        text.replace_range(.., "bbbb");
+        assert_eq!(text.as_ptr(), at, "the same address");
+        assert!(cache.get(&text).is_none(), "never decided");
+        cache.insert("bbbb", decision(false));
+        assert!(cache.get(&text).is_some_and(|d| !d.keep));
+        assert!(cache.get("aaaa").is_some_and(|d| d.keep));
+        // Bounded: the cache starts over beyond its size.
+        for i in 0..=MAX_CACHED_KEYS {
+            cache.insert(&format!("k{i}"), decision(true));
+        }
+        assert!(cache.get("aaaa").is_none());
+        assert!(cache.decided.len() <= MAX_CACHED_KEYS);
     }
 }

@@ -160,9 +160,15 @@ pub(crate) fn kv_len(kv: &KeyValue) -> usize {
 }
 
 pub(crate) fn put_kv(out: &mut Vec<u8>, field: u32, kv: &KeyValue) {
-    put_header(out, field, kv_len(kv));
-    put_bytes(out, 1, kv.key.as_str().as_bytes());
-    put_header(out, 2, any_len(&kv.value));
+    put_kv_sized(out, field, kv, any_len(&kv.value));
+}
+
+/// `put_kv` with the value's size already known.
+fn put_kv_sized(out: &mut Vec<u8>, field: u32, kv: &KeyValue, value_len: usize) {
+    let key = kv.key.as_str().as_bytes();
+    put_header(out, field, field_len(key.len()) + field_len(value_len));
+    put_bytes(out, 1, key);
+    put_header(out, 2, value_len);
     put_any(out, &kv.value);
 }
 
@@ -202,10 +208,23 @@ fn status_len(status: &Status) -> usize {
 }
 
 /// Encodes one span (an `opentelemetry.proto.trace.v1.Span` field of `ScopeSpans`).
-pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
+/// `value_lens` is scratch: each attribute's value size, measured once for both the span's
+/// size and the attribute's own.
+pub(crate) fn put_span(
+    out: &mut Vec<u8>,
+    value_lens: &mut Vec<usize>,
+    record: &SpanRecord,
+    r: &Rendered<'_>,
+) {
     let name = r.name.as_deref().unwrap_or(record.name()).as_bytes();
     let has_parent = record.parent_id != 0;
-    let attrs: usize = r.attrs.iter().map(|kv| field_len(kv_len(kv))).sum();
+    value_lens.clear();
+    let mut attrs = 0;
+    for kv in &r.attrs {
+        let value_len = any_len(&kv.value);
+        value_lens.push(value_len);
+        attrs += field_len(field_len(kv.key.as_str().len()) + field_len(value_len));
+    }
     let events: usize = r.events.iter().map(|e| field_len(event_len(e))).sum();
     let status = status_len(&r.status);
     let trace_state = r.trace_state.as_deref().unwrap_or("").as_bytes();
@@ -249,8 +268,8 @@ pub(crate) fn put_span(out: &mut Vec<u8>, record: &SpanRecord, r: &Rendered) {
     out.extend_from_slice(&clock::to_unix_nanos(record.start).to_le_bytes());
     put_tag(out, 8, WIRE_FIXED64);
     out.extend_from_slice(&clock::to_unix_nanos(end).to_le_bytes());
-    for kv in &r.attrs {
-        put_kv(out, 9, kv);
+    for (kv, &value_len) in r.attrs.iter().zip(value_lens.iter()) {
+        put_kv_sized(out, 9, kv, value_len);
     }
     if r.dropped_attributes > 0 {
         put_tag(out, 10, WIRE_VARINT);
@@ -312,12 +331,13 @@ impl Envelope {
 pub(crate) struct Body {
     spans: Vec<u8>,
     starts: Vec<usize>,
+    value_lens: Vec<usize>,
 }
 
 impl Body {
-    pub(crate) fn push(&mut self, record: &SpanRecord, rendered: &Rendered) {
+    pub(crate) fn push(&mut self, record: &SpanRecord, rendered: &Rendered<'_>) {
         self.starts.push(self.spans.len());
-        put_span(&mut self.spans, record, rendered);
+        put_span(&mut self.spans, &mut self.value_lens, record, rendered);
     }
 
     pub(crate) fn clear(&mut self) {

@@ -157,6 +157,10 @@ impl Semantics {
             out.push(Rendered {
                 name: match genai_name {
                     Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
+                    // A function's own name is the same span after span: decided once.
+                    None if record.name.is_none() => {
+                        self.redactor.redacted_static_name(record.meta.name)
+                    }
                     None => match self.redactor.redact_name(record.name()) {
                         Cow::Owned(name) => Some(name),
                         Cow::Borrowed(_) => None,
