@@ -620,6 +620,33 @@ impl Redactor {
 /// Removes earlier attributes whose key comes again later, keeping the order of the rest.
 fn dedup_keep_last(attrs: &mut Vec<Attr<'_>>, (hashes, table): &mut (Vec<u64>, Vec<usize>)) {
     let n = attrs.len();
+    // A span with a few attributes compares its keys pairwise (most differ in length): cheaper
+    // than hashing them.
+    if n <= SMALL_DEDUP {
+        let repeated = (1..n).any(|i| attrs[..i].iter().any(|kv| kv.key == attrs[i].key));
+        if !repeated {
+            return;
+        }
+    } else if !has_repeated_key(attrs, hashes, table) {
+        return;
+    }
+    let mut seen: HashSet<Key, BuildHasherDefault<FastHasher>> = HashSet::default();
+    let mut unique: Vec<Attr<'_>> = Vec::with_capacity(n);
+    for kv in std::mem::take(attrs).into_iter().rev() {
+        if seen.insert(kv.key.clone()) {
+            unique.push(kv);
+        }
+    }
+    unique.reverse();
+    *attrs = unique;
+}
+
+/// Attributes up to which [`dedup_keep_last`] compares keys pairwise.
+const SMALL_DEDUP: usize = 12;
+
+/// Whether a key comes twice in `attrs`, by a table of hashes.
+fn has_repeated_key(attrs: &[Attr<'_>], hashes: &mut Vec<u64>, table: &mut Vec<usize>) -> bool {
+    let n = attrs.len();
     // A cheap hash per key; only keys whose hashes are equal are compared in full.
     hashes.clear();
     hashes.extend(attrs.iter().map(|kv| {
@@ -649,18 +676,7 @@ fn dedup_keep_last(attrs: &mut Vec<Attr<'_>>, (hashes, table): &mut (Vec<u64>, V
             }
         }
     }
-    if !has_duplicate {
-        return;
-    }
-    let mut seen: HashSet<Key, BuildHasherDefault<FastHasher>> = HashSet::default();
-    let mut unique: Vec<Attr<'_>> = Vec::with_capacity(n);
-    for kv in std::mem::take(attrs).into_iter().rev() {
-        if seen.insert(kv.key.clone()) {
-            unique.push(kv);
-        }
-    }
-    unique.reverse();
-    *attrs = unique;
+    has_duplicate
 }
 
 fn is_secret_name(key: &str) -> bool {
@@ -879,5 +895,31 @@ mod tests {
         }
         assert!(cache.get("aaaa").is_none());
         assert!(cache.decided.len() <= MAX_CACHED_KEYS);
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value_in_short_and_long_lists() {
+        // Around the size where the pairwise check hands over to the hash table.
+        for n in [2, SMALL_DEDUP, SMALL_DEDUP + 1, 40] {
+            let mut attrs: Vec<Attr<'_>> = (0..n)
+                .map(|i| Attr::Owned(KeyValue::new(format!("k{i}"), i64::try_from(i).unwrap())))
+                .collect();
+            attrs.push(Attr::Owned(KeyValue::new("k0", -1)));
+            dedup_keep_last(&mut attrs, &mut (Vec::new(), Vec::new()));
+            let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+            let mut expected: Vec<String> = (1..n).map(|i| format!("k{i}")).collect();
+            expected.push("k0".to_owned());
+            assert_eq!(keys, expected, "{n} attributes");
+            assert_eq!(
+                attrs.last().map(|kv| kv.value.clone()),
+                Some(Value::I64(-1))
+            );
+            // Nothing repeated: left as it is.
+            let mut unique: Vec<Attr<'_>> = (0..n)
+                .map(|i| Attr::Owned(KeyValue::new(format!("k{i}"), 1)))
+                .collect();
+            dedup_keep_last(&mut unique, &mut (Vec::new(), Vec::new()));
+            assert_eq!(unique.len(), n);
+        }
     }
 }
