@@ -32,6 +32,49 @@ const FLAG_SAMPLED: u32 = 0x01;
 const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 const FLAG_IS_REMOTE: u32 = 0x200;
 
+/// Where encoded bytes go: a growing `Vec` (metrics, the envelope, a fallback), or a
+/// [`Cursor`] over a span's bytes, sized exactly before it is written.
+pub(crate) trait Sink {
+    fn byte(&mut self, b: u8);
+    fn bytes(&mut self, b: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
+/// Writes into bytes already in place: the position stays in a register, where a `Vec` would
+/// store its length after every byte. Never panics: a write past the end is dropped and
+/// counted, and the caller sees it in [`Cursor::at`].
+pub(crate) struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Sink for Cursor<'_> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.at) {
+            *slot = b;
+        }
+        self.at += 1;
+    }
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.at..self.at + b.len()) {
+            dst.copy_from_slice(b);
+        }
+        self.at += b.len();
+    }
+}
+
 pub(crate) fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
@@ -42,18 +85,18 @@ pub(crate) fn varint_len(mut v: u64) -> usize {
 }
 
 #[inline]
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut impl Sink, mut v: u64) {
     while v >= 0x80 {
         #[allow(clippy::cast_possible_truncation)] // the low 7 bits
-        out.push((v as u8) | 0x80);
+        out.byte((v as u8) | 0x80);
         v >>= 7;
     }
     #[allow(clippy::cast_possible_truncation)]
-    out.push(v as u8);
+    out.byte(v as u8);
 }
 
 #[inline]
-pub(crate) fn put_tag(out: &mut Vec<u8>, field: u32, wire: u8) {
+pub(crate) fn put_tag(out: &mut impl Sink, field: u32, wire: u8) {
     put_varint(out, (u64::from(field) << 3) | u64::from(wire));
 }
 
@@ -62,13 +105,13 @@ pub(crate) fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-pub(crate) fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut impl Sink, field: u32, bytes: &[u8]) {
     put_tag(out, field, WIRE_LEN);
     put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+    out.bytes(bytes);
 }
 
-pub(crate) fn put_header(out: &mut Vec<u8>, field: u32, len: usize) {
+pub(crate) fn put_header(out: &mut impl Sink, field: u32, len: usize) {
     put_tag(out, field, WIRE_LEN);
     put_varint(out, len as u64);
 }
@@ -103,11 +146,11 @@ fn array_len(a: &Array) -> usize {
     }
 }
 
-fn put_any(out: &mut Vec<u8>, v: &Value) {
+fn put_any(out: &mut impl Sink, v: &Value) {
     match v {
         Value::Bool(b) => {
             put_tag(out, 2, WIRE_VARINT);
-            out.push(u8::from(*b));
+            out.byte(u8::from(*b));
         }
         Value::I64(i) => {
             put_tag(out, 3, WIRE_VARINT);
@@ -116,7 +159,7 @@ fn put_any(out: &mut Vec<u8>, v: &Value) {
         }
         Value::F64(f) => {
             put_tag(out, 4, WIRE_FIXED64);
-            out.extend_from_slice(&f.to_le_bytes());
+            out.bytes(&f.to_le_bytes());
         }
         Value::String(s) => put_bytes(out, 1, s.as_str().as_bytes()),
         Value::Array(a) => {
@@ -159,12 +202,12 @@ pub(crate) fn kv_len(kv: &KeyValue) -> usize {
     field_len(kv.key.as_str().len()) + field_len(any_len(&kv.value))
 }
 
-pub(crate) fn put_kv(out: &mut Vec<u8>, field: u32, kv: &KeyValue) {
+pub(crate) fn put_kv(out: &mut impl Sink, field: u32, kv: &KeyValue) {
     put_kv_sized(out, field, kv, any_len(&kv.value));
 }
 
 /// `put_kv` with the value's size already known.
-fn put_kv_sized(out: &mut Vec<u8>, field: u32, kv: &KeyValue, value_len: usize) {
+fn put_kv_sized(out: &mut impl Sink, field: u32, kv: &KeyValue, value_len: usize) {
     let key = kv.key.as_str().as_bytes();
     put_header(out, field, field_len(key.len()) + field_len(value_len));
     put_bytes(out, 1, key);
@@ -185,10 +228,10 @@ fn event_len(e: &Event) -> usize {
         }
 }
 
-fn put_event(out: &mut Vec<u8>, e: &Event) {
+fn put_event(out: &mut impl Sink, e: &Event) {
     put_header(out, 11, event_len(e));
     put_tag(out, 1, WIRE_FIXED64);
-    out.extend_from_slice(&clock::unix_nanos(e.timestamp).to_le_bytes());
+    out.bytes(&clock::unix_nanos(e.timestamp).to_le_bytes());
     put_bytes(out, 2, e.name.as_bytes());
     for kv in &e.attributes {
         put_kv(out, 3, kv);
@@ -250,8 +293,32 @@ pub(crate) fn put_span(
         + if status > 0 { field_len(status) } else { 0 }
         // field 16 needs a two-byte tag
         + 6;
-    out.reserve(field_len(len));
-    put_header(out, 2, len);
+    let start = out.len();
+    let total = field_len(len);
+    out.resize(start + total, 0);
+    let mut cursor = Cursor {
+        buf: &mut out[start..],
+        at: 0,
+    };
+    put_header(&mut cursor, 2, len);
+    span_fields(&mut cursor, value_lens, record, r);
+    if cursor.at != total {
+        // A size measured wrong (a bug): the fields written apart and framed by what they
+        // came to, so the message is still whole.
+        debug_assert_eq!(cursor.at, total, "span size measured wrong");
+        let mut fields = Vec::new();
+        span_fields(&mut fields, value_lens, record, r);
+        out.truncate(start);
+        put_bytes(out, 2, &fields);
+    }
+}
+
+/// The fields of a `Span` message, in field order.
+fn span_fields(out: &mut impl Sink, value_lens: &[usize], record: &SpanRecord, r: &Rendered<'_>) {
+    let name = r.name.as_deref().unwrap_or(record.name()).as_bytes();
+    let has_parent = record.parent_id != 0;
+    let trace_state = r.trace_state.as_deref().unwrap_or("").as_bytes();
+    let status = status_len(&r.status);
     put_bytes(out, 1, &record.trace_id.to_be_bytes());
     put_bytes(out, 2, &record.span_id.to_be_bytes());
     if !trace_state.is_empty() {
@@ -265,10 +332,10 @@ pub(crate) fn put_span(
     put_varint(out, record.kind().otlp());
     let end = record.end.max(record.start);
     put_tag(out, 7, WIRE_FIXED64);
-    out.extend_from_slice(&clock::to_unix_nanos(record.start).to_le_bytes());
+    out.bytes(&clock::to_unix_nanos(record.start).to_le_bytes());
     put_tag(out, 8, WIRE_FIXED64);
-    out.extend_from_slice(&clock::to_unix_nanos(end).to_le_bytes());
-    for (kv, &value_len) in r.attrs.iter().zip(value_lens.iter()) {
+    out.bytes(&clock::to_unix_nanos(end).to_le_bytes());
+    for (kv, &value_len) in r.attrs.iter().zip(value_lens) {
         put_kv_sized(out, 9, kv, value_len);
     }
     if r.dropped_attributes > 0 {
@@ -298,7 +365,7 @@ pub(crate) fn put_span(
         flags |= FLAG_IS_REMOTE;
     }
     put_tag(out, 16, WIRE_FIXED32);
-    out.extend_from_slice(&flags.to_le_bytes());
+    out.bytes(&flags.to_le_bytes());
 }
 
 /// The resource and scope every request carries, encoded once per pipeline.
@@ -370,5 +437,85 @@ impl Body {
         put_header(out, 2, scope_spans);
         put_bytes(out, 1, &envelope.scope);
         out.extend_from_slice(spans);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use opentelemetry::trace::{Event, Status};
+    use opentelemetry::{Array, KeyValue, StringValue, Value};
+
+    use super::{Rendered, put_bytes, put_span, span_fields};
+    use crate::record::{Attr, EventType, Meta, RootState, SpanRecord};
+
+    static STEP: Meta = Meta {
+        name: "step",
+        event_type: EventType::Tool,
+        sample_rate: None,
+        attr_capacity: 0,
+        root: RootState::new(),
+    };
+
+    /// The cursor writes into bytes sized beforehand: every kind of field lands where the
+    /// same fields written one by one and framed by what they came to would be.
+    #[test]
+    fn a_span_sized_ahead_is_the_bytes_written_one_by_one() {
+        let long = "x".repeat(300);
+        let record = SpanRecord {
+            trace_id: u128::MAX - 3,
+            span_id: 0x0102_0304_0506_0708,
+            parent_id: 9,
+            parent_remote: true,
+            meta: &STEP,
+            start: 10,
+            end: 20,
+            attrs: vec![KeyValue::new("honeyhive_inputs.q", long.clone())],
+            events: Vec::new(),
+            status: Status::Unset,
+            root_sample_rate: None,
+            threshold: None,
+            local_root: false,
+            lingers: false,
+            home: 0,
+            name: None,
+            kind: None,
+        };
+        let list = Value::Array(Array::String(vec![
+            StringValue::from("a"),
+            StringValue::from(long.clone()),
+        ]));
+        let rendered = Rendered {
+            name: Some("renamed".to_owned()),
+            attrs: vec![
+                Attr::Borrowed(&record.attrs[0]),
+                Attr::Owned(KeyValue::new("n", -5)),
+                Attr::Owned(KeyValue::new("f", 0.5)),
+                Attr::Owned(KeyValue::new("b", true)),
+                Attr::Owned(KeyValue::new("list", list)),
+                Attr::Owned(KeyValue::new("ints", Value::Array(Array::I64(vec![1, -1])))),
+            ],
+            events: vec![Event::new(
+                "exception",
+                std::time::SystemTime::UNIX_EPOCH,
+                vec![KeyValue::new("exception.message", "boom")],
+                0,
+            )],
+            status: Status::Error {
+                description: Cow::Owned(long),
+            },
+            dropped_attributes: 3,
+            trace_state: Some("ot=th:8".to_owned()),
+        };
+        let mut sized = Vec::new();
+        let mut lens = Vec::new();
+        put_span(&mut sized, &mut lens, &record, &rendered);
+        let mut fields = Vec::new();
+        span_fields(&mut fields, &lens, &record, &rendered);
+        let mut framed = Vec::new();
+        put_bytes(&mut framed, 2, &fields);
+        assert_eq!(sized, framed);
+        assert!(sized.len() > 900, "{} bytes", sized.len());
     }
 }
