@@ -21,9 +21,16 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The code of a file without comments and without its `#[cfg(test)] mod tests`.
 fn code(text: &str) -> String {
-    let text = text
-        .find("#[cfg(test)]\nmod tests")
-        .map_or(text, |at| &text[..at]);
+    // The unit tests' module, whatever its visibility (`pub(crate)` when other modules'
+    // tests share its helpers).
+    let text = [
+        "#[cfg(test)]\nmod tests",
+        "#[cfg(test)]\npub(crate) mod tests",
+    ]
+    .iter()
+    .filter_map(|head| text.find(head))
+    .min()
+    .map_or(text, |at| &text[..at]);
     text.lines()
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
