@@ -508,9 +508,7 @@ impl Enrich {
                 OtelValue::String(panicked_marker(&message, cap)),
             ));
         }
-        for kv in out {
-            span::annotate(|| Annotation::Attr(kv));
-        }
+        span::annotate_attrs(out);
         self
     }
 }

@@ -313,8 +313,14 @@ pub(crate) fn counters() -> Option<Arc<Counters>> {
 
 /// Counts an annotation made where no span of this thread could take it.
 pub(crate) fn lost_annotation() {
+    lost_annotations(1);
+}
+
+/// Counts `n` annotations that could not reach a span.
+pub(crate) fn lost_annotations(n: usize) {
     if let Some(c) = cached(|s| Arc::clone(&s.counters)) {
-        c.lost_annotations.fetch_add(1, Ordering::Relaxed);
+        c.lost_annotations
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 
@@ -791,6 +797,42 @@ pub(crate) mod tests {
         assert_eq!(spans.all("hand_over_child").count(), 96);
         let root = spans.all("hand_over_root").last().expect("a root");
         assert_eq!(spans.children_of(root).len(), 1);
+    }
+
+    #[test]
+    fn a_span_annotated_on_every_call_allocates_nothing_for_it() {
+        let recorder = Recorder::start();
+        let annotated = || {
+            let _root = Span::enter(&ROOT);
+            let _child = Span::enter(&CHILD);
+            for (i, key) in ["hand_over.a", "hand_over.b", "hand_over.c"]
+                .into_iter()
+                .enumerate()
+            {
+                crate::span::current_set_attribute(key, || {
+                    opentelemetry::Value::I64(i64::try_from(i).unwrap_or(0))
+                });
+            }
+        };
+        for _ in 0..64 {
+            annotated();
+        }
+        assert!(recorder.guard().force_flush());
+        let before = ALLOCATIONS.with(Cell::get);
+        for _ in 0..32 {
+            annotated();
+        }
+        let allocations = ALLOCATIONS.with(Cell::get) - before;
+        // A buffer of annotations given away at each span end grows again on the next span.
+        assert_eq!(
+            allocations, 0,
+            "32 annotated traces allocated {allocations} times"
+        );
+        assert!(recorder.guard().force_flush());
+        let spans = recorder.spans();
+        let child = spans.all("hand_over_child").last().expect("a child");
+        assert_eq!(child.i64("hand_over.a"), Some(0));
+        assert_eq!(child.i64("hand_over.c"), Some(2));
     }
 
     /// A record of `trace`, as a span guard would leave it.

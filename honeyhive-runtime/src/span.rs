@@ -552,6 +552,41 @@ pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
     }
 }
 
+/// [`annotate`] for several attributes at once: one look at the current span and one borrow of
+/// the buffer for all of them. Each one that cannot reach a span is counted.
+pub(crate) fn annotate_attrs(attrs: Vec<KeyValue>) {
+    if attrs.is_empty() {
+        return;
+    }
+    let cur = context::current();
+    if cur.state != State::Sampled {
+        if matches!(cur.state, State::Remote { .. }) {
+            sink::lost_annotations(attrs.len());
+        }
+        return;
+    }
+    if !cur.here {
+        sink::lost_annotations(attrs.len());
+        return;
+    }
+    let count = attrs.len();
+    let pushed = ANNOTATIONS.try_with(|buf| {
+        if let Ok(mut buf) = buf.try_borrow_mut() {
+            buf.extend(
+                attrs
+                    .into_iter()
+                    .map(|kv| (cur.span_id, Annotation::Attr(kv))),
+            );
+            true
+        } else {
+            false
+        }
+    });
+    if pushed != Ok(true) {
+        sink::lost_annotations(count);
+    }
+}
+
 /// Counts an annotation skipped because only a remote parent is current (inside
 /// `propagation::extract(..).run`, before any local span): it could never reach a span.
 pub(crate) fn count_lost_under_remote() {
@@ -560,8 +595,13 @@ pub(crate) fn count_lost_under_remote() {
     }
 }
 
+/// Annotation slots a thread's buffer keeps between spans; a span that took more gives the
+/// rest back when it ends.
+const ANNOTATIONS_KEPT: usize = 64;
+
 /// Moves what was added to `record` while it was current on this thread into it, in one
-/// pass over what is buffered (the span's own annotations are usually the whole buffer).
+/// pass over what is buffered (the span's own annotations are usually the whole buffer). The
+/// buffer keeps its room, so a thread that annotates every span allocates for it once.
 fn drain_annotations(record: &mut SpanRecord) {
     let _ = ANNOTATIONS.try_with(|buf| {
         let Ok(mut buf) = buf.try_borrow_mut() else {
@@ -571,15 +611,7 @@ fn drain_annotations(record: &mut SpanRecord) {
             return;
         }
         let id = record.span_id;
-        let mut kept = 0;
-        let all = std::mem::take(&mut *buf);
-        let mut rest = Vec::new();
-        for (owner, annotation) in all {
-            if owner != id {
-                kept += 1;
-                rest.push((owner, annotation));
-                continue;
-            }
+        for (_, annotation) in buf.extract_if(.., |(owner, _)| *owner == id) {
             match annotation {
                 Annotation::Attr(kv) => record.attrs.push(kv),
                 Annotation::Event(e) => record.events.push(e),
@@ -588,8 +620,9 @@ fn drain_annotations(record: &mut SpanRecord) {
                 }
             }
         }
-        debug_assert_eq!(kept, rest.len());
-        *buf = rest;
+        if buf.capacity() > ANNOTATIONS_KEPT {
+            buf.shrink_to(ANNOTATIONS_KEPT);
+        }
     });
 }
 

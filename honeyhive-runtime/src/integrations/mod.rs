@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::{KeyValue, StringValue, Value};
 
 use crate::llm::LlmCall;
-use crate::span::{self, Annotation};
+use crate::span;
 
 use sse::{SseEvent, SseParser};
 
@@ -579,9 +579,7 @@ impl LlmRecord {
             return;
         }
         self.call.record();
-        for kv in self.attributes {
-            span::annotate(|| Annotation::Attr(kv));
-        }
+        span::annotate_attrs(self.attributes);
         if let Some((kind, message)) = self.error {
             span::current_set_error(&kind, &message);
         }

@@ -52,7 +52,7 @@ use std::borrow::Cow;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 use crate::capture::truncated_text;
-use crate::span::{self, Annotation, EventType};
+use crate::span::{self, EventType};
 
 pub use documents::{Document, record_documents};
 pub use prices::{Cost, ModelPrice, PriceError, PriceTable, PriceTier, TokenUsage};
@@ -551,9 +551,7 @@ impl LlmCall {
         if !span::current_is_recording() {
             return;
         }
-        for kv in self.into_attributes(crate::capture::capture_cap()) {
-            span::annotate(|| Annotation::Attr(kv));
-        }
+        span::annotate_attrs(self.into_attributes(crate::capture::capture_cap()));
     }
 
     /// The caller's side: typed values under GenAI keys and raw messages. Message texts are cut
