@@ -94,6 +94,53 @@ pub(crate) fn encode_threshold(threshold: u64) -> String {
 
 thread_local! {
     static CURRENT: Cell<Current> = const { Cell::new(Current::IDLE) };
+    /// Whether OpenTelemetry's current-context thread-local may be read on this thread
+    /// ([`with_otel_context`]): it has no try-access, and reading it while the thread destroys
+    /// its thread-locals panics, which there aborts the process.
+    static OTEL_STATE: Cell<OtelState> = const { Cell::new(OtelState::Untouched) };
+    /// Dropped with this thread's thread-locals, just before OpenTelemetry's context.
+    static OTEL_WATCH: OtelWatch = const { OtelWatch };
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OtelState {
+    /// Not read through [`with_otel_context`] on this thread yet.
+    Untouched,
+    /// Read, and still there.
+    Alive,
+    /// Being destroyed or gone: the thread is ending.
+    Gone,
+}
+
+struct OtelWatch;
+
+impl Drop for OtelWatch {
+    fn drop(&mut self) {
+        OTEL_STATE.set(OtelState::Gone);
+    }
+}
+
+/// Runs `f` on OpenTelemetry's current `Context`, unless this thread is destroying its
+/// thread-locals and the context may be gone (then `None`: no ambient parent, nothing to
+/// join). A traced call in a thread-local destructor thus never reads a destroyed context.
+///
+/// On the first read on a thread, OpenTelemetry's context is read first and [`OTEL_WATCH`]
+/// touched after it: thread-locals are destroyed in the reverse order of their first use, so
+/// the watch is dropped, and marks the context gone, before the context itself is. (A thread
+/// whose first call of ours comes from a destructor, after OpenTelemetry's context was used and
+/// destroyed, is the one case this cannot see.)
+pub(crate) fn with_otel_context<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
+    match OTEL_STATE.get() {
+        OtelState::Gone => None,
+        OtelState::Alive => Some(Context::map_current(f)),
+        OtelState::Untouched => {
+            let out = Context::map_current(f);
+            if OTEL_WATCH.try_with(|_| ()).is_ok() {
+                OTEL_STATE.set(OtelState::Alive);
+            }
+            Some(out)
+        }
+    }
 }
 
 #[inline]
@@ -140,7 +187,7 @@ pub(crate) fn root_parent(cur: Current) -> Option<AmbientParent> {
 /// Reads the span of the current OpenTelemetry `Context` (set by the `OTel` SDK or by
 /// `tracing-opentelemetry`), so that our spans join a trace that started outside this crate.
 fn ambient_parent() -> Option<AmbientParent> {
-    Context::map_current(|cx| {
+    with_otel_context(|cx| {
         if !cx.has_active_span() {
             return None;
         }
@@ -154,6 +201,7 @@ fn ambient_parent() -> Option<AmbientParent> {
             threshold: None,
         })
     })
+    .flatten()
 }
 
 /// An OpenTelemetry [`Context`] whose active span is the current `#[trace]` span.
@@ -167,14 +215,14 @@ fn ambient_parent() -> Option<AmbientParent> {
 pub fn otel_context() -> Context {
     let cur = current();
     let (flags, is_remote) = match cur.state {
-        State::Idle => return Context::current(),
+        State::Idle => return otel_current(),
         State::Sampled => (TraceFlags::SAMPLED, false),
         State::Unsampled => (TraceFlags::default(), false),
         State::Remote { sampled: true } => (TraceFlags::SAMPLED, true),
         State::Remote { sampled: false } => (TraceFlags::default(), true),
     };
     if cur.trace_id == 0 || cur.span_id == 0 {
-        return Context::current();
+        return otel_current();
     }
     // What the span's `trace_state` is on export (`export::semantics`), and what a caller
     // sent for a remote parent; 0 (keep all) is not written there either.
@@ -194,7 +242,13 @@ pub fn otel_context() -> Context {
         is_remote,
         trace_state,
     );
-    Context::current().with_remote_span_context(sc)
+    otel_current().with_remote_span_context(sc)
+}
+
+/// OpenTelemetry's current `Context`, or an empty one when the thread is ending
+/// ([`with_otel_context`]).
+fn otel_current() -> Context {
+    with_otel_context(Context::clone).unwrap_or_default()
 }
 
 /// The trace id and span id of the current span, as OpenTelemetry ids, when a recorded span is

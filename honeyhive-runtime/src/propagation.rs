@@ -297,10 +297,11 @@ pub fn inject(carrier: &mut impl Carrier) {
 /// Whether trace `trace_id` is the one of the ambient OpenTelemetry `Context` (our spans
 /// joined it).
 fn joins_otel_trace(trace_id: u128) -> bool {
-    opentelemetry::Context::map_current(|cx| {
+    crate::context::with_otel_context(|cx| {
         cx.has_active_span()
             && u128::from_be_bytes(cx.span().span_context().trace_id().to_bytes()) == trace_id
     })
+    .unwrap_or(false)
 }
 
 /// `tracestate` with our `ot` entry first, holding `threshold` (or none) and what else the

@@ -351,6 +351,13 @@ const MAX_OPEN_PARTS: usize = 256;
 
 impl Drop for Local {
     fn drop(&mut self) {
+        // The thread is ending inside traced code (a span guard kept in another thread-local,
+        // or forgotten): what it buffered goes to the queue rather than away uncounted.
+        if !self.finished.is_empty() {
+            let generation = GENERATION.load(Ordering::Acquire);
+            refresh(self, generation);
+            hand_over_local(self);
+        }
         self.home.buffered.store(0, Ordering::Relaxed);
         self.home.in_use.store(false, Ordering::Release);
     }
@@ -390,16 +397,52 @@ thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(new_local());
 }
 
+/// `f` on the installed sink: this thread's copy, or the shared one when this thread's is out
+/// of reach (its thread-locals are being destroyed, or it is in use further up the stack).
 fn cached<R>(f: impl FnOnce(&Sink) -> R) -> Option<R> {
     let generation = GENERATION.load(Ordering::Acquire);
-    LOCAL
-        .try_with(|local| {
-            let mut local = local.try_borrow_mut().ok()?;
-            refresh(&mut local, generation);
-            local.sink.as_ref().map(f)
-        })
-        .ok()
-        .flatten()
+    let mut f = Some(f);
+    let reached = LOCAL.try_with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        refresh(&mut local, generation);
+        Some(
+            local
+                .sink
+                .as_ref()
+                .and_then(|sink| f.take().map(|f| f(sink))),
+        )
+    });
+    match reached {
+        Ok(Some(out)) => out,
+        _ => f.and_then(|f| {
+            SINK.read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(f)
+        }),
+    }
+}
+
+/// Queues one ended span by itself, for a thread whose buffer is out of reach (see
+/// [`cached`]): its trace is assembled on the export thread like any other. Refused, it is
+/// counted as dropped.
+#[cold]
+fn queue_alone(record: Box<SpanRecord>) {
+    let sink = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
+    let Some(sink) = sink else {
+        // No pipeline: nothing records spans, nothing counts them.
+        return;
+    };
+    let bytes = record.bytes();
+    let batch = Batch {
+        records: vec![record],
+        bytes,
+        // No home: the export thread frees the record.
+        home: u32::MAX,
+    };
+    if let Err(batch) = sink.send(batch) {
+        sink.refuse(&batch, &[]);
+    }
 }
 
 fn refresh(local: &mut Local, generation: u64) {
@@ -465,8 +508,12 @@ pub(crate) fn take_record() -> Option<Box<SpanRecord>> {
 #[inline]
 pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
     let generation = GENERATION.load(Ordering::Acquire);
+    let mut record = Some(record);
     let _ = LOCAL.try_with(|local| {
         let Ok(mut local) = local.try_borrow_mut() else {
+            return;
+        };
+        let Some(record) = record.take() else {
             return;
         };
         local.finished_bytes += record.bytes();
@@ -482,6 +529,9 @@ pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
             local.home.buffered.store(n, Ordering::Relaxed);
         }
     });
+    if let Some(record) = record {
+        queue_alone(record);
+    }
 }
 
 /// How many spans, and bytes, a thread buffers or stages at most before it queues them: a

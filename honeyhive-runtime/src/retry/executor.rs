@@ -477,18 +477,34 @@ pub(super) fn test_clock_state() -> (Duration, Vec<Duration>) {
     TEST_CLOCK.with_borrow(|clock| clock.clone().unwrap_or_default())
 }
 
+/// The test clock's time, if one is installed. Every retried call reads it, so it never
+/// panics: on a thread destroying its thread-locals (a retried call in a destructor) there is
+/// no test clock.
 fn simulated_now() -> Option<Duration> {
-    TEST_CLOCK.with_borrow(|clock| clock.as_ref().map(|(now, _)| *now))
+    TEST_CLOCK
+        .try_with(|clock| {
+            let clock = clock.try_borrow().ok()?;
+            clock.as_ref().map(|(now, _)| *now)
+        })
+        .ok()
+        .flatten()
 }
 
 /// Advances the test clock instead of sleeping, if one is installed.
 fn simulated_sleep(delay: Duration) -> bool {
-    TEST_CLOCK.with_borrow_mut(|clock| match clock {
-        Some((now, sleeps)) => {
-            *now += delay;
-            sleeps.push(delay);
-            true
-        }
-        None => false,
-    })
+    TEST_CLOCK
+        .try_with(|clock| {
+            let Ok(mut clock) = clock.try_borrow_mut() else {
+                return false;
+            };
+            match &mut *clock {
+                Some((now, sleeps)) => {
+                    *now += delay;
+                    sleeps.push(delay);
+                    true
+                }
+                None => false,
+            }
+        })
+        .unwrap_or(false)
 }
