@@ -14,7 +14,10 @@ use std::collections::HashMap;
 
 use honeyhive_runtime::propagation;
 use honeyhive_runtime::testing::Recorder;
-use honeyhive_runtime::{LlmCall, enrich_span, export_stats, retry, trace, with_request_id};
+use honeyhive_runtime::{
+    LlmCall, SpanBuilder, bind_current, current_span_ids, enrich_span, export_stats, otel_context,
+    retry, trace, with_request_id,
+};
 
 /// What each entry point returned, from inside the destructors.
 static RESULTS: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
@@ -69,6 +72,11 @@ fn poll_ready<F: Future>(future: F) -> F::Output {
     }
 }
 
+fn opentelemetry_active(cx: &opentelemetry::Context) -> bool {
+    use opentelemetry::trace::TraceContextExt as _;
+    cx.span().span_context().is_valid()
+}
+
 /// Calls every entry point; what each returned goes to [`RESULTS`].
 fn run_everything(label: &'static str) {
     let mut out = Vec::new();
@@ -86,6 +94,16 @@ fn run_everything(label: &'static str) {
             .run(|| traced_sync(5))
             .to_string(),
     ));
+    let mut dynamic = SpanBuilder::new(format!("dynamic {label}")).start();
+    dynamic.set_attribute("round", label);
+    let inside = dynamic.in_scope(|| {
+        let ids = current_span_ids().is_some();
+        let cx = otel_context();
+        let bound = bind_current(|| traced_sync(7));
+        format!("{ids}:{}:{}", opentelemetry_active(&cx), bound())
+    });
+    dynamic.end();
+    out.push(("dynamic", inside));
     let mut results = RESULTS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -125,6 +143,7 @@ fn every_entry_point_runs_from_a_thread_local_destructor() {
         ("request", "4"),
         ("nested", "6"),
         ("extracted", "6"),
+        ("dynamic", "true:true:8"),
     ];
     for label in ["during", "after"] {
         for (what, value) in expected {
@@ -137,9 +156,15 @@ fn every_entry_point_runs_from_a_thread_local_destructor() {
     assert!(recorder.guard().force_flush());
     let spans = recorder.spans();
     let stats = export_stats();
-    // Both rounds' spans arrived: ten per round, the destructor's too.
-    assert_eq!(spans.0.len(), 20, "{:?} {stats:?}", spans.names());
-    assert_eq!(spans.all("traced_sync").count(), 12);
+    // Both rounds' spans arrived: twelve per round, the destructor's too.
+    assert_eq!(spans.0.len(), 24, "{:?} {stats:?}", spans.names());
+    assert_eq!(spans.all("traced_sync").count(), 14);
+    for label in ["during", "after"] {
+        let name = format!("dynamic {label}");
+        let dynamic = spans.get(&name);
+        assert_eq!(dynamic.str("round"), Some(label));
+        assert_eq!(spans.children_of(dynamic).len(), 1);
+    }
     // Whole traces: every parent arrived as well.
     for span in &spans.0 {
         assert!(
@@ -157,7 +182,41 @@ fn every_entry_point_runs_from_a_thread_local_destructor() {
     assert!(annotated >= 6, "{annotated} spans with their LLM call");
     assert_eq!(
         stats.lost_annotations > 0,
-        annotated < 12,
+        annotated < 14,
         "annotations lost without a count: {stats:?}"
     );
+}
+
+thread_local! {
+    static OPEN_ROOT: RefCell<Option<honeyhive_runtime::ActiveSpan>> = const { RefCell::new(None) };
+}
+
+#[test]
+fn a_thread_that_ends_inside_a_span_delivers_the_trace() {
+    let recorder = Recorder::start();
+    std::thread::spawn(|| {
+        // Touched first: dropped after our thread-locals.
+        OPEN_ROOT.with_borrow_mut(|slot| {
+            let mut root = SpanBuilder::new("left open").start();
+            // Entered and never left (the guard is forgotten): the thread is still inside
+            // the span when it ends, so the child waits in the thread's buffer.
+            std::mem::forget(root.enter());
+            traced_sync(1);
+            *slot = Some(root);
+        });
+    })
+    .join()
+    .expect("the thread exits without a panic");
+    assert!(recorder.guard().force_flush());
+    let spans = recorder.spans();
+    let root = spans.get("left open");
+    let children = spans.children_of(root);
+    assert_eq!(
+        children.len(),
+        1,
+        "{:?} {:?}",
+        spans.names(),
+        export_stats()
+    );
+    assert_eq!(children[0].0.name, "traced_sync");
 }
