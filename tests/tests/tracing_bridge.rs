@@ -592,3 +592,61 @@ fn a_traced_handler_under_tower_http_is_a_child_of_the_request_span() {
         Some("tower_http::trace::on_response")
     );
 }
+
+/// A value whose `Debug` writes ten million items and counts the ones it got to write.
+struct Endless(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl std::fmt::Debug for Endless {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for i in 0..10_000_000u64 {
+            write!(f, "item {i:07}, ")?;
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn fields_read_as_names_or_messages_format_a_huge_value_only_up_to_a_bound() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    bridge();
+    let rec = Recorder::start();
+    let (named, messages, plain) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let span = tracing::info_span!(
+        "chat",
+        otel.name = ?Endless(Arc::clone(&named)),
+        gen_ai.operation.name = "chat",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.input.messages = ?Endless(Arc::clone(&messages)),
+        other = ?Endless(Arc::clone(&plain)),
+    );
+    drop(span);
+    let spans = rec.spans();
+    assert_eq!(spans.0.len(), 1, "{:?}", spans.names());
+    let span = &spans.0[0];
+    let cap = 8 * 1024; // the default capture cap
+    // Each item is 14 bytes: a name is cut at the cap, a message list at 64 caps; formatting
+    // stops there instead of running through ten million items.
+    for (what, count, bound) in [
+        ("otel.name", &named, cap),
+        ("gen_ai.input.messages", &messages, 64 * cap),
+        ("other", &plain, cap),
+    ] {
+        let items = count.load(Ordering::Relaxed);
+        assert!(
+            items > 0 && items <= bound / 14 + 100,
+            "{what}: {items} items formatted"
+        );
+    }
+    assert!(span.name.len() <= cap + 64, "{}", span.name.len());
+    let content = span
+        .str("llm.input_messages.0.message.content")
+        .or_else(|| span.str("gen_ai.input.messages"))
+        .expect("the messages");
+    assert!(content.len() <= cap + 64, "{}", content.len());
+}

@@ -364,7 +364,7 @@ struct Operation(Option<String>);
 impl Visit for Operation {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "gen_ai.operation.name" {
-            self.0 = Some(value.to_owned());
+            self.0 = Some(truncated_text(value, 64).as_str().to_owned());
         }
     }
 
@@ -403,10 +403,11 @@ impl FieldValue<'_> {
         }
     }
 
-    fn text(&self) -> Option<String> {
+    /// The value as text, at most `cap` bytes and about that much formatting work.
+    fn text(&self, cap: usize) -> Option<String> {
         match self {
-            FieldValue::Str(s) => Some((*s).to_owned()),
-            FieldValue::Debug(d) => Some(debug_text(d, usize::MAX).as_str().to_owned()),
+            FieldValue::Str(s) => Some(truncated_text(s, cap).as_str().to_owned()),
+            FieldValue::Debug(d) => Some(debug_text(d, cap).as_str().to_owned()),
             _ => None,
         }
     }
@@ -448,25 +449,25 @@ impl Fields<'_> {
         let name = field.name();
         match name {
             "otel.name" => {
-                if let Some(text) = value.text() {
+                if let Some(text) = value.text(capture_cap()) {
                     self.record.name = Some(text.into());
                 }
                 return;
             }
             "otel.kind" => {
-                if let Some(kind) = value.text().as_deref().and_then(span_kind) {
+                if let Some(kind) = value.text(64).as_deref().and_then(span_kind) {
                     self.record.kind = Some(kind);
                 }
                 return;
             }
             "otel.status_code" => {
-                if let Some(code) = value.text() {
+                if let Some(code) = value.text(64) {
                     self.status.failed = code.eq_ignore_ascii_case("error");
                 }
                 return;
             }
             "otel.status_description" | "otel.status_message" => {
-                if let Some(text) = value.text() {
+                if let Some(text) = value.text(capture_cap()) {
                     self.status.description = Some(text);
                 }
                 return;
@@ -630,6 +631,9 @@ impl Visit for EventFields {
     }
 }
 
+/// A text field of a model span (a message list) is read up to this many capture caps.
+const MESSAGE_LIST_CAPS: usize = 64;
+
 /// The `gen_ai.*` fields of a model or embedding span, until it closes.
 #[derive(Debug, Default)]
 struct GenAi {
@@ -661,8 +665,11 @@ struct GenAi {
 impl GenAi {
     /// Keeps `name` if it is a field the LLM call carries; `false` leaves it an attribute.
     fn take(&mut self, name: &str, value: &FieldValue<'_>) -> bool {
+        // A message list holds many messages of up to the cap each; each is cut at the cap
+        // when the call is recorded.
+        let cap = capture_cap().saturating_mul(MESSAGE_LIST_CAPS);
         let text = |slot: &mut Option<String>| {
-            if let Some(text) = value.text() {
+            if let Some(text) = value.text(cap) {
                 *slot = Some(text);
             }
         };
@@ -703,7 +710,7 @@ impl GenAi {
                 count(&mut self.reasoning_tokens);
             }
             "gen_ai.response.finish_reasons" => {
-                if let Some(text) = value.text() {
+                if let Some(text) = value.text(capture_cap()) {
                     self.finish_reasons = finish_reasons(&text);
                 }
             }
