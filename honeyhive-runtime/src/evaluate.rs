@@ -79,7 +79,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::Event;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 
-use crate::capture::guarded;
+use crate::capture::{capture_cap, display_text, guarded};
 use crate::carry::Carried;
 use crate::context::{self, Current};
 use crate::correlation;
@@ -239,7 +239,7 @@ impl<T: IntoEvaluation, E: Display> IntoEvaluation for Result<T, E> {
             Ok(v) => v.into_evaluation(),
             Err(e) => Err(EvalError {
                 type_name: Cow::Borrowed(short_type_name::<E>()),
-                message: e.to_string(),
+                message: display_text(&e, capture_cap()).as_str().to_owned(),
             }),
         }
     }

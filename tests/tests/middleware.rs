@@ -428,3 +428,117 @@ fn tonics_server_takes_the_layer() {
         .serve("127.0.0.1:0".parse().unwrap());
     assert!(is_send(&serve));
 }
+
+/// An error whose `Display` panics, as a service's error type may.
+#[derive(Debug, PartialEq)]
+struct Grenade;
+
+impl std::fmt::Display for Grenade {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("boom in display")
+    }
+}
+
+/// A service that fails every request.
+struct Failing;
+
+impl tower_service::Service<axum::http::Request<String>> for Failing {
+    type Response = axum::http::Response<String>;
+    type Error = Grenade;
+    type Future = std::future::Ready<Result<Self::Response, Grenade>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Grenade>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::http::Request<String>) -> Self::Future {
+        std::future::ready(Err(Grenade))
+    }
+}
+
+#[test]
+fn a_service_error_whose_display_panics_is_returned_and_marked_with_its_short_type() {
+    use tower_layer::Layer as _;
+    use tower_service::Service as _;
+    let rec = Recorder::start();
+    let mut service = ServerLayer::new().layer(Failing);
+    let out = futures_executor::block_on(service.call(axum::http::Request::new(String::new())));
+    assert_eq!(
+        out.err(),
+        Some(Grenade),
+        "the service's own error comes back"
+    );
+    let spans = rec.spans();
+    let server = spans
+        .0
+        .iter()
+        .find(|s| s.kind() == SpanKind::Server)
+        .expect("a server span");
+    assert!(server.is_error());
+    assert_eq!(server.str("error.type"), Some("Grenade"));
+    let event = server
+        .events_named("exception")
+        .next()
+        .expect("an exception event");
+    assert_eq!(
+        FinishedSpan::event_attr(event, "exception.type"),
+        Some(&opentelemetry::Value::from("Grenade"))
+    );
+    let message = FinishedSpan::event_attr(event, "exception.message").expect("a message");
+    assert!(
+        message.as_str().contains("panicked while formatting"),
+        "{message:?}"
+    );
+}
+
+/// An error that is its own cause, forever.
+#[derive(Debug)]
+struct OwnCause;
+
+static OWN_CAUSE: OwnCause = OwnCause;
+
+impl std::fmt::Display for OwnCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("quota check failed")
+    }
+}
+
+impl std::error::Error for OwnCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&OWN_CAUSE)
+    }
+}
+
+/// A user's middleware below ours that fails every request with [`OwnCause`].
+struct Refuses;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Refuses {
+    async fn handle(
+        &self,
+        _: reqwest::Request,
+        _: &mut http::Extensions,
+        _: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        Err(reqwest_middleware::Error::Middleware(anyhow::Error::new(
+            OwnCause,
+        )))
+    }
+}
+
+#[test]
+fn a_middleware_error_with_an_endless_chain_of_causes_is_described_in_bounded_text() {
+    let rec = Recorder::start();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ClientMiddleware::new())
+        .with(Refuses)
+        .build();
+    let reply = run(fetch(&client, "http://127.0.0.1:9/x".to_owned(), None));
+    assert!(reply.unwrap_err().contains("quota check failed"));
+    let spans = rec.spans();
+    let span = spans.get("GET 127.0.0.1");
+    assert_eq!(span.str("error.type"), Some("middleware"));
+    let message = span.error_message().expect("a message");
+    assert!(message.starts_with("quota check failed"), "{message}");
+    assert!(message.len() <= 8 * 1024, "{}", message.len());
+}

@@ -11,6 +11,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use reqwest::ResponseBuilderExt as _;
 
 use super::{Api, Endpoint, LlmExchange};
+use crate::capture::{capture_cap, display_text};
 use crate::span::EventType;
 use crate::{ActiveSpan, SpanBuilder, propagation};
 
@@ -175,7 +176,8 @@ impl Traced {
 
     /// The request failed before a response (connection refused, timeout, ...).
     pub(crate) fn failed(mut self, error: &dyn std::fmt::Display) {
-        self.span.set_error("HttpError", &error.to_string());
+        self.span
+            .set_error("HttpError", display_text(error, capture_cap()).as_str());
     }
 
     fn finish(mut self, body_error: Option<String>, cancelled: bool) {
@@ -249,7 +251,10 @@ where
                     this.finish(None, false);
                 }
             }
-            Poll::Ready(Some(Err(error))) => this.finish(Some(error.to_string()), false),
+            Poll::Ready(Some(Err(error))) => this.finish(
+                Some(display_text(&error, capture_cap()).as_str().to_owned()),
+                false,
+            ),
             Poll::Ready(None) => this.finish(None, false),
             Poll::Pending => {}
         }

@@ -39,6 +39,7 @@ use ::reqwest::{Request, Response, Url, Version};
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
+use crate::capture::{capture_cap, display_text};
 use crate::dynamic::{ActiveSpan, SpanBuilder, SpanKind};
 use crate::propagation::{TRACEPARENT, TRACESTATE, inject};
 use crate::span::EventType;
@@ -152,6 +153,9 @@ fn describe_response(span: &mut ActiveSpan, response: &Response) {
     }
 }
 
+/// Causes of a failed request's error that its message lists at most.
+const MAX_CAUSES: usize = 16;
+
 /// Records a failed request: what failed, and the error's message with its causes, the `raw`
 /// URL in it replaced by the `redacted` one.
 fn describe_error(
@@ -170,14 +174,21 @@ fn describe_error(
         reqwest_middleware::Error::Reqwest(e) if e.is_request() => "request",
         reqwest_middleware::Error::Reqwest(_) => "reqwest::Error",
     };
-    let mut message = err.to_string();
+    // A middleware's error is the user's: its text is formatted up to the cap and a panic
+    // in it is a marker; its chain of causes is followed a bounded number of steps.
+    let cap = capture_cap();
+    let mut message = display_text(err, cap).as_str().to_owned();
     let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let text = cause.to_string();
+    for _ in 0..MAX_CAUSES {
+        let Some(cause) = source else { break };
+        if message.len() >= cap {
+            break;
+        }
+        let text = display_text(cause, cap - message.len());
         // Errors that wrap another often repeat its message in their own.
-        if !message.contains(&text) {
+        if !message.contains(text.as_str()) {
             message.push_str(": ");
-            message.push_str(&text);
+            message.push_str(text.as_str());
         }
         source = cause.source();
     }

@@ -57,6 +57,7 @@ use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::capture::{capture_cap, display_text, short_type_name};
 use crate::carry::Carried;
 use crate::correlation::{RequestId, RequestIdSource, new_request_id};
 use crate::dynamic::{ActiveSpan, SpanBuilder, SpanKind};
@@ -391,9 +392,12 @@ where
                 }))
             }
             Err(err) => {
-                let type_name = std::any::type_name::<E>();
-                span.set_attribute("error.type", type_name);
-                span.set_error(type_name, &err.to_string());
+                let type_name = short_type_name(std::any::type_name::<E>());
+                span.set_attribute("error.type", type_name.as_str().to_owned());
+                span.set_error(
+                    type_name.as_str(),
+                    display_text(&err, capture_cap()).as_str(),
+                );
                 Err(err)
             }
         })
@@ -456,7 +460,10 @@ where
         match &poll {
             Poll::Ready(Some(Ok(_))) if !inner.is_end_stream() => {}
             Poll::Ready(Some(Err(err))) => {
-                open.span.set_error("http.response.body", &err.to_string());
+                open.span.set_error(
+                    "http.response.body",
+                    display_text(err, capture_cap()).as_str(),
+                );
                 this.open = None;
             }
             // The last frame: the server need not poll again before dropping the body.
