@@ -204,7 +204,19 @@ fn body(plan: &Plan, function: &Function) -> TokenStream {
     let ret = plan.ret.as_ref().map(|ty| quote!(-> #ty));
     let asyncness = function.is_async().then(|| quote!(async));
     let per_attempt: TokenStream = per_attempt.into_iter().collect();
-    let block = crate::item::prefixed_body(&per_attempt, &function.item.block);
+    // An async closure's body is not checked against its `-> T` (`Ok(&self.name)` for
+    // `Result<&str, _>`, or a `Box<dyn Trait>` from `Box::new(x)`, would not coerce, at the
+    // tail or at a `return`): a never-taken `return` of the declared type first fixes the
+    // body's type, as the untraced fn's signature does.
+    let k = &plan.krate;
+    let fake = plan
+        .ret
+        .as_ref()
+        .filter(|_| function.is_async())
+        .map(|ty| crate::item::fake_return(ty, &quote!(#k::__private)))
+        .unwrap_or_default();
+    let prefix: TokenStream = fake.into_iter().chain(per_attempt).collect();
+    let block = crate::item::prefixed_body(&prefix, &function.item.block);
     let closure = quote! {
         #asyncness |#(#params),*| #ret #block
     };
@@ -213,7 +225,6 @@ fn body(plan: &Plan, function: &Function) -> TokenStream {
     }
     // Checked callable once per attempt where it is made, so that a body consuming an
     // argument the attempts share is told to `clone(..)` it.
-    let k = &plan.krate;
     if function.is_async() {
         quote!(#k::__private::async_attempt(#closure))
     } else {

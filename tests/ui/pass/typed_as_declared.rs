@@ -10,7 +10,9 @@
 //! its auto traits (`Unpin`, `Send`, `Sync`), so they can be declared. Lint attributes keep
 //! their meaning: `#[expect]` on a traced fn is not left unfulfilled by the expansion, an
 //! argument's `#[allow(unused_variables)]` covers the binding the expansion makes of it, a
-//! one-expression body under `#[with_request_id]` gets no `unused_braces`.
+//! one-expression body under `#[with_request_id]` gets no `unused_braces`. A `#[retry]` async
+//! fn's value coerces to its declared type (`&String` to `&str`, `Box<T>` to `Box<dyn Trait>`)
+//! at the tail and at `return`, as untraced.
 
 #![deny(warnings)]
 
@@ -139,6 +141,36 @@ fn retried_stub(#[allow(unused_variables)] request: u32) -> Result<u32, String> 
 #[retry(max_attempts = 2, backoff = constant(0ms))]
 async fn retried_stub_async(#[allow(unused_variables)] request: u32) -> Result<u32, String> {
     Ok(0)
+}
+
+/// What the retried async fns below borrow from.
+struct Named {
+    name: String,
+}
+
+impl Named {
+    /// `&String` coerces to the declared `&str` at the tail and at a `return`, in each
+    /// attempt's async closure as in the untraced fn.
+    #[retry(max_attempts = 2, backoff = constant(0ms), jitter = none)]
+    async fn name(&self, early: bool) -> Result<&str, String> {
+        if early {
+            return Ok(&self.name);
+        }
+        Ok(&self.name)
+    }
+
+    /// `Box<u8>` coerces to the declared `Box<dyn Debug>`, under `#[trace]` too.
+    #[trace]
+    #[retry(max_attempts = 2, backoff = constant(0ms), jitter = none)]
+    async fn boxed(&self) -> Result<Box<dyn std::fmt::Debug + Send>, String> {
+        Ok(Box::new(self.name.len()))
+    }
+
+    #[retry(max_attempts = 2, backoff = constant(0ms), jitter = none)]
+    #[trace]
+    async fn traced_name(&self) -> Result<&str, String> {
+        Ok(&self.name)
+    }
 }
 
 #[with_request_id]
@@ -272,6 +304,11 @@ fn main() {
     assert_eq!(block_on(stub_async(1)), 0);
     assert_eq!(retried_stub(1), Ok(0));
     assert_eq!(block_on(retried_stub_async(1)), Ok(0));
+    let named = Named { name: "ann".into() };
+    assert_eq!(block_on(named.name(true)), Ok("ann"));
+    assert_eq!(block_on(named.name(false)), Ok("ann"));
+    assert_eq!(format!("{:?}", block_on(named.boxed())), "Ok(3)");
+    assert_eq!(block_on(named.traced_name()), Ok("ann"));
     assert_eq!(one_expression(1), 2);
     assert_eq!(block_on(total(4)), 4);
     assert_eq!(block_on(defaulted_generic::<u8>()), 0);
@@ -322,6 +359,8 @@ fn main() {
         "adder",
         "zero_at",
         "getter",
+        "boxed",
+        "traced_name",
     ] {
         assert!(spans.all(name).next().is_some(), "a span for {name}");
     }
