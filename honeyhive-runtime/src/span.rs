@@ -539,9 +539,12 @@ pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
         sink::lost_annotation();
         return;
     }
+    // Built before the buffer is borrowed: `make` may run the user's code (an error's
+    // `Display` for a retry event), which may annotate too.
+    let annotation = make();
     let pushed = ANNOTATIONS.try_with(|buf| {
         if let Ok(mut buf) = buf.try_borrow_mut() {
-            buf.push((cur.span_id, make()));
+            buf.push((cur.span_id, annotation));
             true
         } else {
             false
