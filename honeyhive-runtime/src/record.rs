@@ -121,6 +121,7 @@ pub struct Meta {
 /// A recorded span, as the hot path keeps it.
 #[doc(hidden)]
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // four independent facts of one span, not a state
 pub struct SpanRecord {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
@@ -141,6 +142,9 @@ pub struct SpanRecord {
     /// Whether work carried out of this trace's scope (a spawned task, another thread) may end
     /// after this root: the assembler then waits a little for it before sending the trace.
     pub(crate) lingers: bool,
+    /// Whether the thread was unwinding from a panic when the span opened (a traced call in a
+    /// `Drop` during unwinding): that panic is not this span's, so it does not fail the span.
+    pub(crate) opened_unwinding: bool,
     /// The thread this record was allocated by, which gets it back for reuse.
     pub(crate) home: u32,
     /// The name of a span opened at run time ([`crate::SpanBuilder`]); else `meta.name`.

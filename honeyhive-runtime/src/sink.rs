@@ -902,6 +902,7 @@ pub(crate) mod tests {
             threshold: None,
             local_root: parent == 0,
             lingers: false,
+            opened_unwinding: false,
             home: 0,
             name: None,
             kind: None,

@@ -244,6 +244,7 @@ impl Span {
                 r.threshold = threshold.get();
                 r.local_root = false;
                 r.lingers = false;
+                r.opened_unwinding = std::thread::panicking();
                 r.name = None;
                 r.kind = None;
                 r.start = clock::now();
@@ -267,6 +268,7 @@ impl Span {
                     threshold: threshold.get(),
                     local_root: false,
                     lingers: false,
+                    opened_unwinding: std::thread::panicking(),
                     home: sink::home_index(),
                     name: None,
                     kind: None,
@@ -327,9 +329,11 @@ impl Span {
         prev: Current,
         prev_correlation: Option<Option<Arc<Correlation>>>,
     ) {
+        let entered_unwinding = self.record.as_ref().is_some_and(|r| r.opened_unwinding);
         drop(PollScope {
             prev,
             prev_correlation,
+            entered_unwinding,
             span: self,
         });
     }
@@ -399,6 +403,7 @@ impl Span {
                 .session
                 .as_ref()
                 .map(|s| correlation::replace(Some(Arc::clone(s)))),
+            entered_unwinding: std::thread::panicking(),
             span: self,
         })
     }
@@ -449,7 +454,9 @@ impl Span {
         if let Some(mut record) = self.record.take() {
             drain_annotations(&mut record);
             if std::thread::panicking() {
-                if record.status == Status::Unset {
+                // A panic unwinding through this span fails it; one this span opened during
+                // (it runs in a `Drop` of the unwinding) is another span's.
+                if !record.opened_unwinding && record.status == Status::Unset {
                     record.panicked();
                 }
             } else {
@@ -728,6 +735,7 @@ impl<F: Future> Future for Instrumented<F> {
                 .session
                 .as_ref()
                 .map(|s| correlation::replace(Some(Arc::clone(s)))),
+            entered_unwinding: std::thread::panicking(),
             span,
         };
         let poll = future.poll(cx);
@@ -752,6 +760,9 @@ pub struct PollScope<'a> {
     prev: Current,
     #[allow(clippy::option_option)] // `None`: nothing to restore
     prev_correlation: Option<Option<Arc<Correlation>>>,
+    /// Whether the thread was already unwinding when the poll began: that panic is not one
+    /// the poll ran into.
+    entered_unwinding: bool,
     span: &'a mut Span,
 }
 
@@ -766,6 +777,7 @@ impl Drop for PollScope<'_> {
             drain_annotations(record);
         }
         if std::thread::panicking()
+            && !self.entered_unwinding
             && let Some(record) = self.span.record.as_mut()
             && record.status == Status::Unset
         {

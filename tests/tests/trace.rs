@@ -1,5 +1,6 @@
 //! What `#[trace]` records, asserted on real finished spans.
 
+use std::future::Future as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
@@ -148,6 +149,60 @@ fn explode(code: u32) -> u32 {
 #[trace(event_type = "chain")]
 fn catches() -> bool {
     std::panic::catch_unwind(|| explode(7)).is_err()
+}
+
+#[trace]
+fn cleanup(n: u32) -> u32 {
+    n + 1
+}
+
+#[trace]
+async fn cleanup_async(n: u32) -> u32 {
+    n + 2
+}
+
+/// Runs traced cleanup, sync and async, when dropped: during unwinding, when a panic passes.
+struct CleansUp;
+
+impl Drop for CleansUp {
+    fn drop(&mut self) {
+        assert_eq!(cleanup(1), 2);
+        let mut future = std::pin::pin!(cleanup_async(1));
+        let waker = std::task::Waker::noop();
+        let polled = future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker));
+        assert_eq!(polled, std::task::Poll::Ready(3));
+    }
+}
+
+#[trace]
+fn fails_with_cleanup() -> u32 {
+    let _cleanup = CleansUp;
+    panic!("the real failure")
+}
+
+#[test]
+fn spans_that_run_and_end_during_unwinding_are_not_failed_by_the_panic_passing_through() {
+    let rec = Recorder::start();
+    assert!(std::panic::catch_unwind(fails_with_cleanup).is_err());
+    let spans = rec.spans();
+    let failed = spans.get("fails_with_cleanup");
+    assert!(failed.is_error());
+    // The panic's message is on the span it unwound through, not taken by the cleanup.
+    assert_eq!(failed.error_message(), Some("the real failure"));
+    for name in ["cleanup", "cleanup_async"] {
+        let span = spans.get(name);
+        assert!(
+            !span.is_error(),
+            "{name} ran and returned: {:?}",
+            span.0.status
+        );
+        assert_eq!(
+            spans.parent_of(span).map(|p| p.0.name.as_ref()),
+            Some("fails_with_cleanup")
+        );
+    }
 }
 
 #[test]

@@ -478,6 +478,7 @@ mod tests {
             threshold: None,
             local_root: false,
             lingers: false,
+            opened_unwinding: false,
             home: 0,
             name: None,
             kind: None,
