@@ -493,20 +493,42 @@ fn mark_cancelled(span: &mut Span) {
     }
 }
 
+/// What a fn declared `-> impl Iterator` returns: `#[trace]` reads the bare name as std's
+/// trait (it cannot see a `use` of another), and says so when the value is not one.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[trace]` reads `impl Iterator` as `std::iter::Iterator`, which `{Self}` does not implement",
+    label = "not a `std::iter::Iterator`",
+    note = "if this `Iterator` is a trait of yours, write it by its path (`crate::path::Iterator`): `#[trace]` then records the call and returns the value as it is"
+)]
+pub trait StdIterator: Iterator {}
+impl<I: Iterator> StdIterator for I {}
+
+/// What a sync fn declared `-> impl Future` returns: `#[trace]` reads the bare name as std's
+/// trait, and says so when the value is not one.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[trace]` reads `impl Future` as `std::future::Future`, which `{Self}` does not implement",
+    label = "not a `std::future::Future`",
+    note = "if this `Future` is a trait of yours, write it by its path (`crate::path::Future`): `#[trace]` then records the call and returns the value as it is"
+)]
+pub trait StdFuture: Future {}
+impl<F: Future> StdFuture for F {}
+
 /// The closure a sync fn's body runs in when the fn returns `impl Future<Output = O>`, with
 /// `O` named: the closure's future is then known to output `O`, so the body's `async` block
 /// is type-checked against it as it would be in the fn's tail (`?` infers its error type,
 /// `.collect()` its collection).
 #[doc(hidden)]
 #[inline]
-pub fn future_body<O, F: Future<Output = O>, C: FnOnce() -> F>(body: C) -> C {
+pub fn future_body<O, F: StdFuture<Output = O>, C: FnOnce() -> F>(body: C) -> C {
     body
 }
 
 /// [`future_body`] for a body that runs inline (a `#[track_caller]` fn): the body's value.
 #[doc(hidden)]
 #[inline]
-pub fn future_value<O, F: Future<Output = O>>(value: F) -> F {
+pub fn future_value<O, F: StdFuture<Output = O>>(value: F) -> F {
     value
 }
 
@@ -515,14 +537,14 @@ pub fn future_value<O, F: Future<Output = O>>(value: F) -> F {
 /// infers what it parses).
 #[doc(hidden)]
 #[inline]
-pub fn iter_body<O, I: Iterator<Item = O>, C: FnOnce() -> I>(body: C) -> C {
+pub fn iter_body<O, I: StdIterator<Item = O>, C: FnOnce() -> I>(body: C) -> C {
     body
 }
 
 /// [`iter_body`] for a body that runs inline (a `#[track_caller]` fn): the body's value.
 #[doc(hidden)]
 #[inline]
-pub fn iter_value<O, I: Iterator<Item = O>>(value: I) -> I {
+pub fn iter_value<O, I: StdIterator<Item = O>>(value: I) -> I {
     value
 }
 

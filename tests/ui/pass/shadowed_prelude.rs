@@ -1,6 +1,7 @@
 //! The expansion names everything absolutely: user types called `Result`, `Option`, `Box`,
 //! `Some`, `Ok`, `Err` and `Vec` in scope do not break it, and rustc lints stay quiet even when
-//! denied (clippy is checked by `tests/lints.rs`).
+//! denied (clippy is checked by `tests/lints.rs`). Traits of the user's named `Iterator` and
+//! `Future`, written by their path, are the user's: the value is returned as it is.
 
 #![deny(warnings, clippy::pedantic)]
 #![allow(clippy::unused_async)]
@@ -39,6 +40,40 @@ struct String;
 mod core {}
 mod std {}
 
+mod own {
+    pub trait Iterator {
+        type Item;
+        fn next_one(&mut self) -> ::core::option::Option<Self::Item>;
+    }
+    pub trait Future {
+        type Output;
+        fn get(self) -> Self::Output;
+    }
+    pub struct Once(pub ::core::option::Option<u8>);
+    impl Iterator for Once {
+        type Item = u8;
+        fn next_one(&mut self) -> ::core::option::Option<u8> {
+            self.0.take()
+        }
+    }
+    impl Future for Once {
+        type Output = u8;
+        fn get(self) -> u8 {
+            7
+        }
+    }
+}
+
+#[trace]
+fn own_iterator() -> impl own::Iterator<Item = u8> {
+    own::Once(::core::option::Option::Some(1))
+}
+
+#[trace]
+fn own_future() -> impl own::Future<Output = u8> {
+    own::Once(::core::option::Option::None)
+}
+
 #[trace]
 fn fallible(flag: bool) -> Result<u32> {
     if flag {
@@ -69,4 +104,9 @@ async fn main() {
     assert!(matches!(choose(true), Option::Yes));
     let _ = boxed(Box, Vec, Some, Ok, Err, String);
     assert!(fallible_async(true).await.is_err());
+    {
+        use own::{Future as _, Iterator as _};
+        assert_eq!(own_iterator().next_one(), ::core::option::Option::Some(1));
+        assert_eq!(own_future().get(), 7);
+    }
 }
