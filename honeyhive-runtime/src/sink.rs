@@ -823,19 +823,24 @@ pub(crate) mod tests {
         let _child = Span::enter(&CHILD);
     }
 
-    #[test]
-    fn a_hand_over_reuses_what_the_export_thread_gave_back() {
-        let recorder = Recorder::start();
+    /// This thread's allocations over 32 calls of `f`, after 64 calls and a flush (every batch
+    /// taken: the records and the vectors they travelled in are back here).
+    fn allocations_in_32_after_warm_up(recorder: &Recorder, f: impl Fn()) -> usize {
         for _ in 0..64 {
-            small_trace();
+            f();
         }
-        // Every batch taken: the records and the vectors they travelled in are back here.
         assert!(recorder.guard().force_flush());
         let before = ALLOCATIONS.with(Cell::get);
         for _ in 0..32 {
-            small_trace();
+            f();
         }
-        let allocations = ALLOCATIONS.with(Cell::get) - before;
+        ALLOCATIONS.with(Cell::get) - before
+    }
+
+    #[test]
+    fn a_hand_over_reuses_what_the_export_thread_gave_back() {
+        let recorder = Recorder::start();
+        let allocations = allocations_in_32_after_warm_up(&recorder, small_trace);
         // A new vector per hand-over, or a channel that allocates as it is sent to, shows here.
         assert_eq!(
             allocations, 0,
@@ -864,15 +869,7 @@ pub(crate) mod tests {
                 });
             }
         };
-        for _ in 0..64 {
-            annotated();
-        }
-        assert!(recorder.guard().force_flush());
-        let before = ALLOCATIONS.with(Cell::get);
-        for _ in 0..32 {
-            annotated();
-        }
-        let allocations = ALLOCATIONS.with(Cell::get) - before;
+        let allocations = allocations_in_32_after_warm_up(&recorder, annotated);
         // A buffer of annotations given away at each span end grows again on the next span.
         assert_eq!(
             allocations, 0,
