@@ -158,7 +158,8 @@ const RECORD_BYTES: usize = std::mem::size_of::<SpanRecord>();
 
 impl SpanRecord {
     /// About how many bytes this record holds: its fields, its attribute and event lists, and
-    /// the text they own.
+    /// the text they own, names and keys included (a run-time span name or attribute key is
+    /// the caller's and may be of any size).
     pub(crate) fn bytes(&self) -> usize {
         let text = |v: &Value| match v {
             Value::String(s) => s.as_str().len(),
@@ -167,21 +168,19 @@ impl SpanRecord {
             }
             _ => 0,
         };
+        let attribute = |kv: &KeyValue| {
+            std::mem::size_of::<KeyValue>() + kv.key.as_str().len() + text(&kv.value)
+        };
         RECORD_BYTES
-            + self
-                .attrs
-                .iter()
-                .map(|kv| std::mem::size_of::<KeyValue>() + text(&kv.value))
-                .sum::<usize>()
+            + self.name.as_ref().map_or(0, |n| n.len())
+            + self.attrs.iter().map(attribute).sum::<usize>()
             + self
                 .events
                 .iter()
                 .map(|e| {
                     std::mem::size_of::<Event>()
-                        + e.attributes
-                            .iter()
-                            .map(|kv| std::mem::size_of::<KeyValue>() + text(&kv.value))
-                            .sum::<usize>()
+                        + e.name.len()
+                        + e.attributes.iter().map(attribute).sum::<usize>()
                 })
                 .sum::<usize>()
     }

@@ -93,6 +93,34 @@ fn overload_drops_whole_traces_and_counts_them() {
     );
 }
 
+#[test]
+fn the_queue_counts_the_bytes_of_run_time_names_and_keys() {
+    let rec = Recorder::with(|b| {
+        b.with_exporter(Slow(Duration::from_millis(100)))
+            .queue_max_bytes(4 << 20)
+    });
+    // Twenty roots of a megabyte each, in a run-time name and an attribute key: a queue
+    // bounded at 4 MiB cannot hold them while the exporter is slow.
+    let made = 20;
+    for i in 0..made {
+        let mut span =
+            honeyhive_runtime::SpanBuilder::new(format!("{i}{}", "n".repeat(1 << 19))).start();
+        span.set_attribute(format!("{i}{}", "k".repeat(1 << 19)), 1);
+        span.end();
+    }
+    let spans = rec.spans();
+    let stats = rec.guard().export_stats();
+    assert!(
+        stats.dropped > 0,
+        "20 MiB went into a 4 MiB queue: {stats:?}"
+    );
+    assert_eq!(
+        spans.len() as u64 + stats.dropped,
+        made,
+        "every span is exported or counted: {stats:?}"
+    );
+}
+
 #[trace(event_type = "tool")]
 fn leaf(i: usize) -> usize {
     i
