@@ -659,6 +659,9 @@ async fn a_stream_reaches_the_caller_event_by_event_and_is_recorded() {
         .unwrap()
         .unwrap();
     assert!(first.starts_with(b"data: {"), "{first:?}");
+    // The first event only names the role; the first token comes after the hold.
+    let held = std::time::Duration::from_millis(100);
+    tokio::time::sleep(held).await;
     release.send(()).unwrap();
     let mut rest = Vec::new();
     while let Some(chunk) = response.chunk().await.unwrap() {
@@ -672,7 +675,16 @@ async fn a_stream_reaches_the_caller_event_by_event_and_is_recorded() {
         Some(ANSWER)
     );
     assert_openai_usage(llm);
-    assert!(llm.f64(TIME_TO_FIRST_TOKEN_MS).is_some());
+    // Time to the first token, not to the first event: at least the hold.
+    let ttft = llm
+        .f64(TIME_TO_FIRST_TOKEN_MS)
+        .expect("time to first token");
+    #[allow(clippy::cast_precision_loss)] // 100 ms
+    let held_ms = held.as_millis() as f64;
+    assert!(
+        ttft >= held_ms,
+        "{ttft} ms, the first token came after {held_ms} ms"
+    );
     assert_eq!(llm.bool("honeyhive.cancelled"), None);
 }
 
