@@ -403,7 +403,8 @@ impl Span {
                 .session
                 .as_ref()
                 .map(|s| correlation::replace(Some(Arc::clone(s)))),
-            entered_unwinding: std::thread::panicking(),
+            // Read only for a recorded span, the only kind a panic can mark.
+            entered_unwinding: self.record.is_some() && std::thread::panicking(),
             span: self,
         })
     }
@@ -535,65 +536,59 @@ pub(crate) enum Annotation {
 /// for unsampled spans. Never blocks, never panics.
 #[inline]
 pub(crate) fn annotate(make: impl FnOnce() -> Annotation) {
-    let cur = context::current();
-    if cur.state != State::Sampled {
-        count_lost_under_remote();
+    let Some(owner) = annotation_owner(1) else {
         return;
-    }
-    if !cur.here {
-        // The span is open on another thread or in another process: nothing here would ever
-        // move this into it.
-        sink::lost_annotation();
-        return;
-    }
+    };
     // Built before the buffer is borrowed: `make` may run the user's code (an error's
     // `Display` for a retry event), which may annotate too.
     let annotation = make();
-    let pushed = ANNOTATIONS.try_with(|buf| {
-        if let Ok(mut buf) = buf.try_borrow_mut() {
-            buf.push((cur.span_id, annotation));
-            true
-        } else {
-            false
-        }
-    });
-    if pushed != Ok(true) {
-        sink::lost_annotation();
-    }
+    buffer_annotations(1, |buf| buf.push((owner, annotation)));
 }
 
 /// [`annotate`] for several attributes at once: one look at the current span and one borrow of
 /// the buffer for all of them. Each one that cannot reach a span is counted.
 pub(crate) fn annotate_attrs(attrs: Vec<KeyValue>) {
-    if attrs.is_empty() {
+    let n = attrs.len();
+    if n == 0 {
         return;
     }
+    let Some(owner) = annotation_owner(n) else {
+        return;
+    };
+    buffer_annotations(n, |buf| {
+        buf.extend(attrs.into_iter().map(|kv| (owner, Annotation::Attr(kv))));
+    });
+}
+
+/// The span `n` annotations made here go to: the current one, when it is recorded and open on
+/// this thread. Else none, and they are counted lost where they could never reach a span (the
+/// span is open on another thread or in another process, or only a remote parent is current).
+#[inline]
+fn annotation_owner(n: usize) -> Option<u64> {
     let cur = context::current();
-    if cur.state != State::Sampled {
-        if matches!(cur.state, State::Remote { .. }) {
-            sink::lost_annotations(attrs.len());
+    match cur.state {
+        State::Sampled if cur.here => Some(cur.span_id),
+        State::Sampled | State::Remote { .. } => {
+            sink::lost_annotations(n);
+            None
         }
-        return;
+        State::Idle | State::Unsampled => None,
     }
-    if !cur.here {
-        sink::lost_annotations(attrs.len());
-        return;
-    }
-    let count = attrs.len();
+}
+
+/// Adds `n` annotations to this thread's buffer with `push`; counts them lost when the buffer
+/// is out of reach (destroyed with the thread, or borrowed further up the stack).
+#[inline]
+fn buffer_annotations(n: usize, push: impl FnOnce(&mut Vec<(u64, Annotation)>)) {
     let pushed = ANNOTATIONS.try_with(|buf| {
-        if let Ok(mut buf) = buf.try_borrow_mut() {
-            buf.extend(
-                attrs
-                    .into_iter()
-                    .map(|kv| (cur.span_id, Annotation::Attr(kv))),
-            );
-            true
-        } else {
-            false
-        }
+        let Ok(mut buf) = buf.try_borrow_mut() else {
+            return false;
+        };
+        push(&mut buf);
+        true
     });
     if pushed != Ok(true) {
-        sink::lost_annotations(count);
+        sink::lost_annotations(n);
     }
 }
 
@@ -723,21 +718,7 @@ impl<F: Future> Future for Instrumented<F> {
         let Some(span) = this.span.as_mut() else {
             panic!("`Instrumented` polled after completion");
         };
-        let Some(scope) = span.scope else {
-            return match future.poll(cx) {
-                Poll::Ready(out) => Poll::Ready((this.span.take().unwrap_or_else(Span::none), out)),
-                Poll::Pending => Poll::Pending,
-            };
-        };
-        let guard = PollScope {
-            prev: context::replace(scope.inner),
-            prev_correlation: span
-                .session
-                .as_ref()
-                .map(|s| correlation::replace(Some(Arc::clone(s)))),
-            entered_unwinding: std::thread::panicking(),
-            span,
-        };
+        let guard = span.poll_scope();
         let poll = future.poll(cx);
         drop(guard);
         match poll {

@@ -509,8 +509,8 @@ impl std::error::Error for OwnCause {
     }
 }
 
-/// A user's middleware below ours that fails every request with [`OwnCause`].
-struct Refuses;
+/// A user's middleware below ours that fails every request with the error it makes.
+struct Refuses(fn() -> anyhow::Error);
 
 #[async_trait::async_trait]
 impl reqwest_middleware::Middleware for Refuses {
@@ -520,9 +520,7 @@ impl reqwest_middleware::Middleware for Refuses {
         _: &mut http::Extensions,
         _: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        Err(reqwest_middleware::Error::Middleware(anyhow::Error::new(
-            OwnCause,
-        )))
+        Err(reqwest_middleware::Error::Middleware((self.0)()))
     }
 }
 
@@ -531,7 +529,7 @@ fn a_middleware_error_with_an_endless_chain_of_causes_is_described_in_bounded_te
     let rec = Recorder::start();
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(ClientMiddleware::new())
-        .with(Refuses)
+        .with(Refuses(|| anyhow::Error::new(OwnCause)))
         .build();
     let reply = run(fetch(&client, "http://127.0.0.1:9/x".to_owned(), None));
     assert!(reply.unwrap_err().contains("quota check failed"));
@@ -541,4 +539,21 @@ fn a_middleware_error_with_an_endless_chain_of_causes_is_described_in_bounded_te
     let message = span.error_message().expect("a message");
     assert!(message.starts_with("quota check failed"), "{message}");
     assert!(message.len() <= 8 * 1024, "{}", message.len());
+}
+
+#[test]
+fn a_middleware_error_whose_display_panics_fails_the_request_not_the_caller() {
+    let rec = Recorder::start();
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(ClientMiddleware::new())
+        .with(Refuses(|| anyhow::Error::msg(Grenade)))
+        .build();
+    // Not formatted here: its Display panics.
+    let failed = run(async { client.get("http://127.0.0.1:9/x").send().await.is_err() });
+    assert!(failed, "the middleware's error comes back");
+    let spans = rec.spans();
+    let span = spans.get("GET 127.0.0.1");
+    assert_eq!(span.str("error.type"), Some("middleware"));
+    let message = span.error_message().expect("a message");
+    assert!(message.contains("panicked while formatting"), "{message}");
 }

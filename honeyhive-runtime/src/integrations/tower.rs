@@ -57,7 +57,7 @@ use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::capture::{capture_cap, display_text, short_type_name};
+use crate::capture::{ErrDisplay, capture_cap, display_text};
 use crate::carry::Carried;
 use crate::correlation::{RequestId, RequestIdSource, new_request_id};
 use crate::dynamic::{ActiveSpan, SpanBuilder, SpanKind};
@@ -392,12 +392,10 @@ where
                 }))
             }
             Err(err) => {
-                let type_name = short_type_name(std::any::type_name::<E>());
-                span.set_attribute("error.type", type_name.as_str().to_owned());
-                span.set_error(
-                    type_name.as_str(),
-                    display_text(&err, capture_cap()).as_str(),
-                );
+                // As `#[trace]` describes an error: short type name, guarded and capped text.
+                let info = ErrDisplay.describe(&err, capture_cap());
+                span.set_attribute("error.type", info.type_name.as_str().to_owned());
+                span.set_error(info.type_name.as_str(), info.message.as_str());
                 Err(err)
             }
         })
