@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 use opentelemetry::trace::{Event, Status};
-use opentelemetry::{Array, KeyValue, Value};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 use super::assembler::{IdHasher, Trace};
 use crate::enrich::SESSION_MARK;
@@ -112,18 +112,21 @@ impl Semantics {
                     // Messages are rendered from the record: only what redaction changes is
                     // copied. A value that is no list of texts holds no messages.
                     *slot = Some(if let Value::Array(Array::String(items)) = &kv.value {
-                        self.redactor.scrub_strings(key, items)
+                        bounded_strings(self.redactor.scrub_strings(key, items), self.cap)
                     } else {
                         // Scrubbed all the same: the mask sees every value.
                         self.redactor.redact_attribute(&mut kv.clone());
                         Cow::Borrowed(&[])
                     });
                 } else {
-                    // Read in place unless redaction changes it.
-                    attrs.push(match self.redactor.redacted_attribute(kv) {
-                        Some(changed) => Attr::Owned(changed),
-                        None => Attr::Borrowed(kv),
-                    });
+                    // Read in place unless redaction or the cap changes it.
+                    attrs.push(bounded_attr(
+                        match self.redactor.redacted_attribute(kv) {
+                            Some(changed) => Attr::Owned(changed),
+                            None => Attr::Borrowed(kv),
+                        },
+                        self.cap,
+                    ));
                 }
             }
             let mut events = record.events.clone();
@@ -131,6 +134,12 @@ impl Semantics {
             self.redactor.scrub(&mut [], &mut events, &mut status);
             self.redactor
                 .scrub(&mut session, &mut [], &mut Status::Unset);
+            bound_events_and_status(&mut events, &mut status, self.cap);
+            for kv in &mut session {
+                if let Attr::Owned(cut) = bounded_attr(Attr::Borrowed(kv), self.cap) {
+                    *kv = cut;
+                }
+            }
             if !session.is_empty() {
                 sessions.push((i, session));
             }
@@ -154,17 +163,21 @@ impl Semantics {
                 self.cap,
             );
             usages.push(usage);
+            let name = match genai_name {
+                Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
+                // A function's own name is the same span after span: decided once.
+                None if record.name.is_none() => {
+                    self.redactor.redacted_static_name(record.meta.name)
+                }
+                None => match self.redactor.redact_name(record.name()) {
+                    Cow::Owned(name) => Some(name),
+                    Cow::Borrowed(_) => None,
+                },
+            };
             out.push(Rendered {
-                name: match genai_name {
-                    Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
-                    // A function's own name is the same span after span: decided once.
-                    None if record.name.is_none() => {
-                        self.redactor.redacted_static_name(record.meta.name)
-                    }
-                    None => match self.redactor.redact_name(record.name()) {
-                        Cow::Owned(name) => Some(name),
-                        Cow::Borrowed(_) => None,
-                    },
+                name: match name {
+                    Some(name) => Some(bounded_text(&name, self.cap).unwrap_or(name)),
+                    None => bounded_text(record.name(), self.cap),
                 },
                 attrs,
                 events,
@@ -230,6 +243,81 @@ fn core_attributes(
         if honeyhive || rate < 1.0 {
             attrs.push(Attr::Owned(KeyValue::new("honeyhive.sample_rate", rate)));
         }
+    }
+}
+
+/// How far past the cap a text may run before it is cut here: a value cut on the caller's
+/// side carries its marker (`…[truncated N bytes]`) beyond the cap, and is not cut again.
+const MARKER_ROOM: usize = 64;
+
+/// `text` cut at `cap` with the truncation marker, when it runs past the cap and its marker's
+/// room; `None` when it is within bounds.
+///
+/// What a span carries is bounded by the capture cap wherever it comes from: what the macro
+/// captures is cut on the caller's thread, and texts handed to us whole (a panic's message, a
+/// dynamic span's name, events and error, enrichment, `LlmCall` fields, evaluations) are cut
+/// here, after redaction saw them whole.
+fn bounded_text(text: &str, cap: usize) -> Option<String> {
+    (text.len() > cap.saturating_add(MARKER_ROOM)).then(|| {
+        crate::capture::truncated_text(text, cap)
+            .as_str()
+            .to_owned()
+    })
+}
+
+/// The attribute with its key and texts within bounds ([`bounded_text`]); a copy only when one
+/// was cut.
+fn bounded_attr(attr: Attr<'_>, cap: usize) -> Attr<'_> {
+    let key = bounded_text(attr.key.as_str(), cap);
+    let value = match &attr.value {
+        Value::String(s) => bounded_text(s.as_str(), cap).map(Value::from),
+        Value::Array(Array::String(items)) => match bounded_strings(Cow::Borrowed(items), cap) {
+            Cow::Owned(items) => Some(Value::Array(Array::String(items))),
+            Cow::Borrowed(_) => None,
+        },
+        _ => None,
+    };
+    if key.is_none() && value.is_none() {
+        return attr;
+    }
+    Attr::Owned(KeyValue::new(
+        key.map_or_else(|| attr.key.clone(), opentelemetry::Key::from),
+        value.unwrap_or_else(|| attr.value.clone()),
+    ))
+}
+
+/// The list with each text within bounds; borrowed when none was cut.
+fn bounded_strings(items: Cow<'_, [StringValue]>, cap: usize) -> Cow<'_, [StringValue]> {
+    if items
+        .iter()
+        .all(|s| s.as_str().len() <= cap.saturating_add(MARKER_ROOM))
+    {
+        return items;
+    }
+    Cow::Owned(
+        items
+            .iter()
+            .map(|s| bounded_text(s.as_str(), cap).map_or_else(|| s.clone(), StringValue::from))
+            .collect(),
+    )
+}
+
+/// Events' names and attributes and the status's description within bounds.
+fn bound_events_and_status(events: &mut [Event], status: &mut Status, cap: usize) {
+    for event in events {
+        if let Some(name) = bounded_text(&event.name, cap) {
+            event.name = Cow::Owned(name);
+        }
+        for kv in &mut event.attributes {
+            if let Attr::Owned(cut) = bounded_attr(Attr::Borrowed(kv), cap) {
+                *kv = cut;
+            }
+        }
+    }
+    if let Status::Error { description } = status
+        && let Some(cut) = bounded_text(description, cap)
+    {
+        *description = Cow::Owned(cut);
     }
 }
 
