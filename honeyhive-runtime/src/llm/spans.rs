@@ -14,6 +14,8 @@
 //!
 //! It also tells embedding calls apart from LLM calls for the root totals.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::record::Attr;
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
@@ -251,13 +253,15 @@ fn merge_tags(attrs: &mut Vec<Attr<'_>>) {
         return;
     }
     let mut merged: Vec<StringValue> = Vec::new();
+    // Repeats are found by a set: a span may carry thousands of tags.
+    let mut seen: HashSet<StringValue> = HashSet::new();
     attrs.retain(|kv| {
         if kv.key.as_str() != TAGS {
             return true;
         }
         if let OtelValue::Array(Array::String(tags)) = &kv.value {
             for tag in tags {
-                if !merged.contains(tag) {
+                if seen.insert(tag.clone()) {
                     merged.push(tag.clone());
                 }
             }
@@ -273,45 +277,79 @@ fn merge_tags(attrs: &mut Vec<Attr<'_>>) {
 /// A node of the metadata tree rebuilt from the flattened `honeyhive_metadata.*` keys.
 enum Node<'a> {
     Leaf(&'a OtelValue),
-    Map(Vec<(&'a str, Node<'a>)>),
+    Map(Map<'a>),
+}
+
+/// A map of the metadata tree: its entries in the order they were given, found by a hash
+/// index once there are more than a few (a span may carry thousands of metadata keys, and a
+/// scan per key would make rendering it quadratic).
+#[derive(Default)]
+struct Map<'a> {
+    entries: Vec<(&'a str, Node<'a>)>,
+    /// The position of each entry's key; empty while the map is small.
+    index: HashMap<&'a str, usize>,
+}
+
+/// Entries up to which a map is scanned rather than indexed.
+const SCANNED_UP_TO: usize = 8;
+
+impl<'a> Map<'a> {
+    /// The node under `key`, added (an empty map) if new.
+    fn entry(&mut self, key: &'a str) -> &mut Node<'a> {
+        if self.entries.len() > SCANNED_UP_TO && self.index.len() < self.entries.len() {
+            let from = self.index.len();
+            for (i, (k, _)) in self.entries.iter().enumerate().skip(from) {
+                self.index.insert(k, i);
+            }
+        }
+        let found = if self.index.is_empty() {
+            self.entries.iter().position(|(k, _)| *k == key)
+        } else {
+            self.index.get(key).copied()
+        };
+        let at = found.unwrap_or_else(|| {
+            self.entries.push((key, Node::Map(Map::default())));
+            let at = self.entries.len() - 1;
+            if !self.index.is_empty() {
+                self.index.insert(key, at);
+            }
+            at
+        });
+        &mut self.entries[at].1
+    }
 }
 
 /// OpenInference's `metadata`: the span's `honeyhive_metadata.*` values as one JSON object,
 /// nested back as they were given (`a.b` under `a`; `0, 1, ...` as a list).
 fn metadata_json(attrs: &[Attr<'_>]) -> Option<String> {
-    let mut root: Vec<(&str, Node<'_>)> = Vec::new();
+    let mut root = Map::default();
     for kv in attrs {
         if let Some(path) = kv.key.as_str().strip_prefix(METADATA_PREFIX) {
             insert(&mut root, path, &kv.value);
         }
     }
-    if root.is_empty() {
+    if root.entries.is_empty() {
         return None;
     }
     let mut out = String::new();
-    write_map(&mut out, &root);
+    write_map(&mut out, &root.entries);
     Some(out)
 }
 
-fn insert<'a>(map: &mut Vec<(&'a str, Node<'a>)>, path: &'a str, value: &'a OtelValue) {
+fn insert<'a>(map: &mut Map<'a>, path: &'a str, value: &'a OtelValue) {
     let (head, rest) = match path.split_once('.') {
         Some((head, rest)) => (head, Some(rest)),
         None => (path, None),
     };
-    let at = if let Some(i) = map.iter().position(|(k, _)| *k == head) {
-        i
-    } else {
-        map.push((head, Node::Map(Vec::new())));
-        map.len() - 1
-    };
+    let node = map.entry(head);
     match rest {
         // A later value under the same key replaces the earlier one, as on a live span.
-        None => map[at].1 = Node::Leaf(value),
+        None => *node = Node::Leaf(value),
         Some(rest) => {
-            if let Node::Leaf(_) = map[at].1 {
-                map[at].1 = Node::Map(Vec::new());
+            if let Node::Leaf(_) = node {
+                *node = Node::Map(Map::default());
             }
-            if let Node::Map(children) = &mut map[at].1 {
+            if let Node::Map(children) = node {
                 insert(children, rest, value);
             }
         }
@@ -338,7 +376,7 @@ fn write_map(out: &mut String, map: &[(&str, Node<'_>)]) {
 fn write_node(out: &mut String, node: &Node<'_>) {
     match node {
         Node::Leaf(value) => json::value(out, value),
-        Node::Map(children) => write_map(out, children),
+        Node::Map(children) => write_map(out, &children.entries),
     }
 }
 
@@ -366,6 +404,60 @@ mod tests {
             })
         );
         assert!(metadata_json(&attrs[5..]).is_none());
+    }
+
+    #[test]
+    fn thousands_of_metadata_keys_keep_their_order_and_last_values() {
+        // 2,000 keys at the top and 2,000 under one parent, then the first key again.
+        let kvs: Vec<KeyValue> = (0..2000)
+            .map(|i| KeyValue::new(format!("honeyhive_metadata.k{i}"), i))
+            .chain((0..2000).map(|i| KeyValue::new(format!("honeyhive_metadata.doc.f{i}"), i)))
+            .chain([KeyValue::new("honeyhive_metadata.k0", "again")])
+            .collect();
+        let attrs: Vec<Attr<'_>> = kvs.iter().map(Attr::from).collect();
+        let text = metadata_json(&attrs).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["k0"], "again");
+        assert_eq!(parsed["k1999"], 1999);
+        assert_eq!(parsed["doc"]["f0"], 0);
+        assert_eq!(parsed["doc"]["f1999"], 1999);
+        assert_eq!(parsed.as_object().unwrap().len(), 2001);
+        // In the order given (the replaced `k0` where it first came).
+        let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+        assert!(at("k0") < at("k1") && at("k1") < at("k1999") && at("k1999") < at("doc"));
+        assert!(at("f0") < at("f1") && at("f1") < at("f1999"));
+
+        // Large maps are found by their index, not by a scan per key (which made a span of
+        // many keys quadratic to render); small ones are scanned.
+        let mut map = Map::default();
+        for kv in &kvs[..2000] {
+            map.entry(kv.key.as_str());
+        }
+        assert_eq!(map.index.len(), map.entries.len());
+        let mut small = Map::default();
+        for kv in &kvs[..SCANNED_UP_TO] {
+            small.entry(kv.key.as_str());
+        }
+        assert!(small.index.is_empty());
+    }
+
+    #[test]
+    fn thousands_of_tags_from_several_calls_are_one_list_without_repeats() {
+        let list = |tags: Vec<String>| {
+            OtelValue::Array(Array::String(
+                tags.into_iter().map(StringValue::from).collect(),
+            ))
+        };
+        let attrs = [
+            KeyValue::new(TAGS, list((0..3000).map(|i| format!("t{i}")).collect())),
+            KeyValue::new(TAGS, list((1500..4500).map(|i| format!("t{i}")).collect())),
+        ];
+        let mut attrs: Vec<Attr<'_>> = attrs.iter().map(Attr::from).collect();
+        merge_tags(&mut attrs);
+        assert_eq!(
+            attrs[0].value,
+            list((0..4500).map(|i| format!("t{i}")).collect())
+        );
     }
 
     #[test]
