@@ -4,6 +4,9 @@
 //! enrichment, `LlmCall` fields, evaluations. A long text is cut with the truncation marker;
 //! one within the cap is left whole.
 
+// Evaluators take the output by reference, whatever its type.
+#![allow(clippy::trivially_copy_pass_by_ref)]
+
 use honeyhive_runtime::evaluate::{self, EvalInput, Evaluation};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::{LlmCall, SpanBuilder, enrich_span, trace};

@@ -163,22 +163,8 @@ impl Semantics {
                 self.cap,
             );
             usages.push(usage);
-            let name = match genai_name {
-                Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
-                // A function's own name is the same span after span: decided once.
-                None if record.name.is_none() => {
-                    self.redactor.redacted_static_name(record.meta.name)
-                }
-                None => match self.redactor.redact_name(record.name()) {
-                    Cow::Owned(name) => Some(name),
-                    Cow::Borrowed(_) => None,
-                },
-            };
             out.push(Rendered {
-                name: match name {
-                    Some(name) => Some(bounded_text(&name, self.cap).unwrap_or(name)),
-                    None => bounded_text(record.name(), self.cap),
-                },
+                name: self.span_name(record, genai_name),
                 attrs,
                 events,
                 status,
@@ -203,6 +189,26 @@ impl Semantics {
             r.dropped_attributes += self.redactor.limit(&mut r.attrs);
         }
         self.usages = usages;
+    }
+}
+
+impl Semantics {
+    /// The name to send in place of the record's, if any: GenAI's, else the record's own,
+    /// with secrets replaced and cut at the cap.
+    fn span_name(&self, record: &SpanRecord, genai_name: Option<String>) -> Option<String> {
+        let name = match genai_name {
+            Some(name) => Some(self.redactor.redact_name(&name).into_owned()),
+            // A function's own name is the same span after span: decided once.
+            None if record.name.is_none() => self.redactor.redacted_static_name(record.meta.name),
+            None => match self.redactor.redact_name(record.name()) {
+                Cow::Owned(name) => Some(name),
+                Cow::Borrowed(_) => None,
+            },
+        };
+        match name {
+            Some(name) => Some(bounded_text(&name, self.cap).unwrap_or(name)),
+            None => bounded_text(record.name(), self.cap),
+        }
     }
 }
 
