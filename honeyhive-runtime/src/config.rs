@@ -533,6 +533,14 @@ impl Builder {
         self
     }
 
+    /// Events per span (default 128, as the OpenTelemetry SDK): the first ones and the last
+    /// (a panic's exception, the final attempt) are sent, the rest counted in the span's
+    /// dropped events.
+    pub fn max_span_events(mut self, n: usize) -> Self {
+        self.semantics.privacy.max_events = n;
+        self
+    }
+
     /// Replaces the built-in price table.
     pub fn prices(mut self, prices: PriceTable) -> Self {
         self.semantics.prices = Some(prices);

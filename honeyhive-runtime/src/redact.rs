@@ -62,6 +62,8 @@ pub const REDACTED: &str = "[REDACTED]";
 pub const DEFAULT_MAX_ATTRIBUTES: usize = 256;
 /// Default of [`Privacy::max_bytes`].
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+/// Default of [`Privacy::max_events`], the OpenTelemetry SDK's default too.
+pub const DEFAULT_MAX_EVENTS: usize = 128;
 
 /// Last key segments whose values are secrets whatever they look like.
 const SECRET_NAMES: &[&str] = &[
@@ -143,6 +145,8 @@ pub struct Privacy {
     pub max_attributes: usize,
     /// Bytes of attribute keys and values per span.
     pub max_bytes: usize,
+    /// Events per span: the first ones and the last are kept, the rest counted as dropped.
+    pub max_events: usize,
     /// A user's masking callback (see [`Mask`]).
     pub mask: Option<Mask>,
 }
@@ -156,6 +160,7 @@ impl Default for Privacy {
             deny_keys: Vec::new(),
             max_attributes: DEFAULT_MAX_ATTRIBUTES,
             max_bytes: DEFAULT_MAX_BYTES,
+            max_events: DEFAULT_MAX_EVENTS,
             mask: None,
         }
     }
@@ -172,6 +177,7 @@ pub(crate) struct Redactor {
     deny: Vec<KeyPattern>,
     max_attributes: usize,
     max_bytes: usize,
+    max_events: usize,
     /// What was decided for each key seen: keys repeat from span to span (most are static),
     /// so each distinct key is matched against the lists and scanned once.
     keys: RefCell<KeyCache>,
@@ -324,6 +330,7 @@ impl Redactor {
                 .collect(),
             max_attributes: privacy.max_attributes,
             max_bytes: privacy.max_bytes,
+            max_events: privacy.max_events,
             keys: RefCell::default(),
             dedup: RefCell::default(),
         })
@@ -386,6 +393,24 @@ impl Redactor {
             attrs.retain(|kv| self.decide_key(kv.key.as_str()).keep);
         }
         self.budget(attrs)
+    }
+
+    /// A copy of the events the limit keeps: the first ones and the last (a panic's
+    /// exception, the final attempt), in order; and how many it dropped.
+    pub(crate) fn kept_events(&self, events: &[Event]) -> (Vec<Event>, u32) {
+        let n = events.len();
+        if n <= self.max_events {
+            return (events.to_vec(), 0);
+        }
+        let mut kept = Vec::with_capacity(self.max_events);
+        if let Some((last, first)) = events.split_last()
+            && self.max_events > 0
+        {
+            kept.extend_from_slice(&first[..self.max_events - 1]);
+            kept.push(last.clone());
+        }
+        let dropped = u32::try_from(n - kept.len()).unwrap_or(u32::MAX);
+        (kept, dropped)
     }
 
     fn has_lists(&self) -> bool {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
-use honeyhive_runtime::{LlmCall, Scope, SpanKind, enrich_span, propagation, trace};
+use honeyhive_runtime::{LlmCall, Scope, SpanBuilder, SpanKind, enrich_span, propagation, trace};
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, Value};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
@@ -147,6 +147,10 @@ fn assert_same(ours: &FinishedSpan, wire: &WireSpan) {
         "{name}: dropped"
     );
     assert_eq!(wire.events.len(), s.events.events.len(), "{name}: events");
+    assert_eq!(
+        wire.dropped_events_count, s.events.dropped_count,
+        "{name}: dropped events"
+    );
     for (w, e) in wire.events.iter().zip(&s.events.events) {
         assert_eq!(w.name, e.name, "{name}: event name");
         assert_eq!(w.time_unix_nano, nanos(e.timestamp), "{name}: event time");
@@ -186,8 +190,15 @@ fn the_wire_carries_exactly_what_span_data_exporters_get() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
     );
     propagation::extract(&headers).run(downstream);
+    // More events than a span keeps (128): the first 127 and the last are sent, the rest
+    // counted as dropped.
+    let mut noisy = SpanBuilder::new("noisy").start();
+    for i in 0..300 {
+        noisy.add_event(format!("e{i}"), []);
+    }
+    drop(noisy);
     let ours = rec.spans();
-    assert_eq!(ours.len(), 5);
+    assert_eq!(ours.len(), 6);
 
     let mut wire = Vec::new();
     while wire.len() < ours.len() {
@@ -233,6 +244,11 @@ fn the_wire_carries_exactly_what_span_data_exporters_get() {
     assert!(ours.get("complete").i64("honeyhive.total.tokens").is_none());
     assert_eq!(ours.get("answer").i64("honeyhive.total.tokens"), Some(44));
     assert!(ours.get("downstream").0.parent_span_is_remote);
+    let noisy = ours.get("noisy");
+    let names: Vec<&str> = noisy.events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(names.len(), 128);
+    assert_eq!((names[0], names[126], names[127]), ("e0", "e126", "e299"));
+    assert_eq!(noisy.events.dropped_count, 172);
     // A model call is a CLIENT span (the GenAI conventions), the rest INTERNAL.
     assert_eq!(ours.get("complete").kind(), SpanKind::Client);
     assert_eq!(ours.get("answer").kind(), SpanKind::Internal);

@@ -187,3 +187,18 @@ fn texts_within_the_cap_are_left_whole() {
     assert_eq!(span.str("k"), Some(text.as_str()));
     assert_eq!(assert_bounded(&spans), 0);
 }
+
+#[test]
+fn a_span_keeps_its_first_events_and_its_last_up_to_the_set_limit() {
+    let rec = Recorder::with(|b| b.capture_max_bytes(CAP).max_span_events(3));
+    let mut span = SpanBuilder::new("noisy").start();
+    for i in 0..10 {
+        span.add_event(format!("e{i}"), []);
+    }
+    drop(span);
+    let spans = rec.spans();
+    let noisy = spans.get("noisy");
+    let names: Vec<&str> = noisy.events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(names, ["e0", "e1", "e9"]);
+    assert_eq!(noisy.events.dropped_count, 7);
+}

@@ -947,6 +947,7 @@ fn to_span_data(record: &SpanRecord, r: Rendered<'_>, scope: &InstrumentationSco
     let end = record.end.max(record.start);
     let mut events = SpanEvents::default();
     events.events = r.events;
+    events.dropped_count = r.dropped_events;
     SpanData {
         span_context: SpanContext::new(
             TraceId::from(record.trace_id),

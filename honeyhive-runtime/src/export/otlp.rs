@@ -290,6 +290,11 @@ pub(crate) fn put_span(
             0
         }
         + events
+        + if r.dropped_events > 0 {
+            1 + varint_len(u64::from(r.dropped_events))
+        } else {
+            0
+        }
         + if status > 0 { field_len(status) } else { 0 }
         // field 16 needs a two-byte tag
         + 6;
@@ -344,6 +349,10 @@ fn span_fields(out: &mut impl Sink, value_lens: &[usize], record: &SpanRecord, r
     }
     for e in &r.events {
         put_event(out, e);
+    }
+    if r.dropped_events > 0 {
+        put_tag(out, 12, WIRE_VARINT);
+        put_varint(out, u64::from(r.dropped_events));
     }
     if status > 0 {
         put_header(out, 15, status);
@@ -507,6 +516,7 @@ mod tests {
                 description: Cow::Owned(long),
             },
             dropped_attributes: 3,
+            dropped_events: 172,
             trace_state: Some("ot=th:8".to_owned()),
         };
         let mut sized = Vec::new();

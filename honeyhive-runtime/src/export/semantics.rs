@@ -37,6 +37,7 @@ pub(crate) struct Rendered<'a> {
     pub(crate) events: Vec<Event>,
     pub(crate) status: Status,
     pub(crate) dropped_attributes: u32,
+    pub(crate) dropped_events: u32,
     /// `ot=th:<threshold>`, when the span was kept with a known probability below 1.
     pub(crate) trace_state: Option<String>,
 }
@@ -129,7 +130,7 @@ impl Semantics {
                     ));
                 }
             }
-            let mut events = record.events.clone();
+            let (mut events, dropped_events) = self.redactor.kept_events(&record.events);
             let mut status = record.status.clone();
             self.redactor.scrub(&mut [], &mut events, &mut status);
             self.redactor
@@ -169,6 +170,7 @@ impl Semantics {
                 events,
                 status,
                 dropped_attributes: 0,
+                dropped_events,
                 trace_state: trace_state(record),
             });
         }
