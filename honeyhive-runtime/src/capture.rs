@@ -530,7 +530,12 @@ pub(crate) fn format_capped(
 
 /// The marker that stands for a value whose formatting panicked.
 pub(crate) fn panicked_marker(message: &str, cap: usize) -> StringValue {
-    let marker = format!("<panicked while formatting: {message}>");
+    panicked_marker_while("formatting", message, cap)
+}
+
+/// The marker that stands for a value whose making (`doing`) panicked.
+pub(crate) fn panicked_marker_while(doing: &str, message: &str, cap: usize) -> StringValue {
+    let marker = format!("<panicked while {doing}: {message}>");
     truncated_text(&marker, cap.max(64))
 }
 

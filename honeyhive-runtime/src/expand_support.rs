@@ -160,6 +160,28 @@ impl NotStream {
 pub trait MetadataValue: std::fmt::Debug {}
 impl<T: std::fmt::Debug + ?Sized> MetadataValue for T {}
 
+/// Evaluates the expression of a `metadata(key = expr)`, which runs only when the span is
+/// recorded: a panic in it is caught and recorded under the key as `<panicked while
+/// evaluating: message>` (`None`), so the call goes on as it does when the span is not
+/// sampled and the expression never runs.
+#[doc(hidden)]
+#[inline]
+pub fn eval_metadata<T>(
+    record: &mut SpanRecord,
+    key: &'static str,
+    expr: impl FnOnce() -> T,
+) -> Option<T> {
+    match crate::capture::guarded(expr) {
+        Ok(value) => Some(value),
+        Err(message) => {
+            let marker =
+                crate::capture::panicked_marker_while("evaluating", &message, record.cap());
+            record.attr(key, opentelemetry::Value::String(marker));
+            None
+        }
+    }
+}
+
 // Inputs and metadata: one call per value, which reads the cap and records under the key.
 impl TextKind {
     /// Records an argument.

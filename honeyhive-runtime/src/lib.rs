@@ -222,8 +222,8 @@ pub mod __private {
     pub use crate::expand_support::{
         Branch, ClassifyFn, FromResidual, IsStream, MaybeStream, MetadataValue, NotStream,
         NotStreamProbe, Returned, Scoped, ScopedRun, StreamProbe, TracedCall, TracedFuture, WhenFn,
-        fake, future_body, future_value, iter_body, iter_value, pass, probes, retry_classify,
-        retry_when,
+        eval_metadata, fake, future_body, future_value, iter_body, iter_value, pass, probes,
+        retry_classify, retry_when,
     };
     pub use crate::record::RootState;
     pub use crate::resources::{PollCpu, Usage};

@@ -69,6 +69,22 @@ fn with_metadata(n: u32) -> u32 {
     n
 }
 
+fn pull_pin(n: u32) -> u32 {
+    panic!("pin {n} pulled")
+}
+
+/// The metadata expression itself panics: it runs only when the span is sampled, so the call
+/// must go on as it does unsampled.
+#[trace(metadata(pin = pull_pin(n), after = n + 1))]
+fn with_panicking_metadata(n: u32) -> u32 {
+    n
+}
+
+#[trace(metadata(pin = pull_pin(n)))]
+async fn with_panicking_metadata_async(n: u32) -> u32 {
+    n
+}
+
 #[trace]
 fn enriches(n: u32) -> u32 {
     enrich_span()
@@ -258,4 +274,28 @@ fn a_caught_formatting_panic_prints_nothing_on_stderr() {
     assert!(stderr.contains("child done"), "the child ran: {stderr}");
     assert!(!stderr.contains("grenade"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_metadata_expression_that_panics_is_a_marker_and_the_call_goes_on() {
+    let rec = Recorder::start();
+    assert_eq!(with_panicking_metadata(4), 4);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(with_panicking_metadata_async(5)), 5);
+    let spans = rec.spans();
+    let sync = spans.get("with_panicking_metadata");
+    assert_eq!(
+        sync.str("honeyhive_metadata.pin"),
+        Some("<panicked while evaluating: pin 4 pulled>")
+    );
+    assert_eq!(sync.i64("honeyhive_metadata.after"), Some(5));
+    assert!(!sync.is_error(), "the call itself did not panic");
+    let async_span = spans.get("with_panicking_metadata_async");
+    assert_eq!(
+        async_span.str("honeyhive_metadata.pin"),
+        Some("<panicked while evaluating: pin 5 pulled>")
+    );
+    assert!(!async_span.is_error());
 }

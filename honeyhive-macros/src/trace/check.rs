@@ -3,7 +3,8 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{Ident, LitStr, Type};
+use syn::visit_mut::VisitMut;
+use syn::{Expr, Ident, LitStr, Type};
 
 use super::args::{MetadataEntry, TraceArgs};
 use crate::args::did_you_mean;
@@ -103,6 +104,17 @@ pub(crate) fn check<'a>(args: &'a TraceArgs, function: &Function, errors: &mut E
                         entry.key
                     ),
                 );
+            }
+            if let Some((at, what)) = escape_from(&entry.value) {
+                errors.push(syn::Error::new(
+                    at,
+                    format!(
+                        "{what} in `metadata({key} = ..)` would leave the function only when the \
+                         span is sampled (the expression runs only then): handle it inside the \
+                         expression, e.g. with `.ok()` or `.unwrap_or_default()`",
+                        key = entry.key
+                    ),
+                ));
             }
             metadata.push(entry);
         }
@@ -227,4 +239,26 @@ pub(crate) fn unraw(ident: &Ident) -> String {
     let s = ident.to_string();
     s.strip_prefix("r#")
         .map_or_else(|| s.clone(), str::to_owned)
+}
+
+/// A `?` or `return` in `expr` that would leave the traced function (not one inside a closure,
+/// an async block or an item of its own), with what it is.
+fn escape_from(expr: &Expr) -> Option<(proc_macro2::Span, &'static str)> {
+    struct Escapes(Option<(proc_macro2::Span, &'static str)>);
+    impl VisitMut for Escapes {
+        fn visit_expr_try_mut(&mut self, e: &mut syn::ExprTry) {
+            self.0.get_or_insert((e.question_token.span, "`?`"));
+            syn::visit_mut::visit_expr_try_mut(self, e);
+        }
+        fn visit_expr_return_mut(&mut self, e: &mut syn::ExprReturn) {
+            self.0.get_or_insert((e.return_token.span, "`return`"));
+        }
+        // Their own `?` and `return` stay inside them.
+        fn visit_expr_closure_mut(&mut self, _: &mut syn::ExprClosure) {}
+        fn visit_expr_async_mut(&mut self, _: &mut syn::ExprAsync) {}
+        fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+    }
+    let mut escapes = Escapes(None);
+    escapes.visit_expr_mut(&mut expr.clone());
+    escapes.0
 }

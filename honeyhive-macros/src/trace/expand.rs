@@ -506,9 +506,11 @@ fn capture_inputs(plan: &Plan<'_>) -> TokenStream {
         // At the user's key, so that errors about the value are not moved to the attribute.
         let tmp = format_ident!("__hh_meta_{}", unraw(&m.key), span = m.key.span());
         let arg = borrow_located_at(&tmp, value);
+        // Evaluated under a guard: a panic in the expression is recorded, not propagated.
         quote_spanned! {at(value.span())=>
-            let #tmp = #value;
-            (&&&__hh::Capture(&#tmp)).hh_kind().metadata(__hh_rec, #key, #arg);
+            if let __hh::Some(#tmp) = __hh::eval_metadata(__hh_rec, #key, || #value) {
+                (&&&__hh::Capture(&#tmp)).hh_kind().metadata(__hh_rec, #key, #arg);
+            }
         }
     });
     quote! {
