@@ -93,6 +93,11 @@ fn pattern() -> String {
         r"\bgl(?:sa|c)_[A-Za-z0-9_=+/]{32,}",
         r"\bfigd_[A-Za-z0-9_\-]{30,}",
         r"\bATATT3[A-Za-z0-9_=\-]{50,}",
+        // Keys of the tools LLM apps call: Tavily, Firecrawl, Voyage AI, ElevenLabs.
+        r"\btvly-[A-Za-z0-9_\-]{24,}",
+        r"\bfc-[0-9a-f]{32}\b",
+        r"\bpa-[A-Za-z0-9_\-]{40,}",
+        r"\bsk_[0-9a-f]{48}\b",
         // A key as a URL's whole user part, without a password (Sentry's DSN,
         // `https://<token>@host/repo.git`): the `@` stays.
         r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[A-Za-z0-9_\-]{20,}@",
@@ -227,6 +232,9 @@ const LITERALS: &[&str] = &[
     "glc_",
     "figd_",
     "atatt3",
+    "tvly-",
+    "fc-",
+    "pa-",
     "cookie",
 ];
 
@@ -763,6 +771,40 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_the_tools_llm_apps_call_are_found() {
+        for (text, secret) in [
+            (
+                "TAVILY key 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.",
+                "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",
+            ),
+            (
+                "firecrawl: fc-0123456789abcdef0123456789abcdef",
+                "fc-0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "voyage pa-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3 ok",
+                "pa-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3",
+            ),
+            (
+                "xi sk_0123456789abcdef0123456789abcdef0123456789abcdef",
+                "sk_0123456789abcdef0123456789abcdef0123456789abcdef",
+            ),
+        ] {
+            assert_eq!(secrets(text), [secret], "{text}");
+        }
+        // Look-alikes: too short, or inside a word.
+        for text in [
+            "spa-treatment",
+            "pa-12",
+            "fc-barcelona",
+            "tvly-x",
+            "sk_live",
+        ] {
+            assert!(secrets(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
     fn look_alikes_are_not_secrets() {
         for text in [
             "max_tokens: 100000",
@@ -784,6 +826,9 @@ mod tests {
         "sk-",
         "sk-ant-",
         "sk_",
+        "tvly-",
+        "fc-",
+        "pa-",
         "rk_live_",
         "whsec_",
         "AIza",
