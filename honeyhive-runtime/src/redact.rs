@@ -575,7 +575,10 @@ impl Redactor {
         out
     }
 
-    /// Keeps core keys, then small keys, then content, within the count and byte budgets.
+    /// Keeps core keys, then small keys, then content, then the indexed copies of messages
+    /// (`llm.input_messages.N.*`, which `input.value` and `gen_ai.*.messages` hold too),
+    /// within the count and byte budgets. A text that does not fit whole is cut, unless it is
+    /// JSON, which a cut would leave unreadable: that one is dropped, with its mime type.
     fn budget(&self, attrs: &mut Vec<Attr<'_>>) -> u32 {
         // Duplicates keep their last value (an enrichment overrides a captured value).
         dedup_keep_last(attrs, &mut self.dedup.borrow_mut());
@@ -588,6 +591,8 @@ impl Redactor {
             let key = kv.key.as_str();
             if CORE_KEYS.contains(&key) {
                 0
+            } else if is_message_copy(key) {
+                3
             } else if is_content(key) {
                 2
             } else {
@@ -600,6 +605,7 @@ impl Redactor {
         let mut count = 0;
         let mut bytes = 0;
         let mut dropped = 0u32;
+        let mut lost_mime = Vec::new();
         for i in order {
             let core = tier(&unique[i]) == 0;
             let size = size_of(&unique[i]);
@@ -609,12 +615,14 @@ impl Redactor {
                 bytes += size;
                 continue;
             }
+            lost_mime.extend(mime_of(unique[i].key.as_str()));
             let room = self
                 .max_bytes
                 .saturating_sub(bytes + unique[i].key.as_str().len());
             if count < self.max_attributes
                 && room >= 64
                 && let Value::String(s) = &unique[i].value
+                && !is_json(s.as_str())
             {
                 let text = s.as_str();
                 let cut = floor_char_boundary(text, room - 32);
@@ -626,6 +634,14 @@ impl Redactor {
                 continue;
             }
             dropped += 1;
+        }
+        // A mime type says how its value reads: it goes when the value went or was cut.
+        for mime_key in lost_mime {
+            for (kv, kept) in unique.iter().zip(keep.iter_mut()) {
+                if kv.key.as_str() == mime_key {
+                    *kept = false;
+                }
+            }
         }
         *attrs = unique
             .into_iter()
@@ -735,6 +751,29 @@ fn is_content(key: &str) -> bool {
         "metadata",
     ];
     PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// The key of the mime type that says how the value of `key` reads.
+fn mime_of(key: &str) -> Option<&'static str> {
+    match key {
+        "input.value" => Some("input.mime_type"),
+        "output.value" => Some("output.mime_type"),
+        _ => None,
+    }
+}
+
+/// The indexed copies of a call's messages, the first content the budget gives up.
+fn is_message_copy(key: &str) -> bool {
+    key.starts_with("llm.input_messages.") || key.starts_with("llm.output_messages.")
+}
+
+/// A text that is a JSON list or object (what the export thread renders as JSON).
+fn is_json(text: &str) -> bool {
+    let text = text.trim_ascii();
+    matches!(
+        (text.as_bytes().first(), text.as_bytes().last()),
+        (Some(b'['), Some(b']')) | (Some(b'{'), Some(b'}'))
+    )
 }
 
 fn size_of(kv: &KeyValue) -> usize {
@@ -874,6 +913,55 @@ mod tests {
         assert_eq!(dropped, 2);
         let big = attrs[0].value.as_str();
         assert!(big.len() < 400 && big.contains("…[truncated"), "{big}");
+    }
+
+    #[test]
+    fn the_budget_gives_up_message_copies_first_and_never_cuts_json() {
+        let r = redactor(&Privacy {
+            max_attributes: 4,
+            max_bytes: 400,
+            ..Privacy::default()
+        });
+        let chat = format!(r#"[{{"role":"user","content":"{}"}}]"#, "q".repeat(150));
+        let mut attrs = vec![
+            KeyValue::new("llm.input_messages.0.message.role", "user"),
+            KeyValue::new("llm.input_messages.0.message.content", "q".repeat(150)),
+            KeyValue::new("input.value", chat.clone()),
+            KeyValue::new("input.mime_type", "application/json"),
+            KeyValue::new("output.value", "an answer"),
+            KeyValue::new("gen_ai.output.messages", format!("[{}]", "o".repeat(200))),
+        ];
+        let dropped = r.apply(&mut attrs, &mut [], &mut Status::Unset);
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        // The whole chat stays with its mime type (a copy of it went); the JSON that no
+        // longer fits is dropped, not cut into text that does not parse.
+        assert_eq!(
+            keys,
+            [
+                "llm.input_messages.0.message.role",
+                "input.value",
+                "input.mime_type",
+                "output.value",
+                "honeyhive.dropped_attributes",
+            ]
+        );
+        assert_eq!(dropped, 2);
+        assert_eq!(attrs[1].value.as_str(), chat);
+
+        // A JSON value the budget drops takes its mime type with it.
+        let r = redactor(&Privacy {
+            max_bytes: 300,
+            ..Privacy::default()
+        });
+        let mut attrs = vec![
+            KeyValue::new("input.value.extra", "x".repeat(100)),
+            KeyValue::new("input.value", chat.clone()),
+            KeyValue::new("input.mime_type", "application/json"),
+        ];
+        r.apply(&mut attrs, &mut [], &mut Status::Unset);
+        let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
+        assert!(!keys.contains(&"input.mime_type"), "{keys:?}");
+        assert!(!keys.contains(&"input.value"), "{keys:?}");
     }
 
     #[test]

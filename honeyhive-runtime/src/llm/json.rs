@@ -199,9 +199,176 @@ pub(crate) fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&s
     out
 }
 
+/// `render(messages)` in at most `cap` bytes, and still JSON that parses. When the whole list
+/// is longer, the longest contents are cut to one equal share, each with its marker, so a short
+/// system prompt stays whole while a pasted document is cut; when the messages would not fit
+/// with a sixteenth of the cap each (or the whole of the shorter ones), the first is kept with
+/// as many of the latest as fit, and the ones between are left out. `None` when no render fits (a cap below one message).
+pub(crate) fn fitted(
+    messages: &[StringValue],
+    cap: usize,
+    render: impl Fn(&[StringValue]) -> String,
+) -> Option<String> {
+    let whole = render(messages);
+    if whole.len() <= cap {
+        return Some(whole);
+    }
+    let pairs: Vec<&[StringValue]> = messages.chunks_exact(2).collect();
+    // A message's bytes apart from its content: role, keys, braces and a comma.
+    let frame = |pair: &[StringValue]| render(&[pair[0].clone(), StringValue::from("")]).len() - 1;
+    let frames: Vec<usize> = pairs.iter().map(|pair| frame(pair)).collect();
+    let escaped: Vec<usize> = pairs
+        .iter()
+        .map(|pair| escaped_len(pair[1].as_str()))
+        .collect();
+    // Each message kept keeps a sixteenth of the cap at least, or all of it if shorter: a
+    // conversation of many messages keeps fewer of them, readable, rather than all as stubs.
+    let floor = MIN_SHARE.max(cap / 16) + MARKER;
+    let least = |i: usize| frames[i] + escaped[i].min(floor);
+    // The first message, then the latest ones while each fits with its least share.
+    let mut kept = Vec::with_capacity(pairs.len());
+    let mut total = 1 + least(0);
+    if total <= cap {
+        kept.push(0);
+    }
+    let mut latest = Vec::new();
+    for i in (1..pairs.len()).rev() {
+        if total + least(i) > cap {
+            break;
+        }
+        total += least(i);
+        latest.push(i);
+    }
+    kept.extend(latest.into_iter().rev());
+    if kept.is_empty() {
+        return None;
+    }
+    let mut budget = cap - 1 - kept.iter().map(|&i| frames[i]).sum::<usize>();
+    for _ in 0..4 {
+        let share = water_level(&kept, &pairs, &escaped, budget);
+        let mut cut = Vec::with_capacity(kept.len() * 2);
+        for &i in &kept {
+            let (role, content) = (&pairs[i][0], pairs[i][1].as_str());
+            cut.push(role.clone());
+            cut.push(if content.len() <= share + MARKER {
+                pairs[i][1].clone()
+            } else {
+                crate::capture::truncated_text(content, share)
+            });
+        }
+        let out = render(&cut);
+        if out.len() <= cap {
+            return Some(out);
+        }
+        // Escapes in the cut texts cost more than their share: take the excess off and again.
+        budget = budget.checked_sub(out.len() - cap + MARKER)?;
+    }
+    None
+}
+
+/// Bytes of content a cut message keeps at least, besides its marker.
+const MIN_SHARE: usize = 16;
+/// Room for a cut text's marker (`…[truncated 1234567 bytes]`).
+const MARKER: usize = 32;
+
+/// The largest number of raw bytes each of the kept contents may keep (the shorter ones whole)
+/// for their escaped texts and markers to fit in `budget`.
+fn water_level(
+    kept: &[usize],
+    pairs: &[&[StringValue]],
+    escaped: &[usize],
+    budget: usize,
+) -> usize {
+    let cost = |share: usize| -> usize {
+        kept.iter()
+            .map(|&i| {
+                let raw = pairs[i][1].as_str().len();
+                // A text not much longer than the share is kept whole: its marker would cost
+                // what the cut saves (and the cost would not grow with the share).
+                if raw <= share + MARKER {
+                    escaped[i]
+                } else {
+                    // Escapes spread evenly over the text: the cut keeps its share of them.
+                    (share * escaped[i]).div_ceil(raw.max(1)) + MARKER
+                }
+            })
+            .sum()
+    };
+    let (mut low, mut high) = (
+        0,
+        kept.iter()
+            .map(|&i| pairs[i][1].as_str().len())
+            .max()
+            .unwrap_or(0),
+    );
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if cost(mid) <= budget {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
+}
+
+/// The length of `s` written as a JSON string, without its quotes.
+fn escaped_len(s: &str) -> usize {
+    s.len()
+        + s.bytes()
+            .filter(|&b| NEEDS_ESCAPE[usize::from(b)])
+            .map(|b| {
+                if matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t') {
+                    1
+                } else {
+                    5
+                }
+            })
+            .sum::<usize>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Render<'a> = &'a dyn Fn(&[StringValue]) -> String;
+
+    #[test]
+    fn fitted_messages_parse_and_fit_at_every_cap() {
+        let texts = [
+            "short".to_owned(),
+            "\u{1}\u{2}\"\\".repeat(500),
+            "é".repeat(700),
+            "plain ".repeat(400),
+        ];
+        let mut messages = Vec::new();
+        for (i, t) in texts.iter().cycle().take(12).enumerate() {
+            messages.push(StringValue::from(if i % 2 == 0 {
+                "user"
+            } else {
+                "assistant"
+            }));
+            messages.push(StringValue::from(t.clone()));
+        }
+        let renders: [Render<'_>; 2] = [&chat, &|m| gen_ai_messages(m, Some("stop"))];
+        for render in renders {
+            let whole = render(&messages);
+            for cap in (0..whole.len() + 100).step_by(97) {
+                let Some(out) = fitted(&messages, cap, render) else {
+                    // Nothing fits only below a message and its marker.
+                    assert!(cap < 150, "cap {cap}");
+                    continue;
+                };
+                assert!(out.len() <= cap, "{} > {cap}", out.len());
+                let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+                let n = parsed.as_array().unwrap().len();
+                assert!(n >= 1);
+                if cap >= whole.len() {
+                    assert_eq!(out, whole);
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_byte_at_every_offset_round_trips() {

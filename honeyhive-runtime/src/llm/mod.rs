@@ -887,7 +887,7 @@ pub(crate) fn render(
     }
 
     if conventions.gen_ai() {
-        gen_ai_message_keys(attrs, &mut added, &input_messages, &output_messages);
+        gen_ai_message_keys(attrs, &mut added, &input_messages, &output_messages, cap);
     }
 
     if conventions.openinference() {
@@ -898,7 +898,7 @@ pub(crate) fn render(
         if is_llm_call {
             openinference_llm(attrs, &mut added, model, input_tokens, output_tokens);
         }
-        openinference_io(attrs, &mut added, &input_messages, &output_messages);
+        openinference_io(attrs, &mut added, &input_messages, &output_messages, cap);
     }
 
     if llm_keys && !conventions.gen_ai() {
@@ -981,11 +981,12 @@ fn gen_ai_message_keys(
     added: &mut Vec<KeyValue>,
     input_messages: &[StringValue],
     output_messages: &[StringValue],
+    cap: usize,
 ) {
     if !input_messages.is_empty() {
         added.push(KeyValue::new(
             gen_ai::INPUT_MESSAGES,
-            gen_ai_messages(input_messages, None),
+            gen_ai_messages(input_messages, None, cap),
         ));
     }
     if !output_messages.is_empty() {
@@ -995,7 +996,7 @@ fn gen_ai_message_keys(
         };
         added.push(KeyValue::new(
             gen_ai::OUTPUT_MESSAGES,
-            gen_ai_messages(output_messages, reason),
+            gen_ai_messages(output_messages, reason, cap),
         ));
     }
 }
@@ -1015,13 +1016,14 @@ fn openinference_io(
     added: &mut Vec<KeyValue>,
     input_messages: &[StringValue],
     output_messages: &[StringValue],
+    cap: usize,
 ) {
     let input = if find(attrs, openinference::INPUT_VALUE).is_some() {
         None
     } else if input_messages.is_empty() {
         captured_input(attrs)
     } else {
-        Some((messages_json(input_messages), "application/json"))
+        Some((messages_json(input_messages, cap), "application/json"))
     };
     let output = if find(attrs, openinference::OUTPUT_VALUE).is_some() {
         None
@@ -1203,14 +1205,26 @@ fn messages_of(raw: Option<Value>) -> Vec<StringValue> {
     }
 }
 
-/// OpenInference's `input.value` for a chat: `[{"role":..,"content":..}]`.
-fn messages_json(messages: &[StringValue]) -> Value {
-    Value::from(json::chat(messages))
+/// OpenInference's `input.value` for a chat: `[{"role":..,"content":..}]`, fitted in `cap`
+/// bytes as JSON that still parses (see [`json::fitted`]).
+fn messages_json(messages: &[StringValue], cap: usize) -> Value {
+    fitted(messages, cap, json::chat)
 }
 
-/// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
-fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>) -> Value {
-    Value::from(json::gen_ai_messages(messages, finish_reason))
+/// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`, fitted in
+/// `cap` bytes like [`messages_json`].
+fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>, cap: usize) -> Value {
+    fitted(messages, cap, |m| json::gen_ai_messages(m, finish_reason))
+}
+
+/// A message list's JSON in `cap` bytes, else the whole of it (cut as text afterwards).
+fn fitted(
+    messages: &[StringValue],
+    cap: usize,
+    render: impl Fn(&[StringValue]) -> String,
+) -> Value {
+    let fits = json::fitted(messages, cap, &render);
+    Value::from(fits.unwrap_or_else(|| render(messages)))
 }
 
 /// In the rendered list or in a list of added keys.
