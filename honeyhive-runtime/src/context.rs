@@ -4,6 +4,7 @@
 //! `Context`: entering a span is a thread-local read and write, not an `Arc` clone.
 
 use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
 
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::{Context, SpanId, TraceId};
@@ -126,15 +127,23 @@ impl Drop for OtelWatch {
 ///
 /// On the first read on a thread, OpenTelemetry's context is read first and [`OTEL_WATCH`]
 /// touched after it: thread-locals are destroyed in the reverse order of their first use, so
-/// the watch is dropped, and marks the context gone, before the context itself is. (A thread
+/// the watch is dropped, and marks the context gone, before the context itself is. A thread
 /// whose first call of ours comes from a destructor, after OpenTelemetry's context was used and
-/// destroyed, is the one case this cannot see.)
+/// destroyed, cannot be seen coming: that first read is made under `catch_unwind` (its panic
+/// message goes to the panic hook; the traced call goes on, with no ambient parent).
 pub(crate) fn with_otel_context<R>(f: impl FnOnce(&Context) -> R) -> Option<R> {
     match OTEL_STATE.get() {
         OtelState::Gone => None,
         OtelState::Alive => Some(Context::map_current(f)),
         OtelState::Untouched => {
-            let out = Context::map_current(f);
+            // The one read that may find the context already destroyed (a first call from a
+            // destructor, after the thread's other code used it): its panic is caught here,
+            // before it reaches the destructor, where it would abort.
+            let Ok(out) = std::panic::catch_unwind(AssertUnwindSafe(|| Context::map_current(f)))
+            else {
+                OTEL_STATE.set(OtelState::Gone);
+                return None;
+            };
             if OTEL_WATCH.try_with(|_| ()).is_ok() {
                 OTEL_STATE.set(OtelState::Alive);
             }
