@@ -2,10 +2,11 @@
 //! OpenInference's `input.value`) stay JSON that parses when they are longer than the capture
 //! cap: the longest contents are cut, each with its marker, the short ones stay whole, and a
 //! conversation too long for the cap keeps its first message and its latest ones. Cutting the
-//! rendered text instead would send a value no reader can parse.
+//! rendered text instead would send a value no reader can parse. And a value is said to be
+//! JSON (`input.mime_type`, `output.mime_type`) only when it parses.
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
-use honeyhive_runtime::{Conventions, LlmCall, trace};
+use honeyhive_runtime::{Conventions, LlmCall, ToolCall, record_tool_call, trace};
 
 const CAP: usize = 2048;
 
@@ -158,4 +159,47 @@ fn a_chat_within_the_cap_is_left_whole() {
     assert_eq!(got.len(), 7);
     assert!(got.iter().all(|(_, c)| !cut(c)));
     assert_eq!(got, messages(span, "input.value"));
+}
+
+#[trace(event_type = "tool")]
+fn tool(arguments: &'static str, result_items: usize) -> u32 {
+    let items: Vec<honeyhive_runtime::Value> = (0..result_items)
+        .map(|i| format!("item {i}").into())
+        .collect();
+    record_tool_call(
+        ToolCall::new("search")
+            .arguments_json(arguments)
+            .result(items),
+    );
+    1
+}
+
+#[test]
+fn a_tool_span_says_json_only_of_what_parses() {
+    let rec = Recorder::with(|b| b.capture_max_bytes(CAP).conventions(Conventions::Both));
+    // Arguments a model wrote that do not parse, and a result cut at the cap.
+    assert_eq!(tool(r#"{"query": "rust"#, 1_000), 1);
+    // Both whole and valid.
+    assert_eq!(tool(r#"{"query": "rust"}"#, 3), 1);
+    let spans = rec.spans();
+    let with_input = |input: &str| {
+        spans
+            .all("tool")
+            .find(|s| s.str("input.value") == Some(input))
+            .unwrap()
+    };
+    let (bad, good) = (
+        with_input(r#"{"query": "rust"#),
+        with_input(r#"{"query": "rust"}"#),
+    );
+
+    assert_eq!(bad.str("input.mime_type"), None);
+    let result = bad.str("output.value").unwrap();
+    assert!(result.starts_with(r#"["item 0","item 1""#) && result.contains("…[truncated"));
+    assert_eq!(bad.str("output.mime_type"), None);
+
+    assert_eq!(good.json("input.value").unwrap()["query"], "rust");
+    assert_eq!(good.str("input.mime_type"), Some("application/json"));
+    assert_eq!(good.json("output.value").unwrap()[2], "item 2");
+    assert_eq!(good.str("output.mime_type"), Some("application/json"));
 }

@@ -257,11 +257,16 @@ pub(super) fn llm_attributes(
 
 /// Appends `text` as JSON when it parses, else as a JSON string (a cut or malformed value).
 fn raw_json(out: &mut String, text: &str) {
-    if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+    if parses(text) {
         out.push_str(text);
     } else {
         json::string(out, text);
     }
+}
+
+/// Whether `text` is JSON.
+fn parses(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok()
 }
 
 fn strings(value: &OtelValue) -> &[StringValue] {
@@ -316,18 +321,22 @@ pub(super) fn render_tool_span(
         }
         // The tool's own input and output are what Phoenix shows for a tool span; they replace
         // what `#[trace]` captured of the function around it.
-        if non_empty(arguments).is_some() {
+        // A mime type of JSON only for a text that parses: arguments a model wrote may not,
+        // and a value cut at the cap does not.
+        if let Some(arguments_text) = non_empty(arguments) {
             added.push(KeyValue::new(openinference::INPUT_VALUE, text(arguments)));
-            added.push(KeyValue::new(
-                openinference::INPUT_MIME_TYPE,
-                "application/json",
-            ));
+            if parses(arguments_text) {
+                added.push(KeyValue::new(
+                    openinference::INPUT_MIME_TYPE,
+                    "application/json",
+                ));
+            }
             replaced.extend([openinference::INPUT_VALUE, openinference::INPUT_MIME_TYPE]);
         }
         if non_empty(result).is_some() {
             added.push(KeyValue::new(openinference::OUTPUT_VALUE, text(result)));
             replaced.extend([openinference::OUTPUT_VALUE, openinference::OUTPUT_MIME_TYPE]);
-            if kind.as_str() == "json" {
+            if kind.as_str() == "json" && parses(result.as_str()) {
                 added.push(KeyValue::new(
                     openinference::OUTPUT_MIME_TYPE,
                     "application/json",
