@@ -578,7 +578,8 @@ impl Redactor {
     /// Keeps core keys, then small keys, then content, then the indexed copies of messages
     /// (`llm.input_messages.N.*`, which `input.value` and `gen_ai.*.messages` hold too),
     /// within the count and byte budgets. A text that does not fit whole is cut, unless it is
-    /// JSON, which a cut would leave unreadable: that one is dropped, with its mime type.
+    /// JSON we rendered, which a cut would leave unreadable: that one is dropped, and a value
+    /// cut or dropped takes its mime type with it.
     fn budget(&self, attrs: &mut Vec<Attr<'_>>) -> u32 {
         // Duplicates keep their last value (an enrichment overrides a captured value).
         dedup_keep_last(attrs, &mut self.dedup.borrow_mut());
@@ -622,7 +623,7 @@ impl Redactor {
             if count < self.max_attributes
                 && room >= 64
                 && let Value::String(s) = &unique[i].value
-                && !is_json(s.as_str())
+                && !(is_json(s.as_str()) && renders_json(unique[i].key.as_str()))
             {
                 let text = s.as_str();
                 let cut = floor_char_boundary(text, room - 32);
@@ -765,6 +766,14 @@ fn mime_of(key: &str) -> Option<&'static str> {
 /// The indexed copies of a call's messages, the first content the budget gives up.
 fn is_message_copy(key: &str) -> bool {
     key.starts_with("llm.input_messages.") || key.starts_with("llm.output_messages.")
+}
+
+/// Whether the value of `key` is JSON the export thread renders from its own parts (messages,
+/// tool definitions, `input.value`), which a cut would leave unreadable: not a captured or
+/// enriched value (`honeyhive_*`), whose text is cut like any other (a `Debug` of a `Vec`
+/// looks like JSON too).
+fn renders_json(key: &str) -> bool {
+    !key.starts_with("honeyhive_")
 }
 
 /// A text that is a JSON list or object (what the export thread renders as JSON).
@@ -962,6 +971,16 @@ mod tests {
         let keys: Vec<&str> = attrs.iter().map(|kv| kv.key.as_str()).collect();
         assert!(!keys.contains(&"input.mime_type"), "{keys:?}");
         assert!(!keys.contains(&"input.value"), "{keys:?}");
+
+        // A captured value that looks like JSON (a `Vec`'s `Debug`) is cut like any text.
+        let list = format!("{:?}", vec![7u32; 200]);
+        let mut attrs = vec![KeyValue::new("honeyhive_outputs.result", list.clone())];
+        r.apply(&mut attrs, &mut [], &mut Status::Unset);
+        let kept = attrs[0].value.as_str();
+        assert!(
+            kept.starts_with("[7, 7") && kept.contains("…[truncated"),
+            "{kept}"
+        );
     }
 
     #[test]
