@@ -578,8 +578,8 @@ impl Redactor {
     /// Keeps core keys, then small keys, then content, then the indexed copies of messages
     /// (`llm.input_messages.N.*`, which `input.value` and `gen_ai.*.messages` hold too),
     /// within the count and byte budgets. A text that does not fit whole is cut, unless it is
-    /// JSON we rendered, which a cut would leave unreadable: that one is dropped, and a value
-    /// cut or dropped takes its mime type with it.
+    /// JSON we rendered, which a cut would leave unreadable: that one is shrunk as JSON (its
+    /// longest strings cut) or dropped; a value cut as text or dropped takes its mime type.
     fn budget(&self, attrs: &mut Vec<Attr<'_>>) -> u32 {
         // Duplicates keep their last value (an enrichment overrides a captured value).
         dedup_keep_last(attrs, &mut self.dedup.borrow_mut());
@@ -616,24 +616,37 @@ impl Redactor {
                 bytes += size;
                 continue;
             }
-            lost_mime.extend(mime_of(unique[i].key.as_str()));
             let room = self
                 .max_bytes
                 .saturating_sub(bytes + unique[i].key.as_str().len());
             if count < self.max_attributes
                 && room >= 64
                 && let Value::String(s) = &unique[i].value
-                && !(is_json(s.as_str()) && renders_json(unique[i].key.as_str()))
             {
                 let text = s.as_str();
-                let cut = floor_char_boundary(text, room - 32);
-                let shortened = format!("{}{}", &text[..cut], truncation_marker(text.len() - cut));
-                unique[i] = Attr::Owned(KeyValue::new(unique[i].key.clone(), shortened));
-                keep[i] = true;
-                count += 1;
-                bytes += size_of(&unique[i]);
-                continue;
+                let key = unique[i].key.as_str();
+                // JSON we rendered is shrunk as JSON, or dropped: a cut would leave it
+                // unreadable. Other text is cut.
+                let shortened = if renders_json(key) && crate::llm::json::looks_like_json(text) {
+                    crate::llm::json::shrunk(text, room - 32)
+                } else {
+                    lost_mime.extend(mime_of(key));
+                    let cut = floor_char_boundary(text, room - 32);
+                    Some(format!(
+                        "{}{}",
+                        &text[..cut],
+                        truncation_marker(text.len() - cut)
+                    ))
+                };
+                if let Some(shortened) = shortened {
+                    unique[i] = Attr::Owned(KeyValue::new(unique[i].key.clone(), shortened));
+                    keep[i] = true;
+                    count += 1;
+                    bytes += size_of(&unique[i]);
+                    continue;
+                }
             }
+            lost_mime.extend(mime_of(unique[i].key.as_str()));
             dropped += 1;
         }
         // A mime type says how its value reads: it goes when the value went or was cut.
@@ -776,15 +789,6 @@ fn renders_json(key: &str) -> bool {
     !key.starts_with("honeyhive_")
 }
 
-/// A text that is a JSON list or object (what the export thread renders as JSON).
-fn is_json(text: &str) -> bool {
-    let text = text.trim_ascii();
-    matches!(
-        (text.as_bytes().first(), text.as_bytes().last()),
-        (Some(b'['), Some(b']')) | (Some(b'{'), Some(b'}'))
-    )
-}
-
 fn size_of(kv: &KeyValue) -> usize {
     let value = match &kv.value {
         Value::String(s) => s.as_str().len(),
@@ -925,7 +929,7 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_gives_up_message_copies_first_and_never_cuts_json() {
+    fn the_budget_gives_up_message_copies_first_and_shrinks_json_as_json() {
         let r = redactor(&Privacy {
             max_attributes: 4,
             max_bytes: 400,
@@ -957,7 +961,8 @@ mod tests {
         assert_eq!(dropped, 2);
         assert_eq!(attrs[1].value.as_str(), chat);
 
-        // A JSON value the budget drops takes its mime type with it.
+        // JSON that fits only in part is shrunk as JSON (its longest text cut), and keeps its
+        // mime type.
         let r = redactor(&Privacy {
             max_bytes: 300,
             ..Privacy::default()
@@ -965,6 +970,21 @@ mod tests {
         let mut attrs = vec![
             KeyValue::new("input.value.extra", "x".repeat(100)),
             KeyValue::new("input.value", chat.clone()),
+            KeyValue::new("input.mime_type", "application/json"),
+        ];
+        r.apply(&mut attrs, &mut [], &mut Status::Unset);
+        let shrunk: serde_json::Value = serde_json::from_str(&attrs[1].value.as_str()).unwrap();
+        let content = shrunk[0]["content"].as_str().unwrap();
+        assert!(
+            content.starts_with("qqq") && content.contains("…[truncated"),
+            "{content}"
+        );
+        assert_eq!(attrs[2].value.as_str(), "application/json");
+
+        // What looks like JSON and is not cannot be shrunk: it is dropped, with its mime type.
+        let mut attrs = vec![
+            KeyValue::new("input.value.extra", "x".repeat(100)),
+            KeyValue::new("input.value", format!("[{}]", "q".repeat(250))),
             KeyValue::new("input.mime_type", "application/json"),
         ];
         r.apply(&mut attrs, &mut [], &mut Status::Unset);

@@ -2,11 +2,17 @@
 //! OpenInference's `input.value`) stay JSON that parses when they are longer than the capture
 //! cap: the longest contents are cut, each with its marker, the short ones stay whole, and a
 //! conversation too long for the cap keeps its first message and its latest ones. Cutting the
-//! rendered text instead would send a value no reader can parse. And a value is said to be
-//! JSON (`input.mime_type`, `output.mime_type`) only when it parses.
+//! rendered text instead would send a value no reader can parse. Every other JSON value we
+//! render (tool definitions, retrieved documents, an answer with tool calls, one tool's
+//! schema) stays JSON the same way. And a value is said to be JSON (`input.mime_type`,
+//! `output.mime_type`) only when it parses.
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
-use honeyhive_runtime::{Conventions, LlmCall, ToolCall, record_tool_call, trace};
+use honeyhive_runtime::{
+    Conventions, Document, LlmCall, ToolCall, ToolDefinition, record_documents, record_tool_call,
+    trace,
+};
+use serde_json::json;
 
 const CAP: usize = 2048;
 
@@ -202,4 +208,116 @@ fn a_tool_span_says_json_only_of_what_parses() {
     assert_eq!(good.str("input.mime_type"), Some("application/json"));
     assert_eq!(good.json("output.value").unwrap()[2], "item 2");
     assert_eq!(good.str("output.mime_type"), Some("application/json"));
+}
+
+#[trace(event_type = "model")]
+fn many_tools() -> u32 {
+    let tools = (0..40).map(|i| {
+        ToolDefinition::new(format!("tool_{i}"))
+            .description(format!("tool {i}: {}", "does things. ".repeat(25)))
+            .parameters(json!({"type": "object", "properties": {"q": {"type": "string"}}}))
+    });
+    LlmCall::new("gpt-4o")
+        .provider("openai")
+        .message("user", "which tool?")
+        .tools(tools)
+        .completion("c".repeat(3_000))
+        .tool_call(
+            ToolCall::new("tool_1")
+                .call_id("call_1")
+                .arguments_json(json!({"q": "a".repeat(3_000)}).to_string()),
+        )
+        .finish_reason("tool_calls")
+        .record();
+    1
+}
+
+#[trace(event_type = "model")]
+fn one_huge_schema() -> u32 {
+    let properties: serde_json::Map<String, serde_json::Value> = (0..300)
+        .map(|i| {
+            (
+                format!("field_{i}"),
+                json!({"type": "string", "description": "a field"}),
+            )
+        })
+        .collect();
+    LlmCall::new("gpt-4o")
+        .provider("openai")
+        .message("user", "fill the form")
+        .tools([ToolDefinition::new("form")
+            .parameters(json!({"type": "object", "properties": properties}))])
+        .completion("ok")
+        .record();
+    1
+}
+
+#[trace(event_type = "retriever")]
+fn retrieve() -> u32 {
+    record_documents((0..10).map(|i| {
+        Document::new(format!("document {i}: {}", "text ".repeat(400)))
+            .id(format!("d{i}"))
+            .score(1.0 - f64::from(i) / 10.0)
+    }));
+    1
+}
+
+fn parsed(span: &FinishedSpan, key: &str) -> serde_json::Value {
+    let text = span.str(key).unwrap_or_else(|| panic!("no {key}"));
+    assert!(text.len() <= CAP, "{key} is {} bytes", text.len());
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{key} does not parse: {e}: {text}"))
+}
+
+#[test]
+fn every_json_value_we_render_stays_json_within_the_cap() {
+    let rec = Recorder::with(|b| b.capture_max_bytes(CAP).conventions(Conventions::GenAi));
+    assert_eq!(many_tools(), 1);
+    assert_eq!(retrieve(), 1);
+    let spans = rec.spans();
+
+    let tools = spans.get("many_tools");
+    let definitions = parsed(tools, "gen_ai.tool.definitions");
+    let names: Vec<&str> = definitions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert!(names.len() > 1 && names.len() <= 40, "{names:?}");
+    assert_eq!(names[0], "tool_0");
+    assert_eq!(*names.last().unwrap(), "tool_39");
+    let output = parsed(tools, "gen_ai.output.messages");
+    let parts = output[0]["parts"].as_array().unwrap();
+    let call = parts
+        .iter()
+        .find(|p| p["type"] == "tool_call")
+        .expect("the tool call");
+    assert_eq!(call["name"], "tool_1");
+
+    let retrieved = spans.get("retrieve");
+    let documents = parsed(retrieved, "gen_ai.retrieval.documents");
+    let documents = documents.as_array().unwrap();
+    // Ten documents, each cut to its share, none left out.
+    assert_eq!(documents.len(), 10);
+    for (i, d) in documents.iter().enumerate() {
+        assert_eq!(d["id"], format!("d{i}"));
+        let content = d["content"].as_str().unwrap();
+        assert!(
+            content.starts_with(&format!("document {i}: text")) && cut(content),
+            "{content}"
+        );
+    }
+    assert_eq!(documents[3]["score"], 0.7);
+}
+
+#[test]
+fn one_tool_schema_longer_than_the_cap_stays_json() {
+    let rec = Recorder::with(|b| {
+        b.capture_max_bytes(CAP)
+            .conventions(Conventions::OpenInference)
+    });
+    assert_eq!(one_huge_schema(), 1);
+    let spans = rec.spans();
+    let schema = parsed(spans.get("one_huge_schema"), "llm.tools.0.tool.json_schema");
+    assert_eq!(schema["function"]["name"], "form");
 }

@@ -69,9 +69,13 @@ fn assert_bounded(spans: &[FinishedSpan]) -> usize {
                 text.len(),
                 short(&span.name)
             );
-            // A text cut: the cap's worth of it, then the marker.
+            // A text cut: the cap's worth of it, then the marker; or JSON we rendered, cut
+            // inside its strings and still JSON.
             if let Some(at) = text.find("…[truncated ") {
                 cut += 1;
+                if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+                    continue;
+                }
                 assert!(
                     text.ends_with(" bytes]") && (CAP - 4..=CAP).contains(&at),
                     "{place}: {text}"

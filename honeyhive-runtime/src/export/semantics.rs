@@ -278,6 +278,12 @@ fn bounded_text(text: &str, cap: usize) -> Option<String> {
 fn bounded_attr(attr: Attr<'_>, cap: usize) -> Attr<'_> {
     let key = bounded_text(attr.key.as_str(), cap);
     let value = match &attr.value {
+        Value::String(s) if !attr.key.as_str().starts_with("honeyhive_") => {
+            // A JSON value given whole (an `input.value` set by hand) stays JSON.
+            let text = s.as_str();
+            (text.len() > cap.saturating_add(MARKER_ROOM))
+                .then(|| Value::String(llm::json::cut_rendered(text, cap).0))
+        }
         Value::String(s) => bounded_text(s.as_str(), cap).map(Value::from),
         Value::Array(Array::String(items)) => match bounded_strings(Cow::Borrowed(items), cap) {
             Cow::Owned(items) => Some(Value::Array(Array::String(items))),

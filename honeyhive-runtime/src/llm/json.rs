@@ -266,6 +266,144 @@ pub(crate) fn fitted(
     None
 }
 
+/// A text we rendered, cut to at most about `cap` bytes: JSON stays JSON that parses (see
+/// [`shrunk`]), anything else is cut with its marker. Returns the text and whether it is
+/// still the JSON it was.
+pub(crate) fn cut_rendered(text: &str, cap: usize) -> (StringValue, bool) {
+    if looks_like_json(text)
+        && let Some(json) = shrunk(text, cap)
+    {
+        return (StringValue::from(json), true);
+    }
+    (crate::capture::truncated_text(text, cap), false)
+}
+
+/// A JSON list or object by its first and last bytes.
+pub(crate) fn looks_like_json(text: &str) -> bool {
+    let text = text.trim_ascii();
+    matches!(
+        (text.as_bytes().first(), text.as_bytes().last()),
+        (Some(b'['), Some(b']')) | (Some(b'{'), Some(b'}'))
+    )
+}
+
+/// The JSON `text` in at most `cap` bytes, and still JSON: its longest strings are cut to
+/// one equal share each, with their marker (the shorter ones stay whole); when even that is
+/// not enough, the longest list loses the items between its first and its last until it fits.
+/// Objects come back with their keys in order (`serde_json`'s map). `None` when `text` is not
+/// JSON or nothing fits.
+pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
+    if text.len() <= cap {
+        return Some(text.to_owned());
+    }
+    let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+    for _ in 0..64 {
+        let longest = longest_string(&value);
+        let fits = |share: usize| {
+            let mut v = value.clone();
+            cut_strings(&mut v, share);
+            let out = v.to_string();
+            (out.len() <= cap).then_some(out)
+        };
+        if let Some(out) = fits(0) {
+            // Binary search of the largest share that fits.
+            let (mut low, mut high, mut best) = (0, longest, out);
+            while low < high {
+                let mid = low + (high - low).div_ceil(2);
+                if let Some(out) = fits(mid) {
+                    best = out;
+                    low = mid;
+                } else {
+                    high = mid - 1;
+                }
+            }
+            return Some(best);
+        }
+        if !thin_longest_list(&mut value) {
+            return None;
+        }
+    }
+    None
+}
+
+fn longest_string(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::String(s) => s.len(),
+        serde_json::Value::Array(items) => items.iter().map(longest_string).max().unwrap_or(0),
+        serde_json::Value::Object(map) => map.values().map(longest_string).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Cuts every string longer than `share` (and its marker) to `share` bytes and the marker.
+fn cut_strings(v: &mut serde_json::Value, share: usize) {
+    match v {
+        serde_json::Value::String(s) if s.len() > share + MARKER => {
+            let cut = crate::capture::truncated_text(s, share);
+            cut.as_str().clone_into(s);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| cut_strings(v, share)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| cut_strings(v, share)),
+        _ => {}
+    }
+}
+
+/// Removes half of the items between the first and the last of the list with the most items
+/// (the oldest after the first); `false` when no list has more than two.
+fn thin_longest_list(v: &mut serde_json::Value) -> bool {
+    /// The path to the longest list in `v` and its length.
+    fn longest(v: &serde_json::Value, path: &mut Vec<Step>, best: &mut (usize, Vec<Step>)) {
+        match v {
+            serde_json::Value::Array(items) => {
+                if items.len() > best.0 {
+                    *best = (items.len(), path.clone());
+                }
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    longest(item, path, best);
+                    path.pop();
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    path.push(Step::Key(key.clone()));
+                    longest(value, path, best);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = (0, Vec::new());
+    longest(v, &mut Vec::new(), &mut best);
+    if best.0 <= 2 {
+        return false;
+    }
+    let mut at = v;
+    for step in &best.1 {
+        at = match (step, at) {
+            (Step::Index(i), serde_json::Value::Array(items)) => &mut items[*i],
+            (Step::Key(k), serde_json::Value::Object(map)) => match map.get_mut(k) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    let serde_json::Value::Array(items) = at else {
+        return false;
+    };
+    let drop = (items.len() - 2).div_ceil(2);
+    items.drain(1..=drop);
+    true
+}
+
+#[derive(Clone)]
+enum Step {
+    Index(usize),
+    Key(String),
+}
+
 /// Bytes of content a cut message keeps at least, besides its marker.
 const MIN_SHARE: usize = 16;
 /// Room for a cut text's marker (`…[truncated 1234567 bytes]`).
@@ -332,6 +470,39 @@ mod tests {
     use super::*;
 
     type Render<'a> = &'a dyn Fn(&[StringValue]) -> String;
+
+    #[test]
+    fn shrunk_json_parses_and_fits_at_every_cap() {
+        let docs: Vec<serde_json::Value> = (0..30u32)
+            .map(|i| {
+                serde_json::json!({
+                    "id": format!("d{i}"),
+                    "score": f64::from(i) / 30.0,
+                    "content": "line \"quoted\" \\ \u{1} é\n".repeat(40 + i as usize),
+                    "tags": ["a", "b", "c"],
+                })
+            })
+            .collect();
+        let text = serde_json::json!({"documents": docs, "query": "q".repeat(500)}).to_string();
+        for cap in (0..text.len() + 200).step_by(1_009) {
+            let Some(out) = shrunk(&text, cap) else {
+                assert!(cap < 300, "nothing fits in {cap}");
+                continue;
+            };
+            assert!(out.len() <= cap, "{} > {cap}", out.len());
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let documents = v["documents"].as_array().unwrap();
+            // The first and the last stay; what is cut says so.
+            assert_eq!(documents[0]["id"], "d0");
+            assert_eq!(documents.last().unwrap()["id"], "d29");
+            if cap >= text.len() {
+                assert_eq!(out, text);
+            }
+        }
+        assert_eq!(shrunk("[not json", 4), None);
+        let (cut, still_json) = cut_rendered(&format!("[{}", "x".repeat(100)), 10);
+        assert!(!still_json && cut.as_str().contains("…[truncated"));
+    }
 
     #[test]
     fn fitted_messages_parse_and_fit_at_every_cap() {

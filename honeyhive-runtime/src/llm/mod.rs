@@ -41,7 +41,7 @@
 //! object, each in the chosen conventions. See [`documents`] and [`tools`].
 
 pub mod documents;
-mod json;
+pub(crate) mod json;
 pub mod prices;
 pub(crate) mod spans;
 pub mod tools;
@@ -804,8 +804,9 @@ fn tokens_of(attrs: &[Attr<'_>], input: Option<i64>, output: Option<i64>) -> Tok
 
 /// The export thread's side: turns what [`LlmCall::record`] wrote into the chosen conventions,
 /// prices the call, and adds OpenInference's kind and I/O to every span. Returns the span's own
-/// usage for the roll-up. Values built here are cut at `cap` bytes like captured ones; a cut
-/// JSON value no longer parses, so it is sent as plain text (no mime type: the default).
+/// usage for the roll-up. Values built here are cut at `cap` bytes like captured ones; JSON
+/// stays JSON ([`json::cut_rendered`]), and a value that could only be cut as text is sent as
+/// plain text (no mime type: the default).
 /// Messages in `messages` are rendered as if they were in `attrs` under their raw keys.
 pub(crate) fn render(
     attrs: &mut Vec<Attr<'_>>,
@@ -904,26 +905,35 @@ pub(crate) fn render(
     if llm_keys && !conventions.gen_ai() {
         attrs.retain(|kv| !kv.key.as_str().starts_with("gen_ai."));
     }
-    let mut cut = Vec::new();
-    for kv in &mut added {
+    cut_added(&mut added, cap);
+    attrs.extend(added.into_iter().map(Attr::Owned));
+    usage
+}
+
+/// Cuts the values the export thread built at `cap` bytes: JSON stays JSON that parses
+/// ([`json::cut_rendered`]); an `input.value` or `output.value` that only text can hold
+/// loses its mime type (plain text is the default).
+pub(crate) fn cut_added(added: &mut Vec<KeyValue>, cap: usize) {
+    let mut cut_as_text = Vec::new();
+    for kv in added.iter_mut() {
         if let Value::String(s) = &kv.value
             && s.as_str().len() > cap
         {
-            kv.value = Value::String(truncated_text(s.as_str(), cap));
-            cut.push(kv.key.as_str().to_owned());
+            let (text, still_json) = json::cut_rendered(s.as_str(), cap);
+            kv.value = Value::String(text);
+            if !still_json {
+                cut_as_text.push(kv.key.as_str().to_owned());
+            }
         }
     }
     for (value_key, mime_key) in [
         (openinference::INPUT_VALUE, openinference::INPUT_MIME_TYPE),
         (openinference::OUTPUT_VALUE, openinference::OUTPUT_MIME_TYPE),
     ] {
-        if cut.iter().any(|k| k == value_key) {
-            // A cut JSON value no longer parses: it is plain text, the default.
+        if cut_as_text.iter().any(|k| k == value_key) {
             added.retain(|kv| kv.key.as_str() != mime_key);
         }
     }
-    attrs.extend(added.into_iter().map(Attr::Owned));
-    usage
 }
 
 /// What a span's list says about an LLM call.
@@ -1437,12 +1447,25 @@ mod tests {
             &PriceTable::empty(),
             1024,
         );
-        let value = get(&big, openinference::INPUT_VALUE).unwrap().as_str();
-        assert!(value.len() < 1100 && value.ends_with("bytes]"), "{value}");
+        // Longer than the cap, the object is still JSON: each argument cut to its share.
+        let value = json(&big, openinference::INPUT_VALUE);
+        assert!(
+            get(&big, openinference::INPUT_VALUE)
+                .unwrap()
+                .as_str()
+                .len()
+                <= 1024
+        );
+        for (key, letter) in [("a", "x"), ("b", "y")] {
+            let text = value[key].as_str().unwrap();
+            assert!(
+                text.starts_with(&letter.repeat(300)) && text.ends_with("bytes]"),
+                "{text}"
+            );
+        }
         assert_eq!(
-            get(&big, openinference::INPUT_MIME_TYPE),
-            None,
-            "plain text, the default"
+            get(&big, openinference::INPUT_MIME_TYPE).map(Value::as_str),
+            Some("application/json".into())
         );
     }
 

@@ -158,13 +158,7 @@ pub(crate) fn render(
 
     merge_tags(attrs);
 
-    for kv in &mut added {
-        if let OtelValue::String(s) = &kv.value
-            && s.as_str().len() > cap
-        {
-            kv.value = OtelValue::String(truncated_text(s.as_str(), cap));
-        }
-    }
+    super::cut_added(&mut added, cap);
     if !replaced.is_empty() {
         attrs.retain(|kv| !replaced.contains(&kv.key.as_str()));
     }
