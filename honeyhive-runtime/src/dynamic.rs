@@ -184,6 +184,15 @@ fn meta_for(event_type: EventType) -> &'static Meta {
     }
 }
 
+/// `text` within `cap`: JSON shrunk as JSON ([`crate::llm::json::cut_rendered`]), other text
+/// cut with its marker.
+fn cut_text(text: &str, cap: usize) -> opentelemetry::StringValue {
+    if text.len() <= cap {
+        return opentelemetry::StringValue::from(text.to_owned());
+    }
+    crate::llm::json::cut_rendered(text, cap).0
+}
+
 fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
     let key = match key {
         Cow::Borrowed(key) => Key::from_static_str(key),
@@ -194,6 +203,10 @@ fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
         Value::Bool(b) => OtelValue::Bool(b),
         Value::Int(i) => OtelValue::I64(i),
         Value::Float(f) => OtelValue::F64(f),
+        // A JSON text set by hand (an `input.value`) stays JSON when it is cut.
+        Value::Str(s) if !key.as_str().starts_with("honeyhive_") => {
+            OtelValue::String(cut_text(&s, capture_cap()))
+        }
         Value::Str(s) => OtelValue::String(truncated_text(&s, capture_cap())),
         nested => {
             enrich::flatten(key.as_str().to_owned(), nested, capture_cap(), attrs);

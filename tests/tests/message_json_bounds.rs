@@ -9,8 +9,8 @@
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::{
-    Conventions, Document, LlmCall, ToolCall, ToolDefinition, record_documents, record_tool_call,
-    trace,
+    Conventions, Document, LlmCall, SpanBuilder, ToolCall, ToolDefinition, record_documents,
+    record_tool_call, trace,
 };
 use serde_json::json;
 
@@ -320,4 +320,41 @@ fn one_tool_schema_longer_than_the_cap_stays_json() {
     let spans = rec.spans();
     let schema = parsed(spans.get("one_huge_schema"), "llm.tools.0.tool.json_schema");
     assert_eq!(schema["function"]["name"], "form");
+}
+
+#[trace(event_type = "tool")]
+fn tool_with_long_arguments() -> u32 {
+    let arguments = json!({"query": "q".repeat(5_000), "filters": ["a", "b"]}).to_string();
+    record_tool_call(
+        ToolCall::new("search")
+            .arguments_json(arguments)
+            .result("ok"),
+    );
+    1
+}
+
+#[test]
+fn json_handed_in_as_text_stays_json_when_cut() {
+    let rec = Recorder::with(|b| b.capture_max_bytes(CAP).conventions(Conventions::Both));
+    // A provider's arguments text, and an `input.value` set by hand on a dynamic span.
+    assert_eq!(tool_with_long_arguments(), 1);
+    let by_hand = json!({"question": "w".repeat(5_000), "k": 3}).to_string();
+    drop(
+        SpanBuilder::new("by hand")
+            .attribute("input.value", by_hand)
+            .start(),
+    );
+    let spans = rec.spans();
+
+    let tool = spans.get("tool_with_long_arguments");
+    for key in ["gen_ai.tool.call.arguments", "input.value"] {
+        let arguments = parsed(tool, key);
+        assert!(cut(arguments["query"].as_str().unwrap()), "{key}");
+        assert_eq!(arguments["filters"], json!(["a", "b"]), "{key}");
+    }
+    assert_eq!(tool.str("input.mime_type"), Some("application/json"));
+
+    let by_hand = parsed(spans.get("by hand"), "input.value");
+    assert!(cut(by_hand["question"].as_str().unwrap()));
+    assert_eq!(by_hand["k"], 3);
 }

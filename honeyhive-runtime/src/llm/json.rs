@@ -296,7 +296,15 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
     if text.len() <= cap {
         return Some(text.to_owned());
     }
+    // Past this, parsing and re-rendering would hold the export thread up for long: cut as
+    // text.
+    if text.len() > MAX_SHRUNK {
+        return None;
+    }
     let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+    // No string keeps more than the cap: each render below is then about as long as the
+    // strings are many, whatever their length.
+    cut_strings(&mut value, cap);
     for _ in 0..64 {
         let longest = longest_string(&value);
         let fits = |share: usize| {
@@ -325,6 +333,9 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
     }
     None
 }
+
+/// The longest JSON text [`shrunk`] parses.
+const MAX_SHRUNK: usize = 4 << 20;
 
 fn longest_string(v: &serde_json::Value) -> usize {
     match v {

@@ -103,7 +103,9 @@ impl Json {
     fn text(&self, cap: usize) -> StringValue {
         match self {
             Json::Value(v) => v.json_capped(cap),
-            Json::Text(t) => crate::capture::truncated_text(t, cap),
+            // A provider's JSON text stays JSON when it is cut.
+            Json::Text(t) if t.len() > cap => super::json::cut_rendered(t, cap).0,
+            Json::Text(t) => StringValue::from(t.clone()),
         }
     }
 }
