@@ -9,8 +9,8 @@
 
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::{
-    Conventions, Document, LlmCall, SpanBuilder, ToolCall, ToolDefinition, record_documents,
-    record_tool_call, trace,
+    Conventions, Document, LlmCall, SpanBuilder, ToolCall, ToolDefinition, enrich_session,
+    enrich_span, record_documents, record_tool_call, trace,
 };
 use serde_json::json;
 
@@ -357,4 +357,34 @@ fn json_handed_in_as_text_stays_json_when_cut() {
     let by_hand = parsed(spans.get("by hand"), "input.value");
     assert!(cut(by_hand["question"].as_str().unwrap()));
     assert_eq!(by_hand["k"], 3);
+}
+
+#[trace(event_type = "session")]
+fn session_with_metadata() -> u32 {
+    inner_with_metadata();
+    for i in 0..20 {
+        enrich_session().metadata(&format!("session_{i}"), "s".repeat(500).as_str());
+    }
+    1
+}
+
+#[trace]
+fn inner_with_metadata() {
+    for i in 0..20 {
+        enrich_span().metadata(&format!("span_{i}"), "m".repeat(500).as_str());
+    }
+}
+
+#[test]
+fn openinference_metadata_longer_than_the_cap_stays_json() {
+    let rec = Recorder::with(|b| {
+        b.capture_max_bytes(CAP)
+            .conventions(Conventions::OpenInference)
+    });
+    assert_eq!(session_with_metadata(), 1);
+    let spans = rec.spans();
+    let inner = parsed(spans.get("inner_with_metadata"), "metadata");
+    assert!(cut(inner["span_19"].as_str().unwrap()));
+    let session = parsed(spans.get("session_with_metadata"), "metadata");
+    assert!(cut(session["session_0"].as_str().unwrap()), "{session}");
 }

@@ -20,7 +20,6 @@ use crate::record::Attr;
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
 use super::{Conventions, Usage, documents, gen_ai, json, openinference, tools};
-use crate::capture::truncated_text;
 use crate::span::EventType;
 
 const TAGS: &str = openinference::TAG_TAGS;
@@ -213,7 +212,7 @@ pub(crate) fn merge_session(attrs: &mut Vec<Attr<'_>>, conventions: Conventions,
     if let Some(metadata) = metadata_json(attrs) {
         attrs.retain(|kv| kv.key.as_str() != METADATA);
         let text = if metadata.len() > cap {
-            truncated_text(&metadata, cap)
+            super::json::cut_rendered(&metadata, cap).0
         } else {
             StringValue::from(metadata)
         };
