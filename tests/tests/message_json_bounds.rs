@@ -183,8 +183,9 @@ fn tool(arguments: &'static str, result_items: usize) -> u32 {
 #[test]
 fn a_tool_span_says_json_only_of_what_parses() {
     let rec = Recorder::with(|b| b.capture_max_bytes(CAP).conventions(Conventions::Both));
-    // Arguments a model wrote that do not parse, and a result cut at the cap.
-    assert_eq!(tool(r#"{"query": "rust"#, 1_000), 1);
+    // Arguments a model wrote that do not parse, and a result too long to render whole (more
+    // than eight caps), cut as text.
+    assert_eq!(tool(r#"{"query": "rust"#, 5_000), 1);
     // Both whole and valid.
     assert_eq!(tool(r#"{"query": "rust"}"#, 3), 1);
     let spans = rec.spans();
@@ -333,11 +334,21 @@ fn tool_with_long_arguments() -> u32 {
     1
 }
 
+#[trace(event_type = "tool")]
+fn tool_with_long_argument_values() -> u32 {
+    let arguments: honeyhive_runtime::Value =
+        json!({"query": "q".repeat(5_000), "filters": ["a", "b"]}).into();
+    let result: honeyhive_runtime::Value = json!({"hits": ["h".repeat(3_000), "second"]}).into();
+    record_tool_call(ToolCall::new("search").arguments(arguments).result(result));
+    1
+}
+
 #[test]
 fn json_handed_in_as_text_stays_json_when_cut() {
     let rec = Recorder::with(|b| b.capture_max_bytes(CAP).conventions(Conventions::Both));
     // A provider's arguments text, and an `input.value` set by hand on a dynamic span.
     assert_eq!(tool_with_long_arguments(), 1);
+    assert_eq!(tool_with_long_argument_values(), 1);
     let by_hand = json!({"question": "w".repeat(5_000), "k": 3}).to_string();
     drop(
         SpanBuilder::new("by hand")
@@ -353,6 +364,21 @@ fn json_handed_in_as_text_stays_json_when_cut() {
         assert_eq!(arguments["filters"], json!(["a", "b"]), "{key}");
     }
     assert_eq!(tool.str("input.mime_type"), Some("application/json"));
+
+    // The same given as values rather than text.
+    let tool = spans.get("tool_with_long_argument_values");
+    for key in ["gen_ai.tool.call.arguments", "input.value"] {
+        let arguments = parsed(tool, key);
+        assert!(cut(arguments["query"].as_str().unwrap()), "{key}");
+        assert_eq!(arguments["filters"], json!(["a", "b"]), "{key}");
+    }
+    for key in ["gen_ai.tool.call.result", "output.value"] {
+        let result = parsed(tool, key);
+        assert!(cut(result["hits"][0].as_str().unwrap()), "{key}");
+        assert_eq!(result["hits"][1], "second", "{key}");
+    }
+    assert_eq!(tool.str("input.mime_type"), Some("application/json"));
+    assert_eq!(tool.str("output.mime_type"), Some("application/json"));
 
     let by_hand = parsed(spans.get("by hand"), "input.value");
     assert!(cut(by_hand["question"].as_str().unwrap()));

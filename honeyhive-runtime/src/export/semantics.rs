@@ -276,6 +276,12 @@ fn bounded_text(text: &str, cap: usize) -> Option<String> {
 /// The attribute with its key and texts within bounds ([`bounded_text`]); a copy only when one
 /// was cut.
 fn bounded_attr(attr: Attr<'_>, cap: usize) -> Attr<'_> {
+    // A raw value of the typed APIs (`\0llm.tool_call`) is rendered into other keys, which
+    // the renderers bound as they build them (JSON as JSON): cut here, a JSON text in it
+    // would no longer parse. What the caller's side gave it is bounded there.
+    if attr.key.as_str().starts_with('\0') {
+        return attr;
+    }
     let key = bounded_text(attr.key.as_str(), cap);
     let value = match &attr.value {
         Value::String(s) if !attr.key.as_str().starts_with("honeyhive_") => {
