@@ -184,13 +184,16 @@ fn meta_for(event_type: EventType) -> &'static Meta {
     }
 }
 
-/// `text` within `cap`: JSON shrunk as JSON ([`crate::llm::json::cut_rendered`]), other text
-/// cut with its marker.
-fn cut_text(text: &str, cap: usize) -> opentelemetry::StringValue {
-    if text.len() <= cap {
-        return opentelemetry::StringValue::from(text.to_owned());
+/// A text set by hand: JSON of up to [`JSON_ROOM`](crate::llm::json::JSON_ROOM) caps is
+/// kept whole, for the export thread to shrink as JSON; other text is cut here at the cap.
+fn cut_text(text: Cow<'static, str>, cap: usize) -> opentelemetry::StringValue {
+    let keep = text.len() <= cap
+        || (text.len() <= cap.saturating_mul(crate::llm::json::JSON_ROOM)
+            && crate::llm::json::looks_like_json(&text));
+    if keep {
+        return opentelemetry::StringValue::from(text);
     }
-    crate::llm::json::cut_rendered(text, cap).0
+    truncated_text(&text, cap)
 }
 
 fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
@@ -205,7 +208,7 @@ fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
         Value::Float(f) => OtelValue::F64(f),
         // A JSON text set by hand (an `input.value`) stays JSON when it is cut.
         Value::Str(s) if !key.as_str().starts_with("honeyhive_") => {
-            OtelValue::String(cut_text(&s, capture_cap()))
+            OtelValue::String(cut_text(s, capture_cap()))
         }
         Value::Str(s) => OtelValue::String(truncated_text(&s, capture_cap())),
         nested => {

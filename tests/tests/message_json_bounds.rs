@@ -383,6 +383,17 @@ fn json_handed_in_as_text_stays_json_when_cut() {
     let by_hand = parsed(spans.get("by hand"), "input.value");
     assert!(cut(by_hand["question"].as_str().unwrap()));
     assert_eq!(by_hand["k"], 3);
+
+    // Past eight caps the caller's thread keeps none of it whole: cut as text there.
+    let huge = json!({"question": "w".repeat(20 * CAP)}).to_string();
+    drop(
+        SpanBuilder::new("huge")
+            .attribute("input.value", huge)
+            .start(),
+    );
+    let spans = rec.spans();
+    let huge = spans.get("huge").str("input.value").unwrap();
+    assert!(huge.len() <= CAP + 64 && cut(huge), "{} bytes", huge.len());
 }
 
 #[trace(event_type = "session")]

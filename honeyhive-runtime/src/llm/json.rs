@@ -266,6 +266,12 @@ pub(crate) fn fitted(
     None
 }
 
+/// How many caps' worth of a JSON value the caller's thread keeps (a tool's arguments and
+/// result, a JSON attribute set by hand): a value up to that long is kept whole, and the
+/// export thread shrinks it to the cap as JSON ([`shrunk`]); a longer one is cut as text. The
+/// caller's side does no parsing: only the export thread does.
+pub(crate) const JSON_ROOM: usize = 8;
+
 /// A text we rendered, cut to at most about `cap` bytes: JSON stays JSON that parses (see
 /// [`shrunk`]), anything else is cut with its marker. Returns the text and whether it is
 /// still the JSON it was.

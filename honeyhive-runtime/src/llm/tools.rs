@@ -99,18 +99,13 @@ enum Json {
     Text(String),
 }
 
-/// How many caps' worth of a JSON value the caller's thread renders: a value up to that long
-/// is rendered whole, and the export thread shrinks it to the cap as JSON (its strings cut,
-/// [`super::json::shrunk`]); a longer one is cut as text.
-const JSON_ROOM: usize = 8;
-
 impl Json {
     fn text(&self, cap: usize) -> StringValue {
         match self {
-            Json::Value(v) => v.json_capped(cap.saturating_mul(JSON_ROOM)),
+            Json::Value(v) => v.json_capped(cap.saturating_mul(super::json::JSON_ROOM)),
             // A provider's JSON text: whole up to the same room, shrunk as JSON on the export
             // thread; past it, cut as text here.
-            Json::Text(t) if t.len() > cap.saturating_mul(JSON_ROOM) => {
+            Json::Text(t) if t.len() > cap.saturating_mul(super::json::JSON_ROOM) => {
                 crate::capture::truncated_text(t, cap)
             }
             Json::Text(t) => StringValue::from(t.clone()),
