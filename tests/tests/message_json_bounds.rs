@@ -321,6 +321,16 @@ fn one_tool_schema_longer_than_the_cap_stays_json() {
     let spans = rec.spans();
     let schema = parsed(spans.get("one_huge_schema"), "llm.tools.0.tool.json_schema");
     assert_eq!(schema["function"]["name"], "form");
+    // Still a schema, with fewer properties, not a string.
+    let parameters = &schema["function"]["parameters"];
+    assert_eq!(parameters["type"], "object");
+    let properties = parameters["properties"].as_object().unwrap();
+    assert!(
+        properties.len() > 2 && properties.len() < 300,
+        "{}",
+        properties.len()
+    );
+    assert_eq!(properties["field_0"]["type"], "string");
 }
 
 #[trace(event_type = "tool")]

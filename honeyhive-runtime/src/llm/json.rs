@@ -295,7 +295,8 @@ pub(crate) fn looks_like_json(text: &str) -> bool {
 
 /// The JSON `text` in at most `cap` bytes, and still JSON: its longest strings are cut to
 /// one equal share each, with their marker (the shorter ones stay whole); when even that is
-/// not enough, the longest list loses the items between its first and its last until it fits.
+/// not enough, the longest list (or object) loses entries between its first and its last
+/// until it fits.
 /// Objects come back with their keys in order (`serde_json`'s map). `None` when `text` is not
 /// JSON or nothing fits.
 pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
@@ -365,8 +366,8 @@ fn cut_strings(v: &mut serde_json::Value, share: usize) {
     }
 }
 
-/// Removes half of the items between the first and the last of the list with the most items
-/// (the oldest after the first); `false` when no list has more than two.
+/// Removes half of the entries between the first and the last of the list or object with the
+/// most entries (the oldest after the first); `false` when none has more than two.
 fn thin_longest_list(v: &mut serde_json::Value) -> bool {
     /// The path to the longest list in `v` and its length.
     fn longest(v: &serde_json::Value, path: &mut Vec<Step>, best: &mut (usize, Vec<Step>)) {
@@ -382,6 +383,9 @@ fn thin_longest_list(v: &mut serde_json::Value) -> bool {
                 }
             }
             serde_json::Value::Object(map) => {
+                if map.len() > best.0 {
+                    *best = (map.len(), path.clone());
+                }
                 for (key, value) in map {
                     path.push(Step::Key(key.clone()));
                     longest(value, path, best);
@@ -407,11 +411,20 @@ fn thin_longest_list(v: &mut serde_json::Value) -> bool {
             _ => return false,
         };
     }
-    let serde_json::Value::Array(items) = at else {
-        return false;
-    };
-    let drop = (items.len() - 2).div_ceil(2);
-    items.drain(1..=drop);
+    match at {
+        serde_json::Value::Array(items) => {
+            let drop = (items.len() - 2).div_ceil(2);
+            items.drain(1..=drop);
+        }
+        serde_json::Value::Object(map) => {
+            let drop = (map.len() - 2).div_ceil(2);
+            let gone: Vec<String> = map.keys().skip(1).take(drop).cloned().collect();
+            for key in gone {
+                map.remove(&key);
+            }
+        }
+        _ => return false,
+    }
     true
 }
 

@@ -218,8 +218,13 @@ fn cut(s: &str, cap: usize) -> StringValue {
     crate::capture::truncated_text(s, cap)
 }
 
+/// A tool's parameter schema as JSON, whole up to [`JSON_ROOM`](super::json::JSON_ROOM) caps
+/// (the export thread shrinks it as JSON).
 fn schema_text(schema: Option<&Value>, cap: usize) -> StringValue {
-    schema.map_or_else(|| StringValue::from(""), |s| s.json_capped(cap))
+    schema.map_or_else(
+        || StringValue::from(""),
+        |s| s.json_capped(cap.saturating_mul(super::json::JSON_ROOM)),
+    )
 }
 
 /// The caller's side of [`LlmCall::tools`](super::LlmCall::tools) and
