@@ -207,7 +207,7 @@ fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
         Value::Int(i) => OtelValue::I64(i),
         Value::Float(f) => OtelValue::F64(f),
         // A JSON text set by hand (an `input.value`) stays JSON when it is cut.
-        Value::Str(s) if !key.as_str().starts_with("honeyhive_") => {
+        Value::Str(s) if crate::llm::json::shrinks_as_json(key.as_str()) => {
             OtelValue::String(cut_text(s, capture_cap()))
         }
         Value::Str(s) => OtelValue::String(truncated_text(&s, capture_cap())),

@@ -41,6 +41,7 @@ use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use regex::Regex;
 
 use crate::capture::truncation_marker;
+use crate::llm::json;
 use crate::record::Attr;
 use crate::secrets;
 
@@ -627,10 +628,10 @@ impl Redactor {
                 let key = unique[i].key.as_str();
                 // JSON we rendered is shrunk as JSON, or dropped: a cut would leave it
                 // unreadable. Other text is cut.
-                let shortened = if renders_json(key) && crate::llm::json::looks_like_json(text) {
-                    crate::llm::json::shrunk(text, room - 32)
+                let shortened = if json::shrinks_as_json(key) && json::looks_like_json(text) {
+                    json::shrunk(text, room - 32)
                 } else {
-                    lost_mime.extend(mime_of(key));
+                    lost_mime.extend(json::mime_key_of(key));
                     let cut = floor_char_boundary(text, room - 32);
                     Some(format!(
                         "{}{}",
@@ -646,7 +647,7 @@ impl Redactor {
                     continue;
                 }
             }
-            lost_mime.extend(mime_of(unique[i].key.as_str()));
+            lost_mime.extend(json::mime_key_of(unique[i].key.as_str()));
             dropped += 1;
         }
         // A mime type says how its value reads: it goes when the value went or was cut.
@@ -767,26 +768,9 @@ fn is_content(key: &str) -> bool {
     PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
-/// The key of the mime type that says how the value of `key` reads.
-fn mime_of(key: &str) -> Option<&'static str> {
-    match key {
-        "input.value" => Some("input.mime_type"),
-        "output.value" => Some("output.mime_type"),
-        _ => None,
-    }
-}
-
 /// The indexed copies of a call's messages, the first content the budget gives up.
 fn is_message_copy(key: &str) -> bool {
     key.starts_with("llm.input_messages.") || key.starts_with("llm.output_messages.")
-}
-
-/// Whether the value of `key` is JSON the export thread renders from its own parts (messages,
-/// tool definitions, `input.value`), which a cut would leave unreadable: not a captured or
-/// enriched value (`honeyhive_*`), whose text is cut like any other (a `Debug` of a `Vec`
-/// looks like JSON too).
-fn renders_json(key: &str) -> bool {
-    !key.starts_with("honeyhive_")
 }
 
 fn size_of(kv: &KeyValue) -> usize {

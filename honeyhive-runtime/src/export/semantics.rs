@@ -284,7 +284,7 @@ fn bounded_attr(attr: Attr<'_>, cap: usize) -> Attr<'_> {
     }
     let key = bounded_text(attr.key.as_str(), cap);
     let value = match &attr.value {
-        Value::String(s) if !attr.key.as_str().starts_with("honeyhive_") => {
+        Value::String(s) if llm::json::shrinks_as_json(attr.key.as_str()) => {
             // A JSON value given whole (an `input.value` set by hand) stays JSON.
             let text = s.as_str();
             (text.len() > cap.saturating_add(MARKER_ROOM))

@@ -203,7 +203,12 @@ pub(crate) fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&s
 /// is longer, the longest contents are cut to one equal share, each with its marker, so a short
 /// system prompt stays whole while a pasted document is cut; when the messages would not fit
 /// with a sixteenth of the cap each (or the whole of the shorter ones), the first is kept with
-/// as many of the latest as fit, and the ones between are left out. `None` when no render fits (a cap below one message).
+/// as many of the latest as fit, and the ones between are left out. `None` when no render
+/// fits (a cap below one message).
+///
+/// Apart from [`shrunk`], which would do for any JSON, because a chat is rendered from its
+/// messages on every LLM span: this needs no parse when the chat fits, and keeps fewer
+/// messages readable (a sixteenth of the cap each) rather than many as stubs.
 pub(crate) fn fitted(
     messages: &[StringValue],
     cap: usize,
@@ -282,6 +287,25 @@ pub(crate) fn cut_rendered(text: &str, cap: usize) -> (StringValue, bool) {
         return (StringValue::from(json), true);
     }
     (crate::capture::truncated_text(text, cap), false)
+}
+
+/// Whether a text under `key` is cut as JSON ([`cut_rendered`]) when it is too long: what the
+/// export thread renders and what is set under the conventions' keys (`input.value` by
+/// hand), not a captured or enriched value (`honeyhive_*`), which is cut as text like any
+/// other (a `Debug` of a `Vec` looks like JSON too).
+pub(crate) fn shrinks_as_json(key: &str) -> bool {
+    !key.starts_with("honeyhive_")
+}
+
+/// The key of the mime type that says how the value under `key` reads (OpenInference's
+/// `input.value` and `output.value`): it goes when the value is cut as text or dropped.
+pub(crate) fn mime_key_of(key: &str) -> Option<&'static str> {
+    use super::openinference::{INPUT_MIME_TYPE, INPUT_VALUE, OUTPUT_MIME_TYPE, OUTPUT_VALUE};
+    match key {
+        INPUT_VALUE => Some(INPUT_MIME_TYPE),
+        OUTPUT_VALUE => Some(OUTPUT_MIME_TYPE),
+        _ => None,
+    }
 }
 
 /// A JSON list or object by its first and last bytes.

@@ -913,8 +913,8 @@ pub(crate) fn render(
 /// Cuts the values the export thread built at `cap` bytes: JSON stays JSON that parses
 /// ([`json::cut_rendered`]); an `input.value` or `output.value` that only text can hold
 /// loses its mime type (plain text is the default).
-pub(crate) fn cut_added(added: &mut Vec<KeyValue>, cap: usize) {
-    let mut cut_as_text = Vec::new();
+fn cut_added(added: &mut Vec<KeyValue>, cap: usize) {
+    let mut lost_mime = Vec::new();
     for kv in added.iter_mut() {
         if let Value::String(s) = &kv.value
             && s.as_str().len() > cap
@@ -922,17 +922,12 @@ pub(crate) fn cut_added(added: &mut Vec<KeyValue>, cap: usize) {
             let (text, still_json) = json::cut_rendered(s.as_str(), cap);
             kv.value = Value::String(text);
             if !still_json {
-                cut_as_text.push(kv.key.as_str().to_owned());
+                lost_mime.extend(json::mime_key_of(kv.key.as_str()));
             }
         }
     }
-    for (value_key, mime_key) in [
-        (openinference::INPUT_VALUE, openinference::INPUT_MIME_TYPE),
-        (openinference::OUTPUT_VALUE, openinference::OUTPUT_MIME_TYPE),
-    ] {
-        if cut_as_text.iter().any(|k| k == value_key) {
-            added.retain(|kv| kv.key.as_str() != mime_key);
-        }
+    if !lost_mime.is_empty() {
+        added.retain(|kv| !lost_mime.contains(&kv.key.as_str()));
     }
 }
 
