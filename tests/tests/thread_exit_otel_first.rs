@@ -6,14 +6,32 @@
 use std::cell::RefCell;
 use std::sync::Mutex;
 
+use std::collections::HashMap;
+
 use honeyhive_runtime::testing::Recorder;
-use honeyhive_runtime::{SpanBuilder, otel_context, trace};
+use honeyhive_runtime::{SpanBuilder, otel_context, propagation, trace};
 
 static RESULTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[trace]
 fn traced_in_destructor(x: u32) -> u32 {
     x + 1
+}
+
+#[trace]
+async fn traced_async_in_destructor(x: u32) -> u32 {
+    x + 2
+}
+
+/// Polls a future that never waits to its end.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
 }
 
 struct TracesOnDrop;
@@ -27,7 +45,16 @@ impl Drop for TracesOnDrop {
             traced_in_destructor(2)
         });
         dynamic.end();
-        RESULTS.lock().unwrap().push(format!("{first}:{inside}"));
+        // The other entry points that look for an ambient parent: an async fn, and a handler
+        // under a propagated caller.
+        let awaited = ready(traced_async_in_destructor(1));
+        let mut carrier: HashMap<String, String> = HashMap::new();
+        propagation::inject(&mut carrier);
+        let extracted = propagation::extract(&carrier).run(|| traced_in_destructor(5));
+        RESULTS
+            .lock()
+            .unwrap()
+            .push(format!("{first}:{inside}:{awaited}:{extracted}"));
     }
 }
 
@@ -47,15 +74,16 @@ fn a_first_traced_call_after_the_opentelemetry_context_is_gone_runs_and_is_recor
     })
     .join()
     .expect("the thread exits without a panic");
-    assert_eq!(*RESULTS.lock().unwrap(), ["2:3"]);
+    assert_eq!(*RESULTS.lock().unwrap(), ["2:3:3:6"]);
     assert!(recorder.guard().force_flush());
     let spans = recorder.spans();
     assert_eq!(
         spans.all("traced_in_destructor").count(),
-        2,
+        3,
         "{:?}",
         spans.names()
     );
+    assert_eq!(spans.all("traced_async_in_destructor").count(), 1);
     let dynamic = spans.get("dynamic in destructor");
     assert_eq!(spans.children_of(dynamic).len(), 1);
 }
