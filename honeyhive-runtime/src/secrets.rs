@@ -7,6 +7,10 @@
 //! (`Bearer `, `password=`, `postgres://user:`) and to drop look-alikes (`max_tokens: 100000`,
 //! `Bearer authentication`).
 //!
+//! A few formats have no literal (a Discord bot token, an AWS secret key without its name, a
+//! quoted base64 string of high entropy): those are recognised by the [shape](shapes) of one
+//! long token, looked at only where the first screen saw a run long enough.
+//!
 //! Used by [`redact`](crate::redact) on the export thread, and by the capture cut on the caller's
 //! thread (only for a value that is being cut), so that a cut never keeps part of a secret.
 
@@ -98,6 +102,12 @@ fn pattern() -> String {
         r"\bfc-[0-9a-f]{32}\b",
         r"\bpa-[A-Za-z0-9_\-]{40,}",
         r"\bsk_[0-9a-f]{48}\b",
+        // Langfuse public keys (its secret keys are `sk-lf-..`, found as `sk-`), Square,
+        // Artifactory.
+        r"\bpk-lf-[0-9a-fA-F\-]{30,}",
+        r"\bsq0(?:csp|atp)-[0-9A-Za-z_\-]{22,}",
+        r"\bEAAA[A-Za-z0-9_\-]{56,}",
+        r"\bAKC[A-Za-z0-9]{10,}",
         // A key as a URL's whole user part, without a password (Sentry's DSN,
         // `https://<token>@host/repo.git`): the `@` stays.
         r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[A-Za-z0-9_\-]{20,}@",
@@ -235,6 +245,10 @@ const LITERALS: &[&str] = &[
     "tvly-",
     "fc-",
     "pa-",
+    "pk-lf-",
+    "sq0",
+    "eaaa",
+    "akc",
     "cookie",
 ];
 
@@ -284,21 +298,23 @@ pub(crate) struct Found {
 }
 
 impl Scanner {
-    /// Whether the prefilters let `text` through; most text stops at the first, [`screen`].
-    #[inline]
-    pub(crate) fn may_contain(&self, text: &str) -> bool {
-        screen(text.as_bytes()) && self.prefilter.is_match(text)
-    }
-
-    /// Every secret in `text`, in order, not overlapping.
+    /// Every secret in `text`, in order, not overlapping. Most text stops at the first
+    /// prefilter, [`screen`]; what passes it is searched with the literal prefilter and the
+    /// expression, or for [shapes](shapes), or both, as the screen saw.
     pub(crate) fn find_all(&self, text: &str) -> Vec<Found> {
-        if !self.may_contain(text) {
-            return Vec::new();
+        let seen = screen(text.as_bytes());
+        let mut found = Vec::new();
+        if seen.keyed && self.prefilter.is_match(text) {
+            found.extend(
+                self.formats
+                    .find_iter(text)
+                    .filter_map(|m| self.classify(text, m.range())),
+            );
         }
-        self.formats
-            .find_iter(text)
-            .filter_map(|m| self.classify(text, m.range()))
-            .collect()
+        if seen.token {
+            shapes::add(text, &mut found);
+        }
+        found
     }
 
     /// The secret inside one match, or `None` for a look-alike.
@@ -383,8 +399,10 @@ const KEY_NAME_PARTS: &[&[u8]] = &[
 /// - `Bearer`, `Basic` or `Token` followed by a space;
 /// - a PEM key: `-----BEGIN`.
 ///
-/// Like the literal prefilter, names are matched ASCII case-insensitively.
-fn screen(text: &[u8]) -> bool {
+/// Like the literal prefilter, names are matched ASCII case-insensitively. The screen also tells
+/// whether a [shape](shapes) may be there: a run of at least [`MIN_TOKEN_RUN`]
+/// `[A-Za-z0-9_.+/-]` bytes.
+fn screen(text: &[u8]) -> Seen {
     // The wide screen costs about as much for 1 byte as for 64 (one padded chunk); a byte at
     // a time is cheaper below about 24 bytes.
     #[cfg(target_arch = "x86_64")]
@@ -399,7 +417,28 @@ fn screen(text: &[u8]) -> bool {
 const WIDE_FROM: usize = 24;
 
 /// [`screen`], a byte at a time.
-fn screen_bytes(text: &[u8]) -> bool {
+fn screen_bytes(text: &[u8]) -> Seen {
+    Seen {
+        keyed: keyed_bytes(text),
+        token: shapes::runs(text).next().is_some(),
+    }
+}
+
+/// What [`screen`] saw in a text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Seen {
+    /// A format of the expression may match: the literal prefilter and the expression are
+    /// worth running.
+    keyed: bool,
+    /// A run long enough for a [shape](shapes).
+    token: bool,
+}
+
+/// The shortest run of `[A-Za-z0-9_.+/-]` bytes a [shape](shapes) is found in.
+const MIN_TOKEN_RUN: usize = 20;
+
+/// Whether `text` may hold a format of the expression, a byte at a time.
+fn keyed_bytes(text: &[u8]) -> bool {
     let n = text.len();
     let mut i = 0;
     while i < n {
@@ -455,7 +494,7 @@ mod wide {
         _mm_or_si128, _mm_set1_epi8,
     };
 
-    use super::{MIN_KEY_RUN, assigns_a_secret, names_a_scheme};
+    use super::{MIN_KEY_RUN, MIN_TOKEN_RUN, Seen, assigns_a_secret, names_a_scheme};
 
     /// Bit `i` describes byte `i` of a 64-byte chunk.
     struct Masks {
@@ -469,6 +508,8 @@ mod wide {
         scheme_end: u64,
         /// `-`.
         dash: u64,
+        /// `[A-Za-z0-9_.+/-]`: what the [shapes](super::shapes) are made of.
+        token: u64,
     }
 
     #[target_feature(enable = "sse2")]
@@ -499,6 +540,7 @@ mod wide {
             special: 0,
             scheme_end: 0,
             dash: 0,
+            token: 0,
         };
         for (k, block) in chunk.chunks_exact(16).enumerate() {
             // SAFETY: `block` is 16 readable bytes; this load has no alignment requirement.
@@ -523,7 +565,12 @@ mod wide {
                 ),
                 _mm_cmpeq_epi8(lower, byte(b'r')),
             );
+            let token = _mm_or_si128(
+                word,
+                _mm_or_si128(_mm_cmpeq_epi8(v, byte(b'/')), _mm_cmpeq_epi8(v, byte(b'+'))),
+            );
             let shift = 16 * k;
+            m.token |= bits(token, shift);
             m.word |= bits(word, shift);
             m.space |= bits(space, shift);
             m.special |= bits(special, shift);
@@ -550,12 +597,14 @@ mod wide {
         x != 0
     }
 
-    pub(super) fn screen(text: &[u8]) -> bool {
+    pub(super) fn screen(text: &[u8]) -> Seen {
         #[allow(clippy::cast_possible_truncation)] // a small constant
-        const KEY_RUN: u32 = MIN_KEY_RUN as u32;
+        const TOKEN_RUN: u32 = MIN_TOKEN_RUN as u32;
+        let mut seen = Seen::default();
         let mut word_carry = 0;
         let mut dash_carry = 0;
         let mut scheme_carry = 0;
+        let mut token_carry = 0;
         let mut pad = [0u8; 64];
         let mut at = 0;
         while at < text.len() {
@@ -568,35 +617,219 @@ mod wide {
             };
             // SAFETY: SSE2 is part of every x86-64 CPU (and enabled for every x86-64 target).
             let m = unsafe { masks(chunk) };
-            // A key by its prefix; a PEM key (`-----BEGIN`).
-            if has_run(m.word, word_carry, KEY_RUN) || has_run(m.dash, dash_carry, 5) {
-                return true;
+            if !seen.token {
+                seen.token = has_run(m.token, token_carry, TOKEN_RUN);
+                token_carry = m.token.leading_ones();
             }
-            word_carry = m.word.leading_ones();
-            dash_carry = m.dash.leading_ones();
-            // `Bearer`, `Basic`, `Token` and a space.
-            let mut ends = m.space & ((m.scheme_end << 1) | scheme_carry);
-            scheme_carry = m.scheme_end >> 63;
-            while ends != 0 {
-                let space = at + ends.trailing_zeros() as usize;
-                ends &= ends - 1;
-                // Only the word's end is compared.
-                if names_a_scheme(&text[space.saturating_sub(6)..space]) {
-                    return true;
-                }
+            if !seen.keyed {
+                seen.keyed = keyed(text, at, &m, word_carry, dash_carry, scheme_carry);
+                word_carry = m.word.leading_ones();
+                dash_carry = m.dash.leading_ones();
+                scheme_carry = m.scheme_end >> 63;
             }
-            // Assignments, URLs, signatures.
-            let mut specials = m.special;
-            while specials != 0 {
-                let i = at + specials.trailing_zeros() as usize;
-                specials &= specials - 1;
-                if assigns_a_secret(text, i) {
-                    return true;
-                }
+            if seen.keyed && seen.token {
+                break;
             }
             at += 64;
         }
+        seen
+    }
+
+    /// Whether the chunk at `at` holds what a format of the expression needs, given what the
+    /// chunk before ended with.
+    fn keyed(
+        text: &[u8],
+        at: usize,
+        m: &Masks,
+        word_carry: u32,
+        dash_carry: u32,
+        scheme_carry: u64,
+    ) -> bool {
+        #[allow(clippy::cast_possible_truncation)] // a small constant
+        const KEY_RUN: u32 = MIN_KEY_RUN as u32;
+        // A key by its prefix; a PEM key (`-----BEGIN`).
+        if has_run(m.word, word_carry, KEY_RUN) || has_run(m.dash, dash_carry, 5) {
+            return true;
+        }
+        // `Bearer`, `Basic`, `Token` and a space.
+        let mut ends = m.space & ((m.scheme_end << 1) | scheme_carry);
+        while ends != 0 {
+            let space = at + ends.trailing_zeros() as usize;
+            ends &= ends - 1;
+            // Only the word's end is compared.
+            if names_a_scheme(&text[space.saturating_sub(6)..space]) {
+                return true;
+            }
+        }
+        // Assignments, URLs, signatures.
+        let mut specials = m.special;
+        while specials != 0 {
+            let i = at + specials.trailing_zeros() as usize;
+            specials &= specials - 1;
+            if assigns_a_secret(text, i) {
+                return true;
+            }
+        }
         false
+    }
+}
+
+/// Secrets with no literal to find them by, recognised by the shape of one token: a run of
+/// `[A-Za-z0-9_.+/-]` bytes (the `=` of base64 padding after it) at least [`MIN_TOKEN_RUN`]
+/// long, looked at whole:
+///
+/// - a Discord bot token: `[MNO]` and 23 to 25 more, `.`, 6, `.`, 27 to 38 (the base64 of the
+///   bot's id, a timestamp, a signature);
+/// - a quoted base64 string of 20 to 256 characters with a Shannon entropy of at least 4.5
+///   bits per character, detect-secrets' `Base64HighEntropyString` rule (a hex string cannot
+///   reach it: trace ids and hashes stay);
+/// - a bare 40-character base64 token of upper and lower case letters and digits with that
+///   entropy, an AWS secret access key written without its name.
+///
+/// A UUID, an id with `_` or `-` (`chatcmpl-..`, `call_..`, `msg_..`), a path or a word never
+/// has these shapes.
+mod shapes {
+    use super::{CLASS, Found, MIN_TOKEN_RUN, WORD};
+
+    fn in_token(b: u8) -> bool {
+        CLASS[usize::from(b)] == WORD || b == b'/' || b == b'+'
+    }
+
+    fn base64_byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
+    }
+
+    fn url_safe(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+    }
+
+    /// The runs of at least [`MIN_TOKEN_RUN`] token bytes in `text`, as ranges.
+    pub(super) fn runs(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            while i < text.len() {
+                if !in_token(text[i]) {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < text.len() && in_token(text[i]) {
+                    i += 1;
+                }
+                if i - start >= MIN_TOKEN_RUN {
+                    return Some(start..i);
+                }
+            }
+            None
+        })
+    }
+
+    /// Adds the shapes found in `text` to `found` (the expression's finds, in order), keeping
+    /// it in order and without overlaps; a shape inside a find is that find.
+    pub(super) fn add(text: &str, found: &mut Vec<Found>) {
+        let bytes = text.as_bytes();
+        let shapes: Vec<_> = runs(bytes)
+            .filter_map(|run| shape(bytes, run))
+            .filter(|s| {
+                !found
+                    .iter()
+                    .any(|f| f.whole.start < s.end && s.start < f.whole.end)
+            })
+            .collect();
+        if shapes.is_empty() {
+            return;
+        }
+        found.extend(shapes.into_iter().map(|s| Found {
+            whole: s.clone(),
+            secret: s,
+        }));
+        found.sort_by_key(|f| f.whole.start);
+    }
+
+    /// The secret in the run `start..end` of `text`, if it has one of the shapes.
+    fn shape(text: &[u8], run: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+        let (mut start, mut end) = (run.start, run.end);
+        // An escape in front (`\n` in JSON text) is not part of the token.
+        if start > 0 && text[start - 1] == b'\\' && matches!(text[start], b'n' | b'r' | b't') {
+            start += 1;
+        }
+        // Base64 padding after the run.
+        let mut padded = end;
+        while padded < text.len() && padded - end < 2 && text[padded] == b'=' {
+            padded += 1;
+        }
+        if quoted(text, start, padded)
+            && (20..=256).contains(&(end - start))
+            && text[start..end].iter().all(|&b| base64_byte(b))
+            && entropy(&text[start..end]) >= 4.5
+        {
+            return Some(start..padded);
+        }
+        // A sentence's full stop is not part of the token.
+        while end > start && text[end - 1] == b'.' {
+            end -= 1;
+        }
+        let token = &text[start..end];
+        (discord(token) || bare_aws_secret(token)).then_some(start..end)
+    }
+
+    /// Whether `start..end` is between two equal quotes, or two escaped ones (`\"..\"`).
+    fn quoted(text: &[u8], start: usize, end: usize) -> bool {
+        let Some(&open) = start.checked_sub(1).and_then(|i| text.get(i)) else {
+            return false;
+        };
+        if open != b'"' && open != b'\'' {
+            return false;
+        }
+        match text.get(end) {
+            Some(&close) if close == open => true,
+            Some(b'\\') => text.get(end + 1) == Some(&open),
+            _ => false,
+        }
+    }
+
+    fn discord(token: &[u8]) -> bool {
+        let mut parts = token.split(|&b| b == b'.');
+        let (Some(id), Some(time), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        matches!(id.first(), Some(b'M' | b'N' | b'O'))
+            && (24..=26).contains(&id.len())
+            && time.len() == 6
+            && (27..=38).contains(&mac.len())
+            && [id, time, mac]
+                .iter()
+                .all(|p| p.iter().all(|&b| url_safe(b)))
+    }
+
+    fn bare_aws_secret(token: &[u8]) -> bool {
+        token.len() == 40
+            && token[0] != b'/'
+            && token.iter().all(|&b| base64_byte(b))
+            && token.iter().any(u8::is_ascii_uppercase)
+            && token.iter().any(u8::is_ascii_lowercase)
+            && token.iter().any(u8::is_ascii_digit)
+            && entropy(token) >= 4.5
+    }
+
+    /// Shannon entropy in bits per byte.
+    fn entropy(bytes: &[u8]) -> f64 {
+        let mut counts = [0u32; 256];
+        for &b in bytes {
+            counts[usize::from(b)] += 1;
+        }
+        #[allow(clippy::cast_precision_loss)] // at most a few hundred bytes
+        let n = bytes.len() as f64;
+        counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = f64::from(c) / n;
+                -p * p.log2()
+            })
+            .sum()
     }
 }
 
@@ -789,6 +1022,22 @@ mod tests {
                 "xi sk_0123456789abcdef0123456789abcdef0123456789abcdef",
                 "sk_0123456789abcdef0123456789abcdef0123456789abcdef",
             ),
+            (
+                "LANGFUSE_PUBLIC_KEY pk-lf-1234abcd-5678-90ef-abcd-1234567890ab",
+                "pk-lf-1234abcd-5678-90ef-abcd-1234567890ab",
+            ),
+            (
+                "square sq0csp-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3",
+                "sq0csp-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3",
+            ),
+            (
+                "square EAAAEAb3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3Ab3dEf6hIj9kLm2n",
+                "EAAAEAb3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3Ab3dEf6hIj9kLm2n",
+            ),
+            (
+                "jfrog AKCp8Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+                "AKCp8Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+            ),
         ] {
             assert_eq!(secrets(text), [secret], "{text}");
         }
@@ -801,6 +1050,59 @@ mod tests {
             "sk_live",
         ] {
             assert!(secrets(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn secrets_without_a_literal_are_found_by_their_shape() {
+        let discord = "MTE4NjQ3MzIxOTg1NzE2NzM2MA.GxYz12.abcdEFGHijklMNOPqrstUVWXyz0123456";
+        let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let b64 = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg+/XyZ==";
+        for (text, secret) in [
+            (format!("DISCORD bot: {discord}."), discord),
+            (format!(r#"{{"content":"\n{discord}\n"}}"#), discord),
+            (format!("aws {aws} in us-east-1"), aws),
+            (format!("x={aws}"), aws),
+            (format!(r#"keys = ["{b64}"]"#), b64),
+            (format!(r#""found \"{b64}\" here""#), b64),
+            (format!("'{aws}'"), aws),
+        ] {
+            assert_eq!(secrets(&text), [secret], "{text}");
+        }
+        // Inside a find of the expression: one secret.
+        let jwt = "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig";
+        assert_eq!(scanner().find_all(jwt).len(), 1);
+        // In order, with the expression's finds.
+        let both = format!("{aws} and sk-abcDEF0123456789xyzXYZ and '{b64}'");
+        assert_eq!(
+            secrets(&both),
+            [aws, "sk-abcDEF0123456789xyzXYZ", b64],
+            "{both}"
+        );
+    }
+
+    #[test]
+    fn ids_hashes_and_paths_are_not_shapes() {
+        for text in [
+            // Hex cannot reach the entropy: trace ids, hashes.
+            r#""trace_id": "4bf92f3577b34da6a3ce929d0e0e4736""#,
+            r#""sha": "da39a3ee5e6b4b0d3255bfef95601890afd80709""#,
+            // Ids with `_` or `-`, UUIDs.
+            r#""id": "chatcmpl-9pQXyZaBcDeFgHiJkLmNoPqRsTuV""#,
+            r#""tool_call_id": "call_Ab3dEf6hIj9kLm2nOp5qRs8t""#,
+            r#""id": "123e4567-e89b-12d3-a456-426614174000""#,
+            // Paths, words, low-entropy or short base64.
+            "/home/user/projects/MyApp2/src/Main/Lib1",
+            "/usr/local/lib/python3.11/site-packages/honeyhive",
+            r#""AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA""#,
+            r#""aGVsbG8gd29ybGQ=""#,
+            "supercalifragilisticexpialidocious",
+            "internationalization and localization",
+            // 40 characters without digits or without upper case.
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmn",
+            "MTE4NjQ3MzIxOTg1NzE2NzM2MA.Gx.abcdEFGHijklMNOPqrstUVWXyz0123456",
+        ] {
+            assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
         }
     }
 
@@ -829,6 +1131,10 @@ mod tests {
         "tvly-",
         "fc-",
         "pa-",
+        "pk-lf-",
+        "sq0csp-",
+        "EAAA",
+        "AKCp8",
         "rk_live_",
         "whsec_",
         "AIza",
@@ -963,9 +1269,15 @@ mod tests {
             }
             if formats.is_match(&text) {
                 matched += 1;
-                assert!(screen(text.as_bytes()), "{text:?}");
-                assert!(screen_bytes(text.as_bytes()), "{text:?}");
+                assert!(screen(text.as_bytes()).keyed, "{text:?}");
+                assert!(screen_bytes(text.as_bytes()).keyed, "{text:?}");
             }
+            // The wide screen sees a token run wherever the scalar one does.
+            assert_eq!(
+                screen(text.as_bytes()).token,
+                screen_bytes(text.as_bytes()).token,
+                "{text:?}"
+            );
         }
         assert!(matched > 400, "only {matched} texts held a secret");
         for prose in [
@@ -973,8 +1285,8 @@ mod tests {
             r#"[{"role":"user","content":"what is the capital of France?"}]"#,
             "Tokens used: 1234; the budget is fine.",
         ] {
-            assert!(!screen(prose.as_bytes()), "{prose}");
-            assert!(!screen_bytes(prose.as_bytes()), "{prose}");
+            assert_eq!(screen(prose.as_bytes()), Seen::default(), "{prose}");
+            assert_eq!(screen_bytes(prose.as_bytes()), Seen::default(), "{prose}");
         }
     }
 

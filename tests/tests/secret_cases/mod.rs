@@ -1,5 +1,5 @@
-//! 46 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
-//! where captured text ends up: 368 cases. Shared by `privacy.rs` (our recall, on real exported
+//! 53 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
+//! where captured text ends up: 424 cases. Shared by `privacy.rs` (our recall, on real exported
 //! spans) and `detect_secrets.rs` (the same strings given to detect-secrets).
 
 #![allow(dead_code)] // each test file uses its part
@@ -298,6 +298,53 @@ pub(crate) fn secrets() -> Vec<Case> {
         "session cookie",
         s.clone(),
         format!("Cookie: connect.sid={s}"),
+    );
+    // Formats with no literal, found by their shape.
+    let s = format!(
+        "MT{}.{}.{}",
+        g.pick(B62, 24),
+        g.pick(URLSAFE, 6),
+        g.pick(URLSAFE, 27)
+    );
+    add("discord bot token", s.clone(), format!("client.run({s})"));
+    let s = g.pick(B64, 40);
+    add(
+        "aws secret key in a quoted list",
+        s.clone(),
+        format!(r#"keys: ["AKIAIOSFODNN7EXAMPLE", "{s}"]"#),
+    );
+    let s = g.pick(B64, 40);
+    add(
+        "aws secret key without its name",
+        s.clone(),
+        format!("aws configure set default {s} for us-east-1"),
+    );
+    // Formats with a prefix, of services LLM apps use.
+    let hex_uuid = |g: &mut Gen| {
+        format!(
+            "{}-{}-{}-{}-{}",
+            g.pick(HEX, 8),
+            g.pick(HEX, 4),
+            g.pick(HEX, 4),
+            g.pick(HEX, 4),
+            g.pick(HEX, 12)
+        )
+    };
+    let s = format!("pk-lf-{}", hex_uuid(&mut g));
+    add("langfuse public key", s.clone(), s);
+    let s = format!("sk-lf-{}", hex_uuid(&mut g));
+    add(
+        "langfuse secret key",
+        s.clone(),
+        format!("Langfuse(secret_key={s})"),
+    );
+    let s = format!("sq0csp-{}", g.pick(URLSAFE, 43));
+    add("square oauth secret", s.clone(), s);
+    let s = format!("AKCp8{}", g.pick(B62, 68));
+    add(
+        "artifactory api key",
+        s.clone(),
+        format!("X-JFrog-Art-Api: {s}"),
     );
     out
 }
