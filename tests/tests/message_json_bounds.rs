@@ -278,14 +278,17 @@ fn every_json_value_we_render_stays_json_within_the_cap() {
 
     let tools = spans.get("many_tools");
     let definitions = parsed(tools, "gen_ai.tool.definitions");
+    let definitions = definitions.as_array().unwrap();
+    // The first and the latest definitions stay, and the list says how many it left out.
+    let omitted = omitted(&definitions[1], "items");
     let names: Vec<&str> = definitions
-        .as_array()
-        .unwrap()
         .iter()
-        .map(|d| d["name"].as_str().unwrap())
+        .filter_map(|d| d["name"].as_str())
         .collect();
-    assert!(names.len() > 1 && names.len() <= 40, "{names:?}");
+    assert!(names.len() > 1 && names.len() < 40, "{names:?}");
+    assert_eq!(names.len() + omitted, 40, "{names:?}");
     assert_eq!(names[0], "tool_0");
+    assert_eq!(names[1], format!("tool_{}", omitted + 1));
     assert_eq!(*names.last().unwrap(), "tool_39");
     let output = parsed(tools, "gen_ai.output.messages");
     let parts = output[0]["parts"].as_array().unwrap();
@@ -331,6 +334,63 @@ fn one_tool_schema_longer_than_the_cap_stays_json() {
         properties.len()
     );
     assert_eq!(properties["field_0"]["type"], "string");
+    // The object says how many keys it left out.
+    let omitted = omitted(&properties["…"], "keys");
+    assert_eq!(properties.len() - 1 + omitted, 300);
+}
+
+/// The count of a marker of entries left out (`"…[12 items omitted]"`, `"[12 keys omitted]"`).
+fn omitted(marker: &serde_json::Value, noun: &str) -> usize {
+    let text = marker
+        .as_str()
+        .unwrap_or_else(|| panic!("no marker: {marker}"));
+    let count = text
+        .trim_start_matches('…')
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(&format!(" {noun} omitted]")))
+        .unwrap_or_else(|| panic!("not a marker: {text}"));
+    count.parse().unwrap()
+}
+
+#[test]
+fn json_cut_to_the_cap_keeps_the_order_of_its_keys() {
+    let rec = Recorder::with(|b| {
+        b.capture_max_bytes(CAP)
+            .conventions(Conventions::OpenInference)
+    });
+    // Keys out of alphabetical order, as a model or an app writes them.
+    let by_hand = r#"{"zeta":1,"question":"QQQQ","alpha":[1,2],"mid":{"y":true,"b":null}}"#
+        .replace("QQQQ", &"w".repeat(5_000));
+    drop(
+        SpanBuilder::new("by hand")
+            .attribute("input.value", by_hand)
+            .start(),
+    );
+    let spans = rec.spans();
+    let text = spans.get("by hand").str("input.value").unwrap();
+    assert!(text.len() <= CAP, "{}", text.len());
+    let keys: Vec<&str> = [
+        "\"zeta\"",
+        "\"question\"",
+        "\"alpha\"",
+        "\"mid\"",
+        "\"y\"",
+        "\"b\"",
+    ]
+    .iter()
+    .map(|k| {
+        let at = text
+            .find(k)
+            .unwrap_or_else(|| panic!("{k} is gone: {text}"));
+        &text[at..]
+    })
+    .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0].len() > w[1].len()),
+        "keys reordered: {text}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(parsed["mid"], json!({"y": true, "b": null}));
 }
 
 #[trace(event_type = "tool")]

@@ -320,9 +320,9 @@ pub(crate) fn looks_like_json(text: &str) -> bool {
 /// The JSON `text` in at most `cap` bytes, and still JSON: its longest strings are cut to
 /// one equal share each, with their marker (the shorter ones stay whole); when even that is
 /// not enough, the longest list (or object) loses entries between its first and its last
-/// until it fits.
-/// Objects come back with their keys in order (`serde_json`'s map). `None` when `text` is not
-/// JSON or nothing fits.
+/// until it fits, and says how many in their place (`"…[12 items omitted]"`, a key `"…"`
+/// with `"[12 keys omitted]"`). Objects keep their keys in their order. `None` when `text` is
+/// not JSON or nothing fits.
 pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
     if text.len() <= cap {
         return Some(text.to_owned());
@@ -332,16 +332,16 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
     if text.len() > MAX_SHRUNK {
         return None;
     }
-    let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut value: tree::Json = serde_json::from_str(text).ok()?;
     // No string keeps more than the cap: each render below is then about as long as the
     // strings are many, whatever their length.
-    cut_strings(&mut value, cap);
+    value.cut_strings(cap);
     for _ in 0..64 {
-        let longest = longest_string(&value);
+        let longest = value.longest_string();
         let fits = |share: usize| {
             let mut v = value.clone();
-            cut_strings(&mut v, share);
-            let out = v.to_string();
+            v.cut_strings(share);
+            let out = v.render();
             (out.len() <= cap).then_some(out)
         };
         if let Some(out) = fits(0) {
@@ -358,7 +358,7 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
             }
             return Some(best);
         }
-        if !thin_longest_list(&mut value) {
+        if !value.thin_longest_list() {
             return None;
         }
     }
@@ -368,94 +368,254 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
 /// The longest JSON text [`shrunk`] parses.
 const MAX_SHRUNK: usize = 4 << 20;
 
-fn longest_string(v: &serde_json::Value) -> usize {
-    match v {
-        serde_json::Value::String(s) => s.len(),
-        serde_json::Value::Array(items) => items.iter().map(longest_string).max().unwrap_or(0),
-        serde_json::Value::Object(map) => map.values().map(longest_string).max().unwrap_or(0),
-        _ => 0,
-    }
-}
+/// A parsed JSON value that keeps what a reader sees: the order of an object's keys, and
+/// where entries were left out.
+mod tree {
+    use std::fmt;
 
-/// Cuts every string longer than `share` (and its marker) to `share` bytes and the marker.
-fn cut_strings(v: &mut serde_json::Value, share: usize) {
-    match v {
-        serde_json::Value::String(s) if s.len() > share + MARKER => {
-            let cut = crate::capture::truncated_text(s, share);
-            cut.as_str().clone_into(s);
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::MARKER;
+
+    #[derive(Clone, Debug)]
+    pub(super) enum Json {
+        Null,
+        Bool(bool),
+        Number(serde_json::Number),
+        String(String),
+        Array(Vec<Json>),
+        Object(Vec<(String, Json)>),
+        /// Entries left out of the list or object it is in: rendered as a string in a list,
+        /// as the value of the key `…` in an object.
+        Omitted(usize),
+    }
+
+    impl Json {
+        /// Cuts every string longer than `share` (and its marker) to `share` bytes and the
+        /// marker.
+        pub(super) fn cut_strings(&mut self, share: usize) {
+            match self {
+                Json::String(s) if s.len() > share + MARKER => {
+                    let cut = crate::capture::truncated_text(s, share);
+                    cut.as_str().clone_into(s);
+                }
+                Json::Array(items) => items.iter_mut().for_each(|v| v.cut_strings(share)),
+                Json::Object(entries) => entries.iter_mut().for_each(|(_, v)| v.cut_strings(share)),
+                _ => {}
+            }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| cut_strings(v, share)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| cut_strings(v, share)),
-        _ => {}
-    }
-}
 
-/// Removes half of the entries between the first and the last of the list or object with the
-/// most entries (the oldest after the first); `false` when none has more than two.
-fn thin_longest_list(v: &mut serde_json::Value) -> bool {
-    /// The path to the longest list in `v` and its length.
-    fn longest(v: &serde_json::Value, path: &mut Vec<Step>, best: &mut (usize, Vec<Step>)) {
+        pub(super) fn longest_string(&self) -> usize {
+            match self {
+                Json::String(s) => s.len(),
+                Json::Array(items) => items.iter().map(Json::longest_string).max().unwrap_or(0),
+                Json::Object(entries) => entries
+                    .iter()
+                    .map(|(_, v)| v.longest_string())
+                    .max()
+                    .unwrap_or(0),
+                _ => 0,
+            }
+        }
+
+        pub(super) fn render(&self) -> String {
+            let mut out = String::new();
+            self.render_into(&mut out);
+            out
+        }
+
+        fn render_into(&self, out: &mut String) {
+            match self {
+                Json::Null => out.push_str("null"),
+                Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                Json::Number(n) => out.push_str(&n.to_string()),
+                Json::String(s) => super::string(out, s),
+                Json::Omitted(n) => {
+                    let noun = if *n == 1 { "item" } else { "items" };
+                    super::string(out, &format!("…[{n} {noun} omitted]"));
+                }
+                Json::Array(items) => {
+                    out.push('[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        item.render_into(out);
+                    }
+                    out.push(']');
+                }
+                Json::Object(entries) => {
+                    out.push('{');
+                    for (i, (key, value)) in entries.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        if let Json::Omitted(n) = value {
+                            let noun = if *n == 1 { "key" } else { "keys" };
+                            super::string(out, "…");
+                            out.push(':');
+                            super::string(out, &format!("[{n} {noun} omitted]"));
+                        } else {
+                            super::string(out, key);
+                            out.push(':');
+                            value.render_into(out);
+                        }
+                    }
+                    out.push('}');
+                }
+            }
+        }
+
+        /// Entries between the first and the last of a list or object that can still go.
+        fn thinnable(&self) -> usize {
+            let middle = |n: usize| n.saturating_sub(2);
+            match self {
+                Json::Array(items) => middle(items.len())
+                    .saturating_sub(usize::from(matches!(items.get(1), Some(Json::Omitted(_))))),
+                Json::Object(entries) => middle(entries.len()).saturating_sub(usize::from(
+                    matches!(entries.get(1), Some((_, Json::Omitted(_)))),
+                )),
+                _ => 0,
+            }
+        }
+
+        /// The list or object with the most entries that can go, and how many.
+        fn longest_list(&mut self) -> Option<(&mut Json, usize)> {
+            let here = self.thinnable();
+            let inner = match self {
+                Json::Array(items) => items
+                    .iter()
+                    .map(Json::most_thinnable)
+                    .enumerate()
+                    .max_by_key(|&(_, n)| n),
+                Json::Object(entries) => entries
+                    .iter()
+                    .map(|(_, v)| v.most_thinnable())
+                    .enumerate()
+                    .max_by_key(|&(_, n)| n),
+                _ => None,
+            };
+            match inner {
+                Some((i, n)) if n > here => match self {
+                    Json::Array(items) => items[i].longest_list(),
+                    Json::Object(entries) => entries[i].1.longest_list(),
+                    _ => None,
+                },
+                _ if here > 0 => Some((self, here)),
+                _ => None,
+            }
+        }
+
+        fn most_thinnable(&self) -> usize {
+            let inner = match self {
+                Json::Array(items) => items.iter().map(Json::most_thinnable).max(),
+                Json::Object(entries) => entries.iter().map(|(_, v)| v.most_thinnable()).max(),
+                _ => None,
+            };
+            self.thinnable().max(inner.unwrap_or(0))
+        }
+
+        /// Leaves out half of the entries between the first and the last of the list or
+        /// object with the most (the oldest after the first), counted in one [`Json::Omitted`]
+        /// after the first; `false` when none has one to leave out.
+        pub(super) fn thin_longest_list(&mut self) -> bool {
+            let Some((list, n)) = self.longest_list() else {
+                return false;
+            };
+            let drop = n.div_ceil(2);
+            match list {
+                Json::Array(items) => {
+                    let before = omitted_at(items.get(1));
+                    let at = 1 + usize::from(before > 0);
+                    items.drain(at..at + drop);
+                    if before > 0 {
+                        items[1] = Json::Omitted(before + drop);
+                    } else {
+                        items.insert(1, Json::Omitted(drop));
+                    }
+                }
+                Json::Object(entries) => {
+                    let before = omitted_at(entries.get(1).map(|(_, v)| v));
+                    let at = 1 + usize::from(before > 0);
+                    entries.drain(at..at + drop);
+                    if before > 0 {
+                        entries[1].1 = Json::Omitted(before + drop);
+                    } else {
+                        entries.insert(1, (String::new(), Json::Omitted(drop)));
+                    }
+                }
+                _ => return false,
+            }
+            true
+        }
+    }
+
+    fn omitted_at(v: Option<&Json>) -> usize {
         match v {
-            serde_json::Value::Array(items) => {
-                if items.len() > best.0 {
-                    *best = (items.len(), path.clone());
-                }
-                for (i, item) in items.iter().enumerate() {
-                    path.push(Step::Index(i));
-                    longest(item, path, best);
-                    path.pop();
-                }
-            }
-            serde_json::Value::Object(map) => {
-                if map.len() > best.0 {
-                    *best = (map.len(), path.clone());
-                }
-                for (key, value) in map {
-                    path.push(Step::Key(key.clone()));
-                    longest(value, path, best);
-                    path.pop();
-                }
-            }
-            _ => {}
+            Some(Json::Omitted(n)) => *n,
+            _ => 0,
         }
     }
-    let mut best = (0, Vec::new());
-    longest(v, &mut Vec::new(), &mut best);
-    if best.0 <= 2 {
-        return false;
-    }
-    let mut at = v;
-    for step in &best.1 {
-        at = match (step, at) {
-            (Step::Index(i), serde_json::Value::Array(items)) => &mut items[*i],
-            (Step::Key(k), serde_json::Value::Object(map)) => match map.get_mut(k) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match at {
-        serde_json::Value::Array(items) => {
-            let drop = (items.len() - 2).div_ceil(2);
-            items.drain(1..=drop);
-        }
-        serde_json::Value::Object(map) => {
-            let drop = (map.len() - 2).div_ceil(2);
-            let gone: Vec<String> = map.keys().skip(1).take(drop).cloned().collect();
-            for key in gone {
-                map.remove(&key);
-            }
-        }
-        _ => return false,
-    }
-    true
-}
 
-#[derive(Clone)]
-enum Step {
-    Index(usize),
-    Key(String),
+    impl<'de> Deserialize<'de> for Json {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+            deserializer.deserialize_any(JsonVisitor)
+        }
+    }
+
+    struct JsonVisitor;
+
+    impl<'de> Visitor<'de> for JsonVisitor {
+        type Value = Json;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_unit<E>(self) -> Result<Json, E> {
+            Ok(Json::Null)
+        }
+
+        fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+            Ok(Json::Bool(b))
+        }
+
+        fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+            Ok(Json::Number(n.into()))
+        }
+
+        fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+            Ok(Json::Number(n.into()))
+        }
+
+        fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
+            Ok(serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number))
+        }
+
+        fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+            Ok(Json::String(s.to_owned()))
+        }
+
+        fn visit_string<E>(self, s: String) -> Result<Json, E> {
+            Ok(Json::String(s))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Json::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+            while let Some(entry) = map.next_entry::<String, Json>()? {
+                entries.push(entry);
+            }
+            Ok(Json::Object(entries))
+        }
+    }
 }
 
 /// Bytes of content a cut message keeps at least, besides its marker.
@@ -524,6 +684,35 @@ mod tests {
     use super::*;
 
     type Render<'a> = &'a dyn Fn(&[StringValue]) -> String;
+
+    #[test]
+    fn a_thinned_list_counts_what_it_left_out_and_keeps_the_latest() {
+        let numbers: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let text = format!(r#"{{"z":"first key","a":1,"n":[{}]}}"#, numbers.join(","));
+        for cap in [100, 200, 1000, 3000] {
+            let out = shrunk(&text, cap).unwrap();
+            assert!(out.len() <= cap, "{cap}: {out}");
+            // Keys in their order, not sorted.
+            assert!(
+                out.starts_with(r#"{"z":"first key","a":1,"n":[0,"…["#),
+                "{out}"
+            );
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let n = v["n"].as_array().unwrap();
+            let marker = n[1].as_str().unwrap();
+            let omitted: usize = marker
+                .strip_prefix("…[")
+                .and_then(|m| m.strip_suffix(" items omitted]"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            // What stays: the first, and the latest ones in a row.
+            assert_eq!(n.len() - 1 + omitted, 1000, "{out}");
+            let kept: Vec<u64> = n[2..].iter().map(|x| x.as_u64().unwrap()).collect();
+            let latest: Vec<u64> = (1000 - kept.len() as u64..1000).collect();
+            assert_eq!(kept, latest, "{out}");
+        }
+    }
 
     #[test]
     fn shrunk_json_parses_and_fits_at_every_cap() {
