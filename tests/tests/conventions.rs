@@ -604,3 +604,40 @@ fn session_enrichment_joins_the_session_spans_tags_and_metadata() {
     assert_eq!(one(session, oi::METADATA), 1);
     assert_eq!(spans.get("answer_turn").attr(oi::TAG_TAGS), None);
 }
+
+#[trace(event_type = "model")]
+fn calls_with_ordered_arguments() {
+    LlmCall::new("gpt-4o")
+        .provider("openai")
+        .completion("Searching.")
+        .tool_call(
+            ToolCall::new("search").call_id("call_9").arguments_json(
+                r#"{"query":"rust","limit":5,"filters":{"lang":"en","after":2020}}"#,
+            ),
+        )
+        .finish_reason("tool_calls")
+        .record();
+}
+
+#[test]
+fn a_tool_calls_arguments_keep_the_order_of_their_keys() {
+    let rec = Recorder::start();
+    calls_with_ordered_arguments();
+    let spans = rec.spans();
+    let text = spans
+        .get("calls_with_ordered_arguments")
+        .str(gen_ai::OUTPUT_MESSAGES)
+        .unwrap()
+        .to_owned();
+    // As the model wrote them, inside our message in our order: not sorted.
+    assert!(
+        text.contains(
+            r#""arguments":{"query":"rust","limit":5,"filters":{"lang":"en","after":2020}}"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.starts_with(r#"[{"role":"assistant","parts":["#),
+        "{text}"
+    );
+}

@@ -332,7 +332,7 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
     if text.len() > MAX_SHRUNK {
         return None;
     }
-    let mut value: tree::Json = serde_json::from_str(text).ok()?;
+    let mut value = Json::parse(text)?;
     // No string keeps more than the cap: each render below is then about as long as the
     // strings are many, whatever their length.
     value.cut_strings(cap);
@@ -368,6 +368,8 @@ pub(crate) fn shrunk(text: &str, cap: usize) -> Option<String> {
 /// The longest JSON text [`shrunk`] parses.
 const MAX_SHRUNK: usize = 4 << 20;
 
+pub(crate) use tree::Json;
+
 /// A parsed JSON value that keeps what a reader sees: the order of an object's keys, and
 /// where entries were left out.
 mod tree {
@@ -378,7 +380,7 @@ mod tree {
     use super::MARKER;
 
     #[derive(Clone, Debug)]
-    pub(super) enum Json {
+    pub(crate) enum Json {
         Null,
         Bool(bool),
         Number(serde_json::Number),
@@ -391,6 +393,57 @@ mod tree {
     }
 
     impl Json {
+        /// `text` parsed, or `None` when it is not JSON.
+        pub(crate) fn parse(text: &str) -> Option<Json> {
+            serde_json::from_str(text).ok()
+        }
+
+        /// An object of these entries, in this order.
+        pub(crate) fn object<const N: usize>(entries: [(&str, Json); N]) -> Json {
+            Json::Object(entries.map(|(k, v)| (k.to_owned(), v)).into())
+        }
+
+        pub(crate) fn string(s: &str) -> Json {
+            Json::String(s.to_owned())
+        }
+
+        /// The value under `key` of an object (the last one, as JSON readers take it).
+        pub(crate) fn get(&self, key: &str) -> Option<&Json> {
+            match self {
+                Json::Object(entries) => {
+                    entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+                }
+                _ => None,
+            }
+        }
+
+        pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
+            match self {
+                Json::Object(entries) => entries
+                    .iter_mut()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        /// Sets `key`, in place if the object has it, else at its end.
+        pub(crate) fn set(&mut self, key: &str, value: Json) {
+            if let Some(slot) = self.get_mut(key) {
+                *slot = value;
+            } else if let Json::Object(entries) = self {
+                entries.push((key.to_owned(), value));
+            }
+        }
+
+        pub(crate) fn as_str(&self) -> Option<&str> {
+            match self {
+                Json::String(s) => Some(s),
+                _ => None,
+            }
+        }
+
         /// Cuts every string longer than `share` (and its marker) to `share` bytes and the
         /// marker.
         pub(super) fn cut_strings(&mut self, share: usize) {
@@ -418,7 +471,7 @@ mod tree {
             }
         }
 
-        pub(super) fn render(&self) -> String {
+        pub(crate) fn render(&self) -> String {
             let mut out = String::new();
             self.render_into(&mut out);
             out

@@ -48,7 +48,8 @@ use std::borrow::Cow;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
-use super::{Conventions, gen_ai, json, openinference};
+use super::json::{self, Json as Tree};
+use super::{Conventions, gen_ai, openinference};
 use crate::enrich::Value;
 use crate::span::{self, Annotation};
 
@@ -435,22 +436,27 @@ fn output_messages_with_calls(
     added: &[KeyValue],
     calls: &[&[StringValue]],
 ) -> String {
+    // Parsed and rendered again in an order-keeping tree: the model's arguments and our
+    // messages keep the order of their keys.
     let existing = added
         .iter()
         .chain(attrs.iter().map(|kv| &**kv))
         .find(|kv| kv.key.as_str() == gen_ai::OUTPUT_MESSAGES)
-        .and_then(|kv| serde_json::from_str::<serde_json::Value>(&kv.value.as_str()).ok());
+        .and_then(|kv| Tree::parse(&kv.value.as_str()));
     let mut messages = match existing {
-        Some(serde_json::Value::Array(messages)) => messages,
+        Some(Tree::Array(messages)) => messages,
         _ => Vec::new(),
     };
     let last_assistant = messages
         .iter()
-        .rposition(|m| m.get("role").and_then(serde_json::Value::as_str) == Some("assistant"));
+        .rposition(|m| m.get("role").and_then(Tree::as_str) == Some("assistant"));
     let at = if let Some(i) = last_assistant {
         i
     } else {
-        let mut message = serde_json::json!({"role": "assistant", "parts": []});
+        let mut message = Tree::object([
+            ("role", Tree::string("assistant")),
+            ("parts", Tree::Array(Vec::new())),
+        ]);
         if let Some(OtelValue::Array(Array::String(reasons))) = attrs
             .iter()
             .rev()
@@ -458,25 +464,30 @@ fn output_messages_with_calls(
             .map(|kv| &kv.value)
             && let Some(reason) = reasons.first()
         {
-            message["finish_reason"] = reason.as_str().into();
+            message.set("finish_reason", Tree::string(reason.as_str()));
         }
         messages.push(message);
         messages.len() - 1
     };
-    if let Some(serde_json::Value::Array(parts)) = messages[at].get_mut("parts") {
+    if let Some(Tree::Array(parts)) = messages[at].get_mut("parts") {
         for call in calls {
-            let mut part = serde_json::json!({"type": "tool_call", "name": call[1].as_str()});
+            let mut part = Tree::object([
+                ("type", Tree::string("tool_call")),
+                ("name", Tree::string(call[1].as_str())),
+            ]);
             if let Some(id) = non_empty(&call[0]) {
-                part["id"] = id.into();
+                part.set("id", Tree::string(id));
             }
             if let Some(arguments) = non_empty(&call[2]) {
-                part["arguments"] = serde_json::from_str(arguments)
-                    .unwrap_or_else(|_| serde_json::Value::from(arguments));
+                part.set(
+                    "arguments",
+                    Tree::parse(arguments).unwrap_or_else(|| Tree::string(arguments)),
+                );
             }
             parts.push(part);
         }
     }
-    serde_json::Value::Array(messages).to_string()
+    Tree::Array(messages).render()
 }
 
 /// `llm.output_messages.N.message.tool_calls.M.tool_call.*` on the last assistant message.
