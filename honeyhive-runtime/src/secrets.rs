@@ -22,7 +22,7 @@ use regex::Regex;
 
 /// Names that make the value after `=` or `:` a secret (`db_password = ...`, `"api_key": ...`).
 /// The name may have any prefix (`aws_secret_access_key`) and a short suffix (`_id`, `s`).
-const KEY_NAMES: &str = r"api[_\-]?key|x[_\-]api[_\-]key|secret|password|passwd|token|credentials?|private[_\-]?key|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|signing[_\-]?key|account[_\-]?key|shared[_\-]?access[_\-]?key|connection[_\-]?string";
+const KEY_NAMES: &str = r"pwd|(?:db|database|key)[_\-]?pass|(?:service|db|database|client|priv)[_\-]?key|contrasena|api[_\-]?key|x[_\-]api[_\-]key|secret|password|passwd|token|credentials?|private[_\-]?key|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|signing[_\-]?key|account[_\-]?key|shared[_\-]?access[_\-]?key|connection[_\-]?string";
 
 /// The value of an assignment: at least 6 bytes up to a space, a quote or a separator, not
 /// ending in what closes or follows it in text (`f(token=abc123)`, `?token=abc123): x`, a
@@ -107,7 +107,7 @@ fn pattern() -> String {
         r"\bpk-lf-[0-9a-fA-F\-]{30,}",
         r"\bsq0(?:csp|atp)-[0-9A-Za-z_\-]{22,}",
         r"\bEAAA[A-Za-z0-9_\-]{56,}",
-        r"\bAKC[A-Za-z0-9]{10,}",
+        r"\bAKC[A-Za-z0-9]{12,}",
         // A key as a URL's whole user part, without a password (Sentry's DSN,
         // `https://<token>@host/repo.git`): the `@` stays.
         r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[A-Za-z0-9_\-]{20,}@",
@@ -163,7 +163,20 @@ const LITERALS: &[&str] = &[
     "shared_access_key",
     "connection_string",
     "connection-string",
-    "connectionstring", // schemes and URLs
+    "connectionstring",
+    // detect-secrets' keywords: `pwd`, `db_pass`, `key_pass`, `service_key`, `db_key`,
+    // `client_key`, `priv_key`, `contrasena` (not yet `contraseña`: the screen's names are
+    // ASCII)
+    "pwd",
+    "pass",
+    "_key",
+    "-key",
+    "servicekey",
+    "dbkey",
+    "databasekey",
+    "clientkey",
+    "privkey",
+    "contrasena", // schemes and URLs
     "bearer",
     "basic",
     "://",
@@ -380,7 +393,9 @@ const MIN_KEY_RUN: usize = 15;
 const KEY_NAME_PARTS: &[&[u8]] = &[
     b"key",
     b"secret",
-    b"passw",
+    b"pass",
+    b"pwd",
+    b"contrasena",
     b"token",
     b"credential",
     b"connection",
@@ -894,6 +909,14 @@ fn plausible(context: &str, value: &str) -> bool {
     if BORING.iter().any(|b| value.eq_ignore_ascii_case(b)) || value.bytes().all(|b| b == b'*') {
         return false;
     }
+    // `PWD=/home/app`: the working directory, in an environment dump.
+    if lower
+        .trim_end_matches(['=', ':', ' ', '"', '\''])
+        .ends_with("pwd")
+        && (value.starts_with('/') || value.starts_with('~') || value.get(1..3) == Some(":\\"))
+    {
+        return false;
+    }
     let scheme = lower.trim_end();
     if scheme.ends_with("basic") {
         return decodes_to_credentials(value);
@@ -990,6 +1013,10 @@ mod tests {
             ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]
         );
         assert_eq!(secrets("postgres://app:s3cr3t@db:5432/x"), ["s3cr3t"]);
+        assert_eq!(secrets("DB_PASS=Hunter2Hunter2"), ["Hunter2Hunter2"]);
+        assert_eq!(secrets(r#"{"pwd": "s3cr3t!x"}"#), ["s3cr3t!x"]);
+        assert_eq!(secrets("service_key: abcdef123456"), ["abcdef123456"]);
+        assert_eq!(secrets("contrasena=Secreto123"), ["Secreto123"]);
         assert_eq!(
             secrets("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l"),
             ["YWxhZGRpbjpvcGVuc2VzYW1l"]
@@ -1118,6 +1145,10 @@ mod tests {
             "tokens used: 1234567",
             "the tokenizer is cl100k_base",
             "token expiration is one hour",
+            "PWD=/home/app/current",
+            "OLDPWD=~/src",
+            "passenger: Jane Doe",
+            "compass: north-east",
         ] {
             assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
         }
@@ -1182,6 +1213,11 @@ mod tests {
         "MIIEow",
         "-----END PRIVATE KEY-----",
         "password",
+        "pwd",
+        "DB_PASS",
+        "key-pass",
+        "service_key",
+        "contrasena",
         "Passwd",
         "api_key",
         "x-api-key",

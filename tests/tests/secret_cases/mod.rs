@@ -1,5 +1,5 @@
-//! 53 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
-//! where captured text ends up: 424 cases. Shared by `privacy.rs` (our recall, on real exported
+//! 55 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
+//! where captured text ends up: 440 cases. Shared by `privacy.rs` (our recall, on real exported
 //! spans) and `detect_secrets.rs` (the same strings given to detect-secrets).
 
 #![allow(dead_code)] // each test file uses its part
@@ -345,6 +345,19 @@ pub(crate) fn secrets() -> Vec<Case> {
         "artifactory api key",
         s.clone(),
         format!("X-JFrog-Art-Api: {s}"),
+    );
+    // detect-secrets' short keywords.
+    let s = g.pick(PASSWORD, 16);
+    add(
+        "db password by a short name",
+        s.clone(),
+        format!("DB_PASS={s}"),
+    );
+    let s = g.pick(PASSWORD, 14);
+    add(
+        "pwd assignment",
+        s.clone(),
+        format!(r#"{{"user": "admin", "pwd": "{s}"}}"#),
     );
     out
 }
