@@ -367,3 +367,24 @@ impl std::borrow::Borrow<KeyValue> for Attr<'_> {
         self
     }
 }
+
+/// Asks the CPU for the first 256 bytes of `value` ahead of their use: memory a thread on the
+/// other core wrote last (a record, its attributes) otherwise makes the first read wait for
+/// the transfer. A hint: it reads nothing and cannot fault; x86-64 only.
+#[inline]
+pub(crate) fn prefetch<T: ?Sized>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = std::mem::size_of_val(value).min(256);
+        let start = std::ptr::from_ref(value).cast::<i8>();
+        let mut at = 0;
+        while at < bytes {
+            // SAFETY: a prefetch reads nothing and cannot fault; the address is inside `value`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(at)) };
+            at += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}

@@ -486,6 +486,11 @@ pub(crate) fn take_record() -> Option<Box<SpanRecord>> {
         .try_with(|local| {
             let mut local = local.try_borrow_mut().ok()?;
             if let Some(r) = local.spare.pop() {
+                // The next span's record came back from the export thread's core: asked for
+                // now, it is here when that span starts.
+                if let Some(next) = local.spare.last() {
+                    crate::record::prefetch(&**next);
+                }
                 return Some(r);
             }
             let home = Arc::clone(&local.home);

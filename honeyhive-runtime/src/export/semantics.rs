@@ -98,7 +98,9 @@ impl Semantics {
         let mut sessions: Vec<(usize, Vec<KeyValue>)> = Vec::new();
         for (i, record) in trace.spans.iter().enumerate() {
             if let Some(next) = trace.spans.get(i + 1) {
-                prefetch(&next.attrs);
+                // A caller's thread wrote them on the other core: asked for while this one
+                // is rendered.
+                crate::record::prefetch(&*next.attrs);
             }
             let mut attrs = self.spare.pop().unwrap_or_default();
             attrs.reserve(record.attrs.len() + 12);
@@ -487,28 +489,6 @@ impl Options {
         semantics.genai_span_names = self.genai_span_names;
         Ok(semantics)
     }
-}
-
-/// Asks for the first attributes of the next span while this one is rendered: a caller's
-/// thread wrote them on the other core, and the first read of them otherwise waits for the
-/// transfer.
-#[inline]
-fn prefetch<T>(items: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let bytes = std::mem::size_of_val(items).min(256);
-        let start = items.as_ptr().cast::<i8>();
-        let mut at = 0;
-        while at < bytes {
-            // SAFETY: a prefetch is a hint: it reads nothing and cannot fault; the address is
-            // inside `items`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(at)) };
-            at += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = items;
 }
 
 #[cfg(test)]
