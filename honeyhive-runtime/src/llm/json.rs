@@ -461,13 +461,7 @@ mod tree {
         pub(super) fn longest_string(&self) -> usize {
             match self {
                 Json::String(s) => s.len(),
-                Json::Array(items) => items.iter().map(Json::longest_string).max().unwrap_or(0),
-                Json::Object(entries) => entries
-                    .iter()
-                    .map(|(_, v)| v.longest_string())
-                    .max()
-                    .unwrap_or(0),
-                _ => 0,
+                _ => self.children().map(Json::longest_string).max().unwrap_or(0),
             }
         }
 
@@ -519,53 +513,51 @@ mod tree {
             }
         }
 
-        /// Entries between the first and the last of a list or object that can still go.
-        fn thinnable(&self) -> usize {
-            let middle = |n: usize| n.saturating_sub(2);
+        /// The values of a list's entries or an object's.
+        fn children(&self) -> Box<dyn Iterator<Item = &Json> + '_> {
             match self {
-                Json::Array(items) => middle(items.len())
-                    .saturating_sub(usize::from(matches!(items.get(1), Some(Json::Omitted(_))))),
-                Json::Object(entries) => middle(entries.len()).saturating_sub(usize::from(
-                    matches!(entries.get(1), Some((_, Json::Omitted(_)))),
-                )),
-                _ => 0,
+                Json::Array(items) => Box::new(items.iter()),
+                Json::Object(entries) => Box::new(entries.iter().map(|(_, v)| v)),
+                _ => Box::new(std::iter::empty()),
             }
         }
 
-        /// The list or object with the most entries that can go, and how many.
+        fn child_mut(&mut self, i: usize) -> Option<&mut Json> {
+            match self {
+                Json::Array(items) => items.get_mut(i),
+                Json::Object(entries) => entries.get_mut(i).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+
+        /// Entries between the first and the last of a list or object that can still go
+        /// (not the marker of those already gone).
+        fn thinnable(&self) -> usize {
+            let n = self.children().count();
+            let marked = matches!(self.children().nth(1), Some(Json::Omitted(_)));
+            n.saturating_sub(2).saturating_sub(usize::from(marked))
+        }
+
+        /// The most entries that can go from one list or object in `self`.
+        fn most_thinnable(&self) -> usize {
+            let inner = self.children().map(Json::most_thinnable).max();
+            self.thinnable().max(inner.unwrap_or(0))
+        }
+
+        /// The list or object with the most entries that can go (the outer one of equals),
+        /// and how many.
         fn longest_list(&mut self) -> Option<(&mut Json, usize)> {
             let here = self.thinnable();
-            let inner = match self {
-                Json::Array(items) => items
-                    .iter()
-                    .map(Json::most_thinnable)
-                    .enumerate()
-                    .max_by_key(|&(_, n)| n),
-                Json::Object(entries) => entries
-                    .iter()
-                    .map(|(_, v)| v.most_thinnable())
-                    .enumerate()
-                    .max_by_key(|&(_, n)| n),
-                _ => None,
-            };
+            let inner = self
+                .children()
+                .map(Json::most_thinnable)
+                .enumerate()
+                .max_by_key(|&(_, n)| n);
             match inner {
-                Some((i, n)) if n > here => match self {
-                    Json::Array(items) => items[i].longest_list(),
-                    Json::Object(entries) => entries[i].1.longest_list(),
-                    _ => None,
-                },
+                Some((i, n)) if n > here => self.child_mut(i)?.longest_list(),
                 _ if here > 0 => Some((self, here)),
                 _ => None,
             }
-        }
-
-        fn most_thinnable(&self) -> usize {
-            let inner = match self {
-                Json::Array(items) => items.iter().map(Json::most_thinnable).max(),
-                Json::Object(entries) => entries.iter().map(|(_, v)| v.most_thinnable()).max(),
-                _ => None,
-            };
-            self.thinnable().max(inner.unwrap_or(0))
         }
 
         /// Leaves out half of the entries between the first and the last of the list or
@@ -577,36 +569,37 @@ mod tree {
             };
             let drop = n.div_ceil(2);
             match list {
-                Json::Array(items) => {
-                    let before = omitted_at(items.get(1));
-                    let at = 1 + usize::from(before > 0);
-                    items.drain(at..at + drop);
-                    if before > 0 {
-                        items[1] = Json::Omitted(before + drop);
-                    } else {
-                        items.insert(1, Json::Omitted(drop));
-                    }
-                }
-                Json::Object(entries) => {
-                    let before = omitted_at(entries.get(1).map(|(_, v)| v));
-                    let at = 1 + usize::from(before > 0);
-                    entries.drain(at..at + drop);
-                    if before > 0 {
-                        entries[1].1 = Json::Omitted(before + drop);
-                    } else {
-                        entries.insert(1, (String::new(), Json::Omitted(drop)));
-                    }
-                }
+                Json::Array(items) => thin(items, drop, |v| v, Json::Omitted),
+                Json::Object(entries) => thin(
+                    entries,
+                    drop,
+                    |(_, v)| v,
+                    |n| (String::new(), Json::Omitted(n)),
+                ),
                 _ => return false,
             }
             true
         }
     }
 
-    fn omitted_at(v: Option<&Json>) -> usize {
-        match v {
+    /// Removes `drop` entries after the first (after the marker, if one is there) and counts
+    /// them in the marker after the first.
+    fn thin<T>(
+        entries: &mut Vec<T>,
+        drop: usize,
+        value: impl Fn(&T) -> &Json,
+        marker: impl Fn(usize) -> T,
+    ) {
+        let before = match entries.get(1).map(&value) {
             Some(Json::Omitted(n)) => *n,
             _ => 0,
+        };
+        let at = 1 + usize::from(before > 0);
+        entries.drain(at..at + drop);
+        if before > 0 {
+            entries[1] = marker(before + drop);
+        } else {
+            entries.insert(1, marker(drop));
         }
     }
 

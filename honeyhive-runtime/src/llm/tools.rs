@@ -48,7 +48,7 @@ use std::borrow::Cow;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue};
 
-use super::json::{self, Json as Tree};
+use super::json::{self, Json};
 use super::{Conventions, gen_ai, openinference};
 use crate::enrich::Value;
 use crate::span::{self, Annotation};
@@ -95,21 +95,21 @@ impl ToolDefinition {
 
 /// JSON given as a value, or as text the caller already has (a provider's `arguments` string).
 #[derive(Clone, Debug, PartialEq)]
-enum Json {
+enum GivenJson {
     Value(Value),
     Text(String),
 }
 
-impl Json {
+impl GivenJson {
     fn text(&self, cap: usize) -> StringValue {
         match self {
-            Json::Value(v) => v.json_capped(cap.saturating_mul(super::json::JSON_ROOM)),
+            GivenJson::Value(v) => v.json_capped(cap.saturating_mul(super::json::JSON_ROOM)),
             // A provider's JSON text: whole up to the same room, shrunk as JSON on the export
             // thread; past it, cut as text here.
-            Json::Text(t) if t.len() > cap.saturating_mul(super::json::JSON_ROOM) => {
+            GivenJson::Text(t) if t.len() > cap.saturating_mul(super::json::JSON_ROOM) => {
                 crate::capture::truncated_text(t, cap)
             }
-            Json::Text(t) => StringValue::from(t.clone()),
+            GivenJson::Text(t) => StringValue::from(t.clone()),
         }
     }
 }
@@ -122,8 +122,8 @@ pub struct ToolCall {
     name: Cow<'static, str>,
     call_id: Option<String>,
     description: Option<String>,
-    arguments: Option<Json>,
-    result: Option<Json>,
+    arguments: Option<GivenJson>,
+    result: Option<GivenJson>,
     parameters: Option<Value>,
 }
 
@@ -155,22 +155,22 @@ impl ToolCall {
 
     /// The arguments, as a value (`serde_json::json!({...})`, a map, ...), written as JSON.
     pub fn arguments(mut self, arguments: impl Into<Value>) -> Self {
-        self.arguments = Some(Json::Value(arguments.into()));
+        self.arguments = Some(GivenJson::Value(arguments.into()));
         self
     }
 
     /// The arguments as the JSON text the model sent (OpenAI's `function.arguments`). Text that
     /// does not parse is sent as a string.
     pub fn arguments_json(mut self, text: impl Into<String>) -> Self {
-        self.arguments = Some(Json::Text(text.into()));
+        self.arguments = Some(GivenJson::Text(text.into()));
         self
     }
 
     /// What the tool returned: text stays text, anything else is written as JSON.
     pub fn result(mut self, result: impl Into<Value>) -> Self {
         self.result = Some(match result.into() {
-            Value::Str(s) => Json::Text(s.into_owned()),
-            other => Json::Value(other),
+            Value::Str(s) => GivenJson::Text(s.into_owned()),
+            other => GivenJson::Value(other),
         });
         self
     }
@@ -185,8 +185,8 @@ impl ToolCall {
     fn into_attribute(self, cap: usize) -> KeyValue {
         let text = |s: Option<String>| s.map_or_else(|| StringValue::from(""), |s| cut(&s, cap));
         let (result, kind) = match &self.result {
-            Some(Json::Text(t)) => (cut(t, cap), "text"),
-            Some(json @ Json::Value(_)) => (json.text(cap), "json"),
+            Some(GivenJson::Text(t)) => (cut(t, cap), "text"),
+            Some(json @ GivenJson::Value(_)) => (json.text(cap), "json"),
             None => (StringValue::from(""), ""),
         };
         let flat = vec![
@@ -442,20 +442,20 @@ fn output_messages_with_calls(
         .iter()
         .chain(attrs.iter().map(|kv| &**kv))
         .find(|kv| kv.key.as_str() == gen_ai::OUTPUT_MESSAGES)
-        .and_then(|kv| Tree::parse(&kv.value.as_str()));
+        .and_then(|kv| Json::parse(&kv.value.as_str()));
     let mut messages = match existing {
-        Some(Tree::Array(messages)) => messages,
+        Some(Json::Array(messages)) => messages,
         _ => Vec::new(),
     };
     let last_assistant = messages
         .iter()
-        .rposition(|m| m.get("role").and_then(Tree::as_str) == Some("assistant"));
+        .rposition(|m| m.get("role").and_then(Json::as_str) == Some("assistant"));
     let at = if let Some(i) = last_assistant {
         i
     } else {
-        let mut message = Tree::object([
-            ("role", Tree::string("assistant")),
-            ("parts", Tree::Array(Vec::new())),
+        let mut message = Json::object([
+            ("role", Json::string("assistant")),
+            ("parts", Json::Array(Vec::new())),
         ]);
         if let Some(OtelValue::Array(Array::String(reasons))) = attrs
             .iter()
@@ -464,30 +464,30 @@ fn output_messages_with_calls(
             .map(|kv| &kv.value)
             && let Some(reason) = reasons.first()
         {
-            message.set("finish_reason", Tree::string(reason.as_str()));
+            message.set("finish_reason", Json::string(reason.as_str()));
         }
         messages.push(message);
         messages.len() - 1
     };
-    if let Some(Tree::Array(parts)) = messages[at].get_mut("parts") {
+    if let Some(Json::Array(parts)) = messages[at].get_mut("parts") {
         for call in calls {
-            let mut part = Tree::object([
-                ("type", Tree::string("tool_call")),
-                ("name", Tree::string(call[1].as_str())),
+            let mut part = Json::object([
+                ("type", Json::string("tool_call")),
+                ("name", Json::string(call[1].as_str())),
             ]);
             if let Some(id) = non_empty(&call[0]) {
-                part.set("id", Tree::string(id));
+                part.set("id", Json::string(id));
             }
             if let Some(arguments) = non_empty(&call[2]) {
                 part.set(
                     "arguments",
-                    Tree::parse(arguments).unwrap_or_else(|| Tree::string(arguments)),
+                    Json::parse(arguments).unwrap_or_else(|| Json::string(arguments)),
                 );
             }
             parts.push(part);
         }
     }
-    Tree::Array(messages).render()
+    Json::Array(messages).render()
 }
 
 /// `llm.output_messages.N.message.tool_calls.M.tool_call.*` on the last assistant message.
