@@ -180,6 +180,31 @@ fn tokens_and_cost_roll_up_to_the_root() {
     assert_eq!(spans.get("lookup").attr(totals::TOKENS), None);
 }
 
+/// A chain of agent steps, each making a call of its own below the one before.
+#[trace(event_type = "chain", skip(depth))]
+fn step(depth: u32) {
+    LlmCall::new("gpt-4o-mini").usage(10, 1).record();
+    if depth > 1 {
+        step(depth - 1);
+    }
+}
+
+#[test]
+fn every_call_of_a_deep_chain_rolls_up_to_its_root() {
+    let rec = Recorder::start();
+    step(500);
+    let spans = rec.spans();
+    let roots: Vec<_> = spans.iter().filter(|s| s.is_root()).collect();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0].i64(totals::INPUT_TOKENS), Some(5_000));
+    assert_eq!(roots[0].i64(totals::LLM_CALLS), Some(500));
+    let below = spans
+        .iter()
+        .filter(|s| s.i64(totals::LLM_CALLS).is_some())
+        .count();
+    assert_eq!(below, 1, "only the root carries totals");
+}
+
 #[trace(event_type = "model")]
 fn local_model() {
     LlmCall::new("my-finetuned-llama").usage(100, 20).record();

@@ -391,21 +391,12 @@ fn roll_up(
     let mut totals: Vec<Usage> = vec![Usage::default(); spans.len()];
     // Whether a root's totals hold a call other than its own.
     let mut from_below = vec![lone_totals; spans.len()];
+    let mut tops = Tops::new(spans.len());
     for (i, usage) in usages.iter().enumerate() {
         if usage.is_empty() {
             continue;
         }
-        let mut at = i;
-        let mut steps = 0;
-        loop {
-            match parent_of(at) {
-                Some(p) if steps < spans.len() => {
-                    at = p;
-                    steps += 1;
-                }
-                _ => break,
-            }
-        }
+        let at = tops.of(i, &parent_of);
         if spans[at].is_local_root() {
             totals[at].add(*usage);
             from_below[at] |= at != i;
@@ -429,6 +420,48 @@ fn roll_up(
             steps += 1;
         }
         out[at].attrs.extend(attrs.into_iter().map(Attr::Owned));
+    }
+}
+
+/// The topmost span above each span of a trace (its root, or the highest one whose parent
+/// is not in the trace), found by walking up once per span: a walk remembers the top for
+/// every span it passed, so the next walk from below stops where it meets one. A trace with
+/// a call at each level of a deep chain is rolled up in linear time, not in its depth times
+/// its calls.
+struct Tops {
+    top: Vec<usize>,
+    path: Vec<usize>,
+}
+
+impl Tops {
+    const UNKNOWN: usize = usize::MAX;
+
+    fn new(spans: usize) -> Tops {
+        Tops {
+            top: vec![Tops::UNKNOWN; spans],
+            path: Vec::new(),
+        }
+    }
+
+    /// The top above span `i`, `parent_of` giving each span's parent in the trace. Ids that
+    /// loop (a malformed trace) end the walk after as many steps as there are spans.
+    fn of(&mut self, i: usize, mut parent_of: impl FnMut(usize) -> Option<usize>) -> usize {
+        self.path.clear();
+        let mut at = i;
+        let top = loop {
+            if self.top[at] != Tops::UNKNOWN {
+                break self.top[at];
+            }
+            self.path.push(at);
+            match parent_of(at) {
+                Some(p) if self.path.len() <= self.top.len() => at = p,
+                _ => break at,
+            }
+        };
+        for &passed in &self.path {
+            self.top[passed] = top;
+        }
+        top
     }
 }
 
@@ -496,11 +529,56 @@ mod tests {
     use opentelemetry::trace::Status;
     use opentelemetry::{KeyValue, Value};
 
-    use super::{Rendered, Semantics, unborrowed_spans};
+    use super::{Rendered, Semantics, Tops, unborrowed_spans};
     use crate::export::assembler::Trace;
     use crate::llm::{Conventions, PriceTable};
     use crate::record::{Attr, EventType, Meta, RootState, SpanRecord};
     use crate::redact::Privacy;
+
+    /// A call at every level of a 10,000-deep chain: each span's parent is looked up once in
+    /// all, not once per call below it (50 million lookups before).
+    #[test]
+    fn the_tops_of_a_deep_chain_take_one_lookup_per_span() {
+        let n = 10_000;
+        let mut lookups = 0;
+        let mut tops = Tops::new(n);
+        for i in (0..n).rev() {
+            let top = tops.of(i, |at| {
+                lookups += 1;
+                at.checked_sub(1)
+            });
+            assert_eq!(top, 0, "span {i} is under the root");
+        }
+        assert!(lookups <= n, "{lookups} parent lookups for {n} spans");
+    }
+
+    /// Two subtrees, one whose parent is not in the trace, and ids that loop: each span gets
+    /// its own top, and a loop ends.
+    #[test]
+    fn tops_are_found_per_subtree_and_a_loop_of_ids_ends() {
+        // 0 is the root; 1 and 2 under it; 3 under 2; 4 has a parent not here; 5 under 4;
+        // 6 and 7 are each other's parents.
+        let parents = [
+            None,
+            Some(0),
+            Some(0),
+            Some(2),
+            None,
+            Some(4),
+            Some(7),
+            Some(6),
+        ];
+        let mut tops = Tops::new(parents.len());
+        let mut found = vec![0; parents.len()];
+        for i in (0..parents.len()).rev() {
+            found[i] = tops.of(i, |at| parents[at]);
+        }
+        assert_eq!(&found[..6], &[0, 0, 0, 0, 4, 4]);
+        assert!(
+            found[6] >= 6 && found[7] >= 6,
+            "a loop's top is one of its own: {found:?}"
+        );
+    }
 
     static STEP: Meta = Meta {
         name: "step",
