@@ -176,7 +176,8 @@ const LITERALS: &[&str] = &[
     "databasekey",
     "clientkey",
     "privkey",
-    "contrasena", // schemes and URLs
+    "contrasena",
+    // schemes and URLs
     "bearer",
     "basic",
     "://",

@@ -185,3 +185,42 @@ async fn session_enrichment_crosses_await_points() {
     let spans = rec.spans();
     assert_eq!(spans.get("handle").i64("honeyhive_metrics.rating"), Some(5));
 }
+
+/// Session enrichment from every level of a deep chain: all of it moves to the session (200
+/// levels: a span keeps at most 256 attributes).
+#[trace(skip(depth))]
+fn deep_step(depth: u32) {
+    enrich_session().metadata(&format!("level_{depth}"), depth);
+    if depth > 1 {
+        deep_step(depth - 1);
+    }
+}
+
+#[trace(event_type = "session")]
+fn deep_conversation() {
+    deep_step(200);
+}
+
+#[test]
+fn session_enrichment_from_a_deep_chain_reaches_its_session() {
+    let rec = Recorder::start();
+    deep_conversation();
+    let spans = rec.spans();
+    let session = spans.get("deep_conversation");
+    for depth in 1..=200 {
+        assert_eq!(
+            session.i64(&format!("honeyhive_metadata.level_{depth}")),
+            Some(i64::from(depth)),
+            "level {depth}"
+        );
+    }
+    let moved = spans
+        .all("deep_step")
+        .filter(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str().starts_with("honeyhive_metadata."))
+        })
+        .count();
+    assert_eq!(moved, 0, "no step keeps session enrichment");
+}

@@ -391,12 +391,12 @@ fn roll_up(
     let mut totals: Vec<Usage> = vec![Usage::default(); spans.len()];
     // Whether a root's totals hold a call other than its own.
     let mut from_below = vec![lone_totals; spans.len()];
-    let mut tops = Tops::new(spans.len());
+    let mut top_of = WalkEnds::new(spans.len());
     for (i, usage) in usages.iter().enumerate() {
         if usage.is_empty() {
             continue;
         }
-        let at = tops.of(i, &parent_of);
+        let at = top_of.of(i, &parent_of);
         if spans[at].is_local_root() {
             totals[at].add(*usage);
             from_below[at] |= at != i;
@@ -409,59 +409,61 @@ fn roll_up(
                 .extend(total.totals().into_iter().map(Attr::Owned));
         }
     }
+    // Session enrichment moves up to the nearest session span (itself, if it is one), else to
+    // the top.
+    let mut session_of = WalkEnds::new(spans.len());
     for (i, attrs) in sessions {
-        let mut at = i;
-        let mut steps = 0;
-        while spans[at].meta.event_type != EventType::Session
-            && let Some(p) = parent_of(at)
-            && steps < spans.len()
-        {
-            at = p;
-            steps += 1;
-        }
+        let at = session_of.of(i, |at| {
+            if spans[at].meta.event_type == EventType::Session {
+                None
+            } else {
+                parent_of(at)
+            }
+        });
         out[at].attrs.extend(attrs.into_iter().map(Attr::Owned));
     }
 }
 
-/// The topmost span above each span of a trace (its root, or the highest one whose parent
-/// is not in the trace), found by walking up once per span: a walk remembers the top for
-/// every span it passed, so the next walk from below stops where it meets one. A trace with
-/// a call at each level of a deep chain is rolled up in linear time, not in its depth times
-/// its calls.
-struct Tops {
-    top: Vec<usize>,
+/// Where a walk up a trace from each span ends (the root, the highest span whose parent is
+/// not in the trace, or the first span a stop condition picks), found by stepping once per
+/// span: a walk remembers where it ended for every span it passed, so a later walk from
+/// below stops where it meets one. A deep chain with a call or a session enrichment at each
+/// level is rolled up in linear time, not in its depth times their number.
+struct WalkEnds {
+    end: Vec<usize>,
     path: Vec<usize>,
 }
 
-impl Tops {
+impl WalkEnds {
     const UNKNOWN: usize = usize::MAX;
 
-    fn new(spans: usize) -> Tops {
-        Tops {
-            top: vec![Tops::UNKNOWN; spans],
+    fn new(spans: usize) -> WalkEnds {
+        WalkEnds {
+            end: vec![WalkEnds::UNKNOWN; spans],
             path: Vec::new(),
         }
     }
 
-    /// The top above span `i`, `parent_of` giving each span's parent in the trace. Ids that
-    /// loop (a malformed trace) end the walk after as many steps as there are spans.
-    fn of(&mut self, i: usize, mut parent_of: impl FnMut(usize) -> Option<usize>) -> usize {
+    /// Where the walk from span `i` ends, `up` giving the span above one, or `None` where
+    /// the walk stops (the same `up` on every call). Ids that loop (a malformed trace) end
+    /// the walk after as many steps as there are spans.
+    fn of(&mut self, i: usize, mut up: impl FnMut(usize) -> Option<usize>) -> usize {
         self.path.clear();
         let mut at = i;
-        let top = loop {
-            if self.top[at] != Tops::UNKNOWN {
-                break self.top[at];
+        let end = loop {
+            if self.end[at] != WalkEnds::UNKNOWN {
+                break self.end[at];
             }
             self.path.push(at);
-            match parent_of(at) {
-                Some(p) if self.path.len() <= self.top.len() => at = p,
+            match up(at) {
+                Some(p) if self.path.len() <= self.end.len() => at = p,
                 _ => break at,
             }
         };
         for &passed in &self.path {
-            self.top[passed] = top;
+            self.end[passed] = end;
         }
-        top
+        end
     }
 }
 
@@ -529,7 +531,7 @@ mod tests {
     use opentelemetry::trace::Status;
     use opentelemetry::{KeyValue, Value};
 
-    use super::{Rendered, Semantics, Tops, unborrowed_spans};
+    use super::{Rendered, Semantics, WalkEnds, unborrowed_spans};
     use crate::export::assembler::Trace;
     use crate::llm::{Conventions, PriceTable};
     use crate::record::{Attr, EventType, Meta, RootState, SpanRecord};
@@ -541,7 +543,7 @@ mod tests {
     fn the_tops_of_a_deep_chain_take_one_lookup_per_span() {
         let n = 10_000;
         let mut lookups = 0;
-        let mut tops = Tops::new(n);
+        let mut tops = WalkEnds::new(n);
         for i in (0..n).rev() {
             let top = tops.of(i, |at| {
                 lookups += 1;
@@ -568,7 +570,7 @@ mod tests {
             Some(7),
             Some(6),
         ];
-        let mut tops = Tops::new(parents.len());
+        let mut tops = WalkEnds::new(parents.len());
         let mut found = vec![0; parents.len()];
         for i in (0..parents.len()).rev() {
             found[i] = tops.of(i, |at| parents[at]);
@@ -578,6 +580,28 @@ mod tests {
             found[6] >= 6 && found[7] >= 6,
             "a loop's top is one of its own: {found:?}"
         );
+    }
+
+    /// A stop condition (the nearest session span): walks from below it end there, walks
+    /// from above it at the root, each span looked up once.
+    #[test]
+    fn walks_end_at_the_first_span_their_stop_picks() {
+        let n = 1_000;
+        let session = 400;
+        let mut lookups = 0;
+        let mut ends = WalkEnds::new(n);
+        for i in (0..n).rev() {
+            let end = ends.of(i, |at| {
+                lookups += 1;
+                if at == session {
+                    None
+                } else {
+                    at.checked_sub(1)
+                }
+            });
+            assert_eq!(end, if i >= session { session } else { 0 }, "span {i}");
+        }
+        assert!(lookups <= n, "{lookups} lookups for {n} spans");
     }
 
     static STEP: Meta = Meta {
