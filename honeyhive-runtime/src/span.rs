@@ -560,6 +560,39 @@ pub(crate) fn annotate_attrs(attrs: Vec<KeyValue>) {
     });
 }
 
+/// [`annotate_attrs`] for a list that `fill` writes into a buffer of this thread's, kept
+/// between calls: a call recorded on every span allocates no list for it.
+pub(crate) fn annotate_attrs_in(fill: impl FnOnce(&mut Vec<KeyValue>)) {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<KeyValue>> = const { RefCell::new(Vec::new()) };
+    }
+    let mut fill = Some(fill);
+    let _ = SCRATCH.try_with(|scratch| {
+        let Ok(mut list) = scratch.try_borrow_mut() else {
+            return;
+        };
+        if let Some(fill) = fill.take() {
+            fill(&mut list);
+        }
+        let n = list.len();
+        if let Some(owner) = annotation_owner(n) {
+            buffer_annotations(n, |buf| {
+                buf.extend(list.drain(..).map(|kv| (owner, Annotation::Attr(kv))));
+            });
+        }
+        list.clear();
+        if list.capacity() > ANNOTATIONS_KEPT {
+            list.shrink_to(ANNOTATIONS_KEPT);
+        }
+    });
+    // The buffer is out of reach (the thread is ending, or this runs inside a `fill`).
+    if let Some(fill) = fill {
+        let mut list = Vec::new();
+        fill(&mut list);
+        annotate_attrs(list);
+    }
+}
+
 /// The span `n` annotations made here go to: the current one, when it is recorded and open on
 /// this thread. Else none, and they are counted lost where they could never reach a span (the
 /// span is open on another thread or in another process, or only a remote parent is current).

@@ -358,10 +358,13 @@ pub struct LlmCall {
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
     reasoning_tokens: Option<u64>,
-    finish_reasons: Vec<String>,
+    finish_reasons: Vec<StringValue>,
     response_id: Option<String>,
-    input_messages: Vec<Message>,
-    output_messages: Vec<Message>,
+    /// Role and text of each prompt message, in turn: the list the span records, built as the
+    /// call is (no second list at `record`).
+    input_messages: Vec<StringValue>,
+    /// Role and text of each completion message, in turn.
+    output_messages: Vec<StringValue>,
     cost_usd: Option<f64>,
     tools: Vec<ToolDefinition>,
     tool_calls: Vec<ToolCall>,
@@ -484,7 +487,7 @@ impl LlmCall {
 
     /// Adds a finish reason (`stop`, `length`, `tool_calls`, `content_filter`, ...).
     pub fn finish_reason(mut self, reason: impl Into<String>) -> Self {
-        self.finish_reasons.push(reason.into());
+        self.finish_reasons.push(StringValue::from(reason.into()));
         self
     }
 
@@ -500,20 +503,25 @@ impl LlmCall {
         role: impl Into<Cow<'static, str>>,
         content: impl Into<String>,
     ) -> Self {
-        self.input_messages.push(Message::new(role, content));
+        push_message(&mut self.input_messages, role.into(), content.into());
         self
     }
 
     /// Adds prompt messages.
     pub fn messages(mut self, messages: impl IntoIterator<Item = Message>) -> Self {
-        self.input_messages.extend(messages);
+        for m in messages {
+            push_message(&mut self.input_messages, m.role, m.content);
+        }
         self
     }
 
     /// Adds the assistant's completion.
     pub fn completion(mut self, content: impl Into<String>) -> Self {
-        self.output_messages
-            .push(Message::new("assistant", content));
+        push_message(
+            &mut self.output_messages,
+            "assistant".into(),
+            content.into(),
+        );
         self
     }
 
@@ -523,7 +531,7 @@ impl LlmCall {
         role: impl Into<Cow<'static, str>>,
         content: impl Into<String>,
     ) -> Self {
-        self.output_messages.push(Message::new(role, content));
+        push_message(&mut self.output_messages, role.into(), content.into());
         self
     }
 
@@ -551,13 +559,22 @@ impl LlmCall {
         if !span::current_is_recording() {
             return;
         }
-        span::annotate_attrs(self.into_attributes(crate::capture::capture_cap()));
+        let cap = crate::capture::capture_cap();
+        span::annotate_attrs_in(|out| self.write_attributes(cap, out));
     }
 
-    /// The caller's side: typed values under GenAI keys and raw messages. Message texts are cut
-    /// at `cap` here, so a huge prompt never waits in the export queue whole.
+    /// The caller's side as a list of its own (tests).
+    #[cfg(test)]
     fn into_attributes(self, cap: usize) -> Vec<KeyValue> {
-        let mut out = Vec::with_capacity(16);
+        let mut out = Vec::new();
+        self.write_attributes(cap, &mut out);
+        out
+    }
+
+    /// The caller's side: typed values under GenAI keys and raw messages, added to `out`.
+    /// Message texts are cut at `cap` here, so a huge prompt never waits in the export queue
+    /// whole.
+    fn write_attributes(self, cap: usize, out: &mut Vec<KeyValue>) {
         // Without one, the export thread picks it from the span's event type.
         if let Some(operation) = self.operation {
             out.push(KeyValue::new(gen_ai::OPERATION_NAME, operation));
@@ -615,7 +632,7 @@ impl LlmCall {
         if !self.finish_reasons.is_empty() {
             out.push(KeyValue::new(
                 gen_ai::RESPONSE_FINISH_REASONS,
-                string_array(self.finish_reasons),
+                Value::Array(Array::String(self.finish_reasons)),
             ));
         }
         if let Some(id) = self.response_id {
@@ -625,22 +642,28 @@ impl LlmCall {
             (RAW_INPUT_MESSAGES, self.input_messages),
             (RAW_OUTPUT_MESSAGES, self.output_messages),
         ] {
+            let mut messages = messages;
             if messages.is_empty() {
                 continue;
             }
-            let mut flat = Vec::with_capacity(messages.len() * 2);
-            for m in messages {
-                flat.push(StringValue::from(m.role));
-                flat.push(cut(m.content, cap));
+            for text in messages.iter_mut().skip(1).step_by(2) {
+                if text.as_str().len() > cap {
+                    *text = truncated_text(text.as_str(), cap);
+                }
             }
-            out.push(KeyValue::new(key, Value::Array(Array::String(flat))));
+            out.push(KeyValue::new(key, Value::Array(Array::String(messages))));
         }
         if let Some(usd) = self.cost_usd {
             out.push(KeyValue::new(RAW_COST, usd));
         }
-        tools::llm_attributes(self.tools, self.tool_calls, cap, &mut out);
-        out
+        tools::llm_attributes(self.tools, self.tool_calls, cap, out);
     }
+}
+
+/// Adds a message to a list of roles and texts.
+fn push_message(list: &mut Vec<StringValue>, role: Cow<'static, str>, content: String) {
+    list.push(StringValue::from(role));
+    list.push(StringValue::from(content));
 }
 
 /// Records the LLM call `make` builds, only when a recorded span is current: nothing is built
@@ -655,15 +678,6 @@ fn string_array(items: Vec<String>) -> Value {
     Value::Array(Array::String(
         items.into_iter().map(StringValue::from).collect(),
     ))
-}
-
-/// Moves `s` when it fits, copies its first `cap` bytes when it does not.
-fn cut(s: String, cap: usize) -> StringValue {
-    if s.len() <= cap {
-        StringValue::from(s)
-    } else {
-        truncated_text(&s, cap)
-    }
 }
 
 /// The OpenInference span kind of an event type.
@@ -1474,5 +1488,53 @@ mod tests {
             messages_of(Some(raw.clone()))[1].as_str(),
             "xxxxxxxxxx…[truncated 90 bytes]"
         );
+    }
+
+    static CHAT: crate::record::Meta = crate::record::Meta {
+        name: "alloc_chat",
+        event_type: EventType::Model,
+        sample_rate: None,
+        attr_capacity: 0,
+        root: crate::record::RootState::new(),
+    };
+
+    #[test]
+    fn recording_a_call_allocates_nothing_beyond_what_building_it_did() {
+        let recorder = crate::testing::Recorder::start();
+        // This thread's allocations in `record` alone, with the call built beforehand.
+        let chat = || {
+            let _span = crate::span::Span::enter(&CHAT);
+            let call = LlmCall::new("gpt-4o")
+                .provider("openai")
+                .message("system", "Answer briefly.")
+                .message("user", "What is the capital of France?")
+                .completion("Paris.")
+                .usage(12, 3)
+                .finish_reason("stop");
+            let before = crate::sink::tests::allocations();
+            call.record();
+            crate::sink::tests::allocations() - before
+        };
+        for _ in 0..64 {
+            chat();
+        }
+        assert!(recorder.guard().force_flush());
+        let allocations: usize = (0..32).map(|_| chat()).sum();
+        // A list per call for the attributes, or a second list per message kind, shows here.
+        assert_eq!(
+            allocations, 0,
+            "32 recorded calls allocated {allocations} times"
+        );
+        let spans = recorder.spans();
+        let last = spans.all("alloc_chat").last().expect("a chat span");
+        assert_eq!(last.i64(gen_ai::USAGE_INPUT_TOKENS), Some(12));
+        let input = last.json(gen_ai::INPUT_MESSAGES).expect("the prompt");
+        assert_eq!(
+            input[1]["parts"][0]["content"],
+            "What is the capital of France?"
+        );
+        let output = last.json(gen_ai::OUTPUT_MESSAGES).expect("the completion");
+        assert_eq!(output[0]["parts"][0]["content"], "Paris.");
+        assert_eq!(output[0]["finish_reason"], "stop");
     }
 }
