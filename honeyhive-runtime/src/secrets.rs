@@ -22,7 +22,22 @@ use regex::Regex;
 
 /// Names that make the value after `=` or `:` a secret (`db_password = ...`, `"api_key": ...`).
 /// The name may have any prefix (`aws_secret_access_key`) and a short suffix (`_id`, `s`).
-const KEY_NAMES: &str = r"pwd|(?:db|database|key)[_\-]?pass|(?:service|db|database|client|priv)[_\-]?key|contrasena|api[_\-]?key|x[_\-]api[_\-]key|secret|password|passwd|token|credentials?|private[_\-]?key|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|signing[_\-]?key|account[_\-]?key|shared[_\-]?access[_\-]?key|connection[_\-]?string";
+const KEY_NAMES: &str = r"pwd|(?:db|database|key)[_\-]?pass|(?:service|db|database|client|priv)[_\-]?key|contrasena|api[_\-]?key|x[_\-]api[_\-]key|secret|password|passwd|token|credentials?|private[_\-]?key|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|signing[_\-]?key|account[_\-]?key|shared[_\-]?access[_\-]?key|connection[_\-]?string|contrase(?:n|ñ)a|passwort|kennwort|wachtwoord|mot[_\-]?de[_\-]?passe|has(?:l|ł)o|heslo|salasana|l(?:o|ö)senord|passord|adgangskode|kata[_\-]?sandi";
+
+/// Names that end common words too (`resenha`, a review; `deşifre`, decipher): they start the
+/// name or follow a `_`, `.` or `-` in it (`db_senha`).
+const BOUNDED_NAMES: &str = "senha|sifre";
+
+/// What a name that stands alone ([`BOUNDED_NAMES`], [`NON_ASCII_NAMES`]) follows, besides the
+/// start of the text and a `\n`-style escape: a space, a quote, a bracket or a separator. A
+/// short list rather than "anything but a letter", which would let these formats start at
+/// every byte and slow the expression down for all text.
+const STANDS_AFTER: &str = r#"[\s"'`{(\[,;?&]"#;
+
+/// "Password" in languages whose word starts with a letter outside ASCII, which has no ASCII
+/// word boundary in front of it: these names stand alone (`пароль: ...`, `"密码": ...`).
+const NON_ASCII_NAMES: &str =
+    "пароль|şifre|ŞİFRE|密码|密碼|パスワード|비밀번호|पासवर्ड|סיסמה|κωδικός";
 
 /// The value of an assignment: at least 6 bytes up to a space, a quote or a separator, not
 /// ending in what closes or follows it in text (`f(token=abc123)`, `?token=abc123): x`, a
@@ -35,6 +50,13 @@ fn pattern() -> String {
         // `name = value` assignments, in code, JSON, Debug output, env files, query strings.
         &format!(
             r#"(?i:\b[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?{VALUE}"#
+        ),
+        // The same, under names that must stand alone.
+        &format!(
+            r#"(?i:(?:^|{STANDS_AFTER}|\\[nrt])(?:[a-z0-9.\-]*[_.\-])?(?:{BOUNDED_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?{VALUE}"#
+        ),
+        &format!(
+            r#"(?:^|{STANDS_AFTER}|\\[nrt])(?i:{NON_ASCII_NAMES})["']?\s*(?:=|:)\s*["']?{VALUE}"#
         ),
         // A plain `key` query parameter (Google Maps, YouTube, many REST APIs): only in a
         // query, where `key=` names a credential; `sort_key=name` elsewhere is no secret.
@@ -165,8 +187,7 @@ const LITERALS: &[&str] = &[
     "connection-string",
     "connectionstring",
     // detect-secrets' keywords: `pwd`, `db_pass`, `key_pass`, `service_key`, `db_key`,
-    // `client_key`, `priv_key`, `contrasena` (not yet `contraseña`: the screen's names are
-    // ASCII)
+    // `client_key`, `priv_key`, `contrasena`
     "pwd",
     "pass",
     "_key",
@@ -177,6 +198,39 @@ const LITERALS: &[&str] = &[
     "clientkey",
     "privkey",
     "contrasena",
+    // "password" in other languages (`passwort`, `passord`, `mot_de_passe` hold `pass`); this
+    // automaton ignores ASCII case only, so the other cases are spelt out
+    "contraseña",
+    "contraseÑa",
+    "kennwort",
+    "wachtwoord",
+    "senha",
+    "haslo",
+    "hasło",
+    "hasŁo",
+    "heslo",
+    "salasana",
+    "losenord",
+    "lösenord",
+    "lÖsenord",
+    "adgangskode",
+    "sifre",
+    "şifre",
+    "Şifre",
+    "ŞİFRE",
+    "sandi",
+    "пароль",
+    "Пароль",
+    "ПАРОЛЬ",
+    "密码",
+    "密碼",
+    "パスワード",
+    "비밀번호",
+    "पासवर्ड",
+    "סיסמה",
+    "κωδικός",
+    "Κωδικός",
+    "ΚΩΔΙΚΌΣ",
     // schemes and URLs
     "bearer",
     "basic",
@@ -290,7 +344,7 @@ pub(crate) fn scanner() -> &'static Scanner {
             .expect("the secret literals build an automaton");
         let formats = Regex::new(&pattern()).expect("the secret formats compile");
         let keep = Regex::new(&format!(
-            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=|(?i:(?:set-)?cookie)\s*:\s*)"#
+            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:{STANDS_AFTER}?(?:[a-z0-9.\-]*[_.\-])?(?:{BOUNDED_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|{STANDS_AFTER}?(?i:{NON_ASCII_NAMES})["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=|(?i:(?:set-)?cookie)\s*:\s*)"#
         ))
         .expect("the keep pattern compiles");
         Scanner {
@@ -389,8 +443,8 @@ const CLASS: [u8; 256] = {
 /// 10); every prefixed format is such a run.
 const MIN_KEY_RUN: usize = 15;
 
-/// What every name of an assignment contains (see [`KEY_NAMES`]), and the cookie header's
-/// name, in lower case.
+/// What every name of an assignment contains (see [`KEY_NAMES`] and [`NON_ASCII_NAMES`]), and
+/// the cookie header's name, in lower case (non-ASCII letters in their other cases too).
 const KEY_NAME_PARTS: &[&[u8]] = &[
     b"key",
     b"secret",
@@ -398,6 +452,38 @@ const KEY_NAME_PARTS: &[&[u8]] = &[
     b"pwd",
     b"contrasena",
     b"token",
+    // "password" in other languages, in UTF-8 (ASCII case is ignored, other cases spelt out)
+    "contraseña".as_bytes(),
+    "contraseÑa".as_bytes(),
+    b"kennwort",
+    b"wachtwoord",
+    b"senha",
+    b"haslo",
+    "hasło".as_bytes(),
+    "hasŁo".as_bytes(),
+    b"heslo",
+    b"salasana",
+    b"losenord",
+    "lösenord".as_bytes(),
+    "lÖsenord".as_bytes(),
+    b"adgangskode",
+    b"sifre",
+    "şifre".as_bytes(),
+    "Şifre".as_bytes(),
+    "ŞİFRE".as_bytes(),
+    b"sandi",
+    "пароль".as_bytes(),
+    "Пароль".as_bytes(),
+    "ПАРОЛЬ".as_bytes(),
+    "密码".as_bytes(),
+    "密碼".as_bytes(),
+    "パスワード".as_bytes(),
+    "비밀번호".as_bytes(),
+    "पासवर्ड".as_bytes(),
+    "סיסמה".as_bytes(),
+    "κωδικός".as_bytes(),
+    "Κωδικός".as_bytes(),
+    "ΚΩΔΙΚΌΣ".as_bytes(),
     b"credential",
     b"connection",
     b"cookie",
@@ -849,14 +935,20 @@ mod shapes {
     }
 }
 
-/// The run of [`WORD`] bytes in front of `at`, past any quotes and spaces.
+/// The run of [`WORD`] and non-ASCII bytes in front of `at`, past any ASCII quotes and spaces.
 fn name_before(text: &[u8], at: usize) -> &[u8] {
     let mut end = at;
-    while end > 0 && matches!(CLASS[usize::from(text[end - 1])], SPACE | QUOTE) {
+    while end > 0
+        && text[end - 1].is_ascii()
+        && matches!(CLASS[usize::from(text[end - 1])], SPACE | QUOTE)
+    {
         end -= 1;
     }
+    // A name may be written in any script (`contraseña`, `пароль`): the bytes of a non-ASCII
+    // character are part of it.
     let mut start = end;
-    while start > 0 && CLASS[usize::from(text[start - 1])] == WORD {
+    while start > 0 && (CLASS[usize::from(text[start - 1])] == WORD || !text[start - 1].is_ascii())
+    {
         start -= 1;
     }
     &text[start..end]
@@ -864,13 +956,14 @@ fn name_before(text: &[u8], at: usize) -> &[u8] {
 
 /// Whether the name in front of the `=` or `:` at `at` is one an assignment of a secret has.
 fn names_a_secret(text: &[u8], at: usize) -> bool {
+    static PARTS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(KEY_NAME_PARTS)
+            .expect("the key name parts build an automaton")
+    });
     let name = name_before(text, at);
-    KEY_NAME_PARTS.iter().any(|part| {
-        name.len() >= part.len()
-            && name
-                .windows(part.len())
-                .any(|w| w.eq_ignore_ascii_case(part))
-    })
+    name.len() >= 3 && PARTS.is_match(name)
 }
 
 fn ends_with_ignore_case(run: &[u8], word: &[u8]) -> bool {
@@ -1022,6 +1115,57 @@ mod tests {
             secrets("Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l"),
             ["YWxhZGRpbjpvcGVuc2VzYW1l"]
         );
+    }
+
+    #[test]
+    fn passwords_named_in_other_languages_are_found() {
+        for (text, secret) in [
+            ("contraseña=Secreto!123", "Secreto!123"),
+            ("CONTRASEÑA: Secreto!123", "Secreto!123"),
+            (r#"{"contraseña": "Secreto!123"}"#, "Secreto!123"),
+            ("Passwort = Geheim!2024x", "Geheim!2024x"),
+            ("db_kennwort=Geheim!2024x", "Geheim!2024x"),
+            ("mot_de_passe: Secret!2024x", "Secret!2024x"),
+            ("wachtwoord=Geheim2024x", "Geheim2024x"),
+            (r#"{"senha":"Segredo@2024"}"#, "Segredo@2024"),
+            ("usuario.senha=Segredo@2024", "Segredo@2024"),
+            ("hasło: Tajne!2024x", "Tajne!2024x"),
+            ("heslo=Tajne!2024x", "Tajne!2024x"),
+            ("salasana = Salainen99", "Salainen99"),
+            ("lösenord: Hemligt#42x", "Hemligt#42x"),
+            ("LÖSENORD: Hemligt#42x", "Hemligt#42x"),
+            ("passord=Hemmelig42x", "Hemmelig42x"),
+            ("şifre: Gizli!2024x", "Gizli!2024x"),
+            ("ŞİFRE: Gizli!2024x", "Gizli!2024x"),
+            ("kata_sandi=Rahasia2024", "Rahasia2024"),
+            ("пароль: Секрет!2024", "Секрет!2024"),
+            ("Пароль=qwerty12345", "qwerty12345"),
+            (r#"{"ПАРОЛЬ": "qwerty12345"}"#, "qwerty12345"),
+            ("密码: mima2024abc", "mima2024abc"),
+            (r#"{"密碼":"mima2024abc"}"#, "mima2024abc"),
+            ("パスワード=himitsu2024", "himitsu2024"),
+            ("비밀번호: bimil!2024", "bimil!2024"),
+            (
+                r#"{"content":"the login:\nпароль: Секрет!2024"}"#,
+                "Секрет!2024",
+            ),
+        ] {
+            assert_eq!(secrets(text), [secret], "{text}");
+            assert!(screen(text.as_bytes()).keyed, "{text}");
+            assert!(screen_bytes(text.as_bytes()).keyed, "{text}");
+        }
+        // The same words in prose, or ending another word, name no secret.
+        for text in [
+            "Olvidé mi contraseña y la cambié ayer",
+            "Введите пароль ниже, пожалуйста",
+            "请输入密码以继续",
+            "resenha: excelente livro de aventura",
+            "O artista desenha: paisagens e retratos",
+            "metni deşifre: uzunca bir süreç",
+            "Kennwort vergessen? Hier zurücksetzen",
+        ] {
+            assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
+        }
     }
 
     #[test]
@@ -1283,6 +1427,19 @@ mod tests {
         "the ",
         "ask ",
         "task",
+        "contraseña",
+        "CONTRASEÑA",
+        "senha",
+        "re",
+        "_",
+        "şifre",
+        "ŞİFRE",
+        "пароль",
+        "Пароль",
+        "密码",
+        "パスワード",
+        "lösenord",
+        "hasło",
     ];
 
     #[test]

@@ -1,5 +1,5 @@
-//! 55 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
-//! where captured text ends up: 440 cases. Shared by `privacy.rs` (our recall, on real exported
+//! 58 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
+//! where captured text ends up: 464 cases. Shared by `privacy.rs` (our recall, on real exported
 //! spans) and `detect_secrets.rs` (the same strings given to detect-secrets).
 
 #![allow(dead_code)] // each test file uses its part
@@ -358,6 +358,25 @@ pub(crate) fn secrets() -> Vec<Case> {
         "pwd assignment",
         s.clone(),
         format!(r#"{{"user": "admin", "pwd": "{s}"}}"#),
+    );
+    // Passwords named in other languages (detect-secrets knows `contraseña` alone).
+    let s = g.pick(PASSWORD, 14);
+    add(
+        "password named in spanish",
+        s.clone(),
+        format!("contraseña={s}"),
+    );
+    let s = g.pick(PASSWORD, 14);
+    add(
+        "password named in russian",
+        s.clone(),
+        format!("логин: admin, пароль: {s}"),
+    );
+    let s = g.pick(PASSWORD, 14);
+    add(
+        "password named in chinese",
+        s.clone(),
+        format!(r#"{{"用户": "admin", "密码": "{s}"}}"#),
     );
     out
 }
