@@ -496,19 +496,30 @@ impl Enrich {
             return self;
         }
         let mark = if self.session { SESSION_MARK } else { "" };
-        let prefix = format!("{mark}{namespace}.{key}");
+        // Sized exactly, so that the key's text is one allocation, not a growing `format!`
+        // and its shrink into the key.
+        let prefix = || {
+            let mut prefix = String::with_capacity(mark.len() + namespace.len() + 1 + key.len());
+            prefix.push_str(mark);
+            prefix.push_str(namespace);
+            prefix.push('.');
+            prefix.push_str(key);
+            prefix
+        };
         let cap = crate::capture::capture_cap();
-        let mut out = Vec::new();
-        // The conversion is the user's code (a `From` impl) that runs only because the span is
-        // recorded: a panic in it must not reach the caller.
-        if let Err(message) = guarded(|| flatten(prefix.clone(), value.into(), cap, &mut out)) {
-            out.clear();
-            out.push(KeyValue::new(
-                prefix,
-                OtelValue::String(panicked_marker(&message, cap)),
-            ));
-        }
-        span::annotate_attrs(out);
+        // Written into a list of this thread's, kept between calls: a scalar value allocates
+        // its key only.
+        span::annotate_attrs_in(|out| {
+            // The conversion is the user's code (a `From` impl) that runs only because the span
+            // is recorded: a panic in it must not reach the caller.
+            if let Err(message) = guarded(|| flatten(prefix(), value.into(), cap, out)) {
+                out.clear();
+                out.push(KeyValue::new(
+                    prefix(),
+                    OtelValue::String(panicked_marker(&message, cap)),
+                ));
+            }
+        });
         self
     }
 }
@@ -521,9 +532,13 @@ pub(crate) fn flatten(prefix: String, value: Value, cap: usize, out: &mut Vec<Ke
         omitted: 0,
         out,
     };
-    let omitted_key = format!("{prefix}._omitted");
+    // Only a list or a map can leave leaves out.
+    let omitted_key =
+        matches!(value, Value::List(_) | Value::Map(_)).then(|| format!("{prefix}._omitted"));
     flat.walk(prefix, value, 0);
-    if flat.omitted > 0 {
+    if let Some(omitted_key) = omitted_key
+        && flat.omitted > 0
+    {
         let omitted = i64::try_from(flat.omitted).unwrap_or(i64::MAX);
         flat.out.push(KeyValue::new(omitted_key, omitted));
     }
@@ -718,5 +733,66 @@ mod tests {
             Value::from(u64::MAX),
             Value::Str(u64::MAX.to_string().into())
         );
+    }
+
+    static STEP: crate::record::Meta = crate::record::Meta {
+        name: "enrich_alloc_step",
+        event_type: crate::record::EventType::Tool,
+        sample_rate: None,
+        attr_capacity: 0,
+        root: crate::record::RootState::new(),
+    };
+
+    #[test]
+    fn enriching_with_a_number_allocates_its_key_only() {
+        let recorder = crate::testing::Recorder::start();
+        // This thread's allocations in the two calls alone.
+        let step = || {
+            let _span = crate::span::Span::enter(&STEP);
+            let before = crate::sink::tests::allocations();
+            enrich_span()
+                .metadata("score", 5)
+                .metrics("latency_ms", 12.5);
+            crate::sink::tests::allocations() - before
+        };
+        for _ in 0..64 {
+            step();
+        }
+        assert!(recorder.guard().force_flush());
+        let allocations: usize = (0..32).map(|_| step()).sum();
+        // A list per call, a copy of the key kept for a panic, or the key of the omitted-leaves
+        // count made for a number: each shows here.
+        assert_eq!(
+            allocations, 64,
+            "32 steps of two calls allocated {allocations} times"
+        );
+        let spans = recorder.spans();
+        let last = spans.all("enrich_alloc_step").last().expect("a step");
+        assert_eq!(last.i64("honeyhive_metadata.score"), Some(5));
+        assert_eq!(last.f64("honeyhive_metrics.latency_ms"), Some(12.5));
+    }
+
+    /// A value whose conversion enriches the span itself.
+    struct Reentrant;
+
+    impl From<Reentrant> for Value {
+        fn from(_: Reentrant) -> Value {
+            enrich_span().metadata("inner", 1);
+            Value::Int(2)
+        }
+    }
+
+    #[test]
+    fn a_conversion_that_enriches_the_span_itself_loses_neither_value() {
+        let recorder = crate::testing::Recorder::start();
+        {
+            let _span = crate::span::Span::enter(&STEP);
+            // The outer call is writing into the thread's list when the inner one comes.
+            enrich_span().metadata("outer", Reentrant);
+        }
+        let spans = recorder.spans();
+        let step = spans.get("enrich_alloc_step");
+        assert_eq!(step.i64("honeyhive_metadata.inner"), Some(1));
+        assert_eq!(step.i64("honeyhive_metadata.outer"), Some(2));
     }
 }
