@@ -636,8 +636,9 @@ impl<C, F, D> Drop for TracedCall<C, F, D> {
 }
 
 /// What a traced fn returned, to be recorded in one generic call per role: the kind of its
-/// success value and of its error are picked at the expansion site by autoref specialization
-/// (most `&`s first), and the kind's `record` does the rest, so each traced fn expands to two
+/// success value is picked at the expansion site by autoref specialization (most `&`s first)
+/// and the kind's `record` does the rest; the error is recorded by the probe itself
+/// (`hh_record_err`, one method to resolve rather than two). Each traced fn expands to two
 /// calls rather than a `match` with a chain of probes per arm.
 #[doc(hidden)]
 pub struct Returned<'a, T: ?Sized>(pub &'a T);
@@ -673,7 +674,7 @@ impl<T: ?Sized> RecordOk<T> for SkipKind {
 
 /// Describes an error of type `E` (the error kinds of [`crate::capture`]).
 #[doc(hidden)]
-pub trait RecordErr<E: ?Sized> {
+pub(crate) trait RecordErr<E: ?Sized> {
     /// Marks the span failed with `e`.
     fn record_err(self, record: &mut SpanRecord, e: &E);
 }
@@ -702,12 +703,6 @@ pub struct OkOf<K>(K);
 /// A returned value that is not a `Result`, recorded whole by `K`.
 #[doc(hidden)]
 pub struct ValueOf<K>(K);
-/// The error of a returned `Result`, described by `K`.
-#[doc(hidden)]
-pub struct ErrOf<K>(K);
-/// A returned value that is not a `Result`: no error to record.
-#[doc(hidden)]
-pub struct NoErr;
 
 impl<K> OkOf<K> {
     /// Records the `Ok` value, if it is one and the span is recorded.
@@ -735,25 +730,46 @@ impl<K> ValueOf<K> {
         }
     }
 }
-impl<K> ErrOf<K> {
-    /// Marks the span failed, if the value is an `Err` and the span is recorded.
-    #[inline]
-    pub fn record<T, E>(self, span: &mut Span, r: &Result<T, E>)
-    where
-        K: RecordErr<E>,
-    {
-        if let Err(e) = r
-            && let Some(record) = span.recording()
-        {
-            self.0.record_err(record, e);
+
+macro_rules! record_err_probes {
+    ($($(#[$m:meta])* $probe:ident: [$($g:tt)*] $self_ty:ty => $kind:expr;)*) => {$(
+        $(#[$m])*
+        #[doc(hidden)]
+        pub trait $probe {
+            /// Marks the span failed when the value is an `Err` and the span is recorded.
+            fn hh_record_err(&self, span: &mut Span);
         }
-    }
+        impl<$($g)*> $probe for $self_ty {
+            #[inline]
+            fn hh_record_err(&self, span: &mut Span) {
+                if let Err(e) = self.0
+                    && let Some(record) = span.recording()
+                {
+                    $kind.record_err(record, e);
+                }
+            }
+        }
+    )*};
 }
-impl NoErr {
-    /// Nothing to record (a method, as the other kinds' `record`, for the dispatch).
-    #[allow(clippy::unused_self)]
+
+record_err_probes! {
+    /// A `Result` whose error is `Display`.
+    RecordErrDisplay: [T, E: Display] &&&Returned<'_, Result<T, E>> => ErrDisplay;
+    /// A `Result` whose error is `Debug`.
+    RecordErrDebug: [T, E: Debug] &&Returned<'_, Result<T, E>> => ErrDebug;
+    /// A `Result` whose error is neither: described by its type name.
+    RecordErrOpaque: [T, E] &Returned<'_, Result<T, E>> => ErrOpaque;
+}
+
+/// Any other value: no error.
+#[doc(hidden)]
+pub trait RecordNoErr {
+    /// Nothing to record.
+    fn hh_record_err(&self, span: &mut Span);
+}
+impl<T: ?Sized> RecordNoErr for Returned<'_, T> {
     #[inline]
-    pub fn record<R: ?Sized>(self, _: &mut Span, _: &R) {}
+    fn hh_record_err(&self, _: &mut Span) {}
 }
 
 /// The probes of [`Returned`] and of [`Capture`](crate::capture::Capture), imported together
@@ -761,9 +777,9 @@ impl NoErr {
 #[doc(hidden)]
 pub mod probes {
     pub use super::{
-        ErrDebugOf as _, ErrDisplayOf as _, ErrOpaqueOf as _, NoErrOf as _, OkDebug as _,
-        OkNumber as _, OkSkip as _, OkText as _, ValueDebug as _, ValueNumber as _, ValueSkip as _,
-        ValueText as _,
+        OkDebug as _, OkNumber as _, OkSkip as _, OkText as _, RecordErrDebug as _,
+        RecordErrDisplay as _, RecordErrOpaque as _, RecordNoErr as _, ValueDebug as _,
+        ValueNumber as _, ValueSkip as _, ValueText as _,
     };
     pub use crate::capture::{DebugProbe as _, NumberProbe as _, TextProbe as _};
 }
@@ -800,12 +816,4 @@ probes! {
     ValueDebug: [T: Debug + ?Sized] &Returned<'_, T> => hh_ok_kind -> ValueOf<DebugKind> = ValueOf(DebugKind);
     /// Any other value (`impl Iterator`, ...): nothing is recorded.
     ValueSkip: [T: ?Sized] Returned<'_, T> => hh_ok_kind -> ValueOf<SkipKind> = ValueOf(SkipKind);
-    /// A `Result` whose error is `Display`.
-    ErrDisplayOf: [T, E: Display] &&&Returned<'_, Result<T, E>> => hh_err_kind -> ErrOf<ErrDisplay> = ErrOf(ErrDisplay);
-    /// A `Result` whose error is `Debug`.
-    ErrDebugOf: [T, E: Debug] &&Returned<'_, Result<T, E>> => hh_err_kind -> ErrOf<ErrDebug> = ErrOf(ErrDebug);
-    /// A `Result` whose error is neither: described by its type name.
-    ErrOpaqueOf: [T, E] &Returned<'_, Result<T, E>> => hh_err_kind -> ErrOf<ErrOpaque> = ErrOf(ErrOpaque);
-    /// Any other value: no error.
-    NoErrOf: [T: ?Sized] Returned<'_, T> => hh_err_kind -> NoErr = NoErr;
 }

@@ -269,7 +269,12 @@ pub struct RootState {
 }
 
 impl RootState {
-    /// Fresh state, for the `static` the macro writes.
+    /// Fresh state, for the `static` the macro writes: a constant, evaluated once for every
+    /// traced fn rather than a `const fn` call evaluated in each one's `static`.
+    #[allow(clippy::declare_interior_mutable_const)] // copied into each fn's `static`, never used as is
+    pub const NEW: RootState = RootState::new();
+
+    /// Fresh state.
     #[allow(clippy::new_without_default)] // only ever built in a `static`
     pub const fn new() -> RootState {
         RootState {

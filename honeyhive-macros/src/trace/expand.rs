@@ -477,7 +477,7 @@ fn meta(plan: &Plan<'_>) -> TokenStream {
             event_type: __hh::EventType::#event_type,
             sample_rate: #sample_rate,
             attr_capacity: #capacity,
-            root: __hh::RootState::new(),
+            root: __hh::RootState::NEW,
         };
     }
 }
@@ -588,7 +588,7 @@ fn capture_output(
     });
     let err = (!declared.is_some_and(never_a_result)).then(|| {
         quote! {
-            (&&&&__hh::Returned(&__hh_ret)).hh_err_kind().record(#span, &__hh_ret);
+            (&&&&__hh::Returned(&__hh_ret)).hh_record_err(#span);
         }
     });
     if ok.is_none() && err.is_none() {
