@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Our secret redaction against detect-secrets (PyPI), side by side on the same 464 strings
-# (58 fake secret formats in 8 places of a span; see tests/tests/secret_cases/mod.rs).
+# Our secret redaction against detect-secrets (PyPI), side by side on the same 472 strings
+# (59 fake secret formats in 8 places of a span; see tests/tests/secret_cases/mod.rs).
 #
 # Installs detect-secrets into a cached venv (target/detect-secrets-venv; reruns reuse it),
 # then runs the ignored test tests/tests/detect_secrets.rs, which prints both recalls per

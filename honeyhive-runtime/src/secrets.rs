@@ -32,32 +32,45 @@ const BOUNDED_NAMES: &str = "senha|sifre";
 /// start of the text and a `\n`-style escape: a space, a quote, a bracket or a separator. A
 /// short list rather than "anything but a letter", which would let these formats start at
 /// every byte and slow the expression down for all text.
-const STANDS_AFTER: &str = r#"[\s"'`{(\[,;?&]"#;
+const STANDS_AFTER: &str = r#"[\s"'`{(\[,;?&，；、（【「『“]"#;
+
+/// What joins a name to its value: a quote, `=` or `:`, a quote, with spaces between; the
+/// separators and quotes of CJK text too (`密码：...`, `「パスワード」＝...`).
+const ASSIGNS: &str = r#"["'」』”】]?\s*(?:=|:|：|＝)\s*["'「『“]?"#;
 
 /// "Password" in languages whose word starts with a letter outside ASCII, which has no ASCII
-/// word boundary in front of it: these names stand alone (`пароль: ...`, `"密码": ...`).
-const NON_ASCII_NAMES: &str =
-    "пароль|şifre|ŞİFRE|密码|密碼|パスワード|비밀번호|पासवर्ड|סיסמה|κωδικός";
+/// word boundary in front of it: these names stand alone (`пароль: ...`, `"κωδικός": ...`).
+const NON_ASCII_NAMES: &str = "пароль|şifre|ŞİFRE|पासवर्ड|סיסמה|κωδικός";
+
+/// "Password" in Chinese, Japanese and Korean, written without spaces inside compounds
+/// (`新密码`, a new password; `数据库密码`, the database's): these names end a name of any
+/// length. Their values start with an ASCII character, as typed passwords do; a value of CJK
+/// text after them is prose (`忘记密码：点击这里`, forgot the password: click here).
+const CJK_NAMES: &str = "密码|密碼|パスワード|비밀번호";
+
+/// [`VALUE`], starting with a printable ASCII character.
+const ASCII_LED_VALUE: &str = r#"[!-~&&[^"'`,;&<>]][^\s"'`,;&<>，；、。」』”】）]{4,}[^\s"'`,;&<>)\]}:.!?，；、。」』”】）：！？]"#;
 
 /// The value of an assignment: at least 6 bytes up to a space, a quote or a separator, not
 /// ending in what closes or follows it in text (`f(token=abc123)`, `?token=abc123): x`, a
 /// sentence's `.`), so that the match ends where the secret ends.
-const VALUE: &str = r#"[^\s"'`,;&<>]{5,}[^\s"'`,;&<>)\]}:.!?]"#;
+const VALUE: &str =
+    r#"[^\s"'`,;&<>，；、。」』”】）]{5,}[^\s"'`,;&<>)\]}:.!?，；、。」』”】）：！？]"#;
 
 /// The formats, as one alternation. Each alternative contains a literal of [`LITERALS`].
 fn pattern() -> String {
     let formats: &[&str] = &[
         // `name = value` assignments, in code, JSON, Debug output, env files, query strings.
         &format!(
-            r#"(?i:\b[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?{VALUE}"#
+            r"(?i:\b[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?){ASSIGNS}{VALUE}"
         ),
         // The same, under names that must stand alone.
         &format!(
-            r#"(?i:(?:^|{STANDS_AFTER}|\\[nrt])(?:[a-z0-9.\-]*[_.\-])?(?:{BOUNDED_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?{VALUE}"#
+            r"(?i:(?:^|{STANDS_AFTER}|\\[nrt])(?:[a-z0-9.\-]*[_.\-])?(?:{BOUNDED_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?){ASSIGNS}{VALUE}"
         ),
-        &format!(
-            r#"(?:^|{STANDS_AFTER}|\\[nrt])(?i:{NON_ASCII_NAMES})["']?\s*(?:=|:)\s*["']?{VALUE}"#
-        ),
+        &format!(r"(?:^|{STANDS_AFTER}|\\[nrt])(?i:{NON_ASCII_NAMES}){ASSIGNS}{VALUE}"),
+        // Compounds ending in "password" in CJK text.
+        &format!(r"(?:{CJK_NAMES}){ASSIGNS}{ASCII_LED_VALUE}"),
         // A plain `key` query parameter (Google Maps, YouTube, many REST APIs): only in a
         // query, where `key=` names a credential; `sort_key=name` elsewhere is no secret.
         // The value ends at a fragment too.
@@ -344,7 +357,7 @@ pub(crate) fn scanner() -> &'static Scanner {
             .expect("the secret literals build an automaton");
         let formats = Regex::new(&pattern()).expect("the secret formats compile");
         let keep = Regex::new(&format!(
-            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|(?i:{STANDS_AFTER}?(?:[a-z0-9.\-]*[_.\-])?(?:{BOUNDED_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?)["']?\s*(?:=|:)\s*["']?|{STANDS_AFTER}?(?i:{NON_ASCII_NAMES})["']?\s*(?:=|:)\s*["']?|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=|(?i:(?:set-)?cookie)\s*:\s*)"#
+            r#"^(?:(?i:[a-z0-9_.\-]*?(?:{KEY_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?){ASSIGNS}|(?i:{STANDS_AFTER}?(?:[a-z0-9.\-]*[_.\-])?(?:{BOUNDED_NAMES})(?:[_\-]?(?:id|key|value|token|secret))?s?){ASSIGNS}|{STANDS_AFTER}?(?i:{NON_ASCII_NAMES}){ASSIGNS}|(?:{CJK_NAMES}){ASSIGNS}|(?i:(?:bearer|basic|token))\s+|[A-Za-z][A-Za-z0-9+.\-]{{1,20}}://[^\s:/@"'<>]*:|(?i:(?:AccountKey|SharedAccessKey)=)|[?&](?:sig|(?i:key))=|(?i:(?:set-)?cookie)\s*:\s*)"#
         ))
         .expect("the keep pattern compiles");
         Scanner {
@@ -562,6 +575,7 @@ fn keyed_bytes(text: &[u8]) -> bool {
                 continue;
             }
             COLON | EQUALS if assigns_a_secret(text, i) => return true,
+            SPACE if text[i] == FULL_WIDTH_LEAD && assigns_a_secret(text, i) => return true,
             _ => {}
         }
         i += 1;
@@ -576,12 +590,19 @@ fn names_a_scheme(run: &[u8]) -> bool {
         .any(|word| ends_with_ignore_case(run, word))
 }
 
-/// At the `:` or `=` at `at`: a URL with a scheme, a secret's name, or a SAS signature.
+/// The first byte of a full-width `：` or `＝` (U+FF1A, U+FF1D), the separators of CJK text.
+const FULL_WIDTH_LEAD: u8 = 0xEF;
+
+/// At the `:` or `=` at `at`, or the `：` or `＝` that starts there: a URL with a scheme, a
+/// secret's name, or a SAS signature.
 fn assigns_a_secret(text: &[u8], at: usize) -> bool {
-    if text[at] == b':' {
-        text[at + 1..].starts_with(b"//") || names_a_secret(text, at)
-    } else {
-        names_a_secret(text, at) || ends_with_ignore_case(name_before(text, at), b"sig")
+    match text[at] {
+        b':' => text[at + 1..].starts_with(b"//") || names_a_secret(text, at),
+        b'=' => names_a_secret(text, at) || ends_with_ignore_case(name_before(text, at), b"sig"),
+        _ => {
+            matches!(text.get(at + 1..at + 3), Some([0xBC, 0x9A | 0x9D]))
+                && names_a_secret(text, at)
+        }
     }
 }
 
@@ -596,7 +617,9 @@ mod wide {
         _mm_or_si128, _mm_set1_epi8,
     };
 
-    use super::{MIN_KEY_RUN, MIN_TOKEN_RUN, Seen, assigns_a_secret, names_a_scheme};
+    use super::{
+        FULL_WIDTH_LEAD, MIN_KEY_RUN, MIN_TOKEN_RUN, Seen, assigns_a_secret, names_a_scheme,
+    };
 
     /// Bit `i` describes byte `i` of a 64-byte chunk.
     struct Masks {
@@ -604,7 +627,8 @@ mod wide {
         word: u64,
         /// ASCII space and control bytes, and non-ASCII bytes.
         space: u64,
-        /// `:` and `=`.
+        /// `:` and `=`, and the first byte of `：` and `＝` (and of the other characters from
+        /// U+F000 up: rare outside CJK punctuation, and dismissed by the two bytes after it).
         special: u64,
         /// `n`, `c` and `r` in either case: the last letters of `token`, `basic` and `bearer`.
         scheme_end: u64,
@@ -658,8 +682,10 @@ mod wide {
             );
             // Signed, bytes of 0x80 and above are negative: one compare finds both kinds.
             let space = _mm_cmplt_epi8(v, byte(0x21));
-            let special =
-                _mm_or_si128(_mm_cmpeq_epi8(v, byte(b':')), _mm_cmpeq_epi8(v, byte(b'=')));
+            let special = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, byte(b':')), _mm_cmpeq_epi8(v, byte(b'='))),
+                _mm_cmpeq_epi8(v, byte(FULL_WIDTH_LEAD)),
+            );
             let scheme_end = _mm_or_si128(
                 _mm_or_si128(
                     _mm_cmpeq_epi8(lower, byte(b'n')),
@@ -935,7 +961,13 @@ mod shapes {
     }
 }
 
-/// The run of [`WORD`] and non-ASCII bytes in front of `at`, past any ASCII quotes and spaces.
+/// The longest name [`name_before`] returns, its last bytes: every secret's name ends within
+/// about 30 bytes of its longest part (a name of [`KEY_NAMES`], a short suffix and a closing
+/// bracket), and a bound keeps a text of many separators and no spaces (CJK prose) linear.
+const NAME_TAIL: usize = 64;
+
+/// The run of [`WORD`] and non-ASCII bytes in front of `at`, past any ASCII quotes and spaces,
+/// at most its last [`NAME_TAIL`] bytes.
 fn name_before(text: &[u8], at: usize) -> &[u8] {
     let mut end = at;
     while end > 0
@@ -947,7 +979,9 @@ fn name_before(text: &[u8], at: usize) -> &[u8] {
     // A name may be written in any script (`contraseña`, `пароль`): the bytes of a non-ASCII
     // character are part of it.
     let mut start = end;
-    while start > 0 && (CLASS[usize::from(text[start - 1])] == WORD || !text[start - 1].is_ascii())
+    let floor = end.saturating_sub(NAME_TAIL);
+    while start > floor
+        && (CLASS[usize::from(text[start - 1])] == WORD || !text[start - 1].is_ascii())
     {
         start -= 1;
     }
@@ -1154,8 +1188,42 @@ mod tests {
             assert!(screen(text.as_bytes()).keyed, "{text}");
             assert!(screen_bytes(text.as_bytes()).keyed, "{text}");
         }
+    }
+
+    #[test]
+    fn secrets_in_cjk_punctuation_are_found_and_end_where_the_secret_ends() {
+        for (text, secret) in [
+            ("密码：mima2024abc", "mima2024abc"),
+            ("密码： mima2024abc", "mima2024abc"),
+            ("密码＝mima2024abc", "mima2024abc"),
+            (
+                "用户名：admin，密码：mima2024abc，请妥善保管。",
+                "mima2024abc",
+            ),
+            ("账号信息（密码：mima2024abc）", "mima2024abc"),
+            ("登录后请修改「密码」：mima2024abc。", "mima2024abc"),
+            ("新しいパスワード：himitsu2024、忘れないで", "himitsu2024"),
+            ("パスワード＝“himitsu2024”", "himitsu2024"),
+            ("密碼：mima2024abc；帳號：admin", "mima2024abc"),
+            ("数据库 password：Hunter2!2024，已更新", "Hunter2!2024"),
+            ("api_key＝abcdEFGH12345678！", "abcdEFGH12345678"),
+            ("비밀번호：bimil!2024", "bimil!2024"),
+            // Across the wide screen's 64-byte chunks.
+            (
+                "这是一段很长的说明文字，用来把分隔符推到下一个块里去。密码：mima2024abc",
+                "mima2024abc",
+            ),
+        ] {
+            assert_eq!(secrets(text), [secret], "{text}");
+            assert!(screen(text.as_bytes()).keyed, "{text}");
+            assert!(screen_bytes(text.as_bytes()).keyed, "{text}");
+        }
         // The same words in prose, or ending another word, name no secret.
         for text in [
+            "注意：请检查配置文件，然后重试。",
+            "忘记密码：点击这里重置",
+            "新しいパスワード：英数字を含めてください",
+            "パスワードを忘れた場合：管理者に連絡してください",
             "Olvidé mi contraseña y la cambié ayer",
             "Введите пароль ниже, пожалуйста",
             "请输入密码以继续",

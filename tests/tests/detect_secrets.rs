@@ -1,4 +1,4 @@
-//! Our redaction against detect-secrets (`PyPI`), side by side on the same 464 strings.
+//! Our redaction against detect-secrets (`PyPI`), side by side on the same 472 strings.
 //!
 //! Ignored by default: it needs a Python with detect-secrets, given by
 //! `HH_DETECT_SECRETS_PYTHON`. `scripts/detect_secrets_compare.sh` installs it into

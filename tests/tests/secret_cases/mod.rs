@@ -1,5 +1,5 @@
-//! 58 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
-//! where captured text ends up: 464 cases. Shared by `privacy.rs` (our recall, on real exported
+//! 59 realistic fake secret formats, generated from a fixed seed, put in the 8 places of a span
+//! where captured text ends up: 472 cases. Shared by `privacy.rs` (our recall, on real exported
 //! spans) and `detect_secrets.rs` (the same strings given to detect-secrets).
 
 #![allow(dead_code)] // each test file uses its part
@@ -377,6 +377,13 @@ pub(crate) fn secrets() -> Vec<Case> {
         "password named in chinese",
         s.clone(),
         format!(r#"{{"用户": "admin", "密码": "{s}"}}"#),
+    );
+    // In running text, with the full-width separators CJK text uses.
+    let s = g.pick(PASSWORD, 14);
+    add(
+        "password in chinese prose",
+        s.clone(),
+        format!("用户名：admin，新密码：{s}，请尽快修改"),
     );
     out
 }
