@@ -19,8 +19,8 @@
 //! bytes no header may hold ignored, repeated `tracestate` and `baggage` headers combined in
 //! order, a repeated `traceparent` refused. Anything malformed is ignored, never trusted: an
 //! invalid `traceparent` starts a new trace, an invalid `tracestate` is dropped whole, an invalid
-//! baggage member is dropped, an invalid `x-request-id` is replaced by a generated one (marked
-//! `honeyhive.request_id.replaced_invalid`).
+//! baggage member is dropped (and members past 180 or 8,192 bytes), an invalid `x-request-id` is
+//! replaced by a generated one (marked `honeyhive.request_id.replaced_invalid`).
 //!
 //! The caller's sampled flag is honoured by parent-based samplers (see [`crate::sampling`]); its
 //! random-trace-id flag (level 2) goes on with its trace id, and ours carry it (they are
@@ -32,7 +32,10 @@
 //! 32 members and 512 characters (long members dropped first, as the specification advises),
 //! `baggage` at most 180 members and 8,192 bytes (whole members dropped, ours kept first),
 //! values percent-encoded only where the specification requires it, and a request id that is
-//! not a valid inbound id (see [`is_valid_request_id`]) is not sent.
+//! not a valid inbound id (see [`is_valid_request_id`]) is not sent. A [`Remote`] built by hand
+//! is held to the same rules: its `tracestate` is read as an inbound one, baggage keys that are
+//! not tokens are left out. A `tracestate` the carrier already held is removed when a
+//! `traceparent` is written without one: it belongs to another span.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -83,6 +86,12 @@ pub trait Carrier {
     fn get(&self, key: &str) -> Option<&str>;
     /// Sets `key` to `value`, replacing any previous value.
     fn set(&mut self, key: &str, value: String);
+    /// Removes `key`: [`inject`] removes a `tracestate` it has none for, since a
+    /// `tracestate` belongs to the `traceparent` it came with. The default sets it empty,
+    /// which a reader takes for none.
+    fn remove(&mut self, key: &str) {
+        self.set(key, String::new());
+    }
     /// Every value of `key`, as received, in order: a header may be repeated. The default
     /// is the one value [`Carrier::get`] gives.
     fn get_all(&self, key: &str) -> Vec<&[u8]> {
@@ -101,6 +110,9 @@ impl<S: std::hash::BuildHasher> Carrier for HashMap<String, String, S> {
     fn set(&mut self, key: &str, value: String) {
         self.retain(|k, _| !k.eq_ignore_ascii_case(key));
         self.insert(key.to_owned(), value);
+    }
+    fn remove(&mut self, key: &str) {
+        self.retain(|k, _| !k.eq_ignore_ascii_case(key));
     }
     /// Keys that differ only in case are repeats of one header, in the order of their names
     /// (a map keeps no order of its own).
@@ -125,6 +137,9 @@ impl Carrier for http::HeaderMap {
         ) {
             self.insert(name, value);
         }
+    }
+    fn remove(&mut self, key: &str) {
+        http::HeaderMap::remove(self, key);
     }
     fn get_all(&self, key: &str) -> Vec<&[u8]> {
         http::HeaderMap::get_all(self, key)
@@ -239,10 +254,8 @@ pub fn inject(carrier: &mut impl Carrier) {
         .as_ref()
         .and_then(|c| c.caller_trace)
         .filter(|t| t.trace_id == cur.trace_id);
-    if let Some(sampled) = sampled
-        && cur.trace_id != 0
-        && cur.span_id != 0
-    {
+    let names_a_span = sampled.is_some() && cur.trace_id != 0 && cur.span_id != 0;
+    if let Some(sampled) = sampled.filter(|_| names_a_span) {
         // Level 2: the caller's random-trace-id flag stays with its trace id; ours are random,
         // an OpenTelemetry SDK's trace is not known to be; flags this crate does not know are
         // sent as zero.
@@ -268,8 +281,11 @@ pub fn inject(carrier: &mut impl Carrier) {
         State::Sampled => with_threshold(passed_on, cur.threshold.get()),
         State::Unsampled | State::Idle => with_threshold(passed_on, None),
     };
-    if let Some(ts) = tracestate {
-        carrier.set(TRACESTATE, ts);
+    match tracestate {
+        Some(ts) => carrier.set(TRACESTATE, ts),
+        // One the carrier held belongs to another `traceparent`.
+        None if names_a_span => carrier.remove(TRACESTATE),
+        None => {}
     }
     let Some(c) = correlation else {
         return;
@@ -278,13 +294,13 @@ pub fn inject(carrier: &mut impl Carrier) {
     let rid = c.request_id.as_ref().or(c.incoming_request_id.as_ref());
     if let Some(rid) = rid.filter(|r| is_valid_request_id(&r.id)) {
         carrier.set(X_REQUEST_ID, rid.id.to_string());
-        baggage.push(&encode_member(BAGGAGE_REQUEST_ID, &rid.id, &[]));
+        baggage.push_entry(BAGGAGE_REQUEST_ID, &rid.id, &[]);
     }
     if let Some(s) = &c.session_id {
-        baggage.push(&encode_member(BAGGAGE_SESSION_ID, s, &[]));
+        baggage.push_entry(BAGGAGE_SESSION_ID, s, &[]);
     }
     if let Some(u) = &c.user_id {
-        baggage.push(&encode_member(BAGGAGE_USER_ID, u, &[]));
+        baggage.push_entry(BAGGAGE_USER_ID, u, &[]);
     }
     for member in &c.baggage {
         baggage.push(member);
@@ -349,6 +365,12 @@ struct BaggageWriter {
 }
 
 impl BaggageWriter {
+    fn push_entry(&mut self, key: &str, value: &str, properties: &[(String, Option<String>)]) {
+        if let Some(member) = encode_member(key, value, properties) {
+            self.push(&member);
+        }
+    }
+
     fn push(&mut self, member: &str) {
         let sep = usize::from(!self.out.is_empty());
         if self.members >= MAX_BAGGAGE_MEMBERS
@@ -468,7 +490,8 @@ pub fn extract(carrier: &impl Carrier) -> Remote {
 
 impl Remote {
     pub(crate) fn carried(&self) -> Carried {
-        let ot = self.ot();
+        let tracestate = self.valid_tracestate();
+        let ot = Self::ot(tracestate.as_deref());
         let span = match self.parent {
             // The first span inside decides, as any root does (see `sampling`).
             Some(p) => Current {
@@ -497,7 +520,7 @@ impl Remote {
         if let Some(u) = &self.user_id {
             c.user_id = Some(Arc::from(u.as_str()));
         }
-        if let Some(ts) = &self.tracestate {
+        if let Some(ts) = &tracestate {
             c.tracestate = Some(Arc::from(ts.as_str()));
         }
         if let Some(p) = self.parent {
@@ -510,16 +533,23 @@ impl Remote {
         c.baggage = self
             .baggage
             .iter()
-            .map(|e| Arc::from(encode_member(&e.key, &e.value, &e.properties)))
+            .filter_map(|e| encode_member(&e.key, &e.value, &e.properties))
+            .map(Arc::from)
             .collect();
         let correlation = (c != Correlation::default()).then(|| Arc::new(c));
         Carried::from_parts(span, correlation)
     }
 
+    /// `tracestate` read as an inbound one is (the fields are public: it may have been built
+    /// by hand), so that what is passed on is canonical and within the W3C limits.
+    fn valid_tracestate(&self) -> Option<String> {
+        let ts = field_value(self.tracestate.as_deref()?.as_bytes())?;
+        parse_tracestate(&[Some(ts)])
+    }
+
     /// The OpenTelemetry entry of the caller's `tracestate`.
-    fn ot(&self) -> OtState<'_> {
-        self.tracestate
-            .as_deref()
+    fn ot(tracestate: Option<&str>) -> OtState<'_> {
+        tracestate
             .and_then(|ts| tracestate_member(ts, OT))
             .map(OtState::parse)
             .unwrap_or_default()
@@ -663,22 +693,30 @@ fn valid_tracestate_value(value: &str) -> bool {
 // Baggage.
 
 /// Combines the `baggage` headers in order (values with bytes no header may hold are
-/// ignored) and reads their members; an invalid member is dropped. A combined value over
-/// 8,192 bytes is ignored whole, and at most 180 members are read.
+/// ignored) and reads their members; an invalid member is dropped. Members are read in order
+/// while they fit the limits, 180 members and 8,192 bytes (each member without its optional
+/// whitespace, one `,` between two): what follows is dropped, whole members only, as the
+/// specification allows a platform that cannot pass on everything.
 fn parse_baggage(values: &[Option<&str>]) -> Vec<BaggageEntry> {
-    let valid: Vec<&str> = values.iter().flatten().copied().collect();
-    let combined = valid.iter().map(|v| v.len()).sum::<usize>() + valid.len().saturating_sub(1);
-    if combined > MAX_BAGGAGE_LEN {
-        return Vec::new();
-    }
-    valid
+    let mut entries = Vec::new();
+    let mut len = 0;
+    for member in values
         .iter()
+        .flatten()
         .flat_map(|v| v.split(','))
         .map(trim_ows)
         .filter(|m| !m.is_empty())
-        .filter_map(parse_baggage_member)
-        .take(MAX_BAGGAGE_MEMBERS)
-        .collect()
+    {
+        let Some(entry) = parse_baggage_member(member) else {
+            continue;
+        };
+        len += member.len() + usize::from(!entries.is_empty());
+        if len > MAX_BAGGAGE_LEN || entries.len() == MAX_BAGGAGE_MEMBERS {
+            break;
+        }
+        entries.push(entry);
+    }
+    entries
 }
 
 /// `key OWS = OWS value *(OWS ; OWS property)`, property `key OWS = OWS value` or `key`.
@@ -720,28 +758,42 @@ fn is_baggage_octet_or_pct(b: u8) -> bool {
 }
 
 /// `key=value;properties` with the value percent-encoded where the specification requires:
-/// outside `baggage-octet`, and `%` itself. A value sent minimally encoded comes out the same
-/// size, so passing baggage on never grows it.
-fn encode_member(key: &str, value: &str, properties: &[(String, Option<String>)]) -> String {
+/// outside `baggage-octet`, and `%` itself. A value that arrived minimally encoded and valid
+/// UTF-8 comes out the same size. Properties go as they arrived (they are not decoded), with
+/// any byte outside `baggage-octet` encoded; a property whose key is not a token is left out.
+/// `None` when `key` is not a token: a member built by hand may hold anything.
+fn encode_member(
+    key: &str,
+    value: &str,
+    properties: &[(String, Option<String>)],
+) -> Option<String> {
+    if !is_token(key) {
+        return None;
+    }
     let mut out = String::with_capacity(key.len() + value.len() + 1);
     out.push_str(key);
     out.push('=');
-    for b in value.bytes() {
-        if is_baggage_octet_or_pct(b) && b != b'%' {
+    encode_octets(&mut out, value, |b| b != b'%');
+    for (k, v) in properties.iter().filter(|(k, _)| is_token(k)) {
+        out.push(';');
+        out.push_str(k);
+        if let Some(v) = v {
+            out.push('=');
+            encode_octets(&mut out, v, |_| true);
+        }
+    }
+    Some(out)
+}
+
+/// Appends `text`, each byte outside `baggage-octet`, or that `keep` refuses, as `%XX`.
+fn encode_octets(out: &mut String, text: &str, keep: impl Fn(u8) -> bool) {
+    for b in text.bytes() {
+        if is_baggage_octet_or_pct(b) && keep(b) {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
         }
     }
-    for (k, v) in properties {
-        out.push(';');
-        out.push_str(k);
-        if let Some(v) = v {
-            out.push('=');
-            out.push_str(v);
-        }
-    }
-    out
 }
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits makes the value invalid.

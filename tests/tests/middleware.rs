@@ -557,3 +557,54 @@ fn a_middleware_error_whose_display_panics_fails_the_request_not_the_caller() {
     let message = span.error_message().expect("a message");
     assert!(message.contains("panicked while formatting"), "{message}");
 }
+
+/// The context headers a request arrived with, as `traceparent|tracestate|baggage`.
+async fn context_headers(headers: axum::http::HeaderMap) -> String {
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .map_or("-", |v| v.to_str().unwrap())
+            .to_owned()
+    };
+    format!(
+        "{}|{}|{}",
+        get("traceparent"),
+        get("tracestate"),
+        get("baggage")
+    )
+}
+
+#[trace(event_type = "chain", skip(client))]
+async fn call_with_stale_context(client: &ClientWithMiddleware, url: String) -> String {
+    client
+        .get(url)
+        .header("tracestate", "stale=1")
+        .header(
+            "traceparent",
+            "00-11111111111111111111111111111111-2222222222222222-01",
+        )
+        .header("baggage", "theirs=1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_tracestate_the_request_held_does_not_go_with_the_client_spans_traceparent() {
+    let _rec = Recorder::start();
+    let seen = run(async {
+        let addr = serve(Router::new().route("/context", get(context_headers))).await;
+        call_with_stale_context(&client(), format!("http://{addr}/context")).await
+    });
+    let parts: Vec<&str> = seen.split('|').collect();
+    assert!(
+        parts[0].starts_with("00-") && !parts[0].contains("1111111111"),
+        "{seen}"
+    );
+    // The caller's tracestate named another trace's span: it is gone; its baggage stays.
+    assert_eq!(parts[1], "-", "{seen}");
+    assert_eq!(parts[2], "theirs=1", "{seen}");
+}

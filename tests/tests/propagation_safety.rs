@@ -288,3 +288,157 @@ fn both_carriers_read_the_same_request_id_whatever_the_whitespace() {
         );
     }
 }
+
+/// `inject` into a `HashMap` and into a `HeaderMap`, with what each carrier held before.
+fn inject_both(held: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut map: HashMap<String, String> = held
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    inject(&mut map);
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in held {
+        headers.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    inject(&mut headers);
+    let from_headers: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(map, from_headers, "the carriers disagree");
+    map
+}
+
+#[test]
+fn a_remote_built_by_hand_sends_only_valid_headers_the_same_from_both_carriers() {
+    use honeyhive_runtime::propagation::{BaggageEntry, Remote};
+    let _rec = Recorder::start();
+    let parent = extract(&HashMap::from([("traceparent".to_owned(), TP.to_owned())])).parent;
+    let entry = |key: &str, value: &str, properties: &[(&str, Option<&str>)]| BaggageEntry {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        properties: properties
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+            .collect(),
+    };
+    let many: Vec<String> = (0..40).map(|i| format!("k{i}=v{i}")).collect();
+    let long: Vec<String> = (0..20)
+        .map(|i| format!("k{i}={}", "v".repeat(95)))
+        .collect();
+    for (tracestate, sent) in [
+        ("foo=1\r\nx-evil: 1", None),
+        ("FOO BAR", None),
+        (many.join(",").as_str(), None),
+        ("foo=1 , bar=2", Some("foo=1,bar=2")),
+    ]
+    .into_iter()
+    .chain([(long.join(",").as_str(), Some(long[..5].join(",").as_str()))])
+    {
+        let remote = Remote {
+            parent,
+            tracestate: Some(tracestate.to_owned()),
+            session_id: Some("s1".to_owned()),
+            baggage: vec![
+                entry("k\r\nx-evil", "v", &[]),
+                entry("bad key", "v", &[]),
+                entry("crlf", "v", &[("p", Some("x\r\ny"))]),
+                entry("comma", "v", &[("p", Some("a,b=c")), ("bad p", None)]),
+                entry("ok", "v w", &[("q", None)]),
+            ],
+            ..Remote::default()
+        };
+        // Under a span of ours, and with the caller's context only.
+        for out in [remote.run(next_hop), remote.run(|| inject_both(&[]))] {
+            assert_valid_headers(&out);
+            assert_eq!(
+                out.get("tracestate").map(String::as_str),
+                sent,
+                "{tracestate:?}"
+            );
+            let next = extract(&out);
+            assert_eq!(next.session_id.as_deref(), Some("s1"));
+            let keys: Vec<&str> = next.baggage.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(keys, ["crlf", "comma", "ok"], "{out:?}");
+            assert_eq!(
+                next.baggage[0].properties,
+                [("p".to_owned(), Some("x%0D%0Ay".to_owned()))]
+            );
+            assert_eq!(
+                next.baggage[1].properties,
+                [("p".to_owned(), Some("a%2Cb=c".to_owned()))]
+            );
+            assert_eq!(next.baggage[2].value, "v w");
+        }
+    }
+}
+
+#[test]
+fn a_tracestate_the_carrier_held_goes_when_the_span_has_none() {
+    let _rec = Recorder::start();
+    #[trace]
+    fn call_out() -> HashMap<String, String> {
+        inject_both(&[
+            ("tracestate", "stale=1"),
+            (
+                "traceparent",
+                "00-11111111111111111111111111111111-2222222222222222-01",
+            ),
+            ("baggage", "theirs=1"),
+        ])
+    }
+    let out = call_out();
+    assert_eq!(out.get("tracestate"), None, "{out:?}");
+    assert_ne!(
+        out["traceparent"],
+        "00-11111111111111111111111111111111-2222222222222222-01"
+    );
+    // Baggage is not tied to a span: what the caller set stays when we have none.
+    assert_eq!(out["baggage"], "theirs=1");
+    // With no span current, the carrier is left as it was.
+    let out = inject_both(&[("tracestate", "stale=1")]);
+    assert_eq!(out["tracestate"], "stale=1");
+}
+
+#[test]
+fn baggage_past_the_limits_keeps_the_members_that_fit() {
+    let _rec = Recorder::start();
+    let members = |n: usize, len: usize| -> String {
+        (0..n)
+            .map(|i| format!("k{i:02}={}", "v".repeat(len)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let full = format!("a={}", "v".repeat(8190));
+    let spaced = format!("a=1{},b=2", " ".repeat(8190));
+    let invalid_utf8 = format!("session_id=s-1,a={}", "%FF".repeat(2700));
+    for (headers, kept, session) in [
+        // An empty or blank repeat adds no bytes.
+        (vec![full.as_str(), ""], 1, None),
+        (vec!["  ", full.as_str()], 1, None),
+        // 64 members of 8,255 bytes: the first 63 fit.
+        (vec![members(64, 124).as_str()], 63, None),
+        // Whitespace around members is not theirs.
+        (vec![spaced.as_str()], 2, None),
+        // Each `%FF` reads as U+FFFD, which goes out as 9 bytes: the member no longer fits,
+        // the session still goes.
+        (vec![invalid_utf8.as_str()], 1, Some("s-1")),
+    ] {
+        let mut inbound = http::HeaderMap::new();
+        for h in &headers {
+            inbound.append("baggage", http::HeaderValue::from_str(h).unwrap());
+        }
+        let remote = extract(&inbound);
+        assert_eq!(remote.baggage.len(), kept, "{:?}", &headers[0][..20]);
+        let out = remote.run(next_hop);
+        assert_valid_headers(&out);
+        let next = extract(&out);
+        assert_eq!(next.session_id.as_deref(), session);
+        if session.is_none() {
+            assert_eq!(next.baggage, remote.baggage, "passed on whole");
+        }
+    }
+}

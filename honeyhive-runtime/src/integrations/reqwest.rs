@@ -106,8 +106,12 @@ impl Middleware for ClientMiddleware {
 }
 
 /// Our context headers on the request: `traceparent` and `tracestate` name this span, so they
-/// replace any the caller set; the caller's own `x-request-id` and `baggage` win.
+/// replace any the caller set (a caller's `tracestate` is removed when this span has none:
+/// it belongs to another `traceparent`); the caller's own `x-request-id` and `baggage` win.
 fn add_context(headers: &mut HeaderMap, outgoing: &HeaderMap) {
+    if outgoing.contains_key(TRACEPARENT) && !outgoing.contains_key(TRACESTATE) {
+        headers.remove(TRACESTATE);
+    }
     for (name, value) in outgoing {
         let ours = name == TRACEPARENT || name == TRACESTATE;
         if ours || !headers.contains_key(name) {
