@@ -2,6 +2,9 @@
 //! finished spans. Sync retries wait on a `TestClock` and async ones on tokio's paused clock,
 //! so no test sleeps.
 
+// `mut _name` arguments are used on purpose: `#[retry]` must give each attempt its copy.
+#![allow(clippy::used_underscore_binding)]
+
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -811,4 +814,132 @@ async fn async_trait_methods_are_retried_in_one_span_with_an_event_per_failed_at
     assert_eq!(span.str("retry.outcome"), Some("success"));
     assert_eq!(span.str("honeyhive_inputs.prompt"), Some("hi"));
     assert!(!span.is_error());
+}
+
+/// What each attempt saw, and an error that names it.
+type Seen = std::cell::RefCell<Vec<u32>>;
+
+#[retry(backoff = constant(0ms), jitter = none)]
+fn underscored(mut _n: u32, seen: &Seen) -> Result<(), u32> {
+    _n += 1;
+    seen.borrow_mut().push(_n);
+    Err(_n)
+}
+
+#[retry(backoff = constant(0ms), jitter = none, clone(_v))]
+fn underscored_cloned(mut _v: Vec<u32>, seen: &Seen) -> Result<(), u32> {
+    _v.push(1);
+    seen.borrow_mut().push(u32::try_from(_v.len()).unwrap());
+    Err(0)
+}
+
+#[retry(backoff = constant(0ms), jitter = none)]
+fn tuple_pattern((mut a, b): (u32, u32), seen: &Seen) -> Result<(), u32> {
+    a += b;
+    seen.borrow_mut().push(a);
+    Err(a)
+}
+
+struct Holder {
+    items: Vec<u32>,
+    base: u32,
+}
+
+#[retry(backoff = constant(0ms), jitter = none, clone(items))]
+fn struct_pattern(Holder { mut items, base }: Holder, seen: &Seen) -> Result<(), u32> {
+    items.push(base);
+    seen.borrow_mut().push(u32::try_from(items.len()).unwrap());
+    Err(base)
+}
+
+#[retry(backoff = constant(0ms), jitter = none)]
+#[trace]
+fn traced_tuple_pattern((mut a, b): (u32, u32), seen: &Seen) -> Result<(), u32> {
+    a += b;
+    seen.borrow_mut().push(a);
+    Err(a)
+}
+
+#[trace]
+#[retry(backoff = constant(0ms), jitter = none)]
+fn retried_tuple_pattern((mut a, b): (u32, u32), mut _c: u32, seen: &Seen) -> Result<(), u32> {
+    a += b;
+    _c += 1;
+    seen.borrow_mut().push(a + _c);
+    Err(a)
+}
+
+#[retry(backoff = constant(0ms), jitter = none)]
+async fn async_tuple_pattern((mut a, b): (u32, u32), mut _c: u32, seen: &Seen) -> Result<(), u32> {
+    a += b;
+    _c += 1;
+    seen.borrow_mut().push(a + _c);
+    Err(a)
+}
+
+#[async_trait::async_trait(?Send)]
+trait PairCounter {
+    async fn count_from(&self, pair: (u32, u32), seen: &Seen) -> Result<(), u32>;
+}
+
+struct Tally;
+
+#[async_trait::async_trait(?Send)]
+impl PairCounter for Tally {
+    #[retry(backoff = constant(0ms), jitter = none)]
+    async fn count_from(&self, (mut a, b): (u32, u32), seen: &Seen) -> Result<(), u32> {
+        a += b;
+        seen.borrow_mut().push(a);
+        Err(a)
+    }
+}
+
+#[test]
+fn every_mut_binding_starts_each_attempt_from_the_callers_value() {
+    let _clock = TestClock::install();
+    let attempts = |f: &dyn Fn(&Seen)| {
+        let seen = Seen::default();
+        f(&seen);
+        seen.into_inner()
+    };
+    assert_eq!(
+        attempts(&|s| assert!(underscored(10, s).is_err())),
+        [11, 11, 11]
+    );
+    assert_eq!(
+        attempts(&|s| assert!(underscored_cloned(vec![7], s).is_err())),
+        [2, 2, 2]
+    );
+    assert_eq!(
+        attempts(&|s| assert!(tuple_pattern((10, 1), s).is_err())),
+        [11, 11, 11]
+    );
+    let holder = || Holder {
+        items: vec![1],
+        base: 5,
+    };
+    assert_eq!(
+        attempts(&|s| assert!(struct_pattern(holder(), s).is_err())),
+        [2, 2, 2]
+    );
+    assert_eq!(
+        attempts(&|s| assert!(traced_tuple_pattern((10, 1), s).is_err())),
+        [11, 11, 11]
+    );
+    assert_eq!(
+        attempts(&|s| assert!(retried_tuple_pattern((10, 1), 0, s).is_err())),
+        [12, 12, 12]
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let seen = Seen::default();
+    assert!(rt.block_on(async_tuple_pattern((10, 1), 0, &seen)).is_err());
+    assert_eq!(seen.into_inner(), [12, 12, 12]);
+    // `#[async_trait]` binds the pattern from an argument of its own, in the boxed future.
+    let seen = Seen::default();
+    assert!(rt.block_on(Tally.count_from((10, 1), &seen)).is_err());
+    assert_eq!(seen.into_inner(), [11, 11, 11]);
 }

@@ -91,9 +91,13 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
     let async_trait = function.async_trait_block_ref();
     let is_async = function.is_async() || async_trait;
     let mut rebound_mut = Vec::new();
+    let mut rebound_patterns = Vec::new();
     if async_trait {
         match async_trait_body(function) {
-            Some((stmts, _)) => rebound_mut = mutable_rebindings(stmts),
+            Some((stmts, index)) => {
+                rebound_mut = mutable_rebindings(stmts);
+                rebound_patterns = pattern_rebindings(&stmts[..index]);
+            }
             None => errors.error(
                 sig,
                 "`#[retry]` cannot retry this `#[async_trait]` method (its body is not in the shape `#[async_trait]` writes): put the body in an `async fn` with `#[retry]` and call it from the method",
@@ -126,8 +130,13 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
             "on an `#[async_trait]` method, `#[retry]` cannot give each attempt its own span: put `#[trace]` above `#[retry]` (one span, with an event per failed attempt)",
         );
     }
-    let (per_attempt, reborrowed) =
-        arguments(function, &cloned, trace.is_some(), &rebound_mut, errors);
+    let (per_attempt, reborrowed) = arguments(
+        function,
+        &cloned,
+        trace.is_some(),
+        (&rebound_mut, &rebound_patterns),
+        errors,
+    );
 
     if let Some(timeout) = args.attempt_timeout.get()
         && !is_async
@@ -184,16 +193,30 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
 
 /// The owned arguments each attempt copies or clones, and (with a span per attempt) the `&mut`
 /// arguments passed to the body; checks the receiver and `clone(..)` on the way.
-fn arguments(
-    function: &Function,
+///
+/// `rebound` is what `#[async_trait]` moved into the body: the names it rebinds `mut`, and the
+/// patterns it binds from its own `__argN`.
+fn arguments<'a>(
+    function: &'a Function,
     cloned: &[&Ident],
     traced: bool,
-    rebound_mut: &[Ident],
+    rebound: (&[Ident], &[&'a syn::Local]),
     errors: &mut Errors,
 ) -> (Vec<PerAttempt>, Vec<(Ident, Type)>) {
+    let (rebound_mut, rebound_patterns) = rebound;
     let mut per_attempt = Vec::new();
     let mut reborrowed = Vec::new();
     let mut named: Vec<&Ident> = Vec::new();
+    for local in rebound_patterns {
+        pattern_argument(
+            &local.pat,
+            false,
+            cloned,
+            &mut named,
+            &mut per_attempt,
+            errors,
+        );
+    }
     for input in &function.item.sig.inputs {
         match input {
             FnArg::Receiver(receiver) => {
@@ -207,10 +230,28 @@ fn arguments(
                 }
             }
             FnArg::Typed(arg) => {
-                let Pat::Ident(pat) = &*arg.pat else { continue };
-                if pat.subpat.is_some() || pat.by_ref.is_some() {
-                    continue;
-                }
+                let pat = match &*arg.pat {
+                    Pat::Ident(pat) if pat.subpat.is_none() && pat.by_ref.is_none() => pat,
+                    pattern => {
+                        let borrowed = matches!(&*arg.ty, Type::Reference(_));
+                        let before = per_attempt.len();
+                        pattern_argument(
+                            pattern,
+                            borrowed,
+                            cloned,
+                            &mut named,
+                            &mut per_attempt,
+                            errors,
+                        );
+                        let cfg: TokenStream = crate::item::binding_attrs(&arg.attrs)
+                            .map(ToTokens::to_token_stream)
+                            .collect();
+                        for binding in &mut per_attempt[before..] {
+                            binding.cfg.clone_from(&cfg);
+                        }
+                        continue;
+                    }
+                };
                 named.push(&pat.ident);
                 let is_cloned = cloned.contains(&&pat.ident);
                 // `#[async_trait]` moved an argument's `mut` to its rebinding in the body.
@@ -232,8 +273,8 @@ fn arguments(
                     // Python decorator passes the same object to each call: the body borrows
                     // it (a `Copy` one is copied where it is used), and a body that consumes
                     // one is told by the borrow checker, at the use, that it needs `clone(..)`.
-                    // `_name` marks an unused argument: nothing to give each attempt either.
-                    _ if !is_cloned && (!mutable || pat.ident.to_string().starts_with('_')) => {}
+                    // A `mut _name` is used all the same: it gets its copy like any other.
+                    _ if !is_cloned && !mutable => {}
                     _ => per_attempt.push(PerAttempt {
                         ident: pat.ident.clone(),
                         mutable,
@@ -248,6 +289,85 @@ fn arguments(
     }
     check_clone_list(cloned, &named, errors);
     (per_attempt, reborrowed)
+}
+
+/// The bindings of an argument's pattern (`(mut a, b): (u32, u32)`, `Holder { mut items, .. }:
+/// Holder`), each an owned argument of its own: a `mut` or `clone(..)` one gets its copy per
+/// attempt. A `ref mut` binding into an argument taken by value would let every attempt change
+/// the same value, and is refused; into a `&mut` argument it is the caller's value, shared as a
+/// `&mut` argument is.
+fn pattern_argument<'a>(
+    pattern: &'a Pat,
+    borrowed: bool,
+    cloned: &[&Ident],
+    named: &mut Vec<&'a Ident>,
+    per_attempt: &mut Vec<PerAttempt>,
+    errors: &mut Errors,
+) {
+    for binding in bindings(pattern) {
+        named.push(&binding.ident);
+        let ident = &binding.ident;
+        if binding.by_ref.is_some() {
+            if binding.mutability.is_some() && !borrowed {
+                errors.error(
+                    binding,
+                    format!("`#[retry]` runs the body once per attempt, and `ref mut {ident}` would let every attempt change the same value: bind it by value (`mut {ident}`), and each attempt gets its own copy (or, in `clone({ident})`, its own clone)"),
+                );
+            }
+            continue;
+        }
+        let is_cloned = cloned.contains(&ident);
+        if is_cloned || binding.mutability.is_some() {
+            per_attempt.push(PerAttempt {
+                ident: ident.clone(),
+                mutable: binding.mutability.is_some(),
+                cloned: is_cloned,
+                cfg: TokenStream::new(),
+            });
+        }
+    }
+}
+
+/// The names a pattern binds, in order.
+pub(crate) fn bindings(pattern: &Pat) -> Vec<&syn::PatIdent> {
+    fn walk<'a>(pattern: &'a Pat, out: &mut Vec<&'a syn::PatIdent>) {
+        match pattern {
+            Pat::Ident(p) => {
+                out.push(p);
+                if let Some((_, sub)) = &p.subpat {
+                    walk(sub, out);
+                }
+            }
+            Pat::Tuple(t) => t.elems.iter().for_each(|p| walk(p, out)),
+            Pat::TupleStruct(t) => t.elems.iter().for_each(|p| walk(p, out)),
+            Pat::Struct(s) => s.fields.iter().for_each(|f| walk(&f.pat, out)),
+            Pat::Slice(s) => s.elems.iter().for_each(|p| walk(p, out)),
+            Pat::Reference(r) => walk(&r.pat, out),
+            Pat::Paren(p) => walk(&p.pat, out),
+            Pat::Type(t) => walk(&t.pat, out),
+            // Every case binds the same names.
+            Pat::Or(o) => {
+                if let Some(first) = o.cases.first() {
+                    walk(first, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(pattern, &mut out);
+    out
+}
+
+/// The `let`s by which `#[async_trait]` binds a pattern argument from its `__argN`.
+fn pattern_rebindings(stmts: &[syn::Stmt]) -> Vec<&syn::Local> {
+    stmts
+        .iter()
+        .filter_map(|stmt| match stmt {
+            syn::Stmt::Local(local) if !matches!(local.pat, Pat::Ident(_)) => Some(local),
+            _ => None,
+        })
+        .collect()
 }
 
 fn check_clone_list(cloned: &[&Ident], named: &[&Ident], errors: &mut Errors) {

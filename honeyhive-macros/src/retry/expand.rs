@@ -20,11 +20,8 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
     let is_async = function.is_async();
     // Each attempt binds its own copy of an owned argument, so `mut` belongs to the copy.
     for input in &mut function.item.sig.inputs {
-        if let FnArg::Typed(arg) = input
-            && let Pat::Ident(pat) = &mut *arg.pat
-            && plan.per_attempt.iter().any(|a| a.ident == pat.ident)
-        {
-            pat.mutability = None;
+        if let FnArg::Typed(arg) = input {
+            copies_own_mut(plan, &mut arg.pat);
         }
     }
     let trace_args = plan.trace.as_ref().map(|trace| {
@@ -83,6 +80,20 @@ pub(crate) fn expand(plan: &Plan, mut function: Function) -> TokenStream {
     with_body(&function.item, &body)
 }
 
+/// Removes `mut` from the bindings of `pattern` that each attempt copies: the copy is `mut`.
+fn copies_own_mut(plan: &Plan, pattern: &mut Pat) {
+    struct Strip<'a>(&'a Plan);
+    impl syn::visit_mut::VisitMut for Strip<'_> {
+        fn visit_pat_ident_mut(&mut self, p: &mut syn::PatIdent) {
+            if p.by_ref.is_none() && self.0.per_attempt.iter().any(|a| a.ident == p.ident) {
+                p.mutability = None;
+            }
+            syn::visit_mut::visit_pat_ident_mut(self, p);
+        }
+    }
+    syn::visit_mut::VisitMut::visit_pat_mut(&mut Strip(plan), pattern);
+}
+
 /// `#[async_trait]` made the method return `Box::pin(async move { <the arguments rebound>;
 /// let __ret: R = { body }; __ret })`: the attempts run `body` there, after the rebinding (so
 /// they share the arguments, as in an `async fn`), and the loop returns from the block.
@@ -102,11 +113,8 @@ fn async_trait_method(plan: &Plan, mut function: Function) -> TokenStream {
     stmts.truncate(index);
     // Each attempt binds its own copy of a `mut` argument, so `mut` belongs to the copy.
     for stmt in &mut stmts {
-        if let syn::Stmt::Local(local) = stmt
-            && let Pat::Ident(pat) = &mut local.pat
-            && plan.per_attempt.iter().any(|a| a.ident == pat.ident)
-        {
-            pat.mutability = None;
+        if let syn::Stmt::Local(local) = stmt {
+            copies_own_mut(plan, &mut local.pat);
         }
     }
     // The body as the `async fn` it was written as, for the attempt closure.

@@ -66,7 +66,10 @@
 //! owned argument needs one per attempt, `clone(..)`; without it the compile error points at
 //! the move ("closure is `FnOnce` because it moves the variable"). A `mut` owned argument
 //! starts each attempt from the caller's value, so it must be `Copy` or in `clone(..)` (the
-//! error at the argument says so). `self` follows the same rule: `&self`, `&mut self`, and `self`
+//! error at the argument says so); so does each `mut` binding of a pattern argument
+//! (`(mut a, b): (u32, u32)`, which `clone(a)` names as it names an argument) and a `mut _name`
+//! (used all the same). A `ref mut` binding into an argument taken by value is refused: every
+//! attempt would change the same value. `self` follows the same rule: `&self`, `&mut self`, and `self`
 //! or `self: Arc<Self>` by value, shared by the attempts; a `mut self` by value is refused.
 //!
 //! On an `#[async_trait]` method the attempts run the body inside the boxed future, after
