@@ -5,9 +5,11 @@
 //! The body becomes a labelled block; its `return e` become `break 'label e` and its `e?`
 //! become a `match` that breaks with the residual, so the value still passes through the
 //! code after the block (output capture, the retry decision). Closures, async blocks and
-//! nested items keep their own `return` and `?`. A `return` that a macro writes (`bail!`)
-//! cannot be seen: it returns from the function directly, and the span ends without the
-//! value.
+//! nested items keep their own `return` and `?`. In a macro's arguments the `return` and `?`
+//! the user wrote (`vec![load()?]`, `format!("{}", f()?)`) are rewritten too, when the
+//! arguments read as expressions separated by commas, as those of std's macros do. A `return`
+//! that a macro writes itself (`bail!`) cannot be seen: it returns from the function directly,
+//! and the span ends without the value.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -71,4 +73,27 @@ impl VisitMut for Rewriter<'_> {
     }
 
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        if !leaves_early(mac.tokens.clone()) {
+            return;
+        }
+        let parser = syn::punctuated::Punctuated::<Expr, syn::Token![,]>::parse_terminated;
+        if let Ok(mut args) = syn::parse::Parser::parse2(parser, mac.tokens.clone()) {
+            for arg in &mut args {
+                self.visit_expr_mut(arg);
+            }
+            mac.tokens = quote!(#args);
+        }
+    }
+}
+
+/// Whether `tokens` hold a `?` or a `return`, at any depth.
+fn leaves_early(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Punct(p) => p.as_char() == '?',
+        proc_macro2::TokenTree::Ident(i) => i == "return",
+        proc_macro2::TokenTree::Group(g) => leaves_early(g.stream()),
+        proc_macro2::TokenTree::Literal(_) => false,
+    })
 }

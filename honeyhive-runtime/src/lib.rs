@@ -64,8 +64,10 @@
 //!   value's type: a value that is not a `futures_core::Stream` is returned unchanged.
 //! - `#[track_caller]` keeps working: the body of a sync `#[track_caller]` fn runs inline
 //!   rather than in a closure, with its `return` and `?` (on `Result` and `Option`) rewritten
-//!   to pass through the output capture. A `return` written by a macro inside such a body
-//!   (`anyhow::bail!`) leaves the function directly: the span still ends, without the value.
+//!   to pass through the output capture (and, under `#[retry]`, to end only the attempt), in
+//!   macros' arguments too (`vec![load()?]`, `format!("{}", f()?)`). A `return` that a macro
+//!   writes itself (`anyhow::bail!`) leaves the function directly: the span still ends, without
+//!   the value, and `#[retry]` makes no further attempt; write `return Err(anyhow!(..))`.
 //! - A unit fn whose body diverges (`panic!`, `loop {}`, `process::exit`) is traced like any other.
 //! - Inner attributes at the top of a body (`#![allow(..)]`) apply to the function, as
 //!   without `#[trace]` (they become its outer attributes). Arguments under `#[cfg(..)]` are

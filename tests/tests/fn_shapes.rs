@@ -130,6 +130,66 @@ fn track_caller_sees_the_callers_location_under_retry() {
     assert_eq!(failed.i64("retry.attempts"), Some(2));
 }
 
+fn fails_first(calls: &std::cell::Cell<u32>) -> Result<u32, Flaky> {
+    calls.set(calls.get() + 1);
+    if calls.get() < 2 {
+        Err(Flaky)
+    } else {
+        Ok(calls.get())
+    }
+}
+
+/// `?` and `return` inside macros' arguments, which run inline with the body.
+#[retry(max_attempts = 3, backoff = constant(1ms), jitter = none)]
+#[track_caller]
+fn retried_in_macros(
+    calls: &std::cell::Cell<u32>,
+    how: u8,
+) -> Result<(Vec<u32>, &'static Location<'static>), Flaky> {
+    match how {
+        0 => Ok((vec![fails_first(calls)?], Location::caller())),
+        1 => {
+            let text = format!("{}", fails_first(calls)?);
+            Ok((vec![text.parse().unwrap()], Location::caller()))
+        }
+        _ => {
+            assert!(
+                calls.get() > 0 || {
+                    calls.set(1);
+                    return Err(Flaky);
+                },
+                "never: the block returns first"
+            );
+            Ok((vec![calls.get()], Location::caller()))
+        }
+    }
+}
+
+#[trace]
+#[retry(max_attempts = 3, backoff = constant(1ms), jitter = none)]
+#[track_caller]
+fn traced_retried_in_macro(calls: &std::cell::Cell<u32>) -> Result<Vec<u32>, Flaky> {
+    Ok(vec![fails_first(calls)?])
+}
+
+#[test]
+fn question_marks_and_returns_in_macro_arguments_end_only_the_attempt() {
+    let rec = Recorder::start();
+    // The second attempt's value each time: `fails_first` counts 2, the `return` case 1.
+    for (how, value) in [(0, 2), (1, 2), (2, 1)] {
+        let calls = std::cell::Cell::new(0);
+        let ((items, at), line) = (retried_in_macros(&calls, how).unwrap(), line!());
+        assert_eq!(at.line(), line, "case {how}: the caller's location");
+        assert_eq!(items, [value], "case {how}");
+    }
+    let calls = std::cell::Cell::new(0);
+    assert_eq!(traced_retried_in_macro(&calls).unwrap(), [2]);
+    let spans = rec.spans();
+    let span = spans.get("traced_retried_in_macro");
+    assert_eq!(span.i64("retry.attempts"), Some(2));
+    assert_eq!(span.str("retry.outcome"), Some("success"));
+}
+
 // --- fns returning a future ----------------------------------------------------------------
 
 #[trace]
