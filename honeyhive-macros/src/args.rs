@@ -77,6 +77,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// A value without the invisible groups `macro_rules!` fragments arrive in (`$n:expr`,
+/// `$p:path`, `$n:literal`), so that `max_attempts = $n` reads as `max_attempts = 5` does:
+/// around the whole value, and around a literal or a path inside it (`constant($delay)`). A
+/// group around an expression inside stays, keeping its precedence.
+fn ungrouped(mut expr: Expr) -> Expr {
+    struct Leaves;
+    impl syn::visit_mut::VisitMut for Leaves {
+        fn visit_expr_mut(&mut self, expr: &mut Expr) {
+            syn::visit_mut::visit_expr_mut(self, expr);
+            if let Expr::Group(group) = expr
+                && matches!(&*group.expr, Expr::Lit(_) | Expr::Path(_))
+            {
+                *expr = (*group.expr).clone();
+            }
+        }
+    }
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    syn::visit_mut::VisitMut::visit_expr_mut(&mut Leaves, &mut expr);
+    expr
+}
+
 /// What follows a key.
 pub(crate) enum Value {
     /// A bare key: `skip_all`.
@@ -105,7 +128,7 @@ pub(crate) fn parse_raw(input: ParseStream, keys: &str) -> syn::Result<Vec<(Iden
                     format!("expected a value after `{key} =`"),
                 ));
             }
-            Value::Eq(input.parse::<Expr>()?)
+            Value::Eq(ungrouped(input.parse::<Expr>()?))
         } else if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);

@@ -943,3 +943,45 @@ fn every_mut_binding_starts_each_attempt_from_the_callers_value() {
     assert!(rt.block_on(Tally.count_from((10, 1), &seen)).is_err());
     assert_eq!(seen.into_inner(), [11, 11, 11]);
 }
+
+/// A fn whose attribute arguments come from a `macro_rules!`'s fragments, which reach the
+/// attribute in invisible groups.
+macro_rules! retried_fn {
+    ($name:ident, $attempts:expr, $delay:literal, $when:path, $span:literal, $rate:expr, $cloned:expr) => {
+        #[retry(max_attempts = $attempts, backoff = constant($delay), jitter = none, when = $when, clone($cloned))]
+        #[trace(name = $span, sample_rate = $rate, skip($cloned))]
+        fn $name(calls: &Calls, label: String) -> Result<u32, ApiError> {
+            calls.next();
+            drop(label);
+            Err(ApiError::status(503))
+        }
+    };
+}
+
+retried_fn!(
+    from_fragments,
+    4,
+    250ms,
+    is_transient,
+    "made.by.macro",
+    1.0,
+    label
+);
+
+#[test]
+fn attribute_arguments_from_macro_fragments_read_as_written_out() {
+    let clock = TestClock::install();
+    let rec = Recorder::start();
+    let calls = Calls::default();
+    assert!(from_fragments(&calls, "hi".to_owned()).is_err());
+    assert_eq!(calls.count(), 4, "max_attempts = 4");
+    assert_eq!(clock.sleeps(), [250 * MS; 3], "constant(250ms)");
+    let spans = rec.spans();
+    assert_eq!(spans.all("made.by.macro").count(), 4);
+    assert!(
+        spans
+            .all("made.by.macro")
+            .all(|s| s.attr("honeyhive_inputs.label").is_none()),
+        "skip($cloned)"
+    );
+}
