@@ -38,6 +38,21 @@ pub(crate) fn within_trace(trace_args: &TokenStream, item: TokenStream) -> Token
     }) else {
         return item;
     };
+    let krate = crate::item::crate_arg(trace_args);
+    if let Some(between) = function.attrs[..index]
+        .iter()
+        .find(|a| may_be_a_macro(a, krate.as_ref()))
+    {
+        let path = between.path().to_token_stream();
+        let message = format!(
+            "`#[trace]` above `#[retry]` runs every attempt inside one span, so `#[{path}]` written between them cannot end up inside each attempt as Rust's order would put it: move it below `#[retry]` (once per attempt) or above `#[trace]` (once per call)",
+            path = path.to_string().replace(' ', "")
+        );
+        let error = syn::Error::new_spanned(between.path(), message).to_compile_error();
+        let block = &function.block;
+        *function.block = syn::parse_quote!({ #error #block });
+        return function.into_token_stream();
+    }
     let attr = function.attrs.remove(index);
     // Rustc never resolves the attribute now, so its import would look unused.
     function.block.stmts.insert(0, check::uses(attr.path()));
@@ -51,6 +66,47 @@ pub(crate) fn within_trace(trace_args: &TokenStream, item: TokenStream) -> Token
             function.into_token_stream()
         }
     }
+}
+
+/// Whether `attr` may be an attribute macro: not one of Rust's own attributes or a tool's
+/// (`clippy::`, `rustfmt::`, `diagnostic::`), nor one of ours.
+fn may_be_a_macro(attr: &syn::Attribute, krate: Option<&syn::Path>) -> bool {
+    const BUILTIN: &[&str] = &[
+        "allow",
+        "warn",
+        "deny",
+        "forbid",
+        "expect",
+        "doc",
+        "inline",
+        "cold",
+        "must_use",
+        "deprecated",
+        "cfg",
+        "cfg_attr",
+        "track_caller",
+        "no_mangle",
+        "export_name",
+        "link_section",
+        "target_feature",
+        "unsafe",
+        "optimize",
+        "coverage",
+    ];
+    let path = attr.path();
+    if let Some(first) = path.segments.first()
+        && path.segments.len() > 1
+        && ["clippy", "rustfmt", "diagnostic"]
+            .iter()
+            .any(|t| first.ident == t)
+    {
+        return false;
+    }
+    let ours = ["trace", "retry", "with_request_id"]
+        .iter()
+        .any(|name| crate::item::is_ours(attr, name, krate));
+    let builtin = BUILTIN.iter().any(|b| path.is_ident(b));
+    !(ours || builtin)
 }
 
 /// Whether `word` appears at the top of `tokens`, looking through invisible groups (attributes

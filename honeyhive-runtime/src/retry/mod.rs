@@ -108,7 +108,8 @@
 //!
 //! Attributes of other crates (`#[tracing::instrument]`, `#[allow(..)]`) are kept; they expand
 //! in Rust's order, the first written first, so one written above `#[retry]` ends up inside
-//! each attempt.
+//! each attempt. Between `#[trace]` and `#[retry]` none can (the attempts run inside the one
+//! span): an attribute there that may be a macro is a compile error saying where it can go.
 //!
 //! # Explanation
 //!
