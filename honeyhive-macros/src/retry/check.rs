@@ -106,6 +106,7 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
     }
     let (ret, ret_span) = return_type(function, errors);
 
+    check_twice(args, function, errors);
     let trace = function
         .item
         .attrs
@@ -188,6 +189,21 @@ pub(crate) fn check(args: &RetryArgs, function: &Function, errors: &mut Errors) 
         per_attempt,
         trace,
         reborrowed,
+    }
+}
+
+/// `#[retry] #[retry]`: each attempt of one would be a whole series of the other.
+fn check_twice(args: &RetryArgs, function: &Function, errors: &mut Errors) {
+    if let Some(second) = function
+        .item
+        .attrs
+        .iter()
+        .find(|a| is_ours(a, "retry", args.krate.get().map(|k| &k.value)))
+    {
+        errors.error(
+            second,
+            "`#[retry]` is applied twice to this function, which would run each attempt of one as a whole series of the other (3 x 3 calls by default); remove one, and set `max_attempts` on the other",
+        );
     }
 }
 
