@@ -689,6 +689,36 @@ async fn a_stream_reaches_the_caller_event_by_event_and_is_recorded() {
 }
 
 #[tokio::test]
+async fn a_stream_read_to_its_last_event_is_not_cancelled_when_dropped_there() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(LlmMiddleware::new())
+        .build();
+    let mut response = client
+        .post(fake.url("/v1/messages"))
+        .header("anthropic-version", "2023-06-01")
+        .body(
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // As an SSE client does: stop at `message_stop`, without polling for the body's end.
+    let mut read = Vec::new();
+    while !String::from_utf8_lossy(&read).contains("message_stop") {
+        read.extend_from_slice(&response.chunk().await.unwrap().expect("message_stop"));
+    }
+    drop(response);
+    let spans = rec.spans();
+    let llm = spans.get("anthropic.messages");
+    assert_eq!(llm.bool("honeyhive.cancelled"), None);
+    assert!(llm.str("llm.output_messages.0.message.content").is_some());
+}
+
+#[tokio::test]
 async fn a_stream_dropped_by_the_caller_ends_its_span_with_what_was_read() {
     let fake = FakeLlm::start();
     let rec = Recorder::start();
@@ -841,4 +871,7 @@ async fn async_openai_streams_are_traced_as_they_are_read() {
     );
     assert_openai_usage(llm);
     assert!(llm.f64(TIME_TO_FIRST_TOKEN_MS).is_some());
+    // async-openai stops reading at `[DONE]`, before the body's end: a stream read to its
+    // end is not a cancelled one.
+    assert_eq!(llm.bool("honeyhive.cancelled"), None);
 }

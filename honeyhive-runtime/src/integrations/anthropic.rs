@@ -174,6 +174,10 @@ pub(crate) fn stream_event(acc: &mut Accum, name: &str, data: &Json) -> bool {
             super::error_body(acc, data);
             false
         }
+        "message_stop" => {
+            acc.stream_ended = true;
+            false
+        }
         _ => false,
     }
 }

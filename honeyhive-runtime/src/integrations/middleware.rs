@@ -272,8 +272,14 @@ where
 
 impl<B> Drop for TracedBody<B> {
     fn drop(&mut self) {
-        // Dropped before its end: the caller stopped reading.
-        self.finish(None, true);
+        // Dropped before its end: the caller stopped reading, unless the stream's last event
+        // was read (a client such as async-openai stops at `[DONE]`, before the body's end).
+        let read_whole = self
+            .traced()
+            .as_ref()
+            .and_then(|t| t.exchange.as_ref())
+            .is_some_and(LlmExchange::stream_ended);
+        self.finish(None, !read_whole);
     }
 }
 

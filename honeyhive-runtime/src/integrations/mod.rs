@@ -213,6 +213,9 @@ pub(crate) struct Accum {
     pub(crate) provider_hint: Option<&'static str>,
     /// Streamed tool calls by their position in the stream (`index`), to append arguments.
     pub(crate) tool_slots: Vec<(u64, usize)>,
+    /// The stream's last event arrived (`[DONE]`, `message_stop`, `response.completed`): a
+    /// caller that stops reading there has read it all.
+    pub(crate) stream_ended: bool,
 }
 
 impl Accum {
@@ -382,6 +385,12 @@ impl LlmExchange {
         }
     }
 
+    /// Whether the stream's last event has arrived: a body dropped after it was read whole
+    /// (a client may stop reading there, before the body's own end).
+    pub fn stream_ended(&self) -> bool {
+        self.acc.stream_ended
+    }
+
     /// The call is over (the body ended, failed or was dropped): what to record.
     pub fn finish(mut self) -> LlmRecord {
         let api = self.endpoint.api;
@@ -524,6 +533,7 @@ pub const TIME_TO_FIRST_TOKEN_MS: &str = "honeyhive_metrics.time_to_first_token_
 /// One event of a stream; whether it carried generated content (for time to first token).
 fn stream_event(api: Api, acc: &mut Accum, event: &SseEvent) -> bool {
     if event.data == "[DONE]" {
+        acc.stream_ended = true;
         return false;
     }
     let Ok(data) = serde_json::from_str::<serde_json::Value>(&event.data) else {

@@ -329,6 +329,7 @@ pub(crate) fn responses_stream_event(acc: &mut Accum, event: &Json) -> bool {
         Some("response.output_text.delta" | "response.function_call_arguments.delta") => true,
         Some("response.completed" | "response.incomplete" | "response.failed") => {
             responses_response(acc, &event["response"]);
+            acc.stream_ended = true;
             false
         }
         Some("error") => {
