@@ -231,6 +231,37 @@ fn unknown_models_record_tokens_and_no_cost() {
     approx(root.f64(totals::COST_USD), mini_cost(10, 10));
 }
 
+#[trace(event_type = "model")]
+fn call_without_usage() {
+    // A priced model, but no token counts (a stream without usage, a failed call).
+    LlmCall::new("gpt-4o-mini")
+        .provider("openai")
+        .completion("Paris.")
+        .record();
+}
+
+#[trace(event_type = "agent")]
+fn agent_without_usage() {
+    call_without_usage();
+}
+
+#[test]
+fn a_call_without_token_counts_records_no_cost_not_zero() {
+    let rec = Recorder::start();
+    agent_without_usage();
+    let spans = rec.spans();
+    let call = spans.get("call_without_usage");
+    assert_eq!(call.attr(oi::LLM_COST_TOTAL), None);
+    let root = spans.get("agent_without_usage");
+    assert_eq!(root.i64(totals::LLM_CALLS), Some(1));
+    assert_eq!(root.attr(totals::COST_USD), None);
+    assert_eq!(root.i64(totals::UNPRICED_CALLS), Some(1));
+    // With one priced call beside it, the total is that call's alone.
+    agent();
+    let spans = rec.spans();
+    approx(spans.get("agent").f64(totals::COST_USD), mini_cost(10, 10));
+}
+
 #[test]
 fn a_price_file_and_custom_prices_price_other_models() {
     let path = std::env::temp_dir().join(format!("hh-prices-{}.json", std::process::id()));

@@ -277,7 +277,8 @@ pub mod totals {
     pub const COST_USD: &str = "honeyhive.total.cost_usd";
     /// LLM calls (spans with a model or token counts).
     pub const LLM_CALLS: &str = "honeyhive.total.llm_calls";
-    /// LLM calls with tokens but no known price, not included in the cost.
+    /// LLM calls with no known cost, not included in it: no price for the model, or no token
+    /// counts to price (a stream without usage, a failed call).
     pub const UNPRICED_CALLS: &str = "honeyhive.total.unpriced_calls";
     /// Input tokens of the embedding calls in the trace (not in [`TOKENS`]).
     pub const EMBEDDING_TOKENS: &str = "honeyhive.total.embedding_tokens";
@@ -866,6 +867,9 @@ pub(crate) fn render(
                 completion: None,
                 total,
             }),
+            // No token counts (a stream without usage, a failed or dropped call): nothing to
+            // price, not a cost of 0.
+            None if input_tokens.is_none() && output_tokens.is_none() => None,
             None => model.as_ref().and_then(|m| {
                 prices.cost(
                     provider_of(attrs),
@@ -894,9 +898,7 @@ pub(crate) fn render(
             output_tokens: output_tokens.unwrap_or(0),
             cost: cost.map_or(0.0, |c| c.total),
             llm_calls: 1,
-            unpriced_calls: u32::from(
-                cost.is_none() && (input_tokens.is_some() || output_tokens.is_some()),
-            ),
+            unpriced_calls: u32::from(cost.is_none()),
             ..Usage::default()
         };
     }
