@@ -735,11 +735,16 @@ fn has_repeated_key(attrs: &[Attr<'_>], hashes: &mut Vec<u64>, table: &mut Vec<u
     has_duplicate
 }
 
+/// Whether any part of `key` names a secret: its value is redacted whole, whatever it holds,
+/// so that a map or list under a secret's name (`honeyhive_metadata.api_key.value`,
+/// `honeyhive_config.credentials.pass`) is too.
 fn is_secret_name(key: &str) -> bool {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    SECRET_NAMES
-        .iter()
-        .any(|name| last.eq_ignore_ascii_case(name))
+    key.split('.').any(|part| {
+        SECRET_NAMES
+            .iter()
+            .any(|name| part.eq_ignore_ascii_case(name))
+            || crate::secrets::names_a_secret_key(part)
+    })
 }
 
 /// Captured content, evicted before the small keys that describe the span.

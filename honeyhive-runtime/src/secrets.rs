@@ -51,6 +51,21 @@ const CJK_NAMES: &str = "密码|密碼|パスワード|비밀번호";
 /// [`VALUE`], starting with a printable ASCII character.
 const ASCII_LED_VALUE: &str = r#"[!-~&&[^"'`,;&<>]][^\s"'`,;&<>，；、。」』”】）]{4,}[^\s"'`,;&<>)\]}:.!?，；、。」』”】）：！？]"#;
 
+/// Whether an attribute key's part (`db_password`, `openai_api_key`, `github_token`, `пароль`)
+/// names a secret, by the names the assignment formats know: a name of [`KEY_NAMES`] at its
+/// end (with a short suffix), one of [`BOUNDED_NAMES`] standing alone, "password" in other
+/// scripts, or `token` ending it. `tokens` does not (`max_tokens`, `input_tokens` are counts).
+pub(crate) fn names_a_secret_key(name: &str) -> bool {
+    static NAME: LazyLock<Regex> = LazyLock::new(|| {
+        let keys = KEY_NAMES.replace("|token|", "|");
+        Regex::new(&format!(
+            r"^(?i:[a-z0-9_\-]*?(?:{keys})(?:[_\-]?(?:id|key|value|secret))?s?|(?:[a-z0-9\-]*[_\-])?(?:{BOUNDED_NAMES})|(?:[a-z0-9_\-]*[_\-])?token|.*(?:{NON_ASCII_NAMES}|{CJK_NAMES}))$"
+        ))
+        .expect("the secret key names compile")
+    });
+    NAME.is_match(name)
+}
+
 /// The value of an assignment: at least 6 bytes up to a space, a quote or a separator, not
 /// ending in what closes or follows it in text (`f(token=abc123)`, `?token=abc123): x`, a
 /// sentence's `.`), so that the match ends where the secret ends.

@@ -470,3 +470,100 @@ fn a_mask_callback_that_panics_redacts_the_value() {
     assert_eq!(span.str("honeyhive_inputs.city"), Some("[REDACTED]"));
     assert_eq!(span.str("honeyhive_inputs.card"), Some("4111"));
 }
+
+#[trace(event_type = "tool")]
+#[allow(clippy::too_many_arguments)]
+fn connect(
+    db_password: &str,
+    pwd: &str,
+    openai_api_key: &str,
+    x_api_key: &str,
+    github_token: &str,
+    max_tokens: u32,
+    sort_key: &str,
+    passage: &str,
+) -> usize {
+    enrich_span()
+        .metadata(
+            "api_key",
+            honeyhive_runtime::Value::map([("value", "s2-plain")]),
+        )
+        .metadata("password", vec!["s3-plain"])
+        .config(
+            "credentials",
+            honeyhive_runtime::Value::map([("user", "bob"), ("pass", "s4-plain")]),
+        )
+        .metadata("input_tokens", 12)
+        .metadata("token_count", 5);
+    db_password.len()
+        + pwd.len()
+        + openai_api_key.len()
+        + x_api_key.len()
+        + github_token.len()
+        + max_tokens as usize
+        + sort_key.len()
+        + passage.len()
+}
+
+#[test]
+fn values_under_secret_names_are_redacted_whole_maps_and_lists_too() {
+    let rec = Recorder::start();
+    connect(
+        "hunter2",
+        "pw-plain",
+        "k1-plain",
+        "k2-plain",
+        "k3-plain",
+        256,
+        "by-date",
+        "Call me Ishmael",
+    );
+    let spans = rec.spans();
+    let span = spans.get("connect");
+    for key in [
+        "honeyhive_inputs.db_password",
+        "honeyhive_inputs.pwd",
+        "honeyhive_inputs.openai_api_key",
+        "honeyhive_inputs.x_api_key",
+        "honeyhive_inputs.github_token",
+    ] {
+        assert_eq!(span.str(key), Some("[REDACTED]"), "{key}");
+    }
+    for (key, plain) in [
+        ("honeyhive_metadata.api_key.value", "s2-plain"),
+        ("honeyhive_metadata.password.0", "s3-plain"),
+        ("honeyhive_config.credentials.pass", "s4-plain"),
+    ] {
+        assert_ne!(span.str(key), Some(plain), "{key}");
+    }
+    let exported: Vec<String> = span
+        .attributes
+        .iter()
+        .map(|kv| format!("{}={}", kv.key, kv.value))
+        .collect();
+    let exported = exported.join(" ");
+    for plain in [
+        "hunter2", "pw-plain", "k1-plain", "k2-plain", "k3-plain", "s2-plain", "s3-plain",
+        "s4-plain",
+    ] {
+        assert!(!exported.contains(plain), "{plain} leaked: {exported}");
+    }
+    // Counts and ordinary names that merely contain a word of the list stay.
+    assert_eq!(
+        span.attr("honeyhive_inputs.max_tokens")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("256")
+    );
+    assert_eq!(span.str("honeyhive_inputs.sort_key"), Some("by-date"));
+    assert_eq!(
+        span.str("honeyhive_inputs.passage"),
+        Some("Call me Ishmael")
+    );
+    assert_eq!(span.i64("honeyhive_metadata.input_tokens"), Some(12));
+    assert_eq!(span.i64("honeyhive_metadata.token_count"), Some(5));
+    assert_eq!(
+        span.str("honeyhive_config.credentials.user"),
+        Some("[REDACTED]")
+    );
+}
