@@ -260,19 +260,21 @@ impl std::hash::Hasher for FastHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Keys differ in their ends (`honeyhive_inputs.<arg>`): the length and the first and
-        // last eight bytes spread them well enough, and equal hashes are compared in full.
-        let word = |b: &[u8]| {
-            let mut w = [0u8; 8];
-            w[..b.len()].copy_from_slice(b);
-            u64::from_le_bytes(w)
-        };
-        let n = bytes.len();
-        let head = word(&bytes[..n.min(8)]);
-        let tail = word(&bytes[n.saturating_sub(8)..]);
-        for w in [head, tail, n as u64] {
+        // Every eight bytes of the key, as FxHash mixes them: keys may differ anywhere, in
+        // their middle too (`llm.input_messages.<n>.message.content`), and keys that shared a
+        // hash would be compared in full against each other (quadratic in a span's keys).
+        let mut mix = |w: u64| {
             self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        };
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            mix(u64::from_le_bytes(word.try_into().unwrap_or_default()));
         }
+        let rest = words.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        mix(u64::from_le_bytes(last));
+        mix(bytes.len() as u64);
     }
 }
 
@@ -801,6 +803,27 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_that_differ_only_in_their_middle_get_their_own_hashes() {
+        // The indexed keys of a call's messages share their first and last eight bytes and
+        // often their length: keys with one hash are compared in full against each other.
+        let hash = |key: &str| {
+            let mut h = FastHasher::default();
+            std::hash::Hasher::write(&mut h, key.as_bytes());
+            std::hash::Hasher::finish(&h)
+        };
+        for shape in [
+            "llm.input_messages.{}.message.content",
+            "honeyhive_metadata.items.{}.name",
+            "{}",
+        ] {
+            let hashes: HashSet<u64> = (0..10_000)
+                .map(|i| hash(&shape.replace("{}", &i.to_string())))
+                .collect();
+            assert_eq!(hashes.len(), 10_000, "{shape}");
+        }
+    }
 
     fn redactor(privacy: &Privacy) -> Redactor {
         Redactor::new(privacy).unwrap()
