@@ -875,3 +875,165 @@ async fn async_openai_streams_are_traced_as_they_are_read() {
     // end is not a cancelled one.
     assert_eq!(llm.bool("honeyhive.cancelled"), None);
 }
+
+/// Feeds an event stream to an exchange, as a client integration does, and records it.
+#[trace(event_type = "model", name = "streamed", skip_all)]
+fn streamed(events: &[Value]) {
+    let endpoint = Endpoint::detect(
+        "api.openai.com",
+        None,
+        "/v1/chat/completions",
+        &http::HeaderMap::new(),
+    )
+    .expect("an LLM endpoint");
+    let request = json!({"model": "gpt-4o-mini", "stream": true, "n": 2,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", "text/event-stream".parse().unwrap());
+    exchange.response_head(200, &headers);
+    for event in events {
+        exchange.body_chunk(format!("data: {event}\n\n").as_bytes());
+    }
+    exchange.body_chunk(b"data: [DONE]\n\n");
+    exchange.finish().record();
+}
+
+fn tool_delta(choice: u32, call: Value) -> Value {
+    let mut chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+        "model": "gpt-4o-mini",
+        "choices": [{"index": choice, "delta": {"tool_calls": []}, "finish_reason": null}]});
+    chunk["choices"][0]["delta"]["tool_calls"] = Value::Array(vec![call]);
+    chunk
+}
+
+fn finish(choice: u32, reason: &str) -> Value {
+    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+        "choices": [{"index": choice, "delta": {}, "finish_reason": reason}]})
+}
+
+/// (name, arguments, id) of each tool call on the span, from `gen_ai.output.messages`.
+fn tool_calls_of(span: &FinishedSpan) -> Vec<(String, String, String)> {
+    let messages = json_attr(span, gen_ai::OUTPUT_MESSAGES);
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["parts"].as_array().unwrap().clone())
+        .filter(|p| p["type"] == "tool_call")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                p["arguments"].to_string(),
+                p["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn streamed_tool_calls_are_kept_apart_by_choice_by_id_and_named_once() {
+    let rec = Recorder::start();
+    // Two choices whose calls share index 0, their arguments interleaved.
+    streamed(&[
+        tool_delta(
+            0,
+            json!({"index": 0, "id": "call_A", "function": {"name": "fa", "arguments": ""}}),
+        ),
+        tool_delta(
+            1,
+            json!({"index": 0, "id": "call_B", "function": {"name": "fb", "arguments": ""}}),
+        ),
+        tool_delta(0, json!({"index": 0, "function": {"arguments": "{\"a\":"}})),
+        tool_delta(1, json!({"index": 0, "function": {"arguments": "{\"b\":"}})),
+        tool_delta(0, json!({"index": 0, "function": {"arguments": "1}"}})),
+        tool_delta(1, json!({"index": 0, "function": {"arguments": "2}"}})),
+        finish(1, "length"),
+        finish(0, "tool_calls"),
+    ]);
+    // A server that numbers no calls, repeats the name in every delta and sends an empty id.
+    streamed(&[
+        tool_delta(
+            0,
+            json!({"id": "call_1", "function": {"name": "get_weather", "arguments": "{\"city\":"}}),
+        ),
+        tool_delta(
+            0,
+            json!({"id": "", "function": {"name": "get_weather", "arguments": "\"Paris\"}"}}),
+        ),
+        tool_delta(
+            0,
+            json!({"id": "call_2", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}),
+        ),
+        finish(0, "tool_calls"),
+    ]);
+    let spans = rec.spans();
+    let [apart, unnumbered] = [0, 1].map(|i| spans.all("streamed").nth(i).unwrap().clone());
+    let mut calls = tool_calls_of(&apart);
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            (
+                "fa".to_owned(),
+                json!({"a": 1}).to_string(),
+                "call_A".to_owned()
+            ),
+            (
+                "fb".to_owned(),
+                json!({"b": 2}).to_string(),
+                "call_B".to_owned()
+            ),
+        ]
+    );
+    // In the choices' order, not the order they finished in.
+    assert_eq!(
+        strings(&apart, gen_ai::RESPONSE_FINISH_REASONS),
+        ["tool_calls", "length"]
+    );
+    assert_eq!(
+        tool_calls_of(&unnumbered),
+        [
+            (
+                "get_weather".to_owned(),
+                json!({"city": "Paris"}).to_string(),
+                "call_1".to_owned()
+            ),
+            (
+                "get_time".to_owned(),
+                json!({"tz": "CET"}).to_string(),
+                "call_2".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn each_choice_gets_its_own_finish_reason() {
+    let rec = Recorder::start();
+    let text = |choice: u32, text: &str| {
+        json!({"id": "chatcmpl-2", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+            "choices": [{"index": choice, "delta": {"content": text}, "finish_reason": null}]})
+    };
+    streamed(&[
+        text(0, "Paris is"),
+        text(1, "Lyon"),
+        finish(1, "length"),
+        text(0, " the capital."),
+        finish(0, "stop"),
+    ]);
+    let spans = rec.spans();
+    let span = spans.get("streamed");
+    assert_eq!(
+        strings(span, gen_ai::RESPONSE_FINISH_REASONS),
+        ["stop", "length"]
+    );
+    let messages = json_attr(span, gen_ai::OUTPUT_MESSAGES);
+    let reasons: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["finish_reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["stop", "length"]);
+}

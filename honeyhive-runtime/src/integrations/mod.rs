@@ -249,15 +249,34 @@ impl Accum {
         let at = if let Some((_, at)) = self.tool_slots.iter().find(|(s, _)| *s == slot) {
             *at
         } else {
-            if self.tool_calls.len() >= MAX_PARTS {
-                return None;
-            }
-            self.tool_calls.push(ToolCall::default());
-            let at = self.tool_calls.len() - 1;
-            self.tool_slots.push((slot, at));
-            at
+            return self.new_tool_slot(slot);
         };
         self.tool_calls.get_mut(at)
+    }
+
+    /// A new streamed tool call at `slot`, which from now on names it (a server that numbers
+    /// no calls sends each at the same position, told apart by its id).
+    pub(crate) fn new_tool_slot(&mut self, slot: u64) -> Option<&mut ToolCall> {
+        if self.tool_calls.len() >= MAX_PARTS {
+            return None;
+        }
+        self.tool_calls.push(ToolCall::default());
+        let at = self.tool_calls.len() - 1;
+        self.tool_slots.retain(|(s, _)| *s != slot);
+        self.tool_slots.push((slot, at));
+        self.tool_calls.get_mut(at)
+    }
+
+    /// The finish reason of choice `index`: reasons are kept in the choices' order, as
+    /// `gen_ai.response.finish_reasons` lists them, whatever order they arrive in.
+    pub(crate) fn finish_reason_at(&mut self, index: usize, reason: &str) {
+        if index >= MAX_PARTS {
+            return;
+        }
+        if self.finish_reasons.len() <= index {
+            self.finish_reasons.resize_with(index + 1, String::new);
+        }
+        reason.clone_into(&mut self.finish_reasons[index]);
     }
 
     pub(crate) fn push_tool_call(&mut self, call: ToolCall) {

@@ -237,7 +237,7 @@ pub(crate) fn chat_response(acc: &mut Accum, body: &Json) {
             acc.push_tool_call(tool_call(call));
         }
         if let Some(reason) = choice["finish_reason"].as_str() {
-            acc.finish_reason(reason);
+            acc.finish_reason_at(index, reason);
         }
     }
 }
@@ -264,14 +264,29 @@ pub(crate) fn chat_stream_chunk(acc: &mut Accum, chunk: &Json) -> bool {
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             content = true;
-            let slot = call["index"].as_u64().unwrap_or(0);
-            let Some(tc) = acc.tool_slot(slot) else {
+            // A call by its choice and its position in that choice's calls.
+            let position = call["index"].as_u64().unwrap_or(0) & u64::from(u32::MAX);
+            let slot = (u64::try_from(index).unwrap_or(u64::MAX) << 32) | position;
+            let id = call["id"].as_str().filter(|id| !id.is_empty());
+            // Another id at the same position: a new call from a server that numbers none.
+            let another = acc
+                .tool_slot(slot)
+                .is_some_and(|tc| id.is_some_and(|id| !tc.id.is_empty() && tc.id != id));
+            let tc = if another {
+                acc.new_tool_slot(slot)
+            } else {
+                acc.tool_slot(slot)
+            };
+            let Some(tc) = tc else {
                 continue;
             };
-            if let Some(id) = call["id"].as_str() {
+            if let Some(id) = id {
                 id.clone_into(&mut tc.id);
             }
-            if let Some(name) = call["function"]["name"].as_str() {
+            // The name comes whole in the first delta; some servers repeat it in each.
+            if let Some(name) = call["function"]["name"].as_str()
+                && tc.name != name
+            {
                 tc.name.push_str(name);
             }
             if let Some(args) = call["function"]["arguments"].as_str() {
@@ -279,7 +294,7 @@ pub(crate) fn chat_stream_chunk(acc: &mut Accum, chunk: &Json) -> bool {
             }
         }
         if let Some(reason) = choice["finish_reason"].as_str() {
-            acc.finish_reason(reason);
+            acc.finish_reason_at(index, reason);
         }
     }
     content

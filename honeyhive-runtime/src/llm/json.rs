@@ -174,10 +174,10 @@ fn capacity(messages: &[StringValue], per_text: usize) -> usize {
 }
 
 /// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`.
-pub(crate) fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>) -> String {
+pub(crate) fn gen_ai_messages(messages: &[StringValue], finish_reasons: &[StringValue]) -> String {
     // `{"role":"","parts":[{"type":"text","content":""}]},` is 52 bytes around two texts, and
     // `,"finish_reason":""` 19 more with the reason.
-    let extra = finish_reason.map_or(0, |r| r.len() + 19);
+    let extra = finish_reasons.first().map_or(0, |r| r.as_str().len() + 19);
     let mut out = String::with_capacity(capacity(messages, 26 + extra.div_ceil(2)) + 2);
     out.push('[');
     for (i, (role, content)) in pairs(messages).enumerate() {
@@ -190,8 +190,10 @@ pub(crate) fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&s
         parts.push_str("[{\"type\":\"text\",\"content\":");
         string(parts, content);
         parts.push_str("}]");
-        if let Some(reason) = finish_reason {
-            string(o.key("finish_reason"), reason);
+        // Each choice's own reason (`finish_reasons` lists them in order); one reason for
+        // all when fewer were given.
+        if let Some(reason) = finish_reasons.get(i).or(finish_reasons.first()) {
+            string(o.key("finish_reason"), reason.as_str());
         }
         o.end();
     }
@@ -810,7 +812,8 @@ mod tests {
             }));
             messages.push(StringValue::from(t.clone()));
         }
-        let renders: [Render<'_>; 2] = [&chat, &|m| gen_ai_messages(m, Some("stop"))];
+        let stop = [StringValue::from("stop")];
+        let renders: [Render<'_>; 2] = [&chat, &|m| gen_ai_messages(m, &stop)];
         for render in renders {
             let whole = render(&messages);
             for cap in (0..whole.len() + 100).step_by(97) {

@@ -1007,17 +1007,17 @@ fn gen_ai_message_keys(
     if !input_messages.is_empty() {
         added.push(KeyValue::new(
             gen_ai::INPUT_MESSAGES,
-            gen_ai_messages(input_messages, None, cap),
+            gen_ai_messages(input_messages, &[], cap),
         ));
     }
     if !output_messages.is_empty() {
-        let reason = match find(attrs, gen_ai::RESPONSE_FINISH_REASONS) {
-            Some(Value::Array(Array::String(r))) => r.first().map(StringValue::as_str),
-            _ => None,
+        let reasons = match find(attrs, gen_ai::RESPONSE_FINISH_REASONS) {
+            Some(Value::Array(Array::String(r))) => r.as_slice(),
+            _ => &[],
         };
         added.push(KeyValue::new(
             gen_ai::OUTPUT_MESSAGES,
-            gen_ai_messages(output_messages, reason, cap),
+            gen_ai_messages(output_messages, reasons, cap),
         ));
     }
 }
@@ -1234,8 +1234,8 @@ fn messages_json(messages: &[StringValue], cap: usize) -> Value {
 
 /// GenAI's message JSON: `[{"role":..,"parts":[{"type":"text","content":..}]}]`, fitted in
 /// `cap` bytes like [`messages_json`].
-fn gen_ai_messages(messages: &[StringValue], finish_reason: Option<&str>, cap: usize) -> Value {
-    fitted(messages, cap, |m| json::gen_ai_messages(m, finish_reason))
+fn gen_ai_messages(messages: &[StringValue], finish_reasons: &[StringValue], cap: usize) -> Value {
+    fitted(messages, cap, |m| json::gen_ai_messages(m, finish_reasons))
 }
 
 /// A message list's JSON in `cap` bytes, else the whole of it (cut as text afterwards).
