@@ -1037,3 +1037,60 @@ fn each_choice_gets_its_own_finish_reason() {
         .collect();
     assert_eq!(reasons, ["stop", "length"]);
 }
+
+#[tokio::test]
+async fn a_call_that_never_gets_a_response_is_recorded_from_its_request() {
+    let rec = Recorder::start();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(LlmMiddleware::new())
+        .build();
+    let request = json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Capital of France?"}]})
+    .to_string();
+    // Refused: nothing listens on the port any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!(
+        "http://{}/v1/chat/completions",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    assert!(
+        client
+            .post(&refused)
+            .body(request.clone())
+            .send()
+            .await
+            .is_err()
+    );
+    // Given up: a server that takes the request and never answers, and a caller's timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/v1/chat/completions",
+        silent.local_addr().unwrap()
+    );
+    let held = tokio::spawn(async move {
+        let (socket, _) = silent.accept().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        drop(socket);
+    });
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        client.post(&url).body(request).send(),
+    )
+    .await;
+    assert!(waited.is_err(), "the caller gave up");
+    held.abort();
+    let spans = rec.spans();
+    let [failed, dropped] = [0, 1].map(|i| spans.all("llm.chat").nth(i).unwrap().clone());
+    for span in [&failed, &dropped] {
+        assert_eq!(span.str(gen_ai::REQUEST_MODEL), Some("gpt-4o-mini"));
+        assert!(
+            span.str(gen_ai::INPUT_MESSAGES)
+                .is_some_and(|m| m.contains("Capital of France?"))
+        );
+    }
+    assert!(failed.is_error());
+    assert_eq!(failed.str("error.type"), Some("HttpError"));
+    assert_eq!(dropped.bool("honeyhive.cancelled"), Some(true));
+    assert!(!dropped.is_error());
+}

@@ -174,22 +174,45 @@ impl Traced {
         reqwest::Response::from(http::Response::from_parts(parts, reqwest::Body::wrap(body)))
     }
 
-    /// The request failed before a response (connection refused, timeout, ...).
+    /// The request failed before a response (connection refused, timeout, ...): the call is
+    /// recorded from its request (model, provider, messages) with the error.
     pub(crate) fn failed(mut self, error: &dyn std::fmt::Display) {
-        self.span
-            .set_error("HttpError", display_text(error, capture_cap()).as_str());
+        self.record_exchange();
+        self.set_error("HttpError", display_text(error, capture_cap()).as_str());
     }
 
     fn finish(mut self, body_error: Option<String>, cancelled: bool) {
+        self.record_exchange();
+        if let Some(error) = body_error {
+            self.set_error("HttpBodyError", &error);
+        }
+        if cancelled {
+            self.span.set_attribute("honeyhive.cancelled", true);
+        }
+    }
+
+    /// What the exchange read, on the span; once.
+    fn record_exchange(&mut self) {
         if let Some(exchange) = self.exchange.take()
             && let Ok(record) = catch_unwind(AssertUnwindSafe(|| exchange.finish()))
         {
             self.span.in_scope(|| record.record());
         }
-        if let Some(error) = body_error {
-            self.span.set_error("HttpBodyError", &error);
-        }
-        if cancelled {
+    }
+
+    /// A failure of the transport, with its kind as `error.type` as an API's error has.
+    fn set_error(&mut self, kind: &str, message: &str) {
+        self.span.set_error(kind, message);
+        self.span.set_attribute("error.type", kind.to_owned());
+    }
+}
+
+/// Dropped before a response or a failure (the caller gave up waiting, a timeout around the
+/// call): the call is recorded from its request, and the span marked cancelled.
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if self.exchange.is_some() {
+            self.record_exchange();
             self.span.set_attribute("honeyhive.cancelled", true);
         }
     }
