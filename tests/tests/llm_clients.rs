@@ -1094,3 +1094,108 @@ async fn a_call_that_never_gets_a_response_is_recorded_from_its_request() {
     assert_eq!(dropped.bool("honeyhive.cancelled"), Some(true));
     assert!(!dropped.is_error());
 }
+
+#[trace(event_type = "model", name = "answered", skip_all)]
+fn answered(status: u16, headers: &[(&str, &str)], body: &Value) {
+    let endpoint = Endpoint::detect(
+        "localhost",
+        Some(8000),
+        "/v1/chat/completions",
+        &http::HeaderMap::new(),
+    )
+    .expect("an LLM endpoint");
+    let request = json!({"model": "foo", "messages": [{"role": "user", "content": "hi"}]});
+    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    exchange.response_head(status, &map);
+    exchange.body_chunk(body.to_string().as_bytes());
+    exchange.finish().record();
+}
+
+#[test]
+fn errors_keep_each_retry_after_header_and_top_level_error_bodies() {
+    let rec = Recorder::start();
+    answered(
+        429,
+        &[("retry-after", "2"), ("retry-after-ms", "1500")],
+        &json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
+    );
+    // vLLM's shape: the error at the top level.
+    answered(
+        404,
+        &[],
+        &json!({"object": "error", "message": "The model `foo` does not exist.", "type": "NotFoundError", "code": 404}),
+    );
+    let spans = rec.spans();
+    let [limited, missing] = [0, 1].map(|i| spans.all("answered").nth(i).unwrap().clone());
+    assert_eq!(strings(&limited, "http.response.header.retry-after"), ["2"]);
+    assert_eq!(
+        strings(&limited, "http.response.header.retry-after-ms"),
+        ["1500"]
+    );
+    assert_eq!(missing.str("error.type"), Some("NotFoundError"));
+    assert!(
+        missing
+            .error_message()
+            .is_some_and(|m| m.contains("The model `foo` does not exist.")),
+        "{:?}",
+        missing.error_message()
+    );
+}
+
+#[test]
+fn a_streamed_refusal_is_the_answer_and_reasoning_is_a_first_token() {
+    let rec = Recorder::start();
+    let delta = |delta: Value| {
+        let mut chunk = json!({"id": "chatcmpl-3", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": null}]});
+        chunk["choices"][0]["delta"] = delta;
+        chunk
+    };
+    streamed(&[
+        delta(json!({"refusal": "I can't help"})),
+        delta(json!({"refusal": " with that."})),
+        finish(0, "stop"),
+    ]);
+    streamed(&[
+        delta(json!({"reasoning_content": "Let me think."})),
+        finish(0, "length"),
+    ]);
+    let spans = rec.spans();
+    let [refused, reasoning] = [0, 1].map(|i| spans.all("streamed").nth(i).unwrap().clone());
+    assert_eq!(
+        refused.str("llm.output_messages.0.message.content"),
+        Some("I can't help with that.")
+    );
+    assert!(refused.f64(TIME_TO_FIRST_TOKEN_MS).is_some());
+    assert!(
+        reasoning.f64(TIME_TO_FIRST_TOKEN_MS).is_some(),
+        "reasoning tokens are tokens"
+    );
+}
+
+#[tokio::test]
+async fn a_get_of_a_model_path_is_no_model_call() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let _ = traced_client()
+        .get(fake.url("/v1/chat/completions?limit=10"))
+        .send()
+        .await
+        .unwrap();
+    let spans = rec.spans();
+    assert!(
+        !spans
+            .names()
+            .iter()
+            .any(|n| n.rsplit('.').next() == Some("chat")),
+        "{:?}",
+        spans.names()
+    );
+}

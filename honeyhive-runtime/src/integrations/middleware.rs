@@ -109,6 +109,11 @@ impl Traced {
     /// Opens the span for `request` when it goes to a known LLM API, and injects trace context
     /// into its headers.
     pub(crate) fn start(config: &Config, request: &mut reqwest::Request) -> Option<Traced> {
+        // Every call of these APIs is a POST; a GET of the same path lists stored completions
+        // or responses, which is no model call.
+        if request.method() != reqwest::Method::POST {
+            return None;
+        }
         let endpoint = config.endpoint(request.url(), request.headers())?;
         let api = match endpoint.api {
             Api::ChatCompletions => "chat",

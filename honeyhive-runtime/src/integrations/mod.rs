@@ -309,7 +309,8 @@ pub struct LlmExchange {
     started: Instant,
     first_token: Option<Duration>,
     status: Option<u16>,
-    retry_after: Option<String>,
+    /// The `retry-after` headers of the response, by name.
+    retry_after: Vec<(&'static str, String)>,
     /// Set when the response is an event stream.
     sse: Option<SseParser>,
     body: Vec<u8>,
@@ -352,7 +353,7 @@ impl LlmExchange {
             started: Instant::now(),
             first_token: None,
             status: None,
-            retry_after: None,
+            retry_after: Vec::new(),
             sse: None,
             body: Vec::new(),
             body_too_big: false,
@@ -367,14 +368,15 @@ impl LlmExchange {
     /// The response's status and headers arrived.
     pub fn response_head(&mut self, status: u16, headers: &http::HeaderMap) {
         self.status = Some(status);
-        self.retry_after = headers
-            .get("retry-after-ms")
-            .or_else(|| headers.get(http::header::RETRY_AFTER))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if headers.contains_key("retry-after-ms") {
-            self.retry_after = self.retry_after.take().map(|ms| format!("{ms}ms"));
-        }
+        // Each under its own name: `retry-after` (seconds or a date) and the `retry-after-ms`
+        // OpenAI's and Anthropic's APIs send beside it.
+        self.retry_after = ["retry-after", "retry-after-ms"]
+            .into_iter()
+            .filter_map(|name| {
+                let value = headers.get(name)?.to_str().ok()?;
+                Some((name, value.to_owned()))
+            })
+            .collect();
         let event_stream = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -508,7 +510,7 @@ impl LlmExchange {
 /// `error.type` (the API's own, else the status code) and message, with `retry-after`.
 fn failure(
     status: Option<u16>,
-    retry_after: Option<String>,
+    retry_after: Vec<(&'static str, String)>,
     api_error: Option<(String, String)>,
     attributes: &mut Vec<KeyValue>,
 ) -> Option<(String, String)> {
@@ -536,10 +538,10 @@ fn failure(
         text.push_str(&message);
     }
     attributes.push(KeyValue::new("error.type", kind.clone()));
-    if let Some(retry_after) = retry_after {
+    for (name, value) in retry_after {
         attributes.push(KeyValue::new(
-            "http.response.header.retry-after",
-            Value::Array(vec![StringValue::from(retry_after)].into()),
+            format!("http.response.header.{name}"),
+            Value::Array(vec![StringValue::from(value)].into()),
         ));
     }
     Some((kind, text))
@@ -568,7 +570,13 @@ fn stream_event(api: Api, acc: &mut Accum, event: &SseEvent) -> bool {
 /// The error body of a failed call: OpenAI's `{"error": {"type", "code", "message"}}` or
 /// Anthropic's `{"type": "error", "error": {"type", "message"}}`.
 pub(crate) fn error_body(acc: &mut Accum, body: &serde_json::Value) {
-    let error = &body["error"];
+    // vLLM and other OpenAI-compatible servers put the error at the top level:
+    // `{"object": "error", "message", "type", "code"}`.
+    let error = if body["error"].is_null() && body["message"].is_string() {
+        body
+    } else {
+        &body["error"]
+    };
     // OpenAI's `code` (`rate_limit_exceeded`) says more than its `type` (`requests`).
     let kind = error["code"]
         .as_str()

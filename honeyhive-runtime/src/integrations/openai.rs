@@ -256,10 +256,23 @@ pub(crate) fn chat_stream_chunk(acc: &mut Accum, chunk: &Json) -> bool {
     for choice in chunk["choices"].as_array().into_iter().flatten() {
         let index = usize::try_from(choice["index"].as_u64().unwrap_or(0)).unwrap_or(usize::MAX);
         let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty())
+        // A refusal streams in its own field, and is the answer as the plain response's is.
+        let text = delta["content"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .or_else(|| delta["refusal"].as_str().filter(|t| !t.is_empty()));
+        if let Some(text) = text
             && let Some(slot) = acc.text(index)
         {
             Accum::append(slot, text);
+            content = true;
+        }
+        // A reasoning model's first tokens are its reasoning (DeepSeek's and vLLM's
+        // `reasoning_content`, OpenRouter's `reasoning`), as Anthropic's thinking is.
+        if ["reasoning_content", "reasoning"]
+            .iter()
+            .any(|k| delta[*k].as_str().is_some_and(|t| !t.is_empty()))
+        {
             content = true;
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
