@@ -165,16 +165,19 @@ fn pattern() -> String {
         r#"(?i:\b(?:set-)?cookie)\s*:\s*[^\r\n"'\\]{7,}[^\r\n"'\\\s]"#,
     ];
     // A word boundary, or the end of a `\n`-style escape: LLM messages are rendered as JSON
-    // before redaction, and `\nsk-...` has no boundary in front of the key. Boundaries are
-    // ASCII ones: a Unicode `\b` keeps the fast DFA engines off any text with a non-ASCII byte.
+    // before redaction, and `\nsk-...` has no boundary in front of the key. A key by its
+    // prefix may also follow a `_` (`key_sk-...`, `token_ghp_...`), which is a word byte: the
+    // `_` is matched and kept, as the escape is ([`Scanner::classify`]). Boundaries are ASCII
+    // ones: a Unicode `\b` keeps the fast DFA engines off any text with a non-ASCII byte.
     formats
         .iter()
         .map(|f| {
             const BOUNDARY: &str = r"(?:\b|\\[nrt])";
+            const KEY_BOUNDARY: &str = r"(?:\b|\\[nrt]|_)";
             if let Some(rest) = f.strip_prefix(r"(?i:\b") {
                 format!("(?i:{BOUNDARY}{rest}")
             } else if let Some(rest) = f.strip_prefix(r"\b") {
-                format!("{BOUNDARY}{rest}")
+                format!("{KEY_BOUNDARY}{rest}")
             } else {
                 (*f).to_owned()
             }
@@ -416,8 +419,13 @@ impl Scanner {
     /// The secret inside one match, or `None` for a look-alike.
     fn classify(&self, text: &str, whole: Range<usize>) -> Option<Found> {
         let mut matched = &text[whole.clone()];
-        // An escape in front (`\n` in JSON text) is kept, and is not part of the secret.
-        let escape = if matched.starts_with('\\') { 2 } else { 0 };
+        // An escape in front (`\n` in JSON text), or the `_` a key follows, is kept, and is
+        // not part of the secret.
+        let escape = if matched.starts_with('\\') {
+            2
+        } else {
+            usize::from(matched.starts_with('_'))
+        };
         matched = &matched[escape..];
         let whole = whole.start + escape..whole.end;
         let keep = self.keep.find(matched).map_or(0, |k| k.end());
@@ -1249,6 +1257,30 @@ mod tests {
         ] {
             assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_key_after_an_underscore_is_found_and_the_underscore_kept() {
+        for (text, secret) in [
+            (
+                "key_sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t",
+                "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t",
+            ),
+            (
+                "x_ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c",
+                "ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c",
+            ),
+            (
+                "tok_xoxb-1234567890-abcdefghij",
+                "xoxb-1234567890-abcdefghij",
+            ),
+            ("aws_AKIAIOSFODNN7EXAMPLE done", "AKIAIOSFODNN7EXAMPLE"),
+        ] {
+            assert_eq!(secrets(text), [secret], "{text}");
+        }
+        // A prefix inside a word is not one.
+        assert!(secrets("task-abcdefghijklmnopqrstuvwx").is_empty());
+        assert!(secrets("my_task-abcdefghijklmnopqrstuvwx").is_empty());
     }
 
     #[test]
