@@ -433,6 +433,12 @@ impl Scanner {
         if matched.ends_with('@') && matched.contains("://") {
             end -= 1; // the `@` of `user:password@host` stays
         }
+        // A value cut at the cap ends at its marker (`…[truncated 1015 bytes]`), which says the
+        // value was cut and is no part of the secret: a format that runs to the next space or
+        // to the end of the text (a PEM key cut before its end) stops there.
+        if let Some(marker) = matched[keep..end].find("…[") {
+            end = keep + marker;
+        }
         let value = &matched[keep..end];
         if keep > 0 && !plausible(&matched[..keep], value) {
             return None;
@@ -1256,6 +1262,22 @@ mod tests {
             "Kennwort vergessen? Hier zurücksetzen",
         ] {
             assert_eq!(secrets(text), Vec::<&str>::new(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_secret_cut_at_the_cap_ends_before_the_marker() {
+        for (text, secret) in [
+            (
+                "password=Hunter2!secret…[truncated 1015 bytes]",
+                "Hunter2!secret",
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B…[truncated 2998 bytes]",
+                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B",
+            ),
+        ] {
+            assert_eq!(secrets(text), [secret], "{text}");
         }
     }
 
