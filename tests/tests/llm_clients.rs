@@ -1199,3 +1199,61 @@ async fn a_get_of_a_model_path_is_no_model_call() {
         spans.names()
     );
 }
+
+#[trace(event_type = "model", name = "responses_streamed", skip_all)]
+fn responses_streamed(events: &[Value]) {
+    let endpoint = Endpoint::detect(
+        "api.openai.com",
+        None,
+        "/v1/responses",
+        &http::HeaderMap::new(),
+    )
+    .expect("an LLM endpoint");
+    let request = json!({"model": "gpt-4o-mini", "stream": true, "input": "Capital of France?"});
+    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", "text/event-stream".parse().unwrap());
+    exchange.response_head(200, &headers);
+    for event in events {
+        exchange.body_chunk(
+            format!(
+                "event: {}\ndata: {event}\n\n",
+                event["type"].as_str().unwrap()
+            )
+            .as_bytes(),
+        );
+    }
+    exchange.finish().record();
+}
+
+#[test]
+fn a_responses_stream_keeps_its_text_as_it_streams() {
+    let rec = Recorder::start();
+    let delta = |text: &str| {
+        json!({"type": "response.output_text.delta", "item_id": "msg_1",
+        "output_index": 0, "content_index": 0, "delta": text})
+    };
+    // Dropped before `response.completed`.
+    responses_streamed(&[delta("Par"), delta("is")]);
+    // Read to its end: the completed response's text, once.
+    responses_streamed(&[
+        delta("Par"),
+        delta("is"),
+        json!({"type": "response.completed", "response": {"id": "resp_1", "status": "completed",
+            "model": "gpt-4o-mini",
+            "output": [{"type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": "Paris"}]}],
+            "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}}}),
+    ]);
+    let spans = rec.spans();
+    let [dropped, whole] = [0, 1].map(|i| spans.all("responses_streamed").nth(i).unwrap().clone());
+    assert_eq!(
+        dropped.str("llm.output_messages.0.message.content"),
+        Some("Paris")
+    );
+    assert_eq!(
+        whole.str("llm.output_messages.0.message.content"),
+        Some("Paris")
+    );
+    assert_eq!(whole.i64(gen_ai::USAGE_OUTPUT_TOKENS), Some(1));
+}

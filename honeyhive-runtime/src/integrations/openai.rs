@@ -333,7 +333,11 @@ pub(crate) fn responses_response(acc: &mut Accum, body: &Json) {
             _ => {}
         }
     }
-    if let Some(slot) = acc.text(0) {
+    // The whole text, in place of the deltas a stream gave (kept when a failed response
+    // carries none).
+    if let Some(slot) = acc.text(0)
+        && (!text.is_empty() || slot.is_empty())
+    {
         *slot = text;
     }
     let reason = match body["status"].as_str() {
@@ -354,7 +358,16 @@ pub(crate) fn responses_response(acc: &mut Accum, body: &Json) {
 /// `response.incomplete` / `response.failed`) carries the whole response.
 pub(crate) fn responses_stream_event(acc: &mut Accum, event: &Json) -> bool {
     match event["type"].as_str() {
-        Some("response.output_text.delta" | "response.function_call_arguments.delta") => true,
+        // The text as it streams, so that a stream dropped before its end keeps what came.
+        Some("response.output_text.delta" | "response.refusal.delta") => {
+            if let Some(delta) = event["delta"].as_str()
+                && let Some(slot) = acc.text(0)
+            {
+                Accum::append(slot, delta);
+            }
+            true
+        }
+        Some("response.function_call_arguments.delta") => true,
         Some("response.completed" | "response.incomplete" | "response.failed") => {
             responses_response(acc, &event["response"]);
             acc.stream_ended = true;
