@@ -688,14 +688,11 @@ async fn a_stream_reaches_the_caller_event_by_event_and_is_recorded() {
     assert_eq!(llm.bool("honeyhive.cancelled"), None);
 }
 
-#[tokio::test]
-async fn a_stream_read_to_its_last_event_is_not_cancelled_when_dropped_there() {
-    let fake = FakeLlm::start();
-    let rec = Recorder::start();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+/// An Anthropic stream through the middleware, its headers received.
+async fn anthropic_stream(fake: &FakeLlm) -> reqwest::Response {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(LlmMiddleware::new())
-        .build();
-    let mut response = client
+        .build()
         .post(fake.url("/v1/messages"))
         .header("anthropic-version", "2023-06-01")
         .body(
@@ -705,7 +702,14 @@ async fn a_stream_read_to_its_last_event_is_not_cancelled_when_dropped_there() {
         )
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_read_to_its_last_event_is_not_cancelled_when_dropped_there() {
+    let fake = FakeLlm::start();
+    let rec = Recorder::start();
+    let mut response = anthropic_stream(&fake).await;
     // As an SSE client does: stop at `message_stop`, without polling for the body's end.
     let mut read = Vec::new();
     while !String::from_utf8_lossy(&read).contains("message_stop") {
@@ -723,20 +727,7 @@ async fn a_stream_dropped_by_the_caller_ends_its_span_with_what_was_read() {
     let fake = FakeLlm::start();
     let rec = Recorder::start();
     let release = fake.hold_next_stream();
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(LlmMiddleware::new())
-        .build();
-    let mut response = client
-        .post(fake.url("/v1/messages"))
-        .header("anthropic-version", "2023-06-01")
-        .body(
-            json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
-                "messages": [{"role": "user", "content": "hi"}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let mut response = anthropic_stream(&fake).await;
     response.chunk().await.unwrap().expect("message_start");
     drop(response);
     drop(release);
