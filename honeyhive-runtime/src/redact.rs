@@ -66,31 +66,13 @@ pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
 /// Default of [`Privacy::max_events`], the OpenTelemetry SDK's default too.
 pub const DEFAULT_MAX_EVENTS: usize = 128;
 
-/// Last key segments whose values are secrets whatever they look like.
+/// Header names whose values are credentials whatever they look like, besides the names
+/// [`secrets::names_a_secret_key`] reads (`password`, `api_key`, `access_token`, ...).
 const SECRET_NAMES: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "client_secret",
-    "api_key",
-    "apikey",
-    "x-api-key",
-    "token",
-    "access_token",
-    "refresh_token",
-    "auth_token",
     "authorization",
+    "proxy-authorization",
     "cookie",
     "set-cookie",
-    "private_key",
-    "secret_key",
-    "secret_access_key",
-    "aws_secret_access_key",
-    "client_secret",
-    "credentials",
-    "connection_string",
-    "api-key",
-    "proxy-authorization",
 ];
 
 /// A user's masking callback: `(key, value)` to `Some(replacement)`, or `None` to keep the
@@ -803,6 +785,44 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names_cover_the_headers_and_the_assignment_names() {
+        for key in [
+            "password",
+            "passwd",
+            "secret",
+            "client_secret",
+            "api_key",
+            "apikey",
+            "x-api-key",
+            "api-key",
+            "token",
+            "access_token",
+            "refresh_token",
+            "auth_token",
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "set-cookie",
+            "private_key",
+            "secret_key",
+            "secret_access_key",
+            "aws_secret_access_key",
+            "credentials",
+            "connection_string",
+            "http.request.header.Authorization",
+        ] {
+            assert!(is_secret_name(key), "{key}");
+        }
+        for key in [
+            "max_tokens",
+            "honeyhive_inputs.sort_key",
+            "llm.token_count.prompt",
+        ] {
+            assert!(!is_secret_name(key), "{key}");
+        }
+    }
 
     #[test]
     fn keys_that_differ_only_in_their_middle_get_their_own_hashes() {

@@ -776,8 +776,15 @@ async fn requests_that_are_not_llm_calls_pass_untraced() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
     drop(response);
+    // A GET of a model call's path lists stored completions: every model call is a POST.
+    traced_client()
+        .get(fake.url("/v1/chat/completions?limit=10"))
+        .send()
+        .await
+        .unwrap();
     assert!(rec.spans().is_empty());
     assert_eq!(fake.received()[0].header("traceparent"), None);
+    assert_eq!(fake.received()[1].header("traceparent"), None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -867,27 +874,49 @@ async fn async_openai_streams_are_traced_as_they_are_read() {
     assert_eq!(llm.bool("honeyhive.cancelled"), None);
 }
 
-/// Feeds an event stream to an exchange, as a client integration does, and records it.
+/// Reads a response into an exchange as a client integration does, and records it on the
+/// current span: the request to `host` and `path`, then the status, the headers and the body's
+/// chunks.
+fn exchange(
+    (host, port, path): (&str, Option<u16>, &str),
+    request: &Value,
+    (status, headers): (u16, &[(&str, &str)]),
+    chunks: impl IntoIterator<Item = String>,
+) {
+    let endpoint =
+        Endpoint::detect(host, port, path, &http::HeaderMap::new()).expect("an LLM endpoint");
+    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    exchange.response_head(status, &map);
+    for chunk in chunks {
+        exchange.body_chunk(chunk.as_bytes());
+    }
+    exchange.finish().record();
+}
+
+const EVENT_STREAM: (u16, &[(&str, &str)]) = (200, &[("content-type", "text/event-stream")]);
+
+/// A chat completions stream of `events`, then `[DONE]`.
 #[trace(event_type = "model", name = "streamed", skip_all)]
 fn streamed(events: &[Value]) {
-    let endpoint = Endpoint::detect(
-        "api.openai.com",
-        None,
-        "/v1/chat/completions",
-        &http::HeaderMap::new(),
-    )
-    .expect("an LLM endpoint");
     let request = json!({"model": "gpt-4o-mini", "stream": true, "n": 2,
         "messages": [{"role": "user", "content": "hi"}]});
-    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
-    let mut headers = http::HeaderMap::new();
-    headers.insert("content-type", "text/event-stream".parse().unwrap());
-    exchange.response_head(200, &headers);
-    for event in events {
-        exchange.body_chunk(format!("data: {event}\n\n").as_bytes());
-    }
-    exchange.body_chunk(b"data: [DONE]\n\n");
-    exchange.finish().record();
+    let chunks = events
+        .iter()
+        .map(|event| format!("data: {event}\n\n"))
+        .chain(["data: [DONE]\n\n".to_owned()]);
+    exchange(
+        ("api.openai.com", None, "/v1/chat/completions"),
+        &request,
+        EVENT_STREAM,
+        chunks,
+    );
 }
 
 fn tool_delta(choice: u32, call: Value) -> Value {
@@ -1082,31 +1111,22 @@ async fn a_call_that_never_gets_a_response_is_recorded_from_its_request() {
     }
     assert!(failed.is_error());
     assert_eq!(failed.str("error.type"), Some("HttpError"));
+    // A priced model, but no tokens were counted: no cost, not a cost of 0.
+    assert_eq!(failed.attr(oi::LLM_COST_TOTAL), None);
     assert_eq!(dropped.bool("honeyhive.cancelled"), Some(true));
     assert!(!dropped.is_error());
 }
 
+/// A plain (not streamed) chat completions response.
 #[trace(event_type = "model", name = "answered", skip_all)]
 fn answered(status: u16, headers: &[(&str, &str)], body: &Value) {
-    let endpoint = Endpoint::detect(
-        "localhost",
-        Some(8000),
-        "/v1/chat/completions",
-        &http::HeaderMap::new(),
-    )
-    .expect("an LLM endpoint");
     let request = json!({"model": "foo", "messages": [{"role": "user", "content": "hi"}]});
-    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        map.insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    exchange.response_head(status, &map);
-    exchange.body_chunk(body.to_string().as_bytes());
-    exchange.finish().record();
+    exchange(
+        ("localhost", Some(8000), "/v1/chat/completions"),
+        &request,
+        (status, headers),
+        [body.to_string()],
+    );
 }
 
 #[test]
@@ -1171,50 +1191,20 @@ fn a_streamed_refusal_is_the_answer_and_reasoning_is_a_first_token() {
     );
 }
 
-#[tokio::test]
-async fn a_get_of_a_model_path_is_no_model_call() {
-    let fake = FakeLlm::start();
-    let rec = Recorder::start();
-    let _ = traced_client()
-        .get(fake.url("/v1/chat/completions?limit=10"))
-        .send()
-        .await
-        .unwrap();
-    let spans = rec.spans();
-    assert!(
-        !spans
-            .names()
-            .iter()
-            .any(|n| n.rsplit('.').next() == Some("chat")),
-        "{:?}",
-        spans.names()
-    );
-}
-
+/// A Responses API stream of `events`, each under its `type`.
 #[trace(event_type = "model", name = "responses_streamed", skip_all)]
 fn responses_streamed(events: &[Value]) {
-    let endpoint = Endpoint::detect(
-        "api.openai.com",
-        None,
-        "/v1/responses",
-        &http::HeaderMap::new(),
-    )
-    .expect("an LLM endpoint");
     let request = json!({"model": "gpt-4o-mini", "stream": true, "input": "Capital of France?"});
-    let mut exchange = LlmExchange::new(endpoint, request.to_string().as_bytes());
-    let mut headers = http::HeaderMap::new();
-    headers.insert("content-type", "text/event-stream".parse().unwrap());
-    exchange.response_head(200, &headers);
-    for event in events {
-        exchange.body_chunk(
-            format!(
-                "event: {}\ndata: {event}\n\n",
-                event["type"].as_str().unwrap()
-            )
-            .as_bytes(),
-        );
-    }
-    exchange.finish().record();
+    let chunks = events.iter().map(|event| {
+        let kind = event["type"].as_str().unwrap();
+        format!("event: {kind}\ndata: {event}\n\n")
+    });
+    exchange(
+        ("api.openai.com", None, "/v1/responses"),
+        &request,
+        EVENT_STREAM,
+        chunks,
+    );
 }
 
 #[test]

@@ -91,7 +91,7 @@ pub(crate) fn response(acc: &mut Accum, body: &Json) {
         *slot = text;
     }
     if let Some(reason) = body["stop_reason"].as_str() {
-        acc.finish_reason(reason);
+        acc.finish_reason_at(0, reason);
     }
 }
 
@@ -165,7 +165,7 @@ pub(crate) fn stream_event(acc: &mut Accum, name: &str, data: &Json) -> bool {
         }
         "message_delta" => {
             if let Some(reason) = data["delta"]["stop_reason"].as_str() {
-                acc.finish_reason(reason);
+                acc.finish_reason_at(0, reason);
             }
             usage(acc, &data["usage"]);
             false

@@ -267,8 +267,9 @@ impl Accum {
         self.tool_calls.get_mut(at)
     }
 
-    /// The finish reason of choice `index`: reasons are kept in the choices' order, as
-    /// `gen_ai.response.finish_reasons` lists them, whatever order they arrive in.
+    /// The finish reason of choice `index` (0 for the APIs with one answer): reasons are kept
+    /// in the choices' order, as `gen_ai.response.finish_reasons` lists them, whatever order
+    /// they arrive in.
     pub(crate) fn finish_reason_at(&mut self, index: usize, reason: &str) {
         if index >= MAX_PARTS {
             return;
@@ -282,12 +283,6 @@ impl Accum {
     pub(crate) fn push_tool_call(&mut self, call: ToolCall) {
         if self.tool_calls.len() < MAX_PARTS {
             self.tool_calls.push(call);
-        }
-    }
-
-    pub(crate) fn finish_reason(&mut self, reason: &str) {
-        if self.finish_reasons.len() < MAX_PARTS {
-            self.finish_reasons.push(reason.to_owned());
         }
     }
 }

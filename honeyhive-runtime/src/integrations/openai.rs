@@ -347,7 +347,7 @@ pub(crate) fn responses_response(acc: &mut Accum, body: &Json) {
         other => other,
     };
     if let Some(reason) = reason {
-        acc.finish_reason(reason);
+        acc.finish_reason_at(0, reason);
     }
     if body["error"].is_object() {
         super::error_body(acc, body);
