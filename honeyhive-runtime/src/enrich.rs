@@ -755,11 +755,7 @@ mod tests {
                 .metrics("latency_ms", 12.5);
             crate::sink::tests::allocations() - before
         };
-        for _ in 0..64 {
-            step();
-        }
-        assert!(recorder.guard().force_flush());
-        let allocations: usize = (0..32).map(|_| step()).sum();
+        let allocations = crate::sink::tests::counted_after_warm_up(&recorder, step);
         // A list per call, a copy of the key kept for a panic, or the key of the omitted-leaves
         // count made for a number: each shows here.
         assert_eq!(

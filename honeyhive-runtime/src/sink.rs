@@ -831,15 +831,21 @@ pub(crate) mod tests {
     /// This thread's allocations over 32 calls of `f`, after 64 calls and a flush (every batch
     /// taken: the records and the vectors they travelled in are back here).
     fn allocations_in_32_after_warm_up(recorder: &Recorder, f: impl Fn()) -> usize {
-        for _ in 0..64 {
+        counted_after_warm_up(recorder, || {
+            let before = allocations();
             f();
+            allocations() - before
+        })
+    }
+
+    /// The sum of what 32 calls of `step` count (each its own allocations, of the part it
+    /// measures), after 64 calls and a flush, as [`allocations_in_32_after_warm_up`].
+    pub(crate) fn counted_after_warm_up(recorder: &Recorder, step: impl Fn() -> usize) -> usize {
+        for _ in 0..64 {
+            step();
         }
         assert!(recorder.guard().force_flush());
-        let before = ALLOCATIONS.with(Cell::get);
-        for _ in 0..32 {
-            f();
-        }
-        ALLOCATIONS.with(Cell::get) - before
+        (0..32).map(|_| step()).sum()
     }
 
     #[test]

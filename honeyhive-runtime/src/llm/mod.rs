@@ -1517,11 +1517,7 @@ mod tests {
             call.record();
             crate::sink::tests::allocations() - before
         };
-        for _ in 0..64 {
-            chat();
-        }
-        assert!(recorder.guard().force_flush());
-        let allocations: usize = (0..32).map(|_| chat()).sum();
+        let allocations = crate::sink::tests::counted_after_warm_up(&recorder, chat);
         // A list per call for the attributes, or a second list per message kind, shows here.
         assert_eq!(
             allocations, 0,
