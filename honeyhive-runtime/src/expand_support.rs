@@ -673,7 +673,6 @@ impl<T: ?Sized> RecordOk<T> for SkipKind {
 }
 
 /// Describes an error of type `E` (the error kinds of [`crate::capture`]).
-#[doc(hidden)]
 pub(crate) trait RecordErr<E: ?Sized> {
     /// Marks the span failed with `e`.
     fn record_err(self, record: &mut SpanRecord, e: &E);
