@@ -739,6 +739,13 @@ async fn a_stream_dropped_by_the_caller_ends_its_span_with_what_was_read() {
         Some("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY")
     );
     assert_eq!(llm.str("llm.output_messages.0.message.content"), None);
+    // `message_start` counts the prompt; its output count (1) is a placeholder, not a count.
+    let (input, _, read, write) = ANTHROPIC_USAGE;
+    assert_eq!(
+        llm.i64(gen_ai::USAGE_INPUT_TOKENS),
+        Some(i64::try_from(input + read + write).unwrap())
+    );
+    assert_eq!(llm.i64(gen_ai::USAGE_OUTPUT_TOKENS), None);
 }
 
 #[tokio::test]

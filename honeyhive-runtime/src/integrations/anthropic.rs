@@ -51,30 +51,36 @@ pub(crate) fn request(mut call: LlmCall, body: &Json, request: &mut RequestInfo)
     call
 }
 
-fn usage(acc: &mut Accum, usage: &Json) {
+/// Reads a `usage` object. A stream reports usage twice: `message_start` with the prompt's counts
+/// and a placeholder output count, `message_delta` with the cumulative counts, where a field left
+/// out keeps what `message_start` said. `final_output` is false for `message_start`, whose output
+/// count is not a count: a stream cut off after it records no output tokens rather than 1.
+fn usage(acc: &mut Accum, usage: &Json, final_output: bool) {
     if !usage.is_object() {
         return;
     }
-    let read = usage["cache_read_input_tokens"].as_u64();
-    let write = usage["cache_creation_input_tokens"].as_u64();
-    if let Some(input) = usage["input_tokens"].as_u64() {
-        acc.input_tokens = Some(input + read.unwrap_or(0) + write.unwrap_or(0));
+    let cached = |acc: &Accum| acc.cache_read.unwrap_or(0) + acc.cache_write.unwrap_or(0);
+    // The prompt's own count, without the cached tokens added to it.
+    let prompt = usage["input_tokens"]
+        .as_u64()
+        .or_else(|| acc.input_tokens.map(|n| n.saturating_sub(cached(acc))));
+    if let Some(read) = usage["cache_read_input_tokens"].as_u64() {
+        acc.cache_read = Some(read);
     }
-    if read.is_some() {
-        acc.cache_read = read;
+    if let Some(write) = usage["cache_creation_input_tokens"].as_u64() {
+        acc.cache_write = Some(write);
     }
-    if write.is_some() {
-        acc.cache_write = write;
+    if let Some(prompt) = prompt {
+        acc.input_tokens = Some(prompt + cached(acc));
     }
-    // `message_delta` carries the cumulative output count.
-    if let Some(output) = usage["output_tokens"].as_u64() {
+    if final_output && let Some(output) = usage["output_tokens"].as_u64() {
         acc.output_tokens = Some(output);
     }
 }
 
 /// A message response: content blocks (text, tool use), stop reason, usage, id, model.
 pub(crate) fn response(acc: &mut Accum, body: &Json) {
-    message_head(acc, body);
+    message_head(acc, body, true);
     let mut text = String::new();
     for block in body["content"].as_array().into_iter().flatten() {
         match block["type"].as_str() {
@@ -95,14 +101,14 @@ pub(crate) fn response(acc: &mut Accum, body: &Json) {
     }
 }
 
-fn message_head(acc: &mut Accum, message: &Json) {
+fn message_head(acc: &mut Accum, message: &Json, final_output: bool) {
     if let Some(id) = message["id"].as_str() {
         acc.id = Some(id.to_owned());
     }
     if let Some(model) = message["model"].as_str() {
         acc.model = Some(model.to_owned());
     }
-    usage(acc, &message["usage"]);
+    usage(acc, &message["usage"], final_output);
 }
 
 /// One event of a message stream; returns whether it carried generated content.
@@ -110,7 +116,7 @@ pub(crate) fn stream_event(acc: &mut Accum, name: &str, data: &Json) -> bool {
     let kind = data["type"].as_str().unwrap_or(name);
     match kind {
         "message_start" => {
-            message_head(acc, &data["message"]);
+            message_head(acc, &data["message"], false);
             false
         }
         "content_block_start" => {
@@ -167,7 +173,7 @@ pub(crate) fn stream_event(acc: &mut Accum, name: &str, data: &Json) -> bool {
             if let Some(reason) = data["delta"]["stop_reason"].as_str() {
                 acc.finish_reason_at(0, reason);
             }
-            usage(acc, &data["usage"]);
+            usage(acc, &data["usage"], true);
             false
         }
         "error" => {
@@ -179,5 +185,50 @@ pub(crate) fn stream_event(acc: &mut Accum, name: &str, data: &Json) -> bool {
             false
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn streamed(events: &[Json]) -> Accum {
+        let mut acc = Accum::default();
+        for event in events {
+            stream_event(&mut acc, event["type"].as_str().unwrap(), event);
+        }
+        acc
+    }
+
+    #[test]
+    fn a_later_usage_keeps_the_cache_counts_it_leaves_out() {
+        let start = json!({"type": "message_start", "message": {"id": "msg_1", "usage": {
+            "input_tokens": 12, "output_tokens": 1,
+            "cache_creation_input_tokens": 30, "cache_read_input_tokens": 400}}});
+        // A `message_delta` with the prompt's count again but no cache fields (as proxies send
+        // it), and one with the cache fields but no prompt count.
+        for delta_usage in [
+            json!({"input_tokens": 12, "output_tokens": 57}),
+            json!({"output_tokens": 57, "cache_read_input_tokens": 400}),
+            json!({"output_tokens": 57}),
+        ] {
+            let delta = json!({"type": "message_delta",
+                "delta": {"stop_reason": "end_turn"}, "usage": delta_usage});
+            let acc = streamed(&[start.clone(), delta]);
+            assert_eq!(acc.input_tokens, Some(12 + 30 + 400), "{delta_usage}");
+            assert_eq!(acc.cache_read, Some(400));
+            assert_eq!(acc.cache_write, Some(30));
+            assert_eq!(acc.output_tokens, Some(57));
+        }
+        // A cache count that changes in `message_delta` replaces the earlier one in the input.
+        let delta = json!({"type": "message_delta", "usage": {
+            "output_tokens": 5, "cache_read_input_tokens": 100}});
+        let acc = streamed(&[start.clone(), delta]);
+        assert_eq!(acc.input_tokens, Some(12 + 30 + 100));
+        // Cut off after `message_start`: the prompt is counted, the placeholder output is not.
+        let acc = streamed(&[start]);
+        assert_eq!(acc.input_tokens, Some(442));
+        assert_eq!(acc.output_tokens, None);
     }
 }
