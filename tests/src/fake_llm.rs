@@ -66,6 +66,8 @@ struct State {
     received: Vec<Received>,
     /// The next stream stops after its first event until this is signalled.
     hold: Option<mpsc::Receiver<()>>,
+    /// The next stream's content type, in place of `text/event-stream` (empty: none).
+    stream_content_type: Option<&'static str>,
 }
 
 /// A running fake LLM server; it lives as long as the test process.
@@ -110,6 +112,12 @@ impl FakeLlm {
         self.lock().faults.push_back(fault);
     }
 
+    /// The next stream is sent with this content type (empty: without one), as servers that
+    /// stream with `text/plain` or no content type do.
+    pub fn next_stream_content_type(&self, content_type: &'static str) {
+        self.lock().stream_content_type = Some(content_type);
+    }
+
     /// The next stream sends its first event and then waits until the returned sender is used
     /// (or dropped): a client that shows the first event before the rest exists proves the
     /// stream is not buffered.
@@ -142,7 +150,7 @@ fn serve(stream: &TcpStream, state: &Mutex<State>) {
     }) = crate::http1::read_request(&mut reader)
     {
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let (fault, hold) = {
+        let (fault, hold, content_type) = {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             state.received.push(Received {
                 path: path.clone(),
@@ -155,7 +163,12 @@ fn serve(stream: &TcpStream, state: &Mutex<State>) {
             } else {
                 None
             };
-            (fault, hold)
+            let content_type = if fault.is_none() && request["stream"] == true {
+                state.stream_content_type.take()
+            } else {
+                None
+            };
+            (fault, hold, content_type)
         };
         let route = path.split('?').next().unwrap_or_default();
         let anthropic = route.ends_with("/messages");
@@ -167,7 +180,8 @@ fn serve(stream: &TcpStream, state: &Mutex<State>) {
                 r if r.ends_with("/responses") => responses_stream(&request),
                 _ => anthropic_stream(&request),
             };
-            write_stream(stream, &events, hold.as_ref())
+            let content_type = content_type.unwrap_or("text/event-stream; charset=utf-8");
+            write_stream(stream, &events, hold.as_ref(), content_type)
         } else {
             let body = match route {
                 r if r.ends_with("/chat/completions") => chat(&request),
@@ -263,9 +277,16 @@ fn write_stream(
     mut w: &TcpStream,
     events: &[(Option<&str>, Value)],
     hold: Option<&mpsc::Receiver<()>>,
+    content_type: &str,
 ) -> std::io::Result<()> {
-    w.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
+    let content_type = if content_type.is_empty() {
+        String::new()
+    } else {
+        format!("content-type: {content_type}\r\n")
+    };
+    write!(
+        w,
+        "HTTP/1.1 200 OK\r\n{content_type}cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
     )?;
     w.flush()?;
     for (i, (name, data)) in events.iter().enumerate() {

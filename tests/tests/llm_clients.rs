@@ -178,6 +178,39 @@ async fn a_chat_stream_is_recorded_with_usage_and_time_to_first_token() {
 }
 
 #[tokio::test]
+async fn a_stream_sent_without_its_content_type_is_read_as_a_stream() {
+    let fake = FakeLlm::start();
+    for content_type in ["text/plain; charset=utf-8", "", "application/octet-stream"] {
+        for (host, path, body) in [
+            (
+                "api.openai.com",
+                "/v1/chat/completions",
+                json!({"model": "gpt-4o-mini", "stream": true,
+                    "stream_options": {"include_usage": true},
+                    "messages": [{"role": "user", "content": "Capital of France?"}]}),
+            ),
+            (
+                "api.anthropic.com",
+                "/v1/messages",
+                json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+                    "messages": [{"role": "user", "content": "Capital of France?"}]}),
+            ),
+        ] {
+            fake.next_stream_content_type(content_type);
+            let (span, received) = one_span(&fake, host, path, body).await;
+            assert!(received.contains("data: "), "{received}");
+            assert_eq!(
+                span.str("llm.output_messages.0.message.content"),
+                Some(ANSWER),
+                "{path} sent as {content_type:?}"
+            );
+            assert!(span.i64(gen_ai::USAGE_OUTPUT_TOKENS).is_some());
+            assert!(span.f64(TIME_TO_FIRST_TOKEN_MS).is_some());
+        }
+    }
+}
+
+#[tokio::test]
 async fn tool_calls_and_tool_definitions_are_recorded_plain_and_streamed() {
     let fake = FakeLlm::start();
     let tools = json!([{"type": "function", "function": {

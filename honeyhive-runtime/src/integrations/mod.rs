@@ -9,7 +9,8 @@
 //! [`Endpoint::detect`] tells from a request's host, port, path and headers whether it goes to
 //! a known LLM API. An [`LlmExchange`] then reads the request body, the response head and the
 //! response body chunk by chunk as it passes on to the caller (a JSON body or a server-sent event
-//! stream, never held back), and [`LlmExchange::finish`] gives the [`LlmRecord`] to write on the
+//! stream, told by the content type or, when that names neither, by the first bytes; never held
+//! back), and [`LlmExchange::finish`] gives the [`LlmRecord`] to write on the
 //! model span: model, provider, parameters, messages, completion, tool calls, tokens (cached
 //! and reasoning ones too), finish reasons, response id, time to first token for streams, and
 //! the error of a failed call (status, the API's error type and message, `retry-after`).
@@ -308,6 +309,9 @@ pub struct LlmExchange {
     retry_after: Vec<(&'static str, String)>,
     /// Set when the response is an event stream.
     sse: Option<SseParser>,
+    /// A successful response whose content type names neither JSON nor an event stream: its
+    /// first bytes tell which it is (servers that stream with `text/plain` or no content type).
+    sniff: bool,
     body: Vec<u8>,
     body_too_big: bool,
 }
@@ -350,6 +354,7 @@ impl LlmExchange {
             status: None,
             retry_after: Vec::new(),
             sse: None,
+            sniff: false,
             body: Vec::new(),
             body_too_big: false,
         }
@@ -372,13 +377,37 @@ impl LlmExchange {
                 Some((name, value.to_owned()))
             })
             .collect();
-        let event_stream = headers
+        let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        if event_stream && status < 400 {
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if status < 400 {
+            if content_type.starts_with("text/event-stream") {
+                self.sse = Some(SseParser::new());
+            } else {
+                self.sniff = !content_type.contains("json");
+            }
+        }
+    }
+
+    /// Decides, once enough of a sniffed body has arrived (or it ended), whether it is an
+    /// event stream, and replays what was held into the stream parser.
+    fn sniffed(&mut self, ended: bool) {
+        let start = self.body.trim_ascii_start();
+        // The longest field name of an event line (`event:`, `retry:`), or a JSON opening.
+        if !ended && start.len() < 6 && !start.starts_with(b"{") && !start.starts_with(b"[") {
+            return;
+        }
+        self.sniff = false;
+        let sse = [&b"data:"[..], b"event:", b"id:", b"retry:", b":"]
+            .iter()
+            .any(|field| start.starts_with(field));
+        let held = std::mem::take(&mut self.body);
+        if sse {
             self.sse = Some(SseParser::new());
         }
+        self.body_chunk(&held);
     }
 
     /// A chunk of the response body, as the caller receives it.
@@ -391,6 +420,10 @@ impl LlmExchange {
             if content && self.first_token.is_none() {
                 self.first_token = Some(self.started.elapsed());
             }
+        } else if self.sniff {
+            // Undecided for at most a few bytes: each chunk decides unless it is tiny.
+            self.body.extend_from_slice(chunk);
+            self.sniffed(false);
         } else if !self.body_too_big {
             if self.body.len() + chunk.len() > MAX_JSON_BODY {
                 self.body_too_big = true;
@@ -410,6 +443,9 @@ impl LlmExchange {
     /// The call is over (the body ended, failed or was dropped): what to record.
     pub fn finish(mut self) -> LlmRecord {
         let api = self.endpoint.api;
+        if self.sniff {
+            self.sniffed(true);
+        }
         if let Some(parser) = &mut self.sse {
             let acc = &mut self.acc;
             parser.finish(|event| {
