@@ -721,38 +721,68 @@ async fn a_stream_reaches_the_caller_event_by_event_and_is_recorded() {
     assert_eq!(llm.bool("honeyhive.cancelled"), None);
 }
 
-/// An Anthropic stream through the middleware, its headers received.
-async fn anthropic_stream(fake: &FakeLlm) -> reqwest::Response {
-    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+/// A stream through the middleware, its headers received.
+async fn stream_from(fake: &FakeLlm, path: &str, body: Value) -> reqwest::Response {
+    let mut request = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(LlmMiddleware::new())
         .build()
-        .post(fake.url("/v1/messages"))
-        .header("anthropic-version", "2023-06-01")
-        .body(
-            json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
-                "messages": [{"role": "user", "content": "hi"}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
+        .post(fake.url(path));
+    if path.ends_with("/messages") {
+        request = request.header("anthropic-version", "2023-06-01");
+    }
+    request.body(body.to_string()).send().await.unwrap()
+}
+
+/// An Anthropic stream through the middleware, its headers received.
+async fn anthropic_stream(fake: &FakeLlm) -> reqwest::Response {
+    stream_from(
+        fake,
+        "/v1/messages",
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn a_stream_read_to_its_last_event_is_not_cancelled_when_dropped_there() {
     let fake = FakeLlm::start();
-    let rec = Recorder::start();
-    let mut response = anthropic_stream(&fake).await;
-    // As an SSE client does: stop at `message_stop`, without polling for the body's end.
-    let mut read = Vec::new();
-    while !String::from_utf8_lossy(&read).contains("message_stop") {
-        read.extend_from_slice(&response.chunk().await.unwrap().expect("message_stop"));
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    // Each API's last event: Anthropic's `message_stop`, the Responses API's
+    // `response.completed`, chat completions' `[DONE]`.
+    for (path, name, body, last) in [
+        (
+            "/v1/messages",
+            "anthropic.messages",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true, "messages": hi}),
+            "message_stop",
+        ),
+        (
+            "/v1/responses",
+            "llm.responses",
+            json!({"model": "gpt-4o-mini", "stream": true, "input": "hi"}),
+            "response.completed",
+        ),
+        (
+            "/v1/chat/completions",
+            "llm.chat",
+            json!({"model": "gpt-4o-mini", "stream": true, "messages": hi}),
+            "[DONE]",
+        ),
+    ] {
+        let rec = Recorder::start();
+        let mut response = stream_from(&fake, path, body).await;
+        // As an SSE client does: stop at the last event, without polling for the body's end.
+        let mut read = Vec::new();
+        while !String::from_utf8_lossy(&read).contains(last) {
+            read.extend_from_slice(&response.chunk().await.unwrap().expect(last));
+        }
+        drop(response);
+        let spans = rec.spans();
+        let llm = spans.get(name);
+        assert_eq!(llm.bool("honeyhive.cancelled"), None, "{path}");
+        assert!(llm.str("llm.output_messages.0.message.content").is_some());
     }
-    drop(response);
-    let spans = rec.spans();
-    let llm = spans.get("anthropic.messages");
-    assert_eq!(llm.bool("honeyhive.cancelled"), None);
-    assert!(llm.str("llm.output_messages.0.message.content").is_some());
 }
 
 #[tokio::test]
