@@ -30,7 +30,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Ensures a request id for the function's scope: inherit the current one, else read it from
-/// an argument (`from = headers`), else from an incoming `x-request-id` or baggage, else
+/// an argument (`from = headers`) or a method's receiver (`from = self`), else from an incoming `x-request-id` or baggage, else
 /// generate one. `new` always starts a fresh id. See `honeyhive_runtime` for details.
 #[proc_macro_attribute]
 pub fn with_request_id(args: TokenStream, item: TokenStream) -> TokenStream {

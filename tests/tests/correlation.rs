@@ -495,3 +495,80 @@ fn a_thousand_concurrent_requests_never_mix_ids_or_parents() {
         }
     }
 }
+
+/// A request type of the user's own, read by `from = self` in its methods.
+struct Incoming {
+    id: String,
+}
+
+impl RequestIdCarrier for Incoming {
+    fn request_id(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+}
+
+impl Incoming {
+    #[with_request_id(from = self)]
+    #[trace]
+    fn by_ref(&self) -> usize {
+        other_module::lookup(&self.id)
+    }
+
+    #[with_request_id(from = self)]
+    #[trace]
+    fn by_mut(&mut self) -> usize {
+        self.id.push('!');
+        other_module::lookup(&self.id)
+    }
+
+    #[with_request_id(from = self)]
+    #[trace(skip_all)]
+    fn by_value(self) -> usize {
+        other_module::lookup(&self.id)
+    }
+
+    #[with_request_id(from = self)]
+    #[trace]
+    async fn by_ref_async(&self) -> usize {
+        other_module::lookup(&self.id)
+    }
+
+    #[with_request_id(from = self)]
+    #[trace(skip_all)]
+    async fn by_value_async(self) -> usize {
+        let id = self.id;
+        other_module::lookup(&id)
+    }
+}
+
+#[test]
+fn from_self_reads_the_request_id_of_the_methods_receiver() {
+    let incoming = |n: u32| Incoming {
+        id: format!("req-self-{n}"),
+    };
+    let rec = Recorder::start();
+    incoming(1).by_ref();
+    incoming(2).by_mut();
+    incoming(3).by_value();
+    futures_executor::block_on(incoming(4).by_ref_async());
+    futures_executor::block_on(incoming(5).by_value_async());
+    let spans = rec.spans();
+    let mut ids: Vec<&str> = Vec::new();
+    for lookup in spans.all("lookup") {
+        let parent = spans.parent_of(lookup).expect("under the method's span");
+        assert_eq!(rid(parent), rid(lookup));
+        assert_eq!(source(lookup), Some("argument"));
+        ids.extend(rid(lookup));
+    }
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "req-self-1",
+            "req-self-2",
+            "req-self-3",
+            "req-self-4",
+            "req-self-5"
+        ]
+    );
+}

@@ -104,11 +104,21 @@ impl RequestIdArgs {
         })
     }
 
-    /// `from` must name an argument.
+    /// `from` must name an argument, or `self` of a method.
     pub(crate) fn check(&self, function: &Function, errors: &mut Errors) {
-        if let Some(from) = &self.from_tokens
-            && !function.args().iter().any(|a| a.ident == *from)
-        {
+        let Some(from) = &self.from_tokens else {
+            return;
+        };
+        if from == "self" {
+            if function.item.sig.receiver().is_none() {
+                errors.error(
+                    from,
+                    "`from = self`: the function takes no `self`; name one of its arguments",
+                );
+            }
+            return;
+        }
+        if !function.args().iter().any(|a| a.ident == *from) {
             let names: Vec<String> = function
                 .args()
                 .iter()
