@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 struct Origin {
     clock: quanta::Clock,
@@ -77,6 +77,20 @@ pub(crate) fn to_system_time(ns: u64) -> SystemTime {
 pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// `at` plus `d`, or as far as an `Instant` goes: durations from configuration and from
+/// servers (`retry-after`, timeouts, cool-downs) may be as large as `Duration::MAX`, and
+/// `Instant + Duration` panics on overflow.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(at)
+}
+
+/// [`later`] than now.
+pub(crate) fn after(d: Duration) -> Instant {
+    later(Instant::now(), d)
 }
 
 #[cfg(test)]

@@ -637,7 +637,7 @@ pub fn pending() -> usize {
 /// runtime whose tasks the evaluations are (they could not run meanwhile).
 pub fn wait(timeout: Duration) -> bool {
     let pending = Pending::get();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::clock::after(timeout);
     let mut lock = pending.lock.lock().unwrap_or_else(PoisonError::into_inner);
     while pending.count.load(Ordering::Acquire) > 0 {
         let left = deadline.saturating_duration_since(Instant::now());

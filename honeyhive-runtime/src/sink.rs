@@ -192,7 +192,8 @@ pub(crate) struct Batch {
 pub(crate) enum Msg {
     Spans(Batch),
     Flush(mpsc::SyncSender<()>),
-    Shutdown(mpsc::SyncSender<()>),
+    /// Export what is left and stop; exporters are given until the deadline to shut down.
+    Shutdown(mpsc::SyncSender<()>, std::time::Instant),
 }
 
 #[derive(Clone)]

@@ -11,6 +11,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
+use honeyhive_runtime::export::CircuitBreaker;
+use honeyhive_runtime::metrics::Metrics;
 use honeyhive_runtime::testing::{Recorder, Spans};
 use honeyhive_runtime::{Carried, LlmCall, enrich_span, propagation, trace};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -196,6 +198,118 @@ fn an_exporter_that_panics_is_counted_and_export_goes_on() {
         4,
         "the second got through"
     );
+}
+
+/// Panics in `force_flush` and `shutdown` (as an exporter with a bug does), and records the
+/// shutdown timeout it is given.
+#[derive(Debug, Clone, Default)]
+struct PanicsOutsideExport {
+    spans: Arc<AtomicUsize>,
+    panic: Arc<AtomicBool>,
+    shutdown_timeout: Arc<Mutex<Option<Duration>>>,
+}
+
+impl SpanExporter for PanicsOutsideExport {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.spans.fetch_add(batch.len(), Ordering::SeqCst);
+        Ok(())
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        assert!(
+            !self.panic.load(Ordering::SeqCst),
+            "exporter bug in force_flush"
+        );
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        *self.shutdown_timeout.lock().unwrap() = Some(timeout);
+        assert!(
+            !self.panic.load(Ordering::SeqCst),
+            "exporter bug in shutdown"
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn an_exporter_that_panics_in_flush_or_shutdown_is_counted_and_export_goes_on() {
+    let exporter = PanicsOutsideExport::default();
+    exporter.panic.store(true, Ordering::SeqCst);
+    let rec = Recorder::with(|b| b.with_exporter(exporter.clone()));
+    assert_eq!(wide(2), 1);
+    drop(rec.spans());
+    assert_eq!(wide(3), 3);
+    drop(rec.spans());
+    assert_eq!(exporter.spans.load(Ordering::SeqCst), 7, "export went on");
+    assert_eq!(
+        rec.guard().export_stats().exporter_panics,
+        2,
+        "each flush's panic"
+    );
+    let report = rec.shutdown();
+    assert!(report.completed, "{report:?}");
+    assert_eq!(report.exported, 7);
+    assert!(exporter.shutdown_timeout.lock().unwrap().is_some());
+}
+
+#[test]
+fn an_exporter_is_given_what_is_left_of_the_shutdown_deadline() {
+    let exporter = PanicsOutsideExport::default();
+    let timeout = Duration::from_millis(300);
+    let rec = Recorder::with(|b| b.with_exporter(exporter.clone()).shutdown_timeout(timeout));
+    assert_eq!(wide(2), 1);
+    let report = rec.shutdown();
+    assert!(report.completed, "{report:?}");
+    let given = exporter
+        .shutdown_timeout
+        .lock()
+        .unwrap()
+        .expect("shut down");
+    assert!(
+        given <= timeout,
+        "given {given:?} of a {timeout:?} deadline"
+    );
+}
+
+/// Fails every export.
+#[derive(Debug, Clone, Default)]
+struct Fails;
+
+impl SpanExporter for Fails {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+            "backend down".into(),
+        ))
+    }
+}
+
+#[test]
+fn durations_as_long_as_duration_max_never_break_export() {
+    // `Duration::MAX` for "never" or "as long as it takes", in every setting that takes a
+    // duration: `Instant + Duration` would panic on the export thread.
+    let refusing = honeyhive_runtime::testing::RefusingPort::bind();
+    let rec = Recorder::with(|b| {
+        b.scheduled_delay(Duration::MAX)
+            .circuit_breaker(CircuitBreaker::new(1, Duration::MAX).max_cool_down(Duration::MAX))
+            .with_exporter(Fails)
+            .metrics(
+                Metrics::new()
+                    .endpoint(format!("http://{}/v1/metrics", refusing.addr()))
+                    .interval(Duration::MAX),
+            )
+    });
+    for n in 1..4 {
+        assert_eq!(wide(n), (0..n).sum::<usize>());
+        assert_eq!(
+            rec.spans().all("leaf").count(),
+            n * (n + 1) / 2,
+            "flush {n}"
+        );
+    }
+    assert!(honeyhive_runtime::evaluate::wait(Duration::MAX));
+    assert!(honeyhive_runtime::feedback::flush(Duration::MAX));
+    let report = rec.shutdown();
+    assert!(report.completed, "{report:?}");
 }
 
 #[trace(event_type = "tool")]

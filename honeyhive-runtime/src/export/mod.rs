@@ -285,8 +285,8 @@ extern "C" fn flush_at_exit() {
     sink::flush_thread();
     sink::uninstall(handle.generation);
     let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-    let deadline = deadline_after(handle.timeout);
-    if send_control(&handle.tx, Msg::Shutdown(reply_tx), deadline) {
+    let deadline = clock::after(handle.timeout);
+    if send_control(&handle.tx, Msg::Shutdown(reply_tx, deadline), deadline) {
         handle.export_thread.unpark();
         let _ = reply_rx.recv_timeout(handle.timeout);
     }
@@ -303,18 +303,17 @@ fn register_exit_hook() {
     });
 }
 
+/// How long exporters are given to shut down when the pipeline's handle is gone without a
+/// shutdown (the channel disconnected).
+const EXPORTER_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// The least time an exporter is given to shut down, even past the shutdown deadline.
+const MIN_EXPORTER_SHUTDOWN: Duration = Duration::from_millis(1);
+
 /// Messages the queue's channel holds at most: a batch holds at least one span and the
 /// queue admits at most its capacity in spans, so with room for control messages it is never
 /// full before the queue is, up to this bound on its preallocated slots.
 const MAX_CHANNEL_SLOTS: usize = 64 * 1024;
-
-/// `timeout` from now, or as far as an `Instant` goes.
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(1 << 32)))
-        .unwrap_or(now)
-}
 
 /// Sends a flush or shutdown message, waiting for room until `deadline` (the channel is full
 /// only when more than [`MAX_CHANNEL_SLOTS`] batches wait); whether it was sent.
@@ -405,7 +404,7 @@ impl Pipeline {
     pub(crate) fn force_flush(&self, timeout: Duration) -> bool {
         sink::flush_thread();
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let deadline = deadline_after(timeout);
+        let deadline = clock::after(timeout);
         if !send_control(&self.tx, Msg::Flush(reply_tx), deadline) {
             return false;
         }
@@ -433,8 +432,8 @@ impl Pipeline {
             .fetch_add(lost_buffered, Ordering::Relaxed);
         sink::uninstall(self.generation);
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let deadline = deadline_after(timeout);
-        let sent = send_control(&self.tx, Msg::Shutdown(reply_tx), deadline);
+        let deadline = clock::after(timeout);
+        let sent = send_control(&self.tx, Msg::Shutdown(reply_tx, deadline), deadline);
         self.export_thread.unpark();
         let completed = sent
             && reply_rx
@@ -518,7 +517,8 @@ fn export_thread(
         semantics,
         counters,
         max_batch: config.max_export_batch.max(1),
-        pending: Vec::with_capacity(config.max_export_batch),
+        // Grown as needed past this: a configured batch size is not an allocation.
+        pending: Vec::with_capacity(config.max_export_batch.clamp(1, 4096)),
         scope: InstrumentationScope::builder("honeyhive-rs")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
@@ -533,7 +533,7 @@ fn export_thread(
         doomed_seen: 0,
     };
     let delay = config.scheduled_delay;
-    let mut next_export = Instant::now() + delay;
+    let mut next_export = clock::after(delay);
     loop {
         // Woken by a full batch, a flush or shutdown (see `Sink::send`), or by the timer: a
         // wake-up per batch, not per message, keeps futex calls off the callers' threads.
@@ -544,15 +544,15 @@ fn export_thread(
                     worker.flush();
                     let _ = reply.send(());
                 }
-                Ok(Msg::Shutdown(reply)) => {
+                Ok(Msg::Shutdown(reply, deadline)) => {
                     worker.drain(rx);
-                    worker.shutdown();
+                    worker.shutdown(deadline);
                     let _ = reply.send(());
                     return;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    worker.shutdown();
+                    worker.shutdown(clock::after(EXPORTER_SHUTDOWN));
                     return;
                 }
             }
@@ -561,7 +561,7 @@ fn export_thread(
             worker.take_staged();
             worker.tick();
             worker.export_pending();
-            next_export = Instant::now() + delay;
+            next_export = clock::after(delay);
         }
         std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
     }
@@ -738,8 +738,9 @@ impl Worker {
         self.traces = traces;
         self.export_pending();
         self.observe(|o| o.flush());
+        let panics = &self.counters.exporter_panics;
         for e in &mut self.outputs {
-            let _ = e.exporter.force_flush_blocking();
+            e.guard(panics, |e| e.force_flush_blocking());
         }
     }
 
@@ -849,7 +850,7 @@ impl Worker {
         while let Ok(msg) = rx.try_recv() {
             match msg {
                 Msg::Spans(batch) => self.accept(batch),
-                Msg::Flush(reply) | Msg::Shutdown(reply) => {
+                Msg::Flush(reply) | Msg::Shutdown(reply, _) => {
                     let _ = reply.send(());
                 }
             }
@@ -933,11 +934,17 @@ impl Worker {
         self.publish_in_flight();
     }
 
-    fn shutdown(&mut self) {
+    /// Exports what is left; each exporter is then given what is left of `deadline` to shut
+    /// down (at least [`MIN_EXPORTER_SHUTDOWN`]: one that honours its timeout gets a chance).
+    fn shutdown(&mut self, deadline: Instant) {
         self.flush();
         self.observe(|o| o.shutdown());
+        let panics = &self.counters.exporter_panics;
         for e in &mut self.outputs {
-            let _ = e.exporter.shutdown_blocking(Duration::from_secs(5));
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(MIN_EXPORTER_SHUTDOWN);
+            e.guard(panics, |e| e.shutdown_blocking(left));
         }
     }
 }

@@ -141,16 +141,16 @@ impl Breaker {
         self.failures = self.failures.saturating_add(1);
         match self.state {
             State::HalfOpen => {
-                self.cool_down =
-                    (self.cool_down * 2).min(self.policy.max_cool_down.max(self.policy.cool_down));
-                self.state = State::Open(now + self.cool_down);
+                self.cool_down = (self.cool_down.saturating_mul(2))
+                    .min(self.policy.max_cool_down.max(self.policy.cool_down));
+                self.state = State::Open(crate::clock::later(now, self.cool_down));
                 None
             }
             State::Closed
                 if self.policy.failure_threshold > 0
                     && self.failures >= self.policy.failure_threshold =>
             {
-                self.state = State::Open(now + self.cool_down);
+                self.state = State::Open(crate::clock::later(now, self.cool_down));
                 Some(Change::Opened(self.cool_down))
             }
             State::Closed | State::Open(_) => None,
@@ -197,13 +197,7 @@ impl<E> Guarded<E> {
         if !self.breaker.allow(Instant::now()) {
             return Outcome::Refused;
         }
-        let exporter = &mut self.exporter;
-        let ok = if let Ok(ok) = std::panic::catch_unwind(AssertUnwindSafe(|| export(exporter))) {
-            ok
-        } else {
-            panics.fetch_add(1, Ordering::Relaxed);
-            false
-        };
+        let ok = self.guard(panics, export).unwrap_or(false);
         match self.breaker.record(ok, Instant::now()) {
             Some(Change::Opened(pause)) => eprintln!(
                 "honeyhive: {} exports in a row failed; pausing export for {pause:?} \
@@ -218,6 +212,23 @@ impl<E> Guarded<E> {
         } else {
             Outcome::Failed
         }
+    }
+}
+
+impl<E> Guarded<E> {
+    /// Runs `f` on the exporter outside the breaker (flush, shutdown): a panic is caught and
+    /// counted in `panics`, and `None` returned.
+    pub(crate) fn guard<R>(
+        &mut self,
+        panics: &AtomicU64,
+        f: impl FnOnce(&mut E) -> R,
+    ) -> Option<R> {
+        let exporter = &mut self.exporter;
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(exporter)));
+        if out.is_err() {
+            panics.fetch_add(1, Ordering::Relaxed);
+        }
+        out.ok()
     }
 }
 

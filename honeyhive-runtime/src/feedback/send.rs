@@ -163,7 +163,7 @@ pub fn flush(timeout: Duration) -> bool {
         Some(sender) => Arc::clone(&sender.pending),
         None => return true,
     };
-    pending.wait(Instant::now() + timeout)
+    pending.wait(crate::clock::after(timeout))
 }
 
 /// Stops the sender, waiting at most half of `timeout` for what is queued; returns what is
@@ -209,7 +209,7 @@ fn send(
     body: &str,
     timeout: Duration,
 ) {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::clock::after(timeout);
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 0;
     let why = loop {
@@ -230,7 +230,7 @@ fn send(
         };
         // The backend's own `Retry-After` first, else the transport's jittered backoff.
         let pause = retry_after.unwrap_or_else(|| http::jitter(backoff));
-        if attempts >= MAX_ATTEMPTS || Instant::now() + pause >= deadline {
+        if attempts >= MAX_ATTEMPTS || pause >= deadline.saturating_duration_since(Instant::now()) {
             break why;
         }
         std::thread::sleep(pause);

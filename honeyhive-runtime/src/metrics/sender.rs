@@ -70,7 +70,7 @@ impl Sender {
     /// Lets the queued request go out, waiting at most `wait`, and stops the thread once it
     /// has nothing left to send.
     pub(super) fn close(&self, wait: Duration) {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::clock::after(wait);
         let mut slot = lock(&self.shared.slot);
         slot.closing = true;
         self.shared.wake.notify_one();
