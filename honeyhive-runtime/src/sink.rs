@@ -220,16 +220,12 @@ impl Sink {
         // `export::MAX_CHANNEL_SLOTS`); full beyond that, the batch is refused like on a full
         // queue.
         if let Err(e) = self.tx.try_send(Msg::Spans(batch)) {
-            let (full, msg) = match e {
-                TrySendError::Full(m) => (true, m),
-                TrySendError::Disconnected(m) => (false, m),
-            };
+            // Refused either way (a full channel, or an export thread that is gone): the
+            // caller counts it (`refuse`).
+            let (TrySendError::Full(msg) | TrySendError::Disconnected(msg)) = e;
             if let Msg::Spans(b) = msg {
                 c.queued.spans.fetch_sub(n, Ordering::Relaxed);
                 c.queued.bytes.fetch_sub(bytes, Ordering::Relaxed);
-                if !full {
-                    c.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                }
                 batch = b;
                 return Err(batch);
             }
@@ -448,11 +444,26 @@ fn queue_alone(record: Box<SpanRecord>) {
 
 fn refresh(local: &mut Local, generation: u64) {
     if local.sink.as_ref().map(|s| s.generation) != Some(generation) {
+        retire(local);
         local
             .sink
             .clone_from(&SINK.read().unwrap_or_else(PoisonError::into_inner));
         local.limits = limits(local.sink.as_ref());
     }
+}
+
+/// Before this thread takes up another pipeline: what it staged or buffered for the one it
+/// cached goes to that one (queued while it runs; refused and counted there once it is shut
+/// down), so that no span reaches the next pipeline, which would export spans the earlier
+/// one counted as lost, or lose spans staged for one still running.
+fn retire(local: &mut Local) {
+    if local.sink.is_none() {
+        return;
+    }
+    // `finished` is for the cached pipeline: its first span refreshed the cache (`finish`).
+    hand_over_local(local);
+    // The traces it left open are the old pipeline's.
+    local.open_parts.clear();
 }
 
 /// Ended spans buffered on threads other than this one (inside a root that is still open,
@@ -522,6 +533,10 @@ pub(crate) fn finish(record: Box<SpanRecord>, hand_over: bool) {
         let Some(record) = record.take() else {
             return;
         };
+        if local.finished.is_empty() {
+            // What it buffers from now on goes to the pipeline installed now (see `retire`).
+            refresh(&mut local, generation);
+        }
         local.finished_bytes += record.bytes();
         local.finished.push(record);
         if hand_over {
@@ -564,6 +579,54 @@ pub(crate) fn flush_thread() {
             stage_or_hand_over(&mut local);
         }
     });
+}
+
+/// At shutdown: hands this thread's ended spans over as [`flush_thread`] does, except those
+/// of traces whose root is still open here (shutdown from inside traced code): exported
+/// without their root they would be orphans, so they stay and are counted as lost, as the
+/// spans other threads buffer inside open roots are. Returns how many stay.
+pub(crate) fn flush_thread_at_shutdown() -> usize {
+    let generation = GENERATION.load(Ordering::Acquire);
+    LOCAL
+        .try_with(|local| {
+            let Ok(mut local) = local.try_borrow_mut() else {
+                return 0;
+            };
+            if local.finished.is_empty() {
+                return 0;
+            }
+            refresh(&mut local, generation);
+            let local = &mut *local;
+            let rooted: Vec<u128> = local
+                .finished
+                .iter()
+                .filter(|r| r.is_local_root())
+                .map(|r| r.trace_id)
+                .collect();
+            let open = |r: &SpanRecord| !rooted.contains(&r.trace_id);
+            let mut held = Vec::new();
+            let mut held_bytes = 0;
+            let mut i = 0;
+            while i < local.finished.len() {
+                if open(&local.finished[i]) {
+                    let r = local.finished.remove(i);
+                    held_bytes += r.bytes();
+                    held.push(r);
+                } else {
+                    i += 1;
+                }
+            }
+            local.finished_bytes -= held_bytes;
+            if !local.finished.is_empty() {
+                stage_or_hand_over(local);
+            }
+            let stay = held.len();
+            local.finished = held;
+            local.finished_bytes = held_bytes;
+            local.home.buffered.store(stay, Ordering::Relaxed);
+            stay
+        })
+        .unwrap_or(0)
 }
 
 /// An emptied batch vector given back by the export thread, else a new one sized for a trace
@@ -700,6 +763,9 @@ pub(crate) fn staged_spans(generation: u64) -> usize {
 fn hand_over_local(local: &mut Local) {
     if local.staged {
         queue_stage(local);
+    }
+    if local.finished.is_empty() {
+        return;
     }
     let next = next_vec(&mut local.spare_vecs, &local.home, local.finished.len());
     let records = std::mem::replace(&mut local.finished, next);

@@ -368,6 +368,109 @@ fn shutdown_counts_spans_buffered_on_threads_still_inside_a_root() {
     assert!(report.dropped >= 2, "{report:?}");
 }
 
+/// The names of the spans it exported, kept after shutdown (`InMemorySpanExporter` forgets).
+#[derive(Debug, Clone, Default)]
+struct Names(Arc<Mutex<Vec<String>>>);
+
+impl SpanExporter for Names {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0
+            .lock()
+            .unwrap()
+            .extend(batch.iter().map(|s| s.name.to_string()));
+        Ok(())
+    }
+}
+
+impl Names {
+    fn sorted(&self) -> Vec<String> {
+        let mut names = self.0.lock().unwrap().clone();
+        names.sort();
+        names
+    }
+}
+
+/// A pipeline of its own, exporting to `names` (a test holds a `Recorder` for its turn).
+fn pipeline(names: &Names) -> honeyhive_runtime::Guard {
+    honeyhive_runtime::Builder::new()
+        .env(|_| None)
+        .with_exporter(names.clone())
+        .exit_hook(false)
+        .install()
+        .expect("install")
+}
+
+#[test]
+fn a_thread_still_inside_a_root_at_shutdown_gives_the_next_pipeline_nothing() {
+    let _turn = Recorder::start();
+    let first = Names::default();
+    let guard = pipeline(&first);
+    let ended = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    let (e, r) = (ended.clone(), release.clone());
+    let worker = std::thread::spawn(move || {
+        #[trace(event_type = "chain")]
+        fn long_root(ended: &Barrier, release: &Barrier) -> usize {
+            let n = leaf(1) + leaf(2);
+            ended.wait();
+            release.wait();
+            n
+        }
+        long_root(&e, &r)
+    });
+    ended.wait();
+    let report = guard.shutdown();
+    assert_eq!(report.lost_buffered, 2, "{report:?}");
+    // The next pipeline starts while the thread is still inside the root.
+    let next = Names::default();
+    let guard = pipeline(&next);
+    release.wait();
+    assert_eq!(worker.join().unwrap(), 3);
+    assert_eq!(wide(2), 1);
+    let report = guard.shutdown();
+    // Only what was recorded for it: the first pipeline counted the two leaves as lost.
+    assert_eq!(next.sorted(), ["leaf", "leaf", "wide"]);
+    assert_eq!(report.exported, 3);
+    assert!(first.sorted().is_empty());
+}
+
+#[test]
+fn a_second_pipeline_does_not_lose_what_was_staged_for_the_first() {
+    let _turn = Recorder::start();
+    let first = Names::default();
+    let first_guard = pipeline(&first);
+    // A whole trace, staged on this thread for the first pipeline's next export.
+    assert_eq!(wide(2), 1);
+    let second = Names::default();
+    let second_guard = pipeline(&second);
+    assert_eq!(wide(3), 3);
+    let first_report = first_guard.shutdown();
+    let second_report = second_guard.shutdown();
+    assert_eq!(first.sorted(), ["leaf", "leaf", "wide"]);
+    assert_eq!(second.sorted(), ["leaf", "leaf", "leaf", "wide"]);
+    assert_eq!(first_report.exported + second_report.exported, 7);
+}
+
+#[trace(event_type = "chain", skip(guard))]
+fn shuts_down_inside(
+    guard: honeyhive_runtime::Guard,
+) -> (usize, honeyhive_runtime::ShutdownReport) {
+    let n = leaf(1) + leaf(2);
+    // Two leaves ended under this root, still open: there is no whole trace to export.
+    (n, guard.shutdown())
+}
+
+#[test]
+fn shutdown_from_inside_a_root_exports_no_orphans_and_counts_what_ended() {
+    let _turn = Recorder::start();
+    let names = Names::default();
+    let (n, report) = shuts_down_inside(pipeline(&names));
+    assert_eq!(n, 3);
+    assert_eq!(report.lost_buffered, 2, "{report:?}");
+    assert_eq!(report.exported, 0, "{report:?}");
+    assert!(names.sorted().is_empty(), "orphans: {:?}", names.sorted());
+}
+
 #[test]
 fn annotations_with_no_local_span_are_counted_not_kept() {
     let rec = Recorder::start();

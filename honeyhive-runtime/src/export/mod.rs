@@ -249,8 +249,9 @@ pub struct ShutdownReport {
     pub dropped: u64,
     /// Spans still queued, staged or being exported when the deadline passed (lost).
     pub lost_at_deadline: u64,
-    /// Spans ended on other threads that had not handed them over (their thread was still
-    /// inside a root span): lost, and counted in `dropped`.
+    /// Spans ended under roots still open at shutdown (on another thread, or on the one that
+    /// shuts down from inside traced code): not exported without their root, so lost, and
+    /// counted in `dropped`. They never reach a pipeline installed later.
     pub lost_buffered: u64,
     /// Whether the export thread finished within the deadline.
     pub completed: bool,
@@ -416,7 +417,7 @@ impl Pipeline {
 
     /// Uninstalls the pipeline, exports what is queued and stops the thread, within `timeout`.
     pub(crate) fn shutdown(&mut self, timeout: Duration) -> ShutdownReport {
-        sink::flush_thread();
+        let lost_here = sink::flush_thread_at_shutdown() as u64;
         {
             let mut at_exit = AT_EXIT.lock().unwrap_or_else(PoisonError::into_inner);
             if at_exit
@@ -426,7 +427,7 @@ impl Pipeline {
                 *at_exit = None;
             }
         }
-        let lost_buffered = sink::buffered_elsewhere() as u64;
+        let lost_buffered = sink::buffered_elsewhere() as u64 + lost_here;
         self.counters
             .dropped
             .fetch_add(lost_buffered, Ordering::Relaxed);
