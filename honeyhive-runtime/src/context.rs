@@ -3,8 +3,10 @@
 //! The hot path keeps one small `Copy` value per thread (`Current`) instead of an `OTel`
 //! `Context`: entering a span is a thread-local read and write, not an `Arc` clone.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::{Context, SpanId, TraceId};
@@ -95,6 +97,14 @@ pub(crate) fn encode_threshold(threshold: u64) -> String {
 
 thread_local! {
     static CURRENT: Cell<Current> = const { Cell::new(Current::IDLE) };
+    /// Scopes left while a scope entered after them was still current (a `tracing` guard
+    /// dropped after the call it was entered in ended, guards dropped out of order), as what
+    /// each made current and what it would restore: restoring the first restores the second.
+    static ENDED: RefCell<Vec<(Current, Current)>> = const { RefCell::new(Vec::new()) };
+    /// Whether [`ENDED`] holds anything: the one thing entering and leaving read of it.
+    static ANY_ENDED: Cell<bool> = const { Cell::new(false) };
+    /// The [`STRAYS`] count this thread last settled at.
+    static STRAYS_SEEN: Cell<u32> = const { Cell::new(0) };
     /// Whether OpenTelemetry's current-context thread-local may be read on this thread
     /// ([`with_otel_context`]): it has no try-access, and reading it while the thread destroys
     /// its thread-locals panics, which there aborts the process.
@@ -160,12 +170,123 @@ pub(crate) fn current() -> Current {
 /// Makes `next` current and returns what was current before.
 #[inline]
 pub(crate) fn replace(next: Current) -> Current {
+    if ANY_ENDED.get() {
+        // Entered again: what is restored to it from now on is this scope, not the one that
+        // ended.
+        forget_ended(next);
+    }
     CURRENT.with(|c| c.replace(next))
 }
 
+/// Restores `next` (what a scope found current when it began) and returns what is current
+/// now: what `next` itself restored if its scope has ended meanwhile, so that an ended scope
+/// is never made current again.
 #[inline]
-pub(crate) fn set(next: Current) {
+pub(crate) fn set(next: Current) -> Current {
+    let next = if ANY_ENDED.get() {
+        resolve_ended(next)
+    } else {
+        next
+    };
     CURRENT.with(|c| c.set(next));
+    next
+}
+
+/// What to restore when leaving a scope that made `inner` current and found `outer`: `outer`
+/// if the scope is still current. If a scope entered inside it still is (exits out of order),
+/// that one stays current, and restores `outer` in place of `inner` when it is left.
+#[inline]
+pub(crate) fn leaving(inner: Current, outer: Current) -> Current {
+    let cur = current();
+    if cur == inner {
+        return outer;
+    }
+    if cur != outer {
+        note_ended(inner, outer);
+    }
+    cur
+}
+
+/// Out-of-order exits a thread keeps track of: more than this are lost with the oldest,
+/// left by scopes that never end here (entered in a poll that ended, or exited elsewhere).
+const ENDED_KEPT: usize = 32;
+
+#[cold]
+#[inline(never)]
+fn note_ended(inner: Current, outer: Current) {
+    let _ = ENDED.try_with(|ended| {
+        if let Ok(mut ended) = ended.try_borrow_mut() {
+            if ended.len() >= ENDED_KEPT {
+                ended.remove(0);
+            }
+            ended.push((inner, outer));
+            ANY_ENDED.set(true);
+        }
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn resolve_ended(mut next: Current) -> Current {
+    let _ = ENDED.try_with(|ended| {
+        if let Ok(mut ended) = ended.try_borrow_mut() {
+            // Each step takes an entry, so a chain of scopes ended out of order ends.
+            while let Some(i) = ended.iter().rposition(|(inner, _)| *inner == next) {
+                next = ended.remove(i).1;
+            }
+            ANY_ENDED.set(!ended.is_empty());
+        }
+    });
+    next
+}
+
+#[cold]
+#[inline(never)]
+fn forget_ended(next: Current) {
+    let _ = ENDED.try_with(|ended| {
+        if let Ok(mut ended) = ended.try_borrow_mut() {
+            ended.retain(|(inner, _)| *inner != next);
+            ANY_ENDED.set(!ended.is_empty());
+        }
+    });
+}
+
+/// Scopes exited on another thread than the one they are current on (a `tracing` guard held
+/// across an `.await` and dropped on another worker), counted so that each thread checks for
+/// its own only when there are new ones: see [`note_stray`].
+static STRAYS: AtomicU32 = AtomicU32::new(0);
+
+/// Leaves the strays current on the calling thread; `false` when it could not (it is called
+/// again at the thread's next span).
+static SETTLE_STRAYS: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Notes a scope exited on this thread but current on another one, which leaves it with
+/// `settle` when it opens its next span.
+pub(crate) fn note_stray(settle: fn() -> bool) {
+    let _ = SETTLE_STRAYS.set(settle);
+    STRAYS.fetch_add(1, Ordering::Release);
+}
+
+/// Whether a scope was exited elsewhere since this thread last settled its strays: a load and
+/// a compare.
+#[inline]
+pub(crate) fn strays_pending() -> bool {
+    STRAYS.load(Ordering::Relaxed) != STRAYS_SEEN.get()
+}
+
+/// Runs `settle`, and when it returns `true` notes this thread settled up to now.
+pub(crate) fn settle_strays_with(settle: impl FnOnce() -> bool) {
+    let seen = STRAYS.load(Ordering::Acquire);
+    if settle() {
+        STRAYS_SEEN.set(seen);
+    }
+}
+
+/// Settles this thread's strays with what [`note_stray`] was given.
+#[cold]
+#[inline(never)]
+pub(crate) fn settle_strays() {
+    settle_strays_with(|| SETTLE_STRAYS.get().is_none_or(|settle| settle()));
 }
 
 /// The parent a root span takes from an ambient OpenTelemetry `Context`, if one is set.

@@ -351,19 +351,6 @@ impl RawEntered {
     pub(crate) fn changes_scope(&self) -> bool {
         self.prev.is_some()
     }
-
-    /// For a scope left out of order (a `tracing` span exited while one entered after it is
-    /// still entered): `later` takes over what `self` would restore, and leaving `self` then
-    /// keeps the current scope (it only moves what was annotated into the span).
-    pub(crate) fn hand_over(&mut self, later: &mut RawEntered) {
-        if let Some(prev) = self.prev.take() {
-            later.prev = Some(prev);
-            self.prev = Some(context::current());
-        }
-        if let Some(prev_correlation) = self.prev_correlation.take() {
-            later.prev_correlation = Some(prev_correlation);
-        }
-    }
 }
 
 /// The scope of an [`ActiveSpan::enter`]: the span is current until this drops.

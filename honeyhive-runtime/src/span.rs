@@ -85,7 +85,8 @@ impl Span {
     fn open(meta: &'static Meta, enter: bool) -> Span {
         // Only the state is read here; the work reads the whole parent again.
         match context::current().state {
-            State::Unsampled => Span::unchanged(),
+            // A stray (see `open_traced`) may be the unsampled scope.
+            State::Unsampled if !context::strays_pending() => Span::unchanged(),
             State::Idle | State::Remote { .. } if !sink::is_active() => Span::unchanged(),
             _ => Span::open_traced(meta, enter),
         }
@@ -95,9 +96,15 @@ impl Span {
     /// inline into every traced function.
     #[inline(never)]
     fn open_traced(meta: &'static Meta, enter: bool) -> Span {
+        if context::strays_pending() {
+            // A scope exited on another thread may still be current here: leave it first, so
+            // that it does not parent this span.
+            context::settle_strays();
+        }
         let parent = context::current();
         match parent.state {
             State::Unsampled => Span::unchanged(),
+            State::Idle | State::Remote { .. } if !sink::is_active() => Span::unchanged(),
             State::Sampled => {
                 let Some(rate) = meta.sample_rate else {
                     return Span::recorded(
@@ -322,7 +329,9 @@ impl Span {
     }
 
     /// Leaves this span's scope, entered outside a closure (see
-    /// [`crate::ActiveSpan::enter`]): as when a poll of [`Instrumented`] ends.
+    /// [`crate::ActiveSpan::enter`]): as when a poll of [`Instrumented`] ends, except that
+    /// it may be left out of order: a scope entered after it that is still current stays so
+    /// (see [`context::leaving`]).
     #[allow(clippy::option_option)] // `None`: no correlation to restore
     pub(crate) fn leave_scope(
         &mut self,
@@ -330,6 +339,10 @@ impl Span {
         prev_correlation: Option<Option<Arc<Correlation>>>,
     ) {
         let entered_unwinding = self.record.as_ref().is_some_and(|r| r.opened_unwinding);
+        let prev = match self.scope {
+            Some(scope) => context::leaving(scope.inner, prev),
+            None => prev,
+        };
         drop(PollScope {
             prev,
             prev_correlation,
@@ -447,7 +460,7 @@ impl Span {
         if let Some(scope) = self.scope
             && scope.entered
         {
-            context::set(scope.outer);
+            context::set(context::leaving(scope.inner, scope.outer));
         }
         if let Some(prev) = self.prev_correlation.take() {
             correlation::replace(prev);
@@ -767,6 +780,28 @@ impl Span {
     }
 }
 
+/// Leaves the scope of a span that closed elsewhere while it was still entered on this thread
+/// (a `tracing` guard sent to another thread): what was annotated to it here is counted lost.
+pub(crate) fn leave_closed(inner: Current, outer: Current) {
+    let now = context::set(context::leaving(inner, outer));
+    // Owners are the ids of recorded spans (an unrecorded scope may carry its parent's).
+    if inner.state == State::Sampled {
+        let _ = ANNOTATIONS.try_with(|buf| {
+            if let Ok(mut buf) = buf.try_borrow_mut() {
+                let lost = buf
+                    .extract_if(.., |(owner, _)| *owner == inner.span_id)
+                    .count();
+                if lost > 0 {
+                    sink::lost_annotations(lost);
+                }
+            }
+        });
+    }
+    if now.state == State::Idle {
+        sink::flush_thread();
+    }
+}
+
 /// Restores the previous scope after a poll, even when the poll panics, and records the panic.
 #[doc(hidden)]
 #[must_use = "the span is current only until the guard drops"]
@@ -783,7 +818,9 @@ pub struct PollScope<'a> {
 impl Drop for PollScope<'_> {
     #[inline]
     fn drop(&mut self) {
-        context::set(self.prev);
+        // A poll ends its task's turn on the thread: whatever it entered and did not leave is
+        // no longer current.
+        let now = context::set(self.prev);
         if let Some(prev) = self.prev_correlation.take() {
             correlation::replace(prev);
         }
@@ -797,7 +834,7 @@ impl Drop for PollScope<'_> {
         {
             record.panicked();
         }
-        if self.prev.state == State::Idle {
+        if now.state == State::Idle {
             sink::flush_thread();
         }
     }

@@ -650,3 +650,90 @@ fn fields_read_as_names_or_messages_format_a_huge_value_only_up_to_a_bound() {
         .expect("the messages");
     assert!(content.len() <= cap + 64, "{}", content.len());
 }
+
+#[trace]
+fn returns_entered() -> tracing::span::EnteredSpan {
+    tracing::info_span!("entered_out").entered()
+}
+
+#[test]
+fn an_entered_span_returned_from_a_traced_call_is_current_until_dropped_and_then_nothing_is() {
+    bridge();
+    let rec = Recorder::start();
+    let entered = returns_entered();
+    leaf();
+    drop(entered);
+    #[trace]
+    fn after() {}
+    after();
+    let spans = rec.spans();
+    assert_eq!(parent_name(&spans, spans.get("leaf")), Some("entered_out"));
+    let after = spans.get("after");
+    assert!(after.is_root(), "parent {:?}", parent_name(&spans, after));
+    assert_ne!(after.trace_id(), spans.get("returns_entered").trace_id());
+}
+
+#[trace]
+fn drops_the_guard(entered: tracing::span::EnteredSpan) -> u8 {
+    drop(entered);
+    leaf()
+}
+
+#[test]
+fn a_guard_dropped_inside_a_traced_call_leaves_nothing_current_after_it() {
+    bridge();
+    let rec = Recorder::start();
+    assert_eq!(
+        drops_the_guard(tracing::info_span!("handed_in").entered()),
+        1
+    );
+    #[trace]
+    fn after() {}
+    after();
+    let spans = rec.spans();
+    assert_eq!(
+        parent_name(&spans, spans.get("drops_the_guard")),
+        Some("handed_in")
+    );
+    assert_eq!(
+        parent_name(&spans, spans.get("leaf")),
+        Some("drops_the_guard")
+    );
+    let after = spans.get("after");
+    assert!(after.is_root(), "parent {:?}", parent_name(&spans, after));
+}
+
+#[test]
+fn a_guard_dropped_on_another_thread_leaves_its_span_current_nowhere() {
+    bridge();
+    let rec = Recorder::start();
+    // As a guard held across an `.await` that resumes on another worker.
+    let open = tracing::info_span!("exited_elsewhere");
+    let entered = open.enter();
+    std::thread::scope(|s| {
+        s.spawn(move || drop(entered));
+    });
+    #[trace]
+    fn while_open() {}
+    while_open();
+    drop(open);
+    // The same, with the span closed before this thread opens another one.
+    let closed = tracing::info_span!("closed_elsewhere");
+    let entered = closed.enter();
+    std::thread::scope(|s| {
+        s.spawn(move || drop(entered));
+    });
+    drop(closed);
+    #[trace]
+    fn once_closed() {}
+    once_closed();
+    let spans = rec.spans();
+    for name in ["while_open", "once_closed"] {
+        let span = spans.get(name);
+        assert!(
+            span.is_root(),
+            "{name}: parent {:?}",
+            parent_name(&spans, span)
+        );
+    }
+}

@@ -33,7 +33,15 @@
 //! - Entering a `tracing` span makes its span current, so `#[trace]` calls, `enrich_span`,
 //!   `LlmCall::record` and `propagation::inject` inside it land on it; with
 //!   `tracing::Instrument` this holds across `.await`s and threads. A span may be entered on
-//!   several threads at once, re-entered, exited out of order and closed on any thread.
+//!   several threads at once, re-entered, exited out of order and closed on any thread; an
+//!   `EnteredSpan` returned from a `#[trace]` call stays current until it is dropped, and
+//!   nothing of the ended call does after. A guard dropped on another thread than the one it
+//!   entered on (an `enter()` held across an `.await`, a known misuse) leaves the span there
+//!   when that thread next opens a span: while suspended it is still current on the thread it
+//!   was entered on, as it is to `tracing` itself.
+//! - `tracing` has no notion of cancellation: an `.instrument(..)` future dropped before it
+//!   finished is entered, exited and closed just as one that finished, so its span is not
+//!   marked `honeyhive.cancelled` as a `#[trace]` future's is.
 //! - `gen_ai.*` fields (as rig and other crates emit them) make an LLM span: the event type
 //!   follows `gen_ai.operation.name` (`chat`, `text_completion`, `generate_content` and any
 //!   other operation with a model: `model`; `embeddings`: `embedding`; `execute_tool`: `tool`;
@@ -65,7 +73,7 @@
 //!
 //! [`LlmCall`]: crate::LlmCall
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use opentelemetry::trace::Event;
@@ -73,10 +81,12 @@ use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event as TracingEvent, Level, Subscriber};
+use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::capture::{capture_cap, debug_text, truncated_text};
+use crate::context::{self, Current};
 use crate::dynamic::{ActiveSpan, Parent, RawEntered, SpanBuilder};
 use crate::record::{EventType, SpanKind, SpanRecord};
 use crate::span::{self, Annotation};
@@ -108,6 +118,13 @@ struct Bridged {
     /// closes (tokens and the completion usually arrive after the span opened).
     llm: Option<Box<GenAi>>,
     status: OtelStatus,
+    /// What entering it makes current, once entered.
+    inner: Option<Current>,
+    /// How many [`ENTERED`] entries of this span the threads hold.
+    entries: u32,
+    /// How many exits found no entry on their thread: the span was entered on another one,
+    /// where its entries made before are strays, left when that thread next opens a span.
+    strays: u32,
 }
 
 /// `otel.status_code = "ERROR"` and `otel.status_description`, applied when the span closes
@@ -119,10 +136,25 @@ struct OtelStatus {
 }
 
 thread_local! {
-    /// The bridged spans entered on this thread, innermost last, with what entering them
-    /// replaced. Keyed by span id, since a span can be entered on several threads at once and
-    /// exits need not come in order.
-    static ENTERED: RefCell<Vec<(u64, RawEntered)>> = const { RefCell::new(Vec::new()) };
+    /// The bridged spans entered on this thread, innermost last. Keyed by span id, since a
+    /// span can be entered on several threads at once and exits need not come in order.
+    static ENTERED: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// Set while a span's fields are recorded with its extensions locked: they run the user's
+    /// `Debug` impls, whose traced calls must not settle strays (that locks extensions).
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// An enter of a bridged span on this thread.
+struct Entry {
+    id: u64,
+    /// What entering replaced.
+    raw: RawEntered,
+    /// What entering made current and what it replaced, to leave it by if the span closes
+    /// while it is a stray (its `raw` is left through the span).
+    inner: Current,
+    outer: Current,
+    /// The span's [`Bridged::strays`] when it was entered: a later exit elsewhere ends it.
+    strays: u32,
 }
 
 impl<S> Layer<S> for HoneyHiveLayer
@@ -130,6 +162,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        settle_strays_in(&ctx);
         let Some(span_ref) = ctx.span(id) else {
             return;
         };
@@ -162,6 +195,9 @@ where
             span: active,
             llm,
             status,
+            inner: None,
+            entries: 0,
+            strays: 0,
         });
     }
 
@@ -174,11 +210,13 @@ where
             return;
         };
         if let Some(record) = bridged.span.record_mut() {
+            let outer = RECORDING.replace(true);
             values.record(&mut Fields {
                 record,
                 llm: &mut bridged.llm,
                 status: &mut bridged.status,
             });
+            RECORDING.set(outer);
         }
     }
 
@@ -216,6 +254,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        settle_strays_in(&ctx);
         let Some(span_ref) = ctx.span(id) else {
             return;
         };
@@ -223,37 +262,57 @@ where
         let Some(bridged) = extensions.get_mut::<Bridged>() else {
             return;
         };
+        let outer = context::current();
         let raw = bridged.span.enter_raw();
         if !raw.changes_scope() {
             // Nothing to restore on exit (an unrecorded span under an unrecorded parent).
             bridged.span.exit_raw(raw);
             return;
         }
-        let mut raw = Some(raw);
+        let inner = context::current();
+        bridged.inner = Some(inner);
+        let mut entry = Some(Entry {
+            id: id.into_u64(),
+            raw,
+            inner,
+            outer,
+            strays: bridged.strays,
+        });
         let _ = ENTERED.try_with(|stack| {
             if let Ok(mut stack) = stack.try_borrow_mut()
-                && let Some(raw) = raw.take()
+                && let Some(entry) = entry.take()
             {
-                stack.push((id.into_u64(), raw));
+                stack.push(entry);
             }
         });
-        // This thread is exiting (or the stack is busy): leave at once rather than leave the
-        // span current for good.
-        if let Some(raw) = raw {
-            bridged.span.exit_raw(raw);
+        match entry {
+            None => bridged.entries += 1,
+            // This thread is exiting (or the stack is busy): leave at once rather than leave
+            // the span current for good.
+            Some(entry) => bridged.span.exit_raw(entry.raw),
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(raw) = take_entered(id.into_u64()) else {
-            return;
-        };
         let Some(span_ref) = ctx.span(id) else {
             return;
         };
         let mut extensions = span_ref.extensions_mut();
-        if let Some(bridged) = extensions.get_mut::<Bridged>() {
-            bridged.span.exit_raw(raw);
+        let Some(bridged) = extensions.get_mut::<Bridged>() else {
+            return;
+        };
+        match take_entered(id.into_u64()) {
+            Some(raw) => {
+                bridged.entries -= 1;
+                bridged.span.exit_raw(raw);
+            }
+            // Entered on another thread (a guard held across an `.await` that resumed on
+            // another worker, or sent there): it must not stay current there.
+            None if bridged.entries > 0 => {
+                bridged.strays = bridged.strays.wrapping_add(1);
+                context::note_stray(settle_strays_here);
+            }
+            None => {}
         }
     }
 
@@ -264,6 +323,11 @@ where
         let Some(bridged) = span_ref.extensions_mut().remove::<Bridged>() else {
             return;
         };
+        if bridged.entries > 0 {
+            // Closed while entered: its entries are on other threads (a guard sent or held
+            // across an `.await`), which leave it when they next open a span.
+            context::note_stray(settle_strays_here);
+        }
         finish(bridged);
     }
 
@@ -291,18 +355,105 @@ where
     }
 }
 
-/// Takes this thread's entry for span `id` (the innermost, for a re-entered span). An entry
-/// left out of order hands what it would restore to the next one, which is still entered.
+/// Takes this thread's innermost entry for span `id`. A scope left out of order hands what it
+/// restores to the one entered after it (see `context::leaving`).
 fn take_entered(id: u64) -> Option<RawEntered> {
     ENTERED
         .try_with(|stack| {
             let mut stack = stack.try_borrow_mut().ok()?;
-            let i = stack.iter().rposition(|(entered, _)| *entered == id)?;
-            let (_, mut raw) = stack.remove(i);
-            if let Some((_, later)) = stack.get_mut(i) {
-                raw.hand_over(later);
+            let i = stack.iter().rposition(|entry| entry.id == id)?;
+            Some(stack.remove(i).raw)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Leaves, on this thread, the scopes of bridged spans entered here and since exited on
+/// another thread, innermost first; what was annotated here meanwhile goes to them.
+fn settle_strays_in<S>(ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if context::strays_pending() {
+        context::settle_strays_with(|| settle_strays(|id| ctx.span(id)));
+    }
+}
+
+/// [`settle_strays_in`] for a traced call outside the layer, through the default
+/// subscriber's registry; `false` when it cannot be reached now (inside a callback of the
+/// subscriber), to try again at the next span.
+fn settle_strays_here() -> bool {
+    let has_entries = ENTERED
+        .try_with(|stack| stack.try_borrow().map_or(true, |stack| !stack.is_empty()))
+        .unwrap_or(false);
+    if !has_entries {
+        return true;
+    }
+    tracing_core::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<Registry>()
+            .is_some_and(|registry| settle_strays(|id| registry.span(id)))
+    })
+}
+
+/// Leaves this thread's entries that an exit elsewhere or a close ended, innermost first,
+/// looking their spans up with `lookup`; `false` when this thread's entries cannot be read or
+/// its spans locked now.
+fn settle_strays<'a, R>(lookup: impl Fn(&Id) -> Option<SpanRef<'a, R>>) -> bool
+where
+    R: LookupSpan<'a> + 'a,
+{
+    if RECORDING.get() {
+        return false;
+    }
+    let mut i = match ENTERED.try_with(|stack| stack.try_borrow().map(|stack| stack.len())) {
+        Ok(Ok(len)) => len,
+        Ok(Err(_)) => return false,
+        // The thread is ending: nothing of it is current any more.
+        Err(_) => return true,
+    };
+    while i > 0 {
+        i -= 1;
+        let Some((id, inner, strays)) = entry_at(i, |entry| (entry.id, entry.inner, entry.strays))
+        else {
+            continue;
+        };
+        let span_ref = lookup(&Id::from_u64(id));
+        let mut extensions = span_ref.as_ref().map(SpanRef::extensions_mut);
+        // The span is open (and the id not taken by a newer span): a stray if it was exited
+        // elsewhere since this entry.
+        if let Some(bridged) = extensions
+            .as_mut()
+            .and_then(|extensions| extensions.get_mut::<Bridged>())
+            .filter(|bridged| bridged.inner == Some(inner))
+        {
+            if bridged.strays != strays
+                && let Some(entry) = remove_entry(i)
+            {
+                bridged.entries -= 1;
+                bridged.span.exit_raw(entry.raw);
             }
-            Some(raw)
+        } else if let Some(entry) = remove_entry(i) {
+            // Closed: left without it, and what was annotated here meanwhile is lost.
+            span::leave_closed(entry.inner, entry.outer);
+        }
+    }
+    true
+}
+
+/// Reads this thread's `i`-th entry.
+fn entry_at<T>(i: usize, read: impl FnOnce(&Entry) -> T) -> Option<T> {
+    ENTERED
+        .try_with(|stack| stack.try_borrow().ok()?.get(i).map(read))
+        .ok()
+        .flatten()
+}
+
+fn remove_entry(i: usize) -> Option<Entry> {
+    ENTERED
+        .try_with(|stack| {
+            let mut stack = stack.try_borrow_mut().ok()?;
+            (i < stack.len()).then(|| stack.remove(i))
         })
         .ok()
         .flatten()
@@ -314,6 +465,7 @@ fn finish(bridged: Bridged) {
         mut span,
         llm,
         status,
+        ..
     } = bridged;
     if !span.is_recording() {
         return;
