@@ -57,6 +57,8 @@ enum Reply {
     Held,
     /// Reads the request and never answers (until the test releases it).
     Hang,
+    /// Answers with these bytes, then closes the connection.
+    Bytes(&'static [u8]),
 }
 
 /// One request the backend received.
@@ -174,6 +176,11 @@ impl Shared {
                 }
                 Reply::Hang => {
                     self.wait_for_release();
+                    return;
+                }
+                Reply::Bytes(bytes) => {
+                    let _ = (&*stream).write_all(bytes);
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
                     return;
                 }
             };
@@ -618,4 +625,51 @@ fn a_backend_that_comes_back_receives_the_spans_produced_after() {
     let produced = load.spans + 2 * SPANS_PER_CALL + u64::from(k) + 100;
     let report = shutdown_accounted(guard, produced);
     assert!(report.completed);
+}
+
+/// Exports one trace (three spans) to `backend` and shuts down; the report and stats.
+fn one_trace_to(backend: &Backend) -> (ShutdownReport, honeyhive_runtime::ExportStats) {
+    let guard = install(&backend.url(), |b| {
+        b.export_timeout(Duration::from_secs(2))
+            .shutdown_timeout(Duration::from_secs(5))
+            .circuit_breaker(CircuitBreaker::disabled())
+    });
+    request(0);
+    assert!(guard.force_flush());
+    let stats = guard.export_stats();
+    (shutdown_accounted(guard, SPANS_PER_CALL), stats)
+}
+
+#[test]
+fn a_backend_that_answers_200_and_drops_the_connection_mid_body_gets_the_spans_once() {
+    let _turn = turn();
+    let backend =
+        Backend::start(|_| Reply::Bytes(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc"));
+    let (report, _) = one_trace_to(&backend);
+    // The status said the backend took them: they are not sent again, and not lost.
+    assert_eq!(backend.hits().len(), 1, "{:?}", backend.hits());
+    assert_eq!(report.exported, SPANS_PER_CALL, "{report:?}");
+}
+
+#[test]
+fn a_backend_that_asks_to_retry_after_u64_max_seconds_fails_the_export_without_a_panic() {
+    let _turn = turn();
+    let backend = Backend::start(|_| {
+        Reply::Bytes(
+            b"HTTP/1.1 503 X\r\nretry-after: 18446744073709551615\r\ncontent-length: 0\r\n\r\n",
+        )
+    });
+    let (report, stats) = one_trace_to(&backend);
+    assert_eq!(stats.exporter_panics, 0, "{stats:?}");
+    assert_eq!(backend.hits().len(), 1, "the wait is past the deadline");
+    assert_eq!(report.dropped, SPANS_PER_CALL, "{report:?}");
+}
+
+#[test]
+fn a_server_that_does_not_speak_http_is_not_sent_the_spans_again() {
+    let _turn = turn();
+    let backend = Backend::start(|_| Reply::Bytes(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"));
+    let (report, _) = one_trace_to(&backend);
+    assert_eq!(backend.hits().len(), 1, "{:?}", backend.hits());
+    assert_eq!(report.dropped, SPANS_PER_CALL, "{report:?}");
 }

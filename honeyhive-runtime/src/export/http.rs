@@ -7,7 +7,8 @@
 //!
 //! - **Retries** 429, 502, 503, 504 and connection errors with exponential backoff and jitter
 //!   (10 ms doubling to 100 ms, so it tracks a backend that comes back quickly), honouring
-//!   `Retry-After` (seconds or an HTTP date), all within the per-call deadline and at most
+//!   `Retry-After` (seconds or an HTTP date; one that ends past the deadline fails the request
+//!   at once), all within the per-call deadline and at most
 //!   [`MAX_ATTEMPTS`] tries per request. A 429 without `Retry-After` backs off further (up to
 //!   [`MAX_THROTTLE_BACKOFF`]): a throttling backend is not asked ten times a second. 500 and
 //!   other 4xx are not retried, as the specification says.
@@ -16,6 +17,13 @@
 //! - **401 and 403** and other refusals are reported once per distinct message on stderr
 //!   ([`report_once`]), naming the status and the endpoint, and the spans are counted failed.
 //! - **Partial success**: spans a 2xx response lists as `rejected_spans` are counted failed.
+//! - **A status line is the answer**: a 2xx whose body is cut off (the connection dropped, the
+//!   deadline passed) is delivered, not sent again; the connection is not used again. An answer
+//!   that is not HTTP/1.x (a gRPC or TLS port, another protocol) is reported and not retried:
+//!   it would answer the same, and may have taken the request.
+//! - **Credentials in the URL** (`http://user:password@host`) go in `Authorization: Basic`
+//!   (unless an `authorization` header is given), not in `Host`; messages name the endpoint
+//!   with the password as `***` ([`without_password`]).
 //!
 //! `https://` endpoints need the `tls` cargo feature (rustls with the ring provider, Mozilla's
 //! root certificates); without it [`HttpTransport::new`] refuses them with a message saying so.
@@ -87,7 +95,7 @@ impl HttpTransport {
         n: usize,
         encode: &mut dyn FnMut(Range<usize>, &mut Vec<u8>),
     ) -> Delivery {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = deadline_after(self.timeout);
         let mut done = Delivery::default();
         self.deliver_range(0..n, encode, deadline, &mut done);
         done
@@ -175,6 +183,12 @@ impl HttpTransport {
                     ));
                     return Outcome::Failed;
                 }
+                // Not HTTP: another protocol on that port (gRPC, TLS, SSH). It answers the same
+                // way every time, and may have taken the request: not sent again.
+                Err(Error::Malformed(why)) => {
+                    report_once(&not_http(&self.client.endpoint, why));
+                    return Outcome::Failed;
+                }
                 Err(Error::Io(e)) => (e.to_string(), None),
             };
             if attempts >= MAX_ATTEMPTS {
@@ -186,7 +200,8 @@ impl HttpTransport {
             }
             let pause = retry_after.unwrap_or_else(|| jitter(backoff));
             backoff = next_backoff(backoff, throttled);
-            if Instant::now() + pause >= deadline {
+            // Compared, not added to now: a server's `Retry-After` can be any number.
+            if pause >= deadline.saturating_duration_since(Instant::now()) {
                 report_once(&format!(
                     "{}: export failed ({error}) and the export timeout ran out before it \
                      could be retried; spans dropped",
@@ -223,6 +238,23 @@ fn refusal(status: u16, endpoint: &str) -> String {
         ),
         status => format!("{endpoint} refused the export: HTTP {status}; spans dropped"),
     }
+}
+
+/// The message for a response that is not HTTP/1.x.
+fn not_http(endpoint: &str, why: &str) -> String {
+    format!(
+        "{endpoint} answered with something that is not an HTTP/1.x response ({why}); is it \
+         an OTLP/HTTP endpoint (not a gRPC port, and https:// for a TLS port)? spans dropped"
+    )
+}
+
+/// The instant `timeout` from now, or a year from now for a timeout that would overflow
+/// the clock: deadlines come from settings and servers, and adding must not panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_hours(24 * 365)))
+        .unwrap_or(now)
 }
 
 /// A random pause in `[d/2, d]`, so that exporters that failed together do not retry together.
@@ -320,7 +352,8 @@ fn take_varint(buf: &mut &[u8]) -> Option<u64> {
 /// Why a [`send_json`] request got no answer.
 #[derive(Debug)]
 pub(crate) enum SendError {
-    /// The URL or a header cannot be used; sending again would not help.
+    /// The URL or a header cannot be used, or the server does not speak HTTP; sending again
+    /// would not help.
     Invalid(String),
     /// Connecting, writing or reading failed, or the deadline passed.
     Io(String),
@@ -339,9 +372,10 @@ pub(crate) fn send_json(
 ) -> Result<(u16, Option<Duration>), SendError> {
     let mut client = Client::for_request(method, "application/json", url, headers)
         .map_err(SendError::Invalid)?;
-    match client.post(body, Instant::now() + timeout) {
+    match client.post(body, deadline_after(timeout)) {
         Ok(reply) => Ok((reply.status, reply.retry_after)),
         Err(Error::Timeout) => Err(SendError::Io(format!("no answer within {timeout:?}"))),
+        Err(Error::Malformed(why)) => Err(SendError::Invalid(not_http(&client.endpoint, why))),
         Err(Error::Io(e)) => Err(SendError::Io(e.to_string())),
     }
 }
@@ -415,7 +449,9 @@ impl Reports {
 enum Error {
     /// The deadline passed.
     Timeout,
-    /// Connecting, writing or reading failed, or the response was malformed: retried.
+    /// What came back before a status line was not an HTTP/1.x response head: not retried.
+    Malformed(&'static str),
+    /// Connecting, writing or reading failed: retried.
     Io(io::Error),
 }
 
@@ -537,51 +573,69 @@ impl Client {
     }
 
     /// A client whose requests use `method` and `content_type` (JSON for [`send_json`]).
+    ///
+    /// The scheme is matched in any case and whitespace around the URL is ignored. Credentials
+    /// in it (`http://user:password@host`) are sent as `Authorization: Basic`, as curl sends
+    /// them, unless `headers` has an `authorization` of its own; they are never part of `Host`
+    /// or of a message (see [`without_password`]).
     fn for_request(
         method: &str,
         content_type: &str,
         endpoint: &str,
         headers: &BTreeMap<String, String>,
     ) -> Result<Client, String> {
-        let (rest, default_port, tls) = if let Some(rest) = endpoint.strip_prefix("http://") {
-            (rest, 80, false)
-        } else if let Some(rest) = endpoint.strip_prefix("https://") {
+        let url = endpoint.trim();
+        let endpoint = without_password(url);
+        let (scheme, rest) = url.split_once("://").unwrap_or_default();
+        let (default_port, tls) = if scheme.eq_ignore_ascii_case("http") {
+            (80, false)
+        } else if scheme.eq_ignore_ascii_case("https") {
             if cfg!(not(feature = "tls")) {
                 return Err(format!(
                     "{endpoint}: https is not supported: this build of honeyhive-runtime has no \
                      TLS backend (enable its `tls` feature)"
                 ));
             }
-            (rest, 443, true)
+            (443, true)
         } else {
             return Err(format!("{endpoint}: not an http:// or https:// URL"));
         };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
-        let (host, port) = split_host_port(authority, default_port)
+        let (userinfo, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => (Some(userinfo), host_port),
+            None => (None, authority),
+        };
+        let (host, port) = split_host_port(host_port, default_port)
             .ok_or_else(|| format!("{endpoint}: cannot read the host and port"))?;
         let tls = if tls {
-            Some(tls_setup(host, endpoint)?)
+            Some(tls_setup(host, &endpoint)?)
         } else {
             None
         };
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Type: {content_type}\r\n"
         );
         for (name, value) in headers {
-            let valid_name = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !valid_name || value.bytes().any(|b| b == b'\r' || b == b'\n') {
-                return Err(format!("{endpoint}: invalid header `{name}`"));
-            }
+            check_header(name, value)
+                .map_err(|why| format!("{endpoint}: header `{name}`: {why}"))?;
             if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("host") {
                 continue;
             }
             let _ = write!(head, "{name}: {value}\r\n");
         }
+        if let Some(userinfo) = userinfo
+            && !headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("authorization"))
+        {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let mut credentials = percent_decode(user);
+            credentials.push(b':');
+            credentials.extend(percent_decode(password));
+            let _ = write!(head, "Authorization: Basic {}\r\n", base64(&credentials));
+        }
         Ok(Client {
-            endpoint: endpoint.to_owned(),
+            endpoint,
             host: host.to_owned(),
             port,
             head: head.into_bytes(),
@@ -746,7 +800,7 @@ fn read_response(
                 break i + 4;
             }
             if buf.len() > MAX_RESPONSE_HEAD {
-                return Err(Stale::Failed(Error::Io(invalid("response head too large"))));
+                return Err(Stale::Failed(Error::Malformed("response head too large")));
             }
             let before = buf.len();
             match fill(stream, buf, deadline) {
@@ -761,12 +815,18 @@ fn read_response(
                 Err(e) => return Err(Stale::Failed(e)),
             }
         };
-        let head = parse_head(&buf[..head_end]).map_err(|e| Stale::Failed(Error::Io(e)))?;
+        let head = parse_head(&buf[..head_end]).map_err(|e| Stale::Failed(Error::Malformed(e)))?;
         buf.drain(..head_end);
         if (100..200).contains(&head.status) {
             continue;
         }
-        let complete = read_body(stream, buf, body, &head, deadline).map_err(Stale::Failed)?;
+        // The status is the answer: a body cut off (the connection dropped, the deadline
+        // passed) does not undo it, so a 2xx is delivered and is not sent again. What the
+        // body said (a partial success) is unknown then.
+        let complete = read_body(stream, buf, body, &head, deadline).unwrap_or_else(|_| {
+            body.clear();
+            false
+        });
         // Leftover bytes would be a response to nothing: don't trust the connection then.
         let keep = head.keep_alive && complete && buf.is_empty();
         let reply = Reply {
@@ -786,8 +846,8 @@ struct Head {
     chunked: bool,
 }
 
-fn parse_head(head: &[u8]) -> io::Result<Head> {
-    let text = std::str::from_utf8(head).map_err(|_| invalid("response head is not UTF-8"))?;
+fn parse_head(head: &[u8]) -> Result<Head, &'static str> {
+    let text = std::str::from_utf8(head).map_err(|_| "response head is not UTF-8")?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -796,7 +856,7 @@ fn parse_head(head: &[u8]) -> io::Result<Head> {
         .next()
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| invalid("malformed status line"))?;
+        .ok_or("malformed status line")?;
     let mut parsed = Head {
         status,
         retry_after: None,
@@ -810,7 +870,7 @@ fn parse_head(head: &[u8]) -> io::Result<Head> {
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            parsed.length = Some(value.parse().map_err(|_| invalid("bad Content-Length"))?);
+            parsed.length = Some(value.parse().map_err(|_| "bad Content-Length")?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             parsed.chunked = value.to_ascii_lowercase().contains("chunked");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -827,7 +887,8 @@ fn parse_head(head: &[u8]) -> io::Result<Head> {
     Ok(parsed)
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date.
+/// `Retry-After` as delay-seconds or an HTTP date. Any number of seconds is read (one too
+/// large for the clock is compared with the deadline, never added to it).
 fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -967,9 +1028,80 @@ fn tls_setup(_: &str, endpoint: &str) -> Result<TlsSetup, String> {
     Err(format!("{endpoint}: no TLS backend"))
 }
 
-/// `host` and port of an authority (`host`, `host:port`, `[v6]:port`).
+/// Whether `name: value` can go in a request: a name that is an HTTP token (RFC 9110), a
+/// value without control characters (a CR or LF would start a header of its own).
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), &'static str> {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err("not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)");
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err("the value has a control character (a line break would start a header)");
+    }
+    Ok(())
+}
+
+/// `url` for a message: the password of its userinfo replaced by `***`, or the whole
+/// userinfo when it has no password (a token given as the user name).
+pub(crate) fn without_password(url: &str) -> String {
+    let url = url.trim();
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..end].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    let user = match url[start..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{user}{}", &url[..start], &url[at..])
+}
+
+/// `%XX` escapes decoded; a `%` not followed by two hex digits is kept as it is.
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding (RFC 4648), for `Authorization: Basic`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `host` and port of an authority without userinfo (`host`, `host:port`, `[v6]:port`).
 fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
-    let authority = authority.rsplit('@').next()?;
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {
@@ -1105,6 +1237,8 @@ mod tests {
         OkThenClose,
         /// Send these bytes, then nothing more (until the client goes away).
         Hang(&'static [u8]),
+        /// Send these bytes and close the connection.
+        Cut(&'static [u8]),
         /// Send a never-ending head, a byte every 10 ms.
         Trickle,
     }
@@ -1244,6 +1378,10 @@ mod tests {
                 Answer::Close => return,
                 Answer::OkThenClose => {
                     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                Answer::Cut(bytes) => {
+                    let _ = stream.write_all(bytes);
                     return;
                 }
                 Answer::Hang(bytes) => {
@@ -1479,22 +1617,151 @@ mod tests {
 
     #[test]
     fn a_retry_after_beyond_the_deadline_fails_without_waiting_for_it() {
-        let backend = Backend::start(|_, _| {
-            Answer::Reply(503, vec!["Retry-After: 3600".to_owned()], Vec::new())
-        });
+        // An hour, and more seconds than the clock can add to now.
+        for wait in ["3600", "18446744073709551615"] {
+            let backend = Backend::start(move |_, _| {
+                Answer::Reply(503, vec![format!("Retry-After: {wait}")], Vec::new())
+            });
+            let mut transport = backend.transport(5 * SECOND);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(transport.deliver(8, &mut plain)).unwrap());
+            // Well before the 5 s export timeout: it gave up as soon as it read the header.
+            let done = rx.recv_timeout(4 * SECOND).expect("waited for Retry-After");
+            assert_eq!(
+                done,
+                Delivery {
+                    delivered: 0,
+                    failed: 8
+                },
+                "{wait}"
+            );
+            assert_eq!(backend.requests(), 1, "{wait}");
+        }
+    }
+
+    #[test]
+    fn a_2xx_whose_body_is_cut_off_is_delivered_once() {
+        // The connection closes in the body; the body never comes (until the deadline).
+        let cases: [(&str, Answering); 2] = [
+            ("closed", |_, _| {
+                Answer::Cut(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+            }),
+            ("hung", |_, _| {
+                Answer::Hang(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+            }),
+        ];
+        for (name, answer) in cases {
+            let backend = Backend::start(answer);
+            let mut transport = backend.transport(Duration::from_millis(300));
+            assert_eq!(
+                transport.deliver(6, &mut plain),
+                Delivery {
+                    delivered: 6,
+                    failed: 0
+                },
+                "{name}"
+            );
+            assert_eq!(backend.requests(), 1, "{name}: sent again");
+            // The connection is not trusted again: the next batch goes on a new one.
+            assert_eq!(transport.deliver(2, &mut plain).delivered, 2, "{name}");
+            assert_eq!(backend.connections(), 2, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_answer_that_is_not_http_is_reported_and_not_sent_again() {
+        let backend = Backend::start(|_, _| Answer::Cut(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"));
         let mut transport = backend.transport(5 * SECOND);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(transport.deliver(8, &mut plain)).unwrap());
-        // Well before the 5 s export timeout: it gave up as soon as it read the header.
-        let done = rx.recv_timeout(4 * SECOND).expect("waited for Retry-After");
         assert_eq!(
-            done,
+            transport.deliver(4, &mut plain),
             Delivery {
                 delivered: 0,
-                failed: 8
+                failed: 4
             }
         );
         assert_eq!(backend.requests(), 1);
+        let message = format!(
+            "{} answered with something that is not an HTTP/1.x response (malformed status \
+             line)",
+            backend.url
+        );
+        assert_eq!(Reports::printed(&message), 1, "{message}");
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
+        let backend = Backend::start(|_, _| reply(401));
+        let addr = backend.addr;
+        let url = format!("http://us%65r:s3cr%3At@{addr}/v1/traces");
+        let mut transport = HttpTransport::new(&url, &BTreeMap::new(), 5 * SECOND).unwrap();
+        assert_eq!(transport.deliver(1, &mut plain).failed, 1);
+        {
+            let seen = backend.seen.lock().unwrap();
+            let head = &seen[0].head;
+            assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
+            // base64("user:s3cr:t"), lowercased as the backend records heads.
+            let basic = base64(b"user:s3cr:t");
+            assert!(
+                head.contains(&format!(
+                    "\r\nauthorization: basic {}\r\n",
+                    basic.to_lowercase()
+                )),
+                "{head}"
+            );
+        }
+        let shown = format!("http://us%65r:***@{addr}/v1/traces refused the export: HTTP 401");
+        assert_eq!(Reports::printed(&shown), 1, "{shown}");
+        assert_eq!(Reports::printed("s3cr"), 0, "the password was printed");
+
+        // An authorization header of one's own wins.
+        let own = BTreeMap::from([("authorization".to_owned(), "Bearer k".to_owned())]);
+        let mut transport = HttpTransport::new(&url, &own, 5 * SECOND).unwrap();
+        transport.deliver(1, &mut plain);
+        let seen = backend.seen.lock().unwrap();
+        assert!(seen[1].head.contains("\r\nauthorization: bearer k\r\n"));
+        assert!(!seen[1].head.contains("basic"), "{}", seen[1].head);
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[test]
+    fn urls_in_messages_hide_the_password() {
+        for (url, shown) in [
+            ("http://u:p@h:1/v1/traces", "http://u:***@h:1/v1/traces"),
+            ("https://token@h/x", "https://***@h/x"),
+            ("http://u:p@ss@h", "http://u:***@h"),
+            ("http://h:1/a@b", "http://h:1/a@b"),
+            (" http://h:1 ", "http://h:1"),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_too_far_for_the_clock_does_not_overflow() {
+        assert!(deadline_after(Duration::MAX) > Instant::now());
+        let mut transport = HttpTransport::new(
+            "http://127.0.0.1:4318/v1/traces",
+            &BTreeMap::new(),
+            Duration::MAX,
+        )
+        .unwrap();
+        // Nothing to send: returns at once, after computing the deadline.
+        assert_eq!(transport.deliver(0, &mut plain), Delivery::default());
     }
 
     #[test]
@@ -1607,12 +1874,10 @@ mod tests {
 
     #[test]
     fn a_hung_backend_is_bounded_by_the_timeout() {
-        // Silent; a head and never the body; a head that never ends.
-        let cases: [(&str, Answering); 3] = [
+        // Silent; a head that never ends. (A 2xx head and never the body is delivered: see
+        // `a_2xx_whose_body_is_cut_off_is_delivered_once`.)
+        let cases: [(&str, Answering); 2] = [
             ("silent", |_, _| Answer::Hang(b"")),
-            ("no body", |_, _| {
-                Answer::Hang(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
-            }),
             ("trickle", |_, _| Answer::Trickle),
         ];
         for (name, answer) in cases {
@@ -1771,6 +2036,8 @@ mod tests {
             "http://localhost/v1/traces",
             "http://[::1]:4318/v1/traces",
             "http://127.0.0.1:4318",
+            "HTTP://127.0.0.1:4318/v1/traces",
+            " http://127.0.0.1:4318/v1/traces\n",
         ] {
             assert!(HttpTransport::new(ok, &none, SECOND).is_ok(), "{ok}");
         }

@@ -230,6 +230,7 @@ fn send(
         };
         // The backend's own `Retry-After` first, else the transport's jittered backoff.
         let pause = retry_after.unwrap_or_else(|| http::jitter(backoff));
+        // Compared, not added to now: a server's `Retry-After` can be any number.
         if attempts >= MAX_ATTEMPTS || pause >= deadline.saturating_duration_since(Instant::now()) {
             break why;
         }
@@ -238,7 +239,8 @@ fn send(
     };
     FAILED.fetch_add(1, Ordering::Relaxed);
     http::report_once(&format!(
-        "feedback {method} {url} failed ({why}); counted in feedback::stats()"
+        "feedback {method} {} failed ({why}); counted in feedback::stats()",
+        http::without_password(url)
     ));
 }
 
