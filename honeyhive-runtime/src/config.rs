@@ -17,6 +17,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 use crate::export::assembler::Limits;
 use crate::export::console::{ConsoleExporter, ConsoleTarget};
 use crate::export::file::{FileExport, FileExporter};
+use crate::export::http as transport;
 use crate::export::semantics;
 use crate::export::{
     CircuitBreaker, DEFAULT_CAPTURE_CAP, DynSpanExporter, ExportStats, Exporter, ExporterFactory,
@@ -87,13 +88,13 @@ pub struct Settings {
     pub assembler_max_bytes: usize,
     /// Whether the pipeline flushes when the process exits without dropping the guard.
     pub exit_hook: bool,
-    /// Spans per export call.
+    /// Spans per export call: at least 1, at most `queue_capacity` and 65 536.
     pub max_export_batch: usize,
-    /// How long spans may wait before a partial batch is exported.
+    /// How long spans may wait before a partial batch is exported: 1 ms to an hour.
     pub scheduled_delay: Duration,
-    /// Timeout of one export call.
+    /// Timeout of one export call: 1 ms to an hour.
     pub export_timeout: Duration,
-    /// How long the guard waits for the export thread when shutting down.
+    /// How long the guard waits for the export thread when shutting down: up to an hour.
     pub shutdown_timeout: Duration,
     /// When to stop calling an exporter that keeps failing.
     pub circuit_breaker: CircuitBreaker,
@@ -103,7 +104,9 @@ pub struct Settings {
     pub privacy: Privacy,
     /// A genai-prices or LiteLLM price file to load over the built-in prices (`HH_PRICE_FILE`).
     pub price_file: Option<PathBuf>,
-    /// Problems found while reading the environment (bad values are ignored, not fatal).
+    /// Problems found in the settings, from the environment or the builder: a value that
+    /// cannot be read is ignored, one out of range replaced, a bad header left out; none is
+    /// fatal. [`Builder::install`] prints each on stderr (`honeyhive: ...`).
     pub warnings: Vec<String>,
 }
 
@@ -295,6 +298,9 @@ impl Builder {
     }
 
     /// Adds OTLP over HTTP/protobuf to `endpoint` (the full URL, with `/v1/traces`).
+    /// Credentials in it (`http://user:password@host:4318/v1/traces`) are sent as
+    /// `Authorization: Basic` (unless an `authorization` header is set), never in `Host`,
+    /// and messages show the password as `***`.
     pub fn with_otlp_http(mut self, endpoint: impl Into<String>) -> Self {
         self.entries.push(Entry::Kind(ExporterKind::OtlpHttp {
             endpoint: endpoint.into(),
@@ -562,7 +568,7 @@ impl Builder {
     }
 
     /// How many ended spans may wait for export; past that, spans are dropped and counted
-    /// (`OTEL_BSP_MAX_QUEUE_SIZE`, default 8192).
+    /// (`OTEL_BSP_MAX_QUEUE_SIZE`, default 8192; 0 is warned about and the default used).
     pub fn queue_capacity(mut self, spans: usize) -> Self {
         self.queue_capacity = Some(spans);
         self
@@ -590,26 +596,32 @@ impl Builder {
         self
     }
 
-    /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512).
+    /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512). A batch is at
+    /// most the queue's capacity, as OpenTelemetry specifies, and 65 536 spans (the export
+    /// thread makes room for one when it starts); a larger value is cut to that, and 0
+    /// replaced by the default, with a warning.
     pub fn max_export_batch(mut self, spans: usize) -> Self {
         self.max_export_batch = Some(spans);
         self
     }
 
     /// How long ended spans may wait before a partial batch goes out
-    /// (`OTEL_BSP_SCHEDULE_DELAY`, default 500 ms).
+    /// (`OTEL_BSP_SCHEDULE_DELAY`, default 500 ms), from 1 ms (below, the export thread would
+    /// never rest) to an hour; a value outside is brought to the nearest, with a warning.
     pub fn scheduled_delay(mut self, delay: Duration) -> Self {
         self.scheduled_delay = Some(delay);
         self
     }
 
-    /// Timeout of one export request (`OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s).
+    /// Timeout of one export request (`OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s), at most an
+    /// hour. Zero, with which every export would fail, is warned about and the default used.
     pub fn export_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = Some(timeout);
         self
     }
 
-    /// How long dropping the guard waits for queued spans to go out (default 5 s).
+    /// How long dropping the guard waits for queued spans to go out (default 5 s, at most an
+    /// hour).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
         self
@@ -631,10 +643,10 @@ impl Builder {
     /// The settings this builder would install, without starting anything.
     #[allow(clippy::too_many_lines)] // one variable after another, in the order they are read
     pub fn resolve(&self) -> Settings {
-        let env = |key: &str| (self.env)(key).filter(|v| !v.trim().is_empty());
+        let env = |key: &str| read_env(&*self.env, key);
         let mut warnings = Vec::new();
         let disabled = self.disabled.unwrap_or_else(|| {
-            env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         });
         let project = self.project.clone().or_else(|| env("HH_PROJECT"));
         let source = self
@@ -655,48 +667,91 @@ impl Builder {
             .or_else(|| project.clone())
             .unwrap_or_else(|| "honeyhive-rs".to_owned());
 
-        let mut parse_num = |key: &str| -> Option<u64> {
+        // A number from the environment, and how a warning names it (`KEY=value`).
+        let mut number = |key: &'static str| -> Option<(u64, String)> {
             let raw = env(key)?;
-            raw.trim().parse::<u64>().map_or_else(
-                |_| {
+            let n = match raw.parse::<u64>() {
+                Ok(n) => n,
+                // Digits, more than fit: as large as it gets, for the bound to say so.
+                Err(_) if raw.bytes().all(|b| b.is_ascii_digit()) => u64::MAX,
+                Err(_) => {
                     warnings.push(format!("{key}={raw:?} is not a number; ignored"));
-                    None
-                },
-                Some,
-            )
+                    return None;
+                }
+            };
+            Some((n, format!("{key}={raw}")))
         };
-        let capture_max_bytes = self.capture_max_bytes.unwrap_or_else(|| {
-            parse_num("HH_CAPTURE_MAX_BYTES")
-                .and_then(|v| usize::try_from(v).ok())
-                .unwrap_or(DEFAULT_CAPTURE_CAP)
+        let count = |(n, named): (u64, String)| (usize::try_from(n).unwrap_or(usize::MAX), named);
+        let millis = |(n, named): (u64, String)| (Duration::from_millis(n), named);
+        let capture_max_bytes = told("capture_max_bytes", self.capture_max_bytes)
+            .or_else(|| number("HH_CAPTURE_MAX_BYTES").map(count))
+            .map_or(DEFAULT_CAPTURE_CAP, |(n, _)| n);
+        let queue_capacity = told("queue_capacity", self.queue_capacity)
+            .or_else(|| number("OTEL_BSP_MAX_QUEUE_SIZE").map(count));
+        let concurrent_exports = number("OTEL_BSP_MAX_CONCURRENT_EXPORTS");
+        let max_export_batch = told("max_export_batch", self.max_export_batch)
+            .or_else(|| number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").map(count));
+        let scheduled_delay = told("scheduled_delay", self.scheduled_delay)
+            .or_else(|| number("OTEL_BSP_SCHEDULE_DELAY").map(millis));
+        let export_timeout = told("export_timeout", self.export_timeout).or_else(|| {
+            number("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+                .or_else(|| number("OTEL_EXPORTER_OTLP_TIMEOUT"))
+                .or_else(|| number("OTEL_BSP_EXPORT_TIMEOUT"))
+                .map(millis)
         });
-        let queue_capacity = self.queue_capacity.unwrap_or_else(|| {
-            parse_num("OTEL_BSP_MAX_QUEUE_SIZE")
-                .and_then(|v| usize::try_from(v).ok())
-                .unwrap_or(8192)
-        });
+        let shutdown_timeout = told("shutdown_timeout", self.shutdown_timeout);
+
+        let queue_capacity = Bounds {
+            min: 1,
+            max: usize::MAX,
+            below_min: (DEFAULT_QUEUE_CAPACITY, "a queue holds at least one span"),
+            above_max: "",
+        }
+        .apply(queue_capacity, DEFAULT_QUEUE_CAPACITY, &mut warnings);
+        let max_export_batch = Bounds {
+            min: 1,
+            max: queue_capacity.min(MAX_EXPORT_BATCH),
+            below_min: (
+                DEFAULT_EXPORT_BATCH.min(queue_capacity),
+                "a batch holds at least one span",
+            ),
+            above_max: if queue_capacity < MAX_EXPORT_BATCH {
+                "the queue's size: OpenTelemetry's limit for a batch"
+            } else {
+                "the largest batch the export thread makes room for"
+            },
+        }
+        .apply(max_export_batch, DEFAULT_EXPORT_BATCH, &mut warnings);
+        let scheduled_delay = Bounds {
+            min: Duration::from_millis(1),
+            max: MAX_WAIT,
+            below_min: (
+                Duration::from_millis(1),
+                "the export thread would never rest",
+            ),
+            above_max: "the longest wait honoured",
+        }
+        .apply(scheduled_delay, DEFAULT_SCHEDULED_DELAY, &mut warnings);
+        let export_timeout = Bounds {
+            min: Duration::from_millis(1),
+            max: MAX_WAIT,
+            below_min: (DEFAULT_EXPORT_TIMEOUT, "every export would time out"),
+            above_max: "the longest wait honoured",
+        }
+        .apply(export_timeout, DEFAULT_EXPORT_TIMEOUT, &mut warnings);
+        let shutdown_timeout = Bounds {
+            min: Duration::ZERO,
+            max: MAX_WAIT,
+            below_min: (Duration::ZERO, ""),
+            above_max: "the longest wait honoured",
+        }
+        .apply(shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT, &mut warnings);
         let queue_max_bytes = self.queue_max_bytes.unwrap_or(64 * 1024 * 1024);
         let assembler_max_bytes = self.assembler_max_bytes.unwrap_or(64 * 1024 * 1024);
         let exit_hook = self.exit_hook.unwrap_or_else(|| {
-            env("HH_EXIT_HOOK").is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+            env("HH_EXIT_HOOK").is_none_or(|v| !v.eq_ignore_ascii_case("false"))
         });
-        let concurrent_exports = parse_num("OTEL_BSP_MAX_CONCURRENT_EXPORTS");
-        let max_export_batch = self.max_export_batch.unwrap_or_else(|| {
-            parse_num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
-                .and_then(|v| usize::try_from(v).ok())
-                .unwrap_or(512)
-        });
-        let scheduled_delay = self.scheduled_delay.unwrap_or_else(|| {
-            Duration::from_millis(parse_num("OTEL_BSP_SCHEDULE_DELAY").unwrap_or(500))
-        });
-        let export_timeout = self.export_timeout.unwrap_or_else(|| {
-            let ms = parse_num("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-                .or_else(|| parse_num("OTEL_EXPORTER_OTLP_TIMEOUT"))
-                .or_else(|| parse_num("OTEL_BSP_EXPORT_TIMEOUT"));
-            Duration::from_millis(ms.unwrap_or(10_000))
-        });
-        let shutdown_timeout = self.shutdown_timeout.unwrap_or(Duration::from_secs(5));
-        if let Some(n) = concurrent_exports
+        if let Some((n, _)) = concurrent_exports
             && n > 1
         {
             warnings.push(format!(
@@ -829,10 +884,10 @@ impl Builder {
         );
         let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            .unwrap_or_else(|| "http/protobuf".to_owned());
+            .map_or_else(|| "http/protobuf".to_owned(), |p| p.to_ascii_lowercase());
         let endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
             env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| {
-                if protocol.trim() == "grpc" {
+                if protocol == "grpc" {
                     base
                 } else {
                     format!("{}/v1/traces", base.trim_end_matches('/'))
@@ -840,7 +895,7 @@ impl Builder {
             })
         });
         if let Some(endpoint) = endpoint {
-            return vec![match protocol.trim() {
+            return vec![match protocol.as_str() {
                 "grpc" => ExporterKind::OtlpGrpc { endpoint, headers },
                 "http/protobuf" => ExporterKind::OtlpHttp { endpoint, headers },
                 other => {
@@ -1020,7 +1075,7 @@ fn metrics_observer(
     settings: &Settings,
     resource: &Resource,
 ) -> Result<Option<crate::export::observe::ObserverFactory>, InitError> {
-    let env = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+    let env = |key: &str| read_env(&**env, key);
     let mut warnings = Vec::new();
     let env_headers = parse_headers(
         env("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
@@ -1050,6 +1105,62 @@ fn metrics_observer(
 }
 // --- end of metrics helper block ---
 
+/// Spans the queue holds by default (`OTEL_BSP_MAX_QUEUE_SIZE`).
+const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+/// Spans per export call by default (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+const DEFAULT_EXPORT_BATCH: usize = 512;
+/// The largest batch: the export thread makes room for a whole batch when it starts.
+const MAX_EXPORT_BATCH: usize = 64 * 1024;
+const DEFAULT_SCHEDULED_DELAY: Duration = Duration::from_millis(500);
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest delay or timeout a setting may ask for; deadlines are computed from them.
+const MAX_WAIT: Duration = Duration::from_hours(1);
+
+/// A variable's value without the whitespace around it (the newline of `$(cat file)`, the
+/// spaces of a YAML block); `None` when it is unset or blank. Every variable is read so.
+fn read_env(env: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    let value = env(key)?;
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// A value the builder was given, and how a warning names it (`Builder::queue_capacity(0)`).
+fn told<T: fmt::Debug>(method: &str, value: Option<T>) -> Option<(T, String)> {
+    value.map(|v| {
+        let named = format!("Builder::{method}({v:?})");
+        (v, named)
+    })
+}
+
+/// The values a numeric setting may take. One outside is replaced, with a warning that
+/// names it and says why: one below `min` by `below_min.0`, one above `max` by `max`.
+struct Bounds<T> {
+    min: T,
+    max: T,
+    below_min: (T, &'static str),
+    above_max: &'static str,
+}
+
+impl<T: Copy + Ord + fmt::Debug> Bounds<T> {
+    /// The value of `setting` (a value and its name), else `default` (cut to `max`).
+    fn apply(self, setting: Option<(T, String)>, default: T, warnings: &mut Vec<String>) -> T {
+        let Some((value, named)) = setting else {
+            return default.min(self.max);
+        };
+        let (used, limit, why) = if value < self.min {
+            let (used, why) = self.below_min;
+            (used, format!("below {:?}", self.min), why)
+        } else if value > self.max {
+            (self.max, format!("above {:?}", self.max), self.above_max)
+        } else {
+            return value;
+        };
+        warnings.push(format!("{named} is {limit} ({why}); using {used:?}"));
+        used
+    }
+}
+
 /// `HH_TRACES_FILE`: a trace file instead of the console default, or next to an exporter the
 /// environment set.
 fn env_file(
@@ -1073,7 +1184,10 @@ fn env_file(
     exporters.push(ExporterKind::File(file));
 }
 
-/// Parses `key=value,key2=value2` (values percent-decoded), as the OTLP spec defines.
+/// Parses `key=value,key2=value2` (values percent-decoded), as the OTLP spec defines. A pair
+/// that is not `key=value`, a name that is not an HTTP token, or a value with a control
+/// character (a decoded line break would add a header of its own) is left out with a warning;
+/// the others are kept.
 fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for pair in raw
@@ -1083,31 +1197,21 @@ fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<Stri
     {
         match pair.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
-                out.insert(k.trim().to_ascii_lowercase(), percent_decode(v.trim()));
+                let name = k.trim().to_ascii_lowercase();
+                let value =
+                    String::from_utf8_lossy(&transport::percent_decode(v.trim())).into_owned();
+                match transport::check_header(&name, &value) {
+                    Ok(()) => {
+                        out.insert(name, value);
+                    }
+                    // The value is not shown: it may be a secret.
+                    Err(why) => warnings.push(format!("OTLP header {name:?}: {why}; ignored")),
+                }
             }
             _ => warnings.push(format!("OTLP header {pair:?} is not key=value; ignored")),
         }
     }
     out
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn otlp_factory(kind: ExporterKind, timeout: Duration) -> ExporterFactory {
@@ -1166,7 +1270,8 @@ fn build_grpc(
     _timeout: Duration,
 ) -> Result<Box<dyn DynSpanExporter>, String> {
     Err(format!(
-        "OTLP/gRPC to {endpoint} needs the `grpc` feature of honeyhive-runtime"
+        "OTLP/gRPC to {} needs the `grpc` feature of honeyhive-runtime",
+        transport::without_password(&endpoint)
     ))
 }
 
@@ -1311,5 +1416,155 @@ impl std::future::Future for ShutdownFuture {
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.shutdown_inner();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_env(vars: &[(&str, &str)]) -> Builder {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Builder::new().env(move |k| vars.get(k).cloned())
+    }
+
+    fn warned(settings: &Settings, part: &str) -> bool {
+        settings.warnings.iter().any(|w| w.contains(part))
+    }
+
+    #[test]
+    fn sizes_and_waits_out_of_range_are_replaced_with_a_warning() {
+        let s = with_env(&[
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "18446744073709551615"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ])
+        .resolve();
+        assert_eq!(
+            s.max_export_batch, DEFAULT_QUEUE_CAPACITY,
+            "{:?}",
+            s.warnings
+        );
+        assert_eq!(s.scheduled_delay, Duration::from_millis(1));
+        assert_eq!(s.export_timeout, DEFAULT_EXPORT_TIMEOUT);
+        for key in [
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=18446744073709551615 is above 8192",
+            "OTEL_BSP_SCHEDULE_DELAY=0 is below 1ms",
+            "OTEL_EXPORTER_OTLP_TIMEOUT=0 is below 1ms",
+        ] {
+            assert!(warned(&s, key), "{key}: {:?}", s.warnings);
+        }
+
+        // More digits than a u64 holds is a number too large, not "not a number".
+        let s = with_env(&[("OTEL_BSP_SCHEDULE_DELAY", "99999999999999999999999")]).resolve();
+        assert_eq!(s.scheduled_delay, MAX_WAIT);
+        assert!(warned(&s, "is above 3600s"), "{:?}", s.warnings);
+
+        // The builder's values are held to the same bounds, and named so.
+        let s = with_env(&[])
+            .queue_capacity(usize::MAX)
+            .max_export_batch(usize::MAX)
+            .scheduled_delay(Duration::ZERO)
+            .export_timeout(Duration::MAX)
+            .shutdown_timeout(Duration::MAX)
+            .resolve();
+        assert_eq!(s.max_export_batch, MAX_EXPORT_BATCH);
+        assert_eq!(s.scheduled_delay, Duration::from_millis(1));
+        assert_eq!(s.export_timeout, MAX_WAIT);
+        assert_eq!(s.shutdown_timeout, MAX_WAIT);
+        for method in [
+            "Builder::max_export_batch(",
+            "Builder::scheduled_delay(0ns)",
+            "Builder::export_timeout(",
+            "Builder::shutdown_timeout(",
+        ] {
+            assert!(warned(&s, method), "{method}: {:?}", s.warnings);
+        }
+    }
+
+    #[test]
+    fn a_batch_is_at_most_the_queue_and_at_least_one_span() {
+        let s = with_env(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1000"),
+        ])
+        .resolve();
+        assert_eq!((s.queue_capacity, s.max_export_batch), (100, 100));
+        assert!(warned(&s, "the queue's size"), "{:?}", s.warnings);
+        // The default batch follows a small queue without a word.
+        let s = with_env(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100")]).resolve();
+        assert_eq!((s.max_export_batch, s.warnings.len()), (100, 0));
+        // Zero is no size: the default, with a warning.
+        let s = with_env(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ])
+        .resolve();
+        assert_eq!(
+            (s.queue_capacity, s.max_export_batch),
+            (DEFAULT_QUEUE_CAPACITY, DEFAULT_EXPORT_BATCH)
+        );
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        // Values in range pass unchanged and quietly.
+        let s = with_env(&[
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8192"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "1"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1"),
+        ])
+        .resolve();
+        assert_eq!(s.max_export_batch, 8192);
+        assert_eq!(s.export_timeout, Duration::from_millis(1));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn a_bad_header_is_left_out_with_a_warning_and_the_others_kept() {
+        let mut warnings = Vec::new();
+        let headers = parse_headers(
+            Some("x api key=1,good=2,x-token=abc%0D%0AInjected: 1,k\u{e9}y=1,nul=a%00b,tab=a%09b"),
+            &mut warnings,
+        );
+        assert_eq!(
+            headers,
+            BTreeMap::from([
+                ("good".to_owned(), "2".to_owned()),
+                ("tab".to_owned(), "a\tb".to_owned()),
+            ])
+        );
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        for name in ["\"x api key\"", "\"x-token\"", "\"k\u{e9}y\"", "\"nul\""] {
+            assert!(
+                warnings.iter().any(|w| w.contains(name)),
+                "{name}: {warnings:?}"
+            );
+        }
+        // The value, maybe a secret, is not repeated.
+        assert!(!warnings.iter().any(|w| w.contains("abc")), "{warnings:?}");
+    }
+
+    #[test]
+    fn string_variables_are_read_without_surrounding_whitespace() {
+        let s = with_env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", " http://collector:4318\n"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", " HTTP/Protobuf "),
+            ("OTEL_SERVICE_NAME", "svc\n"),
+            ("HH_PROJECT", "\tproj "),
+            ("HH_API_KEY", "hh-key\n"),
+        ])
+        .resolve();
+        assert_eq!(
+            s.exporters,
+            [ExporterKind::OtlpHttp {
+                endpoint: "http://collector:4318/v1/traces".to_owned(),
+                headers: BTreeMap::new(),
+            }]
+        );
+        assert_eq!(s.service_name, "svc");
+        assert_eq!(s.project.as_deref(), Some("proj"));
+        assert_eq!(s.api_key.as_deref(), Some("hh-key"));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 }
