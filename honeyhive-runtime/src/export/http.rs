@@ -95,7 +95,7 @@ impl HttpTransport {
         n: usize,
         encode: &mut dyn FnMut(Range<usize>, &mut Vec<u8>),
     ) -> Delivery {
-        let deadline = deadline_after(self.timeout);
+        let deadline = crate::clock::after(self.timeout);
         let mut done = Delivery::default();
         self.deliver_range(0..n, encode, deadline, &mut done);
         done
@@ -248,15 +248,6 @@ fn not_http(endpoint: &str, why: &str) -> String {
     )
 }
 
-/// The instant `timeout` from now, or a year from now for a timeout that would overflow
-/// the clock: deadlines come from settings and servers, and adding must not panic.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_hours(24 * 365)))
-        .unwrap_or(now)
-}
-
 /// A random pause in `[d/2, d]`, so that exporters that failed together do not retry together.
 pub(crate) fn jitter(d: Duration) -> Duration {
     let half = d / 2;
@@ -372,7 +363,7 @@ pub(crate) fn send_json(
 ) -> Result<(u16, Option<Duration>), SendError> {
     let mut client = Client::for_request(method, "application/json", url, headers)
         .map_err(SendError::Invalid)?;
-    match client.post(body, deadline_after(timeout)) {
+    match client.post(body, crate::clock::after(timeout)) {
         Ok(reply) => Ok((reply.status, reply.retry_after)),
         Err(Error::Timeout) => Err(SendError::Io(format!("no answer within {timeout:?}"))),
         Err(Error::Malformed(why)) => Err(SendError::Invalid(not_http(&client.endpoint, why))),
@@ -1753,7 +1744,7 @@ mod tests {
 
     #[test]
     fn a_deadline_too_far_for_the_clock_does_not_overflow() {
-        assert!(deadline_after(Duration::MAX) > Instant::now());
+        assert!(crate::clock::after(Duration::MAX) > Instant::now());
         let mut transport = HttpTransport::new(
             "http://127.0.0.1:4318/v1/traces",
             &BTreeMap::new(),
