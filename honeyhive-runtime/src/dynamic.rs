@@ -14,22 +14,35 @@
 //! drop(span); // ends the span
 //! ```
 //!
-//! A span from [`SpanBuilder::start`] is sampled like a `#[trace]` span of its event type:
-//! under a recorded parent it is recorded; as a root, the sampler decides (rules match the
-//! event type; name rules see the name `honeyhive.span.<event type>`, since the run-time name
-//! is not known to the per-function counters).
+//! A span from [`SpanBuilder::start`] is sampled like a `#[trace]` span: under a recorded parent
+//! it is recorded; as a root, the sampler decides by its name and event type, as for a traced
+//! function of that name: [`Rule`]s match it, the adaptive sampler keeps a rate for it and
+//! [`sampling_stats`] counts it under its name. Those tables keep at most 1024 such names
+//! (and 64 KiB of them), so names built from unbounded input (ids, paths) cannot grow
+//! them; past that, roots of new names are decided and counted as one operation per event
+//! type, `honeyhive.span.<event type>` (a warning says so once).
+//!
+//! An [`ActiveSpan`] carries the correlation current where it started (request id, session,
+//! user, and the caller's trace state: its `tracestate` and sampling randomness), as
+//! [`bind_current`] does: wherever it is entered, on any thread, what runs inside decides,
+//! stamps and propagates as it would have where the span started.
+//!
+//! [`Rule`]: crate::sampling::Rule
+//! [`sampling_stats`]: crate::sampling::sampling_stats
+//! [`bind_current`]: crate::bind_current
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::trace::Event;
 use opentelemetry::{Key, KeyValue, StringValue, Value as OtelValue};
 
 use crate::capture::{capture_cap, truncated_text};
-use crate::context::{self, Current};
+use crate::context::{self, Current, State};
 use crate::correlation::{self, Correlation};
 use crate::enrich::{self, Value};
 use crate::propagation::Remote;
@@ -51,7 +64,8 @@ pub enum Parent<'a> {
     ///
     /// [`propagation::extract`]: crate::propagation::extract
     Remote(&'a Remote),
-    /// Another span of this process, such as one opened on another thread.
+    /// Another span of this process, such as one opened on another thread; its correlation
+    /// (request id, session, user, the caller's trace state) carries over.
     Span(&'a ActiveSpan),
 }
 
@@ -106,19 +120,30 @@ impl<'a> SpanBuilder<'a> {
     /// Starts the span. It is not current anywhere until [`ActiveSpan::in_scope`],
     /// [`ActiveSpan::instrument`] or [`ActiveSpan::enter`]; it ends when dropped.
     pub fn start(self) -> ActiveSpan {
-        let meta = meta_for(self.event_type);
-        let open = || Span::detached(meta);
-        let span = match self.parent {
+        let (name, event_type) = (&self.name, self.event_type);
+        // Where the span opens: with its parent's scope and correlation current.
+        let open = || {
+            // Only a root is decided by its name: a child follows its parent, and the name
+            // table is not looked at.
+            let meta = if opens_root() {
+                named_meta(name, event_type)
+            } else {
+                meta_for(event_type)
+            };
+            let span = Span::detached(meta);
+            let correlation = span.session().or_else(correlation::current);
+            ActiveSpan { span, correlation }
+        };
+        let mut span = match self.parent {
             Parent::Current => open(),
-            Parent::Root => with_current(Current::IDLE, None, open),
+            Parent::Root => with_current(Current::IDLE, correlation::current(), open),
             Parent::Remote(remote) => remote.run(open),
             Parent::Span(parent) => match parent.span.scope_inner() {
-                Some(scope) => with_current(scope, parent.span.session(), open),
+                Some(scope) => with_current(scope, parent.correlation.clone(), open),
                 // An unrecorded parent of no trace (no pipeline): nothing to join.
                 None => open(),
             },
         };
-        let mut span = ActiveSpan { span };
         if let Some(record) = span.span.recording() {
             record.name = Some(self.name);
             record.kind = self.kind;
@@ -130,30 +155,135 @@ impl<'a> SpanBuilder<'a> {
     }
 }
 
-/// Runs `f` with `scope` (and `correlation`, when given) current on this thread.
+/// Runs `f` with `scope` and `correlation` current on this thread.
 fn with_current<R>(
     scope: Current,
     correlation: Option<Arc<Correlation>>,
     f: impl FnOnce() -> R,
 ) -> R {
-    #[allow(clippy::option_option)] // `None`: nothing to restore
-    struct Restore(Current, Option<Option<Arc<Correlation>>>);
+    struct Restore(Current);
     impl Drop for Restore {
         fn drop(&mut self) {
             context::set(self.0);
-            if let Some(prev) = self.1.take() {
-                correlation::replace(prev);
-            }
         }
     }
-    let _restore = Restore(
-        context::replace(scope),
-        correlation.map(|c| correlation::replace(Some(c))),
-    );
+    let _correlation = RestoreCorrelation(correlation::replace(correlation));
+    let _restore = Restore(context::replace(scope));
     f()
 }
 
-/// The static facts of run-time spans of one event type: their sampling counters are shared.
+/// Makes `carried` current unless it is already (the usual case: a span entered where it
+/// started); returns what it replaced, to restore.
+#[allow(clippy::option_option)] // `None`: nothing to restore
+fn carry_correlation(carried: Option<&Arc<Correlation>>) -> Option<Option<Arc<Correlation>>> {
+    let current = correlation::current();
+    let same = match (current.as_ref(), carried) {
+        (Some(current), Some(carried)) => Arc::ptr_eq(current, carried),
+        (current, carried) => current.is_none() && carried.is_none(),
+    };
+    (!same).then(|| correlation::replace(carried.cloned()))
+}
+
+/// Makes the correlation it holds current again when dropped (also on unwind).
+struct RestoreCorrelation(Option<Arc<Correlation>>);
+
+impl Drop for RestoreCorrelation {
+    fn drop(&mut self) {
+        correlation::replace(self.0.take());
+    }
+}
+
+/// Whether a span opened here now is a root the sampler decides (see `Span::open` and
+/// `Span::root`): no recorded or unsampled parent is current, a pipeline is installed, and
+/// this is not an export thread.
+fn opens_root() -> bool {
+    matches!(context::current().state, State::Idle | State::Remote { .. })
+        && crate::sink::is_active()
+        && !crate::sink::on_export_thread()
+}
+
+/// Most names of run-time roots that get their own sampling operation (rules by name, an
+/// adaptive rate, `sampling_stats`); later names share their event type's operation.
+pub(crate) const MAX_NAMED_ROOTS: usize = 1024;
+
+/// Most bytes of names the table keeps, so that long names cannot make it large either.
+const MAX_NAMED_ROOT_BYTES: usize = 64 * 1024;
+
+/// The operations of run-time roots by name, then event type: each a `Meta` of its own, as a
+/// traced function has, made once and kept (the sampler keys its counters by `&'static Meta`).
+#[derive(Default)]
+struct NamedRoots {
+    metas: HashMap<&'static str, Vec<&'static Meta>>,
+    count: usize,
+    bytes: usize,
+    /// Whether the warning that the table is full was given.
+    warned: bool,
+}
+
+impl NamedRoots {
+    /// The operation of roots named `name` of `event_type`, if it has one.
+    fn find(&self, name: &str, event_type: EventType) -> Option<&'static Meta> {
+        let metas = self.metas.get(name)?;
+        metas.iter().find(|m| m.event_type == event_type).copied()
+    }
+
+    /// Gives roots named `name` of `event_type` an operation of their own, if there is room.
+    fn add(&mut self, name: &str, event_type: EventType) -> Option<&'static Meta> {
+        // A name already listed (for another event type) costs no more bytes.
+        let listed = self.metas.get_key_value(name).map(|(name, _)| *name);
+        let bytes = if listed.is_some() { 0 } else { name.len() };
+        if self.count >= MAX_NAMED_ROOTS || self.bytes + bytes > MAX_NAMED_ROOT_BYTES {
+            return None;
+        }
+        // Kept for the process's life, as a traced function's `static` is; bounded above.
+        let name: &'static str = listed.unwrap_or_else(|| Box::leak(Box::from(name)));
+        let meta: &'static Meta = Box::leak(Box::new(Meta {
+            name,
+            event_type,
+            sample_rate: None,
+            attr_capacity: 8,
+            root: RootState::new(),
+        }));
+        self.count += 1;
+        self.bytes += bytes;
+        self.metas.entry(name).or_default().push(meta);
+        Some(meta)
+    }
+}
+
+static NAMED_ROOTS: LazyLock<RwLock<NamedRoots>> = LazyLock::new(RwLock::default);
+
+/// The sampling operation of a root named `name`: its own while the table has room, else the
+/// one its event type's roots share.
+fn named_meta(name: &str, event_type: EventType) -> &'static Meta {
+    let known = NAMED_ROOTS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .find(name, event_type);
+    if let Some(meta) = known {
+        return meta;
+    }
+    let mut roots = NAMED_ROOTS.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(meta) = roots.find(name, event_type) {
+        return meta;
+    }
+    if let Some(meta) = roots.add(name, event_type) {
+        return meta;
+    }
+    if !roots.warned {
+        roots.warned = true;
+        eprintln!(
+            "honeyhive: more than {MAX_NAMED_ROOTS} distinct names of root spans opened from \
+             code (or {MAX_NAMED_ROOT_BYTES} bytes of them); roots of further names are \
+             sampled and counted as `honeyhive.span.<event type>`, and name rules do not see \
+             them. Names should not hold ids or paths: name spans by route."
+        );
+    }
+    meta_for(event_type)
+}
+
+/// The static facts of run-time spans of one event type: what children use (their parent
+/// decides for them), and roots once the name table is full.
 fn meta_for(event_type: EventType) -> &'static Meta {
     macro_rules! metas {
         ($($variant:ident => $name:literal),* $(,)?) => {
@@ -226,6 +356,9 @@ fn push_value(attrs: &mut Vec<KeyValue>, key: Cow<'static, str>, value: Value) {
 #[derive(Debug)]
 pub struct ActiveSpan {
     span: Span,
+    /// The correlation current where the span started (the session, if it started one):
+    /// current inside the span wherever it is entered, as [`crate::bind_current`] carries it.
+    correlation: Option<Arc<Correlation>>,
 }
 
 impl ActiveSpan {
@@ -280,10 +413,19 @@ impl ActiveSpan {
         }
     }
 
-    /// Runs `f` with this span current on this thread: spans opened, `enrich_span`,
-    /// `record_llm` and `propagation::inject` inside land on it, and a panic in `f` marks it.
+    /// Runs `f` with this span current on this thread, with the correlation current where it
+    /// started: spans opened, `enrich_span`, `record_llm` and `propagation::inject` inside land
+    /// on it, and a panic in `f` marks it.
     pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let _correlation = self.enter_correlation();
         self.span.in_scope(f)
+    }
+
+    /// Makes the span's correlation current until the guard drops, if the span has a scope to
+    /// enter (else nothing changes, as nothing is traced inside).
+    fn enter_correlation(&self) -> Option<RestoreCorrelation> {
+        self.span.scope_inner()?;
+        carry_correlation(self.correlation.as_ref()).map(RestoreCorrelation)
     }
 
     /// Makes this span current on this thread until the guard drops (for code that cannot
@@ -296,8 +438,10 @@ impl ActiveSpan {
     /// Wraps `future`: the span is current while the future is polled, and ends when it
     /// completes or is dropped (then marked `honeyhive.cancelled`).
     pub fn instrument<F: Future>(self, future: F) -> InstrumentedBy<F> {
+        let correlation = self.span.scope_inner().map(|_| self.correlation);
         InstrumentedBy {
             inner: crate::span::Instrumented::new(self.span, future),
+            correlation,
         }
     }
 
@@ -310,7 +454,7 @@ impl ActiveSpan {
         match self.span.scope_inner() {
             Some(scope) => RawEntered {
                 prev: Some(context::replace(scope)),
-                prev_correlation: self.span.session().map(|s| correlation::replace(Some(s))),
+                prev_correlation: carry_correlation(self.correlation.as_ref()),
             },
             None => RawEntered {
                 prev: None,
@@ -376,14 +520,23 @@ impl Drop for Entered<'_> {
 #[must_use = "futures do nothing unless polled"]
 pub struct InstrumentedBy<F> {
     inner: crate::span::Instrumented<F>,
+    /// The span's correlation, current while the future is polled.
+    #[allow(clippy::option_option)] // `None`: the span has no scope, nothing to carry
+    correlation: Option<Option<Arc<Correlation>>>,
 }
 
 impl<F: Future> Future for InstrumentedBy<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is structurally pinned: never moved out of `self`.
-        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.inner) };
+        // SAFETY: `inner` is structurally pinned: never moved out of `self`; `correlation`
+        // is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let _correlation = this
+            .correlation
+            .as_ref()
+            .and_then(|c| carry_correlation(c.as_ref()).map(RestoreCorrelation));
         match inner.poll(cx) {
             // The span ends here, as the work it times does.
             Poll::Ready((span, out)) => {
@@ -392,5 +545,39 @@ impl<F: Future> Future for InstrumentedBy<F> {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_table_gives_each_name_and_type_one_operation_and_stays_bounded() {
+        let mut roots = NamedRoots::default();
+        let health = roots.add("GET /health", EventType::Chain).expect("room");
+        assert_eq!(health.name, "GET /health");
+        assert!(std::ptr::eq(
+            roots.find("GET /health", EventType::Chain).expect("listed"),
+            health
+        ));
+        assert!(roots.find("GET /health", EventType::Tool).is_none());
+        let tool = roots.add("GET /health", EventType::Tool).expect("room");
+        assert!(!std::ptr::eq(tool, health));
+        // The name is kept once for both event types.
+        assert_eq!(roots.bytes, "GET /health".len());
+        for i in 2..MAX_NAMED_ROOTS {
+            assert!(roots.add(&format!("op {i}"), EventType::Tool).is_some());
+        }
+        assert!(roots.add("one too many", EventType::Tool).is_none());
+        assert!(roots.find("op 2", EventType::Tool).is_some());
+
+        let mut roots = NamedRoots::default();
+        let long = |i: usize| format!("{i:01024}");
+        for i in 0..MAX_NAMED_ROOT_BYTES / 1024 {
+            assert!(roots.add(&long(i), EventType::Tool).is_some());
+        }
+        assert!(roots.add(&long(usize::MAX), EventType::Tool).is_none());
+        assert!(roots.add("short", EventType::Tool).is_none());
     }
 }

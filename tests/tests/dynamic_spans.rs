@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use honeyhive_runtime::propagation::extract;
+use honeyhive_runtime::propagation::{self, Remote, extract};
+use honeyhive_runtime::sampling::{self, Rule};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder};
 use honeyhive_runtime::{EventType, Parent, SpanBuilder, SpanKind, Value, enrich_span, trace};
 
@@ -233,4 +234,108 @@ fn with_tracing_disabled_nothing_is_recorded_and_the_code_runs_the_same() {
     assert_eq!(span.in_scope(traced_child), 7);
     drop(span);
     assert!(rec.spans().0.is_empty());
+}
+
+#[test]
+fn a_rule_by_name_decides_roots_named_at_run_time_and_stats_count_them_by_name() {
+    let rec = Recorder::with(|b| b.sampling_rule(Rule::new(0.0).name("GET /health")));
+    for _ in 0..3 {
+        drop(SpanBuilder::new("GET /health").start());
+    }
+    let mut users = SpanBuilder::new(format!("GET /users/{}", "{id}")).start();
+    users.in_scope(traced_child);
+    drop(users);
+    let spans = rec.spans();
+    assert!(spans.0.iter().all(|s| s.name != "GET /health"));
+    let users = spans.get("GET /users/{id}");
+    assert_eq!(
+        spans
+            .parent_of(spans.get("traced_child"))
+            .map(FinishedSpan::span_id),
+        Some(users.span_id())
+    );
+    let stats = sampling::sampling_stats();
+    let counts = |name: &str| stats.get(name).map(|s| (s.seen, s.sampled));
+    assert_eq!(counts("GET /health"), Some((3, 0)));
+    assert_eq!(counts("GET /users/{id}"), Some((1, 1)));
+    // Children follow their root: counted nowhere, nor under the event type's operation.
+    assert_eq!(stats.len(), 2, "{stats:?}");
+}
+
+#[trace(sample_rate = 0.5)]
+fn half(tag: &'static str) -> &'static str {
+    tag
+}
+
+/// A caller that kept its trace at 50% by its own randomness (`rv`, all ones): by the trace
+/// id's (all zeros) every rate below 1 would drop it.
+fn caller_with_randomness() -> Remote {
+    extract(&HashMap::from([
+        (
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a300000000000000-b7ad6b7169203331-01".to_owned(),
+        ),
+        (
+            "tracestate".to_owned(),
+            "ot=th:8;rv:ffffffffffffff,vendor=x".to_owned(),
+        ),
+        ("x-request-id".to_owned(), "req-7".to_owned()),
+    ]))
+}
+
+fn injected() -> HashMap<String, String> {
+    let mut headers = HashMap::new();
+    propagation::inject(&mut headers);
+    headers
+}
+
+#[test]
+fn a_span_carries_the_callers_correlation_to_other_threads() {
+    let rec = Recorder::start();
+    let (here, there) = caller_with_randomness().run(|| {
+        let mut span = SpanBuilder::new("work").start();
+        let here = span.in_scope(|| {
+            half("here");
+            injected()
+        });
+        let there = std::thread::spawn(move || {
+            let there = span.in_scope(|| {
+                half("in_scope");
+                injected()
+            });
+            let mut child = SpanBuilder::new("child")
+                .parent(Parent::Span(&span))
+                .start();
+            child.in_scope(|| half("parent"));
+            drop(child);
+            {
+                let _entered = span.enter();
+                half("enter");
+            }
+            futures_executor::block_on(span.instrument(async { half("instrument") }));
+            there
+        })
+        .join()
+        .expect("thread");
+        (here, there)
+    });
+    assert_eq!(here["tracestate"], "ot=th:8;rv:ffffffffffffff,vendor=x");
+    assert_eq!(there.get("tracestate"), here.get("tracestate"));
+    assert!(here["traceparent"].ends_with("-01"), "{here:?}");
+    assert_eq!(there.get("traceparent"), here.get("traceparent"));
+    let spans = rec.spans();
+    let mut kept: Vec<_> = spans
+        .all("half")
+        .map(|s| {
+            assert_eq!(s.str("honeyhive.request_id"), Some("req-7"));
+            s.str("honeyhive_inputs.tag").expect("tag").to_owned()
+        })
+        .collect();
+    kept.sort();
+    // One trace, one randomness: the nested rate decides the same on every thread.
+    assert_eq!(kept, ["enter", "here", "in_scope", "instrument", "parent"]);
+    assert_eq!(
+        spans.get("child").str("honeyhive.request_id"),
+        Some("req-7")
+    );
 }
