@@ -15,6 +15,7 @@ use axum::http::{StatusCode, Uri};
 use axum::routing::get;
 use honeyhive_runtime::integrations::reqwest::ClientMiddleware;
 use honeyhive_runtime::integrations::tower::ServerLayer;
+use honeyhive_runtime::sampling::{self, Rule};
 use honeyhive_runtime::testing::{FinishedSpan, Recorder, Spans};
 use honeyhive_runtime::{SpanKind, is_valid_request_id, trace, with_request_id};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -302,8 +303,9 @@ fn a_5xx_fails_both_sides_and_a_4xx_only_the_client() {
     assert!(broken.is_error());
     assert_eq!(broken.str("error.type"), Some("500"));
     assert_eq!(broken.i64("http.response.status_code"), Some(500));
-    // No route matched: the span is named after the path, with no `http.route`.
-    let missing = spans.get("GET /nowhere");
+    // No route matched: the span is named by its method alone, with no `http.route`.
+    let missing = spans.get("GET");
+    assert_eq!(missing.str("url.path"), Some("/nowhere"));
     assert_eq!(missing.str("http.route"), None);
     assert_eq!(missing.i64("http.response.status_code"), Some(404));
     assert!(!missing.is_error(), "a 4xx is the client's failure");
@@ -607,4 +609,88 @@ fn a_tracestate_the_request_held_does_not_go_with_the_client_spans_traceparent()
     // The caller's tracestate named another trace's span: it is gone; its baggage stays.
     assert_eq!(parts[1], "-", "{seen}");
     assert_eq!(parts[2], "theirs=1", "{seen}");
+}
+
+#[test]
+fn a_sampling_rule_naming_a_route_applies_to_its_server_spans() {
+    let rec = Recorder::with(|b| b.sampling_rule(Rule::new(0.0).name("GET /health")));
+    run(async {
+        let addr = serve(
+            routes()
+                .route("/health", get(|| async { "ok" }))
+                .layer(ServerLayer::new()),
+        )
+        .await;
+        for path in ["/health", "/health", "/users/1"] {
+            reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        }
+    });
+    let spans = rec.spans();
+    assert!(spans.0.iter().all(|s| s.name != "GET /health"));
+    assert_eq!(spans.get("GET /users/{id}").kind(), SpanKind::Server);
+    let stats = sampling::sampling_stats();
+    let counts = |name: &str| stats.get(name).map(|s| (s.seen, s.sampled));
+    assert_eq!(counts("GET /health"), Some((2, 0)), "{stats:?}");
+    assert_eq!(counts("GET /users/{id}"), Some((1, 1)), "{stats:?}");
+}
+
+/// Sends `request` as is and reads the reply's status line (the request asks the server to
+/// close the connection).
+async fn send_raw(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await.unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn without_a_route_the_span_is_named_by_its_method_and_unknown_methods_are_other() {
+    let rec = Recorder::start();
+    let statuses = run(async {
+        let addr = serve(
+            Router::new()
+                .route("/x", axum::routing::any(|| async { "ok" }))
+                .layer(ServerLayer::new()),
+        )
+        .await;
+        let webdav = serve(
+            Router::new()
+                .route("/x", axum::routing::any(|| async { "ok" }))
+                .layer(ServerLayer::new().known_methods(&["GET", "PROPFIND"])),
+        )
+        .await;
+        let mut statuses = Vec::new();
+        for id in ["8f2a0c9e-1b2c", "77aa01", "0001"] {
+            let url = format!("http://{addr}/orders/{id}/items");
+            statuses.push(reqwest::get(url).await.unwrap().status().as_u16());
+        }
+        for (addr, method) in [(addr, "XYZ1"), (addr, "XYZ2"), (webdav, "PROPFIND")] {
+            let request = format!("{method} /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n");
+            statuses.push(match send_raw(addr, &request).await.as_str() {
+                "HTTP/1.1 200 OK" => 200,
+                other => panic!("{other}"),
+            });
+        }
+        statuses
+    });
+    assert_eq!(statuses, [404, 404, 404, 200, 200, 200]);
+    let spans = rec.spans();
+    let unrouted: Vec<_> = spans.0.iter().filter(|s| s.name == "GET").collect();
+    assert_eq!(unrouted.len(), 3, "{:?}", spans.names());
+    for span in unrouted {
+        assert_eq!(span.str("http.route"), None);
+        assert!(span.str("url.path").unwrap().starts_with("/orders/"));
+    }
+    let other: Vec<_> = spans.all("HTTP /x").collect();
+    assert_eq!(other.len(), 2, "{:?}", spans.names());
+    for (span, original) in other.iter().zip(["XYZ1", "XYZ2"]) {
+        assert_eq!(span.str("http.request.method"), Some("_OTHER"));
+        assert_eq!(span.str("http.request.method_original"), Some(original));
+    }
+    let propfind = spans.get("PROPFIND /x");
+    assert_eq!(propfind.str("http.request.method"), Some("PROPFIND"));
+    assert_eq!(propfind.str("http.request.method_original"), None);
 }

@@ -16,13 +16,19 @@
 //!   `traceparent`, `tracestate`, `baggage`, and `x-request-id`; anything malformed is ignored,
 //!   an invalid request id is replaced);
 //! - opens a root span of this service (kind SERVER, a child of the caller's span if one came),
-//!   named `{METHOD} {route}`: the route is axum's matched route (`/users/{id}`) with the `axum`
-//!   feature when the layer runs inside the router (`Router::layer`), else the path;
+//!   named as OpenTelemetry's HTTP conventions say: `{method} {route}` when the route is known
+//!   (axum's matched route, `/users/{id}`, with the `axum` feature when the layer runs inside
+//!   the router: `Router::layer`), else `{method}` alone (never the path, which holds ids); a
+//!   method the layer does not know (see [`ServerLayer::known_methods`]) is recorded as
+//!   `_OTHER`, with `http.request.method_original`, and names the span `HTTP`, so clients
+//!   cannot make span names without end. The span starts with its name, so sampling rules
+//!   and [`sampling_stats`] see it (`Rule::new(0.0).name("GET /health")`);
 //! - runs the inner service, and the response body, with that span current and the request's
 //!   correlation (request id, session, user, baggage) in scope, so `#[trace]` calls in the
 //!   handler are children of it and carry the request id;
-//! - records `http.request.method`, `url.path`, `url.scheme`, `http.route` (only when the route
-//!   is known), `server.address`, `server.port`, `user_agent.original`,
+//! - records `http.request.method`, `http.request.method_original` (for an `_OTHER` method),
+//!   `url.path`, `url.scheme`, `http.route` (only when the route is known), `server.address`,
+//!   `server.port`, `user_agent.original`,
 //!   `network.protocol.version` and `http.response.status_code`; a 5xx status, an error from the
 //!   inner service, a panic or a failing response body mark it failed (a 4xx does not: the
 //!   server did its job, as OpenTelemetry's HTTP conventions say);
@@ -44,7 +50,9 @@
 //! (the client went away) ends it marked `honeyhive.cancelled`.
 //!
 //! [`propagation::extract`]: crate::propagation::extract
+//! [`sampling_stats`]: crate::sampling::sampling_stats
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -64,10 +72,16 @@ use crate::dynamic::{ActiveSpan, SpanBuilder, SpanKind};
 use crate::propagation::{X_REQUEST_ID, extract};
 use crate::span::EventType;
 
+/// The methods OpenTelemetry's HTTP conventions know by default: RFC 9110's and `PATCH`.
+const KNOWN_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// Traces every request of the service it wraps; see the [module docs](self).
 #[derive(Clone, Copy, Debug)]
 pub struct ServerLayer {
     event_type: EventType,
+    known_methods: &'static [&'static str],
 }
 
 impl ServerLayer {
@@ -75,7 +89,18 @@ impl ServerLayer {
     pub fn new() -> ServerLayer {
         ServerLayer {
             event_type: EventType::Chain,
+            known_methods: KNOWN_METHODS,
         }
+    }
+
+    /// The request methods recorded and named as they are, in place of the default ones
+    /// (RFC 9110's and `PATCH`), e.g. to add `PROPFIND` (`WebDAV`). Methods are case-sensitive;
+    /// any other is recorded as `_OTHER` (with `http.request.method_original`) and names the
+    /// span `HTTP`, as OpenTelemetry's HTTP conventions say.
+    #[must_use]
+    pub fn known_methods(mut self, methods: &'static [&'static str]) -> ServerLayer {
+        self.known_methods = methods;
+        self
     }
 
     /// Another event type for the request spans, e.g. [`EventType::Session`] so that each
@@ -100,6 +125,7 @@ impl<S> Layer<S> for ServerLayer {
         ServerService {
             inner,
             event_type: self.event_type,
+            known_methods: self.known_methods,
         }
     }
 }
@@ -109,6 +135,7 @@ impl<S> Layer<S> for ServerLayer {
 pub struct ServerService<S> {
     inner: S,
     event_type: EventType,
+    known_methods: &'static [&'static str],
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerService<S>
@@ -138,17 +165,25 @@ where
                 .id,
         );
         let carried = remote.carried();
+        let grpc = is_grpc(&req);
+        let grpc_call = grpc.then(|| grpc_call(req.uri().path())).flatten();
+        let method = self
+            .known_methods
+            .iter()
+            .copied()
+            .find(|&known| known == req.method().as_str());
+        // Named before it starts: the sampler decides a root by its name.
+        let name = span_name(&req, method, grpc_call);
         let mut span = carried.run(|| {
-            SpanBuilder::new("HTTP request")
+            SpanBuilder::new(name)
                 .event_type(self.event_type)
                 .kind(SpanKind::Server)
                 .start()
         });
-        let grpc = is_grpc(&req);
         if span.is_recording() {
-            describe_request(&mut span, &req);
+            describe_request(&mut span, &req, method);
             if grpc {
-                describe_grpc(&mut span, req.uri().path());
+                describe_grpc(&mut span, grpc_call);
             }
         }
         // Some services work in `call` already (routers route there): it runs in scope too.
@@ -165,18 +200,34 @@ where
     }
 }
 
-/// Names the span and records what the request says about itself.
-fn describe_request<B>(span: &mut ActiveSpan, req: &Request<B>) {
-    let method = req.method().as_str();
-    let path = req.uri().path();
-    match route(req) {
-        Some(route) => {
-            span.set_name(format!("{method} {route}"));
-            span.set_attribute("http.route", route);
-        }
-        None => span.set_name(format!("{method} {path}")),
+/// The span's name, of few values whatever the clients send: `{service}/{method}` for a gRPC
+/// call, else `{method} {route}`, or `{method}` when no route is known (OpenTelemetry's HTTP
+/// conventions: never the path), with `HTTP` for a method not known (`method` is `None`).
+fn span_name<B>(
+    req: &Request<B>,
+    method: Option<&'static str>,
+    grpc_call: Option<(&str, &str)>,
+) -> Cow<'static, str> {
+    if let Some((service, method)) = grpc_call {
+        return Cow::Owned(format!("{service}/{method}"));
     }
-    span.set_attribute("http.request.method", method);
+    let method = method.unwrap_or("HTTP");
+    match route(req) {
+        Some(route) => Cow::Owned(format!("{method} {route}")),
+        None => Cow::Borrowed(method),
+    }
+}
+
+/// Records what the request says about itself; `method` is its method if known.
+fn describe_request<B>(span: &mut ActiveSpan, req: &Request<B>, method: Option<&'static str>) {
+    let path = req.uri().path();
+    if let Some(route) = route(req) {
+        span.set_attribute("http.route", route);
+    }
+    span.set_attribute("http.request.method", method.unwrap_or("_OTHER"));
+    if method.is_none() {
+        span.set_attribute("http.request.method_original", req.method().as_str());
+    }
     span.set_attribute("url.path", path);
     // HTTP/1 requests name no scheme; behind TLS termination this crate cannot tell.
     span.set_attribute("url.scheme", req.uri().scheme_str().unwrap_or("http"));
@@ -209,19 +260,20 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case("application/grpc"))
 }
 
-/// Names a gRPC call's span `{service}/{method}` and records both, from its path
-/// `/{service}/{method}`.
-fn describe_grpc(span: &mut ActiveSpan, path: &str) {
+/// A gRPC call's service and method, from its path `/{service}/{method}`.
+fn grpc_call(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+/// Records a gRPC call's system, service and method.
+fn describe_grpc(span: &mut ActiveSpan, call: Option<(&str, &str)>) {
     span.set_attribute("rpc.system", "grpc");
-    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
-        return;
-    };
-    if service.is_empty() || method.is_empty() || method.contains('/') {
-        return;
+    if let Some((service, method)) = call {
+        span.set_attribute("rpc.service", service.to_owned());
+        span.set_attribute("rpc.method", method.to_owned());
     }
-    span.set_name(format!("{service}/{method}"));
-    span.set_attribute("rpc.service", service.to_owned());
-    span.set_attribute("rpc.method", method.to_owned());
 }
 
 /// Records a gRPC call's status, if `headers` (the response's, or its trailers) carry one;
