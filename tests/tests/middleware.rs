@@ -373,6 +373,7 @@ fn a_streamed_body_is_made_inside_the_server_span_which_ends_with_it() {
     let server = spans.get("GET /stream");
     let chunks: Vec<_> = spans.all("chunk").collect();
     assert_eq!(chunks.len(), 3);
+    assert_eq!(server.bool("honeyhive.cancelled"), None, "sent whole");
     for chunk in chunks {
         assert_eq!(chunk.parent_span_id, server.span_id());
         assert!(
@@ -693,4 +694,66 @@ fn without_a_route_the_span_is_named_by_its_method_and_unknown_methods_are_other
     let propfind = spans.get("PROPFIND /x");
     assert_eq!(propfind.str("http.request.method"), Some("PROPFIND"));
     assert_eq!(propfind.str("http.request.method_original"), None);
+}
+
+/// One chunk, then nothing more, ever: the body is still being sent when its client goes.
+struct Stalls(bool);
+
+impl futures_core::Stream for Stalls {
+    type Item = Result<String, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if std::mem::replace(&mut self.0, true) {
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Ok("first,".to_owned())))
+    }
+}
+
+#[test]
+fn a_body_dropped_before_its_end_ends_its_span_cancelled_and_one_not_sent_does_not() {
+    let rec = Recorder::start();
+    run(async {
+        let addr = serve(
+            routes()
+                .route(
+                    "/stalls",
+                    get(|| async { Body::from_stream(Stalls(false)) }),
+                )
+                .route("/empty", get(|| async {}))
+                .route("/none", get(|| async { StatusCode::NO_CONTENT }))
+                .layer(ServerLayer::new()),
+        )
+        .await;
+        let mut response = reqwest::get(format!("http://{addr}/stalls")).await.unwrap();
+        assert_eq!(
+            response.chunk().await.unwrap().as_deref(),
+            Some(&b"first,"[..])
+        );
+        drop(response);
+        let client = reqwest::Client::new();
+        client
+            .head(format!("http://{addr}/users/1"))
+            .send()
+            .await
+            .unwrap();
+        for path in ["/empty", "/none", "/stream"] {
+            client
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+    });
+    // Dropping the runtime dropped the stalled body, if the server had not already.
+    let spans = rec.spans();
+    let stalled = spans.get("GET /stalls");
+    assert_eq!(stalled.bool("honeyhive.cancelled"), Some(true));
+    assert_eq!(stalled.i64("http.response.status_code"), Some(200));
+    for name in ["HEAD /users/{id}", "GET /empty", "GET /none", "GET /stream"] {
+        assert_eq!(spans.get(name).bool("honeyhive.cancelled"), None, "{name}");
+    }
 }

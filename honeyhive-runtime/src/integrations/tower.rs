@@ -46,8 +46,9 @@
 //!   `x-request-id` keeps it; nothing else in the response changes.
 //!
 //! The span ends when the response body ends (its last frame, an error, or when the server drops
-//! it), so a streamed response is timed whole. A request dropped before the response is ready
-//! (the client went away) ends it marked `honeyhive.cancelled`.
+//! it), so a streamed response is timed whole. A request dropped before the response is ready,
+//! or a body dropped before its last frame (the client went away), ends it marked
+//! `honeyhive.cancelled`.
 //!
 //! [`propagation::extract`]: crate::propagation::extract
 //! [`sampling_stats`]: crate::sampling::sampling_stats
@@ -60,7 +61,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use http::header::{HOST, USER_AGENT};
-use http::{HeaderValue, Request, Response, Version};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -141,6 +142,7 @@ pub struct ServerService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
     S::Error: fmt::Display,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -186,6 +188,7 @@ where
                 describe_grpc(&mut span, grpc_call);
             }
         }
+        let head = req.method() == http::Method::HEAD;
         // Some services work in `call` already (routers route there): it runs in scope too.
         let inner = carried.run(|| span.in_scope(|| self.inner.call(req)));
         ResponseFuture {
@@ -195,6 +198,7 @@ where
                 carried,
                 request_id,
                 grpc,
+                head,
             }),
         }
     }
@@ -367,6 +371,8 @@ struct Pending {
     request_id: Arc<str>,
     /// A gRPC call, whose status comes in the response headers or trailers.
     grpc: bool,
+    /// A `HEAD` request, whose response body is never sent.
+    head: bool,
 }
 
 /// The response future of [`ServerService`].
@@ -381,6 +387,7 @@ pub struct ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
     E: fmt::Display,
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
@@ -407,6 +414,7 @@ where
             carried,
             request_id,
             grpc,
+            head,
         } = pending;
         Poll::Ready(match result {
             Ok(mut response) => {
@@ -434,12 +442,20 @@ where
                         .headers_mut()
                         .insert(http::HeaderName::from_static(X_REQUEST_ID), value);
                 }
+                // A body the server does not send (HTTP forbids one here, or it is empty) is
+                // not cut short when it is dropped unread.
+                let sent = !head
+                    && !status.is_informational()
+                    && status != StatusCode::NO_CONTENT
+                    && status != StatusCode::NOT_MODIFIED
+                    && !response.body().is_end_stream();
                 Ok(response.map(|inner| ResponseBody {
                     inner,
                     open: Some(Open {
                         span,
                         carried,
                         grpc,
+                        sent,
                     }),
                 }))
             }
@@ -469,6 +485,8 @@ struct Open {
     carried: Carried,
     /// A gRPC call whose status is still to come, in the trailers.
     grpc: bool,
+    /// Whether the server sends the body: dropped unfinished, it was cut short.
+    sent: bool,
 }
 
 /// The response body of [`ServerService`]: the inner body, unchanged, with the request's span
@@ -529,5 +547,17 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for ResponseBody<B> {
+    fn drop(&mut self) {
+        // Dropped before its last frame: the client went away (or the server gave up) midway,
+        // as a traced future dropped before it completes.
+        if let Some(open) = &mut self.open
+            && open.sent
+        {
+            open.span.set_attribute("honeyhive.cancelled", true);
+        }
     }
 }
