@@ -116,6 +116,64 @@ pub(crate) fn replace(next: Option<Arc<Correlation>>) -> Option<Arc<Correlation>
         .flatten()
 }
 
+/// Whether `a` and `b` are the same correlation (the same scope's, not equal values).
+fn same(a: Option<&Arc<Correlation>>, b: Option<&Arc<Correlation>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
+/// Out-of-order exits kept at most per thread (see [`leave`]).
+const ENDED_KEPT: usize = 32;
+
+thread_local! {
+    /// Correlations of scopes left while a scope entered inside them was still current, and
+    /// what each had replaced.
+    #[allow(clippy::type_complexity)]
+    static ENDED: RefCell<Vec<(Arc<Correlation>, Option<Arc<Correlation>>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// Leaves a scope that made `set` current in place of `prev`, by the rule the span context
+/// follows (`context::leaving`): `prev` is restored if `set` is still current. If a scope
+/// entered inside it still is (guards dropped out of order), that one's correlation stays, and
+/// when it is left, `prev` is restored in place of `set`.
+pub(crate) fn leave(set: Option<Arc<Correlation>>, prev: Option<Arc<Correlation>>) {
+    let now = current();
+    if same(now.as_ref(), set.as_ref()) {
+        replace(resolve_ended(prev));
+    } else if !same(now.as_ref(), prev.as_ref())
+        && let Some(set) = set
+    {
+        let _ = ENDED.try_with(|ended| {
+            if let Ok(mut ended) = ended.try_borrow_mut() {
+                if ended.len() >= ENDED_KEPT {
+                    ended.remove(0);
+                }
+                ended.push((set, prev));
+            }
+        });
+    }
+}
+
+/// What to restore in place of `next`, if `next` is the correlation of a scope left out of
+/// order.
+fn resolve_ended(mut next: Option<Arc<Correlation>>) -> Option<Arc<Correlation>> {
+    let _ = ENDED.try_with(|ended| {
+        if let Ok(mut ended) = ended.try_borrow_mut() {
+            // Each step takes an entry, so a chain of scopes left out of order ends.
+            while let Some(i) = ended
+                .iter()
+                .rposition(|(set, _)| same(Some(set), next.as_ref()))
+            {
+                next = ended.remove(i).1;
+            }
+        }
+    });
+    next
+}
+
 /// Adds the correlation attributes of the current scope to a span being recorded.
 #[inline]
 pub(crate) fn stamp(attrs: &mut Vec<KeyValue>) {

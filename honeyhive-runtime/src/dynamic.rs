@@ -477,7 +477,10 @@ impl ActiveSpan {
             prev_correlation,
         } = raw;
         let Some(prev) = prev else { return };
-        self.span.leave_scope(prev, prev_correlation);
+        if let Some(prev_correlation) = prev_correlation {
+            correlation::leave(self.correlation.clone(), prev_correlation);
+        }
+        self.span.leave_scope(prev);
     }
 }
 

@@ -331,13 +331,9 @@ impl Span {
     /// Leaves this span's scope, entered outside a closure (see
     /// [`crate::ActiveSpan::enter`]): as when a poll of [`Instrumented`] ends, except that
     /// it may be left out of order: a scope entered after it that is still current stays so
-    /// (see [`context::leaving`]).
-    #[allow(clippy::option_option)] // `None`: no correlation to restore
-    pub(crate) fn leave_scope(
-        &mut self,
-        prev: Current,
-        prev_correlation: Option<Option<Arc<Correlation>>>,
-    ) {
+    /// (see [`context::leaving`]). The caller restores the correlation it replaced (see
+    /// `correlation::leave`).
+    pub(crate) fn leave_scope(&mut self, prev: Current) {
         let entered_unwinding = self.record.as_ref().is_some_and(|r| r.opened_unwinding);
         let prev = match self.scope {
             Some(scope) => context::leaving(scope.inner, prev),
@@ -345,7 +341,7 @@ impl Span {
         };
         drop(PollScope {
             prev,
-            prev_correlation,
+            prev_correlation: None,
             entered_unwinding,
             span: self,
         });

@@ -339,3 +339,35 @@ fn a_span_carries_the_callers_correlation_to_other_threads() {
         Some("req-7")
     );
 }
+
+#[test]
+fn guards_left_out_of_order_leave_neither_a_span_nor_its_scope_current() {
+    use honeyhive_runtime::Scope;
+    let rec = Recorder::start();
+    let mut a = Scope::session("sess-a").run(|| SpanBuilder::new("a").parent(Parent::Root).start());
+    let mut b = Scope::session("sess-b").run(|| SpanBuilder::new("b").parent(Parent::Root).start());
+    let ga = a.enter();
+    let gb = b.enter();
+    drop(ga);
+    // `b` is still entered: what starts now is its child, in its session.
+    drop(SpanBuilder::new("inside_b").start());
+    drop(gb);
+    drop(SpanBuilder::new("after").start());
+    drop(a);
+    drop(b);
+    let spans = rec.spans();
+    let inside = spans.get("inside_b");
+    assert_eq!(spans.parent_of(inside).map(|p| p.name.as_ref()), Some("b"));
+    assert_eq!(inside.str("honeyhive.session_id"), Some("sess-b"));
+    let after = spans.get("after");
+    assert!(
+        after.is_root(),
+        "a child of {:?}",
+        spans.parent_of(after).map(|p| &p.name)
+    );
+    assert_eq!(
+        after.str("honeyhive.session_id"),
+        None,
+        "a session left behind"
+    );
+}
