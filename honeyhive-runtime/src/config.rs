@@ -1190,10 +1190,11 @@ fn env_file(
 /// the others are kept.
 fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for pair in raw
+    for (n, pair) in raw
         .unwrap_or("")
         .split(',')
         .filter(|p| !p.trim().is_empty())
+        .enumerate()
     {
         match pair.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
@@ -1204,11 +1205,23 @@ fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<Stri
                     Ok(()) => {
                         out.insert(name, value);
                     }
-                    // The value is not shown: it may be a secret.
-                    Err(why) => warnings.push(format!("OTLP header {name:?}: {why}; ignored")),
+                    // The value is not shown: it may be a secret. Nor a name that holds one
+                    // (`authorization: Basic ..=` read as a name) or is long enough to.
+                    Err(why)
+                        if name.len() <= 64
+                            && crate::secrets::scanner().find_all(&name).is_empty() =>
+                    {
+                        warnings.push(format!("OTLP header {name:?}: {why}; ignored"));
+                    }
+                    Err(why) => warnings.push(format!("OTLP header {}: {why}; ignored", n + 1)),
                 }
             }
-            _ => warnings.push(format!("OTLP header {pair:?} is not key=value; ignored")),
+            // Not shown either: a bare `Bearer <token>` is a secret.
+            _ => warnings.push(format!(
+                "OTLP header {} ({} characters) is not name=value; ignored",
+                n + 1,
+                pair.chars().count()
+            )),
         }
     }
     out
@@ -1543,6 +1556,24 @@ mod tests {
         }
         // The value, maybe a secret, is not repeated.
         assert!(!warnings.iter().any(|w| w.contains("abc")), "{warnings:?}");
+        // Nor a pair without `=`: a bare token, or `name: value` written the HTTP way.
+        let mut warnings = Vec::new();
+        let headers = parse_headers(
+            Some(
+                "good=2,Bearer sk-proj-abcdef123456,authorization: Basic dXNlcjpwYXNz,\
+                 authorization: Basic dXNlcjE6cGFzcw==",
+            ),
+            &mut warnings,
+        );
+        assert_eq!(headers.len(), 1);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("OTLP header 2 "), "{warnings:?}");
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| w.contains("sk-proj") || w.contains("dXNl")),
+            "{warnings:?}"
+        );
     }
 
     #[test]
