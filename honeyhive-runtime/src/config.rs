@@ -765,7 +765,8 @@ impl Builder {
                 return Sampler::ParentBased(sampling::RootSampler::AlwaysOn);
             };
             let arg = env("OTEL_TRACES_SAMPLER_ARG");
-            Sampler::from_otel_env(&name, arg.as_deref()).unwrap_or_else(|| {
+            let sampler = Sampler::from_otel_env_reporting(&name, arg.as_deref(), &mut warnings);
+            sampler.unwrap_or_else(|| {
                 warnings.push(format!(
                     "OTEL_TRACES_SAMPLER={name:?} is not supported; using parentbased_always_on"
                 ));

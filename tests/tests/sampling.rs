@@ -821,3 +821,136 @@ fn under_an_extracted_context_other_samplers_apply_their_rules_users_and_rates()
         assert_eq!(r.f64("honeyhive.sample_rate"), Some(0.5));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rates that are not numbers, from code and from OTEL_TRACES_SAMPLER_ARG: one rule, no panic.
+
+#[trace(event_type = "chain")]
+fn nan_configured_root() -> u32 {
+    7
+}
+
+type Configure = fn(honeyhive_runtime::Builder) -> honeyhive_runtime::Builder;
+
+#[test]
+fn rates_that_are_not_numbers_keep_every_trace_and_never_panic() {
+    let configurations: [(&str, Configure); 5] = [
+        ("Sampler::Ratio", |b| b.sampler(Sampler::Ratio(f64::NAN))),
+        ("RootSampler::Ratio", |b| {
+            b.sampler(Sampler::ParentBased(RootSampler::Ratio(f64::NAN)))
+        }),
+        ("Rule::new", |b| b.sampling_rule(Rule::new(f64::NAN))),
+        ("Adaptive::new", |b| {
+            b.adaptive_sampling(Adaptive::new(f64::NAN).window(Duration::from_secs(1)))
+        }),
+        ("Adaptive::initial_rate", |b| {
+            b.adaptive_sampling(Adaptive::new(1e9).initial_rate(f64::NAN))
+        }),
+    ];
+    for (what, configure) in configurations {
+        let rec = Recorder::with(configure);
+        sampling::seed_thread_rng(21);
+        for _ in 0..200 {
+            assert_eq!(nan_configured_root(), 7);
+        }
+        assert_eq!(
+            sampling::sampling_stats()["nan_configured_root"],
+            stats(200, 200),
+            "{what}(NaN)"
+        );
+        for root in rec.spans().all("nan_configured_root") {
+            assert_eq!(root.f64("honeyhive.sample_rate"), Some(1.0), "{what}(NaN)");
+        }
+    }
+
+    // A floor that is not a number: windows close and recompute their rate with it, on the
+    // traced call's thread.
+    let clock = ManualClock::new();
+    let rec = Recorder::with(|b| {
+        b.adaptive_sampling(
+            Adaptive::new(1.0)
+                .window(Duration::from_secs(1))
+                .min_rate(f64::NAN)
+                .clock(clock.clone()),
+        )
+    });
+    sampling::seed_thread_rng(22);
+    for _ in 0..50 {
+        assert_eq!(nan_configured_root(), 7);
+        clock.advance(Duration::from_millis(300));
+    }
+    assert_eq!(
+        sampling::sampling_stats()["nan_configured_root"],
+        stats(50, 50),
+        "a floor of NaN is 1: every trace kept"
+    );
+    assert_eq!(rec.spans().all("nan_configured_root").count(), 50);
+}
+
+/// The sampler and warnings `OTEL_TRACES_SAMPLER` / `_ARG` resolve to.
+fn sampler_from_env(name: &str, arg: Option<&str>) -> (Sampler, Vec<String>) {
+    let (name, arg) = (name.to_owned(), arg.map(str::to_owned));
+    let settings = honeyhive_runtime::Builder::new()
+        .env(move |key| match key {
+            "OTEL_TRACES_SAMPLER" => Some(name.clone()),
+            "OTEL_TRACES_SAMPLER_ARG" => arg.clone(),
+            _ => None,
+        })
+        .resolve();
+    (settings.sampler, settings.warnings)
+}
+
+#[test]
+fn otel_traces_sampler_names_are_case_insensitive_and_bad_ratios_are_warned_about() {
+    for (name, sampler) in [
+        ("ALWAYS_OFF", Sampler::AlwaysOff),
+        ("Always_On", Sampler::AlwaysOn),
+        (
+            " ParentBased_Always_Off ",
+            Sampler::ParentBased(RootSampler::AlwaysOff),
+        ),
+    ] {
+        assert_eq!(sampler_from_env(name, None), (sampler, vec![]), "{name:?}");
+        assert_eq!(
+            Sampler::from_otel_env(name, None),
+            Some(sampler),
+            "{name:?}"
+        );
+    }
+    assert_eq!(
+        sampler_from_env("TraceIdRatio", Some(" 0.25 ")),
+        (Sampler::Ratio(0.25), vec![])
+    );
+    assert_eq!(
+        sampler_from_env("traceidratio", Some("0")),
+        (Sampler::Ratio(0.0), vec![])
+    );
+
+    // Not a probability: 1.0, the specification's default, and a warning that says so.
+    for bad in ["abc", "0,1", "5", "-1", "NaN", "inf"] {
+        let (sampler, warnings) = sampler_from_env("parentbased_traceidratio", Some(bad));
+        assert_eq!(
+            sampler,
+            Sampler::ParentBased(RootSampler::Ratio(1.0)),
+            "{bad:?}"
+        );
+        assert_eq!(warnings.len(), 1, "{bad:?}: {warnings:?}");
+        let warning = &warnings[0];
+        assert!(
+            warning.contains("OTEL_TRACES_SAMPLER_ARG")
+                && warning.contains(&format!("{bad:?}"))
+                && warning.contains("1.0"),
+            "{warning}"
+        );
+    }
+    // Empty is unset (as the specification says): a ratio sampler without its ratio.
+    for missing in [Some(""), Some("  "), None] {
+        let (sampler, warnings) = sampler_from_env("traceidratio", missing);
+        assert_eq!(sampler, Sampler::Ratio(1.0), "{missing:?}");
+        assert_eq!(warnings.len(), 1, "{missing:?}: {warnings:?}");
+        assert!(
+            warnings[0].contains("OTEL_TRACES_SAMPLER_ARG") && warnings[0].contains("1.0"),
+            "{warnings:?}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::clamp_rate;
 use crate::record::Window;
 
 /// A source of monotonic time for samplers, injectable for tests.
@@ -102,10 +103,15 @@ pub struct Adaptive {
 }
 
 impl Adaptive {
-    /// Aims at `traces_per_second` kept traces per root operation.
+    /// Aims at `traces_per_second` kept traces per root operation (at least 0; a target that
+    /// is not a number is no limit: every trace is kept).
     pub fn new(traces_per_second: f64) -> Adaptive {
         Adaptive {
-            target: traces_per_second.max(0.0),
+            target: if traces_per_second.is_nan() {
+                f64::INFINITY
+            } else {
+                traces_per_second.max(0.0)
+            },
             window: Duration::from_secs(10),
             min_rate: 1e-5,
             initial_rate: 1.0,
@@ -120,15 +126,17 @@ impl Adaptive {
     }
 
     /// The lowest probability an operation gets, so rare paths of busy operations still show
-    /// (default 0.00001).
+    /// (default 0.00001; clamped to `[0, 1]`, not a number is 1, see
+    /// [Rates](crate::sampling#rates)).
     pub fn min_rate(mut self, rate: f64) -> Adaptive {
-        self.min_rate = rate.clamp(0.0, 1.0);
+        self.min_rate = clamp_rate(rate);
         self
     }
 
-    /// The probability before the first window closes (default 1).
+    /// The probability before the first window closes (default 1; clamped to `[0, 1]`, not a
+    /// number is 1).
     pub fn initial_rate(mut self, rate: f64) -> Adaptive {
-        self.initial_rate = rate.clamp(0.0, 1.0);
+        self.initial_rate = clamp_rate(rate);
         self
     }
 

@@ -68,6 +68,15 @@
 //! Rules, users and the adaptive rate are consulted at roots only; a span inside a trace costs
 //! no more than before.
 //!
+//! # Rates
+//!
+//! A rate given to sampling ([`Sampler::Ratio`], [`Rule::new`], [`Adaptive::min_rate`] and
+//! [`initial_rate`](Adaptive::initial_rate), [`TailSampling::new`]) is clamped to `[0, 1]`
+//! where it is taken, and a rate that is not a number is 1: it keeps everything, as an
+//! `OTEL_TRACES_SAMPLER_ARG` that is not a probability does (with a warning in
+//! [`Settings::warnings`](crate::Settings::warnings)). A bad value never turns tracing off.
+//! [`Adaptive::new`] takes a target that is not a number as no limit.
+//!
 //! # Tail sampling
 //!
 //! [`TailSampling`] decides on the export thread, once a trace's root has ended: keep every
@@ -102,7 +111,7 @@ pub enum Sampler {
     AlwaysOn,
     /// Record no trace (spans cost almost nothing, but are still counted as not sampled).
     AlwaysOff,
-    /// Record this fraction of root spans, in `[0, 1]`.
+    /// Record this fraction of root spans, in `[0, 1]` (see [Rates](crate::sampling#rates)).
     Ratio(f64),
     /// Honour the parent's decision when a trace arrives from elsewhere; for roots, use the
     /// inner sampler.
@@ -116,8 +125,18 @@ pub enum RootSampler {
     AlwaysOn,
     /// No root.
     AlwaysOff,
-    /// A fraction of roots.
+    /// A fraction of roots, in `[0, 1]` (see [Rates](crate::sampling#rates)).
     Ratio(f64),
+}
+
+/// The probability a rate given to sampling is taken as (see [Rates](crate::sampling#rates)):
+/// clamped to `[0, 1]`, and 1 for a rate that is not a number.
+pub(crate) fn clamp_rate(rate: f64) -> f64 {
+    if rate.is_nan() {
+        1.0
+    } else {
+        rate.clamp(0.0, 1.0)
+    }
 }
 
 impl Sampler {
@@ -125,20 +144,32 @@ impl Sampler {
         match self {
             Sampler::AlwaysOn | Sampler::ParentBased(RootSampler::AlwaysOn) => 1.0,
             Sampler::AlwaysOff | Sampler::ParentBased(RootSampler::AlwaysOff) => 0.0,
-            Sampler::Ratio(r) | Sampler::ParentBased(RootSampler::Ratio(r)) => r.clamp(0.0, 1.0),
+            Sampler::Ratio(r) | Sampler::ParentBased(RootSampler::Ratio(r)) => clamp_rate(r),
         }
     }
 
     /// Reads `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` values.
     ///
+    /// Names are compared case-insensitively, as the OpenTelemetry specification says of enum
+    /// values. For the ratio samplers, an argument that is missing, empty or not a
+    /// probability in `[0, 1]` (`abc`, `0,1`, `5`, `-1`, `NaN`) gives 1.0, the
+    /// specification's default; [`Builder::resolve`](crate::Builder::resolve) reports it in
+    /// [`Settings::warnings`](crate::Settings::warnings).
+    ///
     /// Unknown names give `None` (the caller keeps its default and reports it).
     pub fn from_otel_env(name: &str, arg: Option<&str>) -> Option<Sampler> {
-        let ratio = || {
-            arg.and_then(|a| a.trim().parse::<f64>().ok())
-                .filter(|r| (0.0..=1.0).contains(r))
-                .unwrap_or(1.0)
-        };
-        Some(match name.trim() {
+        Sampler::from_otel_env_reporting(name, arg, &mut Vec::new())
+    }
+
+    /// [`Sampler::from_otel_env`], pushing a warning for an argument it does not use as given.
+    pub(crate) fn from_otel_env_reporting(
+        name: &str,
+        arg: Option<&str>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Sampler> {
+        let name = name.trim().to_ascii_lowercase();
+        let mut ratio = || otel_ratio(&name, arg, warnings);
+        Some(match name.as_str() {
             "always_on" => Sampler::AlwaysOn,
             "always_off" => Sampler::AlwaysOff,
             "traceidratio" => Sampler::Ratio(ratio()),
@@ -147,6 +178,28 @@ impl Sampler {
             "parentbased_traceidratio" => Sampler::ParentBased(RootSampler::Ratio(ratio())),
             _ => return None,
         })
+    }
+}
+
+/// The ratio `OTEL_TRACES_SAMPLER_ARG` gives sampler `name`: 1.0, with a warning, when it is
+/// missing or not a probability.
+fn otel_ratio(name: &str, arg: Option<&str>, warnings: &mut Vec<String>) -> f64 {
+    let Some(raw) = arg.map(str::trim).filter(|a| !a.is_empty()) else {
+        warnings.push(format!(
+            "OTEL_TRACES_SAMPLER={name} without OTEL_TRACES_SAMPLER_ARG; using ratio 1.0 \
+             (every trace)"
+        ));
+        return 1.0;
+    };
+    match raw.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
+        _ => {
+            warnings.push(format!(
+                "OTEL_TRACES_SAMPLER_ARG={raw:?} is not a probability in [0, 1]; using ratio \
+                 1.0 (every trace)"
+            ));
+            1.0
+        }
     }
 }
 

@@ -32,16 +32,13 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// A rule keeping `rate` (clamped to `[0, 1]`) of the roots it matches.
+    /// A rule keeping `rate` (clamped to `[0, 1]`; not a number is 1, see
+    /// [Rates](crate::sampling#rates)) of the roots it matches.
     pub fn new(rate: f64) -> Rule {
         Rule {
             name: None,
             event_type: None,
-            rate: if rate.is_nan() {
-                0.0
-            } else {
-                rate.clamp(0.0, 1.0)
-            },
+            rate: super::clamp_rate(rate),
         }
     }
 

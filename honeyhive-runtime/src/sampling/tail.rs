@@ -62,15 +62,12 @@ pub struct TailSampling {
 }
 
 impl TailSampling {
-    /// Keeps traces with errors, and `keep_rate` of the others. Defaults: no latency rule,
-    /// 1,000 spans per trace, 10,000 traces in flight, 30 s root timeout.
+    /// Keeps traces with errors, and `keep_rate` of the others (clamped to `[0, 1]`; not a
+    /// number is 1, see [Rates](crate::sampling#rates)). Defaults: no latency rule, 1,000 spans
+    /// per trace, 10,000 traces in flight, 30 s root timeout.
     pub fn new(keep_rate: f64) -> TailSampling {
         TailSampling {
-            keep_rate: if keep_rate.is_nan() {
-                0.0
-            } else {
-                keep_rate.clamp(0.0, 1.0)
-            },
+            keep_rate: super::clamp_rate(keep_rate),
             keep_errors: true,
             slow_threshold: None,
             max_spans_per_trace: 1_000,
