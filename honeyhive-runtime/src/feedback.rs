@@ -284,7 +284,7 @@ impl Feedback {
             ..Remote::default()
         };
         // Feedback is kept whatever the sampler says: someone asked for it to be recorded.
-        crate::span::pin_next_roll(Some(true));
+        crate::span::pin_next_roll(Some(crate::sampling::Pinned::Always));
         let mut span = SpanBuilder::new(format!("feedback {}", self.name))
             .event_type(EventType::Evaluator)
             .parent(Parent::Remote(&remote))

@@ -20,6 +20,7 @@ use opentelemetry::{KeyValue, StringValue, Value};
 use crate::context::{self, Current, ScopeThreshold, State};
 use crate::correlation::{self, Correlation};
 pub use crate::record::{EventType, Meta, SpanRecord};
+use crate::sampling::Pinned;
 use crate::{clock, sampling, sink};
 
 /// What only a span guard does to its record.
@@ -180,7 +181,7 @@ impl Span {
             sampled: a.sampled,
             threshold: a.threshold,
         });
-        let decision = sampling::decide_root(meta, trace_id, upstream).pinned(pinned_roll());
+        let decision = sampling::decide_root(meta, trace_id, upstream, pinned_roll());
         if !decision.keep {
             // Real ids, so that `inject` and `otel_context` pass the "not sampled" decision on
             // and the services downstream keep it instead of deciding again.
@@ -490,7 +491,7 @@ thread_local! {
     /// The message of a panic in progress on this thread, kept by our panic hook.
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// A sampling decision made in advance; see [`pin_next_roll`].
-    static PINNED_ROLL: Cell<Option<bool>> = const { Cell::new(None) };
+    static PINNED_ROLL: Cell<Option<Pinned>> = const { Cell::new(None) };
     /// The trace whose scope was carried elsewhere ([`crate::Carried`]) since its root began.
     static CARRIED: Cell<u128> = const { Cell::new(0) };
 }
@@ -498,11 +499,11 @@ thread_local! {
 /// Decides in advance whether the next span that rolls for sampling on this thread is kept
 /// (`None` clears it): `#[retry] #[trace]` gives every attempt the first attempt's decision,
 /// so that a call is recorded whole or not at all.
-pub(crate) fn pin_next_roll(decision: Option<bool>) {
+pub(crate) fn pin_next_roll(decision: Option<Pinned>) {
     let _ = PINNED_ROLL.try_with(|pinned| pinned.set(decision));
 }
 
-fn pinned_roll() -> Option<bool> {
+fn pinned_roll() -> Option<Pinned> {
     PINNED_ROLL.try_with(Cell::take).ok().flatten()
 }
 

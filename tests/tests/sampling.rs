@@ -954,3 +954,60 @@ fn otel_traces_sampler_names_are_case_insensitive_and_bad_ratios_are_warned_abou
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `#[retry] #[trace(sample_rate)]` at a root: every attempt is a root of its own trace, and
+// follows the first attempt's decision.
+
+fn third_time_lucky(calls: &std::sync::atomic::AtomicU32) -> Result<u32, String> {
+    let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n >= 3 {
+        Ok(n)
+    } else {
+        Err(format!("attempt {n} failed"))
+    }
+}
+
+#[honeyhive_runtime::retry(max_attempts = 3, backoff = constant(0ms))]
+#[trace(sample_rate = 0.5)]
+fn retried_root(calls: &std::sync::atomic::AtomicU32) -> Result<u32, String> {
+    third_time_lucky(calls)
+}
+
+#[test]
+fn retried_roots_are_counted_as_recorded_and_carry_the_rate_they_stand_for() {
+    let rec = Recorder::start();
+    sampling::seed_thread_rng(5);
+    for _ in 0..200 {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        assert_eq!(retried_root(&calls), Ok(3));
+    }
+    let spans = rec.spans();
+    let roots: Vec<_> = spans.all("retried_root").collect();
+    let st = sampling::sampling_stats()["retried_root"];
+    assert_eq!(st.seen, 600);
+    assert_eq!(st.sampled, roots.len() as u64, "counted as recorded");
+    assert_eq!(roots.len() % 3, 0, "calls recorded whole: {}", roots.len());
+    for root in &roots {
+        // Each call is recorded with probability 0.5, so each of its attempts stands for 2.
+        assert_eq!(root.f64("honeyhive.sample_rate"), Some(0.5));
+        // An attempt whose own randomness fails 0.5 claims no threshold it does not pass.
+        let state = root.span_context.trace_state().header();
+        if randomness_of(root) >= 0x80_0000_0000_0000 {
+            assert_eq!(state, "ot=th:8");
+        } else {
+            assert_eq!(state, "");
+        }
+    }
+    // Σ 1/rate estimates the 600 attempts. Tolerance 20% (about 5 standard deviations of
+    // 2 x 3 x binomial(200, 0.5)).
+    let estimate: f64 = roots
+        .iter()
+        .map(|r| 1.0 / r.f64("honeyhive.sample_rate").unwrap())
+        .sum();
+    assert!((estimate - 600.0).abs() <= 120.0, "{estimate}");
+}
+
+fn randomness_of(span: &honeyhive_runtime::testing::FinishedSpan) -> u64 {
+    u64::from_be_bytes(span.trace_id().to_bytes()[8..].try_into().unwrap()) & ((1 << 56) - 1)
+}

@@ -14,6 +14,7 @@ use opentelemetry::{KeyValue, Value};
 use super::policy::Policy;
 use super::{Decision, TimedOut};
 use crate::capture::ErrorInfo;
+use crate::sampling::Pinned;
 use crate::{context, span};
 
 /// A return type `#[retry]` can retry: a `Result`, under any alias.
@@ -293,8 +294,8 @@ impl Retry {
     #[inline]
     pub fn pin_sampling(&self) {
         match self.sampled.load(Ordering::Relaxed) {
-            RECORDED => span::pin_next_roll(Some(true)),
-            NOT_RECORDED => span::pin_next_roll(Some(false)),
+            RECORDED => span::pin_next_roll(Some(Pinned::Follow(true))),
+            NOT_RECORDED => span::pin_next_roll(Some(Pinned::Follow(false))),
             _ => {}
         }
     }

@@ -326,10 +326,23 @@ fn with_installed<R>(f: impl FnOnce(&Installed) -> R) -> R {
 pub(crate) struct Decision {
     pub(crate) keep: bool,
     /// The probability the trace is kept with from this span on (`honeyhive.sample_rate`),
-    /// when known: the probability of `threshold`.
+    /// when known: the probability of the threshold tested, also when the test failed (what
+    /// a decision [`Pinned::Follow`]ing this one records).
     pub(crate) rate: Option<f64>,
-    /// The trace's threshold from this span on, when known (`ot=th:` downstream).
+    /// The trace's threshold from this span on, when known and passed (`ot=th:` downstream).
     pub(crate) threshold: Option<u64>,
+}
+
+/// A decision made in advance for the next span that rolls (`span::pin_next_roll`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pinned {
+    /// The decision of an earlier span this one repeats (`#[retry]`: every attempt follows
+    /// the first), kept or dropped with it: a kept span stands for as many as that one did, so
+    /// it records the rate it is decided at, though not the threshold when its own randomness
+    /// fails it.
+    Follow(bool),
+    /// Recorded whatever the sampler says (feedback someone asked for).
+    Always,
 }
 
 impl Decision {
@@ -339,24 +352,31 @@ impl Decision {
         threshold: None,
     };
 
-    fn kept(threshold: Option<u64>) -> Decision {
+    /// The decision of a test of threshold `threshold` (the trace's from this span on, `None`
+    /// when its probability is unknown), which the trace's randomness passes or not.
+    fn tested(pass: bool, threshold: Option<u64>) -> Decision {
         Decision {
-            keep: true,
+            keep: pass,
             rate: threshold.map(consistent::probability),
-            threshold,
+            threshold: threshold.filter(|_| pass),
         }
     }
 
-    /// This decision overridden by one made in advance (`#[retry]` decides once per call): a
-    /// trace kept against its randomness has no threshold, the one it would have is not true.
-    pub(crate) fn pinned(self, pinned: Option<bool>) -> Decision {
+    /// This decision overridden by one made in advance.
+    pub(crate) fn pinned(self, pinned: Option<Pinned>) -> Decision {
         match pinned {
-            Some(true) if !self.keep => Decision {
+            Some(Pinned::Follow(keep)) => Decision {
+                keep,
+                // A rate of 0 decided nothing this span could stand for.
+                rate: self.rate.filter(|&r| r > 0.0),
+                threshold: self.threshold.filter(|_| keep),
+            },
+            // Kept against its randomness, with a probability nothing tells.
+            Some(Pinned::Always) if !self.keep => Decision {
                 keep: true,
                 ..Decision::DROP
             },
-            Some(false) => Decision::DROP,
-            _ => self,
+            None | Some(Pinned::Always) => self,
         }
     }
 }
@@ -371,19 +391,25 @@ pub(crate) struct Upstream {
 
 /// Decides whether a root span is recorded: the one decision every root takes, whether it
 /// starts trace `trace_id` or joins it from another service (an extracted `traceparent`) or
-/// from the OpenTelemetry SDK (`upstream`). Counts the root in [`sampling_stats`].
+/// from the OpenTelemetry SDK (`upstream`), overridden by `pinned` if it was made in advance.
+/// Counts the root in [`sampling_stats`] as it is recorded, or not.
 pub(crate) fn decide_root(
     meta: &'static Meta,
     trace_id: u128,
     upstream: Option<Upstream>,
+    pinned: Option<Pinned>,
 ) -> Decision {
     with_installed(|installed| {
         let state = &meta.root;
         state.register(meta, installed);
-        let decision = installed.decide(meta, trace_id, upstream);
+        let (decision, adaptive) = installed.decide(meta, trace_id, upstream);
+        let decision = decision.pinned(pinned);
         state.seen.fetch_add(1, Ordering::Relaxed);
         if decision.keep {
             state.sampled.fetch_add(1, Ordering::Relaxed);
+            if adaptive {
+                state.window.kept();
+            }
         }
         decision
     })
@@ -395,10 +421,7 @@ pub(crate) fn decide_root(
 /// stricter threshold holds from there on.
 pub(crate) fn decide_nested(rate: f64, trace_id: u128, scope: Option<u64>) -> Decision {
     let t = consistent::threshold(rate);
-    if !passes(t, trace_id) {
-        return Decision::DROP;
-    }
-    Decision::kept(scope.map(|s| s.max(t)))
+    Decision::tested(passes(t, trace_id), scope.map(|s| s.max(t)))
 }
 
 /// Whether trace `trace_id` is kept at threshold `t`: `R >= T`.
@@ -418,32 +441,33 @@ fn randomness(trace_id: u128) -> u64 {
 }
 
 impl Installed {
-    fn decide(&self, meta: &'static Meta, trace_id: u128, upstream: Option<Upstream>) -> Decision {
+    /// The decision for a root, and whether the adaptive sampler chose its rate.
+    fn decide(
+        &self,
+        meta: &'static Meta,
+        trace_id: u128,
+        upstream: Option<Upstream>,
+    ) -> (Decision, bool) {
         if let Some(upstream) = upstream
             && self.parent_based
         {
             // A trace started elsewhere keeps its decision and threshold; a declared rate may
             // thin it (a subset: the stricter threshold holds).
             if !upstream.sampled {
-                return Decision::DROP;
+                return (Decision::DROP, false);
             }
             // A threshold the sampled flag contradicts is not trusted (the specification
             // erases it).
             let known = upstream.threshold.filter(|&t| passes(t, trace_id));
-            return match meta.sample_rate {
+            let decision = match meta.sample_rate {
                 Some(rate) => decide_nested(rate, trace_id, known),
-                None => Decision::kept(known),
+                None => Decision::tested(true, known),
             };
+            return (decision, false);
         }
         let (rate, adaptive) = self.local_rate(meta);
         let t = consistent::threshold(rate);
-        if !passes(t, trace_id) {
-            return Decision::DROP;
-        }
-        if adaptive {
-            meta.root.window.kept();
-        }
-        Decision::kept(Some(t))
+        (Decision::tested(passes(t, trace_id), Some(t)), adaptive)
     }
 
     /// The rate for a root, and whether the adaptive sampler chose it.
