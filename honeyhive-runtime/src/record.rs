@@ -139,6 +139,9 @@ pub struct SpanRecord {
     /// Whether this span is the first of its trace in this process (the trace assembler
     /// waits for it).
     pub(crate) local_root: bool,
+    /// The randomness its caller sent for the trace (`ot=rv:`), on a local root that joined
+    /// one: the tail sampler decides by it, as the head decisions did.
+    pub(crate) randomness: Option<u64>,
     /// Whether work carried out of this trace's scope (a spawned task, another thread) may end
     /// after this root: the assembler then waits a little for it before sending the trace.
     pub(crate) lingers: bool,

@@ -976,6 +976,7 @@ pub(crate) mod tests {
             root_sample_rate: None,
             threshold: None,
             local_root: parent == 0,
+            randomness: None,
             lingers: false,
             opened_unwinding: false,
             home: 0,

@@ -206,6 +206,7 @@ impl Span {
         );
         if let Some(record) = span.record.as_mut() {
             record.local_root = true;
+            record.randomness = sampling::explicit_randomness(trace_id);
         }
         span
     }
@@ -251,6 +252,7 @@ impl Span {
                 r.root_sample_rate = root_sample_rate;
                 r.threshold = threshold.get();
                 r.local_root = false;
+                r.randomness = None;
                 r.lingers = false;
                 r.opened_unwinding = std::thread::panicking();
                 r.name = None;
@@ -275,6 +277,7 @@ impl Span {
                     root_sample_rate,
                     threshold: threshold.get(),
                     local_root: false,
+                    randomness: None,
                     lingers: false,
                     opened_unwinding: std::thread::panicking(),
                     home: sink::home_index(),

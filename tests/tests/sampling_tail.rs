@@ -288,6 +288,71 @@ fn a_tail_rate_above_the_heads_keeps_every_head_kept_trace() {
     }
 }
 
+/// A trace a caller kept with probability 1 (`th:0`) and sent its randomness with
+/// explicitly (`rv`), unlike its trace id's low 56 bits.
+fn from_caller_with_rv(trace_id: &str, rv: &str) -> honeyhive_runtime::propagation::Remote {
+    honeyhive_runtime::propagation::extract(&std::collections::HashMap::from([
+        (
+            "traceparent".to_owned(),
+            format!("00-{trace_id}-b7ad6b7169203331-03"),
+        ),
+        ("tracestate".to_owned(), format!("ot=th:0;rv:{rv}")),
+    ]))
+}
+
+#[trace(sample_rate = 0.5)]
+fn half_step() -> u32 {
+    2
+}
+
+#[trace(event_type = "chain")]
+fn request_with_half_step() -> u32 {
+    half_step()
+}
+
+#[test]
+fn the_tail_rate_compares_the_callers_rv_as_head_decisions_do() {
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(0.5)));
+    // rv passes every threshold; the trace id's bits (zero) pass none below 1.
+    from_caller_with_rv("4bf92f3577b34da6a300000000000000", "ffffffffffffff")
+        .run(|| request(1, None));
+    // rv (zero) fails 0.5; the trace id's bits pass it.
+    from_caller_with_rv("4bf92f3577b34da6a3ffffffffffffff", "00000000000000")
+        .run(|| request(1, None));
+    let spans = rec.spans();
+    let kept: Vec<String> = spans
+        .all("request")
+        .map(|r| r.trace_id().to_string())
+        .collect();
+    assert_eq!(kept, ["4bf92f3577b34da6a300000000000000"]);
+    assert_eq!(spans.all("step").count(), 1, "kept whole");
+    for span in spans.iter() {
+        assert_eq!(span.span_context.trace_state().header(), "ot=th:8");
+    }
+    assert_eq!(spans.get("request").f64("honeyhive.sample_rate"), Some(0.5));
+    let tail = sampling::tail_stats();
+    assert_eq!((tail.traces_kept, tail.traces_dropped), (1, 1));
+
+    // A head decision inside the trace compares the same rv: the nested 0.5 keeps the first
+    // trace's span and drops the second's, and the tail agrees on both.
+    drop(rec);
+    let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(0.5)));
+    from_caller_with_rv("4bf92f3577b34da6a300000000000000", "ffffffffffffff")
+        .run(request_with_half_step);
+    from_caller_with_rv("4bf92f3577b34da6a3ffffffffffffff", "00000000000000")
+        .run(request_with_half_step);
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["half_step", "request_with_half_step"]);
+    for span in spans.iter() {
+        assert_eq!(
+            span.span_context.trace_state().header(),
+            "ot=th:8",
+            "{}",
+            span.name
+        );
+    }
+}
+
 #[test]
 fn a_trace_over_the_span_limit_is_decided_early_and_stays_whole() {
     let rec = Recorder::with(|b| b.tail_sampling(TailSampling::new(1.0).max_spans_per_trace(3)));

@@ -469,7 +469,7 @@ impl Assembler {
             out.push(Trace { spans, factor: 1.0 });
             return;
         };
-        let verdict = tail.verdict(id, error, Some(root_ns), spans.len());
+        let verdict = tail.verdict(id, error, Some(root_ns), &spans);
         self.remember(id, verdict, now);
         if verdict.keep {
             let mut spans = spans;
@@ -500,7 +500,7 @@ impl Assembler {
         let verdict = match self.tail.as_mut() {
             Some(tail) => {
                 tail.count_early(why);
-                tail.verdict(id, h.error, None, h.spans.len())
+                tail.verdict(id, h.error, None, &h.spans)
             }
             None => Verdict::KEEP,
         };

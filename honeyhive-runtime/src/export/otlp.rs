@@ -486,6 +486,7 @@ mod tests {
             root_sample_rate: None,
             threshold: None,
             local_root: false,
+            randomness: None,
             lingers: false,
             opened_unwinding: false,
             home: 0,

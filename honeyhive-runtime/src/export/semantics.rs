@@ -630,6 +630,7 @@ mod tests {
             root_sample_rate: None,
             threshold: None,
             local_root: parent == 0,
+            randomness: None,
             lingers: false,
             opened_unwinding: false,
             home: 0,

@@ -2,8 +2,9 @@
 //! to this policy, which keeps or drops it.
 //!
 //! The probabilistic keep is consistent with head sampling: a trace is kept iff its randomness
-//! `R` (the low 56 bits of its trace id) is at least the tail rate's threshold, so a kept span's
-//! threshold becomes the stricter of the two and is sent as `ot=th:` like a head decision.
+//! `R` (the caller's `ot=rv:`, which its local root records, else the low 56 bits of its trace
+//! id) is at least the tail rate's threshold, so a kept span's threshold becomes the stricter of
+//! the two and is sent as `ot=th:` like a head decision.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -90,14 +91,14 @@ impl Policy {
         self.config.now_ns()
     }
 
-    /// Keeps or drops trace `trace_id` of `spans` spans, counting it. `root_ns` is how long its
-    /// root lasted, `None` when it is decided before its root ended.
+    /// Keeps or drops trace `trace_id`, of which `spans` are held, counting it. `root_ns` is how
+    /// long its root lasted, `None` when it is decided before its root ended.
     pub(crate) fn verdict(
         &self,
         trace_id: u128,
         error: bool,
         root_ns: Option<u64>,
-        spans: usize,
+        spans: &[Box<SpanRecord>],
     ) -> Verdict {
         let c = &self.counters;
         let slow = match (self.config.slow_threshold, root_ns) {
@@ -111,12 +112,16 @@ impl Policy {
             bump(&c.kept_for_latency);
             Verdict::KEEP
         } else {
-            // The same test as a head decision (`R >= T`), on the same `R`. A caller's explicit
-            // `ot=rv:` is not known here; the trace id's bits stand for it.
+            // The same test as a head decision (`R >= T`), on the same `R`: the caller's explicit
+            // `ot=rv:`, recorded on the local root that joined its trace. Decided before that
+            // root arrived, the trace id's bits stand for it.
             let t = consistent::threshold(self.config.keep_rate);
-            let r = consistent::trace_id_randomness(trace_id);
+            let r = spans
+                .iter()
+                .find_map(|s| s.randomness)
+                .unwrap_or_else(|| consistent::trace_id_randomness(trace_id));
             Verdict {
-                keep: t == 0 || (t < consistent::NEVER && r >= t),
+                keep: consistent::passes(t, r),
                 factor: consistent::probability(t),
                 threshold: Some(t),
             }
@@ -125,7 +130,8 @@ impl Policy {
             bump(&c.traces_kept);
         } else {
             bump(&c.traces_dropped);
-            c.spans_dropped.fetch_add(spans as u64, Ordering::Relaxed);
+            c.spans_dropped
+                .fetch_add(spans.len() as u64, Ordering::Relaxed);
         }
         verdict
     }

@@ -63,6 +63,12 @@ pub(crate) fn probability(threshold: u64) -> f64 {
     (NEVER - threshold.min(NEVER)) as f64 / NEVER as f64
 }
 
+/// Whether randomness `r` is kept at threshold `t`: `R >= T`, where 0 keeps all and [`NEVER`]
+/// none.
+pub(crate) fn passes(t: u64, r: u64) -> bool {
+    t == 0 || (t < NEVER && r >= t)
+}
+
 /// The randomness of a trace id: its least significant 56 bits.
 #[allow(clippy::cast_possible_truncation)] // keeping the low bits is the point
 pub(crate) fn trace_id_randomness(trace_id: u128) -> u64 {

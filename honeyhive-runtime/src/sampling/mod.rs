@@ -426,18 +426,21 @@ pub(crate) fn decide_nested(rate: f64, trace_id: u128, scope: Option<u64>) -> De
 
 /// Whether trace `trace_id` is kept at threshold `t`: `R >= T`.
 fn passes(t: u64, trace_id: u128) -> bool {
-    t == 0 || (t < consistent::NEVER && randomness(trace_id) >= t)
+    consistent::passes(t, randomness(trace_id))
 }
 
 /// The trace's randomness `R`: the caller's explicit `rv` if it sent one, else the least
 /// significant 56 bits of the trace id (random, W3C level 2; presumed so for a caller's).
 fn randomness(trace_id: u128) -> u64 {
-    match crate::correlation::caller_trace() {
-        Some(caller) if caller.trace_id == trace_id => caller
-            .rv
-            .unwrap_or_else(|| consistent::trace_id_randomness(trace_id)),
-        _ => consistent::trace_id_randomness(trace_id),
-    }
+    explicit_randomness(trace_id).unwrap_or_else(|| consistent::trace_id_randomness(trace_id))
+}
+
+/// The randomness the caller of the current scope sent for trace `trace_id` (`ot=rv:`), if
+/// any: a local root records it, for the tail sampler to decide by.
+pub(crate) fn explicit_randomness(trace_id: u128) -> Option<u64> {
+    crate::correlation::caller_trace()
+        .filter(|caller| caller.trace_id == trace_id)
+        .and_then(|caller| caller.rv)
 }
 
 impl Installed {

@@ -23,10 +23,13 @@ use super::{Clock, MonotonicClock};
 /// [`max_traces_in_flight`] (the oldest trace gives way), or whose root has not ended after
 /// [`root_timeout`], is decided early, on what is known: an error keeps it, else `keep_rate`.
 /// The `keep_rate` keep is consistent with head sampling (OpenTelemetry's probability
-/// sampling): a trace is kept iff its randomness, the low 56 bits of its trace id, is at least
-/// the rate's threshold, so decisions follow from trace ids (seed them with
+/// sampling): a trace is kept iff its randomness is at least the rate's threshold, the same
+/// randomness head decisions compare (the caller's `ot=rv:` when it sent one, else the low 56
+/// bits of the trace id), so decisions follow from trace ids (seed them with
 /// [`seed_thread_rng`](super::seed_thread_rng)) and a trace kept at the tail is kept by every
-/// higher rate, head or tail.
+/// higher rate, head or tail. (A trace decided before its local root reached the export
+/// thread, by a limit or timeout, is decided by its trace id's bits: the caller's `rv` is
+/// recorded on that root.)
 /// Spans of that trace that end later follow the same decision, so a trace is never cut into
 /// orphans. Flushing or shutting down decides every trace still held. Each case is counted in
 /// [`tail_stats`].
