@@ -771,3 +771,106 @@ fn attribute_sets_past_the_limit_go_to_one_overflow_series() {
     assert_eq!(overflow[0].count, 10);
     assert_eq!(points.iter().map(|p| p.count).sum::<u64>(), 1_010);
 }
+
+/// A model call whose values were set by hand, as an integration of one's own might.
+fn hand_set_call(model: &str, cost: f64, input_tokens: f64, output_tokens: f64) {
+    let mut span = SpanBuilder::new("chat")
+        .event_type(EventType::Model)
+        .parent(Parent::Root)
+        .start();
+    span.set_attribute(gen_ai::REQUEST_MODEL, model.to_owned());
+    span.set_attribute(openinference::LLM_COST_TOTAL, cost);
+    span.set_attribute(gen_ai::USAGE_INPUT_TOKENS, input_tokens);
+    span.set_attribute(gen_ai::USAGE_OUTPUT_TOKENS, output_tokens);
+    span.end();
+}
+
+#[test]
+fn values_no_instrument_measures_are_left_out_and_counted_and_the_sums_stay_valid() {
+    let _turn = turn();
+    let (url, rx) = metrics_receiver(Answer::Ok);
+    let rec = Recorder::with(|b| b.metrics(Metrics::new().endpoint(&url)));
+    hand_set_call("m", 1.0, 10.0, 2.0);
+    let _ = rec.spans();
+    let first = latest(&rx);
+    // A refund as a negative cost, an overflowed and a NaN token count; then a valid call.
+    hand_set_call("m", -3.0, f64::INFINITY, f64::NAN);
+    hand_set_call("m", 0.5, 5.0, 1.0);
+    let _ = rec.spans();
+    let second = latest(&rx);
+    rec.shutdown();
+    let stats = metrics::stats();
+
+    let cost = |req: &MetricsRequest| sum_points(req.metric(names::COST)).iter().map(value).sum();
+    let (before, after): (f64, f64) = (cost(&first), cost(&second));
+    assert!((before - 1.0).abs() < 1e-12, "{before}");
+    assert!(
+        (after - 1.5).abs() < 1e-12,
+        "the monotonic cost sum went from {before} to {after}"
+    );
+    let tokens = |kind: &str| {
+        let point = histogram_points(second.metric(names::TOKEN_USAGE))
+            .iter()
+            .find(|p| has_attrs(&p.attributes, &[("gen_ai.token.type", kind)]))
+            .unwrap_or_else(|| panic!("a {kind} token point"));
+        (point.count, point.sum)
+    };
+    assert_eq!(
+        tokens("input"),
+        (2, Some(15.0)),
+        "the infinite count is left out"
+    );
+    assert_eq!(
+        tokens("output"),
+        (2, Some(3.0)),
+        "the NaN count is left out"
+    );
+    // Every call still counts as an operation.
+    let calls: u64 = histogram_points(second.metric(names::OPERATION_DURATION))
+        .iter()
+        .map(|p| p.count)
+        .sum();
+    assert_eq!(calls, 3);
+    assert_eq!(stats.calls, 3);
+    assert_eq!(stats.rejected, 3, "{stats:?}");
+}
+
+#[trace(event_type = "model")]
+fn priced_call(reported_cost: Option<f64>) {
+    let call = LlmCall::new("gpt-4o-mini")
+        .provider("openai")
+        .usage(1000, 100);
+    match reported_cost {
+        Some(usd) => call.cost_usd(usd),
+        None => call,
+    }
+    .record();
+}
+
+#[test]
+fn a_reported_cost_that_is_negative_or_not_finite_is_ignored_for_the_price_tables() {
+    let _turn = turn();
+    let rec = Recorder::start();
+    priced_call(None);
+    priced_call(Some(-3.0));
+    priced_call(Some(f64::NAN));
+    priced_call(Some(f64::INFINITY));
+    priced_call(Some(0.25));
+    let spans = rec.spans();
+    let costs: Vec<Option<f64>> = spans
+        .all("priced_call")
+        .map(|s| s.f64(openinference::LLM_COST_TOTAL))
+        .collect();
+    let table = costs[0].expect("gpt-4o-mini has a built-in price");
+    assert!(table > 0.0);
+    assert_eq!(
+        costs,
+        [
+            Some(table),
+            Some(table),
+            Some(table),
+            Some(table),
+            Some(0.25)
+        ]
+    );
+}

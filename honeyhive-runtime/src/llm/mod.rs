@@ -536,9 +536,13 @@ impl LlmCall {
         self
     }
 
-    /// The cost in USD, when the provider reports it; wins over the price table.
+    /// The cost in USD, when the provider reports it; wins over the price table. A cost that
+    /// is negative or not finite (NaN, infinite) is ignored, and the price table's is used: it
+    /// is no call's cost, and it would make the cost roll-ups and metrics go backwards.
     pub fn cost_usd(mut self, usd: f64) -> Self {
-        self.cost_usd = Some(usd);
+        if usd.is_finite() && usd >= 0.0 {
+            self.cost_usd = Some(usd);
+        }
         self
     }
 

@@ -70,10 +70,19 @@ impl Hist {
         }
     }
 
-    fn record(&mut self, value: f64, weight: f64) {
+    /// Adds `value` with `weight`, if it is a measurement ([`weighted`]) that keeps the sum
+    /// finite; returns whether it did.
+    fn record(&mut self, value: f64, weight: f64) -> bool {
+        let Some(sum) = weighted(value, weight)
+            .map(|w| self.sum + w)
+            .filter(|s| s.is_finite())
+        else {
+            return false;
+        };
         let bucket = self.bounds.partition_point(|b| *b < value);
         self.weights[bucket] += weight;
-        self.sum += value * weight;
+        self.sum = sum;
+        true
     }
 
     /// The bucket counts sent: each cumulative weight rounded to the nearest integer, so a
@@ -128,6 +137,49 @@ pub(super) struct Instruments {
     pub(super) cost: Family<f64>,
     /// `honeyhive.gen_ai.client.errors`.
     pub(super) errors: Family<f64>,
+    /// Values left out since the observer last took this count: not a measurement any
+    /// instrument takes ([`weighted`]), or one that would make a cumulative sum infinite.
+    pub(super) rejected: u64,
+}
+
+/// `value` times `weight`, when `value` is something these instruments measure: an amount
+/// (tokens, seconds, dollars, errors), so finite and not negative, and finite once weighted.
+/// Anything else (a negative cost, an infinite or NaN token count) would break what the
+/// instruments promise (monotonic sums that never go down, finite histogram sums, for the
+/// life of the process), so it is left out and counted, never clamped into a made-up value.
+fn weighted(value: f64, weight: f64) -> Option<f64> {
+    let w = value * weight;
+    (value >= 0.0 && w.is_finite()).then_some(w)
+}
+
+/// Adds `value` to `family`'s histogram for `attrs`; false if it is no measurement. A rejected
+/// value opens no series.
+fn observe_hist(
+    family: &mut Family<Hist>,
+    attrs: Attrs,
+    bounds: &'static [f64],
+    value: f64,
+    weight: f64,
+) -> bool {
+    weighted(value, weight).is_some()
+        && family
+            .entry(attrs, || Hist::new(bounds))
+            .record(value, weight)
+}
+
+/// Adds `value` to `family`'s sum for `attrs`; false if it is no measurement or would make the
+/// sum infinite. A rejected value opens no series.
+fn observe_sum(family: &mut Family<f64>, attrs: Attrs, value: f64, weight: f64) -> bool {
+    let Some(w) = weighted(value, weight) else {
+        return false;
+    };
+    let total = family.entry(attrs, || 0.0);
+    let next = *total + w;
+    if !next.is_finite() {
+        return false;
+    }
+    *total = next;
+    true
 }
 
 impl Instruments {
@@ -146,9 +198,14 @@ impl Instruments {
         }
         #[allow(clippy::cast_precision_loss)] // nanoseconds of one call: far below 2^52
         let seconds = span.duration_nanos() as f64 / 1e9;
-        self.duration
-            .entry(with_error.clone(), || Hist::new(&SECONDS_BOUNDS))
-            .record(seconds, weight);
+        let taken = observe_hist(
+            &mut self.duration,
+            with_error.clone(),
+            &SECONDS_BOUNDS,
+            seconds,
+            weight,
+        );
+        self.tally(taken);
 
         for (kind, keys) in [
             (
@@ -166,37 +223,43 @@ impl Instruments {
                 ],
             ),
         ] {
-            if let Some(tokens) = keys.iter().find_map(|k| number(span.attr(k)))
-                && tokens >= 0.0
-            {
+            if let Some(tokens) = keys.iter().find_map(|k| number(span.attr(k))) {
                 let mut typed = attrs.clone();
                 insert(&mut typed, TOKEN_TYPE, kind.to_owned());
-                self.token_usage
-                    .entry(typed, || Hist::new(&TOKEN_BOUNDS))
-                    .record(tokens, weight);
+                let taken =
+                    observe_hist(&mut self.token_usage, typed, &TOKEN_BOUNDS, tokens, weight);
+                self.tally(taken);
             }
         }
 
         if let Some(ms) = [TIME_TO_FIRST_TOKEN_MS, STREAM_FIRST_ITEM_MS]
             .iter()
             .find_map(|k| number(span.attr(k)))
-            && ms >= 0.0
         {
-            self.time_to_first_chunk
-                .entry(attrs.clone(), || Hist::new(&SECONDS_BOUNDS))
-                .record(ms / 1000.0, weight);
+            let taken = observe_hist(
+                &mut self.time_to_first_chunk,
+                attrs.clone(),
+                &SECONDS_BOUNDS,
+                ms / 1000.0,
+                weight,
+            );
+            self.tally(taken);
         }
 
-        if let Some(usd) = number(span.attr(openinference::LLM_COST_TOTAL))
-            && usd.is_finite()
-        {
-            *self.cost.entry(attrs, || 0.0) += usd * weight;
+        if let Some(usd) = number(span.attr(openinference::LLM_COST_TOTAL)) {
+            let taken = observe_sum(&mut self.cost, attrs, usd, weight);
+            self.tally(taken);
         }
 
         if error.is_some() {
-            *self.errors.entry(with_error, || 0.0) += weight;
+            let taken = observe_sum(&mut self.errors, with_error, 1.0, weight);
+            self.tally(taken);
         }
         true
+    }
+
+    fn tally(&mut self, taken: bool) {
+        self.rejected += u64::from(!taken);
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -305,7 +368,53 @@ fn number(value: Option<&Value>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Hist, SECONDS_BOUNDS, TOKEN_BOUNDS};
+    use super::{Family, Hist, SECONDS_BOUNDS, TOKEN_BOUNDS, observe_hist, observe_sum};
+
+    #[test]
+    #[allow(clippy::float_cmp)] // sums of the exact values given
+    fn a_value_that_would_make_a_cumulative_sum_infinite_is_left_out() {
+        let mut cost = Family::default();
+        assert!(observe_sum(&mut cost, Vec::new(), f64::MAX, 1.0));
+        assert!(!observe_sum(&mut cost, Vec::new(), f64::MAX, 1.0));
+        assert_eq!(cost.series.get(&Vec::new()), Some(&f64::MAX));
+        // Finite, but not once weighted by 1 / a tiny probability.
+        assert!(!observe_sum(
+            &mut cost,
+            vec![("k", "v".into())],
+            1e300,
+            1e10
+        ));
+        assert!(cost.series.len() == 1, "a rejected value opens no series");
+
+        let mut tokens = Family::default();
+        assert!(observe_hist(
+            &mut tokens,
+            Vec::new(),
+            &TOKEN_BOUNDS,
+            f64::MAX,
+            1.0
+        ));
+        assert!(!observe_hist(
+            &mut tokens,
+            Vec::new(),
+            &TOKEN_BOUNDS,
+            f64::MAX,
+            1.0
+        ));
+        let h = &tokens.series[&Vec::new()];
+        assert_eq!((h.sum, h.counts().iter().sum::<u64>()), (f64::MAX, 1));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(!observe_hist(
+                &mut tokens,
+                Vec::new(),
+                &TOKEN_BOUNDS,
+                bad,
+                1.0
+            ));
+            assert!(!observe_sum(&mut cost, Vec::new(), bad, 1.0));
+        }
+        assert_eq!(tokens.series[&Vec::new()].sum, f64::MAX);
+    }
 
     #[test]
     fn values_land_in_the_bucket_whose_upper_bound_includes_them() {

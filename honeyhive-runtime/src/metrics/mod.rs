@@ -35,6 +35,12 @@
 //! a traced stream on a model span. Cost is the span's `llm.cost.total` (the price table's, or
 //! the provider's). `error.type` is the span's own, else its exception's type, else `_OTHER`.
 //!
+//! Every instrument measures an amount, so each value is checked where the instrument takes
+//! it: one that is negative, NaN or infinite (a cost or token count set by hand), or that
+//! would make a cumulative sum infinite, is left out of that instrument and counted in
+//! [`MetricsStats::rejected`], never clamped. So the sums stay monotonic and every histogram
+//! sum finite for the life of the process; the call's other values still count.
+//!
 //! # Sampling
 //!
 //! Every observation is weighted by the inverse of the probability its span was recorded
@@ -244,6 +250,10 @@ pub struct MetricsStats {
     pub failed: u64,
     /// Requests replaced by a newer one before they could be sent (the backend was slow).
     pub replaced: u64,
+    /// Values of observed calls left out of an instrument because they are no measurement
+    /// of it: negative, NaN or infinite (a negative cost, an infinite token count), or so
+    /// large that a cumulative sum would become infinite. The rest of the call still counts.
+    pub rejected: u64,
 }
 
 #[derive(Debug, Default)]
@@ -252,6 +262,7 @@ struct Counters {
     exported: AtomicU64,
     failed: AtomicU64,
     replaced: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// The counters of the most recently installed metrics exporter.
@@ -267,6 +278,7 @@ pub fn stats() -> MetricsStats {
             exported: c.exported.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             replaced: c.replaced.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
         })
 }
 
@@ -316,6 +328,12 @@ impl Observer for MetricsObserver {
         if calls > 0 {
             self.counters.calls.fetch_add(calls, Ordering::Relaxed);
             self.changed = true;
+        }
+        let rejected = std::mem::take(&mut self.instruments.rejected);
+        if rejected > 0 {
+            self.counters
+                .rejected
+                .fetch_add(rejected, Ordering::Relaxed);
         }
     }
 
