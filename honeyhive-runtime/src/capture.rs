@@ -551,12 +551,20 @@ pub(crate) fn in_guarded_formatting() -> bool {
 }
 
 /// Runs `f`, which calls user code for capture (a `Debug` impl, an `Into` conversion), and
-/// turns a panic into its message.
+/// turns a panic into its message. The panic hook stays quiet meanwhile: such a panic is not
+/// the program's, only a value that could not be captured.
 pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     let outer = FORMATTING.replace(true);
-    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    let result = caught(f);
     FORMATTING.set(outer);
-    result.map_err(|payload| {
+    result
+}
+
+/// Runs `f`, user code that does the program's own work (an evaluator), and turns a panic into
+/// its message. Unlike [`guarded`], the panic is the program's: the panic hooks see it (the
+/// program's own, and ours, which keeps its message for the spans it unwinds through).
+pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())

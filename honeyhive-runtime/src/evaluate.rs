@@ -49,7 +49,9 @@
 //!
 //! Evaluators run only for sampled calls, after the body, and never change what it returns; a
 //! panic or an `Err` in an evaluator is recorded (`error.type`, `exception.message` on the
-//! result event) and goes no further.
+//! result event) and goes no further. A panic is still the program's: the panic hook sees it
+//! (a crash reporter hears of it, the default hook prints it), and a span it unwinds through
+//! inside the evaluator (a judge's own traced call) records its message.
 //!
 //! A sync evaluator's result is a `gen_ai.evaluation.result` event on the traced span, with
 //! `gen_ai.evaluation.name`, `gen_ai.evaluation.score.value`, `gen_ai.evaluation.score.label`
@@ -59,32 +61,40 @@
 //! An async evaluator runs as a child span of the traced span, named after the evaluator, of
 //! event type `evaluator`; the same event and `honeyhive_metrics.<name>` are on that child.
 //! It is spawned on the current tokio runtime when there is one (the `tokio` feature), else on
-//! a small worker thread of ours that runs them one after another. Spans the evaluator opens
-//! (an LLM judge's own model call) are its children. The trace's root waits a little for the
-//! child (the trace assembler's linger for carried work, 500 ms); a child that ends later
-//! still reaches the exporters, as a late part of its trace. At most [`MAX_PENDING`]
-//! evaluations run at once: past that, an evaluation is not started, the traced span says so
-//! (`error.type = "dropped"`) and [`dropped_evaluations`] counts it. [`wait`] blocks until
-//! every started evaluation has finished (before the guard drops, or in tests).
+//! a small worker thread of ours. Either way evaluations run concurrently, each polled when it
+//! is woken: a slow or hung judge (an HTTP call without a timeout) delays only itself, and
+//! holds one slot and keeps [`wait`] waiting until it ends. Nothing times an evaluator out, as
+//! nothing times the traced code out: give a judge's calls their own timeouts. An evaluator
+//! that blocks its thread (a blocking HTTP client inside an `async fn`) holds up what shares
+//! that thread, ours or the runtime's. Spans the evaluator opens (an LLM judge's own model
+//! call) are its children. The trace's root waits a little for the child (the trace
+//! assembler's linger for carried work, 500 ms); a child that ends later still reaches the
+//! exporters, as a late part of its trace. At most [`MAX_PENDING`] evaluations run at once:
+//! past that, an evaluation is not started, the traced span says so (`error.type =
+//! "dropped"`) and [`dropped_evaluations`] counts it. An evaluation dropped before it finished
+//! (its runtime shut down) is counted there too, and its child span says so (`error.type =
+//! "cancelled"`). [`wait`] blocks until every started evaluation has finished (before the
+//! guard drops, or in tests); [`wait_async`] is its async form.
 
 use std::borrow::Cow;
 use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
-use std::task::{Context as TaskContext, Poll};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use futures_executor::ThreadPool;
 use opentelemetry::trace::Event;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 
-use crate::capture::{capture_cap, display_text, guarded};
+use crate::capture::{capture_cap, caught, display_text};
 use crate::carry::Carried;
 use crate::context::{self, Current};
 use crate::correlation;
 use crate::record::{EventType, Meta, RootState, SpanRecord};
-use crate::span::{Instrumented, Span};
+use crate::span::Span;
 
 /// The event OpenTelemetry's GenAI conventions record an evaluation as.
 pub const EVENT: &str = "gen_ai.evaluation.result";
@@ -113,7 +123,9 @@ pub const MAX_PENDING: usize = 1024;
 pub struct Evaluation {
     /// The name it is recorded under; `None`: the evaluator's (the last segment of its path).
     pub name: Option<Cow<'static, str>>,
-    /// A score, e.g. in `[0, 1]`.
+    /// A score, e.g. in `[0, 1]`. A score that is not finite (NaN, infinite) is not recorded,
+    /// as [`Feedback::score`](crate::feedback::Feedback::score) ignores one: no backend can
+    /// store it.
     pub score: Option<f64>,
     /// A label, e.g. `"relevant"`.
     pub label: Option<String>,
@@ -127,10 +139,10 @@ impl Evaluation {
         Evaluation::default()
     }
 
-    /// A result with this score.
+    /// A result with this score (none if it is not finite).
     pub fn score(score: f64) -> Evaluation {
         Evaluation {
-            score: Some(score),
+            score: finite_score(score),
             ..Evaluation::default()
         }
     }
@@ -143,10 +155,10 @@ impl Evaluation {
         }
     }
 
-    /// Sets the score.
+    /// Sets the score (none if it is not finite).
     #[must_use]
     pub fn with_score(mut self, score: f64) -> Evaluation {
-        self.score = Some(score);
+        self.score = finite_score(score);
         self
     }
 
@@ -170,6 +182,12 @@ impl Evaluation {
         self.name = Some(name.into());
         self
     }
+}
+
+/// A score as it is recorded: `None` for one that is not finite (NaN, infinite), which no
+/// backend can store. The one rule for evaluators' and feedback's scores.
+pub(crate) fn finite_score(score: f64) -> Option<f64> {
+    score.is_finite().then_some(score)
 }
 
 /// Why an evaluator gave no result.
@@ -360,7 +378,8 @@ fn record_outcome(
             };
             let mut attrs = vec![KeyValue::new(NAME, Value::String(name))];
             let mut metric = None;
-            if let Some(score) = e.score {
+            // The fields are public: a score set on one directly is checked here.
+            if let Some(score) = e.score.and_then(finite_score) {
                 attrs.push(KeyValue::new(SCORE, Value::F64(score)));
                 metric = Some(KeyValue::new(metric_key.clone(), Value::F64(score)));
             }
@@ -476,8 +495,8 @@ impl<'a> Evaluations<'a> {
         metric_key: &'static str,
         output: &T,
     ) {
-        let outcome = match guarded(|| evaluator.hh_evaluate(&self.input, output)) {
-            Ok(r) => guarded(|| r.into_evaluation()).unwrap_or_else(|m| Err(panicked(m))),
+        let outcome = match caught(|| evaluator.hh_evaluate(&self.input, output)) {
+            Ok(r) => caught(|| r.into_evaluation()).unwrap_or_else(|m| Err(panicked(m))),
             Err(message) => Err(panicked(message)),
         };
         if let Some(record) = self.span.recording() {
@@ -510,32 +529,98 @@ impl<'a> Evaluations<'a> {
         let slot = PendingSlot;
         let mut child = open_child(scope, name);
         let input = self.input.clone();
-        let future = match guarded(|| evaluator.hh_start(input)) {
+        let future = match caught(|| evaluator.hh_start(input)) {
             Ok(future) => future,
             Err(message) => {
                 if let Some(record) = child.recording() {
                     record_outcome(record, name, metric_key, Err(panicked(message)));
                 }
+                drop(child);
                 drop(slot);
                 return;
             }
         };
-        let task = Instrumented::new(
-            child,
-            CatchPanic {
-                future: Box::pin(future),
-            },
-        );
+        let task = EvalTask {
+            future: Some(Box::pin(future)),
+            child: Some(child),
+            slot: Some(slot),
+            name,
+            metric_key,
+        };
         // Request id, session and user follow into the task; the span is the child's.
         let carried = Carried::from_parts(Current::IDLE, correlation::current());
-        let task = carried.instrument(async move {
-            let _slot = slot;
-            let (mut child, outcome) = task.await;
-            if let Some(record) = child.recording() {
-                record_outcome(record, name, metric_key, outcome);
+        run_elsewhere(Box::pin(carried.instrument(task)));
+    }
+}
+
+/// One async evaluation: its future, polled with its child span current, and the slot it
+/// holds. Its result goes on the child; dropped before it finished (its runtime shut down, or
+/// it could not be sent to our worker), it is recorded as cancelled and counted in
+/// [`dropped_evaluations`]. Either way the child ends before the slot is freed, so that what
+/// [`wait`] waited for has reached the exporters' queue.
+struct EvalTask<F> {
+    future: Option<Pin<Box<F>>>,
+    child: Option<Span>,
+    slot: Option<PendingSlot>,
+    name: &'static str,
+    metric_key: &'static str,
+}
+
+impl<F: Future<Output: IntoEvaluation>> Future for EvalTask<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let (Some(child), Some(future)) = (this.child.as_mut(), this.future.as_mut()) else {
+            return Poll::Ready(());
+        };
+        // A panic while polling (or in the result's conversion) is the evaluator's outcome.
+        let scope = child.poll_scope();
+        let outcome = match caught(|| future.as_mut().poll(cx)) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(r)) => {
+                caught(|| r.into_evaluation()).unwrap_or_else(|m| Err(panicked(m)))
             }
-        });
-        run_elsewhere(Box::pin(task));
+            Err(message) => Err(panicked(message)),
+        };
+        drop(scope);
+        this.finish(outcome);
+        Poll::Ready(())
+    }
+}
+
+impl<F> EvalTask<F> {
+    /// Records the outcome and ends the child, after the evaluator's future is gone (spans it
+    /// still holds, a cancelled judge's own call, end first), then frees the slot.
+    fn finish(&mut self, outcome: Result<Option<Evaluation>, EvalError>) {
+        if let Some(future) = self.future.take() {
+            // Its drop is the evaluator's code; a panic there must not reach our worker.
+            let _ = caught(move || drop(future));
+        }
+        if let Some(mut child) = self.child.take() {
+            if let Some(record) = child.recording() {
+                record_outcome(record, self.name, self.metric_key, outcome);
+            }
+            drop(child);
+        }
+        drop(self.slot.take());
+    }
+}
+
+impl<F> Drop for EvalTask<F> {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        if let Some(record) = self.child.as_mut().and_then(Span::recording) {
+            record.attr("honeyhive.cancelled", Value::Bool(true));
+        }
+        let cancelled = EvalError {
+            type_name: Cow::Borrowed("cancelled"),
+            message: "the evaluation was dropped before it finished".to_owned(),
+        };
+        self.finish(Err(cancelled));
     }
 }
 
@@ -560,26 +645,6 @@ static EVALUATOR: Meta = Meta {
     root: RootState::new(),
 };
 
-/// Turns a panic while polling into a failed outcome.
-struct CatchPanic<F> {
-    future: Pin<Box<F>>,
-}
-
-impl<F: Future<Output: IntoEvaluation>> Future for CatchPanic<F> {
-    type Output = Result<Option<Evaluation>, EvalError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let future = self.future.as_mut();
-        match guarded(|| future.poll(cx)) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(r)) => {
-                Poll::Ready(guarded(|| r.into_evaluation()).unwrap_or_else(|m| Err(panicked(m))))
-            }
-            Err(message) => Poll::Ready(Err(panicked(message))),
-        }
-    }
-}
-
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// On the current tokio runtime if there is one, else on our worker thread.
@@ -592,36 +657,30 @@ fn run_elsewhere(task: Task) {
     worker_send(task);
 }
 
+/// Runs `task` on our worker thread, where evaluations run concurrently (each is polled when
+/// it is woken), so a slow or hung one holds only its own slot.
 fn worker_send(task: Task) {
-    static WORKER: OnceLock<Option<Mutex<std::sync::mpsc::SyncSender<Task>>>> = OnceLock::new();
+    static WORKER: OnceLock<Option<ThreadPool>> = OnceLock::new();
     let worker = WORKER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Task>(MAX_PENDING);
-        std::thread::Builder::new()
-            .name("honeyhive-evaluate".to_owned())
-            .spawn(move || {
-                for task in rx {
-                    futures_executor::block_on(task);
-                }
-            })
+        ThreadPool::builder()
+            .pool_size(1)
+            .name_prefix("honeyhive-evaluate-")
+            .create()
             .ok()
-            .map(|_| Mutex::new(tx))
     });
-    // Dropping a task that cannot be sent ends its child span and frees its slot.
-    let sent = worker.as_ref().is_some_and(|tx| {
-        tx.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .try_send(task)
-            .is_ok()
-    });
-    if !sent {
-        DROPPED.fetch_add(1, Ordering::Relaxed);
+    // Without a worker the task is dropped here: that ends its child span as cancelled,
+    // counts it and frees its slot.
+    if let Some(worker) = worker {
+        worker.spawn_ok(task);
     }
 }
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Async evaluations not started because [`MAX_PENDING`] were running (or the worker thread
-/// could not start), since the process began.
+/// Async evaluations that gave no result because they were not started ([`MAX_PENDING`] were
+/// running, or the worker thread could not start) or were dropped before they finished (the
+/// tokio runtime they ran on shut down), since the process began. A dropped one's child span
+/// ends with `honeyhive.cancelled` and a result event with `error.type = "cancelled"`.
 pub fn dropped_evaluations() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
@@ -634,11 +693,12 @@ pub fn pending() -> usize {
 /// Blocks until every async evaluation started so far has finished, or `timeout` passed;
 /// returns whether they all finished. Call it before dropping the guard so that their results
 /// are exported, and in tests before reading spans. Not from inside a current-thread tokio
-/// runtime whose tasks the evaluations are (they could not run meanwhile).
+/// runtime whose tasks the evaluations are (they could not run meanwhile): await
+/// [`wait_async`] there.
 pub fn wait(timeout: Duration) -> bool {
     let pending = Pending::get();
     let deadline = crate::clock::after(timeout);
-    let mut lock = pending.lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut lock = pending.lock();
     while pending.count.load(Ordering::Acquire) > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -653,21 +713,102 @@ pub fn wait(timeout: Duration) -> bool {
     true
 }
 
+/// Completes when every async evaluation started so far has finished: [`wait`] for async
+/// code, which lets the evaluations run on the same runtime meanwhile (a current-thread one
+/// too). It has no timeout of its own; give it your runtime's, e.g.
+/// `tokio::time::timeout(Duration::from_secs(10), evaluate::wait_async())`.
+///
+/// ```
+/// # use honeyhive_runtime::evaluate::{self, EvalInput};
+/// # use honeyhive_runtime::trace;
+/// async fn judge(_: EvalInput) -> f64 {
+///     1.0
+/// }
+///
+/// #[trace(evaluate(async judge))]
+/// async fn answer() -> u32 {
+///     42
+/// }
+///
+/// # let recorder = honeyhive_runtime::testing::Recorder::start();
+/// // Any executor; on a current-thread tokio runtime, `judge` runs on this thread meanwhile.
+/// futures_executor::block_on(async {
+///     answer().await;
+///     evaluate::wait_async().await;
+/// });
+/// # assert_eq!(evaluate::pending(), 0);
+/// # assert_eq!(recorder.spans().get("judge").f64("honeyhive_metrics.judge"), Some(1.0));
+/// ```
+pub fn wait_async() -> impl Future<Output = ()> + Send + Unpin + 'static {
+    WaitAll { id: None }
+}
+
+/// The future [`wait_async`] returns; `id`: its waker's entry, while it has one.
+struct WaitAll {
+    id: Option<u64>,
+}
+
+impl Future for WaitAll {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let pending = Pending::get();
+        if pending.count.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        // Checked again under the lock the last slot is freed under: no wake-up is lost.
+        let mut waiters = pending.lock();
+        if pending.count.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        let id = *self.id.get_or_insert_with(|| {
+            waiters.next_id += 1;
+            waiters.next_id
+        });
+        match waiters.wakers.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => waiters.wakers.push((id, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitAll {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            Pending::get().lock().wakers.retain(|(i, _)| *i != id);
+        }
+    }
+}
+
 /// The running evaluations.
 struct Pending {
     count: AtomicUsize,
-    lock: Mutex<()>,
+    waiters: Mutex<Waiters>,
     done: Condvar,
+}
+
+/// The tasks awaiting [`wait_async`], woken when the last evaluation finishes.
+struct Waiters {
+    next_id: u64,
+    wakers: Vec<(u64, Waker)>,
 }
 
 impl Pending {
     fn get() -> &'static Pending {
         static PENDING: Pending = Pending {
             count: AtomicUsize::new(0),
-            lock: Mutex::new(()),
+            waiters: Mutex::new(Waiters {
+                next_id: 0,
+                wakers: Vec::new(),
+            }),
             done: Condvar::new(),
         };
         &PENDING
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes a slot, if one is free.
@@ -686,8 +827,17 @@ struct PendingSlot;
 impl Drop for PendingSlot {
     fn drop(&mut self) {
         let pending = Pending::get();
-        let _lock = pending.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.count.fetch_sub(1, Ordering::AcqRel);
+        let mut waiters = pending.lock();
+        let woken = if pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            std::mem::take(&mut waiters.wakers)
+        } else {
+            Vec::new()
+        };
         pending.done.notify_all();
+        drop(waiters);
+        // Woken outside the lock: a waker may run its task's poll right here.
+        for (_, waker) in woken {
+            waker.wake();
+        }
     }
 }

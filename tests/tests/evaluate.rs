@@ -361,3 +361,215 @@ async fn async_fns_and_unit_outputs_are_evaluated_too() {
         Some(0.5)
     );
 }
+
+// --- scores ----------------------------------------------------------------------------
+
+fn nan_score(_: &EvalInput, _: &u32) -> f64 {
+    f64::NAN
+}
+
+/// A score set on the public field, past `Evaluation::score`.
+fn infinite_score_with_label(_: &EvalInput, _: &u32) -> Evaluation {
+    let mut e = Evaluation::label("odd");
+    e.score = Some(f64::INFINITY);
+    e
+}
+
+#[trace(evaluate(nan_score, infinite_score_with_label))]
+fn scored(n: u32) -> u32 {
+    n
+}
+
+#[test]
+fn a_score_that_is_not_finite_is_not_recorded_as_feedback_ignores_one() {
+    let rec = Recorder::start();
+    assert_eq!(scored(3), 3);
+    let spans = rec.spans();
+    let span = spans.get("scored");
+    let e = result_named(span, "nan_score");
+    assert_eq!(FinishedSpan::event_attr(e, evaluate::SCORE), None);
+    assert_eq!(span.attr("honeyhive_metrics.nan_score"), None);
+    let e = result_named(span, "infinite_score_with_label");
+    assert_eq!(FinishedSpan::event_attr(e, evaluate::SCORE), None);
+    assert_eq!(attr_str(e, evaluate::LABEL).as_deref(), Some("odd"));
+    assert_eq!(
+        span.str("honeyhive_metrics.infinite_score_with_label"),
+        Some("odd"),
+        "the label stands in for the score"
+    );
+    assert_eq!(Evaluation::score(f64::NAN).score, None);
+    assert_eq!(Evaluation::new().with_score(f64::NEG_INFINITY).score, None);
+}
+
+// --- async evaluators: a hung one, a cancelled one, waiting in async code --------------
+
+static HUNG: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static RAN: std::sync::Mutex<Option<std::sync::mpsc::Sender<String>>> = std::sync::Mutex::new(None);
+
+/// Call 0 hangs (an HTTP call without a timeout) until the test lets it go; the others
+/// say that they ran.
+async fn maybe_hung(input: EvalInput) -> f64 {
+    let n = input.text("n").unwrap_or_default().into_owned();
+    if n == "0" {
+        HUNG.notified().await;
+    } else {
+        tokio::task::yield_now().await;
+        if let Some(ran) = RAN.lock().unwrap().as_ref() {
+            ran.send(n).unwrap();
+        }
+    }
+    1.0
+}
+
+#[trace(evaluate(async maybe_hung))]
+fn judged_work(n: u32) -> u32 {
+    n
+}
+
+#[test]
+fn without_a_runtime_a_hung_async_evaluator_does_not_hold_up_the_others() {
+    let rec = Recorder::start();
+    let (tx, ran) = std::sync::mpsc::channel();
+    *RAN.lock().unwrap() = Some(tx);
+    for n in 0..=5 {
+        judged_work(n);
+    }
+    let mut quick: Vec<String> = (1..=5)
+        .map(|_| {
+            ran.recv_timeout(WAIT)
+                .expect("a quick evaluation ran while the first one hangs")
+        })
+        .collect();
+    quick.sort();
+    assert_eq!(quick, ["1", "2", "3", "4", "5"]);
+    assert!(evaluate::pending() >= 1, "the hung one still runs");
+    HUNG.notify_one();
+    assert!(evaluate::wait(WAIT));
+    *RAN.lock().unwrap() = None;
+    let spans = rec.spans();
+    let scored = spans
+        .all("maybe_hung")
+        .filter(|s| s.f64("honeyhive_metrics.maybe_hung") == Some(1.0))
+        .count();
+    assert_eq!(scored, 6);
+}
+
+/// Never finishes: its runtime is dropped first.
+async fn never_done(_: EvalInput) -> f64 {
+    std::future::pending::<()>().await;
+    1.0
+}
+
+#[trace(evaluate(async never_done))]
+async fn left_behind(n: u32) -> u32 {
+    n + 1
+}
+
+#[test]
+fn an_async_evaluator_dropped_with_its_runtime_is_counted_and_marked_cancelled() {
+    let rec = Recorder::start();
+    let dropped = evaluate::dropped_evaluations();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(left_behind(1)), 2);
+    drop(runtime);
+    assert!(evaluate::wait(WAIT), "a dropped evaluation is not pending");
+    assert_eq!(evaluate::dropped_evaluations(), dropped + 1);
+    let spans = rec.spans();
+    let child = spans.get("never_done");
+    assert_eq!(child.parent_span_id, spans.get("left_behind").span_id());
+    assert_eq!(child.attr("honeyhive.cancelled"), Some(&true.into()));
+    let e = result_named(child, "never_done");
+    assert_eq!(attr_str(e, "error.type").as_deref(), Some("cancelled"));
+    assert_eq!(child.attr("honeyhive_metrics.never_done"), None);
+}
+
+#[trace(event_type = "chain", evaluate(async judge))]
+async fn answered_on_one_thread(question: &str) -> String {
+    format!("Paris ({question})")
+}
+
+#[test]
+fn wait_async_lets_evaluations_finish_on_a_current_thread_runtime() {
+    let rec = Recorder::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        answered_on_one_thread("France?").await;
+        // The evaluation is a task of this runtime: `wait` here would block it.
+        assert_eq!(evaluate::pending(), 1);
+        evaluate::wait_async().await;
+        assert_eq!(evaluate::pending(), 0);
+        // Nothing pending: done at once.
+        evaluate::wait_async().await;
+    });
+    let spans = rec.spans();
+    assert_eq!(spans.get("judge").f64("honeyhive_metrics.judge"), Some(0.8));
+}
+
+// --- panics inside evaluators are the program's ------------------------------------------
+
+#[trace(event_type = "model")]
+fn judge_call(prompt: &str) -> f64 {
+    assert!(!prompt.contains("bad"), "judge model exploded on {prompt}");
+    0.9
+}
+
+/// Catches its own model call's panic and scores 0.
+fn catching_judge(input: &EvalInput, _: &usize) -> f64 {
+    let prompt = input.text("q").unwrap_or_default().into_owned();
+    std::panic::catch_unwind(|| judge_call(&prompt)).unwrap_or(0.0)
+}
+
+fn exploding_judge(_: &EvalInput, _: &usize) -> f64 {
+    panic!("judge model exploded by itself")
+}
+
+#[trace(evaluate(catching_judge, exploding_judge))]
+fn asked(q: &str) -> usize {
+    q.len()
+}
+
+#[test]
+fn a_panic_inside_an_evaluator_keeps_its_message_and_reaches_the_panic_hook() {
+    static HEARD: AtomicU32 = AtomicU32::new(0);
+    // The program's own hook (a crash reporter), chained in front of what is installed.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("judge model exploded") {
+            HEARD.fetch_add(1, Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    let rec = Recorder::start();
+    assert_eq!(asked("a bad question"), 14);
+    assert_eq!(
+        HEARD.load(Ordering::SeqCst),
+        2,
+        "the program's panic hook heard of both panics"
+    );
+    let spans = rec.spans();
+    let asked = spans.get("asked");
+    let call = spans.get("judge_call");
+    assert_eq!(call.parent_span_id, asked.span_id());
+    assert!(
+        call.error_message()
+            .is_some_and(|m| m.contains("judge model exploded on a bad question")),
+        "{:?}",
+        call.error_message()
+    );
+    assert_eq!(asked.f64("honeyhive_metrics.catching_judge"), Some(0.0));
+    let e = result_named(asked, "exploding_judge");
+    assert_eq!(
+        attr_str(e, "exception.message").as_deref(),
+        Some("judge model exploded by itself")
+    );
+}
