@@ -27,7 +27,10 @@
 //!
 //! The span the reference names was exported when it ended, so feedback cannot be added to
 //! it. [`Feedback::send`] records a small child span of it instead, in the same trace, named
-//! `feedback {name}`, of event type `evaluator`, always sampled. It carries:
+//! `feedback {name}`, of event type `evaluator`, always sampled. It belongs to that trace, not
+//! to the scope that sends it: it carries the request id, session and user of the sender's
+//! scope only when that scope is in the referenced trace (feedback sent during the request),
+//! else none (a later request of another user does not stamp its own on it). It carries:
 //!
 //! - a `gen_ai.evaluation.result` event, as evaluators write it ([`crate::evaluate`]):
 //!   `gen_ai.evaluation.name`, `gen_ai.evaluation.score.value`,
@@ -60,9 +63,12 @@ mod send;
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use opentelemetry::{SpanId, TraceId};
 
+use crate::context::State;
+use crate::correlation::Correlation;
 use crate::dynamic::{Parent, SpanBuilder};
 use crate::enrich::Value;
 use crate::evaluate::{EVENT, EXPLANATION, LABEL, NAME, SCORE};
@@ -220,6 +226,15 @@ pub fn feedback(span: &SpanRef) -> Feedback {
     }
 }
 
+/// Puts the correlation of the scope back when dropped.
+struct RestoreCorrelation(Option<Arc<Correlation>>);
+
+impl Drop for RestoreCorrelation {
+    fn drop(&mut self) {
+        crate::correlation::replace(self.0.take());
+    }
+}
+
 /// Feedback on one span; see [`feedback`] and the [module docs](self).
 #[derive(Clone, Debug)]
 #[must_use = "feedback is recorded only by `send`"]
@@ -236,7 +251,7 @@ impl Feedback {
     /// A score, e.g. 1 for thumbs up and 0 for thumbs down, or a rating. A score that is not
     /// finite (NaN, infinite) is ignored: no backend can store it.
     pub fn score(mut self, score: f64) -> Feedback {
-        self.score = score.is_finite().then_some(score);
+        self.score = crate::evaluate::finite_score(score);
         self
     }
 
@@ -273,7 +288,24 @@ impl Feedback {
     }
 
     /// The child span of the referenced span, with the result event and the keys.
+    ///
+    /// It belongs to the referenced trace, not to the scope that sends it (a later request,
+    /// another user's session): it carries the current request id, session and user only when
+    /// the current span is of that trace (feedback sent from within it), else none.
     fn record(&self) {
+        let current = crate::context::current();
+        let of_the_trace =
+            current.state != State::Idle && TraceId::from(current.trace_id) == self.target.trace_id;
+        if of_the_trace {
+            self.record_in_scope();
+            return;
+        }
+        // Outside the sender's correlation, which is back afterwards on every way out.
+        let _restore = RestoreCorrelation(crate::correlation::replace(None));
+        self.record_in_scope();
+    }
+
+    fn record_in_scope(&self) {
         let remote = Remote {
             parent: Some(RemoteParent {
                 trace_id: self.target.trace_id,

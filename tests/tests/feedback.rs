@@ -458,3 +458,61 @@ fn another_process_with_only_the_string_sends_feedback_where_its_environment_say
         "{fb:?}"
     );
 }
+
+#[trace(event_type = "chain")]
+fn answer_with_feedback_inside() -> SpanRef {
+    let here = current_span_ref().expect("sampled");
+    // A thumbs-up recorded while the request is still running: in its own scope.
+    feedback::feedback(&here).name("inline").score(1.0).send();
+    here
+}
+
+#[test]
+fn a_feedback_span_carries_the_referenced_traces_correlation_not_the_senders() {
+    use honeyhive_runtime::Scope;
+    let rec = Recorder::start();
+    let (_, span_ref) = Scope::session("session-of-the-answer")
+        .user("alice")
+        .request_id("req-of-the-answer")
+        .run(|| answer("weather?"));
+    let span_ref = span_ref.expect("sampled");
+    // The click arrives with a later request of another user.
+    Scope::session("session-of-the-feedback-handler")
+        .user("bob")
+        .request_id("req-of-the-feedback")
+        .run(|| feedback::feedback(&span_ref).score(1.0).send());
+    // Feedback sent from inside the referenced trace keeps that trace's correlation.
+    let inline_ref = Scope::session("session-of-the-answer")
+        .user("alice")
+        .run(answer_with_feedback_inside);
+    // The handler's scope is back after sending.
+    Scope::session("s").run(|| {
+        feedback::feedback(&span_ref).name("again").send();
+        assert_eq!(
+            honeyhive_runtime::current_session_id().as_deref(),
+            Some("s")
+        );
+    });
+    let spans = rec.spans();
+    let fb = spans.get("feedback user_feedback");
+    assert_eq!(fb.trace_id(), span_ref.trace_id());
+    for key in [
+        "honeyhive.session_id",
+        "session.id",
+        "user.id",
+        "honeyhive.request_id",
+    ] {
+        assert_eq!(
+            fb.str(key),
+            None,
+            "{key} of the sender's scope on the feedback span"
+        );
+    }
+    let inline = spans.get("feedback inline");
+    assert_eq!(inline.trace_id(), inline_ref.trace_id());
+    assert_eq!(
+        inline.str("honeyhive.session_id"),
+        Some("session-of-the-answer")
+    );
+    assert_eq!(inline.str("user.id"), Some("alice"));
+}
