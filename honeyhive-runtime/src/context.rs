@@ -261,7 +261,9 @@ static STRAYS: AtomicU32 = AtomicU32::new(0);
 static SETTLE_STRAYS: OnceLock<fn() -> bool> = OnceLock::new();
 
 /// Notes a scope exited on this thread but current on another one, which leaves it with
-/// `settle` when it opens its next span.
+/// `settle` when it opens its next span (the `tracing` bridge's guards, the only scopes that
+/// can be exited on another thread).
+#[cfg(feature = "tracing")]
 pub(crate) fn note_stray(settle: fn() -> bool) {
     let _ = SETTLE_STRAYS.set(settle);
     STRAYS.fetch_add(1, Ordering::Release);

@@ -782,6 +782,7 @@ impl Span {
 
 /// Leaves the scope of a span that closed elsewhere while it was still entered on this thread
 /// (a `tracing` guard sent to another thread): what was annotated to it here is counted lost.
+#[cfg(feature = "tracing")]
 pub(crate) fn leave_closed(inner: Current, outer: Current) {
     let now = context::set(context::leaving(inner, outer));
     // Owners are the ids of recorded spans (an unrecorded scope may carry its parent's).
