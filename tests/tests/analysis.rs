@@ -311,3 +311,27 @@ fn a_full_store_evicts_its_oldest_traces_and_counts_them() {
     // Export went on as usual.
     assert_eq!(rec.spans().traces().len(), 40);
 }
+
+#[trace(event_type = "model")]
+fn runaway_count() {
+    // A provider's corrupt usage: `u64::MAX` is recorded as `i64::MAX`.
+    LlmCall::new("gpt-4o-mini")
+        .usage(u64::MAX, u64::MAX)
+        .record();
+}
+
+#[test]
+fn token_totals_of_corrupt_counts_saturate() {
+    let rec = Recorder::start();
+    for _ in 0..3 {
+        runaway_count();
+    }
+    let traces = rec.spans().traces();
+    let rows = analysis::summarize(&traces);
+    assert_eq!(
+        (rows[0].calls, rows[0].input_tokens, rows[0].output_tokens),
+        (3, u64::MAX, u64::MAX)
+    );
+    let all = Query::over(&traces).aggregate();
+    assert_eq!((all.input_tokens, all.output_tokens), (u64::MAX, u64::MAX));
+}

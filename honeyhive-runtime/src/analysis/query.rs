@@ -65,9 +65,9 @@ pub struct Aggregate {
     pub mean: Duration,
     /// The longest.
     pub max: Duration,
-    /// Input tokens of the LLM calls among them, summed.
+    /// Input tokens of the LLM calls among them, summed (at most `u64::MAX`).
     pub input_tokens: u64,
-    /// Output tokens, summed.
+    /// Output tokens, summed (at most `u64::MAX`).
     pub output_tokens: u64,
     /// Cost of the priced calls among them, USD.
     pub cost_usd: f64,
@@ -91,8 +91,14 @@ impl Aggregate {
         for span in spans {
             agg.count += 1;
             agg.errors += usize::from(span.status.is_error());
-            agg.input_tokens += span.input_tokens().unwrap_or(0);
-            agg.output_tokens += span.output_tokens().unwrap_or(0);
+            // Saturating: a corrupt count (a file's, or `u64::MAX` recorded) must not wrap
+            // the total or panic.
+            agg.input_tokens = agg
+                .input_tokens
+                .saturating_add(span.input_tokens().unwrap_or(0));
+            agg.output_tokens = agg
+                .output_tokens
+                .saturating_add(span.output_tokens().unwrap_or(0));
             agg.cost_usd += span.cost_usd().unwrap_or(0.0);
             durations.push(span.duration_nanos());
         }
@@ -406,5 +412,19 @@ mod tests {
             ["0", "1", "2", "3"]
         );
         assert!(Query::over(&traces).group_by(GroupBy::Model).is_empty());
+    }
+
+    #[test]
+    fn token_totals_saturate() {
+        let huge = |id| {
+            let mut s = span(id, "chat", 0, 1, vec![]);
+            s.attributes = vec![
+                ("gen_ai.usage.input_tokens".into(), Value::from(i64::MAX)),
+                ("llm.token_count.completion".into(), Value::from(i64::MAX)),
+            ];
+            s
+        };
+        let agg = Query::of_spans([huge(1), huge(2), huge(3)]).aggregate();
+        assert_eq!((agg.input_tokens, agg.output_tokens), (u64::MAX, u64::MAX));
     }
 }

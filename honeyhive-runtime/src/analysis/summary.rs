@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{Span, Trace, percentile};
+use crate::enrich::Value;
 use crate::llm::{gen_ai, openinference};
 
 /// The older GenAI key for the provider, still written by many instrumentations.
@@ -40,19 +41,26 @@ impl Span {
 
     /// Input (prompt) tokens: `gen_ai.usage.input_tokens`, else `llm.token_count.prompt`.
     pub fn input_tokens(&self) -> Option<u64> {
-        tokens(
-            self.f64(gen_ai::USAGE_INPUT_TOKENS)
-                .or_else(|| self.f64(openinference::LLM_TOKEN_COUNT_PROMPT)),
-        )
+        self.tokens(gen_ai::USAGE_INPUT_TOKENS)
+            .or_else(|| self.tokens(openinference::LLM_TOKEN_COUNT_PROMPT))
     }
 
     /// Output (completion) tokens: `gen_ai.usage.output_tokens`, else
     /// `llm.token_count.completion`.
     pub fn output_tokens(&self) -> Option<u64> {
-        tokens(
-            self.f64(gen_ai::USAGE_OUTPUT_TOKENS)
-                .or_else(|| self.f64(openinference::LLM_TOKEN_COUNT_COMPLETION)),
-        )
+        self.tokens(gen_ai::USAGE_OUTPUT_TOKENS)
+            .or_else(|| self.tokens(openinference::LLM_TOKEN_COUNT_COMPLETION))
+    }
+
+    /// A count in attribute `key`: an integer exactly, a float (as some instrumentations
+    /// write counts) cut to one; nothing for a negative or non-numeric value.
+    fn tokens(&self, key: &str) -> Option<u64> {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // saturates
+        match self.attr(key)? {
+            Value::Int(n) => u64::try_from(*n).ok(),
+            Value::Float(n) if *n >= 0.0 => Some(*n as u64),
+            _ => None,
+        }
     }
 
     /// The call's own cost in USD (`llm.cost.total`), if it was priced. Totals rolled up to
@@ -61,11 +69,6 @@ impl Span {
     pub fn cost_usd(&self) -> Option<f64> {
         self.f64(openinference::LLM_COST_TOTAL)
     }
-}
-
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // counts read as f64
-fn tokens(n: Option<f64>) -> Option<u64> {
-    n.filter(|n| *n >= 0.0).map(|n| n as u64)
 }
 
 /// The LLM calls of one model (and provider).
@@ -80,9 +83,9 @@ pub struct ModelSummary {
     pub calls: usize,
     /// Calls that failed.
     pub errors: usize,
-    /// Input tokens, summed.
+    /// Input tokens, summed (at most `u64::MAX`).
     pub input_tokens: u64,
-    /// Output tokens, summed.
+    /// Output tokens, summed (at most `u64::MAX`).
     pub output_tokens: u64,
     /// Cost in USD, summed over the priced calls.
     pub cost_usd: f64,
@@ -134,8 +137,10 @@ pub fn summarize_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<Mod
         row.calls += 1;
         row.errors += usize::from(span.status.is_error());
         let (input, output) = (span.input_tokens(), span.output_tokens());
-        row.input_tokens += input.unwrap_or(0);
-        row.output_tokens += output.unwrap_or(0);
+        // Saturating: a corrupt count (a file's, or `u64::MAX` recorded) must not wrap the
+        // total or panic.
+        row.input_tokens = row.input_tokens.saturating_add(input.unwrap_or(0));
+        row.output_tokens = row.output_tokens.saturating_add(output.unwrap_or(0));
         match span.cost_usd() {
             Some(cost) => row.cost_usd += cost,
             None => row.unpriced_calls += usize::from(input.is_some() || output.is_some()),
@@ -245,5 +250,27 @@ mod tests {
         assert_eq!(claude.provider.as_deref(), Some("anthropic"));
         assert_eq!((claude.input_tokens, claude.unpriced_calls), (7, 1));
         assert!(claude.cost_usd.abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn token_totals_saturate_and_counts_read_exactly() {
+        // `LlmCall::usage(u64::MAX, ..)` is recorded as `i64::MAX`, and a file may hold any
+        // float: together they exceed a u64. A count above 2^53 is read as the integer it
+        // is, not through an f64.
+        let huge = || ("gen_ai.usage.input_tokens", Value::from(i64::MAX));
+        let exact = ("gen_ai.usage.output_tokens", Value::from((1_i64 << 53) + 1));
+        let rows = summarize(&[Trace::new(vec![
+            call(1, "m", 1, &[huge(), exact], false),
+            call(2, "m", 1, &[huge()], false),
+            call(
+                3,
+                "m",
+                1,
+                &[("llm.token_count.prompt", Value::from(1e19))],
+                false,
+            ),
+        ])]);
+        assert_eq!(rows[0].input_tokens, u64::MAX);
+        assert_eq!(rows[0].output_tokens, (1 << 53) + 1);
     }
 }

@@ -409,11 +409,11 @@ impl Waterfall<'_> {
             write!(f, " · {}", format_cost(cost))?;
         }
         // Apart from the LLM tokens, as in the root's totals (`honeyhive.total.*`).
-        let embedding: i64 = spans
+        let embedding = spans
             .iter()
             .filter(|span| is_embedding(span))
             .filter_map(|span| Usage::of(span).input_tokens)
-            .sum();
+            .fold(0, i64::saturating_add);
         if embedding > 0 {
             write!(f, " · embedding tokens {embedding}")?;
         }
@@ -1413,6 +1413,25 @@ mod tests {
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(!text.contains('\x1b'), "{text:?}");
         assert!(text.contains("error: line one line two  [2J"), "{text}");
+    }
+
+    #[test]
+    fn embedding_tokens_saturate_in_the_header() {
+        let embed = |id| {
+            with_attributes(
+                span(1, id, 1, "embed", 0, 1),
+                vec![
+                    KeyValue::new(EVENT_TYPE_KEY, "embedding"),
+                    KeyValue::new(INPUT_TOKENS_KEY, i64::MAX),
+                ],
+            )
+        };
+        let spans = [embed(2), embed(3), span(1, 1, ROOT, "root", 0, 1)];
+        let text = render_trace(&spans, 0, false);
+        assert!(
+            headers(&text)[0].ends_with(&format!(" · embedding tokens {}", i64::MAX)),
+            "{text}"
+        );
     }
 
     #[test]
