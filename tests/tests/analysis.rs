@@ -5,7 +5,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use honeyhive_runtime::analysis::{self, GroupBy, Query, Trace, TraceStore};
+use honeyhive_runtime::analysis::{self, GroupBy, Query, Trace, TraceFile, TraceStore};
 use honeyhive_runtime::testing::Recorder;
 use honeyhive_runtime::{Conventions, EventType, LlmCall, bind_current, trace};
 
@@ -334,4 +334,37 @@ fn token_totals_of_corrupt_counts_saturate() {
     );
     let all = Query::over(&traces).aggregate();
     assert_eq!((all.input_tokens, all.output_tokens), (u64::MAX, u64::MAX));
+}
+
+#[trace(event_type = "model")]
+fn runaway_count() {
+    // A provider's corrupt usage: `u64::MAX` is recorded as `i64::MAX`.
+    LlmCall::new("gpt-4o-mini")
+        .usage(u64::MAX, u64::MAX)
+        .record();
+}
+
+#[test]
+fn token_totals_of_corrupt_counts_saturate() {
+    let rec = Recorder::start();
+    for _ in 0..3 {
+        runaway_count();
+    }
+    let traces = rec.spans().traces();
+    let rows = analysis::summarize(&traces);
+    assert_eq!(
+        (rows[0].calls, rows[0].input_tokens, rows[0].output_tokens),
+        (3, u64::MAX, u64::MAX)
+    );
+    let all = Query::over(&traces).aggregate();
+    assert_eq!((all.input_tokens, all.output_tokens), (u64::MAX, u64::MAX));
+}
+
+#[test]
+fn a_trace_file_saved_with_a_byte_order_mark_keeps_its_first_line() {
+    let line = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"first","startTimeUnixNano":"1","endTimeUnixNano":"3"}]}]}]}"#;
+    let text = format!("\u{feff}{line}\n");
+    let file = TraceFile::from_reader(text.as_bytes()).unwrap();
+    assert_eq!(file.skipped_lines, 0, "{:?}", file.skipped);
+    assert_eq!(file.traces[0].spans[0].name, "first");
 }

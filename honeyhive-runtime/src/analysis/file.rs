@@ -6,7 +6,7 @@
 //! lenient the way the encoding's readers are asked to be: integers as numbers or strings,
 //! enums as numbers or names, empty ids as absent. A line it cannot read (cut short by a
 //! crash, or metrics and logs from the same Collector) is skipped and counted, never fatal;
-//! so is a span without valid ids.
+//! so is a span without valid ids. A byte order mark at the start of a line is ignored.
 
 use std::fmt;
 use std::fs::File;
@@ -21,6 +21,9 @@ use crate::record::SpanKind;
 
 /// How many skipped lines keep their reason (the rest are only counted).
 const REASONS_KEPT: usize = 20;
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// Why a trace file could not be read at all.
 #[derive(Debug)]
@@ -103,11 +106,14 @@ impl TraceFile {
                 break;
             }
             number += 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
+            // A byte order mark (written by some Windows tools) opens a file, and so a line
+            // of files joined with `cat`; it is not part of the JSON.
+            let text = line.strip_prefix(BOM).unwrap_or(&line);
+            if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let before = spans.len();
-            match read_line(&line, &mut spans, &mut file.skipped_spans) {
+            match read_line(text, &mut spans, &mut file.skipped_spans) {
                 Ok(()) => file.spans += spans.len() - before,
                 Err(reason) => {
                     file.skipped_lines += 1;
@@ -372,5 +378,14 @@ mod tests {
             v(r#"{"kvlistValue":{"values":[{"key":"k","value":{"boolValue":false}}]}}"#),
             Value::Map(vec![("k".to_owned(), Value::Bool(false))])
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_cost_the_first_line() {
+        let line = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"a"}]}]}]}"#;
+        // A file saved with a BOM, then one joined to it with `cat`.
+        let text = format!("\u{feff}{line}\n\u{feff}{line}\r\n");
+        let file = TraceFile::from_reader(text.as_bytes()).unwrap();
+        assert_eq!((file.spans, file.skipped_lines), (2, 0), "{file:?}");
     }
 }
