@@ -30,13 +30,23 @@ pub struct PathStep<'a> {
     pub end_unix_nanos: u64,
 }
 
-/// A span being walked: its children on the path are found from `cursor` backwards.
+/// A span being walked: its children on the path are found from `cursor` backwards, among
+/// its children from `next` on (the ones before are on the path already, or can no longer
+/// be: the cursor only moves back).
 struct Frame {
     span: usize,
     depth: usize,
     step: usize,
     cursor: u64,
+    next: usize,
     self_nanos: u64,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Children looked at by the walks on this thread, for the test that each is looked at
+    /// once.
+    static LOOKED_AT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Trace {
@@ -45,6 +55,9 @@ impl Trace {
     /// root. The root is [`Trace::root`], except that a span under a remote parent that is in
     /// the trace too is that parent's child here (both sides of a call in one trace), so the
     /// path starts at the caller and goes through the callee.
+    ///
+    /// It takes time about linear in the trace's spans (each child is looked at once, after
+    /// sorting each parent's children), so it suits traces of any width or depth.
     ///
     /// ```
     /// # use honeyhive_runtime::analysis::Trace;
@@ -63,13 +76,14 @@ impl Trace {
                 && s.parent_span_id != s.span_id
                 && ids.contains(&s.parent_span_id)
         };
-        let root = self
+        let roots: Vec<bool> = self
             .spans
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_root() && !attached(s))
-            .min_by_key(|(_, s)| s.start_unix_nanos)
-            .map(|(i, _)| i)
+            .map(|s| s.is_root() && !attached(s))
+            .collect();
+        let root = (0..self.spans.len())
+            .filter(|&i| roots[i])
+            .min_by_key(|&i| self.spans[i].start_unix_nanos)
             .or_else(|| {
                 let root = self.root()?;
                 self.spans.iter().position(|s| std::ptr::eq(s, root))
@@ -77,21 +91,32 @@ impl Trace {
         let Some(root) = root else {
             return Vec::new();
         };
-        let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
+        // Children hang under one span per id (the root for its own id, else the first):
+        // with duplicate ids, the spans reachable from the root still form a tree, so each
+        // is walked at most once.
+        let mut index_of: HashMap<u64, usize> = HashMap::with_capacity(self.spans.len());
+        index_of.insert(self.spans[root].span_id, root);
         for (i, span) in self.spans.iter().enumerate() {
-            if !span.is_root() || attached(span) {
-                children.entry(span.parent_span_id).or_default().push(i);
+            index_of.entry(span.span_id).or_insert(i);
+        }
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); self.spans.len()];
+        for (i, span) in self.spans.iter().enumerate() {
+            // The root too may be under a remote parent here (a cycle of them): it is
+            // nobody's child, so the walk cannot come back to it.
+            if !roots[i]
+                && i != root
+                && let Some(&parent) = index_of.get(&span.parent_span_id)
+            {
+                children[parent].push(i);
             }
         }
         // Each parent's children, latest end first (then the earlier start: the longer one).
-        for list in children.values_mut() {
+        for list in &mut children {
             list.sort_by_key(|&i| {
                 let s = &self.spans[i];
                 (std::cmp::Reverse(s.end_unix_nanos), s.start_unix_nanos)
             });
         }
-        let mut visited = vec![false; self.spans.len()];
-        visited[root] = true;
         let root_span = &self.spans[root];
         let mut steps = vec![PathStep {
             span: root_span,
@@ -105,31 +130,38 @@ impl Trace {
             depth: 0,
             step: 0,
             cursor: root_span.end_unix_nanos,
+            next: 0,
             self_nanos: 0,
         }];
         while let Some(frame) = stack.last_mut() {
             let span = &self.spans[frame.span];
             let start = span.start_unix_nanos;
             let until = steps[frame.step].end_unix_nanos;
-            let next = if frame.cursor > start {
-                children.get(&span.span_id).and_then(|list| {
-                    list.iter().copied().find(|&c| {
-                        let child = &self.spans[c];
-                        !visited[c]
-                            && child.start_unix_nanos < frame.cursor
-                            && child.end_unix_nanos.min(until) <= frame.cursor
-                    })
-                })
-            } else {
-                None
-            };
-            let Some(c) = next else {
+            let list = &children[frame.span];
+            let mut found = None;
+            // The first child that ended by the cursor and started before it. One skipped
+            // now is skipped for good: the cursor only moves back, so a child that ended
+            // after it, or started at or after it, never qualifies later.
+            while frame.cursor > start
+                && let Some(&c) = list.get(frame.next)
+            {
+                frame.next += 1;
+                #[cfg(test)]
+                LOOKED_AT.with(|n| n.set(n.get() + 1));
+                let child = &self.spans[c];
+                if child.start_unix_nanos < frame.cursor
+                    && child.end_unix_nanos.min(until) <= frame.cursor
+                {
+                    found = Some(c);
+                    break;
+                }
+            }
+            let Some(c) = found else {
                 frame.self_nanos += frame.cursor.saturating_sub(start);
                 steps[frame.step].self_nanos = frame.self_nanos;
                 stack.pop();
                 continue;
             };
-            visited[c] = true;
             let child = &self.spans[c];
             let end = child.end_unix_nanos.min(until);
             frame.self_nanos += frame.cursor - end;
@@ -146,6 +178,7 @@ impl Trace {
                 depth,
                 step: steps.len() - 1,
                 cursor: end,
+                next: 0,
                 self_nanos: 0,
             });
         }
@@ -264,6 +297,31 @@ mod tests {
         ]);
         let names: Vec<&str> = path(&trace).iter().map(|s| s.0).collect();
         assert_eq!(names, ["client", "call", "server"]);
+    }
+
+    #[test]
+    fn each_child_is_looked_at_once_however_wide_the_trace() {
+        // A batch job: 10,000 calls one after another, all on the path. A walk that looked
+        // again at the children already on the path, at each step, would look about 50
+        // million times (what made the console stall on such a trace).
+        let n: u64 = 10_000;
+        let mut spans = vec![span(1, 0, "batch", 0, 10 * n + 10)];
+        for i in 0..n {
+            spans.push(span(i + 2, 1, "item", 10 * i + 1, 10 * i + 9));
+        }
+        // And a fan-out: 10,000 calls at once under one of them, one of which is on the
+        // path; the others are looked at once each, when the walk passes them.
+        for i in 0..n {
+            spans.push(span(n + 2 + i, 2, "part", 2, 8));
+        }
+        let trace = Trace::new(spans);
+        super::LOOKED_AT.with(|count| count.set(0));
+        let steps = trace.critical_path();
+        assert_eq!(steps.len(), usize::try_from(n).unwrap() + 2);
+        assert_eq!(
+            super::LOOKED_AT.with(std::cell::Cell::get),
+            usize::try_from(2 * n).unwrap()
+        );
     }
 
     #[test]
