@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use honeyhive_runtime::analysis::{self, GroupBy, Query, Trace, TraceFile, TraceStore};
 use honeyhive_runtime::testing::Recorder;
-use honeyhive_runtime::{Conventions, EventType, LlmCall, bind_current, trace};
+use honeyhive_runtime::{
+    Conventions, EventType, LlmCall, SpanRef, bind_current, current_span_ref, feedback, trace,
+};
 
 /// Runs on its own thread until the model call lets it go: it starts before the cache lookup
 /// and ends while the model call runs. The channels fix that order, not timing.
@@ -312,28 +314,44 @@ fn a_full_store_evicts_its_oldest_traces_and_counts_them() {
     assert_eq!(rec.spans().traces().len(), 40);
 }
 
-#[trace(event_type = "model")]
-fn runaway_count() {
-    // A provider's corrupt usage: `u64::MAX` is recorded as `i64::MAX`.
-    LlmCall::new("gpt-4o-mini")
-        .usage(u64::MAX, u64::MAX)
-        .record();
+#[trace(event_type = "chain")]
+fn request(fail: bool) -> Result<SpanRef, String> {
+    let answer = current_span_ref().expect("a sampled span");
+    if fail {
+        Err("boom".to_owned())
+    } else {
+        Ok(answer)
+    }
+}
+
+/// The trace id of a span reference, as the analysis model has it.
+fn trace_id(span_ref: &SpanRef) -> u128 {
+    u128::from_be_bytes(span_ref.trace_id().to_bytes())
 }
 
 #[test]
-fn token_totals_of_corrupt_counts_saturate() {
-    let rec = Recorder::start();
-    for _ in 0..3 {
-        runaway_count();
+fn feedback_after_many_other_requests_joins_its_trace_in_the_store() {
+    let store = TraceStore::new(16 << 20);
+    let rec = Recorder::with(|b| b.trace_store(store.clone()));
+    let rated = request(false).unwrap();
+    for _ in 0..200 {
+        let _ = request(false);
     }
-    let traces = rec.spans().traces();
-    let rows = analysis::summarize(&traces);
+    assert!(rec.guard().force_flush());
+    feedback(&rated).comment("spot on").send();
+    assert!(rec.guard().force_flush());
+    let trace = store.get(trace_id(&rated)).expect("held");
+    let mut names: Vec<&str> = trace.spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["feedback user_feedback", "request"]);
+    let held = store.traces();
+    assert_eq!(held.len(), 201);
     assert_eq!(
-        (rows[0].calls, rows[0].input_tokens, rows[0].output_tokens),
-        (3, u64::MAX, u64::MAX)
+        held.iter()
+            .filter(|t| t.trace_id == trace_id(&rated))
+            .count(),
+        1
     );
-    let all = Query::over(&traces).aggregate();
-    assert_eq!((all.input_tokens, all.output_tokens), (u64::MAX, u64::MAX));
 }
 
 #[trace(event_type = "model")]

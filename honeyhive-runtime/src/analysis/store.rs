@@ -22,14 +22,11 @@
 //! }
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Query, Span, SpanEvent, Trace};
 use crate::enrich::Value;
-
-/// How many of the newest traces a late span's trace is looked for in.
-const MERGE_LOOKBACK: usize = 64;
 
 /// A bounded store of recent whole traces; a cheap handle, clone it to share.
 #[derive(Clone, Debug)]
@@ -41,8 +38,11 @@ pub struct TraceStore {
 struct Inner {
     max_bytes: usize,
     bytes: usize,
-    /// Oldest first, with the bytes each is counted for.
-    traces: VecDeque<(Trace, usize)>,
+    /// By when each was last put in (`added` then), oldest first, with the bytes each is
+    /// counted for.
+    traces: BTreeMap<u64, (Trace, usize)>,
+    /// Each held trace's key in `traces`: one entry per trace id, however late a part comes.
+    by_id: HashMap<u128, u64>,
     added: u64,
     evicted: u64,
     evicted_bytes: u64,
@@ -79,7 +79,8 @@ impl TraceStore {
             inner: Arc::new(Mutex::new(Inner {
                 max_bytes,
                 bytes: 0,
-                traces: VecDeque::new(),
+                traces: BTreeMap::new(),
+                by_id: HashMap::new(),
                 added: 0,
                 evicted: 0,
                 evicted_bytes: 0,
@@ -93,20 +94,15 @@ impl TraceStore {
     }
 
     /// Puts a trace in, evicting the oldest traces while the store is over its bound. Spans
-    /// of a trace already held (a late span) join it. The export thread calls this; traces of
-    /// your own (read from a file) can go in too.
+    /// of a trace already held (a late span, feedback sent an hour later) join it, and the
+    /// trace counts as put in now. The export thread calls this; traces of your own (read
+    /// from a file) can go in too.
     pub fn insert(&self, trace: Trace) {
         let size = trace_bytes(&trace);
         let mut inner = self.lock();
         inner.added += 1;
-        let recent = inner.traces.len().saturating_sub(MERGE_LOOKBACK);
-        let held = inner
-            .traces
-            .iter()
-            .skip(recent)
-            .rposition(|(t, _)| t.trace_id == trace.trace_id)
-            .map(|i| i + recent);
-        match held.and_then(|i| inner.traces.remove(i)) {
+        let held = inner.by_id.remove(&trace.trace_id);
+        match held.and_then(|key| inner.traces.remove(&key)) {
             Some((mut merged, old_size)) => {
                 inner.bytes -= old_size;
                 merged.spans.extend(trace.spans);
@@ -118,17 +114,18 @@ impl TraceStore {
 
     /// Copies of the traces held, oldest first.
     pub fn traces(&self) -> Vec<Trace> {
-        self.lock().traces.iter().map(|(t, _)| t.clone()).collect()
-    }
-
-    /// The trace with id `trace_id`, if held.
-    pub fn get(&self, trace_id: u128) -> Option<Trace> {
         self.lock()
             .traces
-            .iter()
-            .rev()
-            .find(|(t, _)| t.trace_id == trace_id)
+            .values()
             .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// The trace with id `trace_id`, if held: all of its spans, late parts included.
+    pub fn get(&self, trace_id: u128) -> Option<Trace> {
+        let inner = self.lock();
+        let key = inner.by_id.get(&trace_id)?;
+        inner.traces.get(key).map(|(t, _)| t.clone())
     }
 
     /// A query over every span held (see [`Query`]).
@@ -137,7 +134,7 @@ impl TraceStore {
         Query::of_spans(
             inner
                 .traces
-                .iter()
+                .values()
                 .flat_map(|(t, _)| t.spans.iter().cloned()),
         )
     }
@@ -147,7 +144,7 @@ impl TraceStore {
         let inner = self.lock();
         StoreStats {
             traces: inner.traces.len(),
-            spans: inner.traces.iter().map(|(t, _)| t.spans.len()).sum(),
+            spans: inner.traces.values().map(|(t, _)| t.spans.len()).sum(),
             bytes: inner.bytes,
             max_bytes: inner.max_bytes,
             added: inner.added,
@@ -161,6 +158,7 @@ impl TraceStore {
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.traces.clear();
+        inner.by_id.clear();
         inner.bytes = 0;
     }
 }
@@ -174,15 +172,17 @@ impl Inner {
             return;
         }
         while self.bytes + size > self.max_bytes {
-            let Some((_, old)) = self.traces.pop_front() else {
+            let Some((_, (old, old_size))) = self.traces.pop_first() else {
                 break;
             };
-            self.bytes -= old;
+            self.by_id.remove(&old.trace_id);
+            self.bytes -= old_size;
             self.evicted += 1;
-            self.evicted_bytes += old as u64;
+            self.evicted_bytes += old_size as u64;
         }
         self.bytes += size;
-        self.traces.push_back((trace, size));
+        self.by_id.insert(trace.trace_id, self.added);
+        self.traces.insert(self.added, (trace, size));
     }
 }
 
@@ -283,5 +283,23 @@ mod tests {
         let clone = store.clone();
         clone.clear();
         assert_eq!(store.stats().traces, 0);
+    }
+
+    #[test]
+    fn a_part_that_comes_after_many_traces_still_joins_its_trace() {
+        // Feedback an hour later, after hundreds of other requests.
+        let store = TraceStore::new(1 << 20);
+        store.insert(trace(1, 2));
+        for id in 2..300 {
+            store.insert(trace(id, 1));
+        }
+        store.insert(trace(1, 1));
+        let traces = store.traces();
+        assert_eq!(traces.iter().filter(|t| t.trace_id == 1).count(), 1);
+        assert_eq!(store.get(1).unwrap().spans.len(), 3);
+        // Now the newest; the oldest is the next to go.
+        assert_eq!(traces.last().unwrap().trace_id, 1);
+        assert_eq!(traces[0].trace_id, 2);
+        assert_eq!(store.stats().traces, 299);
     }
 }
