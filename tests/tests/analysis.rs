@@ -5,6 +5,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use honeyhive_runtime::analysis::alerts::{AlertRule, Monitor};
 use honeyhive_runtime::analysis::{self, GroupBy, Query, Trace, TraceFile, TraceStore};
 use honeyhive_runtime::testing::Recorder;
 use honeyhive_runtime::{
@@ -327,6 +328,52 @@ fn request(fail: bool) -> Result<SpanRef, String> {
 /// The trace id of a span reference, as the analysis model has it.
 fn trace_id(span_ref: &SpanRef) -> u128 {
     u128::from_be_bytes(span_ref.trace_id().to_bytes())
+}
+
+#[test]
+fn feedback_on_a_request_is_not_a_second_request() {
+    let store = TraceStore::new(4 << 20);
+    let rec = Recorder::with(|b| b.trace_store(store.clone()));
+    let mut refs = Vec::new();
+    for i in 0..10 {
+        // Half of them fail; `Err` carries no reference, so take it from the span itself.
+        let span_ref = if let Ok(span_ref) = request(i % 2 == 0) {
+            span_ref
+        } else {
+            assert!(rec.guard().force_flush());
+            let trace = store.traces().pop().expect("the failed request");
+            let root = trace.root().expect("its root");
+            SpanRef::new(trace.trace_id.into(), root.span_id.into()).expect("valid ids")
+        };
+        refs.push(span_ref);
+    }
+    // Two ratings of every answer, after the requests ended: spans of the requests' traces
+    // under a remote parent (the rating may come from another process).
+    for span_ref in &refs {
+        feedback(span_ref).score(0.0).send();
+        feedback(span_ref).name("second").score(1.0).send();
+    }
+    assert!(rec.guard().force_flush());
+    assert_eq!(store.query().name_prefix("feedback").count(), 20);
+    assert_eq!(store.query().roots().count(), 10);
+    let by_name = store.query().roots().group_by(GroupBy::Name);
+    assert_eq!(
+        by_name
+            .iter()
+            .map(|g| (g.key.as_str(), g.stats.count))
+            .collect::<Vec<_>>(),
+        [("request", 10)]
+    );
+    // The default error-rate rule looks at the requests: 5 of 10 failed.
+    let mut errors = Monitor::new(AlertRule::error_rate(
+        "errors",
+        0.4,
+        Duration::from_hours(1),
+    ));
+    for trace in store.traces() {
+        errors.observe_trace(&trace);
+    }
+    assert_eq!(errors.value(SystemTime::now()), (Some(0.5), 10));
 }
 
 #[test]

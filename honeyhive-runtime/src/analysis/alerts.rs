@@ -31,9 +31,9 @@
 //!
 //! Which spans a rule looks at: with [`AlertRule::model`], the LLM calls of that model; with
 //! [`AlertRule::span_name`], the spans of that name; with [`AlertRule::llm_calls`], every LLM
-//! call; else the roots (one per request) for error rates and latency, and every priced call
-//! for the cost burn. A span counts at its end time. The same rules run over traces of your
-//! own (a file, a store) with a [`Monitor`] and the time you give it.
+//! call; else the roots (one per request, [`Trace::roots`]) for error rates and latency, and
+//! every priced call for the cost burn. A span counts at its end time. The same rules run
+//! over traces of your own (a file, a store) with a [`Monitor`] and the time you give it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -194,8 +194,16 @@ impl AlertRule {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Whether the rule looks at `span`.
+    /// Whether the rule looks at `span`, taken alone: with nothing else of its trace known,
+    /// a span under a remote parent counts as a root ([`Trace::roots`]).
+    /// [`Monitor::observe_trace`] knows better: feedback on a request in the same trace is
+    /// not a second request.
     pub fn matches(&self, span: &Span) -> bool {
+        self.looks_at(span, super::is_root_among(span, |_| false))
+    }
+
+    /// Whether the rule looks at `span`, which is a root of its trace or not.
+    fn looks_at(&self, span: &Span, root: bool) -> bool {
         if let Some(model) = &self.model {
             return span.model() == Some(model.as_str())
                 && self.span_name.as_ref().is_none_or(|n| *n == span.name);
@@ -208,7 +216,7 @@ impl AlertRule {
         }
         match self.metric {
             Metric::CostPerHour => span.cost_usd().is_some(),
-            _ => span.is_root(),
+            _ => root,
         }
     }
 }
@@ -280,11 +288,24 @@ impl Monitor {
         self.breaching
     }
 
-    /// Takes `span` into the window if the rule looks at it.
+    /// Takes `span` into the window if the rule looks at it ([`AlertRule::matches`]: the
+    /// span taken alone).
     pub fn observe(&mut self, span: &Span) {
-        if !self.rule.matches(span) {
-            return;
+        if self.rule.matches(span) {
+            self.take(span);
         }
+    }
+
+    /// Takes every span of `trace` the rule looks at; its roots are [`Trace::roots`].
+    pub fn observe_trace(&mut self, trace: &Trace) {
+        for (span, root) in trace.spans.iter().zip(super::roots(&trace.spans)) {
+            if self.rule.looks_at(span, root) {
+                self.take(span);
+            }
+        }
+    }
+
+    fn take(&mut self, span: &Span) {
         if self.samples.len() >= MAX_SAMPLES {
             self.samples.pop_front();
         }
@@ -294,13 +315,6 @@ impl Monitor {
             error: span.status.is_error(),
             cost: span.cost_usd().unwrap_or(0.0),
         });
-    }
-
-    /// Takes every span of `trace` the rule looks at.
-    pub fn observe_trace(&mut self, trace: &Trace) {
-        for span in &trace.spans {
-            self.observe(span);
-        }
     }
 
     /// The rule's value over the window ending at `now`, with the spans in it; `None` when

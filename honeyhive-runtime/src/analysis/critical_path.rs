@@ -10,7 +10,7 @@
 //!
 //! A child that ends after its parent (a detached task) counts as ending with its parent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{Span, Trace};
 
@@ -52,9 +52,9 @@ thread_local! {
 impl Trace {
     /// The critical path from the root: the root first, then the spans on the path in the
     /// order they started (a parent before its first child on the path). Empty without a
-    /// root. The root is [`Trace::root`], except that a span under a remote parent that is in
-    /// the trace too is that parent's child here (both sides of a call in one trace), so the
-    /// path starts at the caller and goes through the callee.
+    /// root. The root is [`Trace::root`]: a span under a remote parent that is in the trace
+    /// too is that parent's child (both sides of a call in one trace), so the path starts at
+    /// the caller and goes through the callee.
     ///
     /// It takes time about linear in the trace's spans (each child is looked at once, after
     /// sorting each parent's children), so it suits traces of any width or depth.
@@ -68,27 +68,11 @@ impl Trace {
     /// # }
     /// ```
     pub fn critical_path(&self) -> Vec<PathStep<'_>> {
-        let ids: HashSet<u64> = self.spans.iter().map(|s| s.span_id).collect();
-        // A span under a remote parent that is here too (both services in one process, or
-        // one file) is walked into like any child.
-        let attached = |s: &Span| {
-            s.parent_span_id != 0
-                && s.parent_span_id != s.span_id
-                && ids.contains(&s.parent_span_id)
-        };
-        let roots: Vec<bool> = self
-            .spans
-            .iter()
-            .map(|s| s.is_root() && !attached(s))
-            .collect();
-        let root = (0..self.spans.len())
+        let roots = super::roots(&self.spans);
+        let Some(root) = (0..self.spans.len())
             .filter(|&i| roots[i])
             .min_by_key(|&i| self.spans[i].start_unix_nanos)
-            .or_else(|| {
-                let root = self.root()?;
-                self.spans.iter().position(|s| std::ptr::eq(s, root))
-            });
-        let Some(root) = root else {
+        else {
             return Vec::new();
         };
         // Children hang under one span per id (the root for its own id, else the first):
@@ -101,10 +85,7 @@ impl Trace {
         }
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); self.spans.len()];
         for (i, span) in self.spans.iter().enumerate() {
-            // The root too may be under a remote parent here (a cycle of them): it is
-            // nobody's child, so the walk cannot come back to it.
             if !roots[i]
-                && i != root
                 && let Some(&parent) = index_of.get(&span.parent_span_id)
             {
                 children[parent].push(i);

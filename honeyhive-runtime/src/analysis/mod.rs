@@ -29,7 +29,7 @@ pub use query::{Aggregate, Group, GroupBy, Query};
 pub use store::{StoreStats, TraceStore};
 pub use summary::{ModelSummary, summarize, summarize_spans};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::enrich::Value;
 use crate::record::SpanKind;
@@ -126,11 +126,6 @@ impl Span {
     pub fn duration_nanos(&self) -> u64 {
         self.end_unix_nanos.saturating_sub(self.start_unix_nanos)
     }
-
-    /// Whether the span has no parent in this trace's data (no parent, or a remote one).
-    pub fn is_root(&self) -> bool {
-        self.parent_span_id == 0 || self.parent_remote
-    }
 }
 
 /// The spans of one trace.
@@ -170,13 +165,40 @@ impl Trace {
         traces
     }
 
-    /// The root: the span without a parent here (the earliest-starting one if several).
-    pub fn root(&self) -> Option<&Span> {
+    /// The roots: the spans without a parent in this trace. That is a span without a
+    /// parent, or under a remote parent that is not in the trace: a request that came from
+    /// another service is a root, but feedback on a span, or the server side of a call
+    /// whose client side is here too, is a child of that span. A span under a missing
+    /// parent of its own process is not a root either: its trace's root was lost. Queries
+    /// ([`Query::roots`]), alert rules and the critical path take roots the same way.
+    pub fn roots(&self) -> impl Iterator<Item = &Span> {
         self.spans
             .iter()
-            .filter(|s| s.is_root())
-            .min_by_key(|s| s.start_unix_nanos)
+            .zip(roots(&self.spans))
+            .filter_map(|(span, root)| root.then_some(span))
     }
+
+    /// The root (the earliest-starting one if several, see [`Trace::roots`]).
+    pub fn root(&self) -> Option<&Span> {
+        self.roots().min_by_key(|s| s.start_unix_nanos)
+    }
+}
+
+/// Which of `spans` (of any traces) are roots, in their order: the one notion of a root in
+/// analysis, described at [`Trace::roots`].
+fn roots(spans: &[Span]) -> Vec<bool> {
+    let ids: HashSet<(u128, u64)> = spans.iter().map(|s| (s.trace_id, s.span_id)).collect();
+    spans
+        .iter()
+        .map(|s| is_root_among(s, |parent| ids.contains(&(s.trace_id, parent))))
+        .collect()
+}
+
+/// Whether `span` is a root when `has_span` tells which span ids of its trace are known.
+fn is_root_among(span: &Span, has_span: impl Fn(u64) -> bool) -> bool {
+    span.parent_span_id == 0
+        || (span.parent_remote
+            && (span.parent_span_id == span.span_id || !has_span(span.parent_span_id)))
 }
 
 /// The nearest-rank percentile `p` (0 to 100) of `sorted` values; 0 when empty.

@@ -32,6 +32,9 @@ const EVENT_TYPE_KEY: &str = "honeyhive_event_type";
 #[derive(Clone, Debug, Default)]
 pub struct Query {
     spans: Vec<Span>,
+    /// Whether each span is a root ([`Trace::roots`]), decided over all the spans given, so
+    /// that filters before [`Query::roots`] do not make children roots.
+    roots: Vec<bool>,
 }
 
 /// What [`Query::group_by`] groups spans by.
@@ -151,18 +154,29 @@ impl Query {
         Query::of_spans(traces.into_iter().flat_map(|t| t.spans.iter().cloned()))
     }
 
-    /// The given spans.
+    /// The given spans (of any traces; a trace's roots are taken among its spans here).
     pub fn of_spans(spans: impl IntoIterator<Item = Span>) -> Query {
+        let spans: Vec<Span> = spans.into_iter().collect();
         Query {
-            spans: spans.into_iter().collect(),
+            roots: super::roots(&spans),
+            spans,
         }
     }
 
     /// Keeps the spans `keep` says yes to.
     #[must_use]
-    pub fn filter(mut self, keep: impl Fn(&Span) -> bool) -> Query {
-        self.spans.retain(|s| keep(s));
-        self
+    pub fn filter(self, keep: impl Fn(&Span) -> bool) -> Query {
+        self.retain(|span, _| keep(span))
+    }
+
+    fn retain(self, keep: impl Fn(&Span, bool) -> bool) -> Query {
+        let (spans, roots) = self
+            .spans
+            .into_iter()
+            .zip(self.roots)
+            .filter(|(span, root)| keep(span, *root))
+            .unzip();
+        Query { spans, roots }
     }
 
     /// Spans named `name`.
@@ -184,10 +198,11 @@ impl Query {
         self.filter(|s| s.str(EVENT_TYPE_KEY) == Some(event_type.as_str()))
     }
 
-    /// Roots only (one per trace, usually: the requests).
+    /// Roots only (one per trace, usually: the requests), as [`Trace::roots`] has them:
+    /// feedback on a request, in the request's trace, is not a second root.
     #[must_use]
     pub fn roots(self) -> Query {
-        self.filter(Span::is_root)
+        self.retain(|_, root| root)
     }
 
     /// Spans that took at least `min`.
@@ -426,5 +441,35 @@ mod tests {
         };
         let agg = Query::of_spans([huge(1), huge(2), huge(3)]).aggregate();
         assert_eq!((agg.input_tokens, agg.output_tokens), (u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn a_span_under_a_remote_parent_in_the_same_trace_is_not_a_root() {
+        // A request, feedback on it (its parent is remote: the feedback was sent from
+        // elsewhere), and a request that came from another service.
+        let request = span(1, "request", 0, 10, vec![]);
+        let feedback = Span {
+            trace_id: request.trace_id,
+            parent_span_id: 1,
+            parent_remote: true,
+            ..span(2, "feedback user_feedback", 20, 1, vec![])
+        };
+        let server = Span {
+            trace_id: request.trace_id,
+            parent_span_id: 99,
+            parent_remote: true,
+            ..span(3, "server", 0, 5, vec![])
+        };
+        let traces = Trace::group([request, feedback, server]);
+        let names = |q: Query| q.spans().iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(Query::over(&traces).roots()), ["request", "server"]);
+        // Filters before `roots` do not make the feedback a root.
+        assert_eq!(
+            names(Query::over(&traces).name_prefix("feedback").roots()),
+            Vec::<String>::new()
+        );
+        let roots: Vec<&str> = traces[0].roots().map(|s| s.name.as_str()).collect();
+        assert_eq!(roots, ["request", "server"]);
+        assert_eq!(traces[0].root().map(|s| s.name.as_str()), Some("request"));
     }
 }
