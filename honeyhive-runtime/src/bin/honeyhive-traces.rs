@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use honeyhive_runtime::analysis::{self, GroupBy, Query, Span, Trace, TraceFile};
+use honeyhive_runtime::export::console::clean_line;
 
 const USAGE: &str = "usage:
   honeyhive-traces summary FILE...
@@ -78,7 +79,7 @@ fn load(files: &[String]) -> Result<Vec<Trace>, String> {
                 file.skipped_lines, file.skipped_spans
             );
             for skipped in &file.skipped {
-                eprintln!("  line {}: {}", skipped.line, skipped.reason);
+                eprintln!("  line {}: {}", skipped.line, clean(&skipped.reason));
             }
         }
         spans.extend(file.traces.into_iter().flat_map(|t| t.spans));
@@ -102,7 +103,7 @@ fn summary(traces: &[Trace]) -> String {
     for row in rows {
         let line = format!(
             "{:<24} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10} {:>12.6}  {}",
-            row.model,
+            clean(&row.model),
             row.calls,
             row.errors,
             ms(row.p50),
@@ -110,7 +111,7 @@ fn summary(traces: &[Trace]) -> String {
             row.input_tokens,
             row.output_tokens,
             row.cost_usd,
-            row.provider.as_deref().unwrap_or(""),
+            clean(row.provider.as_deref().unwrap_or("")),
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -128,7 +129,7 @@ fn slowest(traces: &[Trace], top: usize) -> String {
         let _ = writeln!(
             out,
             "{:<32} {:>6} {:>6} {:>10} {:>10} {:>10}",
-            op.key,
+            clean(&op.key),
             op.stats.count,
             op.stats.errors,
             ms(op.stats.p50),
@@ -156,7 +157,7 @@ fn critical_path(traces: &[Trace], wanted: Option<&str>) -> Result<String, Strin
     let mut out = format!(
         "trace {:032x} · {} · {} · critical path of {} spans\n",
         trace.trace_id,
-        root.name,
+        clean(&root.name),
         ms(Duration::from_nanos(root.duration_nanos())),
         path.len()
     );
@@ -167,7 +168,7 @@ fn critical_path(traces: &[Trace], wanted: Option<&str>) -> Result<String, Strin
             out,
             "{mark}{:indent$}{:<width$} {:>10}  on the path {:>10}",
             "",
-            span.name,
+            clean(&span.name),
             ms(Duration::from_nanos(span.duration_nanos())),
             ms(Duration::from_nanos(step.self_nanos)),
             indent = step.depth * 2,
@@ -175,6 +176,12 @@ fn critical_path(traces: &[Trace], wanted: Option<&str>) -> Result<String, Strin
         );
     }
     Ok(out)
+}
+
+/// Text from a trace file, safe to print: it cannot move the cursor, clear the screen or
+/// reorder what is shown (see [`clean_line`]).
+fn clean(text: &str) -> String {
+    clean_line(text, usize::MAX)
 }
 
 /// A duration for people: `812µs`, `41.3ms`, `2.05s`.
@@ -188,5 +195,58 @@ fn ms(d: Duration) -> String {
         format!("{:.1}ms", n / 1e6)
     } else {
         format!("{:.2}s", n / 1e9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{critical_path, slowest, summary};
+    use honeyhive_runtime::analysis::{self, Trace};
+
+    /// One OTLP JSON line with spans `(id, parent, name, start, end, attributes)`.
+    fn file(spans: &[(u64, u64, &str, u64, u64, &str)]) -> Vec<Trace> {
+        let spans: Vec<String> = spans
+            .iter()
+            .map(|(id, parent, name, start, end, attributes)| {
+                let parent = if *parent == 0 {
+                    String::new()
+                } else {
+                    format!(r#","parentSpanId":"{parent:016x}""#)
+                };
+                format!(
+                    r#"{{"traceId":"{:032x}","spanId":"{id:016x}"{parent},"name":{},"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","attributes":[{attributes}]}}"#,
+                    0xabc,
+                    serde_json::to_string(name).unwrap()
+                )
+            })
+            .collect();
+        let line = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        );
+        analysis::read(line.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn names_from_the_file_cannot_drive_the_terminal() {
+        // Clear the screen and set the window title; hide what follows; reverse it.
+        let evil = "op\x1b[2J\x1b]0;pwned\x07\u{202E}";
+        let model = r#"{"key":"gen_ai.request.model","value":{"stringValue":"gpt\u001b[8m"}},{"key":"gen_ai.provider.name","value":{"stringValue":"ai\u2066"}}"#;
+        let traces = file(&[
+            (1, 0, evil, 0, 1_000_000, model),
+            (2, 1, evil, 10, 900_000, ""),
+        ]);
+        for out in [
+            summary(&traces),
+            slowest(&traces, 10),
+            critical_path(&traces, None).unwrap(),
+        ] {
+            assert!(
+                !out.contains(['\x1b', '\x07', '\u{202E}', '\u{2066}']),
+                "{out:?}"
+            );
+        }
+        assert!(summary(&traces).contains("gpt [8m"));
+        assert!(slowest(&traces, 10).contains("op [2J ]0;pwned  "));
     }
 }

@@ -396,7 +396,7 @@ impl Waterfall<'_> {
             f,
             "trace {} · {} · {} · {} · {}",
             root.span_context.trace_id(),
-            clean(&root.name, MAX_NAME_CHARS),
+            clean_line(&root.name, MAX_NAME_CHARS),
             format_duration(axis.duration),
             plural(spans.len(), "span"),
             plural(errors, "error"),
@@ -464,13 +464,13 @@ impl Waterfall<'_> {
             f.write_str("  ")?;
             paint(
                 f,
-                &format!("error: {}", clean(description, MAX_MESSAGE_CHARS)),
+                &format!("error: {}", clean_line(description, MAX_MESSAGE_CHARS)),
                 red,
             )?;
         }
         // The `Err` path records the same text as status and exception; print it once.
         if let Some(message) = exception_message(span).filter(|message| Some(*message) != error) {
-            write!(f, "  exception: {}", clean(message, MAX_MESSAGE_CHARS))?;
+            write!(f, "  exception: {}", clean_line(message, MAX_MESSAGE_CHARS))?;
         }
         writeln!(f)
     }
@@ -779,7 +779,7 @@ fn evaluations(span: &SpanData) -> impl Iterator<Item = String> + '_ {
                 shown.push_str(" failed: ");
                 shown.push_str(&message);
             }
-            clean(&shown, MAX_MESSAGE_CHARS)
+            clean_line(&shown, MAX_MESSAGE_CHARS)
         })
 }
 
@@ -788,28 +788,66 @@ fn label(span: &SpanData, depth: usize, on_path: bool) -> String {
     let mut label = "  ".repeat(depth.min(MAX_INDENT_DEPTH));
     // `◆ ` on the critical path, else two blanks, so names stay aligned.
     label.push_str(if on_path { "◆ " } else { "  " });
-    label.push_str(&clean(&span.name, MAX_NAME_CHARS));
+    label.push_str(&clean_line(&span.name, MAX_NAME_CHARS));
     if let Some(event_type) = attribute(&span.attributes, EVENT_TYPE_KEY) {
         label.push_str(" [");
-        label.push_str(&clean(&event_type.as_str(), MAX_EVENT_TYPE_CHARS));
+        label.push_str(&clean_line(&event_type.as_str(), MAX_EVENT_TYPE_CHARS));
         label.push(']');
     }
     label
 }
 
-/// Makes recorded text safe for one line of a terminal: control characters (newlines, ANSI
-/// escapes) become spaces, and text longer than `max_chars` is cut to end in `…`.
-fn clean(text: &str, max_chars: usize) -> String {
+/// Makes recorded text safe for one line of a terminal: every character a terminal would not
+/// show as itself becomes a space, and text longer than `max_chars` is cut to end in `…`.
+///
+/// Those are the control characters (newlines, the ESC of ANSI escapes), the line and
+/// paragraph separators, and the format characters (Unicode category Cf): bidirectional
+/// overrides and isolates (U+202A..U+202E, U+2066..U+2069), zero-width spaces and joiners
+/// (U+200B..U+200D, U+2060, U+FEFF) and the like, which could otherwise make a span name or
+/// an error message read as something else ("Trojan Source" spoofing). Span names,
+/// attributes and messages come from the traced code, its users and trace files; the
+/// console and `honeyhive-traces` print them only through this.
+#[must_use]
+pub fn clean_line(text: &str, max_chars: usize) -> String {
     let mut cleaned: String = text
         .chars()
         .take(max_chars)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if shows_as_itself(c) { c } else { ' ' })
         .collect();
     if text.chars().nth(max_chars).is_some() {
         cleaned.pop();
         cleaned.push('…');
     }
     cleaned
+}
+
+/// Not a control, format (Unicode 16's category Cf) or line/paragraph separator character.
+fn shows_as_itself(c: char) -> bool {
+    !c.is_control()
+        && !matches!(
+            c,
+            '\u{AD}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61C}'
+                | '\u{6DD}'
+                | '\u{70F}'
+                | '\u{890}'..='\u{891}'
+                | '\u{8E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
 }
 
 fn paint(f: &mut fmt::Formatter<'_>, text: &str, red: bool) -> fmt::Result {
@@ -1413,6 +1451,24 @@ mod tests {
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(!text.contains('\x1b'), "{text:?}");
         assert!(text.contains("error: line one line two  [2J"), "{text}");
+    }
+
+    #[test]
+    fn format_characters_cannot_reorder_or_hide_text() {
+        // "Trojan Source": a right-to-left override makes `check_exe.png_done` read as
+        // something else; isolates and zero-width characters hide or reorder text too.
+        let mut root = span(1, 1, ROOT, "check_\u{202E}gnp.exe\u{202C}_done", 0, 1);
+        root.status = Status::error("in \u{2067}evil\u{2069} ad\u{200B}min\u{FEFF}\u{2028}x");
+        let text = render_trace(&[root], 0, false);
+        assert!(
+            text.lines().all(|line| line.chars().all(shows_as_itself)),
+            "{text:?}"
+        );
+        assert!(text.contains("check_ gnp.exe _done"), "{text}");
+        assert!(text.contains("error: in  evil  ad min  x"), "{text}");
+        // Other scripts and emoji are shown as they are.
+        assert_eq!(clean_line("naïve 東京 🦀", 40), "naïve 東京 🦀");
+        assert_eq!(clean_line("a\u{AD}b\u{E0041}c\u{2060}", 40), "a b c ");
     }
 
     #[test]
