@@ -16,6 +16,10 @@ use std::time::Duration;
 use honeyhive_runtime::analysis::{self, GroupBy, Query, Span, Trace, TraceFile};
 use honeyhive_runtime::export::console::clean_line;
 
+/// Deeper steps of a critical path stop indenting, as in the console, so the output of a
+/// very deep trace grows with its depth, not with the square of it.
+const MAX_INDENT_DEPTH: usize = 30;
+
 const USAGE: &str = "usage:
   honeyhive-traces summary FILE...
   honeyhive-traces slowest FILE... [-n N]
@@ -164,6 +168,7 @@ fn critical_path(traces: &[Trace], wanted: Option<&str>) -> Result<String, Strin
     for step in path {
         let span = step.span;
         let mark = if span.status.is_error() { "✗ " } else { "  " };
+        let indent = step.depth.min(MAX_INDENT_DEPTH) * 2;
         let _ = writeln!(
             out,
             "{mark}{:indent$}{:<width$} {:>10}  on the path {:>10}",
@@ -171,8 +176,7 @@ fn critical_path(traces: &[Trace], wanted: Option<&str>) -> Result<String, Strin
             clean(&span.name),
             ms(Duration::from_nanos(span.duration_nanos())),
             ms(Duration::from_nanos(step.self_nanos)),
-            indent = step.depth * 2,
-            width = 32usize.saturating_sub(step.depth * 2),
+            width = 32usize.saturating_sub(indent),
         );
     }
     Ok(out)
@@ -248,5 +252,21 @@ mod tests {
         }
         assert!(summary(&traces).contains("gpt [8m"));
         assert!(slowest(&traces, 10).contains("op [2J ]0;pwned  "));
+    }
+
+    #[test]
+    fn a_deep_critical_path_stops_indenting() {
+        let depth = 1_000;
+        let spans: Vec<_> = (0..depth)
+            .map(|i| (i + 1, i, "nested", i, 2 * depth - i, ""))
+            .collect();
+        let out = critical_path(&file(&spans), None).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1 + 1_000);
+        let indent = |line: &str| line.len() - line.trim_start().len();
+        assert_eq!(indent(lines[1]), 2);
+        assert_eq!(indent(lines[31]), 2 + 60);
+        assert_eq!(indent(lines[1_000]), 2 + 60);
+        assert!(lines.iter().all(|line| line.len() < 120), "{out}");
     }
 }
