@@ -1206,26 +1206,36 @@ fn parse_headers(raw: Option<&str>, warnings: &mut Vec<String>) -> BTreeMap<Stri
                     Ok(()) => {
                         out.insert(name, value);
                     }
-                    // The value is not shown: it may be a secret. Nor a name that holds one
-                    // (`authorization: Basic ..=` read as a name) or is long enough to.
-                    Err(why)
-                        if name.len() <= 64
-                            && crate::secrets::scanner().find_all(&name).is_empty() =>
-                    {
-                        warnings.push(format!("OTLP header {name:?}: {why}; ignored"));
-                    }
-                    Err(why) => warnings.push(format!("OTLP header {}: {why}; ignored", n + 1)),
+                    // The value is not shown: it may be a secret. Nor a name that may hold
+                    // one (`authorization: Basic ..=` read as a name).
+                    Err(why) => match shown(&name) {
+                        Some(name) => {
+                            warnings.push(format!("OTLP header {name:?}: {why}; ignored"));
+                        }
+                        None => warnings.push(format!("OTLP header {}: {why}; ignored", n + 1)),
+                    },
                 }
             }
-            // Not shown either: a bare `Bearer <token>` is a secret.
-            _ => warnings.push(format!(
-                "OTLP header {} ({} characters) is not name=value; ignored",
-                n + 1,
-                pair.chars().count()
-            )),
+            _ => match shown(pair.trim()) {
+                Some(pair) => {
+                    warnings.push(format!("OTLP header {pair:?} is not name=value; ignored"));
+                }
+                // A bare `Bearer <token>` is a secret.
+                None => warnings.push(format!(
+                    "OTLP header {} ({} characters) is not name=value; ignored",
+                    n + 1,
+                    pair.chars().count()
+                )),
+            },
         }
     }
     out
+}
+
+/// `text` from a malformed header, if a warning may repeat it: short, and nothing in it the
+/// secret scanner finds.
+fn shown(text: &str) -> Option<&str> {
+    (text.len() <= 64 && crate::secrets::scanner().find_all(text).is_empty()).then_some(text)
 }
 
 fn otlp_factory(kind: ExporterKind, timeout: Duration) -> ExporterFactory {
