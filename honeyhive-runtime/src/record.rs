@@ -140,8 +140,9 @@ pub struct SpanRecord {
     /// waits for it).
     pub(crate) local_root: bool,
     /// The randomness its caller sent for the trace (`ot=rv:`), on a local root that joined
-    /// one: the tail sampler decides by it, as the head decisions did.
-    pub(crate) randomness: Option<u64>,
+    /// one: the tail sampler decides by it, as the head decisions did. Stored plus one (a
+    /// randomness has 56 bits), so that it takes 8 bytes of each record, not 16.
+    pub(crate) randomness: Option<std::num::NonZeroU64>,
     /// Whether work carried out of this trace's scope (a spawned task, another thread) may end
     /// after this root: the assembler then waits a little for it before sending the trace.
     pub(crate) lingers: bool,

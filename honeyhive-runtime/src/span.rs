@@ -206,7 +206,8 @@ impl Span {
         );
         if let Some(record) = span.record.as_mut() {
             record.local_root = true;
-            record.randomness = sampling::explicit_randomness(trace_id);
+            record.randomness = sampling::explicit_randomness(trace_id)
+                .and_then(|r| std::num::NonZeroU64::new(r.saturating_add(1)));
         }
         span
     }

@@ -116,10 +116,10 @@ impl Policy {
             // `ot=rv:`, recorded on the local root that joined its trace. Decided before that
             // root arrived, the trace id's bits stand for it.
             let t = consistent::threshold(self.config.keep_rate);
-            let r = spans
-                .iter()
-                .find_map(|s| s.randomness)
-                .unwrap_or_else(|| consistent::trace_id_randomness(trace_id));
+            let r = spans.iter().find_map(|s| s.randomness).map_or_else(
+                || consistent::trace_id_randomness(trace_id),
+                |r| r.get() - 1,
+            );
             Verdict {
                 keep: consistent::passes(t, r),
                 factor: consistent::probability(t),
