@@ -635,6 +635,30 @@ fn a_sampling_rule_naming_a_route_applies_to_its_server_spans() {
     assert_eq!(counts("GET /users/{id}"), Some((1, 1)), "{stats:?}");
 }
 
+#[test]
+fn a_sampling_rule_naming_a_host_applies_to_client_roots() {
+    let rec = Recorder::with(|b| b.sampling_rule(Rule::new(0.0).name("DELETE 127.0.0.1")));
+    run(async {
+        // An untraced server: only the client's spans, each a root.
+        let addr = serve(routes().route("/health", get(|| async { "ok" }))).await;
+        for method in [
+            reqwest::Method::DELETE,
+            reqwest::Method::DELETE,
+            reqwest::Method::GET,
+        ] {
+            let url = format!("http://{addr}/health");
+            client().request(method, url).send().await.unwrap();
+        }
+    });
+    let spans = rec.spans();
+    assert_eq!(spans.names(), ["GET 127.0.0.1"]);
+    assert_eq!(spans.get("GET 127.0.0.1").kind(), SpanKind::Client);
+    let stats = sampling::sampling_stats();
+    let counts = |name: &str| stats.get(name).map(|s| (s.seen, s.sampled));
+    assert_eq!(counts("DELETE 127.0.0.1"), Some((2, 0)), "{stats:?}");
+    assert_eq!(counts("GET 127.0.0.1"), Some((1, 1)), "{stats:?}");
+}
+
 /// Sends `request` as is and reads the reply's status line (the request asks the server to
 /// close the connection).
 async fn send_raw(addr: SocketAddr, request: &str) -> String {

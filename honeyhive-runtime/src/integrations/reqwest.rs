@@ -80,7 +80,12 @@ impl Middleware for ClientMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let mut span = SpanBuilder::new("HTTP request")
+        // Named before it starts: a root is sampled by its name (`Rule::name("GET api.*")`).
+        let name = match req.url().host_str() {
+            Some(host) => format!("{} {host}", req.method().as_str()),
+            None => req.method().as_str().to_owned(),
+        };
+        let mut span = SpanBuilder::new(name)
             .event_type(self.event_type)
             .kind(SpanKind::Client)
             .start();
@@ -123,10 +128,6 @@ fn add_context(headers: &mut HeaderMap, outgoing: &HeaderMap) {
 fn describe_request(span: &mut ActiveSpan, req: &Request, url_full: &str) {
     let method = req.method().as_str();
     let url = req.url();
-    match url.host_str() {
-        Some(host) => span.set_name(format!("{method} {host}")),
-        None => span.set_name(method.to_owned()),
-    }
     span.set_attribute("http.request.method", method);
     span.set_attribute("url.full", url_full);
     if let Some(host) = url.host_str() {
