@@ -70,3 +70,13 @@ fn serve(stream: &TcpStream, tx: &mpsc::Sender<ExportTraceServiceRequest>) {
         }
     }
 }
+
+/// An environment of `vars` only, for `Builder::env`: what the runtime reads from these names
+/// and nothing from the process's environment.
+pub fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    let map: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}

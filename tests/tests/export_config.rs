@@ -5,13 +5,13 @@
 //!
 //! These tests run the global pipeline, so they take turns (`TURN`).
 
-use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use honeyhive_runtime::{Builder, ShutdownReport, trace};
+use honeyhive_tests::env;
 use honeyhive_tests::http1::{Request, read_request};
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 
@@ -19,14 +19,6 @@ static TURN: Mutex<()> = Mutex::new(());
 
 fn turn() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |k| map.get(k).cloned()
 }
 
 #[trace(event_type = "tool")]

@@ -344,9 +344,9 @@ fn spans_made_inside_an_exporter_are_not_exported_again() {
     assert_eq!(seen, ["leaf", "leaf", "wide"], "only the app's spans, once");
 }
 
-#[test]
-fn shutdown_counts_spans_buffered_on_threads_still_inside_a_root() {
-    let rec = Recorder::start();
+/// A thread inside a root under which two leaves ended, until the returned barrier is
+/// passed; the thread returns the root's result (3).
+fn inside_a_root_on_another_thread() -> (std::thread::JoinHandle<usize>, Arc<Barrier>) {
     let ended = Arc::new(Barrier::new(2));
     let release = Arc::new(Barrier::new(2));
     let (e, r) = (ended.clone(), release.clone());
@@ -361,6 +361,13 @@ fn shutdown_counts_spans_buffered_on_threads_still_inside_a_root() {
         long_root(&e, &r)
     });
     ended.wait();
+    (worker, release)
+}
+
+#[test]
+fn shutdown_counts_spans_buffered_on_threads_still_inside_a_root() {
+    let rec = Recorder::start();
+    let (worker, release) = inside_a_root_on_another_thread();
     let report = rec.shutdown();
     release.wait();
     assert_eq!(worker.join().unwrap(), 3);
@@ -405,20 +412,7 @@ fn a_thread_still_inside_a_root_at_shutdown_gives_the_next_pipeline_nothing() {
     let _turn = Recorder::start();
     let first = Names::default();
     let guard = pipeline(&first);
-    let ended = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let (e, r) = (ended.clone(), release.clone());
-    let worker = std::thread::spawn(move || {
-        #[trace(event_type = "chain")]
-        fn long_root(ended: &Barrier, release: &Barrier) -> usize {
-            let n = leaf(1) + leaf(2);
-            ended.wait();
-            release.wait();
-            n
-        }
-        long_root(&e, &r)
-    });
-    ended.wait();
+    let (worker, release) = inside_a_root_on_another_thread();
     let report = guard.shutdown();
     assert_eq!(report.lost_buffered, 2, "{report:?}");
     // The next pipeline starts while the thread is still inside the root.

@@ -12,18 +12,11 @@ use honeyhive_runtime::export::console::ConsoleTarget;
 use honeyhive_runtime::sampling::{RootSampler, Sampler};
 use honeyhive_runtime::testing::Recorder;
 use honeyhive_runtime::{Builder, ExporterKind, trace};
+use honeyhive_tests::env;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message;
-
-fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
 
 #[test]
 fn defaults_to_the_console_with_nothing_set() {
