@@ -88,6 +88,13 @@ pub(crate) fn later(at: Instant, d: Duration) -> Instant {
         .unwrap_or(at)
 }
 
+/// [`later`] for a wall-clock time (`SystemTime + Duration` panics on overflow too).
+pub(crate) fn later_system(at: SystemTime, d: Duration) -> SystemTime {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(at)
+}
+
 /// [`later`] than now.
 pub(crate) fn after(d: Duration) -> Instant {
     later(Instant::now(), d)

@@ -100,7 +100,7 @@ thread_local! {
     /// Scopes left while a scope entered after them was still current (a `tracing` guard
     /// dropped after the call it was entered in ended, guards dropped out of order), as what
     /// each made current and what it would restore: restoring the first restores the second.
-    static ENDED: RefCell<Vec<(Current, Current)>> = const { RefCell::new(Vec::new()) };
+    static ENDED: RefCell<LeftOutOfOrder<Current>> = const { RefCell::new(LeftOutOfOrder::new()) };
     /// Whether [`ENDED`] holds anything: the one thing entering and leaving read of it.
     static ANY_ENDED: Cell<bool> = const { Cell::new(false) };
     /// The [`STRAYS`] count this thread last settled at.
@@ -207,19 +207,54 @@ pub(crate) fn leaving(inner: Current, outer: Current) -> Current {
     cur
 }
 
-/// Out-of-order exits a thread keeps track of: more than this are lost with the oldest,
-/// left by scopes that never end here (entered in a poll that ended, or exited elsewhere).
-const ENDED_KEPT: usize = 32;
+/// Scopes left out of order on one thread, as what each made current (`inner`) and what it
+/// would have restored (`outer`): when a scope entered inside it is left later and would
+/// restore `inner`, it restores `outer` in its place. The span context ([`leaving`]) and the
+/// correlation (`correlation::leave`) keep one each.
+#[derive(Debug)]
+pub(crate) struct LeftOutOfOrder<T>(Vec<(T, T)>);
+
+impl<T> LeftOutOfOrder<T> {
+    /// Entries kept at most: more are lost with the oldest, left by scopes that never end
+    /// here (entered in a poll that ended, or exited elsewhere).
+    const KEPT: usize = 32;
+
+    pub(crate) const fn new() -> Self {
+        LeftOutOfOrder(Vec::new())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn note(&mut self, inner: T, outer: T) {
+        if self.0.len() >= Self::KEPT {
+            self.0.remove(0);
+        }
+        self.0.push((inner, outer));
+    }
+
+    /// What to restore in place of `next` (`is`: whether two values are the same scope's).
+    pub(crate) fn resolve(&mut self, mut next: T, is: impl Fn(&T, &T) -> bool) -> T {
+        // Each step takes an entry, so a chain of scopes left out of order ends.
+        while let Some(i) = self.0.iter().rposition(|(inner, _)| is(inner, &next)) {
+            next = self.0.remove(i).1;
+        }
+        next
+    }
+
+    /// Forgets the entries of scopes that made `inner` current.
+    pub(crate) fn forget(&mut self, inner: &T, is: impl Fn(&T, &T) -> bool) {
+        self.0.retain(|(i, _)| !is(i, inner));
+    }
+}
 
 #[cold]
 #[inline(never)]
 fn note_ended(inner: Current, outer: Current) {
     let _ = ENDED.try_with(|ended| {
         if let Ok(mut ended) = ended.try_borrow_mut() {
-            if ended.len() >= ENDED_KEPT {
-                ended.remove(0);
-            }
-            ended.push((inner, outer));
+            ended.note(inner, outer);
             ANY_ENDED.set(true);
         }
     });
@@ -230,10 +265,7 @@ fn note_ended(inner: Current, outer: Current) {
 fn resolve_ended(mut next: Current) -> Current {
     let _ = ENDED.try_with(|ended| {
         if let Ok(mut ended) = ended.try_borrow_mut() {
-            // Each step takes an entry, so a chain of scopes ended out of order ends.
-            while let Some(i) = ended.iter().rposition(|(inner, _)| *inner == next) {
-                next = ended.remove(i).1;
-            }
+            next = ended.resolve(next, Current::eq);
             ANY_ENDED.set(!ended.is_empty());
         }
     });
@@ -245,7 +277,7 @@ fn resolve_ended(mut next: Current) -> Current {
 fn forget_ended(next: Current) {
     let _ = ENDED.try_with(|ended| {
         if let Ok(mut ended) = ended.try_borrow_mut() {
-            ended.retain(|(inner, _)| *inner != next);
+            ended.forget(&next, Current::eq);
             ANY_ENDED.set(!ended.is_empty());
         }
     });

@@ -12,6 +12,8 @@ use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::{KeyValue, StringValue, Value};
 
+use crate::context::LeftOutOfOrder;
+
 /// Where a request id came from (`honeyhive.request_id.source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -117,22 +119,24 @@ pub(crate) fn replace(next: Option<Arc<Correlation>>) -> Option<Arc<Correlation>
 }
 
 /// Whether `a` and `b` are the same correlation (the same scope's, not equal values).
-fn same(a: Option<&Arc<Correlation>>, b: Option<&Arc<Correlation>>) -> bool {
+pub(crate) fn same(a: Option<&Arc<Correlation>>, b: Option<&Arc<Correlation>>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => Arc::ptr_eq(a, b),
         (a, b) => a.is_none() && b.is_none(),
     }
 }
 
-/// Out-of-order exits kept at most per thread (see [`leave`]).
-const ENDED_KEPT: usize = 32;
-
 thread_local! {
     /// Correlations of scopes left while a scope entered inside them was still current, and
-    /// what each had replaced.
-    #[allow(clippy::type_complexity)]
-    static ENDED: RefCell<Vec<(Arc<Correlation>, Option<Arc<Correlation>>)>> =
-        const { RefCell::new(Vec::new()) };
+    /// what each had replaced (see [`leave`]).
+    static ENDED: RefCell<LeftOutOfOrder<Option<Arc<Correlation>>>> =
+        const { RefCell::new(LeftOutOfOrder::new()) };
+}
+
+/// [`same`] for [`LeftOutOfOrder`]'s entries.
+#[allow(clippy::ref_option)] // the entries' own type
+fn same_scope(a: &Option<Arc<Correlation>>, b: &Option<Arc<Correlation>>) -> bool {
+    same(a.as_ref(), b.as_ref())
 }
 
 /// Leaves a scope that made `set` current in place of `prev`, by the rule the span context
@@ -141,37 +145,32 @@ thread_local! {
 /// when it is left, `prev` is restored in place of `set`.
 pub(crate) fn leave(set: Option<Arc<Correlation>>, prev: Option<Arc<Correlation>>) {
     let now = current();
-    if same(now.as_ref(), set.as_ref()) {
-        replace(resolve_ended(prev));
-    } else if !same(now.as_ref(), prev.as_ref())
-        && let Some(set) = set
-    {
-        let _ = ENDED.try_with(|ended| {
-            if let Ok(mut ended) = ended.try_borrow_mut() {
-                if ended.len() >= ENDED_KEPT {
-                    ended.remove(0);
+    let restore = if same(now.as_ref(), set.as_ref()) {
+        Some(prev)
+    } else {
+        // A scope without a correlation of its own is never noted: another `None` would be
+        // taken for it.
+        if !same(now.as_ref(), prev.as_ref()) && set.is_some() {
+            let _ = ENDED.try_with(|ended| {
+                if let Ok(mut ended) = ended.try_borrow_mut() {
+                    ended.note(set, prev);
                 }
-                ended.push((set, prev));
+            });
+        }
+        None
+    };
+    if let Some(prev) = restore {
+        let mut prev = Some(prev);
+        let _ = ENDED.try_with(|ended| {
+            if let Ok(mut ended) = ended.try_borrow_mut()
+                && !ended.is_empty()
+                && let Some(p) = prev.take()
+            {
+                prev = Some(ended.resolve(p, same_scope));
             }
         });
+        replace(prev.flatten());
     }
-}
-
-/// What to restore in place of `next`, if `next` is the correlation of a scope left out of
-/// order.
-fn resolve_ended(mut next: Option<Arc<Correlation>>) -> Option<Arc<Correlation>> {
-    let _ = ENDED.try_with(|ended| {
-        if let Ok(mut ended) = ended.try_borrow_mut() {
-            // Each step takes an entry, so a chain of scopes left out of order ends.
-            while let Some(i) = ended
-                .iter()
-                .rposition(|(set, _)| same(Some(set), next.as_ref()))
-            {
-                next = ended.remove(i).1;
-            }
-        }
-    });
-    next
 }
 
 /// Adds the correlation attributes of the current scope to a span being recorded.

@@ -176,11 +176,7 @@ fn with_current<R>(
 /// started); returns what it replaced, to restore.
 #[allow(clippy::option_option)] // `None`: nothing to restore
 fn carry_correlation(carried: Option<&Arc<Correlation>>) -> Option<Option<Arc<Correlation>>> {
-    let current = correlation::current();
-    let same = match (current.as_ref(), carried) {
-        (Some(current), Some(carried)) => Arc::ptr_eq(current, carried),
-        (current, carried) => current.is_none() && carried.is_none(),
-    };
+    let same = correlation::same(correlation::current().as_ref(), carried);
     (!same).then(|| correlation::replace(carried.cloned()))
 }
 

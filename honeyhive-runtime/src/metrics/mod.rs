@@ -229,7 +229,7 @@ impl Target {
                 counters,
                 start_unix_nanos: clock::unix_nanos(start),
                 interval,
-                next_export: system_later(start, interval),
+                next_export: clock::later_system(start, interval),
                 changed: false,
                 shutdown_wait,
             })
@@ -311,14 +311,6 @@ impl MetricsObserver {
     }
 }
 
-/// `at` plus `d`, or 136 years on for an interval past what a `SystemTime` holds
-/// (`Duration::MAX`: as good as never again; `SystemTime + Duration` panics on overflow).
-fn system_later(at: SystemTime, d: Duration) -> SystemTime {
-    at.checked_add(d)
-        .or_else(|| at.checked_add(Duration::from_secs(1 << 32)))
-        .unwrap_or(at)
-}
-
 impl Observer for MetricsObserver {
     fn trace(&mut self, spans: &[SpanView<'_>]) {
         let mut calls = 0;
@@ -340,7 +332,7 @@ impl Observer for MetricsObserver {
     fn tick(&mut self, now: SystemTime) {
         if now >= self.next_export {
             self.export(now);
-            self.next_export = system_later(now, self.interval);
+            self.next_export = clock::later_system(now, self.interval);
         }
     }
 
