@@ -81,9 +81,11 @@ impl Middleware for ClientMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         // Named before it starts: a root is sampled by its name (`Rule::name("GET api.*")`).
-        let name = match req.url().host_str() {
-            Some(host) => format!("{} {host}", req.method().as_str()),
-            None => req.method().as_str().to_owned(),
+        // Without a pipeline nothing is recorded: no name to make.
+        let name: std::borrow::Cow<'static, str> = match req.url().host_str() {
+            _ if !crate::sink::is_active() => "HTTP".into(),
+            Some(host) => format!("{} {host}", req.method().as_str()).into(),
+            None => req.method().as_str().to_owned().into(),
         };
         let mut span = SpanBuilder::new(name)
             .event_type(self.event_type)
